@@ -5,15 +5,15 @@
 export type Stage = 'resolve' | 'enrich' | 'dispatch' | 'respond' | 'shadow' | 'log';
 
 export interface RequestSpan {
-  /** Records a pipeline stage's duration. `startNs`/`endNs` from `process.hrtime.bigint()` converted to number ns. */
-  stage(stage: Stage, startNs: number, endNs: number): void;
+  /** Records a pipeline stage's duration; times are `performance.now()` milliseconds. */
+  stage(stage: Stage, startMs: number, endMs: number): void;
   /** Ends the request: `code` is 'OK' or an error code name. */
-  end(code: string, endNs: number): void;
+  end(code: string, endMs: number): void;
 }
 
 export interface Telemetry {
   /** Starts a request span; `transport` is 'rest' | 'grpc' | 'oip-rest' | 'oip-grpc'. */
-  startRequest(model: string, transport: string, startNs: number): RequestSpan;
+  startRequest(model: string, transport: string, startMs: number): RequestSpan;
   /** Counts a feature-store failure (store down or late) for a model. */
   featureStoreFailure(model: string, reason: 'timeout' | 'error'): void;
   /** Counts defaulted features. */

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): Node 24, dependencies, generated code check, the real services, then the suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+[ -d node_modules ] || npm ci
+# Generated code must match the protos.
+npx buf generate >/dev/null
+git diff --quiet --exit-code -- proto/gen 2>/dev/null || { echo "proto/gen is stale: run 'npm run gen' and commit" >&2; exit 1; }
+npx tsc --noEmit -p .
+# Real services for the integration suites (idempotent: reuse running ones).
+for svc in scripts/services/*.sh; do
+  [ "$(basename "$svc")" = common.sh ] && continue
+  bash "$svc" start
+done
+source scripts/services/test-env.sh
+npx vitest run "$@"
