@@ -65,6 +65,8 @@ export const OnnxOutput = z
     as: name.optional(),
     /** `scalar`: one value per row (shape [rows] or [rows, 1]); `vector`: an array per row (shape [rows, k]). */
     kind: z.enum(['scalar', 'vector']).default('scalar'),
+    /** Element type clients see (Open Inference Protocol datatype); default float32. */
+    dtype: Dtype.default('float32'),
   })
   .strict();
 
@@ -153,4 +155,17 @@ export function parseManifest(text: string, fileName = 'sibyl.yaml'): Manifest {
     throw new SibylError('INVALID_ARGUMENT', `invalid manifest: ${fileName} is not valid YAML/JSON: ${(err as Error).message.split('\n')[0]}`);
   }
   return validateManifest(raw);
+}
+
+/** What a model returns, whatever its runtime: the names, element types and kinds of its outputs. */
+export interface OutputSpec {
+  readonly name: string;
+  readonly dtype: Dtype;
+  readonly kind: 'scalar' | 'vector';
+}
+
+/** The outputs a manifest declares, in order. Each runtime's section says how its outputs are named. */
+export function outputSpecs(m: Manifest): OutputSpec[] {
+  if (m.onnx) return m.onnx.outputs.map((o) => ({ name: o.as ?? o.name, dtype: o.dtype, kind: o.kind }));
+  return [];
 }
