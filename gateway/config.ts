@@ -1,0 +1,118 @@
+/**
+ * The gateway's configuration, read once from the environment at startup, validated (every problem reported at
+ * once), and frozen. Nothing else reads `process.env`.
+ */
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveMs = z.coerce.number().positive();
+const flag = z.enum(['on', 'off', 'true', 'false', '1', '0']).transform((v) => v === 'on' || v === 'true' || v === '1');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const Env = z.object({
+  SIBYL_HOST: z.string().default('0.0.0.0'),
+  SIBYL_HTTP_PORT: port.default(8080),
+  SIBYL_GRPC_PORT: port.default(8081),
+  SIBYL_CELL: z.string().regex(/^[a-z0-9-]{1,40}$/, 'must be 1-40 characters of a-z, 0-9 or "-"').default('local'),
+  SIBYL_MODELS_DIR: z.string().default('models'),
+  SIBYL_FEATURES_FILE: z.string().default('models/features.jsonl'),
+  REDIS_URL: optionalString,
+  SIBYL_FEATURE_PREFIX: z.string().min(1).default('sibyl'),
+  SIBYL_FEATURE_TIMEOUT_MS: positiveMs.default(5),
+  KAFKA_BROKERS: optionalString,
+  SIBYL_KAFKA_TOPIC: z.string().min(1).default('sibyl.predictions'),
+  SIBYL_PREDICTION_LOG: flag.default(true),
+  SIBYL_DATA_DIR: z.string().default('.data'),
+  SIBYL_REQUEST_TIMEOUT_MS: positiveMs.default(1000),
+  SIBYL_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1 << 20),
+  SIBYL_MAX_ROWS: z.coerce.number().int().positive().default(1000),
+  SIBYL_DRAIN_TIMEOUT_MS: positiveMs.default(10_000),
+  SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+});
+
+export interface Config {
+  readonly host: string;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  /** The cell this gateway serves (logged with every prediction). */
+  readonly cell: string;
+  /** Directory of model bundles (`<name>/<version>/sibyl.yaml` directories) and `deployment.yaml`. */
+  readonly modelsDir: string;
+  readonly featureStore:
+    | { readonly kind: 'redis'; readonly url: string; readonly prefix: string; readonly timeoutMs: number }
+    | { readonly kind: 'memory'; readonly seedFile: string; readonly prefix: string; readonly timeoutMs: number };
+  readonly predictionLog:
+    | { readonly kind: 'kafka'; readonly brokers: readonly string[]; readonly topic: string; readonly spillDir: string }
+    | { readonly kind: 'file'; readonly dir: string }
+    | { readonly kind: 'off' };
+  /** Default deadline of a request, milliseconds (a client may ask for less). */
+  readonly requestTimeoutMs: number;
+  /** Largest request body accepted, bytes. */
+  readonly maxBodyBytes: number;
+  /** Most rows in one request. */
+  readonly maxRows: number;
+  /** How long SIGTERM waits for in-flight requests before closing, milliseconds. */
+  readonly drainTimeoutMs: number;
+  readonly logLevel: string;
+  /** OTLP/HTTP endpoint for traces; tracing is off when unset. */
+  readonly otlpEndpoint: string | undefined;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Reads the configuration from an environment; throws ConfigError naming every invalid variable. */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`));
+  }
+  const e = parsed.data;
+  const dataDir = e.SIBYL_DATA_DIR;
+  const featureStore = e.REDIS_URL
+    ? ({ kind: 'redis', url: e.REDIS_URL, prefix: e.SIBYL_FEATURE_PREFIX, timeoutMs: e.SIBYL_FEATURE_TIMEOUT_MS } as const)
+    : ({ kind: 'memory', seedFile: e.SIBYL_FEATURES_FILE, prefix: e.SIBYL_FEATURE_PREFIX, timeoutMs: e.SIBYL_FEATURE_TIMEOUT_MS } as const);
+  const predictionLog = !e.SIBYL_PREDICTION_LOG
+    ? ({ kind: 'off' } as const)
+    : e.KAFKA_BROKERS
+      ? ({
+          kind: 'kafka',
+          brokers: e.KAFKA_BROKERS.split(',').map((b) => b.trim()).filter(Boolean),
+          topic: e.SIBYL_KAFKA_TOPIC,
+          spillDir: `${dataDir}/spill/${e.SIBYL_CELL}`,
+        } as const)
+      : ({ kind: 'file', dir: `${dataDir}/predictions/${e.SIBYL_CELL}` } as const);
+  return deepFreeze({
+    host: e.SIBYL_HOST,
+    httpPort: e.SIBYL_HTTP_PORT,
+    grpcPort: e.SIBYL_GRPC_PORT,
+    cell: e.SIBYL_CELL,
+    modelsDir: e.SIBYL_MODELS_DIR,
+    featureStore,
+    predictionLog,
+    requestTimeoutMs: e.SIBYL_REQUEST_TIMEOUT_MS,
+    maxBodyBytes: e.SIBYL_MAX_BODY_BYTES,
+    maxRows: e.SIBYL_MAX_ROWS,
+    drainTimeoutMs: e.SIBYL_DRAIN_TIMEOUT_MS,
+    logLevel: e.SIBYL_LOG_LEVEL,
+    otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

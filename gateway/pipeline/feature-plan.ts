@@ -1,0 +1,180 @@
+/**
+ * A model version's features, compiled once at load: which come from the request, which from the store (grouped
+ * by entity so a row costs one lookup per entity), their types and defaults. `enrich` turns request rows into the
+ * complete feature rows a runtime takes.
+ */
+import type { Dtype, FeatureSpec, Manifest } from '../../runtimes/manifest.ts';
+import type { FeatureRow, Scalar } from '../../runtimes/contract.ts';
+import { SibylError } from '../../runtimes/errors.ts';
+import type { FeatureLookup, FeatureStore } from '../features/feature-store.ts';
+
+export interface InputRow {
+  /** Entity name to id. */
+  readonly entities: Readonly<Record<string, string>>;
+  /** Inline feature values; they win over the store. */
+  readonly features: Readonly<Record<string, Scalar>>;
+}
+
+interface CompiledFeature {
+  readonly name: string;
+  readonly dtype: Dtype;
+  readonly fromStore: boolean;
+  readonly default: Scalar;
+}
+
+interface EntityGroup {
+  readonly entity: string;
+  /** Hash fields to read, parallel to `features`. */
+  readonly fields: readonly string[];
+  readonly features: readonly CompiledFeature[];
+}
+
+export interface FeaturePlan {
+  readonly features: readonly CompiledFeature[];
+  readonly byName: ReadonlyMap<string, CompiledFeature>;
+  readonly groups: readonly EntityGroup[];
+  readonly entities: ReadonlySet<string>;
+}
+
+export function compileFeaturePlan(manifest: Manifest): FeaturePlan {
+  const features = manifest.features.map(
+    (f: FeatureSpec): CompiledFeature => ({ name: f.name, dtype: f.dtype, fromStore: f.source === 'store', default: f.default }),
+  );
+  const groups = new Map<string, { fields: string[]; features: CompiledFeature[] }>();
+  manifest.features.forEach((f, i) => {
+    if (f.source !== 'store' || !f.entity) return;
+    let g = groups.get(f.entity);
+    if (!g) groups.set(f.entity, (g = { fields: [], features: [] }));
+    g.fields.push(f.key ?? f.name);
+    g.features.push(features[i]!);
+  });
+  return {
+    features,
+    byName: new Map(features.map((f) => [f.name, f])),
+    groups: [...groups].map(([entity, g]) => ({ entity, fields: g.fields, features: g.features })),
+    entities: new Set(groups.keys()),
+  };
+}
+
+export interface Enriched {
+  readonly rows: FeatureRow[];
+  /** Per row, the features that fell back to their defaults. */
+  readonly defaulted: string[][];
+  /** Why the store was not used: undefined when it answered (or was not needed). */
+  readonly storeFailure: 'timeout' | 'error' | undefined;
+}
+
+/**
+ * Validates request rows against the plan and fills every feature: request value, else store value, else default.
+ * Throws INVALID_ARGUMENT for unknown features or entities, wrongly typed values, or a missing entity id that a store
+ * feature needs. Never throws for the store: a store that fails or is late leaves its features at their defaults.
+ */
+export async function enrich(
+  plan: FeaturePlan,
+  input: readonly InputRow[],
+  store: FeatureStore,
+  prefix: string,
+  timeoutMs: number,
+): Promise<Enriched> {
+  const rows: FeatureRow[] = new Array(input.length);
+  const defaulted: string[][] = new Array(input.length);
+  const lookups: FeatureLookup[] = [];
+  const pending: { row: number; group: EntityGroup }[] = [];
+
+  for (let i = 0; i < input.length; i++) {
+    const src = input[i]!;
+    const row: FeatureRow = {};
+    for (const name in src.features) {
+      const f = plan.byName.get(name);
+      if (!f) throw new SibylError('INVALID_ARGUMENT', `rows[${i}].features.${name}: the model has no feature "${name}"`);
+      row[name] = checkInline(src.features[name]!, f, i);
+    }
+    for (const entity in src.entities) {
+      if (!plan.entities.has(entity)) {
+        throw new SibylError('INVALID_ARGUMENT', `rows[${i}].entities.${entity}: the model has no entity "${entity}"${plan.entities.size ? ` (it has ${[...plan.entities].join(', ')})` : ''}`);
+      }
+    }
+    const missing: string[] = [];
+    for (const f of plan.features) {
+      if (!f.fromStore && row[f.name] === undefined) {
+        row[f.name] = f.default;
+        missing.push(f.name);
+      }
+    }
+    for (const group of plan.groups) {
+      if (group.features.every((f) => row[f.name] !== undefined)) continue;
+      const id = src.entities[group.entity];
+      if (!id) {
+        throw new SibylError('INVALID_ARGUMENT', `rows[${i}].entities.${group.entity}: an id is required (the model reads ${group.features.map((f) => f.name).join(', ')} by it)`);
+      }
+      lookups.push({ key: `${prefix}:${group.entity}:${id}`, fields: group.fields });
+      pending.push({ row: i, group });
+    }
+    rows[i] = row;
+    defaulted[i] = missing;
+  }
+
+  if (lookups.length === 0) return { rows, defaulted, storeFailure: undefined };
+
+  let values: (string | null)[][] | undefined;
+  let storeFailure: Enriched['storeFailure'];
+  try {
+    values = await store.read(lookups, timeoutMs);
+  } catch (err) {
+    storeFailure = err instanceof SibylError && err.code === 'DEADLINE_EXCEEDED' ? 'timeout' : 'error';
+  }
+  for (let j = 0; j < pending.length; j++) {
+    const { row: i, group } = pending[j]!;
+    const row = rows[i]!;
+    const got = values?.[j];
+    for (let k = 0; k < group.features.length; k++) {
+      const f = group.features[k]!;
+      if (row[f.name] !== undefined) continue;
+      const parsed = got ? parseStored(got[k] ?? null, f.dtype) : undefined;
+      if (parsed === undefined) {
+        row[f.name] = f.default;
+        defaulted[i]!.push(f.name);
+      } else {
+        row[f.name] = parsed;
+      }
+    }
+  }
+  return { rows, defaulted, storeFailure };
+}
+
+function checkInline(v: Scalar, f: CompiledFeature, row: number): Scalar {
+  switch (f.dtype) {
+    case 'float32':
+    case 'float64':
+      if (typeof v === 'number' && Number.isFinite(v)) return v;
+      break;
+    case 'int32':
+    case 'int64':
+      if (typeof v === 'number' && Number.isInteger(v)) return v;
+      break;
+    case 'bool':
+      if (typeof v === 'boolean') return v;
+      break;
+    case 'string':
+      if (typeof v === 'string') return v;
+      break;
+  }
+  const want = f.dtype === 'bool' ? 'a boolean' : f.dtype === 'string' ? 'a string' : f.dtype.startsWith('int') ? 'an integer' : 'a finite number';
+  throw new SibylError('INVALID_ARGUMENT', `rows[${row}].features.${f.name}: must be ${want} (${f.dtype}), got ${JSON.stringify(v)}`);
+}
+
+/** A stored string as the feature's type; undefined when absent or unparsable (the default applies). */
+function parseStored(raw: string | null, dtype: Dtype): Scalar | undefined {
+  if (raw === null) return undefined;
+  switch (dtype) {
+    case 'string':
+      return raw;
+    case 'bool':
+      return raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' ? false : undefined;
+    default: {
+      if (raw === '') return undefined;
+      const n = Number(raw);
+      return Number.isFinite(n) ? n : undefined;
+    }
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The path of one prediction, in the order of DESIGN.md section 1: resolve, enrich, dispatch, respond, log.
+ * REST and gRPC adapters build a PredictInput and a RequestContext, call `predict`, and serialize its result or
+ * its SibylError. Stage timings are recorded here, not in the stages.
+ */
+import { randomUUID } from 'node:crypto';
+import type { OutputRow } from '../../runtimes/contract.ts';
+import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import type { FeatureStore } from '../features/feature-store.ts';
+import type { PredictionSink } from '../log/prediction-sink.ts';
+import type { Telemetry } from '../telemetry/telemetry.ts';
+import type { Route, RouteTableRef } from '../routing/route-table.ts';
+import { enrich, type InputRow } from './feature-plan.ts';
+import { buildRecord } from './record.ts';
+
+export type { InputRow } from './feature-plan.ts';
+
+export interface PredictInput {
+  readonly model: string;
+  /** Version, alias, or '' for the default. */
+  readonly version: string;
+  readonly rows: readonly InputRow[];
+  /** Key for sticky traffic splits; '' when none. */
+  readonly routingKey: string;
+}
+
+export interface RequestContext {
+  readonly requestId: string;
+  /** Aborted at the request's deadline or when the client goes away. */
+  readonly signal: AbortSignal;
+  /** `performance.now()` at arrival. */
+  readonly startMs: number;
+  /** 'rest' | 'grpc' | 'oip-rest' | 'oip-grpc'. */
+  readonly transport: string;
+}
+
+export interface PredictResult {
+  readonly outputs: OutputRow;
+  readonly defaulted: readonly string[];
+}
+
+export interface PredictOutput {
+  readonly requestId: string;
+  readonly model: string;
+  readonly version: string;
+  /** Traffic-split arm; '' without a split. */
+  readonly arm: string;
+  readonly results: readonly PredictResult[];
+  /** The route that served, for adapters that describe outputs (OIP). */
+  readonly route: Route;
+}
+
+export interface PipelineDeps {
+  readonly routes: RouteTableRef;
+  readonly store: FeatureStore;
+  readonly featurePrefix: string;
+  readonly featureTimeoutMs: number;
+  readonly sink: PredictionSink;
+  readonly telemetry: Telemetry;
+  readonly cell: string;
+  readonly maxRows: number;
+}
+
+export interface Pipeline {
+  /** Resolves with the outputs, or rejects with a SibylError (NOT_FOUND, INVALID_ARGUMENT, ...). */
+  predict(input: PredictInput, ctx: RequestContext): Promise<PredictOutput>;
+}
+
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+export function createPipeline(deps: PipelineDeps): Pipeline {
+  const { routes, store, sink, telemetry } = deps;
+
+  return {
+    async predict(input, ctx) {
+      const span = telemetry.startRequest(input.model, ctx.transport, ctx.startMs);
+      let route: Route | undefined;
+      try {
+        // 1 resolve
+        let t0 = performance.now();
+        if (input.rows.length === 0) throw new SibylError('INVALID_ARGUMENT', 'rows: at least one row is required');
+        if (input.rows.length > deps.maxRows) throw new SibylError('INVALID_ARGUMENT', `rows: ${input.rows.length} rows exceed the limit of ${deps.maxRows}`);
+        route = routes.current.resolve(input.model, input.version);
+        route.acquire();
+        let t1 = performance.now();
+        span.stage('resolve', t0, t1);
+
+        // 2 enrich
+        t0 = t1;
+        const enriched = await enrich(route.plan, input.rows, store, deps.featurePrefix, deps.featureTimeoutMs);
+        if (enriched.storeFailure) telemetry.featureStoreFailure(route.model, enriched.storeFailure);
+        t1 = performance.now();
+        span.stage('enrich', t0, t1);
+
+        // 3 dispatch
+        if (ctx.signal.aborted) throw abortError(ctx.signal);
+        t0 = t1;
+        const outputs = await route.loaded.predict(enriched.rows, { signal: ctx.signal });
+        t1 = performance.now();
+        span.stage('dispatch', t0, t1);
+        const modelMs = t1 - t0;
+
+        // 4 respond (the adapter serializes what this returns)
+        let defaultedCount = 0;
+        const results: PredictResult[] = new Array(outputs.length);
+        for (let i = 0; i < outputs.length; i++) {
+          const d = enriched.defaulted[i]!;
+          defaultedCount += d.length;
+          results[i] = { outputs: outputs[i]!, defaulted: d };
+        }
+        if (defaultedCount) telemetry.featuresDefaulted(route.model, defaultedCount);
+
+        // 5 shadow: issue "shadow mode" (after the response, bounded).
+        // 6 log: one record for the live execution; the sink never blocks.
+        sink.write(buildRecord(deps.cell, ctx, route, '', input.rows, enriched.rows, results, modelMs, t1 - ctx.startMs, undefined));
+        span.end('OK', performance.now());
+        return { requestId: ctx.requestId, model: route.model, version: route.version, arm: '', results, route };
+      } catch (err) {
+        const e = toSibylError(err);
+        span.end(e.code, performance.now());
+        if (route && e.code !== 'INVALID_ARGUMENT') {
+          sink.write(buildRecord(deps.cell, ctx, route, '', input.rows, undefined, undefined, 0, performance.now() - ctx.startMs, e));
+        }
+        throw e;
+      } finally {
+        route?.release();
+      }
+    },
+  };
+}
+
+function abortError(signal: AbortSignal): SibylError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof SibylError) return reason;
+  return (reason as Error | undefined)?.name === 'TimeoutError'
+    ? new SibylError('DEADLINE_EXCEEDED', 'the request deadline passed')
+    : new SibylError('CANCELLED', 'the request was cancelled');
+}
