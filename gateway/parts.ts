@@ -1,0 +1,49 @@
+/**
+ * The configured implementation of each role: embedded defaults (in-memory store seeded from a file, prediction
+ * log to local files) unless REDIS_URL / KAFKA_BROKERS name the real parts.
+ */
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import type { FeatureStore } from './features/feature-store.ts';
+import type { PredictionSink } from './log/prediction-sink.ts';
+import type { Telemetry } from './telemetry/telemetry.ts';
+import { createRedisFeatureStore } from './features/redis-feature-store.ts';
+import { createMemoryFeatureStore, seedFromFile } from './features/memory-feature-store.ts';
+import { createKafkaSink } from './log/kafka-sink.ts';
+import { createFileSink } from './log/file-sink.ts';
+import { createNullSink } from './log/null-sink.ts';
+import { createOtelTelemetry } from './telemetry/otel-telemetry.ts';
+
+export async function createFeatureStore(config: Config, logger: Logger): Promise<FeatureStore> {
+  const fs = config.featureStore;
+  if (fs.kind === 'redis') {
+    logger.info({ url: redact(fs.url) }, 'feature store: redis');
+    return createRedisFeatureStore({ url: fs.url, commandTimeoutMs: fs.timeoutMs });
+  }
+  const store = createMemoryFeatureStore();
+  const n = await seedFromFile(store, fs.seedFile, fs.prefix);
+  logger.info({ file: fs.seedFile, entities: n }, 'feature store: in-process, seeded from file');
+  return store;
+}
+
+export async function createSink(config: Config, logger: Logger): Promise<PredictionSink> {
+  const log = config.predictionLog;
+  switch (log.kind) {
+    case 'kafka':
+      logger.info({ brokers: log.brokers, topic: log.topic }, 'prediction log: kafka');
+      return createKafkaSink({ brokers: [...log.brokers], topic: log.topic, cell: config.cell, spillDir: log.spillDir });
+    case 'file':
+      logger.info({ dir: log.dir }, 'prediction log: local files');
+      return createFileSink({ dir: log.dir });
+    case 'off':
+      return createNullSink();
+  }
+}
+
+export function createTelemetry(config: Config, sink: PredictionSink): Telemetry {
+  return createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: config.cell, otlpEndpoint: config.otlpEndpoint, sinkStats: () => sink.stats() });
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

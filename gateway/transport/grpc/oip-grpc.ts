@@ -1,0 +1,109 @@
+/**
+ * The Open Inference Protocol v2 over gRPC (`inference.GRPCInferenceService`). Outputs always travel in
+ * `raw_output_contents` (Triton's client reads only those); inputs may use typed contents or raw contents.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { create } from '@bufbuild/protobuf';
+import {
+  GRPCInferenceService,
+  ModelInferRequestSchema,
+  ModelInferResponseSchema,
+  ModelMetadataRequestSchema,
+  ModelMetadataResponseSchema,
+  ModelReadyRequestSchema,
+  ModelReadyResponseSchema,
+  ServerLiveRequestSchema,
+  ServerLiveResponseSchema,
+  ServerMetadataRequestSchema,
+  ServerMetadataResponseSchema,
+  ServerReadyRequestSchema,
+  ServerReadyResponseSchema,
+  type ModelInferRequest_InferInputTensor,
+} from '../../../proto/gen/inference/open_inference_grpc_pb.js';
+import { SibylError } from '../../../runtimes/errors.ts';
+import type { Pipeline } from '../../pipeline/pipeline.ts';
+import type { RouteTableRef } from '../../routing/route-table.ts';
+import { requestContext } from '../context.ts';
+import { modelMetadata, serverMetadata } from '../oip/metadata.ts';
+import type { OipHealth } from '../oip/oip-rest.ts';
+import { signatureOf } from '../oip/signature.ts';
+import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from '../oip/tensors.ts';
+import { serviceDefinition, unary } from './service-definition.ts';
+
+export function addOipService(
+  server: grpc.Server,
+  pipeline: Pipeline,
+  routes: RouteTableRef,
+  health: OipHealth,
+  limits: { maxBodyBytes: number; requestTimeoutMs: number },
+): void {
+  const max = limits.maxBodyBytes;
+  server.addService(serviceDefinition(GRPCInferenceService), {
+    serverLive: unary(ServerLiveRequestSchema, max, async () => create(ServerLiveResponseSchema, { live: health.live() })),
+    serverReady: unary(ServerReadyRequestSchema, max, async () => create(ServerReadyResponseSchema, { ready: health.ready() })),
+    serverMetadata: unary(ServerMetadataRequestSchema, max, async () => create(ServerMetadataResponseSchema, serverMetadata())),
+    modelReady: unary(ModelReadyRequestSchema, max, async (req) => {
+      routes.current.resolve(req.name, req.version);
+      return create(ModelReadyResponseSchema, { ready: true });
+    }),
+    modelMetadata: unary(ModelMetadataRequestSchema, max, async (req) => {
+      const md = modelMetadata(routes.current, req.name, req.version);
+      return create(ModelMetadataResponseSchema, {
+        ...md,
+        inputs: md.inputs.map((t) => ({ ...t, shape: t.shape.map(BigInt) })),
+        outputs: md.outputs.map((t) => ({ ...t, shape: t.shape.map(BigInt) })),
+      });
+    }),
+    modelInfer: unary(ModelInferRequestSchema, max, async (req, call) => {
+      const route = routes.current.resolve(req.modelName, req.modelVersion);
+      const sig = signatureOf(route);
+      if (req.rawInputContents.length > 0 && req.rawInputContents.length !== req.inputs.length) {
+        throw new SibylError('INVALID_ARGUMENT', `raw_input_contents: ${req.rawInputContents.length} entries for ${req.inputs.length} inputs`);
+      }
+      const tensors = req.inputs.map((t, i) => decodeInput(t, req.rawInputContents[i]));
+      const ctx = requestContext('oip-grpc', req.id || call.requestId, limits.requestTimeoutMs, call.timeoutMs);
+      const out = await pipeline.predict({ model: req.modelName, version: route.version, rows: rowsFromTensors(req.modelName, sig, tensors), routingKey: '' }, ctx);
+      const outputs = tensorsFromResults(sig, out, req.outputs.map((o) => o.name));
+      const defaulted = defaultedParameter(out);
+      return create(ModelInferResponseSchema, {
+        modelName: out.model,
+        modelVersion: out.version,
+        id: req.id || ctx.requestId,
+        parameters: defaulted ? { sibyl_defaulted_features: { parameterChoice: { case: 'stringParam', value: defaulted } } } : {},
+        outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(BigInt) })),
+        rawOutputContents: outputs.map(encodeRaw),
+      });
+    }),
+  });
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function decodeInput(t: ModelInferRequest_InferInputTensor, raw: Uint8Array | undefined): DecodedTensor {
+  const shape = t.shape.map(Number);
+  if (raw) return { name: t.name, datatype: t.datatype, shape, data: decodeRaw(t.name, t.datatype, raw) };
+  const c = t.contents;
+  if (!c) throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": no contents and no raw_input_contents`);
+  let data: ArrayLike<number | string | boolean | bigint>;
+  switch (t.datatype) {
+    case 'FP32': data = c.fp32Contents; break;
+    case 'FP64': data = c.fp64Contents; break;
+    case 'INT8': case 'INT16': case 'INT32': data = c.intContents; break;
+    case 'INT64': data = c.int64Contents; break;
+    case 'UINT8': case 'UINT16': case 'UINT32': data = c.uintContents; break;
+    case 'UINT64': data = c.uint64Contents; break;
+    case 'BOOL': data = c.boolContents; break;
+    case 'BYTES':
+      data = c.bytesContents.map((b) => {
+        try {
+          return utf8.decode(b);
+        } catch {
+          throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": BYTES element is not UTF-8`);
+        }
+      });
+      break;
+    default:
+      throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": datatype ${t.datatype} is not supported`);
+  }
+  return { name: t.name, datatype: t.datatype, shape, data };
+}

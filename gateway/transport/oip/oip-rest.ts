@@ -1,0 +1,170 @@
+/**
+ * The Open Inference Protocol v2 over REST: health, server and model metadata, readiness, and infer, including the
+ * binary tensor data extension (`Inference-Header-Content-Length`) that Triton's HTTP client uses by default.
+ * Errors are `{"error": message, "code": CODE}` with the HTTP status of the code (the one table in errors.ts).
+ */
+import type { Hono } from 'hono';
+import { SibylError, toSibylError } from '../../../runtimes/errors.ts';
+import { newRequestId, type Pipeline } from '../../pipeline/pipeline.ts';
+import type { RouteTableRef } from '../../routing/route-table.ts';
+import { requestContext } from '../context.ts';
+import { parseJson, readBody, requestIdHeader, timeoutHeader, type RestLimits } from '../rest-common.ts';
+import { signatureOf } from './signature.ts';
+import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
+import { serverMetadata, modelMetadata } from './metadata.ts';
+
+const HEADER_LENGTH = 'inference-header-content-length';
+
+export interface OipHealth {
+  live(): boolean;
+  ready(): boolean;
+}
+
+export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRef, health: OipHealth, limits: RestLimits): void {
+  app.get('/v2/health/live', (c) => c.json({ live: health.live() }, health.live() ? 200 : 503));
+  app.get('/v2/health/ready', (c) => c.json({ ready: health.ready() }, health.ready() ? 200 : 503));
+  app.get('/v2', (c) => c.json(serverMetadata()));
+
+  const metadata = (model: string, version: string) => {
+    try {
+      return Response.json(modelMetadata(routes.current, model, version));
+    } catch (err) {
+      return oipError(err);
+    }
+  };
+  const ready = (model: string, version: string) => {
+    try {
+      routes.current.resolve(model, version);
+      return Response.json({ name: model, ready: true });
+    } catch (err) {
+      return oipError(err);
+    }
+  };
+  app.get('/v2/models/:model', (c) => metadata(c.req.param('model'), ''));
+  app.get('/v2/models/:model/versions/:version', (c) => metadata(c.req.param('model'), c.req.param('version')));
+  app.get('/v2/models/:model/ready', (c) => ready(c.req.param('model'), ''));
+  app.get('/v2/models/:model/versions/:version/ready', (c) => ready(c.req.param('model'), c.req.param('version')));
+  app.post('/v2/models/:model/infer', (c) => infer(c.req.raw, c.req.param('model'), ''));
+  app.post('/v2/models/:model/versions/:version/infer', (c) => infer(c.req.raw, c.req.param('model'), c.req.param('version')));
+
+  async function infer(req: Request, model: string, version: string): Promise<Response> {
+    const startMs = performance.now();
+    let requestId = req.headers.get(requestIdHeader) || '';
+    try {
+      const requested = timeoutHeader(req);
+      const body = await readBody(req, limits.maxBodyBytes);
+      const headerLength = req.headers.get(HEADER_LENGTH);
+      let jsonPart = body;
+      let binary: Uint8Array | undefined;
+      if (headerLength !== null) {
+        const n = Number(headerLength);
+        if (!Number.isInteger(n) || n < 0 || n > body.byteLength) {
+          throw new SibylError('INVALID_ARGUMENT', `${HEADER_LENGTH}: ${headerLength} does not fit a body of ${body.byteLength} bytes`);
+        }
+        jsonPart = body.subarray(0, n);
+        binary = body.subarray(n);
+      }
+      const json = parseJson(jsonPart);
+      if (!isObject(json)) throw new SibylError('INVALID_ARGUMENT', 'request body must be a JSON object');
+      const id = json['id'];
+      if (id !== undefined && typeof id !== 'string') throw new SibylError('INVALID_ARGUMENT', 'id: must be a string');
+      requestId = id || requestId || newRequestId();
+      const route = routes.current.resolve(model, version);
+      const sig = signatureOf(route);
+      const tensors = decodeInputs(json['inputs'], binary);
+      const wanted = parseOutputs(json['outputs']);
+      const params = json['parameters'];
+      const binaryAll = isObject(params) && params['binary_data_output'] === true;
+      const ctx = requestContext('oip-rest', requestId, limits.requestTimeoutMs, requested, startMs);
+      const out = await pipeline.predict({ model, version: route.version, rows: rowsFromTensors(model, sig, tensors), routingKey: '' }, ctx);
+      const outputs = tensorsFromResults(sig, out, wanted.map((w) => w.name));
+      const binaryFor = new Set(wanted.filter((w) => w.binary ?? binaryAll).map((w) => w.name));
+      if (wanted.length === 0 && binaryAll) for (const o of outputs) binaryFor.add(o.name);
+
+      const defaulted = defaultedParameter(out);
+      const chunks: Uint8Array[] = [];
+      const header = {
+        model_name: out.model,
+        model_version: out.version,
+        id: requestId,
+        ...(defaulted ? { parameters: { sibyl_defaulted_features: defaulted } } : {}),
+        outputs: outputs.map((o) => {
+          if (!binaryFor.has(o.name)) return { name: o.name, datatype: o.datatype, shape: o.shape, data: o.data };
+          const raw = encodeRaw(o);
+          chunks.push(raw);
+          return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { binary_data_size: raw.byteLength } };
+        }),
+      };
+      const text = JSON.stringify(header);
+      if (chunks.length === 0) return new Response(text, { headers: { 'content-type': 'application/json', [requestIdHeader]: requestId } });
+      const head = new TextEncoder().encode(text);
+      const all = new Uint8Array(head.byteLength + chunks.reduce((s, c) => s + c.byteLength, 0));
+      all.set(head, 0);
+      let off = head.byteLength;
+      for (const c of chunks) {
+        all.set(c, off);
+        off += c.byteLength;
+      }
+      return new Response(all, {
+        headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(head.byteLength), [requestIdHeader]: requestId },
+      });
+    } catch (err) {
+      return oipError(err, requestId);
+    }
+  }
+}
+
+function decodeInputs(inputs: unknown, binary: Uint8Array | undefined): DecodedTensor[] {
+  if (!Array.isArray(inputs)) throw new SibylError('INVALID_ARGUMENT', 'inputs: must be an array of tensors');
+  let offset = 0;
+  return inputs.map((t: unknown, i): DecodedTensor => {
+    if (!isObject(t)) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}]: must be an object`);
+    const { name, datatype, shape, data, parameters } = t;
+    if (typeof name !== 'string' || !name) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].name: must be a non-empty string`);
+    if (typeof datatype !== 'string') throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].datatype: must be a string such as "FP32"`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].shape: must be an array of non-negative integers`);
+    }
+    const size = isObject(parameters) ? parameters['binary_data_size'] : undefined;
+    if (size !== undefined) {
+      if (!binary) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}]: binary_data_size given but the request has no binary part (${HEADER_LENGTH} header)`);
+      if (!Number.isInteger(size) || (size as number) < 0 || offset + (size as number) > binary.byteLength) {
+        throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].parameters.binary_data_size: ${String(size)} overruns the binary data`);
+      }
+      const raw = binary.subarray(offset, offset + (size as number));
+      offset += size as number;
+      return { name, datatype, shape, data: decodeRaw(name, datatype, raw) };
+    }
+    if (!Array.isArray(data)) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].data: must be an array`);
+    const flat = data.flat(Infinity) as unknown[];
+    for (const v of flat) {
+      if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
+        throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].data: elements must be numbers, strings or booleans`);
+      }
+    }
+    return { name, datatype, shape, data: flat as (number | string | boolean)[] };
+  });
+}
+
+function parseOutputs(outputs: unknown): { name: string; binary: boolean | undefined }[] {
+  if (outputs === undefined) return [];
+  if (!Array.isArray(outputs)) throw new SibylError('INVALID_ARGUMENT', 'outputs: must be an array');
+  return outputs.map((o: unknown, i) => {
+    if (!isObject(o) || typeof o['name'] !== 'string') throw new SibylError('INVALID_ARGUMENT', `outputs[${i}].name: must be a string`);
+    const p = o['parameters'];
+    const b = isObject(p) ? p['binary_data'] : undefined;
+    return { name: o['name'], binary: typeof b === 'boolean' ? b : undefined };
+  });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function oipError(err: unknown, requestId?: string): Response {
+  const e = toSibylError(err);
+  return new Response(JSON.stringify({ error: e.message, code: e.code }), {
+    status: e.httpStatus,
+    headers: { 'content-type': 'application/json', ...(requestId ? { [requestIdHeader]: requestId } : {}) },
+  });
+}

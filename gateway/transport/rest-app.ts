@@ -1,0 +1,32 @@
+/** The REST front door: one Hono app with Sibyl REST, OIP REST, health and metrics. */
+import { Hono } from 'hono';
+import type { Pipeline } from '../pipeline/pipeline.ts';
+import type { RouteTableRef } from '../routing/route-table.ts';
+import type { Telemetry } from '../telemetry/telemetry.ts';
+import { mountOipRest, type OipHealth } from './oip/oip-rest.ts';
+import { errorResponse, type RestLimits } from './rest-common.ts';
+import { mountSibylRest } from './sibyl-rest.ts';
+import { SibylError } from '../../runtimes/errors.ts';
+
+export interface RestAppDeps {
+  readonly pipeline: Pipeline;
+  readonly routes: RouteTableRef;
+  readonly health: OipHealth;
+  readonly telemetry: Telemetry;
+  readonly limits: RestLimits;
+}
+
+export function createRestApp(deps: RestAppDeps): Hono {
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ live: deps.health.live() }, deps.health.live() ? 200 : 503));
+  app.get('/readyz', (c) => c.json({ ready: deps.health.ready() }, deps.health.ready() ? 200 : 503));
+  app.get('/metrics', async () => {
+    const m = await deps.telemetry.metricsText();
+    return new Response(m.body, { headers: { 'content-type': m.contentType } });
+  });
+  mountSibylRest(app, deps.pipeline, deps.limits);
+  mountOipRest(app, deps.pipeline, deps.routes, deps.health, deps.limits);
+  app.notFound((c) => errorResponse(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c.req.header('x-request-id') ?? ''));
+  app.onError((err) => errorResponse(err, ''));
+  return app;
+}

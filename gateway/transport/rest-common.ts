@@ -1,0 +1,75 @@
+/** What every REST route shares: body limits, JSON parsing, the error body, request-id and timeout headers. */
+import { toJsonString, create } from '@bufbuild/protobuf';
+import { ErrorBodySchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
+import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+
+export const requestIdHeader = 'x-request-id';
+/** Header a client uses to shorten its deadline, in milliseconds. */
+export const timeoutHeaderName = 'x-request-timeout-ms';
+
+export interface RestLimits {
+  readonly maxBodyBytes: number;
+  readonly requestTimeoutMs: number;
+}
+
+export function timeoutHeader(req: Request): number | undefined {
+  const v = req.headers.get(timeoutHeaderName);
+  if (v === null) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new SibylError('INVALID_ARGUMENT', `${timeoutHeaderName}: must be a positive number of milliseconds, got "${v}"`);
+  return n;
+}
+
+/** Reads a body of at most `limit` bytes. Throws INVALID_ARGUMENT when larger (checked before and while reading). */
+export async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get('content-length') ?? NaN);
+  if (declared > limit) throw tooLarge(declared, limit);
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limit) throw tooLarge(size, limit);
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+function tooLarge(size: number, limit: number): SibylError {
+  return new SibylError('INVALID_ARGUMENT', `request body of ${size}${size > limit ? '+' : ''} bytes exceeds the limit of ${limit} bytes`);
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+  const bytes = await readBody(req, limit);
+  return parseJson(bytes);
+}
+
+export function parseJson(bytes: Uint8Array): unknown {
+  if (bytes.byteLength === 0) throw new SibylError('INVALID_ARGUMENT', 'request body is empty: a JSON object is required');
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    throw new SibylError('INVALID_ARGUMENT', 'request body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new SibylError('INVALID_ARGUMENT', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function errorResponse(err: unknown, requestId: string): Response {
+  const e = toSibylError(err);
+  const body = toJsonString(ErrorBodySchema, create(ErrorBodySchema, { code: e.code, message: e.message, requestId }));
+  return new Response(body, { status: e.httpStatus, headers: { 'content-type': 'application/json', [requestIdHeader]: requestId } });
+}

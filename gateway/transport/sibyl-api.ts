@@ -1,0 +1,34 @@
+/** Sibyl's own API messages (proto/sibyl/v1/predict.proto) to and from the pipeline's types. */
+import { create } from '@bufbuild/protobuf';
+import type { Value } from '@bufbuild/protobuf/wkt';
+import type { Scalar } from '../../runtimes/contract.ts';
+import { SibylError } from '../../runtimes/errors.ts';
+import { PredictResponseSchema, type PredictRequest, type PredictResponse, type PredictionResult } from '../../proto/gen/sibyl/v1/predict_pb.js';
+import type { InputRow, PredictInput, PredictOutput } from '../pipeline/pipeline.ts';
+import { toValues } from '../pipeline/record.ts';
+
+export function toPredictInput(req: PredictRequest): PredictInput {
+  const rows: InputRow[] = new Array(req.rows.length);
+  for (let i = 0; i < req.rows.length; i++) {
+    const r = req.rows[i]!;
+    const features: Record<string, Scalar> = {};
+    for (const name in r.features) features[name] = scalarOf(r.features[name]!, i, name);
+    rows[i] = { entities: r.entities, features };
+  }
+  return { model: req.model, version: req.version, rows, routingKey: req.routingKey };
+}
+
+function scalarOf(v: Value, row: number, name: string): Scalar {
+  const k = v.kind;
+  if (k.case === 'numberValue' || k.case === 'stringValue' || k.case === 'boolValue') return k.value;
+  throw new SibylError('INVALID_ARGUMENT', `rows[${row}].features.${name}: must be a number, string or boolean, got ${k.case ?? 'nothing'}`);
+}
+
+export function toPredictResponse(out: PredictOutput): PredictResponse {
+  const results: PredictionResult[] = new Array(out.results.length);
+  for (let i = 0; i < out.results.length; i++) {
+    const r = out.results[i]!;
+    results[i] = { $typeName: 'sibyl.v1.PredictionResult', outputs: toValues(r.outputs), defaultedFeatures: r.defaulted as string[] };
+  }
+  return create(PredictResponseSchema, { requestId: out.requestId, model: out.model, version: out.version, arm: out.arm, results });
+}

@@ -1,0 +1,62 @@
+/**
+ * Sibyl REST: `POST /v1/models/{model}:predict` and `POST /v1/models/{model}/versions/{version}:predict`.
+ * The body is the ProtoJSON form of sibyl.v1.PredictRequest (model and version come from the path); the answer is
+ * the ProtoJSON of sibyl.v1.PredictResponse, or an ErrorBody with the HTTP status of its code.
+ */
+import type { Hono } from 'hono';
+import { fromJson, toJsonString, type JsonValue } from '@bufbuild/protobuf';
+import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
+import { SibylError } from '../../runtimes/errors.ts';
+import { newRequestId, type Pipeline } from '../pipeline/pipeline.ts';
+import { toPredictInput, toPredictResponse } from './sibyl-api.ts';
+import { requestContext } from './context.ts';
+import { errorResponse, readJsonBody, requestIdHeader, timeoutHeader, type RestLimits } from './rest-common.ts';
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits): void {
+  app.post('/v1/models/:spec', (c) => handle(c.req.raw, splitVerb(c.req.param('spec')), ''));
+  app.post('/v1/models/:model/versions/:spec', (c) => {
+    const v = splitVerb(c.req.param('spec'));
+    return handle(c.req.raw, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? '');
+  });
+
+  async function handle(req: Request, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
+    const startMs = performance.now();
+    let requestId = req.headers.get(requestIdHeader) || newRequestId();
+    try {
+      if (!target || target.verb !== 'predict') throw new SibylError('NOT_FOUND', `no such method: ${new URL(req.url).pathname} (use /v1/models/{model}:predict)`);
+      const requested = timeoutHeader(req);
+      const json = await readJsonBody(req, limits.maxBodyBytes);
+      let message;
+      try {
+        message = fromJson(PredictRequestSchema, json as JsonValue);
+      } catch (err) {
+        throw new SibylError('INVALID_ARGUMENT', `invalid request: ${(err as Error).message}`);
+      }
+      if (message.model && message.model !== target.name) {
+        throw new SibylError('INVALID_ARGUMENT', `model: the body names "${message.model}" but the path names "${target.name}"`);
+      }
+      if (message.version && version && message.version !== version) {
+        throw new SibylError('INVALID_ARGUMENT', `version: the body names "${message.version}" but the path names "${version}"`);
+      }
+      message.model = target.name;
+      if (version) message.version = version;
+      if (message.requestId) requestId = message.requestId;
+      const ctx = requestContext('rest', requestId, limits.requestTimeoutMs, requested, startMs);
+      const out = await pipeline.predict(toPredictInput(message), ctx);
+      return new Response(toJsonString(PredictResponseSchema, toPredictResponse(out)), {
+        status: 200,
+        headers: { ...JSON_TYPE, [requestIdHeader]: requestId },
+      });
+    } catch (err) {
+      return errorResponse(err, requestId);
+    }
+  }
+}
+
+/** "delivery-eta:predict" → { name: "delivery-eta", verb: "predict" }. */
+function splitVerb(spec: string): { name: string; verb: string } | undefined {
+  const i = spec.lastIndexOf(':');
+  return i > 0 ? { name: spec.slice(0, i), verb: spec.slice(i + 1) } : undefined;
+}
