@@ -1,0 +1,169 @@
+/**
+ * The onnx runtime: one onnxruntime-node InferenceSession per loaded model version, created with tuned options
+ * (see session-options.ts), checked against the manifest's tensor mapping, and warmed with one run.
+ *
+ * `predict` packs rows into typed arrays in the manifest's column order and unpacks the fetched outputs per row.
+ * A run computes on the calling thread and cannot be interrupted once started, so the signal is checked just
+ * before it. Batches of at least `offloadRows` rows (manifest `onnx.offloadRows`, else calibrated at load to the
+ * batch size whose inline run would stall the event loop for `stallBudgetMs`) run on a worker thread instead.
+ */
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
+import { SibylError } from '../errors.ts';
+import { abortError } from './abort-error.ts';
+import { resolveBundleFile } from './bundle-files.ts';
+import { tunedSessionOptions } from './session-options.ts';
+import { buildPlan, packInputs, unpackOutputs, type RawTensor, type TensorPlan } from './tensor-plan.ts';
+import { OnnxWorkerPool } from './worker-pool.ts';
+
+export interface OnnxRuntimeOptions {
+  /** Intra-op threads per session when the manifest does not set `onnx.intraOpThreads` (default 1). */
+  readonly intraOpThreads?: number;
+  /** `auto` (default): big batches run on a worker thread; `never`: every run is inline on the calling thread. */
+  readonly offload?: 'auto' | 'never';
+  /** Worker threads shared by all models of this runtime for offloaded batches (default 1). */
+  readonly workers?: number;
+  /** Milliseconds an inline run may stall the event loop; calibrates each model's offload threshold (default 1). */
+  readonly stallBudgetMs?: number;
+}
+
+export interface OnnxRuntime extends Runtime {
+  readonly kind: 'onnx';
+  load(bundle: ModelBundle): Promise<OnnxLoadedModel>;
+  /** Stops the worker threads (models stay usable inline until disposed). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Extra information for tests and benchmarks; not part of the Runtime contract. */
+export interface OnnxLoadedModel extends LoadedModel {
+  /** Batches of at least this many rows run on a worker thread (Infinity: never). */
+  readonly offloadRows: number;
+}
+
+/** Fewer rows than this never go to a worker: the thread hop (~0.1 ms) would cost more than it saves. */
+const MIN_OFFLOAD_ROWS = 64;
+const CALIBRATION_ROWS = 256;
+
+export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
+  const offload = opts.offload ?? 'auto';
+  const stallBudgetMs = opts.stallBudgetMs ?? 1;
+  let pool: OnnxWorkerPool | undefined;
+  let loads = 0;
+  const getPool = (): OnnxWorkerPool => (pool ??= new OnnxWorkerPool(opts.workers ?? 1));
+
+  async function load(bundle: ModelBundle): Promise<OnnxLoadedModel> {
+    const { manifest } = bundle;
+    const onnx = manifest.onnx;
+    if (manifest.runtime !== 'onnx' || !onnx) throw new SibylError('INVALID_ARGUMENT', `runtime: is ${manifest.runtime}, not onnx`);
+    const modelPath = await resolveBundleFile(bundle.dir, onnx.file);
+    const options = tunedSessionOptions(onnx.intraOpThreads ?? opts.intraOpThreads ?? 1);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(modelPath, options);
+    } catch (err) {
+      const detail = String((err as Error)?.message ?? err).split(path.dirname(modelPath)).join('<bundle>').slice(0, 400);
+      throw new SibylError('INVALID_ARGUMENT', `onnx.file: "${onnx.file}" could not be loaded: ${detail}`, { cause: err });
+    }
+    try {
+      const plan = buildPlan(manifest, session);
+      const defaults: FeatureRow = Object.fromEntries(manifest.features.map((f) => [f.name, f.default]));
+      await runInline(session, plan, [defaults]).catch((err: unknown) => {
+        throw new SibylError('INVALID_ARGUMENT', `onnx model failed its warm-up run: ${(err as Error).message}`, { cause: err });
+      });
+      let offloadRows = Infinity;
+      if (offload === 'auto') offloadRows = onnx.offloadRows ?? (await calibrate(session, plan, defaults, stallBudgetMs));
+      const key = `${manifest.name}@${manifest.version}#${++loads}`;
+      if (offloadRows !== Infinity) getPool().register(key, modelPath, options);
+      return loadedModel(session, plan, offloadRows, key, () => pool);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+  }
+
+  return {
+    kind: 'onnx',
+    load,
+    async close() {
+      await pool?.close();
+      pool = undefined;
+    },
+  };
+}
+
+function loadedModel(
+  session: ort.InferenceSession,
+  plan: TensorPlan,
+  offloadRows: number,
+  key: string,
+  pool: () => OnnxWorkerPool | undefined,
+): OnnxLoadedModel {
+  let disposed = false;
+  let inflight = 0;
+  let drained: (() => void) | undefined;
+
+  async function predict(rows: readonly FeatureRow[], ctx: PredictContext): Promise<OutputRow[]> {
+    if (disposed) throw new SibylError('FAILED_PRECONDITION', 'model version is unloaded');
+    if (ctx.signal.aborted) throw abortError(ctx.signal);
+    const n = rows.length;
+    if (n === 0) return [];
+    inflight++;
+    try {
+      const workers = n >= offloadRows ? pool() : undefined;
+      const results = workers ? await runOffloaded(workers, key, plan, rows, ctx.signal) : await runInline(session, plan, rows);
+      return unpackOutputs(plan, results, n);
+    } finally {
+      if (--inflight === 0 && drained) drained();
+    }
+  }
+
+  async function dispose(): Promise<void> {
+    if (disposed) return;
+    disposed = true;
+    if (inflight > 0) await new Promise<void>((resolve) => (drained = resolve));
+    pool()?.unregister(key);
+    await session.release();
+  }
+
+  return { predict, dispose, offloadRows };
+}
+
+async function runInline(session: ort.InferenceSession, plan: TensorPlan, rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {
+  const packed = packInputs(plan, rows);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (let i = 0; i < packed.length; i++) {
+    const t = packed[i]!;
+    feeds[plan.inputs[i]!.name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+  }
+  try {
+    return await session.run(feeds, plan.fetches);
+  } catch (err) {
+    throw new SibylError('INTERNAL', 'model run failed', { cause: err });
+  }
+}
+
+function runOffloaded(pool: OnnxWorkerPool, key: string, plan: TensorPlan, rows: readonly FeatureRow[], signal: AbortSignal): Promise<Record<string, RawTensor>> {
+  const packed = packInputs(plan, rows);
+  const feeds: Record<string, RawTensor> = {};
+  const transfer: ArrayBuffer[] = [];
+  for (let i = 0; i < packed.length; i++) {
+    const t = packed[i]!;
+    feeds[plan.inputs[i]!.name] = t;
+    if (!Array.isArray(t.data)) transfer.push((t.data as Float32Array).buffer as ArrayBuffer);
+  }
+  return pool.run(key, feeds, plan.fetches as string[], transfer, signal);
+}
+
+/** The smallest batch whose inline run would take `budgetMs`, from timing a batch of default rows (best of 3). */
+async function calibrate(session: ort.InferenceSession, plan: TensorPlan, defaults: FeatureRow, budgetMs: number): Promise<number> {
+  const rows = new Array<FeatureRow>(CALIBRATION_ROWS).fill(defaults);
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await runInline(session, plan, rows);
+    best = Math.min(best, performance.now() - t0);
+  }
+  const perRowMs = best / CALIBRATION_ROWS;
+  return Math.max(MIN_OFFLOAD_ROWS, Math.ceil(budgetMs / perRowMs));
+}
