@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-[ -d node_modules ] || npm ci
+[ -d node_modules/onnxruntime-node ] || npm ci --no-audit --no-fund
 # Generated code must match the protos.
 npx buf generate >/dev/null
 git diff --quiet --exit-code -- proto/gen 2>/dev/null || { echo "proto/gen is stale: run 'npm run gen' and commit" >&2; exit 1; }
