@@ -1,0 +1,146 @@
+/**
+ * Telemetry over OpenTelemetry: metrics for Prometheus (text served by the gateway's own `/metrics` route through
+ * `metricsText()`; the exporter's HTTP server is never started) and, when `otlpEndpoint` is set, request/stage spans
+ * over OTLP/HTTP.
+ *
+ * Per request without tracing: two Map lookups, one small object, increments. Nothing is exported in the
+ * background: metrics are computed when scraped.
+ *
+ * Prediction-log series (when `sinkStats` is given; read once per scrape):
+ *   sibyl_prediction_log_{accepted,delivered,spilled,lost}_total   counters
+ *   sibyl_prediction_log_pending                                   gauge
+ * The resource (`service.name`, `sibyl.cell`) is exported as Prometheus `target_info`.
+ */
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import type { SinkStats } from '../log/prediction-sink.ts';
+import { familiesProducer } from './metric-families.ts';
+import { RequestMetrics, type TransportCells } from './request-metrics.ts';
+import { createRequestTracer, type RequestTracer, type TracedSpan } from './request-tracer.ts';
+import type { RequestSpan, Stage, Telemetry } from './telemetry.ts';
+
+export interface OtelTelemetryOptions {
+  readonly serviceName: string;
+  readonly cell: string;
+  /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`) or full `/v1/traces` URL; tracing is off without. */
+  readonly otlpEndpoint?: string;
+  /** Fraction of root traces sampled, 0..1; default 1. */
+  readonly traceSampleRatio?: number;
+  /** Distinct model labels kept before new names are folded into model="_other"; default 1000. */
+  readonly maxModels?: number;
+  /** The prediction sink's counters, read at each scrape. */
+  readonly sinkStats?: () => SinkStats;
+}
+
+/** Content type of the Prometheus text exposition format. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
+  const resource = resourceFromAttributes({ 'service.name': opts.serviceName, 'sibyl.cell': opts.cell });
+  const metrics = new RequestMetrics(opts.maxModels ?? 1000);
+  const reader = new PrometheusExporter({
+    preventServerStart: true,
+    metricProducers: [familiesProducer('sibyl-gateway', metrics.families)],
+  });
+  const serializer = new PrometheusSerializer('', false, undefined, false, true);
+  const meterProvider = new MeterProvider({ resource, readers: [reader] });
+  if (opts.sinkStats) observeSink(meterProvider, opts.sinkStats);
+  const tracer =
+    opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== ''
+      ? createRequestTracer({ endpoint: opts.otlpEndpoint, resource, sampleRatio: opts.traceSampleRatio ?? 1 })
+      : undefined;
+  let shutdown: Promise<void> | undefined;
+
+  return {
+    startRequest(model, transport, startMs, traceparent) {
+      const cells = metrics.transport(model, transport);
+      if (tracer === undefined) return new MeteredRequest(metrics, cells, startMs);
+      return new TracedRequest(metrics, cells, startMs, tracer.start(cells.spanAttributes, startMs, traceparent));
+    },
+    featureStoreFailure(model, reason) {
+      const m = metrics.model(model);
+      (reason === 'timeout' ? m.storeTimeout : m.storeError).add(1);
+    },
+    featuresDefaulted(model, count) {
+      if (count > 0) metrics.model(model).defaulted.add(count);
+    },
+    async metricsText() {
+      const { resourceMetrics } = await reader.collect();
+      return { contentType: PROMETHEUS_CONTENT_TYPE, body: serializer.serialize(resourceMetrics) };
+    },
+    shutdown() {
+      shutdown ??= Promise.all([meterProvider.shutdown(), tracer?.shutdown()]).then(() => undefined);
+      return shutdown;
+    },
+  };
+}
+
+class MeteredRequest implements RequestSpan {
+  readonly metrics: RequestMetrics;
+  readonly cells: TransportCells;
+  readonly startMs: number;
+  ended = false;
+
+  constructor(metrics: RequestMetrics, cells: TransportCells, startMs: number) {
+    this.metrics = metrics;
+    this.cells = cells;
+    this.startMs = startMs;
+  }
+
+  stage(stage: Stage, startMs: number, endMs: number): void {
+    const m = this.cells.model;
+    (m.stages[stage] ?? this.metrics.stage(m, stage)).record((endMs - startMs) / 1000);
+  }
+
+  end(code: string, endMs: number): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.metrics.code(this.cells, code).add(1);
+    this.cells.duration.record((endMs - this.startMs) / 1000);
+  }
+}
+
+class TracedRequest extends MeteredRequest {
+  readonly span: TracedSpan;
+
+  constructor(metrics: RequestMetrics, cells: TransportCells, startMs: number, span: TracedSpan) {
+    super(metrics, cells, startMs);
+    this.span = span;
+  }
+
+  override stage(stage: Stage, startMs: number, endMs: number): void {
+    super.stage(stage, startMs, endMs);
+    this.span.stage(stage, startMs, endMs);
+  }
+
+  override end(code: string, endMs: number): void {
+    if (this.ended) return;
+    super.end(code, endMs);
+    this.span.end(code, endMs);
+  }
+}
+
+function observeSink(provider: MeterProvider, sinkStats: () => SinkStats): void {
+  const meter = provider.getMeter('sibyl-gateway');
+  const counter = (what: string, description: string) =>
+    meter.createObservableCounter(`sibyl_prediction_log_${what}_total`, { description });
+  const accepted = counter('accepted', 'Prediction-log records accepted by the sink.');
+  const delivered = counter('delivered', 'Prediction-log records acknowledged by the destination.');
+  const spilled = counter('spilled', 'Prediction-log records written to the local spill log.');
+  const lost = counter('lost', 'Prediction-log records lost (disk full).');
+  const pending = meter.createObservableGauge('sibyl_prediction_log_pending', {
+    description: 'Prediction-log records waiting in memory or in the spill log.',
+  });
+  meter.addBatchObservableCallback(
+    (result) => {
+      const s = sinkStats();
+      result.observe(accepted, s.accepted);
+      result.observe(delivered, s.delivered);
+      result.observe(spilled, s.spilled);
+      result.observe(lost, s.lost);
+      result.observe(pending, s.pending);
+    },
+    [accepted, delivered, spilled, lost, pending],
+  );
+}

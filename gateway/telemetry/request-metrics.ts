@@ -1,0 +1,121 @@
+/**
+ * The request-path metric set and its cell cache: one `ModelCells` per model label, one `TransportCells` per
+ * (model, transport), created on first use and kept, so a request does two Map lookups and a few increments.
+ *
+ * Series (Prometheus names):
+ *   sibyl_requests_total{model,transport,code}            requests ended, by code ('OK' or an error code name)
+ *   sibyl_request_duration_seconds{model,transport}       histogram, arrival to end
+ *   sibyl_stage_duration_seconds{model,stage}             histogram, per pipeline stage
+ *   sibyl_feature_store_failures_total{model,reason}      reason: 'timeout' | 'error'
+ *   sibyl_features_defaulted_total{model}                 features that got their declared default
+ *
+ * Cardinality: the model label comes from the caller (possibly a client's typo). After `maxModels` distinct
+ * models, further new names are counted under the model label OVERFLOW_MODEL.
+ */
+import type { Stage } from './telemetry.ts';
+import {
+  CounterFamily,
+  HistogramFamily,
+  LATENCY_BUCKETS_SECONDS,
+  type CounterCell,
+  type HistogramCell,
+} from './metric-families.ts';
+
+export const OVERFLOW_MODEL = '_other';
+
+export interface TransportCells {
+  readonly model: ModelCells;
+  readonly transport: string;
+  readonly duration: HistogramCell;
+  /** Span attributes for this (model, transport), shared by every request. */
+  readonly spanAttributes: Readonly<Record<string, string>>;
+  readonly codes: Map<string, CounterCell>;
+}
+
+export interface ModelCells {
+  readonly model: string;
+  /** Created on a stage's first recording, so models list only the stages they ran. */
+  readonly stages: Partial<Record<Stage, HistogramCell>>;
+  readonly transports: Map<string, TransportCells>;
+  readonly storeTimeout: CounterCell;
+  readonly storeError: CounterCell;
+  readonly defaulted: CounterCell;
+}
+
+export class RequestMetrics {
+  readonly requests = new CounterFamily({
+    name: 'sibyl_requests_total',
+    description: 'Prediction requests ended, by model, transport and result code.',
+    unit: '',
+  });
+  readonly duration = new HistogramFamily(
+    { name: 'sibyl_request_duration_seconds', description: 'Prediction request latency, arrival to end.', unit: 's' },
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly stageDuration = new HistogramFamily(
+    { name: 'sibyl_stage_duration_seconds', description: 'Pipeline stage latency.', unit: 's' },
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly storeFailures = new CounterFamily({
+    name: 'sibyl_feature_store_failures_total',
+    description: 'Feature store reads that failed (error) or missed the deadline (timeout); defaults were used.',
+    unit: '',
+  });
+  readonly defaulted = new CounterFamily({
+    name: 'sibyl_features_defaulted_total',
+    description: 'Features that were missing or late and got their declared default.',
+    unit: '',
+  });
+  readonly families = [this.requests, this.duration, this.stageDuration, this.storeFailures, this.defaulted] as const;
+
+  readonly #models = new Map<string, ModelCells>();
+  readonly #maxModels: number;
+
+  constructor(maxModels: number) {
+    this.#maxModels = maxModels;
+  }
+
+  model(name: string): ModelCells {
+    const hit = this.#models.get(name);
+    if (hit !== undefined) return hit;
+    if (this.#models.size >= this.#maxModels && name !== OVERFLOW_MODEL) return this.model(OVERFLOW_MODEL);
+    const cells: ModelCells = {
+      model: name,
+      stages: {},
+      transports: new Map(),
+      storeTimeout: this.storeFailures.cell({ model: name, reason: 'timeout' }),
+      storeError: this.storeFailures.cell({ model: name, reason: 'error' }),
+      defaulted: this.defaulted.cell({ model: name }),
+    };
+    this.#models.set(name, cells);
+    return cells;
+  }
+
+  transport(model: string, transport: string): TransportCells {
+    const m = this.model(model);
+    const hit = m.transports.get(transport);
+    if (hit !== undefined) return hit;
+    const cells: TransportCells = {
+      model: m,
+      transport,
+      duration: this.duration.cell({ model: m.model, transport }),
+      spanAttributes: Object.freeze({ 'sibyl.model': m.model, 'sibyl.transport': transport }),
+      codes: new Map(),
+    };
+    m.transports.set(transport, cells);
+    return cells;
+  }
+
+  stage(m: ModelCells, stage: Stage): HistogramCell {
+    return (m.stages[stage] ??= this.stageDuration.cell({ model: m.model, stage }));
+  }
+
+  code(t: TransportCells, code: string): CounterCell {
+    let c = t.codes.get(code);
+    if (c === undefined) {
+      c = this.requests.cell({ model: t.model.model, transport: t.transport, code });
+      t.codes.set(code, c);
+    }
+    return c;
+  }
+}

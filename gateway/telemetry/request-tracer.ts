@@ -1,0 +1,86 @@
+/**
+ * Request tracing over OTLP/HTTP (JSON): one SERVER span `predict` per request and one child span per pipeline
+ * stage, named after the stage ('resolve', 'enrich', ...). Exists only when an OTLP endpoint is configured; without
+ * one no tracer is built and requests create no span objects.
+ *
+ * Spans are batched (BatchSpanProcessor defaults: queue 2048, batch 512, every 5 s) and dropped, not queued without
+ * bound, when the collector is slow or away. An incoming W3C `traceparent` makes the request span its child.
+ */
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { parseTraceParent } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+
+export interface RequestTracer {
+  /** Starts the request span; `startMs` is `performance.now()` milliseconds. */
+  start(attributes: Readonly<Record<string, string>>, startMs: number, traceparent: string | undefined): TracedSpan;
+  shutdown(): Promise<void>;
+}
+
+export interface TracedSpan {
+  stage(name: string, startMs: number, endMs: number): void;
+  end(code: string, endMs: number): void;
+}
+
+/**
+ * `endpoint` is the collector's base URL (`http://host:4318`, `/v1/traces` is appended) or the full traces URL
+ * (ending in `/v1/traces`). `sampleRatio` (0..1, default 1) samples root traces; a sampled caller's decision is
+ * followed.
+ */
+export function createRequestTracer(opts: { endpoint: string; resource: Resource; sampleRatio?: number }): RequestTracer {
+  const url = /\/v1\/traces\/?$/.test(opts.endpoint) ? opts.endpoint : `${opts.endpoint.replace(/\/+$/, '')}/v1/traces`;
+  const provider = new TracerProvider({
+    resource: opts.resource,
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.sampleRatio ?? 1) }),
+    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url }) })],
+  });
+  const tracer = provider.getTracer('sibyl-gateway');
+  let shutdown: Promise<void> | undefined;
+
+  return {
+    start(attributes, startMs, traceparent) {
+      let parent: Context = ROOT_CONTEXT;
+      if (traceparent !== undefined) {
+        const sc = parseTraceParent(traceparent);
+        if (sc !== null) parent = trace.setSpanContext(ROOT_CONTEXT, { ...sc, isRemote: true });
+      }
+      const span = tracer.startSpan('predict', { kind: SpanKind.SERVER, startTime: startMs, attributes }, parent);
+      return new RequestSpanImpl(tracer, span);
+    },
+    shutdown() {
+      shutdown ??= provider.shutdown();
+      return shutdown;
+    },
+  };
+}
+
+class RequestSpanImpl implements TracedSpan {
+  readonly #tracer: Tracer;
+  readonly #span: Span;
+  /** Context carrying the request span; undefined when the span is not sampled (no stage spans then). */
+  readonly #ctx: Context | undefined;
+
+  constructor(tracer: Tracer, span: Span) {
+    this.#tracer = tracer;
+    this.#span = span;
+    this.#ctx = span.isRecording() ? trace.setSpan(ROOT_CONTEXT, span) : undefined;
+  }
+
+  stage(name: string, startMs: number, endMs: number): void {
+    if (this.#ctx === undefined) return;
+    this.#tracer.startSpan(name, { startTime: startMs }, this.#ctx).end(endMs);
+  }
+
+  end(code: string, endMs: number): void {
+    if (this.#ctx === undefined) return;
+    this.#span.setAttribute('sibyl.code', code);
+    if (code !== 'OK') this.#span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+    this.#span.end(endMs);
+  }
+}

@@ -1,0 +1,191 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createOtelTelemetry, PROMETHEUS_CONTENT_TYPE } from '../../gateway/telemetry/otel-telemetry.ts';
+import { LATENCY_BUCKETS_SECONDS } from '../../gateway/telemetry/metric-families.ts';
+import type { Telemetry } from '../../gateway/telemetry/telemetry.ts';
+import type { SinkStats } from '../../gateway/log/prediction-sink.ts';
+import { parseExposition, sample, samples, type Exposition } from './prom-text.ts';
+
+let telemetry: Telemetry | undefined;
+afterEach(async () => {
+  await telemetry?.shutdown();
+  telemetry = undefined;
+});
+
+function make(opts: { sinkStats?: () => SinkStats; maxModels?: number } = {}): Telemetry {
+  telemetry = createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: 'eu-1', ...opts });
+  return telemetry;
+}
+
+async function scrape(t: Telemetry): Promise<Exposition> {
+  const { body, contentType } = await t.metricsText();
+  expect(contentType).toBe(PROMETHEUS_CONTENT_TYPE);
+  return parseExposition(body);
+}
+
+/** One request through all four live stages, each `stageMs` long, ending with `code`. */
+function request(t: Telemetry, model: string, transport: string, code: string, stageMs: number, t0 = 1000): void {
+  const span = t.startRequest(model, transport, t0);
+  let at = t0;
+  for (const stage of ['resolve', 'enrich', 'dispatch', 'respond'] as const) {
+    span.stage(stage, at, at + stageMs);
+    at += stageMs;
+  }
+  span.end(code, at);
+}
+
+describe('otel telemetry: Prometheus exposition', () => {
+  it('counts requests per model, transport and code', async () => {
+    const t = make();
+    for (let i = 0; i < 3; i++) request(t, 'fraud', 'rest', 'OK', 0.1);
+    request(t, 'fraud', 'grpc', 'OK', 0.1);
+    request(t, 'fraud', 'rest', 'NOT_FOUND', 0.1);
+    request(t, 'fraud', 'rest', 'DEADLINE_EXCEEDED', 0.1);
+    request(t, 'fraud', 'rest', 'DEADLINE_EXCEEDED', 0.1);
+    request(t, 'eta', 'oip-grpc', 'INTERNAL', 0.1);
+
+    const e = await scrape(t);
+    expect(e.types.get('sibyl_requests_total')).toBe('counter');
+    expect(sample(e, 'sibyl_requests_total', { model: 'fraud', transport: 'rest', code: 'OK' })).toBe(3);
+    expect(sample(e, 'sibyl_requests_total', { model: 'fraud', transport: 'grpc', code: 'OK' })).toBe(1);
+    expect(sample(e, 'sibyl_requests_total', { model: 'fraud', transport: 'rest', code: 'NOT_FOUND' })).toBe(1);
+    expect(sample(e, 'sibyl_requests_total', { model: 'fraud', transport: 'rest', code: 'DEADLINE_EXCEEDED' })).toBe(2);
+    expect(sample(e, 'sibyl_requests_total', { model: 'eta', transport: 'oip-grpc', code: 'INTERNAL' })).toBe(1);
+    expect(samples(e, 'sibyl_requests_total')).toHaveLength(5);
+    // Series carry exactly the documented labels.
+    for (const s of samples(e, 'sibyl_requests_total')) expect(Object.keys(s.labels).sort()).toEqual(['code', 'model', 'transport']);
+  });
+
+  it('counts a request once even when end is called twice', async () => {
+    const t = make();
+    const span = t.startRequest('fraud', 'rest', 0);
+    span.end('OK', 1);
+    span.end('INTERNAL', 2);
+    const e = await scrape(t);
+    expect(sample(e, 'sibyl_requests_total', { model: 'fraud', code: 'OK' })).toBe(1);
+    expect(samples(e, 'sibyl_requests_total', { code: 'INTERNAL' })).toHaveLength(0);
+    expect(sample(e, 'sibyl_request_duration_seconds_count', { model: 'fraud' })).toBe(1);
+  });
+
+  it('puts request durations into cumulative buckets from 10 µs to 2.5 s', async () => {
+    const t = make();
+    // durations (4 stages each): 4 x 0.01 ms = 40 µs, 4 x 0.1 ms = 400 µs, 4 x 10 ms = 40 ms, 4 x 1 s = 4 s
+    request(t, 'fraud', 'rest', 'OK', 0.01);
+    request(t, 'fraud', 'rest', 'OK', 0.1);
+    request(t, 'fraud', 'rest', 'OK', 10);
+    request(t, 'fraud', 'rest', 'OK', 1000);
+
+    const e = await scrape(t);
+    expect(e.types.get('sibyl_request_duration_seconds')).toBe('histogram');
+    const labels = { model: 'fraud', transport: 'rest' };
+    const buckets = samples(e, 'sibyl_request_duration_seconds_bucket', labels);
+    expect(buckets.map((b) => b.labels.le)).toEqual([...LATENCY_BUCKETS_SECONDS.map(String), '+Inf']);
+    const le = (bound: string) => buckets.find((b) => b.labels.le === bound)!.value;
+    expect(le('0.00001')).toBe(0);
+    expect(le('0.000025')).toBe(0);
+    expect(le('0.00005')).toBe(1); // 40 µs
+    expect(le('0.00025')).toBe(1);
+    expect(le('0.0005')).toBe(2); // 400 µs
+    expect(le('0.025')).toBe(2);
+    expect(le('0.05')).toBe(3); // 40 ms
+    expect(le('2.5')).toBe(3);
+    expect(le('+Inf')).toBe(4); // 4 s
+    expect(sample(e, 'sibyl_request_duration_seconds_count', labels)).toBe(4);
+    expect(sample(e, 'sibyl_request_duration_seconds_sum', labels)).toBeCloseTo(0.00004 + 0.0004 + 0.04 + 4, 9);
+  });
+
+  it('records each stage under its own name, only for stages that ran', async () => {
+    const t = make();
+    const span = t.startRequest('fraud', 'grpc', 0);
+    span.stage('resolve', 0, 0.002); // 2 µs
+    span.stage('enrich', 0.002, 0.302); // 300 µs
+    span.stage('dispatch', 0.302, 2.302); // 2 ms
+    span.end('OK', 2.4);
+    span.stage('shadow', 2.4, 3.4); // after the response: still recorded
+    const e = await scrape(t);
+    const stages = new Set(samples(e, 'sibyl_stage_duration_seconds_count').map((s) => s.labels.stage));
+    expect(stages).toEqual(new Set(['resolve', 'enrich', 'dispatch', 'shadow']));
+    expect(sample(e, 'sibyl_stage_duration_seconds_bucket', { model: 'fraud', stage: 'resolve', le: '0.00001' })).toBe(1);
+    expect(sample(e, 'sibyl_stage_duration_seconds_bucket', { model: 'fraud', stage: 'enrich', le: '0.00025' })).toBe(0);
+    expect(sample(e, 'sibyl_stage_duration_seconds_bucket', { model: 'fraud', stage: 'enrich', le: '0.0005' })).toBe(1);
+    expect(sample(e, 'sibyl_stage_duration_seconds_bucket', { model: 'fraud', stage: 'dispatch', le: '0.001' })).toBe(0);
+    expect(sample(e, 'sibyl_stage_duration_seconds_bucket', { model: 'fraud', stage: 'dispatch', le: '0.0025' })).toBe(1);
+    expect(sample(e, 'sibyl_stage_duration_seconds_sum', { model: 'fraud', stage: 'shadow' })).toBeCloseTo(0.001, 9);
+  });
+
+  it('counts feature-store failures by reason and defaulted features', async () => {
+    const t = make();
+    t.featureStoreFailure('fraud', 'timeout');
+    t.featureStoreFailure('fraud', 'timeout');
+    t.featureStoreFailure('fraud', 'error');
+    t.featuresDefaulted('fraud', 3);
+    t.featuresDefaulted('fraud', 2);
+    t.featuresDefaulted('eta', 0);
+    const e = await scrape(t);
+    expect(sample(e, 'sibyl_feature_store_failures_total', { model: 'fraud', reason: 'timeout' })).toBe(2);
+    expect(sample(e, 'sibyl_feature_store_failures_total', { model: 'fraud', reason: 'error' })).toBe(1);
+    expect(sample(e, 'sibyl_features_defaulted_total', { model: 'fraud' })).toBe(5);
+    expect(samples(e, 'sibyl_features_defaulted_total', { model: 'eta' })).toHaveLength(0);
+  });
+
+  it('reads the prediction sink stats at each scrape', async () => {
+    let stats: SinkStats = { accepted: 10, delivered: 7, spilled: 2, lost: 0, pending: 3 };
+    const t = make({ sinkStats: () => stats });
+    let e = await scrape(t);
+    expect(e.types.get('sibyl_prediction_log_accepted_total')).toBe('counter');
+    expect(e.types.get('sibyl_prediction_log_pending')).toBe('gauge');
+    expect(sample(e, 'sibyl_prediction_log_accepted_total')).toBe(10);
+    expect(sample(e, 'sibyl_prediction_log_delivered_total')).toBe(7);
+    expect(sample(e, 'sibyl_prediction_log_spilled_total')).toBe(2);
+    expect(sample(e, 'sibyl_prediction_log_lost_total')).toBe(0);
+    expect(sample(e, 'sibyl_prediction_log_pending')).toBe(3);
+    stats = { accepted: 20, delivered: 19, spilled: 2, lost: 1, pending: 0 };
+    e = await scrape(t);
+    expect(sample(e, 'sibyl_prediction_log_accepted_total')).toBe(20);
+    expect(sample(e, 'sibyl_prediction_log_lost_total')).toBe(1);
+    expect(sample(e, 'sibyl_prediction_log_pending')).toBe(0);
+  });
+
+  it('exports service and cell as target_info, not as labels on every series', async () => {
+    const t = make();
+    request(t, 'fraud', 'rest', 'OK', 0.1);
+    const e = await scrape(t);
+    expect(sample(e, 'target_info', { service_name: 'sibyl-gateway', sibyl_cell: 'eu-1' })).toBe(1);
+    expect(samples(e, 'sibyl_requests_total', { otel_scope_name: 'sibyl-gateway' })).toHaveLength(0);
+  });
+
+  it('folds models past the cardinality limit into model="_other"', async () => {
+    const t = make({ maxModels: 2 });
+    request(t, 'a', 'rest', 'OK', 0.1);
+    request(t, 'b', 'rest', 'OK', 0.1);
+    request(t, 'typo-1', 'rest', 'NOT_FOUND', 0.1);
+    request(t, 'typo-2', 'rest', 'NOT_FOUND', 0.1);
+    request(t, 'a', 'rest', 'OK', 0.1);
+    const e = await scrape(t);
+    expect(new Set(samples(e, 'sibyl_requests_total').map((s) => s.labels.model))).toEqual(new Set(['a', 'b', '_other']));
+    expect(sample(e, 'sibyl_requests_total', { model: 'a' })).toBe(2);
+    expect(sample(e, 'sibyl_requests_total', { model: '_other', code: 'NOT_FOUND' })).toBe(2);
+  });
+
+  it('escapes label values a client controls', async () => {
+    const t = make();
+    request(t, 'we"ird\\name\n', 'rest', 'NOT_FOUND', 0.1);
+    const e = await scrape(t);
+    expect(sample(e, 'sibyl_requests_total', { model: 'we"ird\\name\n' })).toBe(1);
+  });
+
+  it('keeps counting across scrapes (cumulative)', async () => {
+    const t = make();
+    request(t, 'fraud', 'rest', 'OK', 0.1);
+    expect(sample(await scrape(t), 'sibyl_requests_total', { model: 'fraud' })).toBe(1);
+    request(t, 'fraud', 'rest', 'OK', 0.1);
+    const e = await scrape(t);
+    expect(sample(e, 'sibyl_requests_total', { model: 'fraud' })).toBe(2);
+    expect(sample(e, 'sibyl_request_duration_seconds_count', { model: 'fraud' })).toBe(2);
+  });
+
+  it('shuts down once and then refuses to scrape', async () => {
+    const t = make();
+    await Promise.all([t.shutdown(), t.shutdown()]);
+    await expect(t.metricsText()).rejects.toThrow();
+  });
+});
