@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../gateway/config.ts';
+
+describe('loadConfig', () => {
+  it('gives embedded defaults with an empty environment', () => {
+    const c = loadConfig({});
+    expect(c.featureStore).toMatchObject({ kind: 'memory', seedFile: 'models/features.jsonl', prefix: 'sibyl', timeoutMs: 5 });
+    expect(c.predictionLog).toEqual({ kind: 'file', dir: '.data/predictions/local' });
+    expect([c.httpPort, c.grpcPort]).toEqual([8080, 8081]);
+    expect(Object.isFrozen(c) && Object.isFrozen(c.featureStore)).toBe(true);
+  });
+  it('switches to the real parts when REDIS_URL and KAFKA_BROKERS are set', () => {
+    const c = loadConfig({ REDIS_URL: 'redis://r:6379', KAFKA_BROKERS: 'a:9092, b:9092', SIBYL_KAFKA_TOPIC: 'preds', SIBYL_CELL: 'eu-1' });
+    expect(c.featureStore).toMatchObject({ kind: 'redis', url: 'redis://r:6379' });
+    expect(c.predictionLog).toEqual({ kind: 'kafka', brokers: ['a:9092', 'b:9092'], topic: 'preds', spillDir: '.data/spill/eu-1' });
+  });
+  it('turns the prediction log off', () => {
+    expect(loadConfig({ SIBYL_PREDICTION_LOG: 'off', KAFKA_BROKERS: 'a:1' }).predictionLog).toEqual({ kind: 'off' });
+  });
+  it('reports every invalid variable at once', () => {
+    let err: unknown;
+    try {
+      loadConfig({ SIBYL_HTTP_PORT: 'eighty', SIBYL_FEATURE_TIMEOUT_MS: '-1', SIBYL_CELL: 'Bad Cell' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/SIBYL_HTTP_PORT/);
+    expect(problems).toMatch(/SIBYL_FEATURE_TIMEOUT_MS/);
+    expect(problems).toMatch(/SIBYL_CELL/);
+  });
+});
