@@ -4,10 +4,10 @@
  * one no tracer is built and requests create no span objects.
  *
  * Spans are batched (BatchSpanProcessor defaults: queue 2048, batch 512, every 5 s) and dropped, not queued without
- * bound, when the collector is slow or away. An incoming W3C `traceparent` makes the request span its child.
+ * bound, when the collector is slow or away (one export gives up after 2 s); `shutdown` flushes what it can. An incoming W3C `traceparent` makes the request span its child.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { parseTraceParent } from '@opentelemetry/core';
+import { hrTime, parseTraceParent } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
@@ -28,6 +28,9 @@ export interface TracedSpan {
   end(code: string, endMs: number): void;
 }
 
+/** Bound on one batch export, retries included (the exporter's default is 10 s). */
+const EXPORT_TIMEOUT_MS = 2000;
+
 /**
  * `endpoint` is the collector's base URL (`http://host:4318`, `/v1/traces` is appended) or the full traces URL
  * (ending in `/v1/traces`). `sampleRatio` (0..1, default 1) samples root traces; a sampled caller's decision is
@@ -38,7 +41,7 @@ export function createRequestTracer(opts: { endpoint: string; resource: Resource
   const provider = new TracerProvider({
     resource: opts.resource,
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.sampleRatio ?? 1) }),
-    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url }) })],
+    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url, timeoutMillis: EXPORT_TIMEOUT_MS }) })],
   });
   const tracer = provider.getTracer('sibyl-gateway');
   let shutdown: Promise<void> | undefined;
@@ -50,16 +53,18 @@ export function createRequestTracer(opts: { endpoint: string; resource: Resource
         const sc = parseTraceParent(traceparent);
         if (sc !== null) parent = trace.setSpanContext(ROOT_CONTEXT, { ...sc, isRemote: true });
       }
-      const span = tracer.startSpan('predict', { kind: SpanKind.SERVER, startTime: startMs, attributes }, parent);
+      const span = tracer.startSpan('predict', { kind: SpanKind.SERVER, startTime: hrTime(startMs), attributes }, parent);
       return new RequestSpanImpl(tracer, span);
     },
     shutdown() {
-      shutdown ??= provider.shutdown();
+      // Best effort: spans that cannot reach the collector are dropped, shutdown still resolves.
+      shutdown ??= provider.shutdown().catch(() => undefined);
       return shutdown;
     },
   };
 }
 
+// Times go to the SDK as HrTime: it reads a plain number as performance time only when it is not in the future.
 class RequestSpanImpl implements TracedSpan {
   readonly #tracer: Tracer;
   readonly #span: Span;
@@ -74,13 +79,13 @@ class RequestSpanImpl implements TracedSpan {
 
   stage(name: string, startMs: number, endMs: number): void {
     if (this.#ctx === undefined) return;
-    this.#tracer.startSpan(name, { startTime: startMs }, this.#ctx).end(endMs);
+    this.#tracer.startSpan(name, { startTime: hrTime(startMs) }, this.#ctx).end(hrTime(endMs));
   }
 
   end(code: string, endMs: number): void {
     if (this.#ctx === undefined) return;
     this.#span.setAttribute('sibyl.code', code);
     if (code !== 'OK') this.#span.setStatus({ code: SpanStatusCode.ERROR, message: code });
-    this.#span.end(endMs);
+    this.#span.end(hrTime(endMs));
   }
 }
