@@ -268,7 +268,7 @@ def build_eta_risk(train, rows, store_defaults) -> dict:
         'owner': 'eta-team',
         'features': feature_specs(names, store_defaults),
         'onnx': {'file': 'model.onnx', 'inputs': [{'name': 'features', 'dtype': 'float32', 'features': names}],
-                 'outputs': [{'name': 'label', 'as': 'is_late', 'kind': 'scalar'},
+                 'outputs': [{'name': 'label', 'as': 'is_late', 'kind': 'scalar', 'dtype': 'int64'},
                              {'name': 'probabilities', 'kind': 'vector'}]},
     }
     report = {
