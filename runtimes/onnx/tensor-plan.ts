@@ -117,7 +117,7 @@ export function buildPlan(manifest: Manifest, session: Pick<InferenceSession, 'i
 }
 
 function notInteger(input: InputPlan, c: number, v: unknown): SibylError {
-  return new SibylError('INVALID_ARGUMENT', `feature "${input.features[c]}" must be an integer for ${input.dtype} input "${input.name}", got ${String(v)}`);
+  return new SibylError('INVALID_ARGUMENT', `feature "${input.features[c]}" must be an integer in range for ${input.dtype} input "${input.name}", got ${String(v)}`);
 }
 
 /** Rows into one tensor per input, in `plan.inputs` order. Throws INVALID_ARGUMENT for a non-integer integer feature. */
@@ -146,7 +146,7 @@ export function packInputs(plan: TensorPlan, rows: readonly FeatureRow[]): RawTe
           const row = rows[r]!;
           for (let c = 0; c < w; c++, k++) {
             const v = num(row[features[c]!], defaults[c]);
-            if (!Number.isInteger(v)) throw notInteger(input, c, v);
+            if (v !== (v | 0)) throw notInteger(input, c, v); // also catches values outside int32
             data[k] = v;
           }
         }
