@@ -25,7 +25,7 @@ export interface OtelTelemetryOptions {
   readonly cell: string;
   /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`) or full `/v1/traces` URL; tracing is off without. */
   readonly otlpEndpoint?: string;
-  /** Fraction of root traces sampled, 0..1; default 1. */
+  /** Fraction of requests traced when the caller sent no trace context, 0..1; default 1. */
   readonly traceSampleRatio?: number;
   /** Distinct model labels kept before new names are folded into model="_other"; default 1000. */
   readonly maxModels?: number;
@@ -55,8 +55,8 @@ export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
   return {
     startRequest(model, transport, startMs, traceparent) {
       const cells = metrics.transport(model, transport);
-      if (tracer === undefined) return new MeteredRequest(metrics, cells, startMs);
-      return new TracedRequest(metrics, cells, startMs, tracer.start(cells.spanAttributes, startMs, traceparent));
+      const span = tracer?.start(cells.spanAttributes, startMs, traceparent);
+      return span === undefined ? new MeteredRequest(metrics, cells, startMs) : new TracedRequest(metrics, cells, startMs, span);
     },
     featureStoreFailure(model, reason) {
       const m = metrics.model(model);

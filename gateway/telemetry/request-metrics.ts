@@ -81,7 +81,8 @@ export class RequestMetrics {
     if (this.#models.size >= this.#maxModels && name !== OVERFLOW_MODEL) return this.model(OVERFLOW_MODEL);
     const cells: ModelCells = {
       model: name,
-      stages: {},
+      // Every key present from the start: one object shape for all models keeps the lookup monomorphic.
+      stages: { resolve: undefined, enrich: undefined, dispatch: undefined, respond: undefined, shadow: undefined, log: undefined },
       transports: new Map(),
       storeTimeout: this.storeFailures.cell({ model: name, reason: 'timeout' }),
       storeError: this.storeFailures.cell({ model: name, reason: 'error' }),

@@ -142,6 +142,21 @@ describe('otel telemetry: OTLP spans', () => {
     expect(body).toContain('sibyl_requests_total{model="fraud",transport="rest",code="OK"} 1');
   });
 
+  it('samples requests without trace context by ratio, and always follows a sampled caller', async () => {
+    const t = createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: 'eu-1', otlpEndpoint: endpoint, traceSampleRatio: 0 });
+    const t0 = performance.now();
+    for (let i = 0; i < 20; i++) t.startRequest('fraud', 'rest', t0).end('OK', t0 + 1);
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const span = t.startRequest('fraud', 'rest', t0, `00-${traceId}-00f067aa0ba902b7-01`);
+    span.stage('resolve', t0, t0 + 0.01);
+    span.end('OK', t0 + 1);
+    const { body } = await t.metricsText();
+    await t.shutdown();
+    expect(spans().map((s) => s.name).sort()).toEqual(['predict', 'resolve']);
+    expect(new Set(spans().map((s) => s.traceId))).toEqual(new Set([traceId]));
+    expect(body).toContain('sibyl_requests_total{model="fraud",transport="rest",code="OK"} 21');
+  });
+
   it('keeps serving when the collector is unreachable', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
