@@ -36,22 +36,25 @@ function sdkInstrumentsTelemetry(): Telemetry {
   const requests = meter.createCounter('sibyl_requests');
   const duration = meter.createHistogram('sibyl_request_duration_seconds', { advice });
   const stageDuration = meter.createHistogram('sibyl_stage_duration_seconds', { advice });
-  const attrs = new Map<string, Record<string, string>>();
-  const cached = (key: string, make: () => Record<string, string>) => {
-    let a = attrs.get(key);
-    if (!a) attrs.set(key, (a = make()));
-    return a;
+  // Attribute objects cached per label set in nested maps, as the pre-bound design caches its cells.
+  type Attrs = Record<string, string>;
+  const models = new Map<string, { stages: Map<string, Attrs>; transports: Map<string, { attrs: Attrs; codes: Map<string, Attrs> }> }>();
+  const get = <K, V>(m: Map<K, V>, k: K, make: () => V): V => {
+    let v = m.get(k);
+    if (v === undefined) m.set(k, (v = make()));
+    return v;
   };
   return {
     startRequest(model, transport, startMs): RequestSpan {
-      const mt = cached(`${model}\0${transport}`, () => ({ model, transport }));
+      const m = get(models, model, () => ({ stages: new Map(), transports: new Map() }));
+      const mt = get(m.transports, transport, () => ({ attrs: { model, transport }, codes: new Map() }));
       return {
         stage(stage, s, e) {
-          stageDuration.record((e - s) / 1000, cached(`${model}\0\0${stage}`, () => ({ model, stage })));
+          stageDuration.record((e - s) / 1000, get(m.stages, stage, () => ({ model, stage })));
         },
         end(code, endMs) {
-          requests.add(1, cached(`${model}\0${transport}\0${code}`, () => ({ model, transport, code })));
-          duration.record((endMs - startMs) / 1000, mt);
+          requests.add(1, get(mt.codes, code, () => ({ model, transport, code })));
+          duration.record((endMs - startMs) / 1000, mt.attrs);
         },
       };
     },
