@@ -1,0 +1,64 @@
+# Helpers shared by scripts/services/*.sh. Source it; it defines functions and SIBYL_ROOT / SIBYL_SERVICES_DIR only.
+SIBYL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# Per-service state (data, logs, pid files) lives under .data/services/<name>/ (gitignored).
+SIBYL_SERVICES_DIR="$SIBYL_ROOT/.data/services"
+
+sibyl_log() { echo "[$(basename "$0" .sh)] $*" >&2; }
+sibyl_die() { sibyl_log "error: $*"; exit 1; }
+
+# sibyl_apt_install PACKAGE...: installs the Debian packages that are not installed yet (apt-get update first).
+# Needs root (or sudo). Waits for the dpkg lock when another install is running.
+sibyl_apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || sibyl_die "need root or sudo to install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  sibyl_log "installing ${missing[*]} with apt-get"
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600)
+  "${sudo[@]}" "${apt[@]}" update >/dev/null || sibyl_die "apt-get update failed"
+  "${sudo[@]}" "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null ||
+    sibyl_die "apt-get install ${missing[*]} failed"
+}
+
+# sibyl_pid_alive PIDFILE: true when PIDFILE names a live process.
+sibyl_pid_alive() {
+  local pid
+  [ -s "$1" ] || return 1
+  pid="$(cat "$1")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# sibyl_wait SECONDS WHAT CMD...: runs CMD every 0.2 s until it succeeds; fails after SECONDS.
+sibyl_wait() {
+  local limit=$(($1 * 5)) what="$2" i
+  shift 2
+  for ((i = 0; i < limit; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  sibyl_log "timed out after ${limit}x0.2 s waiting for $what"
+  return 1
+}
+
+# sibyl_url_port URL DEFAULT: the port of a URL like redis://host:port/db, or DEFAULT.
+sibyl_url_port() {
+  local rest="${1#*://}"
+  rest="${rest#*@}"
+  rest="${rest%%/*}"
+  case "$rest" in *:*) echo "${rest##*:}" ;; *) echo "$2" ;; esac
+}
+
+# sibyl_url_host URL DEFAULT: the host of a URL like redis://host:port/db, or DEFAULT.
+sibyl_url_host() {
+  local rest="${1#*://}"
+  rest="${rest#*@}"
+  rest="${rest%%/*}"
+  rest="${rest%%:*}"
+  echo "${rest:-$2}"
+}
