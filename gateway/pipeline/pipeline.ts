@@ -32,6 +32,8 @@ export interface RequestContext {
   readonly startMs: number;
   /** 'rest' | 'grpc' | 'oip-rest' | 'oip-grpc'. */
   readonly transport: string;
+  /** The caller's W3C `traceparent`, when it sent one. */
+  readonly traceparent?: string | undefined;
 }
 
 export interface PredictResult {
@@ -75,7 +77,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   return {
     async predict(input, ctx) {
-      const span = telemetry.startRequest(input.model, ctx.transport, ctx.startMs);
+      const span = telemetry.startRequest(input.model, ctx.transport, ctx.startMs, ctx.traceparent);
       let route: Route | undefined;
       try {
         // 1 resolve

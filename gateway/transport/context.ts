@@ -11,6 +11,7 @@ export function requestContext(
   defaultTimeoutMs: number,
   requestedTimeoutMs?: number,
   startMs: number = performance.now(),
+  traceparent?: string,
 ): RequestContext {
   const timeout = requestedTimeoutMs !== undefined && requestedTimeoutMs > 0 ? Math.min(requestedTimeoutMs, defaultTimeoutMs) : defaultTimeoutMs;
   return {
@@ -18,5 +19,6 @@ export function requestContext(
     signal: AbortSignal.timeout(timeout),
     startMs,
     transport,
+    traceparent,
   };
 }

@@ -43,7 +43,7 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
       message.model = target.name;
       if (version) message.version = version;
       if (message.requestId) requestId = message.requestId;
-      const ctx = requestContext('rest', requestId, limits.requestTimeoutMs, requested, startMs);
+      const ctx = requestContext('rest', requestId, limits.requestTimeoutMs, requested, startMs, req.headers.get('traceparent') ?? undefined);
       const out = await pipeline.predict(toPredictInput(message), ctx);
       return new Response(toJsonString(PredictResponseSchema, toPredictResponse(out)), {
         status: 200,

@@ -86,7 +86,7 @@ describe('unknown names', () => {
   it('OIP metadata and readiness answer 404 for an unknown model, and describe a known one', async () => {
     expect((await fetch(`${gw.http}/v2/models/nope`)).status).toBe(404);
     expect((await fetch(`${gw.http}/v2/models/nope/ready`)).status).toBe(404);
-    const md = await (await fetch(`${gw.http}/v2/models/tabular-mlp`)).json();
+    const md = (await (await fetch(`${gw.http}/v2/models/tabular-mlp`)).json()) as { inputs: unknown };
     expect(md).toMatchObject({ name: 'tabular-mlp', versions: ['1'], platform: 'onnxruntime_onnx' });
     expect(md.inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [-1, 6] }]);
     const ready = await gw.oip.call(GRPCInferenceService.method.modelReady, { name: 'nope' });

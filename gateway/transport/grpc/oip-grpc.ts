@@ -61,7 +61,7 @@ export function addOipService(
         throw new SibylError('INVALID_ARGUMENT', `raw_input_contents: ${req.rawInputContents.length} entries for ${req.inputs.length} inputs`);
       }
       const tensors = req.inputs.map((t, i) => decodeInput(t, req.rawInputContents[i]));
-      const ctx = requestContext('oip-grpc', req.id || call.requestId, limits.requestTimeoutMs, call.timeoutMs);
+      const ctx = requestContext('oip-grpc', req.id || call.requestId, limits.requestTimeoutMs, call.timeoutMs, undefined, call.traceparent);
       const out = await pipeline.predict({ model: req.modelName, version: route.version, rows: rowsFromTensors(req.modelName, sig, tensors), routingKey: '' }, ctx);
       const outputs = tensorsFromResults(sig, out, req.outputs.map((o) => o.name));
       const defaulted = defaultedParameter(out);

@@ -26,6 +26,8 @@ export interface UnaryContext {
   /** Milliseconds until the client's deadline; undefined without one. */
   readonly timeoutMs: number | undefined;
   readonly requestId: string | undefined;
+  /** The caller's W3C trace context, from the `traceparent` metadata. */
+  readonly traceparent: string | undefined;
   readonly metadata: grpc.Metadata;
 }
 
@@ -57,7 +59,9 @@ export function unary<I extends DescMessage, O>(
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
     const timeoutMs = Number.isFinite(at) ? Math.max(1, at - Date.now()) : undefined;
     const rid = call.metadata.get('x-request-id')[0];
-    handler(req, { timeoutMs, requestId: typeof rid === 'string' ? rid : undefined, metadata: call.metadata }).then(
+    const tp = call.metadata.get('traceparent')[0];
+    const ctx = { timeoutMs, requestId: typeof rid === 'string' ? rid : undefined, traceparent: typeof tp === 'string' ? tp : undefined, metadata: call.metadata };
+    handler(req, ctx).then(
       (res) => callback(null, res),
       (err: unknown) => fail(toSibylError(err)),
     );

@@ -9,7 +9,7 @@ import { serviceDefinition, unary } from './service-definition.ts';
 export function addSibylService(server: grpc.Server, pipeline: Pipeline, limits: { maxBodyBytes: number; requestTimeoutMs: number }): void {
   server.addService(serviceDefinition(PredictionService), {
     predict: unary(PredictRequestSchema, limits.maxBodyBytes, async (req, call) => {
-      const ctx = requestContext('grpc', req.requestId || call.requestId, limits.requestTimeoutMs, call.timeoutMs);
+      const ctx = requestContext('grpc', req.requestId || call.requestId, limits.requestTimeoutMs, call.timeoutMs, undefined, call.traceparent);
       return toPredictResponse(await pipeline.predict(toPredictInput(req), ctx));
     }),
   });

@@ -75,7 +75,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
       const wanted = parseOutputs(json['outputs']);
       const params = json['parameters'];
       const binaryAll = isObject(params) && params['binary_data_output'] === true;
-      const ctx = requestContext('oip-rest', requestId, limits.requestTimeoutMs, requested, startMs);
+      const ctx = requestContext('oip-rest', requestId, limits.requestTimeoutMs, requested, startMs, req.headers.get('traceparent') ?? undefined);
       const out = await pipeline.predict({ model, version: route.version, rows: rowsFromTensors(model, sig, tensors), routingKey: '' }, ctx);
       const outputs = tensorsFromResults(sig, out, wanted.map((w) => w.name));
       const binaryFor = new Set(wanted.filter((w) => w.binary ?? binaryAll).map((w) => w.name));
