@@ -16,6 +16,7 @@ import { readLocalModels } from './bundle/local-bundles.ts';
 import { loadRouteTable } from './routing/load-routes.ts';
 import { RouteTableRef } from './routing/route-table.ts';
 import { createPipeline, type Pipeline } from './pipeline/pipeline.ts';
+import { AdmissionControl } from './pipeline/admission.ts';
 import { createRestApp } from './transport/rest-app.ts';
 import { createGrpcServer, type GrpcServer } from './transport/grpc/grpc-server.ts';
 import { createFeatureStore, createSink, createTelemetry } from './parts.ts';
@@ -36,6 +37,7 @@ export interface Gateway {
   readonly sink: PredictionSink;
   readonly telemetry: Telemetry;
   readonly logger: Logger;
+  readonly admission: AdmissionControl;
   /** Listens on the configured ports (0 picks free ones); resolves with the bound ports. */
   start(): Promise<{ httpPort: number; grpcPort: number }>;
   /** Stops accepting, drains in-flight requests (up to drainTimeoutMs), flushes the log, frees models. Idempotent. */
@@ -64,7 +66,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
 
   let draining = false;
   const health = { live: () => true, ready: () => !draining && [...routes.current.models()].length > 0 };
-  const limits = { maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs };
+  const admission = new AdmissionControl(config.admission);
+  admission.start();
+  const limits = { maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs, admission };
   const app = createRestApp({ pipeline, routes, health, telemetry, limits });
   const grpcServer: GrpcServer = createGrpcServer({ pipeline, routes, health, limits });
   let http: ServerType | undefined;
@@ -79,6 +83,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     sink,
     telemetry,
     logger,
+    admission,
     async start() {
       const httpPort = await new Promise<number>((resolve, reject) => {
         const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.host }, (info) => resolve(info.port));
@@ -95,6 +100,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     stop() {
       stopping ??= (async () => {
         draining = true;
+        admission.stop();
         grpcServer.setServing(false);
         const drained = Promise.all([
           new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve())),

@@ -2,6 +2,7 @@
 import { toJsonString, create } from '@bufbuild/protobuf';
 import { ErrorBodySchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import type { AdmissionControl } from '../pipeline/admission.ts';
 
 export const requestIdHeader = 'x-request-id';
 /** Header a client uses to shorten its deadline, in milliseconds. */
@@ -10,6 +11,8 @@ export const timeoutHeaderName = 'x-request-timeout-ms';
 export interface RestLimits {
   readonly maxBodyBytes: number;
   readonly requestTimeoutMs: number;
+  /** Refuses predictions beyond capacity (RESOURCE_EXHAUSTED) before their bodies are read. */
+  readonly admission: AdmissionControl;
 }
 
 export function timeoutHeader(req: Request): number | undefined {
@@ -71,5 +74,7 @@ export function parseJson(bytes: Uint8Array): unknown {
 export function errorResponse(err: unknown, requestId: string): Response {
   const e = toSibylError(err);
   const body = toJsonString(ErrorBodySchema, create(ErrorBodySchema, { code: e.code, message: e.message, requestId }));
-  return new Response(body, { status: e.httpStatus, headers: { 'content-type': 'application/json', [requestIdHeader]: requestId } });
+  const headers: Record<string, string> = { 'content-type': 'application/json', [requestIdHeader]: requestId };
+  if (e.code === 'RESOURCE_EXHAUSTED') headers['retry-after'] = '1';
+  return new Response(body, { status: e.httpStatus, headers });
 }

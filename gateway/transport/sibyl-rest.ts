@@ -24,7 +24,10 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
   async function handle(req: Request, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
     const startMs = performance.now();
     let requestId = req.headers.get(requestIdHeader) || newRequestId();
+    let admitted = false;
     try {
+      limits.admission.admit();
+      admitted = true;
       if (!target || target.verb !== 'predict') throw new SibylError('NOT_FOUND', `no such method: ${new URL(req.url).pathname} (use /v1/models/{model}:predict)`);
       const requested = timeoutHeader(req);
       const json = await readJsonBody(req, limits.maxBodyBytes);
@@ -51,6 +54,8 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
       });
     } catch (err) {
       return errorResponse(err, requestId);
+    } finally {
+      if (admitted) limits.admission.release();
     }
   }
 }

@@ -5,6 +5,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { fileURLToPath } from 'node:url';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
+import type { AdmissionControl } from '../../pipeline/admission.ts';
 import type { RouteTableRef } from '../../routing/route-table.ts';
 import type { OipHealth } from '../oip/oip-rest.ts';
 import { addOipService } from './oip-grpc.ts';
@@ -23,7 +24,7 @@ export function createGrpcServer(deps: {
   pipeline: Pipeline;
   routes: RouteTableRef;
   health: OipHealth;
-  limits: { maxBodyBytes: number; requestTimeoutMs: number };
+  limits: { maxBodyBytes: number; requestTimeoutMs: number; admission: AdmissionControl };
 }): GrpcServer {
   const server = new grpc.Server({
     // Our own limit is checked per message (INVALID_ARGUMENT); this is the transport's hard ceiling.

@@ -22,6 +22,7 @@ import {
 } from '../../../proto/gen/inference/open_inference_grpc_pb.js';
 import { SibylError } from '../../../runtimes/errors.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
+import type { AdmissionControl } from '../../pipeline/admission.ts';
 import type { RouteTableRef } from '../../routing/route-table.ts';
 import { requestContext } from '../context.ts';
 import { modelMetadata, serverMetadata } from '../oip/metadata.ts';
@@ -35,7 +36,7 @@ export function addOipService(
   pipeline: Pipeline,
   routes: RouteTableRef,
   health: OipHealth,
-  limits: { maxBodyBytes: number; requestTimeoutMs: number },
+  limits: { maxBodyBytes: number; requestTimeoutMs: number; admission: AdmissionControl },
 ): void {
   const max = limits.maxBodyBytes;
   server.addService(serviceDefinition(GRPCInferenceService), {
@@ -73,7 +74,7 @@ export function addOipService(
         outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(BigInt) })),
         rawOutputContents: outputs.map(encodeRaw),
       });
-    }),
+    }, limits.admission),
   });
 }
 

@@ -5,6 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import { SibylError, toSibylError } from '../../../runtimes/errors.ts';
+import type { AdmissionControl } from '../../pipeline/admission.ts';
 
 export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
@@ -39,11 +40,17 @@ export function unary<I extends DescMessage, O>(
   input: I,
   maxBytes: number,
   handler: (req: MessageShape<I>, ctx: UnaryContext) => Promise<O>,
-  onError?: (err: SibylError) => void,
+  admission?: AdmissionControl,
 ): grpc.handleUnaryCall<Buffer, O> {
   return function handleUnary(call, callback) {
     const bytes = call.request;
     let req: MessageShape<I>;
+    try {
+      admission?.admit();
+    } catch (err) {
+      callback({ code: (err as SibylError).grpcCode, details: (err as SibylError).message });
+      return;
+    }
     try {
       if (bytes.byteLength > maxBytes) throw new SibylError('INVALID_ARGUMENT', `request message of ${bytes.byteLength} bytes exceeds the limit of ${maxBytes} bytes`);
       try {
@@ -52,6 +59,7 @@ export function unary<I extends DescMessage, O>(
         throw new SibylError('INVALID_ARGUMENT', `invalid request: ${(err as Error).message}`);
       }
     } catch (err) {
+      admission?.release();
       fail(toSibylError(err));
       return;
     }
@@ -62,12 +70,17 @@ export function unary<I extends DescMessage, O>(
     const tp = call.metadata.get('traceparent')[0];
     const ctx = { timeoutMs, requestId: typeof rid === 'string' ? rid : undefined, traceparent: typeof tp === 'string' ? tp : undefined, metadata: call.metadata };
     handler(req, ctx).then(
-      (res) => callback(null, res),
-      (err: unknown) => fail(toSibylError(err)),
+      (res) => {
+        admission?.release();
+        callback(null, res);
+      },
+      (err: unknown) => {
+        admission?.release();
+        fail(toSibylError(err));
+      },
     );
 
     function fail(e: SibylError): void {
-      onError?.(e);
       callback({ code: e.grpcCode, details: e.message });
     }
   };

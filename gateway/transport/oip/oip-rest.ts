@@ -50,7 +50,10 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
   async function infer(req: Request, model: string, version: string): Promise<Response> {
     const startMs = performance.now();
     let requestId = req.headers.get(requestIdHeader) || '';
+    let admitted = false;
     try {
+      limits.admission.admit();
+      admitted = true;
       const requested = timeoutHeader(req);
       const body = await readBody(req, limits.maxBodyBytes);
       const headerLength = req.headers.get(HEADER_LENGTH);
@@ -110,6 +113,8 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
       });
     } catch (err) {
       return oipError(err, requestId);
+    } finally {
+      if (admitted) limits.admission.release();
     }
   }
 }
@@ -163,8 +168,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 export function oipError(err: unknown, requestId?: string): Response {
   const e = toSibylError(err);
-  return new Response(JSON.stringify({ error: e.message, code: e.code }), {
-    status: e.httpStatus,
-    headers: { 'content-type': 'application/json', ...(requestId ? { [requestIdHeader]: requestId } : {}) },
-  });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (requestId) headers[requestIdHeader] = requestId;
+  if (e.code === 'RESOURCE_EXHAUSTED') headers['retry-after'] = '1';
+  return new Response(JSON.stringify({ error: e.message, code: e.code }), { status: e.httpStatus, headers });
 }
