@@ -97,7 +97,8 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
       const pending = new Array<Promise<(string | null)[]>>(n);
       for (let i = 0; i < n; i++) {
         const l = lookups[i]!;
-        pending[i] = client.hmget(l.key, ...l.fields);
+        // HMGET needs at least one field; a lookup of none answers [] without asking.
+        pending[i] = l.fields.length === 0 ? Promise.resolve([]) : client.hmget(l.key, ...l.fields);
       }
       return withDeadline(Promise.all(pending), timeoutMs).then(succeeded, failed);
     },
