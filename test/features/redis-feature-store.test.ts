@@ -1,0 +1,170 @@
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisFeatureStore, type RedisFeatureStore } from '../../gateway/features/redis-feature-store.ts';
+import { SibylError } from '../../runtimes/errors.ts';
+import { featureStoreConformance } from './feature-store.case.ts';
+import { freePort, RedisProcess, sleep } from './redis-process.ts';
+
+const REDIS_URL = process.env.SIBYL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6399';
+const PREFIX = `sibyl-test-${process.pid}-${Date.now().toString(36)}`;
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Runs outside `npm test` too: the service script is idempotent and returns at once when Redis is up. */
+function ensureSharedRedis(): void {
+  if (process.env.SIBYL_TEST_REDIS_URL) return;
+  execFileSync('bash', ['scripts/services/redis.sh', 'start'], { cwd: ROOT, stdio: 'ignore' });
+}
+
+async function deletePrefix(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url, { lazyConnect: true });
+  await admin.connect();
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await admin.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  await admin.quit();
+}
+
+/** Retries `read` until it succeeds; gives up after `ms`. */
+async function readEventually(store: RedisFeatureStore, key: string, field: string, ms: number): Promise<(string | null)[][]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await store.read([{ key, fields: [field] }], 200);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(50);
+    }
+  }
+}
+
+beforeAll(() => ensureSharedRedis());
+afterAll(() => deletePrefix(REDIS_URL, PREFIX));
+
+featureStoreConformance(
+  'redis',
+  async () => {
+    const store = createRedisFeatureStore({ url: REDIS_URL });
+    await store.ready(10_000);
+    return store;
+  },
+  { prefix: PREFIX },
+);
+
+featureStoreConformance(
+  'redis without auto-pipelining',
+  async () => {
+    const store = createRedisFeatureStore({ url: REDIS_URL, autoPipelining: false });
+    await store.ready(10_000);
+    return store;
+  },
+  { prefix: `${PREFIX}:nap` },
+);
+
+describe('redis feature store failures', () => {
+  it('rejects at once against a refused port, well under the client default of ~10 s', async () => {
+    const port = await freePort();
+    const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}` });
+    try {
+      const started = Date.now();
+      const err = await store.read([{ key: 'sibyl:restaurant:r1', fields: ['a', 'b'] }], 100).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SibylError);
+      expect((err as SibylError).code).toBe('UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(store.healthy).toBe(false);
+      await expect(store.write([{ key: 'sibyl:restaurant:r1', fields: { a: '1' } }])).rejects.toBeInstanceOf(SibylError);
+      await expect(store.ready(300)).rejects.toThrow(/not ready/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  describe('a server that accepts connections and never answers', () => {
+    let server: Server;
+    let port: number;
+    const sockets = new Set<Socket>();
+    beforeAll(async () => {
+      server = createServer((s) => {
+        sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => sockets.delete(s));
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const addr = server.address();
+      port = typeof addr === 'object' && addr ? addr.port : 0;
+    });
+    afterAll(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    });
+
+    it('rejects reads instead of hanging, and stays unhealthy', async () => {
+      const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 200 });
+      try {
+        await sleep(50); // let it connect: the TCP handshake succeeds, the Redis one never does
+        expect(sockets.size).toBeGreaterThan(0);
+        for (let i = 0; i < 3; i++) {
+          await expect(store.read([{ key: 'sibyl:restaurant:r1', fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
+        }
+        expect(store.healthy).toBe(false);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
+  describe('a private redis-server that freezes, dies and comes back', () => {
+    let redis: RedisProcess;
+    let store: RedisFeatureStore;
+    const key = 'sibyl:restaurant:r1';
+    beforeAll(async () => {
+      redis = await RedisProcess.start();
+      store = createRedisFeatureStore({ url: redis.url, commandTimeoutMs: 300, socketTimeoutMs: 500, maxReconnectDelayMs: 200 });
+      await store.ready(10_000);
+    });
+    afterAll(async () => {
+      await store?.close();
+      await redis?.dispose();
+    });
+
+    it('reads while it is up', async () => {
+      await store.write([{ key, fields: { a: '1' } }]);
+      expect(await store.read([{ key, fields: ['a'] }], 1000)).toEqual([['1']]);
+      expect(store.healthy).toBe(true);
+    });
+
+    it('rejects with DEADLINE_EXCEEDED while the server is frozen, and reads again after it thaws', async () => {
+      redis.freeze();
+      try {
+        const err = await store.read([{ key, fields: ['a'] }], 100).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SibylError);
+        expect((err as SibylError).code).toBe('DEADLINE_EXCEEDED');
+        expect(store.healthy).toBe(false);
+      } finally {
+        redis.thaw();
+      }
+      expect(await readEventually(store, key, 'a', 10_000)).toEqual([['1']]);
+      expect(store.healthy).toBe(true);
+    });
+
+    it('rejects while the server is down and reconnects by itself when it is back', async () => {
+      await redis.stop();
+      await expect(store.read([{ key, fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
+      await sleep(300); // several reconnection attempts fail in between
+      await expect(store.read([{ key, fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
+      expect(store.healthy).toBe(false);
+
+      await redis.start();
+      // No persistence: the restarted server is empty.
+      expect(await readEventually(store, key, 'a', 10_000)).toEqual([[null]]);
+      expect(store.healthy).toBe(true);
+      await store.write([{ key, fields: { a: '2' } }]);
+      expect(await store.read([{ key, fields: ['a'] }], 1000)).toEqual([['2']]);
+    });
+  });
+});
