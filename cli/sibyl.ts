@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * The `sibyl` command line. Each subcommand lives in its own module and is listed below; nothing is discovered.
+ * Exit status: 0 on success, 1 when a command fails (its message on stderr), 1 on a usage error.
+ */
+import { Command } from 'commander';
+import { featuresCommand } from './features.ts';
+
+const subcommands: readonly (() => Command)[] = [featuresCommand];
+
+export function createProgram(): Command {
+  const program = new Command('sibyl').description('Sibyl prediction gateway tools').showHelpAfterError();
+  for (const make of subcommands) program.addCommand(make());
+  return program;
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await createProgram().parseAsync(argv as string[]);
+  } catch (err) {
+    process.stderr.write(`sibyl: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main(process.argv);
