@@ -28,7 +28,10 @@ export interface RedisFeatureStoreOptions {
   readonly socketTimeoutMs?: number;
   /** Longest pause between reconnection attempts, milliseconds; default 1000 (attempts back off 50 ms a try). */
   readonly maxReconnectDelayMs?: number;
-  /** Share round trips between concurrent requests (ioredis `enableAutoPipelining`); default true. */
+  /**
+   * Share round trips between concurrent requests (ioredis `enableAutoPipelining`); default true. When false,
+   * each `read` sends its lookups as one explicit pipeline of its own.
+   */
   readonly autoPipelining?: boolean;
   /** Called with connection and command errors (for logs); never on the hot path's success. */
   readonly onError?: (err: Error) => void;
@@ -50,9 +53,10 @@ export interface RedisFeatureStore extends FeatureStore {
  */
 export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFeatureStore {
   const onError = opts.onError;
+  const autoPipelining = opts.autoPipelining ?? true;
   const client = new Redis(opts.url, {
     enableOfflineQueue: false,
-    enableAutoPipelining: opts.autoPipelining ?? true,
+    enableAutoPipelining: autoPipelining,
     commandTimeout: opts.commandTimeoutMs ?? 1000,
     connectTimeout: opts.connectTimeoutMs ?? 1000,
     socketTimeout: opts.socketTimeoutMs ?? 2000,
@@ -85,23 +89,56 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     throw toStoreError(err);
   }
 
+  /** Auto-pipelining: one HMGET per lookup; ioredis sends this turn's commands of all requests in one write. */
+  function readAutoPipelined(lookups: readonly FeatureLookup[], timeoutMs: number): Promise<(string | null)[][]> {
+    const n = lookups.length;
+    if (n === 0) return Promise.resolve([]);
+    const pending = new Array<Promise<(string | null)[]>>(n);
+    for (let i = 0; i < n; i++) {
+      const l = lookups[i]!;
+      // HMGET needs at least one field; a lookup of none answers [] without asking.
+      pending[i] = l.fields.length === 0 ? Promise.resolve([]) : client.hmget(l.key, ...l.fields);
+    }
+    return withDeadline(Promise.all(pending), timeoutMs).then(succeeded, failed);
+  }
+
+  /** Without auto-pipelining: one explicit pipeline per read, so a request's lookups still share one write. */
+  function readPipeline(lookups: readonly FeatureLookup[], timeoutMs: number): Promise<(string | null)[][]> {
+    const n = lookups.length;
+    if (n === 0) return Promise.resolve([]);
+    const pipeline = client.pipeline();
+    let commands = 0;
+    for (let i = 0; i < n; i++) {
+      const l = lookups[i]!;
+      if (l.fields.length > 0) {
+        pipeline.hmget(l.key, ...l.fields);
+        commands++;
+      }
+    }
+    const answered = commands === 0 ? Promise.resolve([]) : pipeline.exec();
+    return withDeadline(answered, timeoutMs).then(function unpack(results) {
+      if (!results) throw new Error('pipeline was not executed');
+      const out = new Array<(string | null)[]>(n);
+      for (let i = 0, r = 0; i < n; i++) {
+        if (lookups[i]!.fields.length === 0) {
+          out[i] = [];
+          continue;
+        }
+        const [err, values] = results[r++]!;
+        if (err) throw err;
+        out[i] = values as (string | null)[];
+      }
+      return succeeded(out);
+    }).catch(failed);
+  }
+
   return {
     kind: 'redis',
     get healthy() {
       return healthy;
     },
 
-    read(lookups: readonly FeatureLookup[], timeoutMs: number): Promise<(string | null)[][]> {
-      const n = lookups.length;
-      if (n === 0) return Promise.resolve([]);
-      const pending = new Array<Promise<(string | null)[]>>(n);
-      for (let i = 0; i < n; i++) {
-        const l = lookups[i]!;
-        // HMGET needs at least one field; a lookup of none answers [] without asking.
-        pending[i] = l.fields.length === 0 ? Promise.resolve([]) : client.hmget(l.key, ...l.fields);
-      }
-      return withDeadline(Promise.all(pending), timeoutMs).then(succeeded, failed);
-    },
+    read: autoPipelining ? readAutoPipelined : readPipeline,
 
     async write(entries): Promise<void> {
       const pipeline = client.pipeline();

@@ -66,105 +66,107 @@ featureStoreConformance(
   { prefix: `${PREFIX}:nap` },
 );
 
-describe('redis feature store failures', () => {
-  it('rejects at once against a refused port, well under the client default of ~10 s', async () => {
-    const port = await freePort();
-    const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}` });
-    try {
-      const started = Date.now();
-      const err = await store.read([{ key: 'sibyl:restaurant:r1', fields: ['a', 'b'] }], 100).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(SibylError);
-      expect((err as SibylError).code).toBe('UNAVAILABLE');
-      expect(Date.now() - started).toBeLessThan(2000);
-      expect(store.healthy).toBe(false);
-      await expect(store.write([{ key: 'sibyl:restaurant:r1', fields: { a: '1' } }])).rejects.toBeInstanceOf(SibylError);
-      await expect(store.ready(300)).rejects.toThrow(/not ready/);
-    } finally {
-      await store.close();
-    }
-  });
-
-  describe('a server that accepts connections and never answers', () => {
-    let server: Server;
-    let port: number;
-    const sockets = new Set<Socket>();
-    beforeAll(async () => {
-      server = createServer((s) => {
-        sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => sockets.delete(s));
-      });
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      const addr = server.address();
-      port = typeof addr === 'object' && addr ? addr.port : 0;
-    });
-    afterAll(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    });
-
-    it('rejects reads instead of hanging, and stays unhealthy', async () => {
-      const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 200 });
+for (const autoPipelining of [true, false]) {
+  describe(`redis feature store failures (auto-pipelining ${autoPipelining ? 'on' : 'off'})`, () => {
+    it('rejects at once against a refused port, well under the client default of ~10 s', async () => {
+      const port = await freePort();
+      const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, autoPipelining });
       try {
-        await sleep(50); // let it connect: the TCP handshake succeeds, the Redis one never does
-        expect(sockets.size).toBeGreaterThan(0);
-        for (let i = 0; i < 3; i++) {
-          await expect(store.read([{ key: 'sibyl:restaurant:r1', fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
-        }
+        const started = Date.now();
+        const err = await store.read([{ key: 'sibyl:restaurant:r1', fields: ['a', 'b'] }], 100).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SibylError);
+        expect((err as SibylError).code).toBe('UNAVAILABLE');
+        expect(Date.now() - started).toBeLessThan(2000);
         expect(store.healthy).toBe(false);
+        await expect(store.write([{ key: 'sibyl:restaurant:r1', fields: { a: '1' } }])).rejects.toBeInstanceOf(SibylError);
+        await expect(store.ready(300)).rejects.toThrow(/not ready/);
       } finally {
         await store.close();
       }
     });
-  });
 
-  describe('a private redis-server that freezes, dies and comes back', () => {
-    let redis: RedisProcess;
-    let store: RedisFeatureStore;
-    const key = 'sibyl:restaurant:r1';
-    beforeAll(async () => {
-      redis = await RedisProcess.start();
-      store = createRedisFeatureStore({ url: redis.url, commandTimeoutMs: 300, socketTimeoutMs: 500, maxReconnectDelayMs: 200 });
-      await store.ready(10_000);
-    });
-    afterAll(async () => {
-      await store?.close();
-      await redis?.dispose();
+    describe('a server that accepts connections and never answers', () => {
+      let server: Server;
+      let port: number;
+      const sockets = new Set<Socket>();
+      beforeAll(async () => {
+        server = createServer((s) => {
+          sockets.add(s);
+          s.on('error', () => {});
+          s.on('close', () => sockets.delete(s));
+        });
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        const addr = server.address();
+        port = typeof addr === 'object' && addr ? addr.port : 0;
+      });
+      afterAll(async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise((r) => server.close(r));
+      });
+
+      it('rejects reads instead of hanging, and stays unhealthy', async () => {
+        const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 200, autoPipelining });
+        try {
+          await sleep(50); // let it connect: the TCP handshake succeeds, the Redis one never does
+          expect(sockets.size).toBeGreaterThan(0);
+          for (let i = 0; i < 3; i++) {
+            await expect(store.read([{ key: 'sibyl:restaurant:r1', fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
+          }
+          expect(store.healthy).toBe(false);
+        } finally {
+          await store.close();
+        }
+      });
     });
 
-    it('reads while it is up', async () => {
-      await store.write([{ key, fields: { a: '1' } }]);
-      expect(await store.read([{ key, fields: ['a'] }], 1000)).toEqual([['1']]);
-      expect(store.healthy).toBe(true);
-    });
+    describe('a private redis-server that freezes, dies and comes back', () => {
+      let redis: RedisProcess;
+      let store: RedisFeatureStore;
+      const key = 'sibyl:restaurant:r1';
+      beforeAll(async () => {
+        redis = await RedisProcess.start();
+        store = createRedisFeatureStore({ url: redis.url, commandTimeoutMs: 300, socketTimeoutMs: 500, maxReconnectDelayMs: 200, autoPipelining });
+        await store.ready(10_000);
+      });
+      afterAll(async () => {
+        await store?.close();
+        await redis?.dispose();
+      });
 
-    it('rejects with DEADLINE_EXCEEDED while the server is frozen, and reads again after it thaws', async () => {
-      redis.freeze();
-      try {
-        const err = await store.read([{ key, fields: ['a'] }], 100).catch((e: unknown) => e);
-        expect(err).toBeInstanceOf(SibylError);
-        expect((err as SibylError).code).toBe('DEADLINE_EXCEEDED');
+      it('reads while it is up', async () => {
+        await store.write([{ key, fields: { a: '1' } }]);
+        expect(await store.read([{ key, fields: ['a'] }], 1000)).toEqual([['1']]);
+        expect(store.healthy).toBe(true);
+      });
+
+      it('rejects with DEADLINE_EXCEEDED while the server is frozen, and reads again after it thaws', async () => {
+        redis.freeze();
+        try {
+          const err = await store.read([{ key, fields: ['a'] }], 100).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(SibylError);
+          expect((err as SibylError).code).toBe('DEADLINE_EXCEEDED');
+          expect(store.healthy).toBe(false);
+        } finally {
+          redis.thaw();
+        }
+        expect(await readEventually(store, key, 'a', 10_000)).toEqual([['1']]);
+        expect(store.healthy).toBe(true);
+      });
+
+      it('rejects while the server is down and reconnects by itself when it is back', async () => {
+        await redis.stop();
+        await expect(store.read([{ key, fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
+        await sleep(300); // several reconnection attempts fail in between
+        await expect(store.read([{ key, fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
         expect(store.healthy).toBe(false);
-      } finally {
-        redis.thaw();
-      }
-      expect(await readEventually(store, key, 'a', 10_000)).toEqual([['1']]);
-      expect(store.healthy).toBe(true);
-    });
 
-    it('rejects while the server is down and reconnects by itself when it is back', async () => {
-      await redis.stop();
-      await expect(store.read([{ key, fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
-      await sleep(300); // several reconnection attempts fail in between
-      await expect(store.read([{ key, fields: ['a'] }], 100)).rejects.toBeInstanceOf(SibylError);
-      expect(store.healthy).toBe(false);
-
-      await redis.start();
-      // No persistence: the restarted server is empty.
-      expect(await readEventually(store, key, 'a', 10_000)).toEqual([[null]]);
-      expect(store.healthy).toBe(true);
-      await store.write([{ key, fields: { a: '2' } }]);
-      expect(await store.read([{ key, fields: ['a'] }], 1000)).toEqual([['2']]);
+        await redis.start();
+        // No persistence: the restarted server is empty.
+        expect(await readEventually(store, key, 'a', 10_000)).toEqual([[null]]);
+        expect(store.healthy).toBe(true);
+        await store.write([{ key, fields: { a: '2' } }]);
+        expect(await store.read([{ key, fields: ['a'] }], 1000)).toEqual([['2']]);
+      });
     });
   });
-});
+}
