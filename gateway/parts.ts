@@ -7,19 +7,18 @@ import type { Config } from './config.ts';
 import type { FeatureStore } from './features/feature-store.ts';
 import type { PredictionSink } from './log/prediction-sink.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
-import { createRedisFeatureStore } from './features/redis-feature-store.ts';
-import { createMemoryFeatureStore, seedFromFile } from './features/memory-feature-store.ts';
-import { createKafkaSink } from './log/kafka-sink.ts';
-import { createFileSink } from './log/file-sink.ts';
-import { createNullSink } from './log/null-sink.ts';
 import { createOtelTelemetry } from './telemetry/otel-telemetry.ts';
+
+// Implementations are imported when configured, so a gateway without Kafka never loads the Kafka client.
 
 export async function createFeatureStore(config: Config, logger: Logger): Promise<FeatureStore> {
   const fs = config.featureStore;
   if (fs.kind === 'redis') {
     logger.info({ url: redact(fs.url) }, 'feature store: redis');
+    const { createRedisFeatureStore } = await import('./features/redis-feature-store.ts');
     return createRedisFeatureStore({ url: fs.url, commandTimeoutMs: fs.timeoutMs });
   }
+  const { createMemoryFeatureStore, seedFromFile } = await import('./features/memory-feature-store.ts');
   const store = createMemoryFeatureStore();
   const n = await seedFromFile(store, fs.seedFile, fs.prefix);
   logger.info({ file: fs.seedFile, entities: n }, 'feature store: in-process, seeded from file');
@@ -31,12 +30,16 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
   switch (log.kind) {
     case 'kafka':
       logger.info({ brokers: log.brokers, topic: log.topic }, 'prediction log: kafka');
+      const { createKafkaSink } = await import('./log/kafka-sink.ts');
       return createKafkaSink({ brokers: [...log.brokers], topic: log.topic, cell: config.cell, spillDir: log.spillDir });
     case 'file':
       logger.info({ dir: log.dir }, 'prediction log: local files');
+      const { createFileSink } = await import('./log/file-sink.ts');
       return createFileSink({ dir: log.dir });
-    case 'off':
+    case 'off': {
+      const { createNullSink } = await import('./log/null-sink.ts');
       return createNullSink();
+    }
   }
 }
 

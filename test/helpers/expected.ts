@@ -1,5 +1,5 @@
 /** The shipped models' expected.json files: inputs and the training library's outputs. */
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface ExpectedRow {
@@ -21,7 +21,7 @@ export function expectedFiles(): ExpectedFile[] {
   const out: ExpectedFile[] = [];
   for (const name of readdirSync(MODELS_DIR)) {
     const dir = join(MODELS_DIR, name);
-    if (!existsSync(dir) || !readdirSync(dir).length) continue;
+    if (!statSync(dir).isDirectory()) continue;
     for (const version of readdirSync(dir)) {
       const f = join(dir, version, 'expected.json');
       if (existsSync(f)) out.push(JSON.parse(readFileSync(f, 'utf8')) as ExpectedFile);
