@@ -8,6 +8,8 @@ source scripts/env.sh
 npx buf generate >/dev/null
 git diff --quiet --exit-code -- proto/gen 2>/dev/null || { echo "proto/gen is stale: run 'npm run gen' and commit" >&2; exit 1; }
 npx tsc --noEmit -p .
+# Client tools (grpcurl) for the end-to-end suites.
+bash scripts/tools.sh
 # Real services for the integration suites (idempotent: reuse running ones).
 for svc in scripts/services/*.sh; do
   [ "$(basename "$svc")" = common.sh ] && continue

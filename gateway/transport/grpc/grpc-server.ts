@@ -1,9 +1,12 @@
 /** The gRPC front door: Sibyl's PredictionService, the OIP GRPCInferenceService, grpc.health.v1 and reflection. */
 import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { fileURLToPath } from 'node:url';
+import { toBinary, type DescFile } from '@bufbuild/protobuf';
+import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
+import { file_sibyl_v1_predict } from '../../../proto/gen/sibyl/v1/predict_pb.js';
+import { file_inference_open_inference_grpc } from '../../../proto/gen/inference/open_inference_grpc_pb.js';
+import { file_grpc_health_v1_health } from '../../../proto/gen/grpc/health/v1/health_pb.js';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import type { AdmissionControl } from '../../pipeline/admission.ts';
 import type { RouteTableRef } from '../../routing/route-table.ts';
@@ -11,7 +14,6 @@ import type { OipHealth } from '../oip/oip-rest.ts';
 import { addOipService } from './oip-grpc.ts';
 import { addSibylService } from './sibyl-grpc.ts';
 
-const PROTO_ROOT = fileURLToPath(new URL('../../../proto', import.meta.url));
 const SERVICES = ['sibyl.v1.PredictionService', 'inference.GRPCInferenceService'];
 
 export interface GrpcServer {
@@ -34,17 +36,31 @@ export function createGrpcServer(deps: {
   addSibylService(server, deps.pipeline, deps.limits);
   addOipService(server, deps.pipeline, deps.routes, deps.health, deps.limits);
 
-  const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'NOT_SERVING' as const])));
-  health.addToServer(server);
+  const healthService = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'NOT_SERVING' as const])));
+  healthService.addToServer(server);
 
-  // Reflection (both protocol versions) from the same .proto files the code is generated from.
-  const definition = loadSync(['sibyl/v1/predict.proto', 'inference/open_inference_grpc.proto'], { includeDirs: [PROTO_ROOT] });
+  // Reflection (both protocol versions). The descriptors come from the generated code (exact, with their
+  // dependencies); proto-loader's own re-encoding misnames map entries, which breaks grpcurl.
+  const files = [...descriptorClosure([file_sibyl_v1_predict, file_inference_open_inference_grpc, file_grpc_health_v1_health])].map((f) =>
+    toBinary(FileDescriptorProtoSchema, f.proto),
+  );
+  const definition = { sibyl: { fileDescriptorProtos: files } } as unknown as ConstructorParameters<typeof ReflectionService>[0];
   new ReflectionService(definition).addToServer(server);
 
   return {
     server,
     setServing(serving) {
-      for (const s of ['', ...SERVICES]) health.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+      for (const s of ['', ...SERVICES]) healthService.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
     },
   };
+}
+
+/** The files and everything they import, dependencies first. */
+function descriptorClosure(files: readonly DescFile[], seen = new Set<DescFile>()): Set<DescFile> {
+  for (const f of files) {
+    if (seen.has(f)) continue;
+    descriptorClosure(f.dependencies, seen);
+    seen.add(f);
+  }
+  return seen;
 }
