@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+/**
+ * The gRPC transport's ceiling: a bare grpc-js server that answers every unary call with the request's own bytes
+ * (no protobuf decoding), on Sibyl's and the OIP's method paths, so the same request pool drives both. Prints
+ * `{"port": n}` on stdout once bound.
+ *
+ *   node loadtest/baselines/grpc-echo.ts [port]      (0 or none: a free port; always 127.0.0.1)
+ */
+import * as grpc from '@grpc/grpc-js';
+import { OIP_INFER_PATH, SIBYL_PREDICT_PATH } from '../lib/requests.ts';
+
+const identity = (b: Buffer): Buffer => b;
+const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
+  path,
+  requestStream: false,
+  responseStream: false,
+  requestSerialize: identity,
+  requestDeserialize: identity,
+  responseSerialize: identity,
+  responseDeserialize: identity,
+});
+const handler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => callback(null, call.request);
+
+const server = new grpc.Server();
+server.addService({ predict: method(SIBYL_PREDICT_PATH), modelInfer: method(OIP_INFER_PATH) }, { predict: handler, modelInfer: handler });
+server.bindAsync(`127.0.0.1:${Number(process.argv[2] ?? 0)}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
+  if (err) throw err;
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
+});
+for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => server.tryShutdown(() => process.exit(0)));

@@ -1,0 +1,99 @@
+/**
+ * Child processes of a benchmark run: servers pinned to a core with `taskset`, their output kept in a log file,
+ * stopped by their own pid only (SIGTERM, then SIGKILL after `killAfterMs`).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+
+export interface Child {
+  readonly name: string;
+  readonly pid: number;
+  readonly proc: ChildProcess;
+  /** Resolves with the first stdout line that parses as JSON with a `port`. */
+  readonly announced: Promise<{ port: number }>;
+  stop(killAfterMs?: number): Promise<void>;
+}
+
+export const hasTaskset = spawnSync('taskset', ['-V']).status === 0;
+
+/** `cores` like "1" or "0,1"; ignored when taskset is missing. */
+export function pinned(cores: string | undefined, cmd: string, args: readonly string[]): [string, string[]] {
+  return cores && hasTaskset ? ['taskset', ['-c', cores, cmd, ...args]] : [cmd, [...args]];
+}
+
+export function startChild(name: string, cmd: string, args: readonly string[], opts: { cores?: string; env?: NodeJS.ProcessEnv; logFile: string; cwd?: string }): Child {
+  const [c, a] = pinned(opts.cores, cmd, args);
+  const proc = spawn(c, a, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(opts.logFile);
+  proc.stderr!.pipe(log, { end: false });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => proc.once('exit', () => ((exited = true), resolve())));
+  const announced = new Promise<{ port: number }>((resolve, reject) => {
+    const lines = createInterface({ input: proc.stdout! });
+    lines.on('line', (line) => {
+      log.write(`${line}\n`);
+      try {
+        const v = JSON.parse(line) as { port?: unknown };
+        if (typeof v.port === 'number') resolve({ port: v.port });
+      } catch {
+        /* not an announcement */
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${name} exited with ${code} before announcing its port; see ${opts.logFile}`)));
+  });
+  announced.catch(() => undefined);
+  return {
+    name,
+    pid: proc.pid!,
+    proc,
+    announced,
+    async stop(killAfterMs = 15_000) {
+      if (exited) return;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
+      await exit;
+      clearTimeout(timer);
+      log.end();
+    },
+  };
+}
+
+/** Polls `url` until it answers 200 (or throws after `timeoutMs`). */
+export async function waitHttpOk(url: string, timeoutMs = 60_000, child?: Child): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (child && child.proc.exitCode !== null) throw new Error(`${child.name} exited with ${child.proc.exitCode}`);
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > until) throw new Error(`${url} did not answer 200 within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs a command to completion; resolves with its stdout; rejects on a non-zero exit. */
+export function run(cmd: string, args: readonly string[], opts: { cores?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<string> {
+  const [c, a] = pinned(opts.cores, cmd, args);
+  return new Promise((resolve, reject) => {
+    const proc = spawn(c, a, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    proc.stdin.end(opts.input ?? '');
+    proc.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.slice(-2000)}`))));
+  });
+}
+
+/** Sets the CPU affinity of every thread of `pid`; returns the previous affinity list (for restoring). */
+export function setAffinity(pid: number, cores: string): string | undefined {
+  if (!hasTaskset) return undefined;
+  const before = spawnSync('taskset', ['-cp', String(pid)], { encoding: 'utf8' }).stdout.split(':').pop()?.trim();
+  spawnSync('taskset', ['-a', '-cp', cores, String(pid)], { stdio: 'ignore' });
+  return before;
+}

@@ -1,0 +1,127 @@
+/** The suite's report: its JSON shape and its Markdown rendering. */
+import type { LatencySummary } from './histogram.ts';
+import type { StepResult } from './loops.ts';
+import type { Machine } from './machine.ts';
+
+export interface Measurement {
+  readonly key: string;
+  readonly server: string;
+  readonly protocol: string;
+  readonly mix: string;
+  readonly mode: string;
+  readonly tool: string;
+  readonly steps: readonly StepResult[];
+}
+
+export interface OrtResult {
+  readonly model: string;
+  readonly version: string;
+  readonly runs: number;
+  readonly throughput: number;
+  readonly latency: LatencySummary;
+  readonly cpu: number;
+}
+
+export interface Target {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean;
+}
+
+export interface Report {
+  machine: Machine;
+  quick: boolean;
+  settings: Record<string, number>;
+  pinning: string;
+  notes: string[];
+  ort: OrtResult[];
+  runs: Measurement[];
+  ramp: { capacity: number; deadlineMs: number; steps: readonly StepResult[] } | undefined;
+  ratios?: { name: string; value: number }[];
+  targets: Target[];
+  profile: { file: string; totalMs: number; top: { fn: string; share: number; ms: number }[] } | undefined;
+  durationS?: number;
+}
+
+const MIX: Record<string, string> = {
+  'eta-store': 'delivery-eta, 7 request + 13 Redis features',
+  'eta-inline': 'delivery-eta, 20 features inline',
+  'mlp-tensor': 'tabular-mlp, FP32 [1,6]',
+};
+
+function codes(c: Readonly<Record<string, number>>): string {
+  const bad = Object.entries(c).filter(([k]) => k !== '200' && k !== 'OK');
+  return bad.length === 0 ? '0' : bad.map(([k, v]) => `${k}: ${v}`).join(', ');
+}
+
+export function renderMarkdown(r: Report): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push(`# Sibyl benchmark results${r.quick ? ' (quick run)' : ''}`, '');
+  out.push(
+    `Run ${m.date} at commit \`${m.commit}\`, ${r.durationS ?? '?'} s, \`npm run bench${r.quick ? ' -- --quick' : ''}\`.`,
+    '',
+    `**Machine**: ${m.cores} cores (${m.cpu}), ${m.memoryGb} GB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverageAtStart.join(' / ')}. ` +
+      'The two cores are shared by the load generator, the server under test, Redis and Kafka (and by whatever else runs on the machine: ' +
+      'compare numbers within one run, not across runs).',
+    '',
+    `**Pinning**: ${r.pinning}.`,
+    '',
+    `**Settings**: closed loop (max throughput) with ${r.settings['concurrency']} concurrent requests (HTTP: autocannon, 32 connections; gRPC: this generator, grpc-js, 4 connections), ` +
+      `${r.settings['measuredS']} s measured after ${r.settings['warmupS']} s warm-up; open loop (constant arrival rate, latency from the scheduled send time) at the rate shown, ` +
+      'same durations. Request mixes are drawn with a fixed seed from the seeded feature population.',
+    '',
+  );
+  for (const n of r.notes) out.push(`- ${n}`);
+  if (r.notes.length) out.push('');
+
+  if (r.targets.length) {
+    out.push('## Targets (issue 3)', '', '| target | measured | met |', '| --- | --- | --- |');
+    for (const t of r.targets) out.push(`| ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+    out.push('');
+  }
+
+  out.push('## Runs', '', '| run | server | protocol | request | load | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | generator CPU |', '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
+  for (const run of r.runs) {
+    if (run.mode === 'ramp') continue;
+    const s = run.steps[0]!;
+    const load = run.mode === 'closed' ? `closed, ${run.tool}` : `open @ ${s.rate}/s`;
+    const l = s.latency;
+    out.push(`| ${run.key} | ${run.server} | ${run.protocol} | ${MIX[run.mix] ?? run.mix} | ${load} | ${s.throughput} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${codes(s.codes)} | ${Math.round(s.generatorCpu * 100)}% |`);
+  }
+  out.push('');
+  if (r.ort.length) {
+    out.push('## Model ceiling: raw `session.run` loop (one row, one run at a time, the gateway\'s session options, core 1)', '', '| model | runs/s | p50 ms | p99 ms | p99.9 ms |', '| --- | ---: | ---: | ---: | ---: |');
+    for (const o of r.ort) out.push(`| ${o.model}/${o.version} | ${o.throughput} | ${o.latency.p50} | ${o.latency.p99} | ${o.latency.p999} |`);
+    out.push('');
+  }
+  if (r.ratios?.length) {
+    out.push('## Ratios (max throughput, same run)', '', '| ratio | value |', '| --- | ---: |');
+    for (const x of r.ratios) out.push(`| ${x.name} | ${x.value} |`);
+    out.push('');
+  }
+  if (r.ramp) {
+    out.push(
+      `## Overload ramp (S1 REST, deadline ${r.ramp.deadlineMs} ms, measured capacity ${r.ramp.capacity}/s)`,
+      '',
+      'Goodput = successful answers within the deadline per second. Rejected = 429 / RESOURCE_EXHAUSTED.',
+      '',
+      '| step | offered /s | ok/s | goodput /s | ok p50 / p99 ms | rejected | rejected p50 / p99 ms | other errors | generator CPU |',
+      '| --- | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |',
+    );
+    r.ramp.steps.forEach((s, i) => {
+      const rejected = (s.codes['429'] ?? 0) + (s.codes['RESOURCE_EXHAUSTED'] ?? 0);
+      const other = Object.fromEntries(Object.entries(s.codes).filter(([k]) => !['200', 'OK', '429', 'RESOURCE_EXHAUSTED'].includes(k)));
+      out.push(
+        `| ${i + 1} (${(s.rate / r.ramp!.capacity).toFixed(1)}x) | ${s.rate} | ${s.throughput} | ${s.goodput} | ${s.latency.p50} / ${s.latency.p99} | ${rejected} | ${s.rejectedLatency.p50} / ${s.rejectedLatency.p99} | ${codes(other)} | ${Math.round(s.generatorCpu * 100)}% |`,
+      );
+    });
+    out.push('');
+  }
+  if (r.profile) {
+    out.push(`## Gateway CPU profile (self time, whole Kafka-on gateway run, ${r.profile.totalMs} ms)`, '', '| share | ms | function |', '| ---: | ---: | --- |');
+    for (const t of r.profile.top) out.push(`| ${(t.share * 100).toFixed(1)}% | ${t.ms} | \`${t.fn}\` |`);
+    out.push('');
+  }
+  return `${out.join('\n')}\n`;
+}

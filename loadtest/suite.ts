@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+/**
+ * The standard benchmark suite (`npm run bench`, through loadtest/run.sh): baselines, the peer, and Sibyl's
+ * scenarios in one run on this machine, written as JSON and Markdown under loadtest/results/, and (full runs) into
+ * loadtest/RESULTS.md.
+ *
+ *   node loadtest/suite.ts [--quick] [--no-peer] [--no-overload] [--profile]
+ *
+ * Processes: every server (gateway, echo baselines, onnxruntime loop, MLServer) runs pinned to core 1; the load
+ * generator, Redis and Kafka run on core 0. Each load run is its own generator process (loadtest/generate.ts).
+ */
+import { mkdirSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { RunResult, RunSpec } from './generate.ts';
+import type { StepResult } from './lib/loops.ts';
+import { describeMachine } from './lib/machine.ts';
+import { preflight } from './lib/preflight.ts';
+import { run, setAffinity, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
+import { seedRedis } from './lib/seed.ts';
+import { topSelfTime } from './lib/cpuprofile.ts';
+import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'no-peer': { type: 'boolean', default: false },
+    'no-overload': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+  },
+});
+
+const QUICK = flags.quick;
+const D = QUICK ? 3 : 10; // measured seconds per run
+const W = QUICK ? 1 : 2; // warm-up seconds per run
+const RAMP_STEP_S = QUICK ? 2 : 4;
+const CONCURRENCY = 32;
+const SERVER_CORE = '1';
+const LOAD_CORE = '0';
+const REDIS_URL = process.env['SIBYL_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6399';
+const KAFKA = process.env['SIBYL_BENCH_KAFKA_BROKERS'] ?? '127.0.0.1:19092';
+const PREFIX = 'bench';
+const PORTS = { hono: 18101, grpcEcho: 18102, gwHttp: 18280, gwGrpc: 18281, mlHttp: 18180, mlGrpc: 18181 };
+const OVERLOAD_DEADLINE_MS = 100;
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const outDir = join('loadtest', 'results', `${stamp}${QUICK ? '-quick' : ''}`);
+mkdirSync(outDir, { recursive: true });
+const t0 = Date.now();
+const log = (msg: string): void => void process.stderr.write(`[bench ${Math.round((Date.now() - t0) / 1000)}s] ${msg}\n`);
+
+const commit = (await run('git', ['rev-parse', '--short', 'HEAD']).catch(() => 'unknown')).trim();
+const report: Report = {
+  machine: describeMachine(commit),
+  quick: QUICK,
+  settings: { measuredS: D, warmupS: W, concurrency: CONCURRENCY, rampStepS: RAMP_STEP_S, overloadDeadlineMs: OVERLOAD_DEADLINE_MS },
+  pinning: hasTaskset
+    ? 'servers (Sibyl gateway, echo baselines, onnxruntime loop, MLServer) pinned to core 1 with taskset; load generator, Redis and Kafka pinned to core 0'
+    : 'taskset not found: nothing pinned',
+  notes: [],
+  ort: [],
+  runs: [],
+  ramp: undefined,
+  targets: [],
+  profile: undefined,
+};
+const children: Child[] = [];
+const restoreAffinity: (() => void)[] = [];
+
+async function generate(key: string, server: string, spec: RunSpec): Promise<Measurement> {
+  const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
+  const result = JSON.parse(out.trim().split('\n').pop()!) as RunResult;
+  const m: Measurement = { key, server, protocol: spec.protocol, mix: spec.mix, mode: spec.mode, tool: result.tool, steps: result.steps };
+  report.runs.push(m);
+  const s = result.steps[0]!;
+  log(`${key}: ${s.throughput} ok/s, p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, codes ${JSON.stringify(s.codes)}, generator CPU ${s.generatorCpu}`);
+  return m;
+}
+
+/** Closed loop for the maximum, then open loop at `fraction` of it (or at `rate`). */
+async function maxThenOpen(key: string, server: string, target: string, protocol: Protocol, mix: Mix, open: { fraction?: number; rate?: number } = { fraction: 0.5 }): Promise<{ max: StepResult; open: StepResult }> {
+  const closed = await generate(`${key}/max`, server, { name: key, target, protocol, mix, mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W });
+  const max = closed.steps[0]!;
+  const rate = Math.max(10, Math.round(open.rate ?? max.throughput * (open.fraction ?? 0.5)));
+  const o = await generate(`${key}/open@${rate}`, server, { name: key, target, protocol, mix, mode: 'open', steps: [{ rate, durationS: D }], warmupS: W });
+  return { max, open: o.steps[0]! };
+}
+
+async function check(target: string, protocol: Protocol, mix: Mix, expectNoDefaults: boolean): Promise<void> {
+  const d = await preflight(target, buildPool({ protocol, mix, seed: 42, size: 8 }), { expectNoDefaults });
+  log(`preflight ${protocol} ${mix} @ ${target}: ${d}`);
+}
+
+async function startServer(name: string, args: string[], env: NodeJS.ProcessEnv = {}, cmd = 'node'): Promise<Child> {
+  const c = startChild(name, cmd, args, { cores: SERVER_CORE, env, logFile: join(outDir, `${name}.log`) });
+  children.push(c);
+  return c;
+}
+
+async function stopServer(c: Child): Promise<void> {
+  await c.stop();
+  children.splice(children.indexOf(c), 1);
+}
+
+async function ortLoop(model: string, version: string): Promise<void> {
+  const out = await run('node', ['loadtest/baselines/ort-loop.ts', '--model', model, '--version', version, '--duration', String(Math.max(2, D / 2)), '--warmup', String(W)], { cores: SERVER_CORE });
+  const r = JSON.parse(out.trim().split('\n').pop()!) as OrtResult;
+  report.ort.push(r);
+  log(`ort ${model}/${version}: ${r.throughput} runs/s, p99 ${r.latency.p99} ms`);
+}
+
+async function services(): Promise<void> {
+  await run('bash', ['scripts/services/redis.sh', 'start']);
+  await run('bash', ['scripts/services/kafka.sh', 'start']);
+  const redisPid = Number((await run('bash', ['-c', 'cat .data/services/redis/redis.pid']).catch(() => '')).trim());
+  const kafkaPid = Number(/pid=(\d+)/.exec(await run('bash', ['scripts/services/kafka.sh', 'status']).catch(() => ''))?.[1]);
+  for (const [name, pid] of [['redis', redisPid], ['kafka', kafkaPid]] as const) {
+    if (!pid) {
+      report.notes.push(`${name}: pid unknown, not pinned`);
+      continue;
+    }
+    const before = setAffinity(pid, LOAD_CORE);
+    if (before) restoreAffinity.push(() => void setAffinity(pid, before));
+  }
+  report.notes.push(`feature store seeded (${await seedRedis(REDIS_URL, PREFIX)}) under prefix "${PREFIX}" in ${REDIS_URL}`);
+}
+
+function gatewayEnv(logOn: boolean, name: string): NodeJS.ProcessEnv {
+  return {
+    SIBYL_HOST: '127.0.0.1',
+    SIBYL_HTTP_PORT: String(PORTS.gwHttp),
+    SIBYL_GRPC_PORT: String(PORTS.gwGrpc),
+    REDIS_URL,
+    SIBYL_FEATURE_PREFIX: PREFIX,
+    KAFKA_BROKERS: KAFKA,
+    SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
+    SIBYL_PREDICTION_LOG: logOn ? 'on' : 'off',
+    SIBYL_DATA_DIR: join(outDir, `${name}-data`),
+    SIBYL_LOG_LEVEL: 'warn',
+  };
+}
+
+async function startGateway(name: string, logOn: boolean, profile: boolean): Promise<Child> {
+  const args = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(outDir, `${name}-profile`)}`, 'gateway/main.ts'] : ['gateway/main.ts'];
+  const gw = await startServer(name, args, gatewayEnv(logOn, name));
+  await waitHttpOk(`http://127.0.0.1:${PORTS.gwHttp}/readyz`, 60_000, gw);
+  return gw;
+}
+
+const http = (port: number): string => `http://127.0.0.1:${port}`;
+const grpcAddr = (port: number): string => `127.0.0.1:${port}`;
+
+try {
+  log(`suite ${QUICK ? '(quick)' : ''} → ${outDir}`);
+  await services();
+
+  // ---- baselines: the model's and the transports' ceilings ----
+  await ortLoop('delivery-eta', '2');
+  await ortLoop('tabular-mlp', '1');
+  const hono = await startServer('hono-echo', ['loadtest/baselines/hono-echo.ts', String(PORTS.hono)]);
+  await hono.announced;
+  const echoRestEta = (await generate('echo-rest/eta-store/max', 'Hono echo', { name: 'echo', target: http(PORTS.hono), protocol: 'sibyl-rest', mix: 'eta-store', mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W })).steps[0]!;
+  const echoRestMlp = (await generate('echo-rest/mlp-tensor/max', 'Hono echo', { name: 'echo', target: http(PORTS.hono), protocol: 'oip-rest', mix: 'mlp-tensor', mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W })).steps[0]!;
+  await stopServer(hono);
+  const grpcEcho = await startServer('grpc-echo', ['loadtest/baselines/grpc-echo.ts', String(PORTS.grpcEcho)]);
+  await grpcEcho.announced;
+  const echoGrpcEta = (await generate('echo-grpc/eta-store/max', 'grpc-js echo', { name: 'echo', target: grpcAddr(PORTS.grpcEcho), protocol: 'sibyl-grpc', mix: 'eta-store', mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W })).steps[0]!;
+  const echoGrpcMlp = (await generate('echo-grpc/mlp-tensor/max', 'grpc-js echo', { name: 'echo', target: grpcAddr(PORTS.grpcEcho), protocol: 'oip-grpc', mix: 'mlp-tensor', mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W })).steps[0]!;
+  await stopServer(grpcEcho);
+
+  // ---- the peer: MLServer, one worker, the same LightGBM model, all 20 features inline ----
+  let peer: { rest: { max: StepResult; open: StepResult }; grpc: { max: StepResult; open: StepResult } } | undefined;
+  if (!flags['no-peer'] && existsSync('.venv-mlserver/bin/mlserver')) {
+    await run('bash', ['loadtest/peer/export-model.sh']);
+    const ml = await startServer('mlserver', ['start', 'loadtest/peer'], { OMP_NUM_THREADS: '1' }, '.venv-mlserver/bin/mlserver');
+    await waitHttpOk(`${http(PORTS.mlHttp)}/v2/models/delivery-eta/ready`, 120_000, ml);
+    await check(http(PORTS.mlHttp), 'oip-rest', 'eta-inline', false);
+    await check(grpcAddr(PORTS.mlGrpc), 'oip-grpc', 'eta-inline', false);
+    peer = {
+      rest: await maxThenOpen('mlserver-rest/eta-inline', 'MLServer', http(PORTS.mlHttp), 'oip-rest', 'eta-inline'),
+      grpc: await maxThenOpen('mlserver-grpc/eta-inline', 'MLServer', grpcAddr(PORTS.mlGrpc), 'oip-grpc', 'eta-inline'),
+    };
+    await stopServer(ml);
+  } else {
+    report.notes.push('peer skipped (--no-peer, or .venv-mlserver missing: run bash loadtest/peer/install.sh)');
+  }
+
+  // ---- Sibyl, prediction log to Kafka on ----
+  await seedRedis(REDIS_URL, PREFIX);
+  const gwA = await startGateway('sibyl-kafka', true, flags.profile);
+  const gwHttp = http(PORTS.gwHttp);
+  const gwGrpc = grpcAddr(PORTS.gwGrpc);
+  await check(gwHttp, 'sibyl-rest', 'eta-store', true);
+  await check(gwGrpc, 'sibyl-grpc', 'eta-store', true);
+  await check(gwHttp, 'oip-rest', 'mlp-tensor', false);
+  await check(gwGrpc, 'oip-grpc', 'mlp-tensor', false);
+  await check(gwHttp, 'oip-rest', 'eta-inline', false);
+  await check(gwGrpc, 'oip-grpc', 'eta-inline', false);
+  const s1 = await maxThenOpen('S1 sibyl-rest/eta-store/kafka', 'Sibyl (Kafka log)', gwHttp, 'sibyl-rest', 'eta-store');
+  const s3 = await maxThenOpen('S3 oip-rest/mlp-tensor/kafka', 'Sibyl (Kafka log)', gwHttp, 'oip-rest', 'mlp-tensor');
+  const s4a = await maxThenOpen('S4a sibyl-grpc/eta-store/kafka', 'Sibyl (Kafka log)', gwGrpc, 'sibyl-grpc', 'eta-store');
+  const s4b = await maxThenOpen('S4b oip-grpc/mlp-tensor/kafka', 'Sibyl (Kafka log)', gwGrpc, 'oip-grpc', 'mlp-tensor');
+  let inline: { rest: { max: StepResult; open: StepResult }; grpc: { max: StepResult; open: StepResult } } | undefined;
+  if (peer) {
+    inline = {
+      rest: await maxThenOpen('P sibyl oip-rest/eta-inline/kafka', 'Sibyl (Kafka log)', gwHttp, 'oip-rest', 'eta-inline', { rate: peer.rest.open.rate }),
+      grpc: await maxThenOpen('P sibyl oip-grpc/eta-inline/kafka', 'Sibyl (Kafka log)', gwGrpc, 'oip-grpc', 'eta-inline', { rate: peer.grpc.open.rate }),
+    };
+  }
+  if (!flags['no-overload']) {
+    const cap = s1.max.throughput;
+    const steps = [0.5, 1, 1.5, 2, 3, 0.5].map((f) => ({ rate: Math.max(10, Math.round(cap * f)), durationS: RAMP_STEP_S }));
+    const m = await generate('overload sibyl-rest/eta-store', 'Sibyl (Kafka log)', { name: 'overload', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'ramp', steps, warmupS: W, deadlineMs: OVERLOAD_DEADLINE_MS, connections: 64 });
+    report.ramp = { capacity: cap, deadlineMs: OVERLOAD_DEADLINE_MS, steps: m.steps };
+  }
+  await stopServer(gwA);
+  if (flags.profile) {
+    const dir = join(outDir, 'sibyl-kafka-profile');
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (file) report.profile = { file: join(dir, file), ...topSelfTime(join(dir, file), 25) };
+  }
+
+  // ---- Sibyl, prediction log off ----
+  const gwB = await startGateway('sibyl-nolog', false, false);
+  await check(gwHttp, 'sibyl-rest', 'eta-store', true);
+  const s2 = await maxThenOpen('S2 sibyl-rest/eta-store/log-off', 'Sibyl (log off)', gwHttp, 'sibyl-rest', 'eta-store');
+  await stopServer(gwB);
+
+  // ---- ratios and targets ----
+  const eta = report.ort.find((o) => o.model === 'delivery-eta')!;
+  const mlp = report.ort.find((o) => o.model === 'tabular-mlp')!;
+  report.ratios = [
+    { name: 'S1 Sibyl REST (store features, Kafka) / Hono echo, same bodies', value: s1.max.throughput / echoRestEta.throughput },
+    { name: 'S2 Sibyl REST (store features, log off) / Hono echo', value: s2.max.throughput / echoRestEta.throughput },
+    { name: 'S3 Sibyl OIP REST tabular-mlp / Hono echo, same bodies', value: s3.max.throughput / echoRestMlp.throughput },
+    { name: 'S4a Sibyl gRPC (store features, Kafka) / grpc-js echo, same messages', value: s4a.max.throughput / echoGrpcEta.throughput },
+    { name: 'S4b Sibyl OIP gRPC tabular-mlp / grpc-js echo, same messages', value: s4b.max.throughput / echoGrpcMlp.throughput },
+    { name: 'S1 Sibyl REST / raw session.run loop (delivery-eta/2)', value: s1.max.throughput / eta.throughput },
+    { name: 'S3 Sibyl OIP REST / raw session.run loop (tabular-mlp/1)', value: s3.max.throughput / mlp.throughput },
+    ...(peer && inline
+      ? [
+          { name: 'Sibyl OIP REST, 20 features inline / MLServer OIP REST', value: inline.rest.max.throughput / peer.rest.max.throughput },
+          { name: 'Sibyl OIP gRPC, 20 features inline / MLServer OIP gRPC', value: inline.grpc.max.throughput / peer.grpc.max.throughput },
+          { name: 'S1 Sibyl REST, 13 features from Redis / MLServer OIP REST (inline)', value: s1.max.throughput / peer.rest.max.throughput },
+          { name: 'S4a Sibyl gRPC, 13 features from Redis / MLServer OIP gRPC (inline)', value: s4a.max.throughput / peer.grpc.max.throughput },
+        ]
+      : []),
+  ].map((r) => ({ ...r, value: Math.round(r.value * 1000) / 1000 }));
+
+  const targets: Target[] = [
+    { target: 'S1 max throughput ≥ 30% of the bare Hono echo', measured: `${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)}`, met: s1.max.throughput >= 0.3 * echoRestEta.throughput },
+    { target: 'S1 p99 at half of its max rate < 2 ms', measured: `p99 ${s1.open.latency.p99} ms at ${s1.open.rate}/s (p50 ${s1.open.latency.p50} ms)`, met: s1.open.latency.p99 < 2 && s1.open.ok > 0 },
+    { target: 'Kafka logging costs < 15% of max throughput', measured: `1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)}`, met: s1.max.throughput >= 0.85 * s2.max.throughput },
+  ];
+  if (peer && inline) {
+    for (const [label, sib, ml] of [['REST', inline.rest, peer.rest], ['gRPC', inline.grpc, peer.grpc]] as const) {
+      targets.push({
+        target: `≥ 5x MLServer throughput at a lower p99 (OIP ${label}, same model, 20 features inline)`,
+        measured: `${sib.max.throughput} / ${ml.max.throughput} = ${(sib.max.throughput / ml.max.throughput).toFixed(2)}x; p99 at ${ml.open.rate}/s: Sibyl ${sib.open.latency.p99} ms vs MLServer ${ml.open.latency.p99} ms`,
+        met: sib.max.throughput >= 5 * ml.max.throughput && sib.open.latency.p99 < ml.open.latency.p99,
+      });
+    }
+  }
+  report.targets = targets;
+} catch (err) {
+  report.notes.push(`suite stopped early: ${(err as Error).message}`);
+  log(`FAILED: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  for (const c of [...children].reverse()) await c.stop().catch(() => undefined);
+  for (const r of restoreAffinity) r();
+  report.durationS = Math.round((Date.now() - t0) / 1000);
+  writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const md = renderMarkdown(report);
+  writeFileSync(join(outDir, 'report.md'), md);
+  writeFileSync(join('loadtest', 'results', `latest${QUICK ? '-quick' : ''}.md`), md);
+  writeFileSync(join('loadtest', 'results', `latest${QUICK ? '-quick' : ''}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  if (!QUICK && process.exitCode !== 1) writeFileSync(join('loadtest', 'RESULTS.md'), md);
+  log(`done in ${report.durationS}s: ${join(outDir, 'report.md')}`);
+}
+
+function pct(v: number): string {
+  return `${(v * 100).toFixed(1)}%`;
+}
