@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisProcess, sleep } from '../features/redis-process.ts';
 import { loadFeatureFile } from '../../gateway/features/feature-file.ts';
+import { createRedisFeatureStore } from '../../gateway/features/redis-feature-store.ts';
 import { startGateway, postJson, type TestGateway } from '../helpers/gateway.ts';
 import { close, expectedFor, MODELS_DIR } from '../helpers/expected.ts';
 
@@ -17,9 +18,18 @@ const storeFeatures = ['prep_time_avg_7d', 'prep_time_avg_1h', 'orders_last_30m'
 beforeAll(async () => {
   redis = await RedisProcess.start();
   gw = await startGateway({ REDIS_URL: redis.url, SIBYL_FEATURE_TIMEOUT_MS: '50', SIBYL_PREDICTION_LOG: 'off' });
-  const entries = await loadFeatureFile(`${MODELS_DIR}features.jsonl`, 'sibyl');
-  await gw.gateway.store.write(entries);
+  await seed();
 }, 60_000);
+
+/** Loads the demo population the way an operator would (the CLI's client, not the gateway's request-path one). */
+async function seed(): Promise<void> {
+  const loader = createRedisFeatureStore({ url: redis.url, commandTimeoutMs: 10_000 });
+  try {
+    await loader.write(await loadFeatureFile(`${MODELS_DIR}features.jsonl`, 'sibyl'));
+  } finally {
+    await loader.close();
+  }
+}
 afterAll(async () => {
   await gw?.stop();
   await redis?.dispose();
@@ -64,12 +74,10 @@ describe('gateway with Redis', () => {
     expect(failures.reduce((s, l) => s + Number(l.split(' ').at(-1)), 0)).toBeGreaterThanOrEqual(20);
 
     await redis.start();
-    const entries = await loadFeatureFile(`${MODELS_DIR}features.jsonl`, 'sibyl');
-    let seeded = false;
+    await seed();
     let last: any;
     for (let i = 0; i < 100; i++) {
-      // The gateway's client reconnects in the background; the restarted server is empty until seeded again.
-      if (!seeded) seeded = await gw.gateway.store.write(entries).then(() => true, () => false);
+      // The gateway's client reconnects in the background.
       last = await predict([row]);
       if ((last.json.results[0].defaultedFeatures ?? []).length === 0) break;
       await sleep(100);
