@@ -1,0 +1,165 @@
+/**
+ * Changes to cells' desired state: deploy, undeploy, default, aliases, retire. Each runs inside one transaction
+ * given as a ChangeContext (change-context.ts); contracts are documented on MetadataStore (metadata-types.ts).
+ */
+import { SibylError } from '../../runtimes/errors.ts';
+import { lockCells, lockVersion, requireModel, type ChangeContext } from './change-context.ts';
+import type { CellSelector } from './metadata-types.ts';
+import type { SqlQueryable } from './sql.ts';
+
+export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export async function deploy(ctx: ChangeContext, name: string, version: string, selector: CellSelector, actor: string): Promise<void> {
+  const cells = await lockCells(ctx.tx, selector);
+  await requireDeployable(ctx.tx, name, version);
+  const deployed = await insertDeployments(ctx.tx, cells, name, version, actor);
+  const defaulted = await ctx.tx.query<{ cell: string }>(
+    `INSERT INTO cell_defaults (cell, model_name, version) SELECT c, $2, $3 FROM unnest($1::text[]) AS c
+     ON CONFLICT (cell, model_name) DO NOTHING RETURNING cell`,
+    [cells, name, version],
+  );
+  const affected = [...new Set([...deployed, ...defaulted.map((r) => r.cell)])].sort();
+  if (affected.length === 0) return;
+  await ctx.bump(affected);
+  await ctx.audit(actor, 'deploy', `${name}/${version}`, { cells: affected, defaultSet: defaulted.map((r) => r.cell).sort() });
+}
+
+export async function undeploy(ctx: ChangeContext, name: string, version: string, selector: CellSelector, actor: string): Promise<void> {
+  const cells = await lockCells(ctx.tx, selector);
+  await lockVersion(ctx.tx, name, version, 'share');
+  const rows = await ctx.tx.query<{ cell: string; others: unknown; is_default: boolean; aliases: string[] | null }>(
+    `SELECT d.cell,
+       (SELECT count(*) FROM deployments o WHERE o.cell = d.cell AND o.model_name = d.model_name AND o.version <> d.version) AS others,
+       EXISTS (SELECT 1 FROM cell_defaults f WHERE f.cell = d.cell AND f.model_name = d.model_name AND f.version = d.version) AS is_default,
+       (SELECT array_agg(a.alias ORDER BY a.alias) FROM cell_aliases a
+         WHERE a.cell = d.cell AND a.model_name = d.model_name AND a.version = d.version) AS aliases
+     FROM deployments d WHERE d.model_name = $1 AND d.version = $2 AND d.cell = ANY($3::text[]) ORDER BY d.cell`,
+    [name, version, cells],
+  );
+  const blocked = rows.filter((r) => Number(r.others) > 0 && (r.is_default || (r.aliases?.length ?? 0) > 0));
+  if (blocked.length > 0) {
+    const why = blocked.map((r) => `${r.cell} (${[r.is_default ? 'default' : '', ...(r.aliases ?? []).map((a) => `alias ${a}`)].filter(Boolean).join(', ')})`);
+    throw new SibylError('FAILED_PRECONDITION', `${name}/${version} is still in use in ${why.join('; ')}: set another default or move the aliases first`);
+  }
+  const targets = rows.map((r) => r.cell);
+  if (targets.length === 0) return;
+  // Only the last deployed version of the model in a cell can get here while it is a default or alias target.
+  await ctx.tx.query('DELETE FROM cell_aliases WHERE model_name = $1 AND version = $2 AND cell = ANY($3::text[])', [name, version, targets]);
+  await ctx.tx.query('DELETE FROM cell_defaults WHERE model_name = $1 AND version = $2 AND cell = ANY($3::text[])', [name, version, targets]);
+  await ctx.tx.query('DELETE FROM deployments WHERE model_name = $1 AND version = $2 AND cell = ANY($3::text[])', [name, version, targets]);
+  await ctx.bump(targets);
+  await ctx.audit(actor, 'undeploy', `${name}/${version}`, { cells: targets });
+}
+
+export async function setDefault(ctx: ChangeContext, name: string, version: string, selector: CellSelector | undefined, actor: string): Promise<void> {
+  const cells = await targetCells(ctx.tx, name, selector);
+  await requireDeployable(ctx.tx, name, version);
+  const deployed = await insertDeployments(ctx.tx, cells, name, version, actor);
+  const changed = await ctx.tx.query<{ cell: string }>(
+    `INSERT INTO cell_defaults AS f (cell, model_name, version) SELECT c, $2, $3 FROM unnest($1::text[]) AS c
+     ON CONFLICT (cell, model_name) DO UPDATE SET version = EXCLUDED.version WHERE f.version <> EXCLUDED.version
+     RETURNING cell`,
+    [cells, name, version],
+  );
+  const affected = [...new Set([...deployed, ...changed.map((r) => r.cell)])].sort();
+  if (affected.length === 0) return;
+  await ctx.bump(affected);
+  await ctx.audit(actor, 'default.set', `${name}/${version}`, { cells: affected, deployed });
+}
+
+export async function setAlias(
+  ctx: ChangeContext,
+  name: string,
+  alias: string,
+  version: string,
+  selector: CellSelector | undefined,
+  actor: string,
+): Promise<void> {
+  if (!VERSION_PATTERN.test(alias)) {
+    throw new SibylError('INVALID_ARGUMENT', 'alias must be 1-63 characters of A-Z, a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+  }
+  const cells = await targetCells(ctx.tx, name, selector);
+  await requireDeployable(ctx.tx, name, version);
+  const clash = await ctx.tx.query('SELECT 1 FROM model_versions WHERE model_name = $1 AND version = $2', [name, alias]);
+  if (clash.length > 0) throw new SibylError('INVALID_ARGUMENT', `alias ${alias} is the name of a version of ${name}`);
+  const deployed = await insertDeployments(ctx.tx, cells, name, version, actor);
+  const changed = await ctx.tx.query<{ cell: string }>(
+    `INSERT INTO cell_aliases AS a (cell, model_name, alias, version) SELECT c, $2, $3, $4 FROM unnest($1::text[]) AS c
+     ON CONFLICT (cell, model_name, alias) DO UPDATE SET version = EXCLUDED.version WHERE a.version <> EXCLUDED.version
+     RETURNING cell`,
+    [cells, name, alias, version],
+  );
+  const affected = [...new Set([...deployed, ...changed.map((r) => r.cell)])].sort();
+  if (affected.length === 0) return;
+  await ctx.bump(affected);
+  await ctx.audit(actor, 'alias.set', `${name}/${version}`, { alias, cells: affected, deployed });
+}
+
+export async function deleteAlias(ctx: ChangeContext, name: string, alias: string, selector: CellSelector | undefined, actor: string): Promise<void> {
+  const cells = await lockCells(ctx.tx, selector ?? 'all');
+  await requireModel(ctx.tx, name);
+  const rows = await ctx.tx.query<{ cell: string }>(
+    'DELETE FROM cell_aliases WHERE model_name = $1 AND alias = $2 AND cell = ANY($3::text[]) RETURNING cell',
+    [name, alias, cells],
+  );
+  if (rows.length === 0) throw new SibylError('NOT_FOUND', `alias ${alias} of model ${name} not found in the cells named`);
+  const affected = rows.map((r) => r.cell).sort();
+  await ctx.bump(affected);
+  await ctx.audit(actor, 'alias.delete', name, { alias, cells: affected });
+}
+
+export async function retire(ctx: ChangeContext, name: string, version: string, actor: string): Promise<void> {
+  await lockCells(ctx.tx, 'all');
+  const { retired } = await lockVersion(ctx.tx, name, version, 'update');
+  if (retired) return;
+  const uses = await ctx.tx.query<{ cell: string; what: string }>(
+    `SELECT cell, 'default' AS what FROM cell_defaults WHERE model_name = $1 AND version = $2
+     UNION ALL SELECT cell, 'alias ' || alias FROM cell_aliases WHERE model_name = $1 AND version = $2
+     ORDER BY 1, 2`,
+    [name, version],
+  );
+  if (uses.length > 0) {
+    throw new SibylError(
+      'FAILED_PRECONDITION',
+      `${name}/${version} cannot be retired while it is in use: ${uses.map((u) => `${u.what} in ${u.cell}`).join(', ')}`,
+    );
+  }
+  const removed = await ctx.tx.query<{ cell: string }>(
+    'DELETE FROM deployments WHERE model_name = $1 AND version = $2 RETURNING cell',
+    [name, version],
+  );
+  await ctx.tx.query('UPDATE model_versions SET retired_at = now(), retired_by = $3 WHERE model_name = $1 AND version = $2', [name, version, actor]);
+  const cells = removed.map((r) => r.cell).sort();
+  await ctx.bump(cells);
+  await ctx.audit(actor, 'version.retire', `${name}/${version}`, { undeployedFrom: cells });
+}
+
+/** Explicit cells, or (undefined) every cell where some version of the model is deployed. */
+async function targetCells(tx: SqlQueryable, name: string, selector: CellSelector | undefined): Promise<string[]> {
+  if (selector !== undefined) return lockCells(tx, selector);
+  const all = await lockCells(tx, 'all');
+  const rows = await tx.query<{ cell: string }>(
+    'SELECT DISTINCT cell FROM deployments WHERE model_name = $1 AND cell = ANY($2::text[]) ORDER BY cell',
+    [name, all],
+  );
+  if (rows.length === 0) {
+    await requireModel(tx, name);
+    throw new SibylError('FAILED_PRECONDITION', `model ${name} is deployed in no cell: name the cells`);
+  }
+  return rows.map((r) => r.cell);
+}
+
+async function requireDeployable(tx: SqlQueryable, name: string, version: string): Promise<void> {
+  const { retired } = await lockVersion(tx, name, version, 'share');
+  if (retired) throw new SibylError('FAILED_PRECONDITION', `${name}/${version} is retired and cannot be deployed`);
+}
+
+/** Deploys where missing; returns the cells where it was newly deployed, sorted. */
+async function insertDeployments(tx: SqlQueryable, cells: readonly string[], name: string, version: string, actor: string): Promise<string[]> {
+  const rows = await tx.query<{ cell: string }>(
+    `INSERT INTO deployments (cell, model_name, version, deployed_by) SELECT c, $2, $3, $4 FROM unnest($1::text[]) AS c
+     ON CONFLICT DO NOTHING RETURNING cell`,
+    [cells, name, version, actor],
+  );
+  return rows.map((r) => r.cell).sort();
+}

@@ -1,0 +1,273 @@
+/**
+ * The control tower's metadata: models and their immutable versions, cells and each cell's desired state with its
+ * revision, gateway reports, API tokens, and the audit log. `MetadataStore` is the role; `createMetadataStore` in
+ * metadata-store.ts builds it over a `Sql` (PGlite or PostgreSQL, same behaviour).
+ *
+ * Errors are SibylErrors (runtimes/errors.ts) with these codes:
+ * - NOT_FOUND: an unknown model, version, cell, alias or token;
+ * - ALREADY_EXISTS: a version uploaded again with other bytes, a token name that is taken;
+ * - FAILED_PRECONDITION: a change the current state forbids (deploying a retired version, undeploying or retiring
+ *   a version that is a default or an alias target, setting a default of a model deployed nowhere);
+ * - INVALID_ARGUMENT: a malformed input (names, hashes, sizes, roles, limits, an empty cell list).
+ * Anything else (the database is away, ...) comes through as the driver's error; map it with toSibylError.
+ *
+ * Every change that alters a cell's desired state bumps that cell's revision by one and writes one audit row, in
+ * the same transaction; a call that changes nothing (deploying where already deployed) bumps nothing and writes
+ * no audit row. Listeners of `onRevision` hear about a bump after its commit.
+ */
+
+export type Role = 'admin' | 'publisher' | 'viewer';
+export const ROLES: readonly Role[] = ['admin', 'publisher', 'viewer'];
+
+/** Cells a change applies to: named cells (each must exist) or every configured cell. */
+export type CellSelector = readonly string[] | 'all';
+
+export interface AddVersionInput {
+  /** Model name, as in the manifest: 1-63 of a-z 0-9 . _ -, starting with a letter or digit. */
+  name: string;
+  /** Version, as in the manifest: 1-63 of A-Z a-z 0-9 . _ -, starting with a letter or digit. */
+  version: string;
+  /** sha256 of the bundle zip, 64 lowercase hex digits. */
+  sha256: string;
+  runtime: string;
+  /** The parsed manifest (any JSON value), kept for reading back. */
+  manifest: unknown;
+  /** Size of the bundle zip in bytes. */
+  sizeBytes: number;
+  /** Who uploads (token name): written to the audit log. */
+  actor: string;
+}
+
+export interface VersionRecord {
+  name: string;
+  version: string;
+  sha256: string;
+  runtime: string;
+  manifest: unknown;
+  sizeBytes: number;
+  createdBy: string;
+  created: Date;
+  /** Set once the version is retired. */
+  retired?: Date;
+  retiredBy?: string;
+}
+
+export interface VersionDetail extends VersionRecord {
+  /** Cells where this version is deployed, sorted. */
+  cells: string[];
+}
+
+export interface AddVersionResult {
+  version: VersionRecord;
+  /** false when this name+version already existed with the same sha256 (a retried upload): nothing changed. */
+  created: boolean;
+}
+
+export interface ModelSummary {
+  name: string;
+  created: Date;
+  /** Version names in upload order (retired ones included). */
+  versions: string[];
+}
+
+/** One model's part of one cell's desired state. */
+export interface CellModel {
+  cell: string;
+  /** Deployed versions in upload order. */
+  versions: string[];
+  /** The version served when a request names none; '' when none (only while nothing is deployed). */
+  defaultVersion: string;
+  /** Alias → version. */
+  aliases: Record<string, string>;
+}
+
+export interface ModelDetail {
+  name: string;
+  created: Date;
+  /** In upload order. */
+  versions: VersionDetail[];
+  /** Cells where some version of the model is deployed, sorted by cell. */
+  cells: CellModel[];
+}
+
+export interface CellInfo {
+  name: string;
+  revision: number;
+  updated: Date;
+}
+
+/** The result of a change: the cells whose desired state changed, with their new revisions (sorted by cell). */
+export interface ChangeResult {
+  cells: { cell: string; revision: number }[];
+}
+
+/** A cell's desired state, shaped like proto/sibyl/v1/deployment.proto's CellState (see cellStateMessage). */
+export interface DesiredCellState {
+  cell: string;
+  /** Starts at 1 for a new cell; +1 per change. */
+  revision: number;
+  updated: Date;
+  /** Sorted by model name. */
+  models: DeployedModelState[];
+}
+
+export interface DeployedModelState {
+  name: string;
+  /** In upload order. */
+  versions: DeployedVersionState[];
+  defaultVersion: string;
+  aliases: Record<string, string>;
+}
+
+export interface DeployedVersionState {
+  version: string;
+  bundleSha256: string;
+  runtime: string;
+  sizeBytes: number;
+}
+
+export interface AuditEntry {
+  /** Increasing; pass the smallest id seen as `before` to read the next page. */
+  id: number;
+  time: Date;
+  actor: string;
+  /** version.add, version.retire, deploy, undeploy, default.set, alias.set, alias.delete, cell.create,
+   * token.create, token.revoke. */
+  action: string;
+  /** `model/version`, `model`, a cell or a token name. */
+  target: string;
+  details: Record<string, unknown>;
+}
+
+/** What a gateway replica reports (GatewayReport in deployment.proto). */
+export interface GatewayReportInput {
+  cell: string;
+  replica: string;
+  revision: number;
+  loaded: { model: string; version: string; bundleSha256: string }[];
+  errors: { model: string; version: string; message: string }[];
+  /** The replica's own clock, if it sent one. */
+  time?: Date;
+}
+
+export interface StoredReport extends GatewayReportInput {
+  /** When the control tower received it. */
+  received: Date;
+}
+
+export interface Principal {
+  name: string;
+  role: Role;
+}
+
+export interface TokenInfo extends Principal {
+  createdBy: string;
+  created: Date;
+}
+
+export interface CreateTokenInput {
+  /** 1-100 characters; unique among tokens that are not revoked. */
+  name: string;
+  role: Role;
+  actor: string;
+  /** Use this secret (at least 16 characters, e.g. from configuration) instead of a random one. */
+  token?: string;
+}
+
+export interface MetadataStore {
+  // --- versions -------------------------------------------------------------------------------------------------
+  /**
+   * Records a version (and its model on first upload). The same name+version with the same sha256 again returns
+   * the stored version with `created: false`; with another sha256 it throws ALREADY_EXISTS. Of concurrent calls for
+   * one name+version exactly one creates it. INVALID_ARGUMENT for a malformed name, version, sha256 or size.
+   * Audit: version.add. Deploys nothing.
+   */
+  addVersion(input: AddVersionInput): Promise<AddVersionResult>;
+  /** Every model, sorted by name. */
+  listModels(): Promise<ModelSummary[]>;
+  /** NOT_FOUND for an unknown model. */
+  getModel(name: string): Promise<ModelDetail>;
+  /** NOT_FOUND for an unknown model or version. */
+  getVersion(name: string, version: string): Promise<VersionDetail>;
+  /**
+   * Retires a version: undeploys it from every cell and refuses later deploys. FAILED_PRECONDITION while it is the
+   * default or an alias target in some cell (switch those first); NOT_FOUND if unknown. Retiring a retired version
+   * changes nothing. Audit: version.retire.
+   */
+  retireVersion(name: string, version: string, actor: string): Promise<ChangeResult>;
+
+  // --- cells ----------------------------------------------------------------------------------------------------
+  /** Creates the named cells that do not exist yet (revision 1; names: 1-63 of a-z 0-9 -); never deletes one. */
+  ensureCells(names: readonly string[], actor?: string): Promise<CellInfo[]>;
+  /** Every cell, sorted by name. */
+  listCells(): Promise<CellInfo[]>;
+  /**
+   * Deploys a version to cells. Where the model had no version deployed yet, this version also becomes the cell's
+   * default. Already deployed cells are left as they are. NOT_FOUND: unknown model, version or cell;
+   * FAILED_PRECONDITION: the version is retired. Audit: deploy.
+   */
+  deploy(name: string, version: string, cells: CellSelector, actor: string): Promise<ChangeResult>;
+  /**
+   * Removes a version from cells (cells where it is not deployed are skipped). Undeploying the last deployed version
+   * of a model from a cell removes the model from that cell, its default and aliases with it. Otherwise
+   * FAILED_PRECONDITION when the version is the cell's default or an alias target there. Audit: undeploy.
+   */
+  undeploy(name: string, version: string, cells: CellSelector, actor: string): Promise<ChangeResult>;
+  /**
+   * Makes a version the default in cells, first deploying it where it is not deployed. `cells` undefined: every
+   * cell where the model has some version deployed (FAILED_PRECONDITION when there is none). NOT_FOUND: unknown
+   * model, version or cell; FAILED_PRECONDITION: retired. Audit: default.set.
+   */
+  setDefault(name: string, version: string, cells: CellSelector | undefined, actor: string): Promise<ChangeResult>;
+  /**
+   * Points an alias at a version in cells, deploying it where it is not deployed; `cells` as for setDefault.
+   * INVALID_ARGUMENT: the alias is malformed (same rule as versions) or names an existing version of the model.
+   * Audit: alias.set.
+   */
+  setAlias(name: string, alias: string, version: string, cells: CellSelector | undefined, actor: string): Promise<ChangeResult>;
+  /**
+   * Removes an alias from cells (`cells` undefined: from every cell). NOT_FOUND when the model is unknown or the
+   * alias exists in none of the cells. Audit: alias.delete.
+   */
+  deleteAlias(name: string, alias: string, cells: CellSelector | undefined, actor: string): Promise<ChangeResult>;
+
+  // --- desired state ----------------------------------------------------------------------------------------------
+  /** The cell's desired state, read in one snapshot (revision and content agree). NOT_FOUND: unknown cell. */
+  cellState(cell: string): Promise<DesiredCellState>;
+  /** The cell's current revision. NOT_FOUND: unknown cell. */
+  cellRevision(cell: string): Promise<number>;
+  /**
+   * Resolves with the cell's revision as soon as it is above `after`, or with the current revision when
+   * `timeoutMs` passes or `signal` aborts first (never rejects for those). NOT_FOUND: unknown cell. Wakes on
+   * changes made through any store on the same database (after commit; across processes on PostgreSQL through
+   * LISTEN/NOTIFY), without polling.
+   */
+  waitForRevision(cell: string, after: number, options: { timeoutMs: number; signal?: AbortSignal }): Promise<number>;
+  /** Calls `listener(revision)` after each committed bump of `cell`'s revision; returns the unsubscribe function. */
+  onRevision(cell: string, listener: (revision: number) => void): () => void;
+  /** Newest first. `limit`: 1-1000, default 100; `before`: only entries with a smaller id. */
+  auditLog(options?: { limit?: number; before?: number }): Promise<AuditEntry[]>;
+
+  // --- reports ------------------------------------------------------------------------------------------------------
+  /** Stores the replica's latest report, replacing its previous one. NOT_FOUND: unknown cell. */
+  saveReport(report: GatewayReportInput): Promise<StoredReport>;
+  /** The latest report of each replica of the cell, sorted by replica. NOT_FOUND: unknown cell. */
+  reports(cell: string): Promise<StoredReport[]>;
+
+  // --- tokens -------------------------------------------------------------------------------------------------------
+  /**
+   * Creates a token and returns its secret, the only time it is visible (the store keeps its sha256).
+   * ALREADY_EXISTS: the name is taken by a live token (or the given secret is in use); INVALID_ARGUMENT: bad name,
+   * role or secret. Audit: token.create.
+   */
+  createToken(input: CreateTokenInput): Promise<Principal & { token: string }>;
+  /** The live token's name and role, or undefined for an unknown or revoked secret. */
+  authenticate(token: string): Promise<Principal | undefined>;
+  /** Revokes the live token of that name. NOT_FOUND when there is none. Audit: token.revoke. */
+  revokeToken(name: string, actor: string): Promise<void>;
+  /** Live tokens, sorted by name (no secrets). */
+  listTokens(): Promise<TokenInfo[]>;
+
+  /** Stops listening for revision notifications. Does not close the `Sql` (its owner does). Idempotent. */
+  close(): Promise<void>;
+}
