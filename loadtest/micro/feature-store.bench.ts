@@ -6,6 +6,7 @@
  *                   (the baseline for the store's own overhead)
  *   store-auto      createRedisFeatureStore, auto-pipelining on (the default): concurrent reads share writes
  *   store-noauto    createRedisFeatureStore, auto-pipelining off: one explicit pipeline per read
+ *   store-auto-nct  auto-pipelining on, commandTimeoutMs 0 (host deadline and socket timeout only)
  * Rounds are interleaved (variant order rotates) and the median round's throughput is reported; latencies are
  * merged over all rounds. `cpu µs/read` is this process's user+system CPU per read (Redis's own CPU excluded).
  *
@@ -76,8 +77,9 @@ async function main(): Promise<void> {
   const memory = createMemoryFeatureStore();
   const auto = createRedisFeatureStore({ url: URL });
   const noauto = createRedisFeatureStore({ url: URL, autoPipelining: false });
+  const autoNct = createRedisFeatureStore({ url: URL, commandTimeoutMs: 0 });
   const raw = new Redis(URL, { enableOfflineQueue: true });
-  await Promise.all([auto.ready(10_000), noauto.ready(10_000)]);
+  await Promise.all([auto.ready(10_000), noauto.ready(10_000), autoNct.ready(10_000)]);
   await Promise.all([seed(memory), seed(auto)]);
 
   const variants: { name: string; read: Reader }[] = [
@@ -92,6 +94,7 @@ async function main(): Promise<void> {
     },
     { name: 'store-auto', read: (l) => auto.read(l, TIMEOUT_MS) },
     { name: 'store-noauto', read: (l) => noauto.read(l, TIMEOUT_MS) },
+    { name: 'store-auto-nct', read: (l) => autoNct.read(l, TIMEOUT_MS) },
   ];
 
   // Check the answers once before timing anything.
@@ -99,7 +102,7 @@ async function main(): Promise<void> {
   if (check[0]?.[6] !== String(((1 * 7) % IDS) * 0.5 + 6)) throw new Error(`unexpected answer ${JSON.stringify(check)}`);
 
   console.log(`feature store reads: ${ENTITIES.length} lookups x ${FIELDS.length} fields, ${URL}, node ${process.version}, ${ROUNDS} rounds x ${MS_PER_ROUND} ms`);
-  console.log('concurrency  variant        reads/s   cpu µs/read  p50 ms  p99 ms  p99.9 ms');
+  console.log('concurrency  variant         reads/s   cpu µs/read  p50 ms  p99 ms  p99.9 ms');
   for (const c of CONCURRENCY) {
     for (const v of variants) await round(v.read, c, Math.min(200, MS_PER_ROUND), undefined); // warm-up
     const results = new Map(variants.map((v) => [v.name, { rps: [] as number[], cpu: [] as number[], hist: newHistogram() }]));
@@ -116,7 +119,7 @@ async function main(): Promise<void> {
       const res = results.get(v.name)!;
       const s = summarize(res.hist);
       console.log(
-        `${String(c).padStart(11)}  ${v.name.padEnd(13)} ${median(res.rps).toFixed(0).padStart(9)} ${median(res.cpu).toFixed(1).padStart(12)} ${s.p50.toFixed(3).padStart(7)} ${s.p99.toFixed(3).padStart(7)} ${s.p999.toFixed(3).padStart(9)}`,
+        `${String(c).padStart(11)}  ${v.name.padEnd(14)} ${median(res.rps).toFixed(0).padStart(9)} ${median(res.cpu).toFixed(1).padStart(12)} ${s.p50.toFixed(3).padStart(7)} ${s.p99.toFixed(3).padStart(7)} ${s.p999.toFixed(3).padStart(9)}`,
       );
     }
   }
@@ -127,7 +130,7 @@ async function main(): Promise<void> {
     if (keys.length) await raw.del(...keys);
     cursor = next;
   } while (cursor !== '0');
-  await Promise.all([auto.close(), noauto.close(), memory.close(), raw.quit()]);
+  await Promise.all([auto.close(), noauto.close(), autoNct.close(), memory.close(), raw.quit()]);
 }
 
 await main();

@@ -66,11 +66,17 @@ featureStoreConformance(
   { prefix: `${PREFIX}:nap` },
 );
 
-for (const autoPipelining of [true, false]) {
-  describe(`redis feature store failures (auto-pipelining ${autoPipelining ? 'on' : 'off'})`, () => {
+const modes = [
+  { name: 'auto-pipelining on', autoPipelining: true, commandTimeoutMs: 300 },
+  { name: 'auto-pipelining off', autoPipelining: false, commandTimeoutMs: 300 },
+  { name: 'no command timeout: host deadline and socket timeout only', autoPipelining: true, commandTimeoutMs: 0 },
+];
+
+for (const { name, autoPipelining, commandTimeoutMs } of modes) {
+  describe(`redis feature store failures (${name})`, () => {
     it('rejects at once against a refused port, well under the client default of ~10 s', async () => {
       const port = await freePort();
-      const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, autoPipelining });
+      const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, autoPipelining, commandTimeoutMs });
       try {
         const started = Date.now();
         const err = await store.read([{ key: 'sibyl:restaurant:r1', fields: ['a', 'b'] }], 100).catch((e: unknown) => e);
@@ -105,7 +111,7 @@ for (const autoPipelining of [true, false]) {
       });
 
       it('rejects reads instead of hanging, and stays unhealthy', async () => {
-        const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, commandTimeoutMs: 200, autoPipelining });
+        const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}`, autoPipelining, commandTimeoutMs, socketTimeoutMs: 500 });
         try {
           await sleep(50); // let it connect: the TCP handshake succeeds, the Redis one never does
           expect(sockets.size).toBeGreaterThan(0);
@@ -125,7 +131,7 @@ for (const autoPipelining of [true, false]) {
       const key = 'sibyl:restaurant:r1';
       beforeAll(async () => {
         redis = await RedisProcess.start();
-        store = createRedisFeatureStore({ url: redis.url, commandTimeoutMs: 300, socketTimeoutMs: 500, maxReconnectDelayMs: 200, autoPipelining });
+        store = createRedisFeatureStore({ url: redis.url, autoPipelining, commandTimeoutMs, socketTimeoutMs: 500, maxReconnectDelayMs: 200 });
         await store.ready(10_000);
       });
       afterAll(async () => {
