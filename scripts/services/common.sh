@@ -36,13 +36,13 @@ sibyl_pid_alive() {
 
 # sibyl_wait SECONDS WHAT CMD...: runs CMD every 0.2 s until it succeeds; fails after SECONDS.
 sibyl_wait() {
-  local limit=$(($1 * 5)) what="$2" i
+  local seconds="$1" what="$2" limit=$(($1 * 5)) i
   shift 2
   for ((i = 0; i < limit; i++)); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  sibyl_log "timed out after ${limit}x0.2 s waiting for $what"
+  sibyl_log "timed out after ${seconds} s waiting for $what"
   return 1
 }
 
