@@ -1,0 +1,514 @@
+/**
+ * The production prediction log: CloudEvents (cloud-event.ts) to a Kafka topic with kafkajs, batched, gzip,
+ * acks=all, spilling to a local append-only log (spill-log.ts) while Kafka is unreachable or slow.
+ *
+ * Life of a record:
+ * - `write` pushes it to an in-memory buffer (O(1), never throws, never waits). Ownership passes to the sink:
+ *   do not change a record after writing it.
+ * - Direct mode: the buffer is sent in batches of `batchSize`, or sooner when a record has waited `lingerMs`,
+ *   with at most `maxInFlight` sends outstanding. A batch stays owned by the sink until the broker acks it.
+ * - A send that fails (after kafkajs' bounded retries), a buffer past `maxBuffered`, or a broker that cannot be
+ *   reached at start turns on spill mode: failed batches (in write order, once the sends in flight have
+ *   settled) and from then on every new record go to the spill log. A background drainer replays the spill log
+ *   oldest first; when it has caught up, the sink returns to direct mode. Newer records never overtake spilled
+ *   ones, except batches that were in flight together at the moment of a failure.
+ * - Spill files left by an earlier process are replayed first, before anything this process writes.
+ * - A record is lost only when its spill append fails (disk full or broken): counted in `stats().lost` and
+ *   logged with logger.error.
+ *
+ * Delivery is at least once: a batch whose ack was lost in a failure is sent again (from the spill log), and a
+ * crash while replaying resends the lines acknowledged since the last spill cursor write. Consumers dedupe on
+ * the CloudEvent id (the prediction id). One sink per `spillDir`.
+ */
+import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
+import type { Producer } from 'kafkajs';
+import { predictionMessage, predictionMessageFromJson, recordToJson } from './cloud-event.ts';
+import type { PredictionMessage } from './cloud-event.ts';
+import type { PredictionSink, SinkStats } from './prediction-sink.ts';
+import { SpillLog } from './spill-log.ts';
+import type { SpillFsync, SpillSegment } from './spill-log.ts';
+import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+
+export interface KafkaSinkOptions {
+  /** host:port list. */
+  brokers: string[];
+  topic: string;
+  /** The cell: the CloudEvent source `sibyl/<cell>` when a record has no cell of its own. */
+  cell: string;
+  /** Directory of the spill log. */
+  spillDir: string;
+  /** Records per Kafka batch. Default 500. */
+  batchSize?: number;
+  /** Longest a record waits in memory before its batch goes, ms. Default 20. */
+  lingerMs?: number;
+  /** Records held in memory (direct mode) before the sink spills to disk. Default 50 000. */
+  maxBuffered?: number;
+  /** Concurrent sends. Default 4. */
+  maxInFlight?: number;
+  /** Partitions of the topic when the sink creates it (at first connect). Default 3. */
+  partitions?: number;
+  /** Spill-log durability: 'always' fdatasyncs each append before it counts as spilled (default); 'never'. */
+  spillFsync?: SpillFsync;
+  /** Spill segment size, bytes. Default 16 MiB. */
+  spillSegmentBytes?: number;
+  /** kafkajs request timeout, ms. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** kafkajs retries per send or connect before the sink spills. Default 2. */
+  retries?: number;
+  /** First wait of the drainer after a failed replay; doubles up to 10 s. Default 500 ms. */
+  retryBackoffMs?: number;
+  /** How long `shutdown` waits for sends before it spills them instead (duplicates possible), ms. Default 10 000. */
+  shutdownTimeoutMs?: number;
+  clientId?: string;
+  /** kafkajs' own log level. Default logLevel.ERROR. */
+  kafkaLogLevel?: logLevel;
+  logger?: Pick<Console, 'warn' | 'error'>;
+}
+
+/** Returns at once: connecting, topic creation and leftover replay happen in the background. */
+export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
+  return new KafkaSink(options);
+}
+
+interface Batch {
+  /** Sequence number (0-based write order) of the batch's first record. */
+  lo: number;
+  count: number;
+  messages: PredictionMessage[];
+  /** A Kafka send is outstanding. */
+  sending: boolean;
+  /** Given up on at shutdown (spilled); its send's outcome is ignored. */
+  abandoned: boolean;
+}
+
+/** 'starting' until the first connect settles, 'direct' while Kafka takes records, 'spilling' otherwise. */
+export type KafkaSinkMode = 'starting' | 'direct' | 'spilling';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
+export class KafkaSink implements PredictionSink {
+  readonly kind = 'kafka';
+  readonly #o: Required<Omit<KafkaSinkOptions, 'logger' | 'kafkaLogLevel' | 'clientId'>>;
+  readonly #logger: Pick<Console, 'warn' | 'error'>;
+  readonly #kafka: Kafka;
+  readonly #producer: Producer;
+  readonly #spill: SpillLog;
+  #mode: KafkaSinkMode = 'starting';
+  #buffer: PredictionRecord[] = [];
+  #head = 0;
+  #accepted = 0;
+  #delivered = 0;
+  #spilled = 0;
+  #lost = 0;
+  /** Spilled records not yet delivered. */
+  #onDisk = 0;
+  /** Records with a lower sequence number go now, whatever the batch fill (linger expired or flush). */
+  #dueUntil = 0;
+  #unsettled = new Set<Batch>();
+  #directInFlight = 0;
+  #failed: Batch[] = [];
+  #waiters: { target: number; resolve: () => void }[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #pumpScheduled = false;
+  #ready: Promise<void> | undefined;
+  #topicReady = false;
+  #drainer: Promise<void> | undefined;
+  #stopDrain = false;
+  #closed = false;
+  #shutdown: Promise<void> | undefined;
+  #outageStart = 0;
+  #lastDrainLog = 0;
+
+  constructor(options: KafkaSinkOptions) {
+    this.#o = {
+      brokers: options.brokers,
+      topic: options.topic,
+      cell: options.cell,
+      spillDir: options.spillDir,
+      batchSize: options.batchSize ?? 500,
+      lingerMs: options.lingerMs ?? 20,
+      maxBuffered: options.maxBuffered ?? 50_000,
+      maxInFlight: options.maxInFlight ?? 4,
+      partitions: options.partitions ?? 3,
+      spillFsync: options.spillFsync ?? 'always',
+      spillSegmentBytes: options.spillSegmentBytes ?? 16 * 1024 * 1024,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      retries: options.retries ?? 2,
+      retryBackoffMs: options.retryBackoffMs ?? 500,
+      shutdownTimeoutMs: options.shutdownTimeoutMs ?? 10_000,
+    };
+    this.#logger = options.logger ?? console;
+    this.#kafka = new Kafka({
+      clientId: options.clientId ?? 'sibyl-gateway',
+      brokers: this.#o.brokers,
+      requestTimeout: this.#o.requestTimeoutMs,
+      retry: { retries: this.#o.retries, initialRetryTime: 100, maxRetryTime: 1000 },
+      logLevel: options.kafkaLogLevel ?? logLevel.ERROR,
+    });
+    this.#producer = this.#kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: true,
+    });
+    this.#spill = new SpillLog({
+      dir: this.#o.spillDir,
+      segmentBytes: this.#o.spillSegmentBytes,
+      fsync: this.#o.spillFsync,
+    });
+    void this.#start();
+  }
+
+  write(record: PredictionRecord): void {
+    this.#accepted++;
+    if (this.#closed) {
+      this.#lose(1, 'write after shutdown');
+      return;
+    }
+    this.#buffer.push(record);
+    const buffered = this.#buffer.length - this.#head;
+    if (buffered >= this.#o.batchSize || buffered > this.#o.maxBuffered) this.#schedulePump();
+    else if (this.#timer === undefined && this.#mode !== 'starting') this.#armTimer();
+  }
+
+  flush(): Promise<void> {
+    const target = this.#accepted;
+    if (this.#lowestUnsettled() >= target) return Promise.resolve();
+    this.#dueUntil = Math.max(this.#dueUntil, target);
+    const done = new Promise<void>((resolve) => this.#waiters.push({ target, resolve }));
+    this.#schedulePump();
+    return done;
+  }
+
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.#close();
+    return this.#shutdown;
+  }
+
+  stats(): SinkStats {
+    let batched = 0;
+    for (const b of this.#unsettled) batched += b.count;
+    return {
+      accepted: this.#accepted,
+      delivered: this.#delivered,
+      spilled: this.#spilled,
+      lost: this.#lost,
+      pending: this.#buffer.length - this.#head + batched + this.#onDisk,
+    };
+  }
+
+  get mode(): KafkaSinkMode {
+    return this.#mode;
+  }
+
+  async #start(): Promise<void> {
+    try {
+      this.#onDisk = await this.#spill.open();
+    } catch (err) {
+      this.#logger.error(`prediction log: spill directory ${this.#o.spillDir} unusable`, err);
+    }
+    if (this.#onDisk > 0) {
+      this.#logger.warn(`prediction log: replaying ${this.#onDisk} spilled record(s) from ${this.#o.spillDir}`);
+      this.#enterSpilling();
+    } else {
+      try {
+        await this.#ensureReady();
+        if (this.#mode === 'starting') this.#mode = 'direct';
+      } catch (err) {
+        this.#enterSpilling(err);
+      }
+    }
+    this.#schedulePump();
+  }
+
+  #ensureReady(): Promise<void> {
+    this.#ready ??= (async () => {
+      await this.#producer.connect();
+      if (this.#topicReady) return;
+      const admin = this.#kafka.admin();
+      await admin.connect();
+      try {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic: this.#o.topic, numPartitions: this.#o.partitions }],
+        });
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+      this.#topicReady = true;
+    })().catch((err: unknown) => {
+      this.#ready = undefined;
+      throw err;
+    });
+    return this.#ready;
+  }
+
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => this.#pump());
+  }
+
+  #armTimer(): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#dueUntil = Math.max(this.#dueUntil, this.#accepted);
+      this.#pump();
+    }, this.#o.lingerMs).unref();
+  }
+
+  /** Moves buffered records to Kafka (direct) or to the spill log (spilling), as batch fill and timers allow. */
+  #pump(): void {
+    this.#pumpScheduled = false;
+    const { batchSize, maxBuffered, maxInFlight } = this.#o;
+    if (this.#mode === 'starting') {
+      if (this.#buffered() > maxBuffered) this.#enterSpilling('memory buffer full while connecting');
+      else return;
+    }
+    if (this.#mode === 'direct') {
+      while (this.#directInFlight < maxInFlight && this.#due(batchSize)) {
+        this.#send(this.#take(batchSize));
+      }
+      if (this.#buffered() > maxBuffered) this.#enterSpilling('memory buffer full: Kafka too slow');
+    }
+    if (this.#mode === 'spilling') {
+      // Sends still in flight may fail and must be spilled before newer records: hold those unless memory is short.
+      const holding = (this.#directInFlight > 0 || this.#failed.length > 0) && this.#buffered() <= maxBuffered;
+      while (!holding && this.#due(batchSize)) this.#spillRecords(this.#take(batchSize * 8));
+    }
+    if (this.#buffered() > 0 && this.#timer === undefined) this.#armTimer();
+  }
+
+  #buffered(): number {
+    return this.#buffer.length - this.#head;
+  }
+
+  #due(batchSize: number): boolean {
+    const buffered = this.#buffered();
+    return buffered > 0 && (buffered >= batchSize || this.#accepted - buffered < this.#dueUntil);
+  }
+
+  #take(max: number): { lo: number; records: PredictionRecord[] } {
+    const lo = this.#accepted - this.#buffered();
+    const records = this.#buffer.slice(this.#head, this.#head + max);
+    this.#head += records.length;
+    if (this.#head === this.#buffer.length) {
+      this.#buffer = [];
+      this.#head = 0;
+    } else if (this.#head > 4096 && this.#head * 2 > this.#buffer.length) {
+      this.#buffer = this.#buffer.slice(this.#head);
+      this.#head = 0;
+    }
+    return { lo, records };
+  }
+
+  #send({ lo, records }: { lo: number; records: PredictionRecord[] }): void {
+    const messages: PredictionMessage[] = [];
+    for (const record of records) {
+      try {
+        messages.push(predictionMessage(record, this.#o.cell));
+      } catch (err) {
+        this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
+      }
+    }
+    const batch: Batch = { lo, count: messages.length, messages, sending: true, abandoned: false };
+    this.#unsettled.add(batch);
+    this.#directInFlight++;
+    this.#producer
+      .send({ topic: this.#o.topic, acks: -1, compression: CompressionTypes.GZIP, messages })
+      .then(
+        () => {
+          if (batch.abandoned) return;
+          batch.sending = false;
+          this.#directInFlight--;
+          this.#unsettled.delete(batch);
+          this.#delivered += batch.count;
+          this.#settle();
+          this.#schedulePump();
+        },
+        (err: unknown) => {
+          if (batch.abandoned) return;
+          batch.sending = false;
+          this.#directInFlight--;
+          this.#failed.push(batch);
+          this.#ready = undefined;
+          this.#enterSpilling(err);
+          if (this.#directInFlight === 0) this.#spillFailed();
+        },
+      );
+  }
+
+  /** Spills the failed direct batches in write order (called once no direct send is in flight). */
+  #spillFailed(): void {
+    const failed = this.#failed.sort((a, b) => a.lo - b.lo);
+    this.#failed = [];
+    for (const batch of failed) this.#spillLines(batch, batch.messages.map((m) => m.value));
+    this.#schedulePump();
+  }
+
+  #spillRecords({ lo, records }: { lo: number; records: PredictionRecord[] }): void {
+    const lines: string[] = [];
+    for (const record of records) {
+      try {
+        lines.push(recordToJson(record));
+      } catch (err) {
+        this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
+      }
+    }
+    this.#spillLines({ lo, count: lines.length, messages: [], sending: false, abandoned: false }, lines);
+  }
+
+  #spillLines(batch: Batch, lines: string[]): void {
+    this.#unsettled.add(batch);
+    this.#spill.append(lines).then(
+      () => {
+        this.#unsettled.delete(batch);
+        this.#spilled += lines.length;
+        this.#onDisk += lines.length;
+        this.#settle();
+      },
+      (err: unknown) => {
+        this.#unsettled.delete(batch);
+        this.#lose(lines.length, `spill append to ${this.#o.spillDir} failed`, err);
+      },
+    );
+  }
+
+  #enterSpilling(cause?: unknown): void {
+    if (this.#mode === 'spilling') return;
+    this.#mode = 'spilling';
+    this.#outageStart = Date.now();
+    const why = cause instanceof Error ? cause.message : String(cause ?? 'leftover spill files');
+    this.#logger.warn(`prediction log: Kafka unavailable (${why}); spilling to ${this.#o.spillDir}`);
+    this.#drainer ??= this.#drain().finally(() => {
+      this.#drainer = undefined;
+    });
+  }
+
+  /** Replays the spill log while in spill mode; returns to direct mode once nothing older than the buffer is left. */
+  async #drain(): Promise<void> {
+    let backoff = this.#o.retryBackoffMs;
+    let replayed = 0;
+    while (!this.#stopDrain && this.#mode === 'spilling') {
+      try {
+        await this.#ensureReady();
+        const segment = await this.#spill.nextSegment();
+        if (segment === undefined) {
+          if (this.#spill.empty && this.#directInFlight === 0 && this.#failed.length === 0 && !this.#stopDrain) {
+            this.#mode = 'direct';
+            const secs = ((Date.now() - this.#outageStart) / 1000).toFixed(1);
+            this.#logger.warn(`prediction log: Kafka back; ${replayed} spilled record(s) replayed, ${secs} s in spill mode`);
+            this.#schedulePump();
+            return;
+          }
+          await sleep(Math.min(this.#o.lingerMs, 50));
+          continue;
+        }
+        replayed += await this.#replay(segment);
+        backoff = this.#o.retryBackoffMs;
+      } catch (err) {
+        this.#ready = undefined;
+        if (Date.now() - this.#lastDrainLog > 30_000) {
+          this.#lastDrainLog = Date.now();
+          this.#logger.warn(`prediction log: Kafka still unavailable, ${this.#onDisk} record(s) spilled`, err);
+        }
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  /** Sends one segment, `maxInFlight` batches at a time; throws at the first failed batch. Returns records sent. */
+  async #replay(segment: SpillSegment): Promise<number> {
+    const { batchSize, maxInFlight, topic } = this.#o;
+    let line = 0;
+    let sent = 0;
+    while (line < segment.lines.length && !this.#stopDrain) {
+      const window: { lines: number; messages: PredictionMessage[] }[] = [];
+      let end = line;
+      while (window.length < maxInFlight && end < segment.lines.length) {
+        const chunk = segment.lines.slice(end, end + batchSize);
+        const messages: PredictionMessage[] = [];
+        for (const json of chunk) {
+          try {
+            messages.push(predictionMessageFromJson(json, this.#o.cell));
+          } catch (err) {
+            this.#onDisk--;
+            this.#lose(1, `unreadable line in ${segment.name}`, err);
+          }
+        }
+        window.push({ lines: chunk.length, messages });
+        end += chunk.length;
+      }
+      const results = await Promise.allSettled(
+        window.map((w) =>
+          w.messages.length === 0
+            ? Promise.resolve()
+            : this.#producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages: w.messages }),
+        ),
+      );
+      // Only the acked prefix of the window counts; the rest is sent again on the next try.
+      let failure: unknown;
+      for (const [i, result] of results.entries()) {
+        const w = window[i];
+        if (w === undefined) break;
+        if (result.status === 'rejected') {
+          failure = result.reason;
+          break;
+        }
+        line += w.lines;
+        sent += w.messages.length;
+        this.#delivered += w.messages.length;
+        this.#onDisk -= w.messages.length;
+      }
+      await this.#spill.ack(segment.name, segment.firstLine + line);
+      if (failure !== undefined) throw failure;
+    }
+    if (line >= segment.lines.length) await this.#spill.remove(segment.name);
+    return sent;
+  }
+
+  #lowestUnsettled(): number {
+    let low = this.#accepted - this.#buffered();
+    for (const b of this.#unsettled) if (b.lo < low) low = b.lo;
+    return low;
+  }
+
+  #settle(): void {
+    if (this.#waiters.length === 0) return;
+    const low = this.#lowestUnsettled();
+    this.#waiters = this.#waiters.filter((w) => (w.target <= low ? (w.resolve(), false) : true));
+  }
+
+  #lose(count: number, why: string, err?: unknown): void {
+    this.#lost += count;
+    this.#logger.error(`prediction log: LOST ${count} record(s): ${why}`, err ?? '');
+    this.#settle();
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    const flushed = this.flush();
+    const timedOut = await Promise.race([
+      flushed.then(() => false),
+      sleep(this.#o.shutdownTimeoutMs).then(() => true),
+    ]);
+    if (timedOut) {
+      // Sends still unanswered go to the spill log (they may also arrive: duplicates, never losses).
+      this.#enterSpilling('shutdown timeout');
+      for (const batch of this.#unsettled) {
+        if (!batch.sending) continue;
+        batch.sending = false;
+        batch.abandoned = true;
+        this.#directInFlight--;
+        this.#failed.push(batch);
+      }
+      if (this.#directInFlight === 0) this.#spillFailed();
+      this.#pump();
+      await flushed;
+    }
+    this.#stopDrain = true;
+    clearTimeout(this.#timer);
+    if (this.#drainer !== undefined) await Promise.race([this.#drainer, sleep(this.#o.shutdownTimeoutMs)]);
+    await this.#spill.close().catch((err: unknown) => this.#logger.error('prediction log: spill close failed', err));
+    await this.#producer.disconnect().catch(() => {});
+  }
+}

@@ -1,0 +1,107 @@
+/** Prediction records and a Kafka reader for the prediction-log suites. */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { create } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { Kafka, logLevel } from 'kafkajs';
+import { PredictionRecordSchema, Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+
+export const TEST_BROKERS = (process.env.SIBYL_TEST_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Record `i` of a run: prediction id `<run>-<i>`, request id shared by pairs (a live and a shadow). */
+export function makeRecord(run: string, i: number): PredictionRecord {
+  return create(PredictionRecordSchema, {
+    predictionId: `${run}-${i}`,
+    requestId: `req-${run}-${Math.floor(i / 2)}`,
+    time: timestampFromMs(1_767_225_600_000 + i),
+    cell: 'cell-a',
+    model: 'fraud',
+    version: '3',
+    role: i % 2 === 0 ? Role.LIVE : Role.SHADOW,
+    rows: [
+      {
+        entities: { user: `u${i % 7}` },
+        features: { amount: { kind: { case: 'numberValue', value: i * 1.5 } } },
+        outputs: { score: { kind: { case: 'numberValue', value: 0.25 } } },
+        defaultedFeatures: i % 3 === 0 ? ['country'] : [],
+      },
+    ],
+    modelLatencyUs: 42n,
+    totalLatencyUs: 1234n,
+  });
+}
+
+export interface ConsumedMessage {
+  partition: number;
+  key: string;
+  value: string;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads `topic` from the beginning until `expectedUnique` distinct ce_id values were seen and then `settleMs`
+ * passed without a new message (so duplicates show up too), or until `timeoutMs`.
+ */
+export async function consumeTopic(
+  brokers: string[],
+  topic: string,
+  expectedUnique: number,
+  { timeoutMs = 60_000, settleMs = 1_000 } = {},
+): Promise<ConsumedMessage[]> {
+  const kafka = new Kafka({ clientId: 'sibyl-test-reader', brokers, logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: uniqueName('reader'), sessionTimeout: 10_000 });
+  const messages: ConsumedMessage[] = [];
+  const ids = new Set<string>();
+  let last = Date.now();
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+        messages.push({ partition, key: String(message.key), value: String(message.value), headers });
+        if (headers.ce_id !== undefined) ids.add(headers.ce_id);
+        last = Date.now();
+      },
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && (ids.size < expectedUnique || Date.now() - last < settleMs)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return messages;
+}
+
+const exec = promisify(execFile);
+
+/** Runs scripts/services/kafka.sh for a broker instance of its own (ports, data dir). Async: the loop keeps running. */
+export async function kafkaInstance(
+  command: 'start' | 'stop' | 'kill',
+  instance: { port: number; controllerPort: number; dir: string },
+): Promise<void> {
+  await exec('bash', ['scripts/services/kafka.sh', command], {
+    env: {
+      ...process.env,
+      SIBYL_KAFKA_PORT: String(instance.port),
+      SIBYL_KAFKA_CONTROLLER_PORT: String(instance.controllerPort),
+      SIBYL_KAFKA_DIR: instance.dir,
+    },
+  });
+}
+
+export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
