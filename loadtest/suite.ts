@@ -16,9 +16,10 @@ import type { RunResult, RunSpec } from './generate.ts';
 import type { StepResult } from './lib/loops.ts';
 import { describeMachine } from './lib/machine.ts';
 import { preflight } from './lib/preflight.ts';
-import { run, setAffinity, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { processCpuMs, run, setAffinity, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { delta, scrape } from './lib/metrics.ts';
 import { topSelfTime } from './lib/cpuprofile.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
 
@@ -68,13 +69,30 @@ const report: Report = {
 const children: Child[] = [];
 const restoreAffinity: (() => void)[] = [];
 
+/** The server under load (its CPU use is sampled around each run), and Redis's pid. */
+let serverPid: number | undefined;
+let redisPid: number | undefined;
+
 async function generate(key: string, server: string, spec: RunSpec): Promise<Measurement> {
+  const sibyl = server.startsWith('Sibyl');
+  const metrics0 = sibyl ? await scrape(http(PORTS.gwHttp)) : {};
+  const cpu0 = [serverPid, redisPid].map((p) => (p ? processCpuMs(p) : undefined));
+  const w0 = performance.now();
   const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
+  const wall = performance.now() - w0;
+  const share = (i: number, pid: number | undefined): number | undefined => {
+    const a = cpu0[i];
+    const b = pid ? processCpuMs(pid) : undefined;
+    return a === undefined || b === undefined ? undefined : Math.round(((b - a) / wall) * 100) / 100;
+  };
+  const serverCpu = share(0, serverPid);
+  const redisCpu = share(1, redisPid);
   const result = JSON.parse(out.trim().split('\n').pop()!) as RunResult;
-  const m: Measurement = { key, server, protocol: spec.protocol, mix: spec.mix, mode: spec.mode, tool: result.tool, steps: result.steps };
+  const gatewayCounters = sibyl ? delta(metrics0, await scrape(http(PORTS.gwHttp))) : undefined;
+  const m: Measurement = { key, server, protocol: spec.protocol, mix: spec.mix, mode: spec.mode, tool: result.tool, steps: result.steps, serverCpu, redisCpu, gatewayCounters };
   report.runs.push(m);
   const s = result.steps[0]!;
-  log(`${key}: ${s.throughput} ok/s, p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, codes ${JSON.stringify(s.codes)}, generator CPU ${s.generatorCpu}`);
+  log(`${key}: ${s.throughput} ok/s, p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, codes ${JSON.stringify(s.codes)}, server CPU ${serverCpu}, generator CPU ${s.generatorCpu}${gatewayCounters ? `, gateway ${JSON.stringify(gatewayCounters)}` : ''}`);
   return m;
 }
 
@@ -95,12 +113,14 @@ async function check(target: string, protocol: Protocol, mix: Mix, expectNoDefau
 async function startServer(name: string, args: string[], env: NodeJS.ProcessEnv = {}, cmd = 'node'): Promise<Child> {
   const c = startChild(name, cmd, args, { cores: SERVER_CORE, env, logFile: join(outDir, `${name}.log`) });
   children.push(c);
+  serverPid = c.pid;
   return c;
 }
 
 async function stopServer(c: Child): Promise<void> {
   await c.stop();
   children.splice(children.indexOf(c), 1);
+  serverPid = undefined;
 }
 
 async function ortLoop(model: string, version: string): Promise<void> {
@@ -113,9 +133,9 @@ async function ortLoop(model: string, version: string): Promise<void> {
 async function services(): Promise<void> {
   await run('bash', ['scripts/services/redis.sh', 'start']);
   await run('bash', ['scripts/services/kafka.sh', 'start']);
-  const redisPid = Number((await run('bash', ['-c', 'cat .data/services/redis/redis.pid']).catch(() => '')).trim());
+  redisPid = Number((await run('bash', ['-c', 'cat .data/services/redis/redis.pid']).catch(() => '')).trim()) || undefined;
   const kafkaPid = Number(/pid=(\d+)/.exec(await run('bash', ['scripts/services/kafka.sh', 'status']).catch(() => ''))?.[1]);
-  for (const [name, pid] of [['redis', redisPid], ['kafka', kafkaPid]] as const) {
+  for (const [name, pid] of [['redis', redisPid ?? 0], ['kafka', kafkaPid]] as const) {
     if (!pid) {
       report.notes.push(`${name}: pid unknown, not pinned`);
       continue;
@@ -148,8 +168,12 @@ async function startGateway(name: string, logOn: boolean, profile: boolean): Pro
   return gw;
 }
 
-const http = (port: number): string => `http://127.0.0.1:${port}`;
-const grpcAddr = (port: number): string => `127.0.0.1:${port}`;
+function http(port: number): string {
+  return `http://127.0.0.1:${port}`;
+}
+function grpcAddr(port: number): string {
+  return `127.0.0.1:${port}`;
+}
 
 try {
   log(`suite ${QUICK ? '(quick)' : ''} → ${outDir}`);
@@ -188,7 +212,21 @@ try {
 
   // ---- Sibyl, prediction log to Kafka on ----
   await seedRedis(REDIS_URL, PREFIX);
-  const gwA = await startGateway('sibyl-kafka', true, flags.profile);
+  // The Kafka-on gateway is the standard configuration; when it cannot start (the sink broken or missing), the
+  // suite still measures everything else with the log off and says so.
+  let kafkaOn = true;
+  let gwA: Child;
+  try {
+    gwA = await startGateway('sibyl-kafka', true, flags.profile);
+  } catch (err) {
+    kafkaOn = false;
+    const why = (err as Error).message;
+    report.notes.push(`the gateway with the Kafka prediction log did not start (${why}): S1, S3, S4 and the peer comparison ran with the prediction log OFF, and the Kafka cost was not measured`);
+    log(`Kafka-on gateway failed (${why}); continuing with the log off`);
+    gwA = await startGateway('sibyl-kafka-unavailable', false, flags.profile);
+  }
+  const LOG = kafkaOn ? 'kafka' : 'log-off';
+  const SIBYL = kafkaOn ? 'Sibyl (Kafka log)' : 'Sibyl (log off)';
   const gwHttp = http(PORTS.gwHttp);
   const gwGrpc = grpcAddr(PORTS.gwGrpc);
   await check(gwHttp, 'sibyl-rest', 'eta-store', true);
@@ -197,44 +235,47 @@ try {
   await check(gwGrpc, 'oip-grpc', 'mlp-tensor', false);
   await check(gwHttp, 'oip-rest', 'eta-inline', false);
   await check(gwGrpc, 'oip-grpc', 'eta-inline', false);
-  const s1 = await maxThenOpen('S1 sibyl-rest/eta-store/kafka', 'Sibyl (Kafka log)', gwHttp, 'sibyl-rest', 'eta-store');
-  const s3 = await maxThenOpen('S3 oip-rest/mlp-tensor/kafka', 'Sibyl (Kafka log)', gwHttp, 'oip-rest', 'mlp-tensor');
-  const s4a = await maxThenOpen('S4a sibyl-grpc/eta-store/kafka', 'Sibyl (Kafka log)', gwGrpc, 'sibyl-grpc', 'eta-store');
-  const s4b = await maxThenOpen('S4b oip-grpc/mlp-tensor/kafka', 'Sibyl (Kafka log)', gwGrpc, 'oip-grpc', 'mlp-tensor');
+  const s1 = await maxThenOpen(`S1 sibyl-rest/eta-store/${LOG}`, SIBYL, gwHttp, 'sibyl-rest', 'eta-store');
+  const s3 = await maxThenOpen(`S3 oip-rest/mlp-tensor/${LOG}`, SIBYL, gwHttp, 'oip-rest', 'mlp-tensor');
+  const s4a = await maxThenOpen(`S4a sibyl-grpc/eta-store/${LOG}`, SIBYL, gwGrpc, 'sibyl-grpc', 'eta-store');
+  const s4b = await maxThenOpen(`S4b oip-grpc/mlp-tensor/${LOG}`, SIBYL, gwGrpc, 'oip-grpc', 'mlp-tensor');
   let inline: { rest: { max: StepResult; open: StepResult }; grpc: { max: StepResult; open: StepResult } } | undefined;
   if (peer) {
     inline = {
-      rest: await maxThenOpen('P sibyl oip-rest/eta-inline/kafka', 'Sibyl (Kafka log)', gwHttp, 'oip-rest', 'eta-inline', { rate: peer.rest.open.rate }),
-      grpc: await maxThenOpen('P sibyl oip-grpc/eta-inline/kafka', 'Sibyl (Kafka log)', gwGrpc, 'oip-grpc', 'eta-inline', { rate: peer.grpc.open.rate }),
+      rest: await maxThenOpen(`P sibyl oip-rest/eta-inline/${LOG}`, SIBYL, gwHttp, 'oip-rest', 'eta-inline', { rate: peer.rest.open.rate }),
+      grpc: await maxThenOpen(`P sibyl oip-grpc/eta-inline/${LOG}`, SIBYL, gwGrpc, 'oip-grpc', 'eta-inline', { rate: peer.grpc.open.rate }),
     };
   }
   if (!flags['no-overload']) {
     const cap = s1.max.throughput;
     const steps = [0.5, 1, 1.5, 2, 3, 0.5].map((f) => ({ rate: Math.max(10, Math.round(cap * f)), durationS: RAMP_STEP_S }));
-    const m = await generate('overload sibyl-rest/eta-store', 'Sibyl (Kafka log)', { name: 'overload', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'ramp', steps, warmupS: W, deadlineMs: OVERLOAD_DEADLINE_MS, connections: 64 });
+    const m = await generate('overload sibyl-rest/eta-store', SIBYL, { name: 'overload', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'ramp', steps, warmupS: W, deadlineMs: OVERLOAD_DEADLINE_MS, connections: 1024 });
     report.ramp = { capacity: cap, deadlineMs: OVERLOAD_DEADLINE_MS, steps: m.steps };
   }
   await stopServer(gwA);
   if (flags.profile) {
-    const dir = join(outDir, 'sibyl-kafka-profile');
+    const dir = join(outDir, `${kafkaOn ? 'sibyl-kafka' : 'sibyl-kafka-unavailable'}-profile`);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (file) report.profile = { file: join(dir, file), ...topSelfTime(join(dir, file), 25) };
   }
 
   // ---- Sibyl, prediction log off ----
-  const gwB = await startGateway('sibyl-nolog', false, false);
-  await check(gwHttp, 'sibyl-rest', 'eta-store', true);
-  const s2 = await maxThenOpen('S2 sibyl-rest/eta-store/log-off', 'Sibyl (log off)', gwHttp, 'sibyl-rest', 'eta-store');
-  await stopServer(gwB);
+  let s2 = s1;
+  if (kafkaOn) {
+    const gwB = await startGateway('sibyl-nolog', false, false);
+    await check(gwHttp, 'sibyl-rest', 'eta-store', true);
+    s2 = await maxThenOpen('S2 sibyl-rest/eta-store/log-off', 'Sibyl (log off)', gwHttp, 'sibyl-rest', 'eta-store');
+    await stopServer(gwB);
+  }
 
   // ---- ratios and targets ----
   const eta = report.ort.find((o) => o.model === 'delivery-eta')!;
   const mlp = report.ort.find((o) => o.model === 'tabular-mlp')!;
   report.ratios = [
-    { name: 'S1 Sibyl REST (store features, Kafka) / Hono echo, same bodies', value: s1.max.throughput / echoRestEta.throughput },
+    { name: `S1 Sibyl REST (store features, ${LOG}) / Hono echo, same bodies`, value: s1.max.throughput / echoRestEta.throughput },
     { name: 'S2 Sibyl REST (store features, log off) / Hono echo', value: s2.max.throughput / echoRestEta.throughput },
     { name: 'S3 Sibyl OIP REST tabular-mlp / Hono echo, same bodies', value: s3.max.throughput / echoRestMlp.throughput },
-    { name: 'S4a Sibyl gRPC (store features, Kafka) / grpc-js echo, same messages', value: s4a.max.throughput / echoGrpcEta.throughput },
+    { name: `S4a Sibyl gRPC (store features, ${LOG}) / grpc-js echo, same messages`, value: s4a.max.throughput / echoGrpcEta.throughput },
     { name: 'S4b Sibyl OIP gRPC tabular-mlp / grpc-js echo, same messages', value: s4b.max.throughput / echoGrpcMlp.throughput },
     { name: 'S1 Sibyl REST / raw session.run loop (delivery-eta/2)', value: s1.max.throughput / eta.throughput },
     { name: 'S3 Sibyl OIP REST / raw session.run loop (tabular-mlp/1)', value: s3.max.throughput / mlp.throughput },
@@ -251,7 +292,9 @@ try {
   const targets: Target[] = [
     { target: 'S1 max throughput ≥ 30% of the bare Hono echo', measured: `${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)}`, met: s1.max.throughput >= 0.3 * echoRestEta.throughput },
     { target: 'S1 p99 at half of its max rate < 2 ms', measured: `p99 ${s1.open.latency.p99} ms at ${s1.open.rate}/s (p50 ${s1.open.latency.p50} ms)`, met: s1.open.latency.p99 < 2 && s1.open.ok > 0 },
-    { target: 'Kafka logging costs < 15% of max throughput', measured: `1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)}`, met: s1.max.throughput >= 0.85 * s2.max.throughput },
+    kafkaOn
+      ? { target: 'Kafka logging costs < 15% of max throughput', measured: `1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)}`, met: s1.max.throughput >= 0.85 * s2.max.throughput }
+      : { target: 'Kafka logging costs < 15% of max throughput', measured: 'not measured: the Kafka-on gateway did not start', met: false },
   ];
   if (peer && inline) {
     for (const [label, sib, ml] of [['REST', inline.rest, peer.rest], ['gRPC', inline.grpc, peer.grpc]] as const) {

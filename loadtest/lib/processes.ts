@@ -3,7 +3,7 @@
  * stopped by their own pid only (SIGTERM, then SIGKILL after `killAfterMs`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface Child {
@@ -96,4 +96,15 @@ export function setAffinity(pid: number, cores: string): string | undefined {
   const before = spawnSync('taskset', ['-cp', String(pid)], { encoding: 'utf8' }).stdout.split(':').pop()?.trim();
   spawnSync('taskset', ['-a', '-cp', cores, String(pid)], { stdio: 'ignore' });
   return before;
+}
+
+/** CPU time (user + system, all threads) a live process has used so far, ms; undefined when it cannot be read. */
+export function processCpuMs(pid: number): number | undefined {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of /proc/pid/stat, in clock ticks (100 per second on Linux).
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
 }

@@ -11,6 +11,11 @@ export interface Measurement {
   readonly mode: string;
   readonly tool: string;
   readonly steps: readonly StepResult[];
+  /** CPU used by the server process during the run (generator process lifetime, warm-up included), cores. */
+  readonly serverCpu?: number | undefined;
+  readonly redisCpu?: number | undefined;
+  /** Gateway counters that moved during the run (defaulted features, store failures, prediction-log counters). */
+  readonly gatewayCounters?: Record<string, number> | undefined;
 }
 
 export interface OrtResult {
@@ -81,15 +86,21 @@ export function renderMarkdown(r: Report): string {
     out.push('');
   }
 
-  out.push('## Runs', '', '| run | server | protocol | request | load | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | generator CPU |', '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |');
+  out.push('## Runs', '', '| run | server | protocol | request | load | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | server CPU | generator CPU |', '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
   for (const run of r.runs) {
     if (run.mode === 'ramp') continue;
     const s = run.steps[0]!;
     const load = run.mode === 'closed' ? `closed, ${run.tool}` : `open @ ${s.rate}/s`;
     const l = s.latency;
-    out.push(`| ${run.key} | ${run.server} | ${run.protocol} | ${MIX[run.mix] ?? run.mix} | ${load} | ${s.throughput} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${codes(s.codes)} | ${Math.round(s.generatorCpu * 100)}% |`);
+    out.push(`| ${run.key} | ${run.server} | ${run.protocol} | ${MIX[run.mix] ?? run.mix} | ${load} | ${s.throughput} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${codes(s.codes)} | ${run.serverCpu === undefined ? '-' : `${Math.round(run.serverCpu * 100)}%`} | ${Math.round(s.generatorCpu * 100)}% |`);
   }
   out.push('');
+  const counters = r.runs.filter((x) => x.gatewayCounters && Object.keys(x.gatewayCounters).length > 0);
+  if (counters.length) {
+    out.push('Gateway counters that moved during each run (from its /metrics; defaulted features mean Redis answered late or not at all):', '');
+    for (const x of counters) out.push(`- ${x.key}: ${Object.entries(x.gatewayCounters!).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    out.push('');
+  }
   if (r.ort.length) {
     out.push('## Model ceiling: raw `session.run` loop (one row, one run at a time, the gateway\'s session options, core 1)', '', '| model | runs/s | p50 ms | p99 ms | p99.9 ms |', '| --- | ---: | ---: | ---: | ---: |');
     for (const o of r.ort) out.push(`| ${o.model}/${o.version} | ${o.throughput} | ${o.latency.p50} | ${o.latency.p99} | ${o.latency.p999} |`);
@@ -104,7 +115,9 @@ export function renderMarkdown(r: Report): string {
     out.push(
       `## Overload ramp (S1 REST, deadline ${r.ramp.deadlineMs} ms, measured capacity ${r.ramp.capacity}/s)`,
       '',
-      'Goodput = successful answers within the deadline per second. Rejected = 429 / RESOURCE_EXHAUSTED.',
+      'Open loop over 1024 connections (more than the gateway\'s in-flight cap, so the gateway, not the client pool, sees the excess). ' +
+        'Each step\'s requests are counted whenever they were answered: ok/s = the step\'s successes per second of step, ' +
+        'goodput = its successes within the deadline per second. Rejected = 429 / RESOURCE_EXHAUSTED.',
       '',
       '| step | offered /s | ok/s | goodput /s | ok p50 / p99 ms | rejected | rejected p50 / p99 ms | other errors | generator CPU |',
       '| --- | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |',
