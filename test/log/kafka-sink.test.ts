@@ -1,0 +1,101 @@
+/** The Kafka sink against the shared real broker (scripts/services/kafka.sh). */
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { equals, fromJsonString } from '@bufbuild/protobuf';
+import { logLevel } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
+import type { KafkaSinkOptions } from '../../gateway/log/kafka-sink.ts';
+import { PredictionRecordSchema } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import { TEST_BROKERS, consumeTopic, makeRecord, uniqueName } from './records.ts';
+
+const quiet = { warn: () => {}, error: () => {} };
+/** Nothing listens on port 1: connections are refused at once. */
+const CLOSED = ['127.0.0.1:1'];
+
+function sinkOptions(over: Partial<KafkaSinkOptions> & { spillDir: string }): KafkaSinkOptions {
+  return {
+    brokers: TEST_BROKERS,
+    topic: uniqueName('predictions'),
+    cell: 'cell-a',
+    kafkaLogLevel: logLevel.NOTHING,
+    logger: quiet,
+    retryBackoffMs: 100,
+    ...over,
+  };
+}
+
+describe('kafka sink (real broker)', () => {
+  it('delivers records as CloudEvents: key, ProtoJSON value, ce_* headers', async () => {
+    const spillDir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
+    const options = sinkOptions({ spillDir, batchSize: 100 });
+    const sink = createKafkaSink(options);
+    const records = Array.from({ length: 1000 }, (_, i) => makeRecord('b', i));
+    for (const r of records) sink.write(r);
+    await sink.flush();
+    expect(sink.stats()).toEqual({ accepted: 1000, delivered: 1000, spilled: 0, lost: 0, pending: 0 });
+    await sink.shutdown();
+
+    const messages = await consumeTopic(TEST_BROKERS, options.topic, 1000);
+    expect(messages).toHaveLength(1000);
+    expect(new Set(messages.map((m) => m.partition)).size).toBe(3);
+    const byId = new Map(records.map((r) => [r.predictionId, r]));
+    for (const m of messages) {
+      const sent = byId.get(m.headers.ce_id ?? '');
+      expect(sent).toBeDefined();
+      expect(equals(PredictionRecordSchema, fromJsonString(PredictionRecordSchema, m.value), sent!)).toBe(true);
+      expect(m.key).toBe(sent!.requestId);
+      const { ce_time: time, ...rest } = m.headers;
+      expect(Date.parse(time ?? '')).toBe(1_767_225_600_000 + Number(sent!.predictionId.split('-')[1]));
+      expect(rest).toEqual({
+        ce_specversion: '1.0',
+        ce_id: sent!.predictionId,
+        ce_source: 'sibyl/cell-a',
+        ce_type: 'sibyl.prediction.v1',
+        ce_subject: 'fraud/3',
+        'content-type': 'application/json',
+      });
+    }
+  });
+
+  it('spills while no broker answers, keeps the spill across a restart, and replays it before newer records', async () => {
+    const spillDir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
+    const topic = uniqueName('predictions');
+    const down = createKafkaSink(sinkOptions({ spillDir, topic, brokers: CLOSED, partitions: 1 }));
+    for (let i = 0; i < 300; i++) down.write(makeRecord('c', i));
+    await down.flush();
+    expect(down.stats()).toMatchObject({ accepted: 300, delivered: 0, spilled: 300, lost: 0, pending: 300 });
+    expect(down.mode).toBe('spilling');
+    await down.shutdown();
+    expect((await readdir(spillDir)).some((n) => n.startsWith('spill-'))).toBe(true);
+
+    // A new process with the same spill directory and a reachable broker.
+    const up = createKafkaSink(sinkOptions({ spillDir, topic, partitions: 1 }));
+    for (let i = 300; i < 400; i++) up.write(makeRecord('c', i));
+    await up.flush();
+    const deadline = Date.now() + 30_000;
+    while (up.stats().pending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(up.stats()).toMatchObject({ accepted: 100, delivered: 400, lost: 0, pending: 0 });
+    expect(up.mode).toBe('direct');
+    await up.shutdown();
+    expect((await readdir(spillDir)).filter((n) => n.startsWith('spill-') || n === 'cursor')).toEqual([]);
+
+    const messages = await consumeTopic(TEST_BROKERS, topic, 400);
+    expect(messages.map((m) => m.headers.ce_id)).toEqual(Array.from({ length: 400 }, (_, i) => `c-${i}`));
+  });
+
+  it('does not block the caller while the broker is unreachable, and counts records it cannot spill as lost', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
+    const notADir = join(dir, 'file');
+    await writeFile(notADir, 'x');
+    const sink = createKafkaSink(sinkOptions({ spillDir: notADir, brokers: CLOSED }));
+    const t0 = performance.now();
+    for (let i = 0; i < 100; i++) sink.write(makeRecord('l', i));
+    const writeMs = performance.now() - t0;
+    await sink.flush();
+    expect(sink.stats()).toMatchObject({ accepted: 100, delivered: 0, spilled: 0, lost: 100, pending: 0 });
+    await sink.shutdown();
+    expect(writeMs).toBeLessThan(1000);
+  });
+});
