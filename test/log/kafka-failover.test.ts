@@ -3,6 +3,7 @@
  * own data dir) through scripts/services/kafka.sh, so the shared test broker stays up for the other suites.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { logLevel } from 'kafkajs';
@@ -10,13 +11,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
 import { consumeTopic, kafkaInstance, makeRecord, uniqueName, waitFor } from './records.ts';
 
-const instance = { port: 29092, controllerPort: 29093, dir: '' };
+/** A fixed directory: a broker left running by an interrupted run is found and stopped by kafka.sh. */
+const instance = {
+  port: 29092,
+  controllerPort: 29093,
+  dir: fileURLToPath(new URL('../../.data/services/kafka/failover-test', import.meta.url)),
+};
 const brokers = [`127.0.0.1:${instance.port}`];
 const quiet = { warn: () => {}, error: () => {} };
 
 beforeAll(async () => {
-  instance.dir = await mkdtemp(join(tmpdir(), 'sibyl-kafka-failover-'));
-});
+  await kafkaInstance('stop', instance);
+  await rm(instance.dir, { recursive: true, force: true });
+}, 60_000);
 
 afterAll(async () => {
   await kafkaInstance('stop', instance);

@@ -90,12 +90,11 @@ describe('kafka sink (real broker)', () => {
     const notADir = join(dir, 'file');
     await writeFile(notADir, 'x');
     const sink = createKafkaSink(sinkOptions({ spillDir: notADir, brokers: CLOSED }));
-    const t0 = performance.now();
     for (let i = 0; i < 100; i++) sink.write(makeRecord('l', i));
-    const writeMs = performance.now() - t0;
+    // write() only queued them: nothing was attempted on the caller's turn.
+    expect(sink.stats()).toMatchObject({ accepted: 100, lost: 0, pending: 100 });
     await sink.flush();
     expect(sink.stats()).toMatchObject({ accepted: 100, delivered: 0, spilled: 0, lost: 100, pending: 0 });
     await sink.shutdown();
-    expect(writeMs).toBeLessThan(1000);
   });
 });
