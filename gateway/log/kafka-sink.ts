@@ -20,50 +20,19 @@
  * crash while replaying resends the lines acknowledged since the last spill cursor write. Consumers dedupe on
  * the CloudEvent id (the prediction id). One sink per `spillDir`.
  */
-import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
+import { CompressionTypes, Kafka, Partitioners } from 'kafkajs';
 import type { Producer } from 'kafkajs';
-import { predictionMessage, predictionMessageFromJson, recordToJson } from './cloud-event.ts';
+import { predictionMessage, recordToJson } from './cloud-event.ts';
 import type { PredictionMessage } from './cloud-event.ts';
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
 import { SpillLog } from './spill-log.ts';
-import type { SpillFsync, SpillSegment } from './spill-log.ts';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import { replaySegment } from './spill-replay.ts';
+import type { SpillSegment } from './spill-log.ts';
+import { DEFAULT_KAFKA_LOG_LEVEL, resolveKafkaSinkOptions } from './kafka-sink-options.ts';
+import type { KafkaSinkOptions, ResolvedKafkaSinkOptions } from './kafka-sink-options.ts';
 
-export interface KafkaSinkOptions {
-  /** host:port list. */
-  brokers: string[];
-  topic: string;
-  /** The cell: the CloudEvent source `sibyl/<cell>` when a record has no cell of its own. */
-  cell: string;
-  /** Directory of the spill log. */
-  spillDir: string;
-  /** Records per Kafka batch. Default 500. */
-  batchSize?: number;
-  /** Longest a record waits in memory before its batch goes, ms. Default 20. */
-  lingerMs?: number;
-  /** Records held in memory (direct mode) before the sink spills to disk. Default 50 000. */
-  maxBuffered?: number;
-  /** Concurrent sends. Default 4. */
-  maxInFlight?: number;
-  /** Partitions of the topic when the sink creates it (at first connect). Default 3. */
-  partitions?: number;
-  /** Spill-log durability: 'always' fdatasyncs each append before it counts as spilled (default); 'never'. */
-  spillFsync?: SpillFsync;
-  /** Spill segment size, bytes. Default 16 MiB. */
-  spillSegmentBytes?: number;
-  /** kafkajs request timeout, ms. Default 10 000. */
-  requestTimeoutMs?: number;
-  /** kafkajs retries per send or connect before the sink spills. Default 2. */
-  retries?: number;
-  /** First wait of the drainer after a failed replay; doubles up to 10 s. Default 500 ms. */
-  retryBackoffMs?: number;
-  /** How long `shutdown` waits for sends before it spills them instead (duplicates possible), ms. Default 10 000. */
-  shutdownTimeoutMs?: number;
-  clientId?: string;
-  /** kafkajs' own log level. Default logLevel.ERROR. */
-  kafkaLogLevel?: logLevel;
-  logger?: Pick<Console, 'warn' | 'error'>;
-}
+export type { KafkaSinkOptions } from './kafka-sink-options.ts';
+import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 
 /** Returns at once: connecting, topic creation and leftover replay happen in the background. */
 export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
@@ -88,7 +57,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export class KafkaSink implements PredictionSink {
   readonly kind = 'kafka';
-  readonly #o: Required<Omit<KafkaSinkOptions, 'logger' | 'kafkaLogLevel' | 'clientId'>>;
+  readonly #o: ResolvedKafkaSinkOptions;
   readonly #logger: Pick<Console, 'warn' | 'error'>;
   readonly #kafka: Kafka;
   readonly #producer: Producer;
@@ -114,36 +83,22 @@ export class KafkaSink implements PredictionSink {
   #topicReady = false;
   #drainer: Promise<void> | undefined;
   #stopDrain = false;
+  /** Ends the drainer's current wait early (shutdown). */
+  #wakeDrainer: (() => void) | undefined;
   #closed = false;
   #shutdown: Promise<void> | undefined;
   #outageStart = 0;
   #lastDrainLog = 0;
 
   constructor(options: KafkaSinkOptions) {
-    this.#o = {
-      brokers: options.brokers,
-      topic: options.topic,
-      cell: options.cell,
-      spillDir: options.spillDir,
-      batchSize: options.batchSize ?? 500,
-      lingerMs: options.lingerMs ?? 20,
-      maxBuffered: options.maxBuffered ?? 50_000,
-      maxInFlight: options.maxInFlight ?? 4,
-      partitions: options.partitions ?? 3,
-      spillFsync: options.spillFsync ?? 'always',
-      spillSegmentBytes: options.spillSegmentBytes ?? 16 * 1024 * 1024,
-      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
-      retries: options.retries ?? 2,
-      retryBackoffMs: options.retryBackoffMs ?? 500,
-      shutdownTimeoutMs: options.shutdownTimeoutMs ?? 10_000,
-    };
+    this.#o = resolveKafkaSinkOptions(options);
     this.#logger = options.logger ?? console;
     this.#kafka = new Kafka({
       clientId: options.clientId ?? 'sibyl-gateway',
       brokers: this.#o.brokers,
       requestTimeout: this.#o.requestTimeoutMs,
       retry: { retries: this.#o.retries, initialRetryTime: 100, maxRetryTime: 1000 },
-      logLevel: options.kafkaLogLevel ?? logLevel.ERROR,
+      logLevel: options.kafkaLogLevel ?? DEFAULT_KAFKA_LOG_LEVEL,
     });
     this.#producer = this.#kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
@@ -399,7 +354,7 @@ export class KafkaSink implements PredictionSink {
             this.#schedulePump();
             return;
           }
-          await sleep(Math.min(this.#o.lingerMs, 50));
+          await this.#pause(Math.min(this.#o.lingerMs, 50));
           continue;
         }
         replayed += await this.#replay(segment);
@@ -410,60 +365,40 @@ export class KafkaSink implements PredictionSink {
           this.#lastDrainLog = Date.now();
           this.#logger.warn(`prediction log: Kafka still unavailable, ${this.#onDisk} record(s) spilled`, err);
         }
-        await sleep(backoff);
+        await this.#pause(backoff);
         backoff = Math.min(backoff * 2, 10_000);
       }
     }
   }
 
-  /** Sends one segment, `maxInFlight` batches at a time; throws at the first failed batch. Returns records sent. */
-  async #replay(segment: SpillSegment): Promise<number> {
-    const { batchSize, maxInFlight, topic } = this.#o;
-    let line = 0;
-    let sent = 0;
-    while (line < segment.lines.length && !this.#stopDrain) {
-      const window: { lines: number; messages: PredictionMessage[] }[] = [];
-      let end = line;
-      while (window.length < maxInFlight && end < segment.lines.length) {
-        const chunk = segment.lines.slice(end, end + batchSize);
-        const messages: PredictionMessage[] = [];
-        for (const json of chunk) {
-          try {
-            messages.push(predictionMessageFromJson(json, this.#o.cell));
-          } catch (err) {
-            this.#onDisk--;
-            this.#lose(1, `unreadable line in ${segment.name}`, err);
-          }
-        }
-        window.push({ lines: chunk.length, messages });
-        end += chunk.length;
-      }
-      const results = await Promise.allSettled(
-        window.map((w) =>
-          w.messages.length === 0
-            ? Promise.resolve()
-            : this.#producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages: w.messages }),
-        ),
-      );
-      // Only the acked prefix of the window counts; the rest is sent again on the next try.
-      let failure: unknown;
-      for (const [i, result] of results.entries()) {
-        const w = window[i];
-        if (w === undefined) break;
-        if (result.status === 'rejected') {
-          failure = result.reason;
-          break;
-        }
-        line += w.lines;
-        sent += w.messages.length;
-        this.#delivered += w.messages.length;
-        this.#onDisk -= w.messages.length;
-      }
-      await this.#spill.ack(segment.name, segment.firstLine + line);
-      if (failure !== undefined) throw failure;
-    }
-    if (line >= segment.lines.length) await this.#spill.remove(segment.name);
-    return sent;
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms).unref();
+      this.#wakeDrainer = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Sends one spill segment in order; throws at the first failed batch. Returns the records sent. */
+  #replay(segment: SpillSegment): Promise<number> {
+    const { batchSize, maxInFlight, topic, cell } = this.#o;
+    return replaySegment(this.#spill, segment, {
+      batchSize,
+      maxInFlight,
+      fallbackCell: cell,
+      send: (messages) => this.#producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages }),
+      stopped: () => this.#stopDrain,
+      delivered: (count) => {
+        this.#delivered += count;
+        this.#onDisk -= count;
+      },
+      unreadable: (err) => {
+        this.#onDisk--;
+        this.#lose(1, `unreadable line in ${segment.name}`, err);
+      },
+    });
   }
 
   #lowestUnsettled(): number {
@@ -506,6 +441,7 @@ export class KafkaSink implements PredictionSink {
       await flushed;
     }
     this.#stopDrain = true;
+    this.#wakeDrainer?.();
     clearTimeout(this.#timer);
     if (this.#drainer !== undefined) await Promise.race([this.#drainer, sleep(this.#o.shutdownTimeoutMs)]);
     await this.#spill.close().catch((err: unknown) => this.#logger.error('prediction log: spill close failed', err));
