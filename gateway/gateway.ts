@@ -62,6 +62,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     telemetry,
     cell: config.cell,
     maxRows: config.maxRows,
+    logger,
   });
 
   let draining = false;
@@ -69,7 +70,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const admission = new AdmissionControl(config.admission);
   admission.start();
   const limits = { maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs, admission };
-  const app = createRestApp({ pipeline, routes, health, telemetry, limits });
+  const app = createRestApp({ pipeline, routes, health, telemetry, limits, logger });
   const grpcServer: GrpcServer = createGrpcServer({ pipeline, routes, health, limits });
   let http: ServerType | undefined;
   let stopping: Promise<void> | undefined;

@@ -51,8 +51,9 @@ export class AdmissionControl {
       const now = performance.now();
       const lag = Math.max(0, now - this.#expected);
       this.#expected = now + this.#sampleMs;
-      // Rises fast, falls fast enough to recover within a few samples once the load drops.
-      this.#lagMs = lag > this.#lagMs ? lag : this.#lagMs * 0.5 + lag * 0.5;
+      // Smoothed, so that one late timer (a GC pause, the other core's tenant) does not refuse traffic; sustained
+      // lag crosses the limit within a few samples, and it falls as fast once the load drops.
+      this.#lagMs = this.#lagMs * 0.7 + lag * 0.3;
     }, this.#sampleMs);
     this.#timer.unref();
   }

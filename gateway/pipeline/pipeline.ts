@@ -61,6 +61,8 @@ export interface PipelineDeps {
   readonly telemetry: Telemetry;
   readonly cell: string;
   readonly maxRows: number;
+  /** Where the causes of INTERNAL errors go (clients only see "internal error"). */
+  readonly logger?: { error(obj: object, msg: string): void };
 }
 
 export interface Pipeline {
@@ -74,6 +76,8 @@ export function newRequestId(): string {
 
 export function createPipeline(deps: PipelineDeps): Pipeline {
   const { routes, store, sink, telemetry } = deps;
+  // With the log off, no record is built at all.
+  const logging = sink.kind !== 'null';
 
   return {
     async predict(input, ctx) {
@@ -116,13 +120,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
         // 5 shadow: issue "shadow mode" (after the response, bounded).
         // 6 log: one record for the live execution; the sink never blocks.
-        sink.write(buildRecord(deps.cell, ctx, route, '', input.rows, enriched.rows, results, modelMs, t1 - ctx.startMs, undefined));
+        if (logging) sink.write(buildRecord(deps.cell, ctx, route, '', input.rows, enriched.rows, results, modelMs, t1 - ctx.startMs, undefined));
         span.end('OK', performance.now());
         return { requestId: ctx.requestId, model: route.model, version: route.version, arm: '', results, route };
       } catch (err) {
         const e = toSibylError(err);
+        if (e.code === 'INTERNAL') deps.logger?.error({ err: e.cause ?? e, model: input.model, requestId: ctx.requestId }, 'prediction failed');
         span.end(e.code, performance.now());
-        if (route && e.code !== 'INVALID_ARGUMENT') {
+        if (logging && route && e.code !== 'INVALID_ARGUMENT') {
           sink.write(buildRecord(deps.cell, ctx, route, '', input.rows, undefined, undefined, 0, performance.now() - ctx.startMs, e));
         }
         throw e;

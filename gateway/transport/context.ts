@@ -1,4 +1,5 @@
 /** Builds the per-request context every transport passes to the pipeline. */
+import { setMaxListeners } from 'node:events';
 import { newRequestId, type RequestContext } from '../pipeline/pipeline.ts';
 
 /**
@@ -16,9 +17,29 @@ export function requestContext(
   const timeout = requestedTimeoutMs !== undefined && requestedTimeoutMs > 0 ? Math.min(requestedTimeoutMs, defaultTimeoutMs) : defaultTimeoutMs;
   return {
     requestId: requestId || newRequestId(),
-    signal: AbortSignal.timeout(timeout),
+    signal: deadlineSignal(startMs + timeout, startMs),
     startMs,
     transport,
     traceparent,
   };
+}
+
+/**
+ * Deadline signals are shared by the requests whose deadlines fall in the same 5 ms slot: one timer (and one abort
+ * event) per slot instead of one per request, which profiling showed at a few percent of the request path. A
+ * deadline may fire up to 5 ms late; within a request's lifetime nothing else changes.
+ */
+const SLOT_MS = 5;
+const slots = new Map<number, AbortSignal>();
+
+function deadlineSignal(deadlineMs: number, nowMs: number): AbortSignal {
+  const slot = Math.ceil(deadlineMs / SLOT_MS);
+  let signal = slots.get(slot);
+  if (!signal) {
+    signal = AbortSignal.timeout(Math.max(1, Math.ceil(slot * SLOT_MS - nowMs)));
+    setMaxListeners(0, signal);
+    slots.set(slot, signal);
+    signal.addEventListener('abort', () => slots.delete(slot), { once: true });
+  }
+  return signal;
 }

@@ -14,6 +14,7 @@ export interface RestAppDeps {
   readonly health: OipHealth;
   readonly telemetry: Telemetry;
   readonly limits: RestLimits;
+  readonly logger: { error(obj: object, msg: string): void };
 }
 
 export function createRestApp(deps: RestAppDeps): Hono {
@@ -27,6 +28,9 @@ export function createRestApp(deps: RestAppDeps): Hono {
   mountSibylRest(app, deps.pipeline, deps.limits);
   mountOipRest(app, deps.pipeline, deps.routes, deps.health, deps.limits);
   app.notFound((c) => errorResponse(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c.req.header('x-request-id') ?? ''));
-  app.onError((err) => errorResponse(err, ''));
+  app.onError((err) => {
+    deps.logger.error({ err }, 'unhandled error in a REST handler');
+    return errorResponse(err, '');
+  });
   return app;
 }

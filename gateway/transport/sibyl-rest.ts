@@ -10,25 +10,25 @@ import { SibylError } from '../../runtimes/errors.ts';
 import { newRequestId, type Pipeline } from '../pipeline/pipeline.ts';
 import { toPredictInput, toPredictResponse } from './sibyl-api.ts';
 import { requestContext } from './context.ts';
-import { errorResponse, readJsonBody, requestIdHeader, timeoutHeader, type RestLimits } from './rest-common.ts';
+import { errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
 export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits): void {
-  app.post('/v1/models/:spec', (c) => handle(c.req.raw, splitVerb(c.req.param('spec')), ''));
+  app.post('/v1/models/:spec', (c) => handle(httpIn(c), c.req.path, splitVerb(c.req.param('spec')), ''));
   app.post('/v1/models/:model/versions/:spec', (c) => {
     const v = splitVerb(c.req.param('spec'));
-    return handle(c.req.raw, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? '');
+    return handle(httpIn(c), c.req.path, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? '');
   });
 
-  async function handle(req: Request, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
+  async function handle(req: HttpIn, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
     const startMs = performance.now();
-    let requestId = req.headers.get(requestIdHeader) || newRequestId();
+    let requestId = req.header(requestIdHeader) || newRequestId();
     let admitted = false;
     try {
       limits.admission.admit();
       admitted = true;
-      if (!target || target.verb !== 'predict') throw new SibylError('NOT_FOUND', `no such method: ${new URL(req.url).pathname} (use /v1/models/{model}:predict)`);
+      if (!target || target.verb !== 'predict') throw new SibylError('NOT_FOUND', `no such method: ${path} (use /v1/models/{model}:predict)`);
       const requested = timeoutHeader(req);
       const json = await readJsonBody(req, limits.maxBodyBytes);
       let message;
@@ -46,7 +46,7 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
       message.model = target.name;
       if (version) message.version = version;
       if (message.requestId) requestId = message.requestId;
-      const ctx = requestContext('rest', requestId, limits.requestTimeoutMs, requested, startMs, req.headers.get('traceparent') ?? undefined);
+      const ctx = requestContext('rest', requestId, limits.requestTimeoutMs, requested, startMs, req.header('traceparent'));
       const out = await pipeline.predict(toPredictInput(message), ctx);
       return new Response(toJsonString(PredictResponseSchema, toPredictResponse(out)), {
         status: 200,

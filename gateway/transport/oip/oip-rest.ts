@@ -8,7 +8,7 @@ import { SibylError, toSibylError } from '../../../runtimes/errors.ts';
 import { newRequestId, type Pipeline } from '../../pipeline/pipeline.ts';
 import type { RouteTableRef } from '../../routing/route-table.ts';
 import { requestContext } from '../context.ts';
-import { parseJson, readBody, requestIdHeader, timeoutHeader, type RestLimits } from '../rest-common.ts';
+import { httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata } from './metadata.ts';
@@ -44,22 +44,22 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
   app.get('/v2/models/:model/versions/:version', (c) => metadata(c.req.param('model'), c.req.param('version')));
   app.get('/v2/models/:model/ready', (c) => ready(c.req.param('model'), ''));
   app.get('/v2/models/:model/versions/:version/ready', (c) => ready(c.req.param('model'), c.req.param('version')));
-  app.post('/v2/models/:model/infer', (c) => infer(c.req.raw, c.req.param('model'), ''));
-  app.post('/v2/models/:model/versions/:version/infer', (c) => infer(c.req.raw, c.req.param('model'), c.req.param('version')));
+  app.post('/v2/models/:model/infer', (c) => infer(httpIn(c), c.req.param('model'), ''));
+  app.post('/v2/models/:model/versions/:version/infer', (c) => infer(httpIn(c), c.req.param('model'), c.req.param('version')));
 
-  async function infer(req: Request, model: string, version: string): Promise<Response> {
+  async function infer(req: HttpIn, model: string, version: string): Promise<Response> {
     const startMs = performance.now();
-    let requestId = req.headers.get(requestIdHeader) || '';
+    let requestId = req.header(requestIdHeader) || '';
     let admitted = false;
     try {
       limits.admission.admit();
       admitted = true;
       const requested = timeoutHeader(req);
-      const body = await readBody(req, limits.maxBodyBytes);
-      const headerLength = req.headers.get(HEADER_LENGTH);
+      const body = await req.body(limits.maxBodyBytes);
+      const headerLength = req.header(HEADER_LENGTH);
       let jsonPart = body;
       let binary: Uint8Array | undefined;
-      if (headerLength !== null) {
+      if (headerLength !== undefined) {
         const n = Number(headerLength);
         if (!Number.isInteger(n) || n < 0 || n > body.byteLength) {
           throw new SibylError('INVALID_ARGUMENT', `${HEADER_LENGTH}: ${headerLength} does not fit a body of ${body.byteLength} bytes`);
@@ -78,7 +78,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
       const wanted = parseOutputs(json['outputs']);
       const params = json['parameters'];
       const binaryAll = isObject(params) && params['binary_data_output'] === true;
-      const ctx = requestContext('oip-rest', requestId, limits.requestTimeoutMs, requested, startMs, req.headers.get('traceparent') ?? undefined);
+      const ctx = requestContext('oip-rest', requestId, limits.requestTimeoutMs, requested, startMs, req.header('traceparent'));
       const out = await pipeline.predict({ model, version: route.version, rows: rowsFromTensors(model, sig, tensors), routingKey: '' }, ctx);
       const outputs = tensorsFromResults(sig, out, wanted.map((w) => w.name));
       const binaryFor = new Set(wanted.filter((w) => w.binary ?? binaryAll).map((w) => w.name));
