@@ -1,0 +1,52 @@
+/**
+ * The gateway with KAFKA_BROKERS set: every prediction lands in the topic as a CloudEvent whose data is the
+ * prediction record (request id, model, version, role, entities, the features the model saw, outputs, defaults).
+ * Against the shared test broker started by scripts/services/kafka.sh.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consumeTopic, TEST_BROKERS, uniqueName } from '../log/records.ts';
+import { startGateway, postJson, type TestGateway } from '../helpers/gateway.ts';
+import { close, expectedFor } from '../helpers/expected.ts';
+
+const topic = uniqueName('e2e-predictions');
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ KAFKA_BROKERS: TEST_BROKERS.join(','), SIBYL_KAFKA_TOPIC: topic, SIBYL_CELL: 'cell-e2e' });
+}, 60_000);
+afterAll(() => gw?.stop());
+
+describe('prediction log in Kafka', () => {
+  it('holds one record per prediction with the right content, keyed by request id', async () => {
+    const rows = expectedFor('delivery-eta', '2').rows.slice(0, 6);
+    const answers = [];
+    for (const r of rows) {
+      const res = await postJson(`${gw.http}/v1/models/delivery-eta:predict`, { rows: [{ entities: r.entities, features: r.request }] });
+      expect(res.status).toBe(200);
+      answers.push(res.json);
+    }
+    // One that defaults its restaurant features, one that fails (unknown version: not logged, no route), one batch.
+    const unknown = await postJson(`${gw.http}/v1/models/delivery-eta:predict`, { rows: [{ entities: { ...rows[0]!.entities, restaurant: 'nobody' }, features: rows[0]!.request }] });
+    expect(unknown.status).toBe(200);
+    await gw.gateway.sink.flush();
+
+    const messages = await consumeTopic(TEST_BROKERS, topic, rows.length + 1);
+    expect(messages).toHaveLength(rows.length + 1);
+    const byRequest = new Map(messages.map((m) => [m.key, m]));
+    answers.forEach((answer, i) => {
+      const m = byRequest.get(answer.requestId)!;
+      expect(m, `record of ${answer.requestId}`).toBeDefined();
+      expect(m.headers).toMatchObject({ ce_specversion: '1.0', ce_type: 'sibyl.prediction.v1', ce_source: 'sibyl/cell-e2e', 'content-type': 'application/json' });
+      const rec = JSON.parse(m.value);
+      expect(rec).toMatchObject({ requestId: answer.requestId, cell: 'cell-e2e', model: 'delivery-eta', version: '2', role: 'ROLE_LIVE' });
+      expect(m.headers.ce_id).toBe(rec.predictionId);
+      expect(rec.rows).toHaveLength(1);
+      expect(rec.rows[0].entities).toEqual(rows[i]!.entities);
+      for (const [k, v] of Object.entries(rows[i]!.features)) expect(close(rec.rows[0].features[k], v), k).toBe(true);
+      expect(rec.rows[0].outputs.eta_minutes).toBe(answer.results[0].outputs.eta_minutes);
+      expect(Number(rec.modelLatencyUs)).toBeGreaterThan(0);
+    });
+    const defaulted = JSON.parse(byRequest.get(unknown.json.requestId)!.value);
+    expect(defaulted.rows[0].defaultedFeatures).toEqual(['prep_time_avg_7d', 'prep_time_avg_1h', 'orders_last_30m', 'cancel_rate_7d', 'rating_avg_30d', 'kitchen_load']);
+    expect(new Set(messages.map((m) => m.headers.ce_id)).size).toBe(messages.length);
+  }, 90_000);
+});
