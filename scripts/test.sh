@@ -4,12 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 [ -d node_modules/onnxruntime-node ] || npm ci --no-audit --no-fund
+# Tools (buf for code generation, grpcurl for the end-to-end suites).
+bash scripts/tools.sh
 # Generated code must match the protos.
-npx buf generate >/dev/null
+.tools/bin/buf generate >/dev/null
 git diff --quiet --exit-code -- proto/gen 2>/dev/null || { echo "proto/gen is stale: run 'npm run gen' and commit" >&2; exit 1; }
 npx tsc --noEmit -p .
-# Client tools (grpcurl) for the end-to-end suites.
-bash scripts/tools.sh
 # Real services for the integration suites (idempotent: reuse running ones).
 for svc in scripts/services/*.sh; do
   [ "$(basename "$svc")" = common.sh ] && continue
