@@ -70,6 +70,16 @@ export const OnnxOutput = z
   })
   .strict();
 
+/** An output of a rules or SageMaker model (ONNX models declare theirs under `onnx.outputs`). */
+export const OutputDecl = z
+  .object({
+    name,
+    /** `scalar`: one value per row; `vector`: an array per row. */
+    kind: z.enum(['scalar', 'vector']).default('scalar'),
+    dtype: Dtype.default('float32'),
+  })
+  .strict();
+
 export const OnnxSettings = z
   .object({
     file: fileName,
@@ -104,6 +114,8 @@ export const Manifest = z
     owner: z.string().default(''),
     features: z.array(FeatureSpec).default([]),
     onnx: OnnxSettings.optional(),
+    /** The outputs of a rules or SageMaker model, in order (required for them; ONNX uses `onnx.outputs`). */
+    outputs: z.array(OutputDecl).min(1).optional(),
     /** Settings of the rules runtime (issue: rules); validated by that runtime. */
     rules: z.record(z.string(), z.unknown()).optional(),
     /** Settings of the sagemaker runtime (issue: sagemaker); validated by that runtime. */
@@ -118,6 +130,15 @@ export const Manifest = z
       names.add(f.name);
     });
     if (m.runtime !== 'onnx' && m.onnx) ctx.addIssue({ code: 'custom', path: ['onnx'], message: `is only for runtime onnx, not ${m.runtime}` });
+    if (m.runtime === 'onnx' && m.outputs) ctx.addIssue({ code: 'custom', path: ['outputs'], message: 'is not for runtime onnx (declare onnx.outputs)' });
+    if (m.runtime !== 'onnx' && !m.outputs) ctx.addIssue({ code: 'custom', path: ['outputs'], message: `is required for runtime ${m.runtime}` });
+    if (m.outputs) {
+      const seen = new Set<string>();
+      m.outputs.forEach((o, i) => {
+        if (seen.has(o.name)) ctx.addIssue({ code: 'custom', path: ['outputs', i, 'name'], message: `duplicate output "${o.name}"` });
+        seen.add(o.name);
+      });
+    }
     if (m.runtime === 'onnx') {
       if (!m.onnx) {
         ctx.addIssue({ code: 'custom', path: ['onnx'], message: 'is required for runtime onnx' });
@@ -167,5 +188,5 @@ export interface OutputSpec {
 /** The outputs a manifest declares, in order. Each runtime's section says how its outputs are named. */
 export function outputSpecs(m: Manifest): OutputSpec[] {
   if (m.onnx) return m.onnx.outputs.map((o) => ({ name: o.as ?? o.name, dtype: o.dtype, kind: o.kind }));
-  return [];
+  return (m.outputs ?? []).map((o) => ({ name: o.name, dtype: o.dtype, kind: o.kind }));
 }

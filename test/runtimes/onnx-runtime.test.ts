@@ -177,7 +177,7 @@ describe('onnx runtime', () => {
   });
 
   it('rejects a bundle of another runtime with INVALID_ARGUMENT', async () => {
-    const rules = { name: 'r', version: '1', runtime: 'rules', rules: { file: 'rule.js' } };
+    const rules = { name: 'r', version: '1', runtime: 'rules', rules: { file: 'rule.js' }, outputs: [{ name: 'score' }] };
     expect((await codeOf(runtime.load(bundle(rules, linearDir)))).code).toBe('INVALID_ARGUMENT');
   });
 });
