@@ -29,8 +29,20 @@ logfile="$dir/postgres.log"
 if [ "$(id -u)" -eq 0 ]; then owner=postgres; else owner="$(id -un)"; fi
 
 as_owner() {
-  if [ "$(id -un)" = "$owner" ]; then "$@"; else runuser -u "$owner" -- "$@"; fi
+  if [ "$(id -un)" = "$owner" ]; then "$@"; else (cd / && runuser -u "$owner" -- "$@"); fi
 }
+
+# The cluster's owner must reach its directory; when the checkout lives under a directory only we can enter (a
+# private temp dir, a home), keep the cluster in /var/tmp instead, one per port.
+if [ "$owner" != "$(id -un)" ]; then
+  mkdir -p "$dir" && chown "$owner" "$dir" 2>/dev/null || true
+  if ! as_owner test -w "$dir"; then
+    dir="/var/tmp/sibyl-postgres-$port"
+    mkdir -p "$dir" && chown "$owner" "$dir"
+    data="$dir/data"
+    logfile="$dir/postgres.log"
+  fi
+fi
 
 # Debian keeps the server binaries in /usr/lib/postgresql/<version>/bin (newest version wins).
 find_bin() {
