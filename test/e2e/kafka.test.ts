@@ -35,18 +35,18 @@ describe('prediction log in Kafka', () => {
     answers.forEach((answer, i) => {
       const m = byRequest.get(answer.requestId)!;
       expect(m, `record of ${answer.requestId}`).toBeDefined();
-      expect(m.headers).toMatchObject({ ce_specversion: '1.0', ce_type: 'sibyl.prediction.v1', ce_source: 'sibyl/cell-e2e', 'content-type': 'application/json' });
-      const rec = JSON.parse(m.value);
+      expect(m.event).toMatchObject({ specversion: '1.0', type: 'sibyl.prediction.v1', source: 'sibyl/cell-e2e', datacontenttype: 'application/json' });
+      const rec = m.event.data as any;
       expect(rec).toMatchObject({ requestId: answer.requestId, cell: 'cell-e2e', model: 'delivery-eta', version: '2', role: 'ROLE_LIVE' });
-      expect(m.headers.ce_id).toBe(rec.predictionId);
+      expect(m.id).toBe(rec.predictionId);
       expect(rec.rows).toHaveLength(1);
       expect(rec.rows[0].entities).toEqual(rows[i]!.entities);
       for (const [k, v] of Object.entries(rows[i]!.features)) expect(close(rec.rows[0].features[k], v), k).toBe(true);
       expect(rec.rows[0].outputs.eta_minutes).toBe(answer.results[0].outputs.eta_minutes);
       expect(Number(rec.modelLatencyUs)).toBeGreaterThan(0);
     });
-    const defaulted = JSON.parse(byRequest.get(unknown.json.requestId)!.value);
+    const defaulted = byRequest.get(unknown.json.requestId)!.event.data as any;
     expect(defaulted.rows[0].defaultedFeatures).toEqual(['prep_time_avg_7d', 'prep_time_avg_1h', 'orders_last_30m', 'cancel_rate_7d', 'rating_avg_30d', 'kitchen_load']);
-    expect(new Set(messages.map((m) => m.headers.ce_id)).size).toBe(messages.length);
+    expect(new Set(messages.map((m) => m.id)).size).toBe(messages.length);
   }, 90_000);
 });

@@ -2,7 +2,7 @@
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { equals, fromJsonString } from '@bufbuild/protobuf';
+import { equals, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
@@ -27,7 +27,7 @@ function sinkOptions(over: Partial<KafkaSinkOptions> & { spillDir: string }): Ka
 }
 
 describe('kafka sink (real broker)', () => {
-  it('delivers records as CloudEvents: key, ProtoJSON value, ce_* headers', async () => {
+  it('delivers records as structured CloudEvents: key, one content-type header, the ProtoJSON record as data', async () => {
     const spillDir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
     const options = sinkOptions({ spillDir, batchSize: 100 });
     const sink = createKafkaSink(options);
@@ -42,19 +42,20 @@ describe('kafka sink (real broker)', () => {
     expect(new Set(messages.map((m) => m.partition)).size).toBe(3);
     const byId = new Map(records.map((r) => [r.predictionId, r]));
     for (const m of messages) {
-      const sent = byId.get(m.headers.ce_id ?? '');
+      const sent = byId.get(m.id);
       expect(sent).toBeDefined();
-      expect(equals(PredictionRecordSchema, fromJsonString(PredictionRecordSchema, m.value), sent!)).toBe(true);
+      const { data, time, ...attributes } = m.event;
+      expect(equals(PredictionRecordSchema, fromJson(PredictionRecordSchema, data as JsonValue), sent!)).toBe(true);
       expect(m.key).toBe(sent!.requestId);
-      const { ce_time: time, ...rest } = m.headers;
+      expect(m.headers).toEqual({ 'content-type': 'application/cloudevents+json; charset=UTF-8' });
       expect(Date.parse(time ?? '')).toBe(1_767_225_600_000 + Number(sent!.predictionId.split('-')[1]));
-      expect(rest).toEqual({
-        ce_specversion: '1.0',
-        ce_id: sent!.predictionId,
-        ce_source: 'sibyl/cell-a',
-        ce_type: 'sibyl.prediction.v1',
-        ce_subject: 'fraud/3',
-        'content-type': 'application/json',
+      expect(attributes).toEqual({
+        specversion: '1.0',
+        id: sent!.predictionId,
+        source: 'sibyl/cell-a',
+        type: 'sibyl.prediction.v1',
+        subject: 'fraud/3',
+        datacontenttype: 'application/json',
       });
     }
   });
@@ -82,7 +83,7 @@ describe('kafka sink (real broker)', () => {
     expect((await readdir(spillDir)).filter((n) => n.startsWith('spill-') || n === 'cursor')).toEqual([]);
 
     const messages = await consumeTopic(TEST_BROKERS, topic, 400);
-    expect(messages.map((m) => m.headers.ce_id)).toEqual(Array.from({ length: 400 }, (_, i) => `c-${i}`));
+    expect(messages.map((m) => m.id)).toEqual(Array.from({ length: 400 }, (_, i) => `c-${i}`));
   });
 
   it('does not block the caller while the broker is unreachable, and counts records it cannot spill as lost', async () => {

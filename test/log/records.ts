@@ -7,6 +7,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Kafka, logLevel } from 'kafkajs';
 import { PredictionRecordSchema, Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import { parsePredictionEvent, type PredictionEvent } from '../../gateway/log/cloud-event.ts';
 
 export const TEST_BROKERS = (process.env.SIBYL_TEST_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
 
@@ -42,10 +43,14 @@ export interface ConsumedMessage {
   key: string;
   value: string;
   headers: Record<string, string>;
+  /** The CloudEvent in the value (structured mode); `id` is the prediction id. */
+  event: PredictionEvent;
+  /** The event's id (the prediction id), '' when the value is not an event. */
+  id: string;
 }
 
 /**
- * Reads `topic` from the beginning until `expectedUnique` distinct ce_id values were seen and then `settleMs`
+ * Reads `topic` from the beginning until `expectedUnique` distinct event ids were seen and then `settleMs`
  * passed without a new message (so duplicates show up too), or until `timeoutMs`.
  */
 export async function consumeTopic(
@@ -66,8 +71,16 @@ export async function consumeTopic(
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-        messages.push({ partition, key: String(message.key), value: String(message.value), headers });
-        if (headers.ce_id !== undefined) ids.add(headers.ce_id);
+        const value = String(message.value);
+        let event: PredictionEvent;
+        try {
+          event = parsePredictionEvent(value);
+        } catch {
+          event = {} as PredictionEvent;
+        }
+        const id = typeof event.id === 'string' ? event.id : '';
+        messages.push({ partition, key: String(message.key), value, headers, event, id });
+        if (id) ids.add(id);
         last = Date.now();
       },
     });
