@@ -34,6 +34,9 @@ const Env = z.object({
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+  SIBYL_SHADOW_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  SIBYL_SHADOW_QUEUE: z.coerce.number().int().nonnegative().default(1000),
+  SIBYL_SHADOW_TIMEOUT_MS: positiveMs.default(250),
 });
 
 export interface Config {
@@ -64,6 +67,8 @@ export interface Config {
   readonly logLevel: string;
   /** OTLP/HTTP endpoint for traces; tracing is off when unset. */
   readonly otlpEndpoint: string | undefined;
+  /** Shadow executions: at most `concurrency` at once, `maxQueue` waiting, each within `timeoutMs`. */
+  readonly shadows: { readonly concurrency: number; readonly maxQueue: number; readonly timeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -111,6 +116,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     drainTimeoutMs: e.SIBYL_DRAIN_TIMEOUT_MS,
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
   });
 }
 

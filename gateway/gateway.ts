@@ -20,6 +20,8 @@ import { AdmissionControl } from './pipeline/admission.ts';
 import { createRestApp } from './transport/rest-app.ts';
 import { createGrpcServer, type GrpcServer } from './transport/grpc/grpc-server.ts';
 import { createFeatureStore, createSink, createTelemetry } from './parts.ts';
+import { ShadowRunner } from './shadow/shadow-runner.ts';
+import { ShadowStats } from './shadow/shadow-stats.ts';
 
 export interface GatewayParts {
   readonly store?: FeatureStore;
@@ -38,6 +40,8 @@ export interface Gateway {
   readonly telemetry: Telemetry;
   readonly logger: Logger;
   readonly admission: AdmissionControl;
+  readonly shadows: ShadowRunner;
+  readonly shadowStats: ShadowStats;
   /** Listens on the configured ports (0 picks free ones); resolves with the bound ports. */
   start(): Promise<{ httpPort: number; grpcPort: number }>;
   /** Stops accepting, drains in-flight requests (up to drainTimeoutMs), flushes the log, frees models. Idempotent. */
@@ -48,12 +52,30 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const logger = parts.logger ?? pino({ level: config.logLevel, base: { cell: config.cell } });
   const store = parts.store ?? (await createFeatureStore(config, logger));
   const sink = parts.sink ?? (await createSink(config, logger));
-  const telemetry = parts.telemetry ?? createTelemetry(config, sink);
+  const shadowStats = new ShadowStats();
+  const telemetry = parts.telemetry ?? createTelemetry(config, sink, () => shadowStats.snapshot());
   const runtimes: Runtimes = createRuntimes();
   const local = await readLocalModels(config.modelsDir);
   const table = await loadRouteTable(local.bundles, local.deployment, runtimes, logger);
   const routes = new RouteTableRef(table);
+  const admission = new AdmissionControl(config.admission);
+  const shadows = new ShadowRunner({
+    store,
+    featurePrefix: config.featureStore.prefix,
+    featureTimeoutMs: config.featureStore.timeoutMs,
+    sink,
+    cell: config.cell,
+    stats: shadowStats,
+    ...config.shadows,
+    // Shadows give way first: shed while live traffic is past half of what admission control allows.
+    busy: () => {
+      const a = admission.stats();
+      return a.inflight * 2 > config.admission.maxInflight || a.lagMs * 2 > config.admission.maxLagMs;
+    },
+    logger,
+  });
   const pipeline = createPipeline({
+    shadows,
     routes,
     store,
     featurePrefix: config.featureStore.prefix,
@@ -67,10 +89,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
 
   let draining = false;
   const health = { live: () => true, ready: () => !draining && [...routes.current.models()].length > 0 };
-  const admission = new AdmissionControl(config.admission);
   admission.start();
   const limits = { maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs, admission };
-  const app = createRestApp({ pipeline, routes, health, telemetry, limits, logger });
+  const app = createRestApp({ pipeline, routes, health, telemetry, limits, logger, shadowStats });
   const grpcServer: GrpcServer = createGrpcServer({ pipeline, routes, health, limits });
   let http: ServerType | undefined;
   let stopping: Promise<void> | undefined;
@@ -85,6 +106,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     telemetry,
     logger,
     admission,
+    shadows,
+    shadowStats,
     async start() {
       const httpPort = await new Promise<number>((resolve, reject) => {
         const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.host }, (info) => resolve(info.port));
@@ -113,6 +136,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
           grpcServer.server.forceShutdown();
           (http as { closeAllConnections?: () => void } | undefined)?.closeAllConnections?.();
         }
+        await shadows.close();
         await sink.shutdown();
         await Promise.all(routes.current.routes().map((r) => r.retire()));
         await runtimes.close();

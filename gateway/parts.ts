@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { FeatureStore } from './features/feature-store.ts';
 import type { PredictionSink } from './log/prediction-sink.ts';
+import type { ShadowPairSnapshot } from './shadow/shadow-stats.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
 import { createOtelTelemetry } from './telemetry/otel-telemetry.ts';
 
@@ -45,8 +46,8 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
   }
 }
 
-export function createTelemetry(config: Config, sink: PredictionSink): Telemetry {
-  return createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: config.cell, otlpEndpoint: config.otlpEndpoint, sinkStats: () => sink.stats() });
+export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: () => ShadowPairSnapshot[]): Telemetry {
+  return createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: config.cell, otlpEndpoint: config.otlpEndpoint, sinkStats: () => sink.stats(), shadowStats });
 }
 
 function redact(url: string): string {

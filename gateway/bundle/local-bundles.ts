@@ -3,7 +3,11 @@
  * files the manifest names), and an optional `<dir>/deployment.yaml` naming each model's default version and aliases:
  *
  *   models:
- *     delivery-eta: { default: "2", aliases: { stable: "1" } }
+ *     delivery-eta:
+ *       default: "2"
+ *       aliases: { stable: "1" }
+ *       split: [{ version: "1", weight: 90 }, { version: "2", weight: 10, arm: canary }]   # optional
+ *       shadows: [{ version: "3" }, { model: eta-risk }]                                 # optional
  *
  * Without a deployment entry, the default is the newest version whose manifest says `default: true`, else the
  * highest version.
@@ -21,7 +25,19 @@ const Deployment = z
     models: z
       .record(
         z.string(),
-        z.object({ default: z.string().optional(), aliases: z.record(z.string(), z.string()).default({}) }).strict(),
+        z
+          .object({
+            default: z.string().optional(),
+            aliases: z.record(z.string(), z.string()).default({}),
+            /** Weighted arms among versions for requests that name no version; sticky by the routing key. */
+            split: z
+              .array(z.object({ version: z.string().min(1), weight: z.number().nonnegative(), arm: z.string().min(1).optional() }).strict())
+              .min(1)
+              .optional(),
+            /** Versions of this or other models run after each live response, on the same features. */
+            shadows: z.array(z.object({ model: z.string().min(1).optional(), version: z.string().default('') }).strict()).default([]),
+          })
+          .strict(),
       )
       .default({}),
   })

@@ -12,6 +12,7 @@ import type { Telemetry } from '../telemetry/telemetry.ts';
 import type { Route, RouteTableRef } from '../routing/route-table.ts';
 import { enrich, type InputRow } from './feature-plan.ts';
 import { buildRecord } from './record.ts';
+import type { ShadowRunner } from '../shadow/shadow-runner.ts';
 
 export type { InputRow } from './feature-plan.ts';
 
@@ -61,6 +62,8 @@ export interface PipelineDeps {
   readonly telemetry: Telemetry;
   readonly cell: string;
   readonly maxRows: number;
+  /** Runs the models' shadows after the response; without it shadows are not run. */
+  readonly shadows?: ShadowRunner;
   /** Where the causes of INTERNAL errors go (clients only see "internal error"). */
   readonly logger?: { error(obj: object, msg: string): void };
 }
@@ -83,12 +86,16 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     async predict(input, ctx) {
       const span = telemetry.startRequest(input.model, ctx.transport, ctx.startMs, ctx.traceparent);
       let route: Route | undefined;
+      let arm = '';
       try {
         // 1 resolve
         let t0 = performance.now();
         if (input.rows.length === 0) throw new SibylError('INVALID_ARGUMENT', 'rows: at least one row is required');
         if (input.rows.length > deps.maxRows) throw new SibylError('INVALID_ARGUMENT', `rows: ${input.rows.length} rows exceed the limit of ${deps.maxRows}`);
-        route = routes.current.resolve(input.model, input.version);
+        const table = routes.current;
+        const selection = table.select(input.model, input.version, input.routingKey);
+        route = selection.route;
+        arm = selection.arm;
         route.acquire();
         let t1 = performance.now();
         span.stage('resolve', t0, t1);
@@ -118,17 +125,21 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         }
         if (defaultedCount) telemetry.featuresDefaulted(route.model, defaultedCount);
 
-        // 5 shadow: issue "shadow mode" (after the response, bounded).
+        // 5 shadow: queued now, run after the response is written (bounded, shed under load).
+        const shadows = table.shadowsOf(route.model);
+        if (shadows.length !== 0 && deps.shadows) {
+          deps.shadows.submit({ ctx, live: route, arm, input: input.rows, liveRows: enriched.rows, liveResults: results, shadows });
+        }
         // 6 log: one record for the live execution; the sink never blocks.
-        if (logging) sink.write(buildRecord(deps.cell, ctx, route, '', input.rows, enriched.rows, results, modelMs, t1 - ctx.startMs, undefined));
+        if (logging) sink.write(buildRecord(deps.cell, ctx, route, arm, input.rows, enriched.rows, results, modelMs, t1 - ctx.startMs, undefined));
         span.end('OK', performance.now());
-        return { requestId: ctx.requestId, model: route.model, version: route.version, arm: '', results, route };
+        return { requestId: ctx.requestId, model: route.model, version: route.version, arm, results, route };
       } catch (err) {
         const e = toSibylError(err);
         if (e.code === 'INTERNAL') deps.logger?.error({ err: e.cause ?? e, model: input.model, requestId: ctx.requestId }, 'prediction failed');
         span.end(e.code, performance.now());
         if (logging && route && e.code !== 'INVALID_ARGUMENT') {
-          sink.write(buildRecord(deps.cell, ctx, route, '', input.rows, undefined, undefined, 0, performance.now() - ctx.startMs, e));
+          sink.write(buildRecord(deps.cell, ctx, route, arm, input.rows, undefined, undefined, 0, performance.now() - ctx.startMs, e));
         }
         throw e;
       } finally {

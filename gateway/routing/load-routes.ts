@@ -2,7 +2,8 @@
 import type { ModelBundle } from '../../runtimes/contract.ts';
 import type { Runtimes } from '../../runtimes/index.ts';
 import { defaultVersionOf, type Deployment } from '../bundle/local-bundles.ts';
-import { Route, RouteTable, type ModelEntry } from './route-table.ts';
+import { Route, RouteTable, type ModelEntry, type ShadowTarget } from './route-table.ts';
+import { TrafficSplit } from './traffic-split.ts';
 
 export interface LoadLog {
   warn(obj: object, msg: string): void;
@@ -51,7 +52,35 @@ export async function loadRouteTable(bundles: readonly ModelBundle[], deployment
       if (versions.has(v)) aliases.set(alias, v);
       else log.warn({ model: name, alias, version: v }, 'alias points at a version that is not loaded; dropped');
     }
-    entries.push({ name, versions, defaultVersion, aliases });
+    let split: TrafficSplit | undefined;
+    const arms = deployment.models[name]?.split;
+    if (arms) {
+      const missing = arms.filter((a) => !versions.has(a.version));
+      if (missing.length) log.warn({ model: name, versions: missing.map((a) => a.version) }, 'split names versions that are not loaded; split dropped');
+      else {
+        try {
+          split = new TrafficSplit(arms.map((a) => ({ arm: a.arm ?? a.version, version: a.version, weight: a.weight })));
+        } catch (err) {
+          log.warn({ model: name, err: (err as Error).message }, 'invalid split; dropped');
+        }
+      }
+    }
+    const shadows: ShadowTarget[] = (deployment.models[name]?.shadows ?? []).map((t) => ({ model: t.model ?? name, version: t.version }));
+    entries.push({ name, versions, defaultVersion, aliases, split, shadows });
   }
-  return new RouteTable(entries);
+  return new RouteTable(withLoadedShadows(entries, log));
+}
+
+/** Drops (with a warning) shadows whose model or version is not in the table. */
+export function withLoadedShadows(entries: readonly ModelEntry[], log: LoadLog): ModelEntry[] {
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  return entries.map((e) => {
+    const shadows = (e.shadows ?? []).filter((t) => {
+      const target = byName.get(t.model);
+      const ok = target !== undefined && target.versions.has(t.version || target.defaultVersion);
+      if (!ok) log.warn({ model: e.name, shadow: `${t.model}/${t.version || '(default)'}` }, 'shadow is not loaded; dropped');
+      return ok;
+    });
+    return { ...e, shadows };
+  });
 }

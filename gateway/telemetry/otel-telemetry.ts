@@ -9,12 +9,17 @@
  * Prediction-log series (when `sinkStats` is given; read once per scrape):
  *   sibyl_prediction_log_{accepted,delivered,spilled,lost}_total   counters
  *   sibyl_prediction_log_pending                                   gauge
+ * Shadow series (when `shadowStats` is given; labels model, version, shadow_model, shadow_version):
+ *   sibyl_shadow_{executions,shed}_total, sibyl_shadow_errors_total{code}   counters
+ *   sibyl_shadow_latency_p99_seconds                                        gauge
+ *   sibyl_shadow_mean_abs_diff{output}, sibyl_shadow_agreement_ratio{output} gauges
  * The resource (`service.name`, `sibyl.cell`) is exported as Prometheus `target_info`.
  */
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { SinkStats } from '../log/prediction-sink.ts';
+import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
 import { familiesProducer } from './metric-families.ts';
 import { RequestMetrics, type TransportCells } from './request-metrics.ts';
 import { createRequestTracer, type RequestTracer, type TracedSpan } from './request-tracer.ts';
@@ -31,6 +36,8 @@ export interface OtelTelemetryOptions {
   readonly maxModels?: number;
   /** The prediction sink's counters, read at each scrape. */
   readonly sinkStats?: () => SinkStats;
+  /** The live-versus-shadow comparison, read at each scrape. */
+  readonly shadowStats?: (() => ShadowPairSnapshot[]) | undefined;
 }
 
 /** Content type of the Prometheus text exposition format. */
@@ -46,6 +53,7 @@ export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
   const meterProvider = new MeterProvider({ resource, readers: [reader] });
   if (opts.sinkStats) observeSink(meterProvider, opts.sinkStats);
+  if (opts.shadowStats) observeShadows(meterProvider, opts.shadowStats);
   const tracer =
     opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== ''
       ? createRequestTracer({ endpoint: opts.otlpEndpoint, resource, sampleRatio: opts.traceSampleRatio ?? 1 })
@@ -142,5 +150,31 @@ function observeSink(provider: MeterProvider, sinkStats: () => SinkStats): void 
       result.observe(pending, s.pending);
     },
     [accepted, delivered, spilled, lost, pending],
+  );
+}
+
+function observeShadows(provider: MeterProvider, shadowStats: () => ShadowPairSnapshot[]): void {
+  const meter = provider.getMeter('sibyl-gateway');
+  const executions = meter.createObservableCounter('sibyl_shadow_executions_total', { description: 'Shadow executions run (succeeded or failed).' });
+  const shed = meter.createObservableCounter('sibyl_shadow_shed_total', { description: 'Shadow executions shed (queue full or gateway busy).' });
+  const errors = meter.createObservableCounter('sibyl_shadow_errors_total', { description: 'Failed shadow executions by code.' });
+  const p99 = meter.createObservableGauge('sibyl_shadow_latency_p99_seconds', { description: 'Shadow execution latency, 99th percentile.' });
+  const mad = meter.createObservableGauge('sibyl_shadow_mean_abs_diff', { description: 'Mean absolute difference of a numeric output, live versus shadow.' });
+  const agreement = meter.createObservableGauge('sibyl_shadow_agreement_ratio', { description: 'Share of rows where a label output agrees, live versus shadow.' });
+  meter.addBatchObservableCallback(
+    (result) => {
+      for (const p of shadowStats()) {
+        const labels = { model: p.live.model, version: p.live.version, shadow_model: p.shadow.model, shadow_version: p.shadow.version };
+        result.observe(executions, p.executed, labels);
+        result.observe(shed, p.shed, labels);
+        result.observe(p99, p.latencyMs.p99 / 1000, labels);
+        for (const [code, n] of Object.entries(p.errors)) result.observe(errors, n, { ...labels, code });
+        for (const [output, c] of Object.entries(p.outputs)) {
+          if (c.kind === 'number') result.observe(mad, c.meanAbsDiff, { ...labels, output });
+          else result.observe(agreement, c.agreement, { ...labels, output });
+        }
+      }
+    },
+    [executions, shed, errors, p99, mad, agreement],
   );
 }

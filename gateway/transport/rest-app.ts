@@ -15,6 +15,8 @@ export interface RestAppDeps {
   readonly telemetry: Telemetry;
   readonly limits: RestLimits;
   readonly logger: { error(obj: object, msg: string): void };
+  /** The live-versus-shadow comparison, served at GET /v1/shadows. */
+  readonly shadowStats?: { snapshot(): unknown[] };
 }
 
 export function createRestApp(deps: RestAppDeps): Hono {
@@ -25,6 +27,7 @@ export function createRestApp(deps: RestAppDeps): Hono {
     const m = await deps.telemetry.metricsText();
     return new Response(m.body, { headers: { 'content-type': m.contentType } });
   });
+  app.get('/v1/shadows', (c) => c.json({ pairs: deps.shadowStats?.snapshot() ?? [] }));
   mountSibylRest(app, deps.pipeline, deps.limits);
   mountOipRest(app, deps.pipeline, deps.routes, deps.health, deps.limits);
   app.notFound((c) => errorResponse(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c.req.header('x-request-id') ?? ''));

@@ -1,0 +1,203 @@
+/**
+ * Shadow executions: after a live response has been sent, each of the model's shadows runs on the same enriched
+ * features, is compared with the live outputs (shadow-stats.ts) and is logged like a live execution (role SHADOW,
+ * the same request id and arm). Nothing a shadow does reaches the caller.
+ *
+ * Bounded like a batch processor: at most `concurrency` shadow executions run at once and at most `maxQueue` wait;
+ * work beyond that is shed and counted, and so is work submitted while the gateway is busy (`busy()` true), so that
+ * shadows give way before live requests suffer. Each execution has its own deadline (`timeoutMs`).
+ *
+ * Features: the live row's values are reused for every feature the shadow declares under the same name, except
+ * the ones the live path defaulted; what is left (store features only the shadow needs, or that the live path
+ * could not read) is fetched on the shadow's path, never the live one.
+ */
+import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import type { FeatureRow, OutputRow, Scalar } from '../../runtimes/contract.ts';
+import { Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import type { FeatureStore } from '../features/feature-store.ts';
+import type { PredictionSink } from '../log/prediction-sink.ts';
+import { enrich, type InputRow } from '../pipeline/feature-plan.ts';
+import { buildRecord } from '../pipeline/record.ts';
+import type { PredictResult, RequestContext } from '../pipeline/pipeline.ts';
+import type { Route } from '../routing/route-table.ts';
+import type { ShadowStats } from './shadow-stats.ts';
+
+export interface ShadowRunnerOptions {
+  readonly store: FeatureStore;
+  readonly featurePrefix: string;
+  readonly featureTimeoutMs: number;
+  /** The prediction log; records are skipped when its kind is 'null'. */
+  readonly sink: PredictionSink;
+  readonly cell: string;
+  readonly stats: ShadowStats;
+  /** Shadow executions running at once (default 2). */
+  readonly concurrency?: number;
+  /** Shadow executions waiting (default 1000); more are shed. */
+  readonly maxQueue?: number;
+  /** Deadline of one shadow execution, enrichment included, milliseconds (default 250). */
+  readonly timeoutMs?: number;
+  /** True while live traffic needs the process; new shadow work is shed meanwhile. */
+  readonly busy?: () => boolean;
+  readonly logger?: { warn(obj: object, msg: string): void };
+}
+
+/** What the pipeline hands over after a live execution. The runner keeps the objects; do not change them. */
+export interface ShadowJob {
+  readonly ctx: RequestContext;
+  readonly live: Route;
+  readonly arm: string;
+  readonly input: readonly InputRow[];
+  readonly liveRows: readonly FeatureRow[];
+  readonly liveResults: readonly PredictResult[];
+  readonly shadows: readonly Route[];
+}
+
+interface Task {
+  readonly job: ShadowJob;
+  readonly shadow: Route;
+}
+
+export interface ShadowRunnerStats {
+  readonly queued: number;
+  readonly running: number;
+  readonly executed: number;
+  readonly shed: number;
+}
+
+export class ShadowRunner {
+  readonly #o: Required<Omit<ShadowRunnerOptions, 'logger' | 'busy'>> & Pick<ShadowRunnerOptions, 'logger' | 'busy'>;
+  readonly #logging: boolean;
+  #queue: Task[] = [];
+  #head = 0;
+  #running = 0;
+  #executed = 0;
+  #shed = 0;
+  #scheduled = false;
+  #closed = false;
+  #idle: (() => void)[] = [];
+
+  constructor(options: ShadowRunnerOptions) {
+    this.#o = { concurrency: 2, maxQueue: 1000, timeoutMs: 250, ...options };
+    this.#logging = options.sink.kind !== 'null';
+  }
+
+  /**
+   * Queues the job's shadow executions (or sheds them); returns at once. Call after the live response is built:
+   * the executions start on a later turn of the event loop, after the response has been written.
+   */
+  submit(job: ShadowJob): void {
+    const busy = this.#closed || this.#o.busy?.() === true;
+    for (const shadow of job.shadows) {
+      if (shadow === job.live) continue;
+      if (busy || this.#queue.length - this.#head >= this.#o.maxQueue) {
+        this.#shed++;
+        this.#pairOf(job.live, shadow).recordShed();
+        continue;
+      }
+      shadow.acquire();
+      this.#queue.push({ job, shadow });
+    }
+    this.#schedule();
+  }
+
+  stats(): ShadowRunnerStats {
+    return { queued: this.#queue.length - this.#head, running: this.#running, executed: this.#executed, shed: this.#shed };
+  }
+
+  /** Resolves when nothing is queued or running. */
+  flush(): Promise<void> {
+    if (this.#running === 0 && this.#queue.length === this.#head) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Sheds what is submitted from now on and waits for queued and running executions (they are bounded). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flush();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#queue.length === this.#head) return;
+    this.#scheduled = true;
+    // setImmediate: after the pending I/O of this turn, which includes writing the live response.
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#drain();
+    });
+  }
+
+  #drain(): void {
+    while (this.#running < this.#o.concurrency && this.#head < this.#queue.length) {
+      const task = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as unknown as Task;
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      this.#running++;
+      void this.#run(task).finally(() => {
+        this.#running--;
+        task.shadow.release();
+        if (this.#head < this.#queue.length) this.#drain();
+        else if (this.#running === 0) for (const w of this.#idle.splice(0)) w();
+      });
+    }
+  }
+
+  async #run({ job, shadow }: Task): Promise<void> {
+    const pair = this.#pairOf(job.live, shadow);
+    const start = performance.now();
+    const signal = AbortSignal.timeout(this.#o.timeoutMs);
+    let rows: FeatureRow[] | undefined;
+    let results: PredictResult[] | undefined;
+    let error: SibylError | undefined;
+    let modelMs = 0;
+    try {
+      const enriched = await enrich(shadow.plan, shadowInput(job, shadow), this.#o.store, this.#o.featurePrefix, Math.min(this.#o.featureTimeoutMs, this.#o.timeoutMs));
+      rows = enriched.rows;
+      if (signal.aborted) throw new SibylError('DEADLINE_EXCEEDED', 'the shadow deadline passed');
+      const t0 = performance.now();
+      const outputs = await shadow.loaded.predict(rows, { signal });
+      modelMs = performance.now() - t0;
+      results = outputs.map((o, i) => ({ outputs: o, defaulted: enriched.defaulted[i]! }));
+      pair.recordSuccess(performance.now() - start, liveOutputs(job.liveResults), outputs);
+    } catch (err) {
+      error = signal.aborted && !(err instanceof SibylError && err.code === 'INVALID_ARGUMENT') ? new SibylError('DEADLINE_EXCEEDED', 'the shadow deadline passed') : toSibylError(err);
+      pair.recordError(performance.now() - start, error.code);
+      if (error.code === 'INTERNAL') this.#o.logger?.warn({ err: error.cause ?? error, model: shadow.model, version: shadow.version, requestId: job.ctx.requestId }, 'shadow failed');
+    } finally {
+      this.#executed++;
+    }
+    if (this.#logging) {
+      this.#o.sink.write(buildRecord(this.#o.cell, job.ctx, shadow, job.arm, job.input, rows, results, modelMs, performance.now() - start, error, Role.SHADOW));
+    }
+  }
+
+  #pairOf(live: Route, shadow: Route) {
+    return this.#o.stats.pair(
+      { model: live.model, version: live.version, outputs: live.outputs },
+      { model: shadow.model, version: shadow.version, outputs: shadow.outputs },
+    );
+  }
+}
+
+/** The shadow's request rows: the live values it can use (not the live defaults), and the entities it knows. */
+function shadowInput(job: ShadowJob, shadow: Route): InputRow[] {
+  const plan = shadow.plan;
+  return job.input.map((src, i) => {
+    const live = job.liveRows[i]!;
+    const defaulted = job.liveResults[i]!.defaulted;
+    const features: Record<string, Scalar> = {};
+    for (const f of plan.features) {
+      const v = live[f.name];
+      if (v !== undefined && !defaulted.includes(f.name)) features[f.name] = v;
+    }
+    const entities: Record<string, string> = {};
+    for (const e in src.entities) if (plan.entities.has(e)) entities[e] = src.entities[e]!;
+    return { entities, features };
+  });
+}
+
+function liveOutputs(results: readonly PredictResult[]): OutputRow[] {
+  return results.map((r) => r.outputs);
+}
