@@ -14,6 +14,8 @@ export function cellStateMessage(state: DesiredCellState): CellState {
       defaultVersion: m.defaultVersion,
       aliases: { ...m.aliases },
       versions: m.versions.map((v) => ({ ...v, sizeBytes: BigInt(v.sizeBytes) })),
+      split: m.split.map((a) => ({ ...a })),
+      shadows: m.shadows.map((t) => ({ ...t })),
     })),
   });
 }

@@ -143,7 +143,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
           versions: versions.map((r) => ({ ...versionRecord(r), cells: r.cells ?? [] })),
           cells: [...byCell].map(([cell, states]): CellModel => {
             const s = states.get(name)!;
-            return { cell, versions: s.versions.map((v) => v.version), defaultVersion: s.defaultVersion, aliases: s.aliases };
+            return { cell, versions: s.versions.map((v) => v.version), defaultVersion: s.defaultVersion, aliases: s.aliases, split: s.split, shadows: s.shadows };
           }),
         };
       });
@@ -178,6 +178,8 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
     setDefault: (name, version, cells, actor) => change((ctx) => changes.setDefault(ctx, name, version, cells, actor)),
     setAlias: (name, alias, version, cells, actor) => change((ctx) => changes.setAlias(ctx, name, alias, version, cells, actor)),
     deleteAlias: (name, alias, cells, actor) => change((ctx) => changes.deleteAlias(ctx, name, alias, cells, actor)),
+    setSplit: (name, arms, cells, actor) => change((ctx) => changes.setSplit(ctx, name, arms, cells, actor)),
+    setShadows: (name, shadows, cells, actor) => change((ctx) => changes.setShadows(ctx, name, shadows, cells, actor)),
 
     async cellState(cell) {
       return sql.transaction(async (tx): Promise<DesiredCellState> => {
@@ -231,6 +233,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
         loaded: report.loaded,
         errors: report.errors,
         ...(report.time ? { time: report.time.toISOString() } : {}),
+        ...(report.shadows ? { shadows: report.shadows } : {}),
       };
       const rows = await sql.query<{ received: unknown }>(
         `INSERT INTO gateway_reports (cell, replica, report) SELECT name, $2, $3::jsonb FROM cells WHERE name = $1
@@ -255,6 +258,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
         loaded: r.report.loaded,
         errors: r.report.errors,
         ...(r.report.time ? { time: new Date(r.report.time) } : {}),
+        ...(r.report.shadows ? { shadows: r.report.shadows } : {}),
         received: toDate(r.received),
       }));
     },
@@ -268,7 +272,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
   };
 }
 
-type ReportBody = Pick<GatewayReportInput, 'revision' | 'loaded' | 'errors'> & { time?: string };
+type ReportBody = Pick<GatewayReportInput, 'revision' | 'loaded' | 'errors' | 'shadows'> & { time?: string };
 
 const VERSION_COLUMNS = `v.model_name AS name, v.version, v.sha256, v.runtime, v.manifest, v.size_bytes AS "sizeBytes",
   v.created_by AS "createdBy", v.created_at AS created, v.retired_at AS retired, v.retired_by AS "retiredBy"`;
@@ -324,13 +328,24 @@ async function modelStates(tx: SqlQueryable, where: string, params: unknown[]): 
     let models = out.get(r.cell);
     if (!models) out.set(r.cell, (models = new Map()));
     let m = models.get(r.model);
-    if (!m) models.set(r.model, (m = { name: r.model, versions: [], defaultVersion: r.defaultVersion ?? '', aliases: {} }));
+    if (!m) models.set(r.model, (m = { name: r.model, versions: [], defaultVersion: r.defaultVersion ?? '', aliases: {}, split: [], shadows: [] }));
     m.versions.push({ version: r.version, bundleSha256: r.sha256, runtime: r.runtime, sizeBytes: Number(r.sizeBytes) });
   }
   for (const a of aliases) {
     const m = out.get(a.cell)?.get(a.model);
     if (m) m.aliases[a.alias] = a.version;
   }
+  const arms = await tx.query<{ cell: string; model: string; arm: string; version: string; weight: number }>(
+    `SELECT d.cell, d.model_name AS model, d.arm, d.version, d.weight FROM cell_splits d WHERE ${where} ORDER BY d.cell, d.model_name, d.position`,
+    params,
+  );
+  for (const a of arms) out.get(a.cell)?.get(a.model)?.split.push({ arm: a.arm, version: a.version, weight: Number(a.weight) });
+  const shadows = await tx.query<{ cell: string; model: string; shadowModel: string; shadowVersion: string }>(
+    `SELECT d.cell, d.model_name AS model, d.shadow_model AS "shadowModel", d.shadow_version AS "shadowVersion"
+     FROM cell_shadows d WHERE ${where} ORDER BY d.cell, d.model_name, d.position`,
+    params,
+  );
+  for (const h of shadows) out.get(h.cell)?.get(h.model)?.shadows.push({ model: h.shadowModel, version: h.shadowVersion });
   return out;
 }
 

@@ -79,6 +79,30 @@ export interface CellModel {
   defaultVersion: string;
   /** Alias → version. */
   aliases: Record<string, string>;
+  /** Arms serving requests that name no version (instead of the default); empty when there is no split. */
+  split: SplitArmState[];
+  /** Run after each live response. */
+  shadows: ShadowTargetState[];
+}
+
+export interface SplitArmState {
+  /** The name responses and logs carry. */
+  arm: string;
+  version: string;
+  /** Relative weight, >= 0. */
+  weight: number;
+}
+
+export interface ShadowTargetState {
+  model: string;
+  version: string;
+}
+
+/** A split arm as given: `arm` defaults to the version. */
+export interface SplitArmInput {
+  arm?: string;
+  version: string;
+  weight: number;
 }
 
 export interface ModelDetail {
@@ -117,6 +141,8 @@ export interface DeployedModelState {
   versions: DeployedVersionState[];
   defaultVersion: string;
   aliases: Record<string, string>;
+  split: SplitArmState[];
+  shadows: ShadowTargetState[];
 }
 
 export interface DeployedVersionState {
@@ -131,7 +157,7 @@ export interface AuditEntry {
   id: number;
   time: Date;
   actor: string;
-  /** version.add, version.retire, deploy, undeploy, default.set, alias.set, alias.delete, cell.create,
+  /** version.add, version.retire, deploy, undeploy, default.set, alias.set, alias.delete, split.set, shadows.set, cell.create,
    * token.create, token.revoke. */
   action: string;
   /** `model/version`, `model`, a cell or a token name. */
@@ -148,6 +174,8 @@ export interface GatewayReportInput {
   errors: { model: string; version: string; message: string }[];
   /** The replica's own clock, if it sent one. */
   time?: Date;
+  /** The replica's live-versus-shadow comparison (ShadowComparison in deployment.proto, as JSON), kept verbatim. */
+  shadows?: unknown[];
 }
 
 export interface StoredReport extends GatewayReportInput {
@@ -210,7 +238,8 @@ export interface MetadataStore {
   /**
    * Removes a version from cells (cells where it is not deployed are skipped). Undeploying the last deployed version
    * of a model from a cell removes the model from that cell, its default and aliases with it. Otherwise
-   * FAILED_PRECONDITION when the version is the cell's default or an alias target there. Audit: undeploy.
+   * FAILED_PRECONDITION when the version is the cell's default, an alias target, a split arm or a shadow there.
+   * Audit: undeploy.
    */
   undeploy(name: string, version: string, cells: CellSelector, actor: string): Promise<ChangeResult>;
   /**
@@ -230,6 +259,19 @@ export interface MetadataStore {
    * alias exists in none of the cells. Audit: alias.delete.
    */
   deleteAlias(name: string, alias: string, cells: CellSelector | undefined, actor: string): Promise<ChangeResult>;
+  /**
+   * Sets the traffic split of a model in cells (replacing the previous one; an empty list removes it), deploying
+   * the arms' versions where they are not deployed; `cells` as for setDefault. INVALID_ARGUMENT: duplicate arm
+   * names, a negative or non-finite weight, weights summing to 0, a malformed arm name; NOT_FOUND: unknown model or
+   * version; FAILED_PRECONDITION: a retired version. Audit: split.set.
+   */
+  setSplit(name: string, arms: readonly SplitArmInput[], cells: CellSelector | undefined, actor: string): Promise<ChangeResult>;
+  /**
+   * Sets the shadows of a model in cells (replacing the previous ones; an empty list removes them), deploying the
+   * shadow versions where they are not deployed; `cells` as for setDefault. NOT_FOUND: unknown model or version;
+   * FAILED_PRECONDITION: a retired version; INVALID_ARGUMENT: a shadow named twice. Audit: shadows.set.
+   */
+  setShadows(name: string, shadows: readonly ShadowTargetState[], cells: CellSelector | undefined, actor: string): Promise<ChangeResult>;
 
   // --- desired state ----------------------------------------------------------------------------------------------
   /** The cell's desired state, read in one snapshot (revision and content agree). NOT_FOUND: unknown cell. */

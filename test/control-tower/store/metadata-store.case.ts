@@ -21,7 +21,7 @@ export interface FreshDatabase {
   drop(): Promise<void>;
 }
 
-const TABLES = 'audit_log, api_tokens, gateway_reports, cell_aliases, cell_defaults, deployments, cells, model_versions, models';
+const TABLES = 'audit_log, api_tokens, gateway_reports, cell_shadows, cell_splits, cell_aliases, cell_defaults, deployments, cells, model_versions, models';
 const SHA_A = 'a'.repeat(64);
 const SHA_B = 'b'.repeat(64);
 const sha = (n: number) => n.toString(16).padStart(64, '0');
@@ -65,10 +65,10 @@ export function describeMetadataStore(label: string, backend: Backend): void {
         try {
           const second = fresh.connectAgain ? await fresh.connectAgain() : fresh.sql;
           const [a, b] = await Promise.all([migrate(fresh.sql), migrate(second)]);
-          expect([...a, ...b]).toEqual([1]);
+          expect([...a, ...b].sort()).toEqual([1, 2]);
           expect(await migrate(fresh.sql)).toEqual([]);
           const rows = await fresh.sql.query<{ id: number }>('SELECT id FROM schema_migrations ORDER BY id');
-          expect(rows.map((r) => r.id)).toEqual([1]);
+          expect(rows.map((r) => r.id)).toEqual([1, 2]);
           if (second !== fresh.sql) await second.close();
         } finally {
           await fresh.drop();
@@ -167,8 +167,8 @@ export function describeMetadataStore(label: string, backend: Backend): void {
           ['v2', ['a', 'b']],
         ]);
         expect(eta.cells).toEqual([
-          { cell: 'a', versions: ['v1', 'v2'], defaultVersion: 'v1', aliases: { canary: 'v2' } },
-          { cell: 'b', versions: ['v2'], defaultVersion: 'v2', aliases: {} },
+          { cell: 'a', versions: ['v1', 'v2'], defaultVersion: 'v1', aliases: { canary: 'v2' }, split: [], shadows: [] },
+          { cell: 'b', versions: ['v2'], defaultVersion: 'v2', aliases: {}, split: [], shadows: [] },
         ]);
         expect(await store.getVersion('eta', 'v2')).toMatchObject({ name: 'eta', version: 'v2', cells: ['a', 'b'], manifest: manifest('eta', 'v2') });
         await expect(store.getModel('nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
@@ -297,12 +297,85 @@ export function describeMetadataStore(label: string, backend: Backend): void {
 
         await store.deleteAlias('eta', 'beta', undefined, 'alice');
         expect(await store.undeploy('eta', 'v2', ['a'], 'alice')).toEqual({ cells: [{ cell: 'a', revision: rev + 2 }] });
-        expect((await store.cellState('a')).models).toEqual([{ name: 'eta', defaultVersion: 'v1', aliases: {}, versions: [expect.objectContaining({ version: 'v1' })] }]);
+        expect((await store.cellState('a')).models).toEqual([{ name: 'eta', defaultVersion: 'v1', aliases: {}, split: [], shadows: [], versions: [expect.objectContaining({ version: 'v1' })] }]);
         await store.setAlias('eta', 'stable', 'v1', ['a'], 'alice');
         await store.undeploy('eta', 'v1', ['a'], 'alice');
         expect((await store.cellState('a')).models).toEqual([]);
         expect(await store.undeploy('eta', 'v1', ['a'], 'alice')).toEqual({ cells: [] });
         expect((await store.auditLog({ limit: 1 }))[0]).toMatchObject({ action: 'undeploy', target: 'eta/v1', details: { cells: ['a'] } });
+      });
+
+      it('splits: set (deploying the arms where missing), replace, clear; bad arms INVALID_ARGUMENT; arms block undeploy and retire', async () => {
+        await store.ensureCells(['a', 'b']);
+        await addVersion('eta', 'v1');
+        await addVersion('eta', 'v2');
+        await store.deploy('eta', 'v1', 'all', 'alice');
+        const rev = await revisions();
+        const result = await store.setSplit('eta', [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10, arm: 'canary' }], ['a'], 'alice');
+        expect(result).toEqual({ cells: [{ cell: 'a', revision: rev.a! + 1 }] });
+        const state = await store.cellState('a');
+        expect(state.models[0]).toMatchObject({
+          defaultVersion: 'v1',
+          split: [{ arm: 'v1', version: 'v1', weight: 90 }, { arm: 'canary', version: 'v2', weight: 10 }],
+          versions: [expect.objectContaining({ version: 'v1' }), expect.objectContaining({ version: 'v2' })],
+        });
+        expect((await store.cellState('b')).models[0]!.split).toEqual([]);
+        const json = toJson(CellStateSchema, cellStateMessage(state)) as any;
+        expect(json.models[0].split).toEqual([{ arm: 'v1', version: 'v1', weight: 90 }, { arm: 'canary', version: 'v2', weight: 10 }]);
+        expect((await store.auditLog({ limit: 1 }))[0]).toMatchObject({ action: 'split.set', target: 'eta', details: { cells: ['a'], deployed: ['a'] } });
+
+        // The same split again changes nothing.
+        expect(await store.setSplit('eta', [{ version: 'v1', weight: 90 }, { version: 'v2', weight: 10, arm: 'canary' }], ['a'], 'alice')).toEqual({ cells: [] });
+        const audits = await auditCount();
+        for (const bad of [
+          [{ version: 'v1', weight: -1 }],
+          [{ version: 'v1', weight: 0 }],
+          [{ version: 'v1', weight: 1 }, { version: 'v1', weight: 1 }],
+          [{ version: 'v1', weight: Number.NaN }],
+          [{ version: 'v1', weight: 1, arm: '../x' }],
+        ]) {
+          await expect(store.setSplit('eta', bad, ['a'], 'alice')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+        }
+        await expect(store.setSplit('eta', [{ version: 'v9', weight: 1 }], ['a'], 'alice')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+        expect(await auditCount()).toBe(audits);
+
+        await expect(store.undeploy('eta', 'v2', ['a'], 'alice')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('split arm canary') });
+        await expect(store.retireVersion('eta', 'v2', 'alice')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('split arm canary') });
+        await store.setSplit('eta', [], ['a'], 'alice');
+        expect((await store.cellState('a')).models[0]!.split).toEqual([]);
+        await store.undeploy('eta', 'v2', ['a'], 'alice');
+      });
+
+      it('shadows: set (deploying them where missing), replace, clear; a shadowed version cannot be undeployed or retired', async () => {
+        await store.ensureCells(['a', 'b']);
+        await addVersion('eta', 'v1');
+        await addVersion('eta', 'v2');
+        await addVersion('risk', 'r1');
+        await store.deploy('eta', 'v1', 'all', 'alice');
+        await store.setShadows('eta', [{ model: 'eta', version: 'v2' }, { model: 'risk', version: 'r1' }], undefined, 'alice');
+        for (const cell of ['a', 'b']) {
+          const models = (await store.cellState(cell)).models;
+          expect(models.map((m) => m.name)).toEqual(['eta', 'risk']);
+          expect(models[0]).toMatchObject({ defaultVersion: 'v1', shadows: [{ model: 'eta', version: 'v2' }, { model: 'risk', version: 'r1' }] });
+          expect(models[1]).toMatchObject({ defaultVersion: 'r1', versions: [expect.objectContaining({ version: 'r1' })] });
+        }
+        const json = toJson(CellStateSchema, cellStateMessage(await store.cellState('a'))) as any;
+        expect(json.models[0].shadows).toEqual([{ model: 'eta', version: 'v2' }, { model: 'risk', version: 'r1' }]);
+        expect((await store.getModel('eta')).cells[0]).toMatchObject({ shadows: [{ model: 'eta', version: 'v2' }, { model: 'risk', version: 'r1' }] });
+
+        await expect(store.undeploy('risk', 'r1', ['a'], 'alice')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('shadow of eta') });
+        await expect(store.retireVersion('eta', 'v2', 'alice')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('shadow of eta') });
+        await expect(store.setShadows('eta', [{ model: 'risk', version: 'r1' }, { model: 'risk', version: 'r1' }], ['a'], 'alice')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+        await expect(store.setShadows('eta', [{ model: 'nope', version: '1' }], ['a'], 'alice')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+        await store.setShadows('eta', [{ model: 'risk', version: 'r1' }], ['a'], 'alice');
+        expect((await store.cellState('a')).models[0]!.shadows).toEqual([{ model: 'risk', version: 'r1' }]);
+        expect((await store.auditLog({ limit: 1 }))[0]).toMatchObject({ action: 'shadows.set', target: 'eta', details: { cells: ['a'] } });
+        await store.setShadows('eta', [], ['a'], 'alice');
+        expect((await store.cellState('a')).models[0]!.shadows).toEqual([]);
+        await store.undeploy('risk', 'r1', ['a'], 'alice');
+        // The last version of a model leaves the cell with its own shadow list.
+        await store.undeploy('eta', 'v2', ['b'], 'alice').catch(() => undefined);
       });
 
       it('aliases: set (deploying where missing), move, delete; malformed or version-named aliases INVALID_ARGUMENT; unknown NOT_FOUND', async () => {

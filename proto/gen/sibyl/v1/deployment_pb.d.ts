@@ -75,6 +75,21 @@ export declare type DeployedModel = Message<"sibyl.v1.DeployedModel"> & {
    * @generated from field: map<string, string> aliases = 4;
    */
   aliases: { [key: string]: string };
+
+  /**
+   * Weighted arms among deployed versions for requests that name no version, sticky by the request's routing key;
+   * empty: the default version serves them.
+   *
+   * @generated from field: repeated sibyl.v1.SplitArm split = 5;
+   */
+  split: SplitArm[];
+
+  /**
+   * Versions of this or other models run after each live response on the same features; each is deployed here.
+   *
+   * @generated from field: repeated sibyl.v1.ShadowTarget shadows = 6;
+   */
+  shadows: ShadowTarget[];
 };
 
 /**
@@ -82,6 +97,57 @@ export declare type DeployedModel = Message<"sibyl.v1.DeployedModel"> & {
  * Use `create(DeployedModelSchema)` to create a new message.
  */
 export declare const DeployedModelSchema: GenMessage<DeployedModel>;
+
+/**
+ * @generated from message sibyl.v1.SplitArm
+ */
+export declare type SplitArm = Message<"sibyl.v1.SplitArm"> & {
+  /**
+   * The name responses and the prediction log carry; the version when not given.
+   *
+   * @generated from field: string arm = 1;
+   */
+  arm: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * Relative weight, >= 0; the arms' weights sum to more than 0.
+   *
+   * @generated from field: double weight = 3;
+   */
+  weight: number;
+};
+
+/**
+ * Describes the message sibyl.v1.SplitArm.
+ * Use `create(SplitArmSchema)` to create a new message.
+ */
+export declare const SplitArmSchema: GenMessage<SplitArm>;
+
+/**
+ * @generated from message sibyl.v1.ShadowTarget
+ */
+export declare type ShadowTarget = Message<"sibyl.v1.ShadowTarget"> & {
+  /**
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * @generated from field: string version = 2;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message sibyl.v1.ShadowTarget.
+ * Use `create(ShadowTargetSchema)` to create a new message.
+ */
+export declare const ShadowTargetSchema: GenMessage<ShadowTarget>;
 
 /**
  * @generated from message sibyl.v1.DeployedVersion
@@ -153,6 +219,13 @@ export declare type GatewayReport = Message<"sibyl.v1.GatewayReport"> & {
    * @generated from field: google.protobuf.Timestamp time = 6;
    */
   time?: Timestamp | undefined;
+
+  /**
+   * The replica's live-versus-shadow comparison since it started.
+   *
+   * @generated from field: repeated sibyl.v1.ShadowComparison shadows = 7;
+   */
+  shadows: ShadowComparison[];
 };
 
 /**
@@ -160,6 +233,141 @@ export declare type GatewayReport = Message<"sibyl.v1.GatewayReport"> & {
  * Use `create(GatewayReportSchema)` to create a new message.
  */
 export declare const GatewayReportSchema: GenMessage<GatewayReport>;
+
+/**
+ * One (live, shadow) pair as a gateway replica measured it (gateway/shadow/shadow-stats.ts).
+ *
+ * @generated from message sibyl.v1.ShadowComparison
+ */
+export declare type ShadowComparison = Message<"sibyl.v1.ShadowComparison"> & {
+  /**
+   * @generated from field: string live_model = 1;
+   */
+  liveModel: string;
+
+  /**
+   * @generated from field: string live_version = 2;
+   */
+  liveVersion: string;
+
+  /**
+   * @generated from field: string shadow_model = 3;
+   */
+  shadowModel: string;
+
+  /**
+   * @generated from field: string shadow_version = 4;
+   */
+  shadowVersion: string;
+
+  /**
+   * @generated from field: uint64 executed = 5;
+   */
+  executed: bigint;
+
+  /**
+   * @generated from field: uint64 shed = 6;
+   */
+  shed: bigint;
+
+  /**
+   * Failed executions by error code.
+   *
+   * @generated from field: map<string, uint64> errors = 7;
+   */
+  errors: { [key: string]: bigint };
+
+  /**
+   * Shadow latency, milliseconds.
+   *
+   * @generated from field: sibyl.v1.Percentiles latency_ms = 8;
+   */
+  latencyMs?: Percentiles | undefined;
+
+  /**
+   * Per output both models return.
+   *
+   * @generated from field: map<string, sibyl.v1.OutputComparison> outputs = 9;
+   */
+  outputs: { [key: string]: OutputComparison };
+};
+
+/**
+ * Describes the message sibyl.v1.ShadowComparison.
+ * Use `create(ShadowComparisonSchema)` to create a new message.
+ */
+export declare const ShadowComparisonSchema: GenMessage<ShadowComparison>;
+
+/**
+ * @generated from message sibyl.v1.Percentiles
+ */
+export declare type Percentiles = Message<"sibyl.v1.Percentiles"> & {
+  /**
+   * @generated from field: double p50 = 1;
+   */
+  p50: number;
+
+  /**
+   * @generated from field: double p90 = 2;
+   */
+  p90: number;
+
+  /**
+   * @generated from field: double p99 = 3;
+   */
+  p99: number;
+
+  /**
+   * @generated from field: double max = 4;
+   */
+  max: number;
+};
+
+/**
+ * Describes the message sibyl.v1.Percentiles.
+ * Use `create(PercentilesSchema)` to create a new message.
+ */
+export declare const PercentilesSchema: GenMessage<Percentiles>;
+
+/**
+ * @generated from message sibyl.v1.OutputComparison
+ */
+export declare type OutputComparison = Message<"sibyl.v1.OutputComparison"> & {
+  /**
+   * "number" (scores, regressions, vectors: absolute differences) or "label" (agreement).
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * @generated from field: double mean_abs_diff = 3;
+   */
+  meanAbsDiff: number;
+
+  /**
+   * @generated from field: sibyl.v1.Percentiles abs_diff = 4;
+   */
+  absDiff?: Percentiles | undefined;
+
+  /**
+   * Share of rows where the labels agree, 0..1.
+   *
+   * @generated from field: double agreement = 5;
+   */
+  agreement: number;
+};
+
+/**
+ * Describes the message sibyl.v1.OutputComparison.
+ * Use `create(OutputComparisonSchema)` to create a new message.
+ */
+export declare const OutputComparisonSchema: GenMessage<OutputComparison>;
 
 /**
  * @generated from message sibyl.v1.LoadedVersion

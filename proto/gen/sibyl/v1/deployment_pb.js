@@ -13,7 +13,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
  * Describes the file sibyl/v1/deployment.proto.
  */
 export const file_sibyl_v1_deployment = /*@__PURE__*/
-  fileDesc("ChlzaWJ5bC92MS9kZXBsb3ltZW50LnByb3RvEghzaWJ5bC52MSKBAQoJQ2VsbFN0YXRlEgwKBGNlbGwYASABKAkSEAoIcmV2aXNpb24YAiABKAQSJwoGbW9kZWxzGAMgAygLMhcuc2lieWwudjEuRGVwbG95ZWRNb2RlbBIrCgd1cGRhdGVkGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLKAQoNRGVwbG95ZWRNb2RlbBIMCgRuYW1lGAEgASgJEisKCHZlcnNpb25zGAIgAygLMhkuc2lieWwudjEuRGVwbG95ZWRWZXJzaW9uEhcKD2RlZmF1bHRfdmVyc2lvbhgDIAEoCRI1CgdhbGlhc2VzGAQgAygLMiQuc2lieWwudjEuRGVwbG95ZWRNb2RlbC5BbGlhc2VzRW50cnkaLgoMQWxpYXNlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXgoPRGVwbG95ZWRWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkSFQoNYnVuZGxlX3NoYTI1NhgCIAEoCRIPCgdydW50aW1lGAMgASgJEhIKCnNpemVfYnl0ZXMYBCABKAQiuAEKDUdhdGV3YXlSZXBvcnQSDAoEY2VsbBgBIAEoCRIPCgdyZXBsaWNhGAIgASgJEhAKCHJldmlzaW9uGAMgASgEEicKBmxvYWRlZBgEIAMoCzIXLnNpYnlsLnYxLkxvYWRlZFZlcnNpb24SIwoGZXJyb3JzGAUgAygLMhMuc2lieWwudjEuTG9hZEVycm9yEigKBHRpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKDUxvYWRlZFZlcnNpb24SDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIVCg1idW5kbGVfc2hhMjU2GAMgASgJIjwKCUxvYWRFcnJvchINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB21lc3NhZ2UYAyABKAliBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChlzaWJ5bC92MS9kZXBsb3ltZW50LnByb3RvEghzaWJ5bC52MSKBAQoJQ2VsbFN0YXRlEgwKBGNlbGwYASABKAkSEAoIcmV2aXNpb24YAiABKAQSJwoGbW9kZWxzGAMgAygLMhcuc2lieWwudjEuRGVwbG95ZWRNb2RlbBIrCgd1cGRhdGVkGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKWAgoNRGVwbG95ZWRNb2RlbBIMCgRuYW1lGAEgASgJEisKCHZlcnNpb25zGAIgAygLMhkuc2lieWwudjEuRGVwbG95ZWRWZXJzaW9uEhcKD2RlZmF1bHRfdmVyc2lvbhgDIAEoCRI1CgdhbGlhc2VzGAQgAygLMiQuc2lieWwudjEuRGVwbG95ZWRNb2RlbC5BbGlhc2VzRW50cnkSIQoFc3BsaXQYBSADKAsyEi5zaWJ5bC52MS5TcGxpdEFybRInCgdzaGFkb3dzGAYgAygLMhYuc2lieWwudjEuU2hhZG93VGFyZ2V0Gi4KDEFsaWFzZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjgKCFNwbGl0QXJtEgsKA2FybRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg4KBndlaWdodBgDIAEoASIuCgxTaGFkb3dUYXJnZXQSDQoFbW9kZWwYASABKAkSDwoHdmVyc2lvbhgCIAEoCSJeCg9EZXBsb3llZFZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCRIVCg1idW5kbGVfc2hhMjU2GAIgASgJEg8KB3J1bnRpbWUYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoBCLlAQoNR2F0ZXdheVJlcG9ydBIMCgRjZWxsGAEgASgJEg8KB3JlcGxpY2EYAiABKAkSEAoIcmV2aXNpb24YAyABKAQSJwoGbG9hZGVkGAQgAygLMhcuc2lieWwudjEuTG9hZGVkVmVyc2lvbhIjCgZlcnJvcnMYBSADKAsyEy5zaWJ5bC52MS5Mb2FkRXJyb3ISKAoEdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoHc2hhZG93cxgHIAMoCzIaLnNpYnlsLnYxLlNoYWRvd0NvbXBhcmlzb24iogMKEFNoYWRvd0NvbXBhcmlzb24SEgoKbGl2ZV9tb2RlbBgBIAEoCRIUCgxsaXZlX3ZlcnNpb24YAiABKAkSFAoMc2hhZG93X21vZGVsGAMgASgJEhYKDnNoYWRvd192ZXJzaW9uGAQgASgJEhAKCGV4ZWN1dGVkGAUgASgEEgwKBHNoZWQYBiABKAQSNgoGZXJyb3JzGAcgAygLMiYuc2lieWwudjEuU2hhZG93Q29tcGFyaXNvbi5FcnJvcnNFbnRyeRIpCgpsYXRlbmN5X21zGAggASgLMhUuc2lieWwudjEuUGVyY2VudGlsZXMSOAoHb3V0cHV0cxgJIAMoCzInLnNpYnlsLnYxLlNoYWRvd0NvbXBhcmlzb24uT3V0cHV0c0VudHJ5Gi0KC0Vycm9yc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoBDoCOAEaSgoMT3V0cHV0c0VudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLnNpYnlsLnYxLk91dHB1dENvbXBhcmlzb246AjgBIkEKC1BlcmNlbnRpbGVzEgsKA3A1MBgBIAEoARILCgNwOTAYAiABKAESCwoDcDk5GAMgASgBEgsKA21heBgEIAEoASKCAQoQT3V0cHV0Q29tcGFyaXNvbhIMCgRraW5kGAEgASgJEg0KBWNvdW50GAIgASgEEhUKDW1lYW5fYWJzX2RpZmYYAyABKAESJwoIYWJzX2RpZmYYBCABKAsyFS5zaWJ5bC52MS5QZXJjZW50aWxlcxIRCglhZ3JlZW1lbnQYBSABKAEiRgoNTG9hZGVkVmVyc2lvbhINCgVtb2RlbBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEhUKDWJ1bmRsZV9zaGEyNTYYAyABKAkiPAoJTG9hZEVycm9yEg0KBW1vZGVsGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Describes the message sibyl.v1.CellState.
@@ -30,30 +30,65 @@ export const DeployedModelSchema = /*@__PURE__*/
   messageDesc(file_sibyl_v1_deployment, 1);
 
 /**
+ * Describes the message sibyl.v1.SplitArm.
+ * Use `create(SplitArmSchema)` to create a new message.
+ */
+export const SplitArmSchema = /*@__PURE__*/
+  messageDesc(file_sibyl_v1_deployment, 2);
+
+/**
+ * Describes the message sibyl.v1.ShadowTarget.
+ * Use `create(ShadowTargetSchema)` to create a new message.
+ */
+export const ShadowTargetSchema = /*@__PURE__*/
+  messageDesc(file_sibyl_v1_deployment, 3);
+
+/**
  * Describes the message sibyl.v1.DeployedVersion.
  * Use `create(DeployedVersionSchema)` to create a new message.
  */
 export const DeployedVersionSchema = /*@__PURE__*/
-  messageDesc(file_sibyl_v1_deployment, 2);
+  messageDesc(file_sibyl_v1_deployment, 4);
 
 /**
  * Describes the message sibyl.v1.GatewayReport.
  * Use `create(GatewayReportSchema)` to create a new message.
  */
 export const GatewayReportSchema = /*@__PURE__*/
-  messageDesc(file_sibyl_v1_deployment, 3);
+  messageDesc(file_sibyl_v1_deployment, 5);
+
+/**
+ * Describes the message sibyl.v1.ShadowComparison.
+ * Use `create(ShadowComparisonSchema)` to create a new message.
+ */
+export const ShadowComparisonSchema = /*@__PURE__*/
+  messageDesc(file_sibyl_v1_deployment, 6);
+
+/**
+ * Describes the message sibyl.v1.Percentiles.
+ * Use `create(PercentilesSchema)` to create a new message.
+ */
+export const PercentilesSchema = /*@__PURE__*/
+  messageDesc(file_sibyl_v1_deployment, 7);
+
+/**
+ * Describes the message sibyl.v1.OutputComparison.
+ * Use `create(OutputComparisonSchema)` to create a new message.
+ */
+export const OutputComparisonSchema = /*@__PURE__*/
+  messageDesc(file_sibyl_v1_deployment, 8);
 
 /**
  * Describes the message sibyl.v1.LoadedVersion.
  * Use `create(LoadedVersionSchema)` to create a new message.
  */
 export const LoadedVersionSchema = /*@__PURE__*/
-  messageDesc(file_sibyl_v1_deployment, 4);
+  messageDesc(file_sibyl_v1_deployment, 9);
 
 /**
  * Describes the message sibyl.v1.LoadError.
  * Use `create(LoadErrorSchema)` to create a new message.
  */
 export const LoadErrorSchema = /*@__PURE__*/
-  messageDesc(file_sibyl_v1_deployment, 5);
+  messageDesc(file_sibyl_v1_deployment, 10);
 
