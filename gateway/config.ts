@@ -2,6 +2,7 @@
  * The gateway's configuration, read once from the environment at startup, validated (every problem reported at
  * once), and frozen. Nothing else reads `process.env`.
  */
+import { hostname } from 'node:os';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -37,6 +38,11 @@ const Env = z.object({
   SIBYL_SHADOW_CONCURRENCY: z.coerce.number().int().positive().default(2),
   SIBYL_SHADOW_QUEUE: z.coerce.number().int().nonnegative().default(1000),
   SIBYL_SHADOW_TIMEOUT_MS: positiveMs.default(250),
+  SIBYL_CONTROL_TOWER_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  SIBYL_TOWER_TOKEN: optionalString,
+  SIBYL_REPLICA: optionalString,
+  SIBYL_CACHE_DIR: optionalString,
+  SIBYL_SYNC_WAIT_MS: positiveMs.default(30_000),
 });
 
 export interface Config {
@@ -69,6 +75,14 @@ export interface Config {
   readonly otlpEndpoint: string | undefined;
   /** Shadow executions: at most `concurrency` at once, `maxQueue` waiting, each within `timeoutMs`. */
   readonly shadows: { readonly concurrency: number; readonly maxQueue: number; readonly timeoutMs: number };
+  /**
+   * Following the control tower (gateway/sync): set when SIBYL_CONTROL_TOWER_URL is; unset, models come from
+   * `modelsDir`. `replica` defaults to host name and process id, `cacheDir` to `${dataDir}/cache/${cell}`,
+   * `waitMs` (the long-poll) to 30000.
+   */
+  readonly tower:
+    | { readonly url: string; readonly token: string | undefined; readonly replica: string; readonly cacheDir: string; readonly waitMs: number }
+    | undefined;
 }
 
 export class ConfigError extends Error {
@@ -117,6 +131,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
+    tower: e.SIBYL_CONTROL_TOWER_URL
+      ? {
+          url: e.SIBYL_CONTROL_TOWER_URL,
+          token: e.SIBYL_TOWER_TOKEN,
+          replica: e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`,
+          cacheDir: e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`,
+          waitMs: e.SIBYL_SYNC_WAIT_MS,
+        }
+      : undefined,
   });
 }
 
