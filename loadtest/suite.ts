@@ -9,7 +9,7 @@
  * Processes: every server (gateway, echo baselines, onnxruntime loop, MLServer) runs pinned to core 1; the load
  * generator, Redis and Kafka run on core 0. Each load run is its own generator process (loadtest/generate.ts).
  */
-import { mkdirSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RunResult, RunSpec } from './generate.ts';
@@ -28,6 +28,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     'no-peer': { type: 'boolean', default: false },
     'no-overload': { type: 'boolean', default: false },
+    'no-shadows': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
   },
 });
@@ -146,8 +147,9 @@ async function services(): Promise<void> {
   report.notes.push(`feature store seeded (${await seedRedis(REDIS_URL, PREFIX)}) under prefix "${PREFIX}" in ${REDIS_URL}`);
 }
 
-function gatewayEnv(logOn: boolean, name: string): NodeJS.ProcessEnv {
+function gatewayEnv(logOn: boolean, name: string, modelsDir?: string): NodeJS.ProcessEnv {
   return {
+    ...(modelsDir ? { SIBYL_MODELS_DIR: modelsDir } : {}),
     SIBYL_HOST: '127.0.0.1',
     SIBYL_HTTP_PORT: String(PORTS.gwHttp),
     SIBYL_GRPC_PORT: String(PORTS.gwGrpc),
@@ -161,9 +163,9 @@ function gatewayEnv(logOn: boolean, name: string): NodeJS.ProcessEnv {
   };
 }
 
-async function startGateway(name: string, logOn: boolean, profile: boolean): Promise<Child> {
+async function startGateway(name: string, logOn: boolean, profile: boolean, modelsDir?: string): Promise<Child> {
   const args = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(outDir, `${name}-profile`)}`, 'gateway/main.ts'] : ['gateway/main.ts'];
-  const gw = await startServer(name, args, gatewayEnv(logOn, name));
+  const gw = await startServer(name, args, gatewayEnv(logOn, name, modelsDir));
   await waitHttpOk(`http://127.0.0.1:${PORTS.gwHttp}/readyz`, 60_000, gw);
   return gw;
 }
@@ -268,6 +270,30 @@ try {
     await stopServer(gwB);
   }
 
+  // ---- shadows (issue 6): S1 with two shadows (delivery-eta v1, and eta-risk on the same features) ----
+  let shadowRuns: { max: StepResult; open: StepResult; atMax: ShadowCounts; atHalf: ShadowCounts } | undefined;
+  if (!flags['no-shadows']) {
+    const dir = join(outDir, 'shadow-models');
+    for (const b of ['delivery-eta/1', 'delivery-eta/2', 'eta-risk/1']) cpSync(join('models', b), join(dir, b), { recursive: true });
+    writeFileSync(
+      join(dir, 'deployment.yaml'),
+      'models:\n  delivery-eta: { default: "2", shadows: [{ version: "1" }, { model: eta-risk }] }\n  eta-risk: { default: "1" }\n',
+    );
+    const gwS = await startGateway('sibyl-shadows', kafkaOn, false, dir);
+    await check(gwHttp, 'sibyl-rest', 'eta-store', true);
+    const before = await shadowCounts(gwHttp);
+    const max = (await generate(`S6 sibyl-rest/eta-store/${LOG}/2-shadows/max`, `${SIBYL}, 2 shadows`, { name: 'shadows-max', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W })).steps[0]!;
+    const mid = await shadowCounts(gwHttp);
+    // The same rate as S1's half-max run, so that the p99s compare.
+    const open = (await generate(`S6 sibyl-rest/eta-store/${LOG}/2-shadows/open@${s1.open.rate}`, `${SIBYL}, 2 shadows`, { name: 'shadows-open', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'open', steps: [{ rate: s1.open.rate, durationS: D }], warmupS: W })).steps[0]!;
+    const after = await shadowCounts(gwHttp);
+    shadowRuns = { max, open, atMax: diffCounts(mid, before), atHalf: diffCounts(after, mid) };
+    report.notes.push(
+      `S6 shadows: at max (closed loop) ${shadowRuns.atMax.executed} shadow executions ran and ${shadowRuns.atMax.shed} were shed; at ${s1.open.rate}/s ${shadowRuns.atHalf.executed} ran and ${shadowRuns.atHalf.shed} were shed (counts include warm-up)`,
+    );
+    await stopServer(gwS);
+  }
+
   // ---- ratios and targets ----
   const eta = report.ort.find((o) => o.model === 'delivery-eta')!;
   const mlp = report.ort.find((o) => o.model === 'tabular-mlp')!;
@@ -305,6 +331,21 @@ try {
       });
     }
   }
+  if (shadowRuns) {
+    const sr = shadowRuns;
+    targets.push(
+      {
+        target: 'Shadows: live p99 at half max with 2 shadows within 10% of S1 (no shadows), nothing shed',
+        measured: `p99 ${sr.open.latency.p99} ms vs ${s1.open.latency.p99} ms at ${s1.open.rate}/s (${pct(sr.open.latency.p99 / s1.open.latency.p99 - 1)}); shed ${sr.atHalf.shed} of ${sr.atHalf.executed + sr.atHalf.shed}`,
+        met: sr.open.latency.p99 <= 1.1 * s1.open.latency.p99 && sr.atHalf.shed === 0,
+      },
+      {
+        target: 'Shadows: at max rate shadows are shed before live requests suffer',
+        measured: `live max ${sr.max.throughput}/s with shadows vs ${s1.max.throughput}/s without (${pct(sr.max.throughput / s1.max.throughput)}); shadows shed ${sr.atMax.shed}, ran ${sr.atMax.executed}`,
+        met: sr.max.throughput >= 0.85 * s1.max.throughput && sr.atMax.shed > 0,
+      },
+    );
+  }
   report.targets = targets;
 } catch (err) {
   report.notes.push(`suite stopped early: ${(err as Error).message}`);
@@ -321,6 +362,22 @@ try {
   writeFileSync(join('loadtest', 'results', `latest${QUICK ? '-quick' : ''}.json`), `${JSON.stringify(report, null, 2)}\n`);
   if (!QUICK && process.exitCode !== 1) writeFileSync(join('loadtest', 'RESULTS.md'), md);
   log(`done in ${report.durationS}s: ${join(outDir, 'report.md')}`);
+}
+
+interface ShadowCounts {
+  executed: number;
+  shed: number;
+}
+
+/** Sum of executed and shed shadow executions over the gateway's pairs (GET /v1/shadows). */
+async function shadowCounts(base: string): Promise<ShadowCounts> {
+  const res = await fetch(`${base}/v1/shadows`);
+  const { pairs } = (await res.json()) as { pairs: ShadowCounts[] };
+  return pairs.reduce((a, p) => ({ executed: a.executed + p.executed, shed: a.shed + p.shed }), { executed: 0, shed: 0 });
+}
+
+function diffCounts(a: ShadowCounts, b: ShadowCounts): ShadowCounts {
+  return { executed: a.executed - b.executed, shed: a.shed - b.shed };
 }
 
 function pct(v: number): string {
