@@ -4,6 +4,8 @@
  * flushes the prediction log and frees everything (once).
  */
 import { serve, type ServerType } from '@hono/node-server';
+import { createServer as createHttpServer, type RequestListener, type ServerOptions } from 'node:http';
+import { withFastReject } from './transport/fast-reject.ts';
 import * as grpc from '@grpc/grpc-js';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
@@ -22,12 +24,18 @@ import { createGrpcServer, type GrpcServer } from './transport/grpc/grpc-server.
 import { createFeatureStore, createSink, createTelemetry } from './parts.ts';
 import { ShadowRunner } from './shadow/shadow-runner.ts';
 import { ShadowStats } from './shadow/shadow-stats.ts';
+import { createCellFollower, type CellFollower, type CellFollowerOptions } from './sync/cell-follower.ts';
+import { PendingRouteTable } from './sync/pending-route-table.ts';
 
 export interface GatewayParts {
   readonly store?: FeatureStore;
   readonly sink?: PredictionSink;
   readonly telemetry?: Telemetry;
   readonly logger?: Logger;
+  /** The runtimes models load with (default: createRuntimes()); closed by `stop`. */
+  readonly runtimes?: Runtimes;
+  /** Overrides for the cell follower (tower mode only): retry delays, warm-up bound, a tower client. */
+  readonly sync?: Pick<CellFollowerOptions, 'backoff' | 'warmUpTimeoutMs' | 'client'>;
 }
 
 export interface Gateway {
@@ -42,6 +50,8 @@ export interface Gateway {
   readonly admission: AdmissionControl;
   readonly shadows: ShadowRunner;
   readonly shadowStats: ShadowStats;
+  /** Set when the configuration names a control tower: it provides the route table. */
+  readonly follower: CellFollower | undefined;
   /** Listens on the configured ports (0 picks free ones); resolves with the bound ports. */
   start(): Promise<{ httpPort: number; grpcPort: number }>;
   /** Stops accepting, drains in-flight requests (up to drainTimeoutMs), flushes the log, frees models. Idempotent. */
@@ -54,10 +64,31 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const sink = parts.sink ?? (await createSink(config, logger));
   const shadowStats = new ShadowStats();
   const telemetry = parts.telemetry ?? createTelemetry(config, sink, () => shadowStats.snapshot());
-  const runtimes: Runtimes = createRuntimes();
-  const local = await readLocalModels(config.modelsDir);
-  const table = await loadRouteTable(local.bundles, local.deployment, runtimes, logger);
-  const routes = new RouteTableRef(table);
+  const runtimes: Runtimes = parts.runtimes ?? createRuntimes();
+  let routes: RouteTableRef;
+  let follower: CellFollower | undefined;
+  if (config.tower) {
+    // The cell's desired state provides the routes: served from the local cache at once when there is one; until a
+    // table is loaded, predictions answer UNAVAILABLE and /readyz 503.
+    routes = new RouteTableRef(new PendingRouteTable());
+    follower = createCellFollower({
+      towerUrl: config.tower.url,
+      token: config.tower.token,
+      cell: config.cell,
+      replica: config.tower.replica,
+      cacheDir: config.tower.cacheDir,
+      waitMs: config.tower.waitMs,
+      runtimes,
+      routes,
+      logger,
+      shadowStats: () => shadowStats.snapshot(),
+      ...parts.sync,
+    });
+    await follower.start();
+  } else {
+    const local = await readLocalModels(config.modelsDir);
+    routes = new RouteTableRef(await loadRouteTable(local.bundles, local.deployment, runtimes, logger));
+  }
   const admission = new AdmissionControl(config.admission);
   const shadows = new ShadowRunner({
     store,
@@ -88,7 +119,10 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   });
 
   let draining = false;
-  const health = { live: () => true, ready: () => !draining && [...routes.current.models()].length > 0 };
+  const health = {
+    live: () => true,
+    ready: () => !draining && (follower ? follower.isReady : [...routes.current.models()].length > 0),
+  };
   admission.start();
   const limits = { maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs, admission };
   const app = createRestApp({ pipeline, routes, health, telemetry, limits, logger, shadowStats });
@@ -108,9 +142,11 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     admission,
     shadows,
     shadowStats,
+    follower,
     async start() {
       const httpPort = await new Promise<number>((resolve, reject) => {
-        const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.host }, (info) => resolve(info.port));
+        const createServer = ((options: ServerOptions, listener: RequestListener) => createHttpServer(options, withFastReject(listener, admission))) as typeof createHttpServer;
+        const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.host, createServer }, (info) => resolve(info.port));
         s.once('error', reject);
         http = s;
       });
@@ -124,6 +160,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     stop() {
       stopping ??= (async () => {
         draining = true;
+        await follower?.stop();
         admission.stop();
         grpcServer.setServing(false);
         const drained = Promise.all([

@@ -1,0 +1,312 @@
+/**
+ * A gateway replica following its cell's desired state (DESIGN.md section 5): it long-polls the control tower for
+ * the next revision; for each deployed version not already loaded (by bundle hash) it takes the zip from the local
+ * cache or downloads it, checks its sha256, unpacks it, loads it with its runtime and warms it; then it builds the
+ * new route table (reusing the routes of unchanged versions), swaps it in one step, retires the routes no longer
+ * present (in-flight requests finish on the version they started with; the version is disposed after), writes the
+ * state to the cache and reports what it loaded and what failed.
+ *
+ * Static stability: `start` first loads the cached state and its cached bundles, so a replica restarted while the
+ * tower is down serves what it served before. Without a cache it serves nothing (predictions answer UNAVAILABLE,
+ * see PendingRouteTable) until the tower answers. While the tower is unreachable the replica keeps serving and
+ * retries with exponential backoff and jitter.
+ *
+ * A version that fails (download, hash, unpack, load, warm-up) is left out and reported; the others are served.
+ * Download failures are retried with backoff; load failures wait for the next revision. When the wanted default
+ * version fails, the previous default stays if it is still deployed, else another loaded version serves.
+ */
+import type { ModelBundle } from '../../runtimes/contract.ts';
+import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import type { Runtimes } from '../../runtimes/index.ts';
+import type { CellState, DeployedVersion } from '../../proto/gen/sibyl/v1/deployment_pb.js';
+import { Route, type RouteTableRef } from '../routing/route-table.ts';
+import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
+import { backoffMs, sleep } from './backoff.ts';
+import { openBundleCache, type BundleCache } from './bundle-cache.ts';
+import { buildCellTable } from './build-cell-table.ts';
+import { gatewayReport, type VersionError } from './gateway-report.ts';
+import { openBundleZip } from './open-bundle-zip.ts';
+import { createTowerClient, type TowerClient } from './tower-client.ts';
+import { warmUp } from './warm-up.ts';
+
+export interface FollowerLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface CellFollowerOptions {
+  /** Base URL of the control tower. */
+  readonly towerUrl: string;
+  /** Bearer token for the tower; none when undefined. */
+  readonly token?: string | undefined;
+  readonly cell: string;
+  /** This replica's id in reports. */
+  readonly replica: string;
+  /** Local cache of bundles and the last state (created when missing). */
+  readonly cacheDir: string;
+  readonly runtimes: Runtimes;
+  /** The table the gateway serves; the follower swaps it. Start it with a PendingRouteTable. */
+  readonly routes: RouteTableRef;
+  readonly logger: FollowerLog;
+  /** Long-poll wait, milliseconds (default 30000). */
+  readonly waitMs?: number;
+  /** Retry delays when the tower is unreachable or a download failed, milliseconds (default 500 doubling to 30000). */
+  readonly backoff?: { readonly baseMs?: number; readonly maxMs?: number };
+  /** Bound on each version's warm-up prediction, milliseconds (default 10000). */
+  readonly warmUpTimeoutMs?: number;
+  /** The live-versus-shadow comparison sent with each report. */
+  readonly shadowStats?: () => ShadowPairSnapshot[];
+  /** Replaces the HTTP client (tests, an in-process tower). */
+  readonly client?: TowerClient;
+  /** Replaces the bundle unpacker (default: the safe zip unpacker). */
+  readonly openBundle?: (zip: Buffer, destDir: string) => Promise<ModelBundle>;
+}
+
+export interface CellFollower {
+  /**
+   * Loads the cached state (when there is one) and swaps it in, then follows the tower in the background.
+   * Resolves once the cache has been tried: ready when it held a loadable state. Call once.
+   */
+  start(): Promise<void>;
+  /**
+   * Stops following: aborts the long-poll and downloads, waits for an update in progress (versions it loaded but
+   * did not swap in are disposed) and for versions retired by earlier swaps to be disposed (bounded by their
+   * in-flight requests). The routes being served stay; the gateway retires them. Idempotent.
+   */
+  stop(): Promise<void>;
+  /** Resolves when the first table (from the cache or the tower) is swapped in; never rejects. */
+  readonly ready: Promise<void>;
+  readonly isReady: boolean;
+  /** The revision being served (0 before the first table). */
+  readonly revision: bigint;
+  /** Versions that failed in the last update, as last reported. */
+  readonly errors: readonly VersionError[];
+}
+
+interface Applied {
+  /** Some version failed to download: try this state again after a backoff. */
+  readonly retry: boolean;
+}
+
+export function createCellFollower(opts: CellFollowerOptions): CellFollower {
+  const { cell, replica, runtimes, routes, logger: log } = opts;
+  const waitMs = opts.waitMs ?? 30_000;
+  const baseMs = opts.backoff?.baseMs ?? 500;
+  const maxMs = opts.backoff?.maxMs ?? 30_000;
+  const client = opts.client ?? createTowerClient({ url: opts.towerUrl, token: opts.token });
+  const openBundle = opts.openBundle ?? openBundleZip;
+  const abort = new AbortController();
+  const retiring = new Set<Promise<void>>();
+
+  let cache: BundleCache | undefined;
+  let lastState: CellState | undefined;
+  // Updates and cache pruning take turns, so a prune never removes a bundle an update is unpacking.
+  let lock: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = lock.then(fn);
+    lock = p.catch(() => undefined);
+    return p;
+  };
+  let served = 0n;
+  let hasTable = false;
+  let errors: readonly VersionError[] = [];
+  let reportPending = false;
+  let loop: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+
+  async function zipFor(sha: string, fromTower: boolean): Promise<Buffer> {
+    const cached = await cache!.get(sha);
+    if (cached) return cached;
+    if (!fromTower) throw new SibylError('UNAVAILABLE', `bundle ${sha} is not in the local cache`);
+    const bytes = await client.bundle(sha, abort.signal);
+    await cache!.put(sha, bytes);
+    return bytes;
+  }
+
+  async function loadVersion(model: string, v: DeployedVersion, zip: Buffer): Promise<Route> {
+    const sha = v.bundleSha256;
+    const bundle = await openBundle(zip, cache!.unpackDir(sha));
+    const { manifest } = bundle;
+    if (manifest.name !== model || manifest.version !== v.version) {
+      throw new SibylError('INVALID_ARGUMENT', `bundle ${sha} holds ${manifest.name}/${manifest.version}, not ${model}/${v.version}`);
+    }
+    const runtime = runtimes.byKind.get(manifest.runtime);
+    if (!runtime) throw new SibylError('UNIMPLEMENTED', `runtime ${manifest.runtime} is not available in this gateway`);
+    const started = performance.now();
+    const loaded = await runtime.load(bundle);
+    try {
+      await warmUp(loaded, manifest, opts.warmUpTimeoutMs);
+    } catch (err) {
+      await loaded.dispose().catch(() => undefined);
+      throw err;
+    }
+    log.info({ model, version: v.version, sha, ms: Math.round(performance.now() - started) }, 'model loaded');
+    return new Route(manifest, loaded, sha);
+  }
+
+  /** Loads what `state` needs and swaps it in; undefined when stopped half-way (nothing swapped). */
+  async function apply(state: CellState, fromTower: boolean): Promise<Applied | undefined> {
+    const current = new Map(routes.current.routes().map((r) => [r.hash, r]));
+    const next = new Map<string, Route>();
+    const fresh: Route[] = [];
+    const failed: VersionError[] = [];
+    let retry = false;
+    for (const m of state.models) {
+      for (const v of m.versions) {
+        const sha = v.bundleSha256;
+        const have = current.get(sha) ?? next.get(sha);
+        if (have) {
+          next.set(sha, have);
+          continue;
+        }
+        let zip: Buffer | undefined;
+        try {
+          zip = await zipFor(sha, fromTower);
+          const route = await loadVersion(m.name, v, zip);
+          next.set(sha, route);
+          fresh.push(route);
+        } catch (err) {
+          if (abort.signal.aborted) break;
+          const e = toSibylError(err);
+          if (zip === undefined && fromTower) retry = true;
+          failed.push({ model: m.name, version: v.version, message: e.message });
+          log.warn({ model: m.name, version: v.version, sha, code: e.code, err: e.cause ?? e }, 'version not loaded; left out');
+        }
+      }
+    }
+    if (abort.signal.aborted) {
+      await Promise.all(fresh.map((r) => r.retire()));
+      return undefined;
+    }
+    if (!fromTower && fresh.length === 0 && failed.length > 0) {
+      throw new SibylError('UNAVAILABLE', `none of the ${failed.length} cached versions could be loaded`);
+    }
+    let built;
+    try {
+      built = buildCellTable(state, next, hasTable ? routes.current : undefined, log);
+    } catch (err) {
+      await Promise.all(fresh.map((r) => r.retire()));
+      throw err;
+    }
+    for (const f of built.fallbacks) {
+      const i = failed.findIndex((e) => e.model === f.model && e.version === f.wanted);
+      const note = `default version ${f.wanted || '(none)'} not served; version ${f.using} serves the default`;
+      if (i >= 0) failed[i] = { ...failed[i]!, message: `${failed[i]!.message} (${note})` };
+      else failed.push({ model: f.model, version: f.wanted, message: note });
+    }
+    const swapped = routes.swap(built.table);
+    served = state.revision;
+    errors = failed;
+    if (!hasTable) {
+      hasTable = true;
+      markReady();
+    }
+    lastState = state;
+    const done: Promise<void> = swapped
+      .then(() => exclusive(() => cache!.prune(new Set(lastState?.models.flatMap((m) => m.versions.map((v) => v.bundleSha256)) ?? []))))
+      .catch((err: unknown) => log.warn({ err }, 'cache prune failed'))
+      .finally(() => retiring.delete(done));
+    retiring.add(done);
+    if (fromTower) await cache!.writeState(state).catch((err: unknown) => log.error({ err }, 'could not write the cached state'));
+    log.info(
+      { revision: String(state.revision), loaded: fresh.length, kept: next.size - fresh.length, failed: failed.length, from: fromTower ? 'tower' : 'cache' },
+      'route table swapped',
+    );
+    return { retry };
+  }
+
+  async function report(): Promise<void> {
+    const r = gatewayReport({ cell, replica, revision: served, table: routes.current, errors, shadows: opts.shadowStats?.() });
+    try {
+      await client.report(r, abort.signal);
+      reportPending = false;
+    } catch (err) {
+      reportPending = true;
+      if (!abort.signal.aborted) log.warn({ code: toSibylError(err).code, err: (err as Error).message }, 'report to the control tower failed; will retry');
+    }
+  }
+
+  async function follow(): Promise<void> {
+    let towerFailures = 0;
+    let retries = 0;
+    let retry = false;
+    // Versions that did not load from the cache are tried again from the tower at its first answer.
+    let force = errors.length > 0;
+    while (!abort.signal.aborted) {
+      if (retry) await sleep(backoffMs(++retries, baseMs, maxMs), abort.signal);
+      let state: CellState;
+      try {
+        // Without a table (or to retry a failed download) ask for the current state at once.
+        state = await client.cellState(cell, served, hasTable && !retry ? waitMs : 0, abort.signal);
+        if (state.cell !== '' && state.cell !== cell) throw new SibylError('INVALID_ARGUMENT', `control tower answered with the state of cell ${state.cell}`);
+        if (towerFailures) log.info({ after: towerFailures }, 'control tower reachable again');
+        towerFailures = 0;
+      } catch (err) {
+        if (abort.signal.aborted) break;
+        towerFailures++;
+        const e = toSibylError(err);
+        log.warn({ code: e.code, err: e.message, attempt: towerFailures }, 'control tower not reachable; serving what is loaded');
+        await sleep(backoffMs(towerFailures, baseMs, maxMs), abort.signal);
+        continue;
+      }
+      if (state.revision !== served || !hasTable || retry || force) {
+        force = false;
+        try {
+          const applied = await exclusive(() => apply(state, true));
+          if (!applied) break;
+          retry = applied.retry;
+          if (!retry) retries = 0;
+        } catch (err) {
+          log.error({ err }, 'update failed; still serving the previous table');
+          retry = true;
+        }
+        await report();
+      } else if (reportPending) {
+        await report();
+      }
+    }
+  }
+
+  return {
+    async start() {
+      if (loop) throw new Error('cell follower already started');
+      cache = await openBundleCache(opts.cacheDir);
+      let state: CellState | undefined;
+      try {
+        state = await cache.readState();
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'cached state unreadable; ignored');
+      }
+      if (state) {
+        try {
+          await exclusive(() => apply(state, false));
+          reportPending = true;
+        } catch (err) {
+          log.error({ err }, 'could not serve the cached state');
+        }
+      }
+      loop = follow().catch((err: unknown) => log.error({ err }, 'cell follower stopped on an unexpected error'));
+    },
+    stop() {
+      stopping ??= (async () => {
+        abort.abort();
+        await loop;
+        await Promise.all([...retiring]);
+      })();
+      return stopping;
+    },
+    ready,
+    get isReady() {
+      return hasTable;
+    },
+    get revision() {
+      return served;
+    },
+    get errors() {
+      return errors;
+    },
+  };
+}
