@@ -77,6 +77,24 @@ export class AdmissionControl {
     this.#admitted++;
   }
 
+  /**
+   * Refuses a request before anything is read or allocated for it, when `admit` would refuse it: 'inflight' or
+   * 'lag' says why (and the refusal is counted), undefined means go on (and call `admit` as usual). For the
+   * transports' fast path: under overload a refusal must cost a small fraction of a prediction, or refusing
+   * eats the capacity that serving needs.
+   */
+  refuseEarly(): 'inflight' | 'lag' | undefined {
+    if (this.#inflight >= this.#maxInflight) {
+      this.#rejected++;
+      return 'inflight';
+    }
+    if (this.#lagMs > this.#maxLagMs) {
+      this.#rejected++;
+      return 'lag';
+    }
+    return undefined;
+  }
+
   release(): void {
     this.#inflight--;
   }

@@ -1,0 +1,36 @@
+/**
+ * The REST front door's overload fast path: a Node request listener in front of Hono that answers 429
+ * (RESOURCE_EXHAUSTED, the same ErrorBody and `retry-after` as every refusal) to a prediction request while
+ * admission control refuses new work, without routing it, reading its body or building a Request/Response.
+ * Measured in loadtest/micro/reject.bench.ts against a refusal through the Hono handler.
+ *
+ * Only prediction routes are refused here (`POST /v1/models/...` and `POST /v2/models/.../infer`); health, metrics
+ * and metadata always go through, so probes and operators see an overloaded gateway answer.
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { AdmissionControl } from '../pipeline/admission.ts';
+
+const body = (message: string): Buffer => Buffer.from(JSON.stringify({ code: 'RESOURCE_EXHAUSTED', message, requestId: '' }));
+const BODIES = {
+  inflight: body('the gateway is at capacity; retry with backoff'),
+  lag: body('the gateway is overloaded; retry with backoff'),
+} as const;
+
+export function withFastReject(listener: RequestListener, admission: AdmissionControl): RequestListener {
+  return function fastReject(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'POST' && isPrediction(req.url ?? '')) {
+      const why = admission.refuseEarly();
+      if (why !== undefined) {
+        const b = BODIES[why];
+        res.writeHead(429, { 'content-type': 'application/json', 'content-length': b.byteLength, 'retry-after': '1' });
+        res.end(b);
+        return;
+      }
+    }
+    listener(req, res);
+  };
+}
+
+function isPrediction(url: string): boolean {
+  return url.startsWith('/v1/models/') || (url.startsWith('/v2/models/') && url.endsWith('/infer'));
+}

@@ -1,0 +1,69 @@
+/**
+ * What a refusal costs the gateway, against what a prediction costs, in one run: the gateway process's CPU per
+ * request under a closed loop (autocannon in a child process, 64 connections), for
+ *   served     delivery-eta with all 20 features inline, log off (the baseline: what capacity is made of)
+ *   fast 429   refused by the listener in front of Hono (transport/fast-reject.ts)
+ *   hono 429   refused inside the Hono handler (admission.admit throws; the path before the fast path existed)
+ * Under overload the share of capacity left for serving is about (1 - k * r) / (1 - r) for k times the capacity
+ * offered, where r = refusal cost / prediction cost: at 3x, r must stay under ~5% for 90% goodput.
+ *
+ * Run: node loadtest/micro/reject.bench.ts [seconds=5]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../../gateway/config.ts';
+import { createGateway } from '../../gateway/gateway.ts';
+import { SibylError } from '../../runtimes/errors.ts';
+import { readExpectedRows } from '../lib/population.ts';
+
+const SECONDS = Number(process.argv[2] ?? 5);
+const config = loadConfig({ SIBYL_HOST: '127.0.0.1', SIBYL_HTTP_PORT: '0', SIBYL_GRPC_PORT: '0', SIBYL_PREDICTION_LOG: 'off', SIBYL_DATA_DIR: mkdtempSync(join(tmpdir(), 'sibyl-reject-')), SIBYL_LOG_LEVEL: 'error' });
+const gw = await createGateway(config, { logger: pino({ level: 'error' }) });
+const { httpPort } = await gw.start();
+const row = readExpectedRows('models', 'delivery-eta', '2')[0]!;
+const body = JSON.stringify({ rows: [{ features: row.features }] });
+const url = `http://127.0.0.1:${httpPort}/v1/models/delivery-eta:predict`;
+
+const admission = gw.admission;
+const realRefuse = admission.refuseEarly.bind(admission);
+const realAdmit = admission.admit.bind(admission);
+type Mode = 'served' | 'fast 429' | 'hono 429';
+function setMode(mode: Mode): void {
+  admission.refuseEarly = mode === 'fast 429' ? () => 'lag' : mode === 'hono 429' ? () => undefined : realRefuse;
+  admission.admit = mode === 'hono 429' ? () => { throw new SibylError('RESOURCE_EXHAUSTED', 'the gateway is overloaded; retry with backoff'); } : realAdmit;
+}
+
+function autocannon(seconds: number): Promise<{ requests: number; statuses: Record<string, number> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('node_modules/.bin/autocannon', ['-j', '-c', '64', '-d', String(seconds), '-m', 'POST', '-H', 'content-type=application/json', '-b', body, url], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('exit', () => {
+      const r = JSON.parse(out) as { requests: { total: number }; '2xx': number; non2xx: number };
+      resolve({ requests: r.requests.total, statuses: { '2xx': r['2xx'], non2xx: r.non2xx } });
+    });
+  });
+}
+
+const results: Record<string, number[]> = {};
+for (let round = 0; round < 2; round++) {
+  for (const mode of ['served', 'fast 429', 'hono 429'] as const) {
+    setMode(mode);
+    await autocannon(1);
+    const c0 = process.cpuUsage();
+    const r = await autocannon(SECONDS);
+    const c = process.cpuUsage(c0);
+    const us = (c.user + c.system) / r.requests;
+    (results[mode] ??= []).push(us);
+    console.log(`round ${round + 1} ${mode.padEnd(9)} ${us.toFixed(1).padStart(6)} cpu µs/request  ${Math.round(r.requests / SECONDS)} requests/s  ${JSON.stringify(r.statuses)}`);
+  }
+}
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const served = med(results['served']!);
+for (const mode of ['fast 429', 'hono 429']) console.log(`${mode}: ${(100 * med(results[mode]!) / served).toFixed(1)}% of a served prediction`);
+setMode('served');
+await gw.stop();

@@ -1,0 +1,46 @@
+/**
+ * Overload refusals on the REST front door: while admission control refuses work, prediction requests get 429
+ * RESOURCE_EXHAUSTED with the ErrorBody and retry-after, at once; health, metrics and metadata still answer.
+ * The overload here is real: SIBYL_MAX_INFLIGHT=1 and one request held in flight by a client that sends its
+ * headers and never finishes its body.
+ */
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, postJson, type TestGateway } from '../helpers/gateway.ts';
+
+let gw: TestGateway;
+beforeAll(async () => {
+  gw = await startGateway({ SIBYL_PREDICTION_LOG: 'off', SIBYL_MAX_INFLIGHT: '1' });
+});
+afterAll(() => gw?.stop());
+
+const body = { rows: [{ features: { distance_km: 1, hour_of_day: 2, basket_size: 1, basket_value: 9, is_raining: 0, eta_minutes: 30 } }] };
+
+describe('overload fast path', () => {
+  it('refuses predictions with 429 while capacity is taken, serves everything else, and admits again once it frees', async () => {
+    const url = new URL(gw.http);
+    // Holds the one slot: admitted before its body is read, and the body never completes.
+    const held = request({ host: url.hostname, port: url.port, method: 'POST', path: '/v1/models/tabular-mlp:predict', headers: { 'content-type': 'application/json', 'content-length': '1000' } });
+    held.on('error', () => {});
+    held.write('{"rows":');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(gw.gateway.admission.stats().inflight).toBe(1);
+
+    const before = gw.gateway.admission.stats().rejected;
+    for (const path of ['/v1/models/tabular-mlp:predict', '/v1/models/tabular-mlp/versions/1:predict', '/v2/models/tabular-mlp/infer']) {
+      const res = await postJson(`${gw.http}${path}`, body);
+      expect(res.status, path).toBe(429);
+      expect(res.json).toMatchObject({ code: 'RESOURCE_EXHAUSTED', message: expect.stringContaining('capacity') });
+      expect(res.headers.get('retry-after')).toBe('1');
+    }
+    expect(gw.gateway.admission.stats().rejected).toBe(before + 3);
+    expect((await fetch(`${gw.http}/healthz`)).status).toBe(200);
+    expect((await fetch(`${gw.http}/metrics`)).status).toBe(200);
+    expect((await fetch(`${gw.http}/v2/models/tabular-mlp`)).status).toBe(200);
+
+    held.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(gw.gateway.admission.stats().inflight).toBe(0);
+    expect((await postJson(`${gw.http}/v1/models/tabular-mlp:predict`, body)).status).toBe(200);
+  });
+});
