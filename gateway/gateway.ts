@@ -6,8 +6,6 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { createServer as createHttpServer, type RequestListener, type ServerOptions } from 'node:http';
 import { withFastReject } from './transport/fast-reject.ts';
-import { createServer as createHttpServer, type RequestListener, type ServerOptions } from 'node:http';
-import { withFastReject } from './transport/fast-reject.ts';
 import * as grpc from '@grpc/grpc-js';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
