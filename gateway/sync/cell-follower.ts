@@ -112,6 +112,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
   let hasTable = false;
   let errors: readonly VersionError[] = [];
   let reportPending = false;
+  let reporting: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
   let stopping: Promise<void> | undefined;
   let markReady!: () => void;
@@ -218,15 +219,25 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     return { retry };
   }
 
-  async function report(): Promise<void> {
-    const r = gatewayReport({ cell, replica, revision: served, table: routes.current, errors, shadows: opts.shadowStats?.() });
-    try {
-      await client.report(r, abort.signal);
-      reportPending = false;
-    } catch (err) {
-      reportPending = true;
-      if (!abort.signal.aborted) log.warn({ code: toSibylError(err).code, err: (err as Error).message }, 'report to the control tower failed; will retry');
-    }
+  /**
+   * Sends the current report in the background, one at a time (a report asked for while one is being sent follows
+   * it). A failed report stays pending until the tower next answers.
+   */
+  function report(): void {
+    reportPending = true;
+    reporting ??= (async () => {
+      while (reportPending && !abort.signal.aborted) {
+        reportPending = false;
+        const r = gatewayReport({ cell, replica, revision: served, table: routes.current, errors, shadows: opts.shadowStats?.() });
+        try {
+          await client.report(r, abort.signal);
+        } catch (err) {
+          reportPending = true;
+          if (!abort.signal.aborted) log.warn({ code: toSibylError(err).code, err: (err as Error).message }, 'report to the control tower failed; will retry');
+          return;
+        }
+      }
+    })().finally(() => (reporting = undefined));
   }
 
   async function follow(): Promise<void> {
@@ -235,6 +246,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     let retry = false;
     // Versions that did not load from the cache are tried again from the tower at its first answer.
     let force = errors.length > 0;
+    if (hasTable) report();
     while (!abort.signal.aborted) {
       if (retry) await sleep(backoffMs(++retries, baseMs, maxMs), abort.signal);
       let state: CellState;
@@ -263,9 +275,9 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
           log.error({ err }, 'update failed; still serving the previous table');
           retry = true;
         }
-        await report();
+        report();
       } else if (reportPending) {
-        await report();
+        report();
       }
     }
   }
@@ -283,7 +295,6 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
       if (state) {
         try {
           await exclusive(() => apply(state, false));
-          reportPending = true;
         } catch (err) {
           log.error({ err }, 'could not serve the cached state');
         }
@@ -294,6 +305,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
       stopping ??= (async () => {
         abort.abort();
         await loop;
+        await reporting;
         await Promise.all([...retiring]);
       })();
       return stopping;

@@ -156,6 +156,14 @@ describe('failures while following the cell', () => {
     expect(await predict(second, 'delivery-eta')).toMatchObject({ status: 200, version: '1' });
     expect(await predict(second, 'delivery-eta', 'canary')).toMatchObject({ status: 200, version: '2' });
     expect(await predict(second, 'eta-risk')).toMatchObject({ status: 200, version: '1' });
+
+    // When the tower is back, the restarted replica reports what it serves without waiting for a new revision.
+    const reportsBefore = t.reports.length;
+    await t.up();
+    tower = t;
+    await waitFor('a report from the restarted replica', () => t.reports.length > reportsBefore);
+    expect(t.reports.at(-1)).toMatchObject({ revision: 1n, errors: [] });
+    expect(t.reports.at(-1)!.loaded).toHaveLength(3);
   });
 
   it('starts not ready without cache or tower, answers UNAVAILABLE, and becomes ready when the tower appears', async () => {
