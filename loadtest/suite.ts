@@ -270,6 +270,12 @@ try {
     await stopServer(gwB);
   }
 
+  // ---- the generator's and the machine's own tail: the bare echo, open loop, at S1's half-max rate ----
+  const honoAgain = await startServer('hono-echo-open', ['loadtest/baselines/hono-echo.ts', String(PORTS.hono)]);
+  await honoAgain.announced;
+  const echoOpen = (await generate(`echo-rest/eta-store/open@${s1.open.rate}`, 'Hono echo', { name: 'echo-open', target: http(PORTS.hono), protocol: 'sibyl-rest', mix: 'eta-store', mode: 'open', steps: [{ rate: s1.open.rate, durationS: D }], warmupS: W })).steps[0]!;
+  await stopServer(honoAgain);
+
   // ---- shadows (issue 6): S1 with two shadows (delivery-eta v1, and eta-risk on the same features) ----
   let shadowRuns: { max: StepResult; open: StepResult; atMax: ShadowCounts; atHalf: ShadowCounts } | undefined;
   if (!flags['no-shadows']) {
@@ -317,7 +323,11 @@ try {
 
   const targets: Target[] = [
     { target: 'S1 max throughput ≥ 30% of the bare Hono echo', measured: `${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)}`, met: s1.max.throughput >= 0.3 * echoRestEta.throughput },
-    { target: 'S1 p99 at half of its max rate < 2 ms', measured: `p99 ${s1.open.latency.p99} ms at ${s1.open.rate}/s (p50 ${s1.open.latency.p50} ms)`, met: s1.open.latency.p99 < 2 && s1.open.ok > 0 },
+    {
+      target: 'S1 p99 at half of its max rate < 2 ms',
+      measured: `p99 ${s1.open.latency.p99} ms at ${s1.open.rate}/s (p50 ${s1.open.latency.p50} ms); the bare Hono echo at the same rate, same generator: p99 ${echoOpen.latency.p99} ms (p50 ${echoOpen.latency.p50} ms)`,
+      met: s1.open.latency.p99 < 2 && s1.open.ok > 0,
+    },
     kafkaOn
       ? { target: 'Kafka logging costs < 15% of max throughput', measured: `1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)}`, met: s1.max.throughput >= 0.85 * s2.max.throughput }
       : { target: 'Kafka logging costs < 15% of max throughput', measured: 'not measured: the Kafka-on gateway did not start', met: false },
