@@ -2,10 +2,7 @@
  * A gateway following its cell's desired state: new revisions are served quickly, default switches lose no
  * request, in-flight requests finish on the version they started on, and reports say what is loaded.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../../helpers/gateway.ts';
 import { bundleOf, deployed, type TestBundle } from './bundles.ts';
 import { startTestTower, type TestTower } from './test-tower.ts';
@@ -32,7 +29,6 @@ afterEach(async () => {
   gw = undefined;
   await tower?.close();
 });
-afterAll(() => undefined);
 
 describe('following the cell', () => {
   it('serves a new revision within 2 s of the deploy', async () => {
@@ -110,6 +106,34 @@ describe('following the cell', () => {
     expect(await inFlight).toMatchObject({ status: 200, version: '1' });
     await waitFor('version 1 disposed', () => inst.disposed.includes('delivery-eta/1'));
     expect(inst.disposed).toEqual(['delivery-eta/1']);
+  });
+
+  it("applies the cell's aliases, traffic split and shadows, dropping those whose versions are not deployed", async () => {
+    await freshTower();
+    tower.deploy([
+      {
+        name: 'delivery-eta',
+        versions: [deployed(eta1), deployed(eta2)],
+        defaultVersion: '2',
+        aliases: { stable: '1', gone: '9' },
+        split: [
+          { arm: 'control', version: '1', weight: 1 },
+          { arm: 'canary', version: '2', weight: 1 },
+        ],
+        shadows: [{ model: 'eta-risk', version: '1' }, { model: '', version: '7' }],
+      },
+      { name: 'eta-risk', versions: [deployed(risk1)], defaultVersion: '1' },
+    ]);
+    gw = await towerGateway(tower);
+    await gw.gateway.follower!.ready;
+    const table = gw.gateway.routes.current;
+    const eta = table.model('delivery-eta')!;
+    expect([...eta.aliases]).toEqual([['stable', '1']]);
+    expect(eta.split?.arms.map((a) => `${a.arm}:${a.version}`)).toEqual(['control:1', 'canary:2']);
+    expect(table.shadowsOf('delivery-eta').map((r) => `${r.model}/${r.version}`)).toEqual(['eta-risk/1']);
+    const seen = new Set<string>();
+    for (let i = 0; i < 40; i++) seen.add((await predict(gw, 'delivery-eta')).version ?? '');
+    expect([...seen].sort()).toEqual(['1', '2']);
   });
 
   it('reports what it loaded, with bundle hashes, to the tower with its bearer token', async () => {
