@@ -15,6 +15,7 @@
  * Download failures are retried with backoff; load failures wait for the next revision. When the wanted default
  * version fails, the previous default stays if it is still deployed, else another loaded version serves.
  */
+import { rm } from 'node:fs/promises';
 import type { ModelBundle } from '../../runtimes/contract.ts';
 import { SibylError, toSibylError } from '../../runtimes/errors.ts';
 import type { Runtimes } from '../../runtimes/index.ts';
@@ -25,7 +26,7 @@ import { backoffMs, sleep } from './backoff.ts';
 import { openBundleCache, type BundleCache } from './bundle-cache.ts';
 import { buildCellTable } from './build-cell-table.ts';
 import { gatewayReport, type VersionError } from './gateway-report.ts';
-import { openBundleZip } from './open-bundle-zip.ts';
+import { openBundleZip } from '../../runtimes/bundle/index.ts';
 import { createTowerClient, type TowerClient } from './tower-client.ts';
 import { warmUp } from './warm-up.ts';
 
@@ -129,7 +130,10 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
 
   async function loadVersion(model: string, v: DeployedVersion, zip: Buffer): Promise<Route> {
     const sha = v.bundleSha256;
-    const bundle = await openBundle(zip, cache!.unpackDir(sha));
+    // Unpacked afresh from the checked zip each time: a directory left by an earlier process is not trusted.
+    const unpackTo = cache!.unpackDir(sha);
+    await rm(unpackTo, { recursive: true, force: true });
+    const bundle = await openBundle(zip, unpackTo);
     const { manifest } = bundle;
     if (manifest.name !== model || manifest.version !== v.version) {
       throw new SibylError('INVALID_ARGUMENT', `bundle ${sha} holds ${manifest.name}/${manifest.version}, not ${model}/${v.version}`);

@@ -9,7 +9,7 @@ import { CellStateSchema, GatewayReportSchema } from '../../../proto/gen/sibyl/v
 import { openBundleCache, sha256Hex } from '../../../gateway/sync/bundle-cache.ts';
 import { backoffMs } from '../../../gateway/sync/backoff.ts';
 import { createTowerClient } from '../../../gateway/sync/tower-client.ts';
-import { openBundleZip } from '../../../gateway/sync/open-bundle-zip.ts';
+import { openBundleZip } from '../../../runtimes/bundle/index.ts';
 import { SibylError } from '../../../runtimes/errors.ts';
 import { bundleOf, deployed } from './bundles.ts';
 import { startTestTower } from './test-tower.ts';
