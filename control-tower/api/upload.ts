@@ -1,0 +1,50 @@
+/**
+ * Publishing a bundle: validated (in its own process) before anything is stored, then the zip into the artifact
+ * store by its hash, then the version into the metadata store, then (when asked) deployed and made the default.
+ * Versions are immutable: the same name and version again with the same bytes answers the stored version
+ * (`created: false`, a retried upload is safe); with other bytes ALREADY_EXISTS, and nothing is written.
+ */
+import { SibylError } from '../../runtimes/errors.ts';
+import type { ArtifactStore, CellSelector, ChangeResult, MetadataStore, VersionRecord } from '../store/index.ts';
+import type { UploadValidator } from '../validation/index.ts';
+
+export interface UploadRequest {
+  readonly zip: Buffer;
+  /** Deploy to these cells after storing. */
+  readonly cells?: CellSelector | undefined;
+  /** Make it the default (also when the manifest says `default: true`). */
+  readonly makeDefault?: boolean;
+  readonly actor: string;
+}
+
+export interface UploadResult {
+  readonly version: VersionRecord;
+  /** false for an identical retry. */
+  readonly created: boolean;
+  /** Cells whose desired state changed (deploy and default). */
+  readonly changed: ChangeResult['cells'];
+}
+
+export async function publishBundle(deps: { store: MetadataStore; artifacts: ArtifactStore; validator: UploadValidator }, req: UploadRequest): Promise<UploadResult> {
+  const { store, artifacts, validator } = deps;
+  const valid = await validator.validate(req.zip);
+  const { manifest, sha256, sizeBytes } = valid;
+  const existing = await store.getVersion(manifest.name, manifest.version).catch((err: unknown) => {
+    if (err instanceof SibylError && err.code === 'NOT_FOUND') return undefined;
+    throw err;
+  });
+  if (existing && existing.sha256 !== sha256) {
+    throw new SibylError('ALREADY_EXISTS', `version ${manifest.version} of model ${manifest.name} already exists with other content (sha256 ${existing.sha256}); versions are immutable: upload a new version`);
+  }
+  await artifacts.put(sha256, req.zip);
+  const added = await store.addVersion({ name: manifest.name, version: manifest.version, sha256, runtime: manifest.runtime, manifest, sizeBytes, actor: req.actor });
+  const changed = new Map<string, number>();
+  const note = (r: ChangeResult) => r.cells.forEach((c) => changed.set(c.cell, c.revision));
+  if (req.cells !== undefined) note(await store.deploy(manifest.name, manifest.version, req.cells, req.actor));
+  if (req.makeDefault || manifest.default) {
+    const deployedSomewhere = (await store.getModel(manifest.name)).cells.length > 0;
+    // A default with no cells named goes where the model is deployed, or everywhere for a new model.
+    note(await store.setDefault(manifest.name, manifest.version, req.cells ?? (deployedSomewhere ? undefined : 'all'), req.actor));
+  }
+  return { version: added.version, created: added.created, changed: [...changed].sort().map(([cell, revision]) => ({ cell, revision })) };
+}

@@ -1,0 +1,79 @@
+/**
+ * The control tower's configuration, read once from the environment, validated (every problem at once), frozen.
+ *
+ * | variable | default | meaning |
+ * | SIBYL_TOWER_HOST / SIBYL_TOWER_PORT | 0.0.0.0 / 8090 | where the API listens |
+ * | DATABASE_URL | unset: PGlite in `${SIBYL_DATA_DIR}/control-tower/db` | PostgreSQL for metadata |
+ * | SIBYL_S3_BUCKET (+ AWS_REGION, AWS_ENDPOINT_URL) | unset: `${SIBYL_DATA_DIR}/control-tower/bundles` | bundle store |
+ * | SIBYL_CELLS | local | comma-separated cells this control tower manages |
+ * | SIBYL_ADMIN_TOKEN | unset: a development token printed at start | the admin bearer token |
+ * | SIBYL_MAX_UPLOAD_BYTES | 268435456 | largest bundle upload |
+ * | SIBYL_MAX_WAIT_MS | 60000 | longest long-poll a gateway may ask for |
+ * | SIBYL_VALIDATION_TIMEOUT_MS | 60000 | deadline of one upload's validation |
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+
+const Env = z.object({
+  SIBYL_TOWER_HOST: z.string().default('0.0.0.0'),
+  SIBYL_TOWER_PORT: z.coerce.number().int().min(0).max(65535).default(8090),
+  SIBYL_DATA_DIR: z.string().default('.data'),
+  DATABASE_URL: z.string().optional().transform((v) => (v === '' ? undefined : v)),
+  SIBYL_S3_BUCKET: z.string().optional().transform((v) => (v === '' ? undefined : v)),
+  AWS_REGION: z.string().default('us-east-1'),
+  AWS_ENDPOINT_URL: z.string().optional().transform((v) => (v === '' ? undefined : v)),
+  SIBYL_CELLS: z
+    .string()
+    .default('local')
+    .transform((v) => v.split(',').map((c) => c.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'cell names are 1-63 characters of a-z, 0-9 or "-"')).min(1, 'name at least one cell')),
+  SIBYL_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().or(z.literal('').transform(() => undefined)),
+  SIBYL_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(256 * 1024 * 1024),
+  SIBYL_MAX_WAIT_MS: z.coerce.number().int().positive().default(60_000),
+  SIBYL_VALIDATION_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface TowerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly database: { readonly kind: 'postgres'; readonly url: string } | { readonly kind: 'pglite'; readonly dataDir: string };
+  readonly bundles: { readonly kind: 's3'; readonly bucket: string; readonly region: string; readonly endpoint?: string | undefined } | { readonly kind: 'local'; readonly dir: string };
+  readonly cells: readonly string[];
+  readonly adminToken: string | undefined;
+  readonly maxUploadBytes: number;
+  readonly maxWaitMs: number;
+  readonly validationTimeoutMs: number;
+  /** Where uploads are unpacked while validated. */
+  readonly workDir: string;
+  readonly logLevel: string;
+}
+
+export class TowerConfigError extends Error {
+  constructor(problems: string[]) {
+    super(`invalid control-tower configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'TowerConfigError';
+  }
+}
+
+export function loadTowerConfig(env: Readonly<Record<string, string | undefined>>): TowerConfig {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) throw new TowerConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  const e = parsed.data;
+  const base = join(e.SIBYL_DATA_DIR, 'control-tower');
+  return Object.freeze({
+    host: e.SIBYL_TOWER_HOST,
+    port: e.SIBYL_TOWER_PORT,
+    dataDir: e.SIBYL_DATA_DIR,
+    database: e.DATABASE_URL ? { kind: 'postgres', url: e.DATABASE_URL } : { kind: 'pglite', dataDir: join(base, 'db') },
+    bundles: e.SIBYL_S3_BUCKET ? { kind: 's3', bucket: e.SIBYL_S3_BUCKET, region: e.AWS_REGION, endpoint: e.AWS_ENDPOINT_URL } : { kind: 'local', dir: join(base, 'bundles') },
+    cells: Object.freeze([...e.SIBYL_CELLS]),
+    adminToken: e.SIBYL_ADMIN_TOKEN,
+    maxUploadBytes: e.SIBYL_MAX_UPLOAD_BYTES,
+    maxWaitMs: e.SIBYL_MAX_WAIT_MS,
+    validationTimeoutMs: e.SIBYL_VALIDATION_TIMEOUT_MS,
+    workDir: join(base, 'validation'),
+    logLevel: e.SIBYL_LOG_LEVEL,
+  } satisfies TowerConfig) as TowerConfig;
+}

@@ -1,0 +1,97 @@
+/**
+ * The control tower assembled from its configuration: metadata store (PGlite or PostgreSQL, migrated at start),
+ * cells from the configuration, artifact store (local directory or S3), upload validator, the admin token, and the
+ * REST API. `start` listens; `stop` closes everything once.
+ */
+import { randomBytes } from 'node:crypto';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
+import { pino, type Logger } from 'pino';
+import { createTowerApp } from './api/index.ts';
+import type { TowerEnv } from './api/http.ts';
+import type { TowerConfig } from './config.ts';
+import { createLocalArtifactStore, createMetadataStore, createS3ArtifactStore, openSql, type ArtifactStore, type MetadataStore, type Sql } from './store/index.ts';
+import { createUploadValidator, type UploadValidator } from './validation/index.ts';
+
+export interface ControlTowerParts {
+  readonly logger?: Logger;
+  readonly validator?: UploadValidator;
+  readonly artifacts?: ArtifactStore;
+}
+
+export interface ControlTower {
+  readonly config: TowerConfig;
+  readonly app: Hono<TowerEnv>;
+  readonly store: MetadataStore;
+  readonly artifacts: ArtifactStore;
+  readonly validator: UploadValidator;
+  /** The admin bearer token: SIBYL_ADMIN_TOKEN, or the development token made at this start. */
+  readonly adminToken: string;
+  /** True when `adminToken` was generated (no SIBYL_ADMIN_TOKEN). */
+  readonly devToken: boolean;
+  readonly logger: Logger;
+  /** Listens on the configured port (0 picks a free one); resolves with the bound port. */
+  start(): Promise<{ port: number }>;
+  /** Stops listening, kills running validations, closes the stores. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export async function createControlTower(config: TowerConfig, parts: ControlTowerParts = {}): Promise<ControlTower> {
+  const logger = parts.logger ?? pino({ level: config.logLevel, base: { service: 'control-tower' } });
+  const sql: Sql = await openSql(config.database.kind === 'postgres' ? { databaseUrl: config.database.url } : { dataDir: config.database.dataDir });
+  const store = await createMetadataStore(sql);
+  await store.ensureCells(config.cells);
+  const s3 = !parts.artifacts && config.bundles.kind === 's3' ? createS3ArtifactStore({ bucket: config.bundles.bucket, region: config.bundles.region, endpoint: config.bundles.endpoint }) : undefined;
+  const artifacts = parts.artifacts ?? s3 ?? createLocalArtifactStore((config.bundles as { dir: string }).dir);
+  const validator = parts.validator ?? createUploadValidator({ workDir: config.workDir, timeoutMs: config.validationTimeoutMs });
+  const { token: adminToken, generated } = await ensureAdminToken(store, config.adminToken);
+  const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, logger });
+  let server: ServerType | undefined;
+  let stopping: Promise<void> | undefined;
+
+  return {
+    config,
+    app,
+    store,
+    artifacts,
+    validator,
+    adminToken,
+    devToken: generated,
+    logger,
+    async start() {
+      const port = await new Promise<number>((resolve, reject) => {
+        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => resolve(info.port));
+        s.once('error', reject);
+        server = s;
+      });
+      logger.info({ port, cells: config.cells, database: config.database.kind, bundles: config.bundles.kind }, 'control tower serving');
+      return { port };
+    },
+    stop() {
+      stopping ??= (async () => {
+        if (server) {
+          (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+          await new Promise<void>((resolve) => server!.close(() => resolve()));
+        }
+        await validator.close();
+        await store.close();
+        await sql.close();
+        s3?.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * The admin token: SIBYL_ADMIN_TOKEN registered as token "admin" when it is not yet; without it, a fresh random
+ * development token "dev-admin" for this start (the previous one is revoked).
+ */
+async function ensureAdminToken(store: MetadataStore, configured: string | undefined): Promise<{ token: string; generated: boolean }> {
+  const name = configured ? 'admin' : 'dev-admin';
+  if (configured && (await store.authenticate(configured))) return { token: configured, generated: false };
+  const token = configured ?? `sibyl-dev-${randomBytes(24).toString('base64url')}`;
+  await store.revokeToken(name, 'config').catch(() => undefined);
+  await store.createToken({ name, role: 'admin', actor: 'config', token });
+  return { token, generated: !configured };
+}
