@@ -5,12 +5,13 @@
  */
 import { Command } from 'commander';
 import { featuresCommand } from './features.ts';
+import { towerCommands } from './tower.ts';
 
-const subcommands: readonly (() => Command)[] = [featuresCommand];
+const subcommands: readonly (() => Command | Command[])[] = [featuresCommand, towerCommands];
 
 export function createProgram(): Command {
   const program = new Command('sibyl').description('Sibyl prediction gateway tools').showHelpAfterError();
-  for (const make of subcommands) program.addCommand(make());
+  for (const make of subcommands) for (const c of [make()].flat()) program.addCommand(c);
   return program;
 }
 

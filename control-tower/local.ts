@@ -45,6 +45,8 @@ try {
 }
 const gateway = await createGateway(gatewayConfig, { logger: logger.child({ service: 'gateway', cell }) });
 await gateway.start();
+// Announce once the gateway serves what the tower holds (the first table arrives over the tower's API).
+await Promise.race([gateway.follower?.ready, new Promise((r) => setTimeout(r, 30_000).unref())]);
 if (tower.devToken) {
   process.stderr.write(
     `\nControl tower on http://127.0.0.1:${towerPort}; development admin token (valid until the next start):\n  export SIBYL_TOKEN=${tower.adminToken}\n\n`,
