@@ -1,13 +1,14 @@
 /**
- * The production prediction log: CloudEvents (cloud-event.ts) to a Kafka topic with kafkajs, batched, gzip,
- * acks=all, spilling to a local append-only log (spill-log.ts) while Kafka is unreachable or slow.
+ * The production prediction log: CloudEvents (cloud-event.ts) to a Kafka topic with @platformatic/kafka
+ * (kafka-producer.ts), batched, acks=all, uncompressed by default (README: why), spilling to a local
+ * append-only log (spill-log.ts) while Kafka is unreachable or slow.
  *
  * Life of a record:
  * - `write` pushes it to an in-memory buffer (O(1), never throws, never waits). Ownership passes to the sink:
  *   do not change a record after writing it.
  * - Direct mode: the buffer is sent in batches of `batchSize`, or sooner when a record has waited `lingerMs`,
  *   with at most `maxInFlight` sends outstanding. A batch stays owned by the sink until the broker acks it.
- * - A send that fails (after kafkajs' bounded retries), a buffer past `maxBuffered`, or a broker that cannot be
+ * - A send that fails (after the client's bounded retries), a buffer past `maxBuffered`, or a broker that cannot be
  *   reached at start turns on spill mode: failed batches (in write order, once the sends in flight have
  *   settled) and from then on every new record go to the spill log. A background drainer replays the spill log
  *   oldest first; when it has caught up, the sink returns to direct mode. Newer records never overtake spilled
@@ -20,15 +21,15 @@
  * crash while replaying resends the lines acknowledged since the last spill cursor write. Consumers dedupe on
  * the CloudEvent id (the prediction id). One sink per `spillDir`.
  */
-import { CompressionTypes, Kafka, Partitioners } from 'kafkajs';
-import type { Producer } from 'kafkajs';
 import { predictionMessage, recordToJson } from './cloud-event.ts';
 import type { PredictionMessage } from './cloud-event.ts';
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
 import { SpillLog } from './spill-log.ts';
 import { replaySegment } from './spill-replay.ts';
 import type { SpillSegment } from './spill-log.ts';
-import { DEFAULT_KAFKA_LOG_LEVEL, resolveKafkaSinkOptions } from './kafka-sink-options.ts';
+import { resolveKafkaSinkOptions } from './kafka-sink-options.ts';
+import { createKafkaProducer } from './kafka-producer.ts';
+import type { KafkaProducer } from './kafka-producer.ts';
 import type { KafkaSinkOptions, ResolvedKafkaSinkOptions } from './kafka-sink-options.ts';
 
 export type { KafkaSinkOptions } from './kafka-sink-options.ts';
@@ -59,8 +60,7 @@ export class KafkaSink implements PredictionSink {
   readonly kind = 'kafka';
   readonly #o: ResolvedKafkaSinkOptions;
   readonly #logger: Pick<Console, 'warn' | 'error'>;
-  readonly #kafka: Kafka;
-  readonly #producer: Producer;
+  readonly #producer: KafkaProducer;
   readonly #spill: SpillLog;
   #mode: KafkaSinkMode = 'starting';
   #buffer: PredictionRecord[] = [];
@@ -80,7 +80,6 @@ export class KafkaSink implements PredictionSink {
   #timer: NodeJS.Timeout | undefined;
   #pumpScheduled = false;
   #ready: Promise<void> | undefined;
-  #topicReady = false;
   #drainer: Promise<void> | undefined;
   #stopDrain = false;
   /** Ends the drainer's current wait early (shutdown). */
@@ -93,16 +92,14 @@ export class KafkaSink implements PredictionSink {
   constructor(options: KafkaSinkOptions) {
     this.#o = resolveKafkaSinkOptions(options);
     this.#logger = options.logger ?? console;
-    this.#kafka = new Kafka({
-      clientId: options.clientId ?? 'sibyl-gateway',
+    this.#producer = createKafkaProducer({
       brokers: this.#o.brokers,
-      requestTimeout: this.#o.requestTimeoutMs,
-      retry: { retries: this.#o.retries, initialRetryTime: 100, maxRetryTime: 1000 },
-      logLevel: options.kafkaLogLevel ?? DEFAULT_KAFKA_LOG_LEVEL,
-    });
-    this.#producer = this.#kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: true,
+      topic: this.#o.topic,
+      partitions: this.#o.partitions,
+      compression: this.#o.compression,
+      requestTimeoutMs: this.#o.requestTimeoutMs,
+      retries: this.#o.retries,
+      clientId: options.clientId ?? 'sibyl-gateway',
     });
     this.#spill = new SpillLog({
       dir: this.#o.spillDir,
@@ -175,21 +172,7 @@ export class KafkaSink implements PredictionSink {
   }
 
   #ensureReady(): Promise<void> {
-    this.#ready ??= (async () => {
-      await this.#producer.connect();
-      if (this.#topicReady) return;
-      const admin = this.#kafka.admin();
-      await admin.connect();
-      try {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [{ topic: this.#o.topic, numPartitions: this.#o.partitions }],
-        });
-      } finally {
-        await admin.disconnect().catch(() => {});
-      }
-      this.#topicReady = true;
-    })().catch((err: unknown) => {
+    this.#ready ??= this.#producer.ready().catch((err: unknown) => {
       this.#ready = undefined;
       throw err;
     });
@@ -268,7 +251,7 @@ export class KafkaSink implements PredictionSink {
     this.#unsettled.add(batch);
     this.#directInFlight++;
     this.#producer
-      .send({ topic: this.#o.topic, acks: -1, compression: CompressionTypes.GZIP, messages })
+      .send(messages)
       .then(
         () => {
           if (batch.abandoned) return;
@@ -383,12 +366,12 @@ export class KafkaSink implements PredictionSink {
 
   /** Sends one spill segment in order; throws at the first failed batch. Returns the records sent. */
   #replay(segment: SpillSegment): Promise<number> {
-    const { batchSize, maxInFlight, topic, cell } = this.#o;
+    const { batchSize, maxInFlight, cell } = this.#o;
     return replaySegment(this.#spill, segment, {
       batchSize,
       maxInFlight,
       fallbackCell: cell,
-      send: (messages) => this.#producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages }),
+      send: (messages) => this.#producer.send(messages),
       stopped: () => this.#stopDrain,
       delivered: (count) => {
         this.#delivered += count;
@@ -445,6 +428,6 @@ export class KafkaSink implements PredictionSink {
     clearTimeout(this.#timer);
     if (this.#drainer !== undefined) await Promise.race([this.#drainer, sleep(this.#o.shutdownTimeoutMs)]);
     await this.#spill.close().catch((err: unknown) => this.#logger.error('prediction log: spill close failed', err));
-    await this.#producer.disconnect().catch(() => {});
+    await this.#producer.close();
   }
 }

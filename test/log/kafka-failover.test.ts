@@ -6,7 +6,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
 import { consumeTopic, kafkaInstance, makeRecord, uniqueName, waitFor } from './records.ts';
@@ -35,7 +34,7 @@ describe('kafka sink, broker away and back', () => {
     const topic = uniqueName('predictions');
     const sink = createKafkaSink({
       brokers, topic, cell: 'cell-a', spillDir: await mkdtemp(join(tmpdir(), 'sibyl-spill-')),
-      partitions: 1, retryBackoffMs: 200, kafkaLogLevel: logLevel.NOTHING, logger: quiet,
+      partitions: 1, retryBackoffMs: 200, logger: quiet,
     });
     for (let i = 0; i < 300; i++) sink.write(makeRecord('up', i));
     await sink.flush();
@@ -57,7 +56,7 @@ describe('kafka sink, broker away and back', () => {
     const topic = uniqueName('predictions');
     const sink = createKafkaSink({
       brokers, topic, cell: 'cell-a', spillDir: await mkdtemp(join(tmpdir(), 'sibyl-spill-')),
-      batchSize: 200, lingerMs: 10, retryBackoffMs: 200, kafkaLogLevel: logLevel.NOTHING, logger: quiet,
+      batchSize: 200, lingerMs: 10, retryBackoffMs: 200, logger: quiet,
     });
     await waitFor(() => sink.mode === 'direct', 30_000, 'the sink to connect');
 

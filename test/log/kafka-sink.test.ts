@@ -3,7 +3,6 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { equals, fromJson, type JsonValue } from '@bufbuild/protobuf';
-import { logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
 import type { KafkaSinkOptions } from '../../gateway/log/kafka-sink.ts';
@@ -19,7 +18,6 @@ function sinkOptions(over: Partial<KafkaSinkOptions> & { spillDir: string }): Ka
     brokers: TEST_BROKERS,
     topic: uniqueName('predictions'),
     cell: 'cell-a',
-    kafkaLogLevel: logLevel.NOTHING,
     logger: quiet,
     retryBackoffMs: 100,
     ...over,

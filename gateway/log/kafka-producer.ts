@@ -1,0 +1,121 @@
+/**
+ * The Kafka side of the prediction log on @platformatic/kafka: one Producer for all sends, an Admin used once to
+ * create the topic. The sink (kafka-sink.ts) owns batching, ordering and spilling; this only sends one batch
+ * at a time as asked and reports success or failure. Nothing is buffered or retried here beyond the client's
+ * own bounded retries (`retries`, each request bounded by `requestTimeoutMs`).
+ *
+ * Wire format per message: key = request id (UTF-8), value = the CloudEvent JSON (UTF-8), the one header
+ * `content-type`; acks=all; partition from the key with the Java client's murmur2 (murmur2-partitioner.ts).
+ */
+import { Admin, Producer, ProduceAcks, findErrorBy } from '@platformatic/kafka';
+import type { MessageToProduce } from '@platformatic/kafka';
+import type { PredictionMessage } from './cloud-event.ts';
+import { javaCompatiblePartitioner } from './murmur2-partitioner.ts';
+
+/** Batch compression on the wire. 'gzip' runs in libuv's thread pool, off the event loop. */
+export type KafkaCompression = 'none' | 'gzip';
+
+export interface KafkaProducerOptions {
+  /** host:port list. */
+  brokers: string[];
+  topic: string;
+  /** Partitions of the topic when it is created here. */
+  partitions: number;
+  compression: KafkaCompression;
+  /** Bound on each request (client side) and the broker's ack wait, ms; connecting waits at most min(this, 3000). */
+  requestTimeoutMs: number;
+  /** Retries of a failed request (connect, metadata, produce) before the call rejects; 100 ms doubling to 1 s. */
+  retries: number;
+  clientId: string;
+}
+
+/** One Kafka connection set. Calls may overlap; `close` once, last. */
+export interface KafkaProducer {
+  /**
+   * Reaches a broker, creates the topic unless it exists (once per producer), and waits until every partition
+   * has a leader. Rejects when the cluster cannot be reached within the retries.
+   */
+  ready(): Promise<void>;
+  /** Sends one batch to the topic; resolves when the broker acked all of it (acks=all), rejects otherwise. */
+  send(messages: readonly PredictionMessage[]): Promise<void>;
+  /** Ends pending requests (they reject) and closes the connections. Never rejects. */
+  close(): Promise<void>;
+}
+
+type Bytes = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
+
+export function createKafkaProducer(options: KafkaProducerOptions): KafkaProducer {
+  const { brokers, topic, partitions, compression, requestTimeoutMs, retries, clientId } = options;
+  const connection = {
+    clientId,
+    bootstrapBrokers: brokers,
+    connectTimeout: Math.min(requestTimeoutMs, 3000),
+    requestTimeout: requestTimeoutMs,
+    timeout: requestTimeoutMs,
+    retries,
+    retryDelay: (_client: unknown, _op: string, attempt: number) => Math.min(100 * 2 ** (attempt - 1), 1000),
+    metadataMaxAge: 60_000,
+  };
+  const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    ...connection,
+    acks: ProduceAcks.ALL,
+    idempotent: false,
+    compression,
+    partitioner: javaCompatiblePartitioner,
+    autocreateTopics: false,
+  });
+  // Header buffers are made once per distinct headers object (the sink shares one).
+  const headerMaps = new WeakMap<object, Map<Buffer, Buffer>>();
+  const headersOf = (headers: Readonly<Record<string, string>>): Map<Buffer, Buffer> => {
+    let map = headerMaps.get(headers);
+    if (map === undefined) {
+      map = new Map(Object.entries(headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)]));
+      headerMaps.set(headers, map);
+    }
+    return map;
+  };
+  let topicCreated = false;
+
+  async function createTopic(): Promise<void> {
+    const admin = new Admin(connection);
+    try {
+      await admin.createTopics({ topics: [topic], partitions }).catch((err: unknown) => {
+        if (findErrorBy(err as Error, 'apiId', 'TOPIC_ALREADY_EXISTS') === null) throw err;
+      });
+    } finally {
+      await admin.close().catch(() => {});
+    }
+    topicCreated = true;
+  }
+
+  async function leadersKnown(): Promise<boolean> {
+    const metadata = await producer.metadata({ topics: [topic], forceUpdate: true });
+    const t = metadata.topics.get(topic);
+    return t !== undefined && t.partitions.length > 0 && t.partitions.every((p) => p !== undefined && p.leader >= 0);
+  }
+
+  return {
+    async ready() {
+      if (!topicCreated) await createTopic();
+      // A new topic's leaders are elected within moments; metadata errors (no broker) reject at once.
+      for (let i = 0; !(await leadersKnown()); i++) {
+        if (i >= 50) throw new Error(`topic ${topic}: partitions without a leader`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+
+    async send(messages) {
+      if (messages.length === 0) return;
+      const batch: Bytes[] = new Array(messages.length);
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
+        batch[i] = { topic, key: Buffer.from(m.key), value: Buffer.from(m.value), headers: headersOf(m.headers) };
+      }
+      await producer.send({ messages: batch });
+    },
+
+    async close() {
+      await producer.close(true).catch(() => {});
+    },
+  };
+}
