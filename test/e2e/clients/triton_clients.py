@@ -1,0 +1,109 @@
+"""Sibyl through NVIDIA Triton's Python clients, as a Triton user would call it.
+
+Usage: python triton_clients.py HTTP_ADDRESS GRPC_ADDRESS   (host:port, an http:// prefix is dropped)
+
+Runs the cases of oip_cases.py with three clients and prints their reports (a JSON list) on stdout:
+- tritonclient.http with binary tensors (its default: binary inputs, `binary_data_output` for all outputs),
+- tritonclient.http with binary_data=False for inputs and outputs (pure JSON),
+- tritonclient.grpc (outputs read from raw_output_contents only).
+Exits 1 (traceback on stderr) when a call that should succeed fails, or the unknown model does not fail.
+"""
+import sys
+
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from oip_cases import INFER_CASES, MODELS, UNKNOWN_MODEL, expected_rows, input_arrays, main, metadata_report, tensor_report
+
+
+def run_http(address, binary):
+    client = httpclient.InferenceServerClient(url=address)
+    try:
+        return run_client(client, f"tritonclient.http ({'binary' if binary else 'json'})", binary, as_json={})
+    finally:
+        client.close()
+
+
+def run_grpc(address):
+    client = grpcclient.InferenceServerClient(url=address)
+    try:
+        return run_client(client, "tritonclient.grpc", True, as_json={"as_json": True})
+    finally:
+        client.close()
+
+
+def run_client(client, label, binary, as_json):
+    lib = grpcclient if isinstance(client, grpcclient.InferenceServerClient) else httpclient
+    report = {
+        "client": label,
+        "server": {
+            "live": client.is_server_live(),
+            "ready": client.is_server_ready(),
+            "metadata": dict(client.get_server_metadata(**as_json)),
+        },
+        "models": {},
+        "infer": [],
+    }
+    report["server"]["metadata"] = {k: report["server"]["metadata"].get(k) for k in ("name", "version", "extensions")}
+    metadata = {}
+    for model in MODELS:
+        md = metadata_report(client.get_model_metadata(model, **as_json))
+        metadata[model] = md
+        report["models"][model] = {"ready": client.is_model_ready(model), "metadata": md}
+
+    for model, version, (exp_model, exp_version) in INFER_CASES:
+        rows = expected_rows(exp_model, exp_version)
+        inputs = []
+        for name, datatype, arr in input_arrays(model, metadata[model]["inputs"], rows):
+            t = lib.InferInput(name, list(arr.shape), datatype)
+            if lib is httpclient:
+                t.set_data_from_numpy(arr, binary_data=binary)
+            else:
+                t.set_data_from_numpy(arr)
+            inputs.append(t)
+        # Binary HTTP: no outputs named, so the client asks for all of them in binary (`binary_data_output`).
+        outputs = None
+        if lib is httpclient and not binary:
+            outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata[model]["outputs"]]
+        result = client.infer(model, inputs, model_version=version or "", outputs=outputs)
+        response = result.get_response(**as_json)
+        entry = {
+            "model": model,
+            "requested_version": version,
+            "expected_file": f"{exp_model}/{exp_version}",
+            "model_name": response.get("model_name"),
+            "model_version": response.get("model_version"),
+            "outputs": {},
+        }
+        for o in response["outputs"]:
+            arr = result.as_numpy(o["name"])
+            if arr is None:
+                raise AssertionError(f"{label}: {model} output {o['name']} has no data")
+            entry["outputs"][o["name"]] = tensor_report(o["datatype"], o["shape"], arr)
+            # How the tensor travelled: in the binary part (binary_data_size) or as JSON `data`; gRPC: raw contents.
+            if lib is httpclient:
+                entry["outputs"][o["name"]]["binary"] = "binary_data_size" in (o.get("parameters") or {}) and "data" not in o
+        report["infer"].append(entry)
+
+    try:
+        arr = next(iter(input_arrays("tabular-mlp", metadata["tabular-mlp"]["inputs"], expected_rows("tabular-mlp", "1")[:1])))[2]
+        t = lib.InferInput("input", list(arr.shape), "FP32")
+        t.set_data_from_numpy(arr)
+        client.infer(UNKNOWN_MODEL, [t])
+    except InferenceServerException as e:
+        report["not_found"] = {"status": str(e.status()), "message": str(e.message())}
+    else:
+        raise AssertionError(f"{label}: infer on {UNKNOWN_MODEL} succeeded")
+    return report
+
+
+def http_address(a):
+    return a.split("://", 1)[-1].rstrip("/")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: triton_clients.py HTTP_ADDRESS GRPC_ADDRESS")
+    http, grpc = http_address(sys.argv[1]), sys.argv[2]
+    main(lambda: [run_http(http, True), run_http(http, False), run_grpc(grpc)])
