@@ -6,7 +6,7 @@
 import type { Hono } from 'hono';
 import { SibylError } from '../../runtimes/errors.ts';
 import type { ArtifactStore, MetadataStore, ShadowTargetState, SplitArmInput, VersionRecord } from '../store/index.ts';
-import type { UploadValidator } from '../validation/index.ts';
+import type { UploadValidator } from './upload-validator.ts';
 import { cellSelector, jsonBody, requiredCells, requireRole, stringField, type TowerEnv } from './http.ts';
 import { publishBundle } from './upload.ts';
 
@@ -39,7 +39,7 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
     if (zip.byteLength > deps.maxUploadBytes) throw tooBig(zip.byteLength, deps.maxUploadBytes);
     if (zip.byteLength === 0) throw new SibylError('INVALID_ARGUMENT', 'the body is empty: send the bundle zip (application/zip) or a multipart field "bundle"');
     const q = (name: string) => c.req.query(name) ?? (typeof fields[name] === 'string' ? (fields[name] as string) : undefined);
-    const result = await publishBundle(deps, { zip, cells: cellSelector(q('cells')), makeDefault: q('default') === 'true', actor: p.name });
+    const result = await publishBundle(deps, { zip, cells: cellSelector(q('cells')), makeDefault: flag(q('default'), 'default'), actor: p.name });
     return c.json({ ...versionJson(result.version), created: result.created, changed: result.changed }, result.created ? 201 : 200);
   });
 
@@ -168,6 +168,13 @@ function versionJson(v: VersionRecord) {
     createdAt: v.created,
     ...(v.retired ? { retiredAt: v.retired, retiredBy: v.retiredBy } : {}),
   };
+}
+
+/** `true`/`false` (or absent: false); anything else INVALID_ARGUMENT. */
+function flag(v: string | undefined, name: string): boolean {
+  if (v === undefined || v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  throw new SibylError('INVALID_ARGUMENT', `${name}: "true" or "false", got "${v}"`);
 }
 
 function tooBig(size: number, limit: number): SibylError {
