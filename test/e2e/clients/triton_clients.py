@@ -51,6 +51,11 @@ def run_client(client, label, binary, as_json):
         md = metadata_report(client.get_model_metadata(model, **as_json))
         metadata[model] = md
         report["models"][model] = {"ready": client.is_model_ready(model), "metadata": md}
+    # A pinned version: its own metadata and readiness paths (/v2/models/{m}/versions/{v}[/ready]).
+    report["version_1"] = {
+        "ready": client.is_model_ready("delivery-eta", "1"),
+        "metadata": metadata_report(client.get_model_metadata("delivery-eta", "1", **as_json)),
+    }
 
     for model, version, (exp_model, exp_version) in INFER_CASES:
         rows = expected_rows(exp_model, exp_version)
@@ -66,9 +71,12 @@ def run_client(client, label, binary, as_json):
         outputs = None
         if lib is httpclient and not binary:
             outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata[model]["outputs"]]
-        result = client.infer(model, inputs, model_version=version or "", outputs=outputs)
+        sent_id = f"{model}-{version or 'default'}"
+        result = client.infer(model, inputs, model_version=version or "", outputs=outputs, request_id=sent_id)
         response = result.get_response(**as_json)
         entry = {
+            "sent_id": sent_id,
+            "id": response.get("id"),
             "model": model,
             "requested_version": version,
             "expected_file": f"{exp_model}/{exp_version}",
