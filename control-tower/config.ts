@@ -57,6 +57,10 @@ export class TowerConfigError extends Error {
   }
 }
 
+/**
+ * Reads the configuration from `env` (process.env at the edge). Throws TowerConfigError listing every problem at
+ * once; the result and its nested objects are frozen.
+ */
 export function loadTowerConfig(env: Readonly<Record<string, string | undefined>>): TowerConfig {
   const parsed = Env.safeParse(env);
   if (!parsed.success) throw new TowerConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
@@ -66,8 +70,8 @@ export function loadTowerConfig(env: Readonly<Record<string, string | undefined>
     host: e.SIBYL_TOWER_HOST,
     port: e.SIBYL_TOWER_PORT,
     dataDir: e.SIBYL_DATA_DIR,
-    database: e.DATABASE_URL ? { kind: 'postgres', url: e.DATABASE_URL } : { kind: 'pglite', dataDir: join(base, 'db') },
-    bundles: e.SIBYL_S3_BUCKET ? { kind: 's3', bucket: e.SIBYL_S3_BUCKET, region: e.AWS_REGION, endpoint: e.AWS_ENDPOINT_URL } : { kind: 'local', dir: join(base, 'bundles') },
+    database: Object.freeze(e.DATABASE_URL ? { kind: 'postgres', url: e.DATABASE_URL } : { kind: 'pglite', dataDir: join(base, 'db') }),
+    bundles: Object.freeze(e.SIBYL_S3_BUCKET ? { kind: 's3', bucket: e.SIBYL_S3_BUCKET, region: e.AWS_REGION, endpoint: e.AWS_ENDPOINT_URL } : { kind: 'local', dir: join(base, 'bundles') }),
     cells: Object.freeze([...e.SIBYL_CELLS]),
     adminToken: e.SIBYL_ADMIN_TOKEN,
     maxUploadBytes: e.SIBYL_MAX_UPLOAD_BYTES,

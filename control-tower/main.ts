@@ -15,7 +15,9 @@ try {
 }
 const tower = await createControlTower(config);
 await tower.start();
-if (tower.devToken) tower.logger.warn({ token: tower.adminToken }, 'development admin token (set SIBYL_ADMIN_TOKEN in production)');
+if (tower.devToken) {
+  process.stderr.write(`\ndevelopment admin token (valid until the next start; set SIBYL_ADMIN_TOKEN in production):\n  export SIBYL_TOKEN=${tower.adminToken}\n\n`);
+}
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => void tower.stop().then(() => process.exit(0), () => process.exit(1)));
 }
