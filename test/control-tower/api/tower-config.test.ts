@@ -91,7 +91,7 @@ describe('control-tower/main.ts', () => {
       expect(token).toMatch(/^sibyl-dev-/);
       const res = await fetch(`http://127.0.0.1:${port}/v1/cells`, { headers: { authorization: `Bearer ${token}` } });
       expect(res.status).toBe(200);
-      expect((await res.json()).cells.map((c: { name: string }) => c.name)).toEqual(['local']);
+      expect(((await res.json()) as { cells: { name: string }[] }).cells.map((c: { name: string }) => c.name)).toEqual(['local']);
       expect((await fetch(`http://127.0.0.1:${port}/v1/cells`)).status).toBe(401);
     } finally {
       child.kill('SIGTERM');
