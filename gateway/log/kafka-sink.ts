@@ -45,6 +45,8 @@ interface Batch {
   lo: number;
   count: number;
   messages: PredictionMessage[];
+  /** The records' JSON (the spill-log line form), kept to spill the batch if its send fails. */
+  lines: string[];
   /** A Kafka send is outstanding. */
   sending: boolean;
   /** Given up on at shutdown (spilled); its send's outcome is ignored. */
@@ -240,14 +242,17 @@ export class KafkaSink implements PredictionSink {
 
   #send({ lo, records }: { lo: number; records: PredictionRecord[] }): void {
     const messages: PredictionMessage[] = [];
+    const lines: string[] = [];
     for (const record of records) {
       try {
-        messages.push(predictionMessage(record, this.#o.cell));
+        const json = recordToJson(record);
+        messages.push(predictionMessage(record, this.#o.cell, json));
+        lines.push(json);
       } catch (err) {
         this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
       }
     }
-    const batch: Batch = { lo, count: messages.length, messages, sending: true, abandoned: false };
+    const batch: Batch = { lo, count: messages.length, messages, lines, sending: true, abandoned: false };
     this.#unsettled.add(batch);
     this.#directInFlight++;
     this.#producer
@@ -278,7 +283,8 @@ export class KafkaSink implements PredictionSink {
   #spillFailed(): void {
     const failed = this.#failed.sort((a, b) => a.lo - b.lo);
     this.#failed = [];
-    for (const batch of failed) this.#spillLines(batch, batch.messages.map((m) => m.value));
+    // The spill log holds record JSON (not the event around it), like every other spill line.
+    for (const batch of failed) this.#spillLines(batch, batch.lines);
     this.#schedulePump();
   }
 
@@ -291,7 +297,7 @@ export class KafkaSink implements PredictionSink {
         this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
       }
     }
-    this.#spillLines({ lo, count: lines.length, messages: [], sending: false, abandoned: false }, lines);
+    this.#spillLines({ lo, count: lines.length, messages: [], lines, sending: false, abandoned: false }, lines);
   }
 
   #spillLines(batch: Batch, lines: string[]): void {

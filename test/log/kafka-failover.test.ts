@@ -89,6 +89,8 @@ describe('kafka sink, broker away and back', () => {
         `consumed ${messages.length}, unique ${ids.size}, duplicates ${messages.length - ids.size}`,
     );
     expect(ids.size).toBe(written);
+    // Replayed records are the same events as direct ones: keyed by request id, the record as data.
+    for (const m of messages) expect(m.key).toBe((m.event.data as { requestId?: string }).requestId);
     // At least once: duplicates come only from batches in flight at the failure (4 sends of 200 at most).
     expect(messages.length - ids.size).toBeLessThanOrEqual(4 * 200);
   }, 300_000);
