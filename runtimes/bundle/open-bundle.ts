@@ -17,11 +17,16 @@ export async function openBundleZip(zip: Buffer, destDir: string, limits: Partia
   const { files } = await unpackZip(zip, dir, limits);
   try {
     const manifestFile = MANIFEST_FILES.find((f) => files.includes(f));
-    if (!manifestFile) throw new SibylError('INVALID_ARGUMENT', `bundle: no manifest at the zip's root (one of ${MANIFEST_FILES.join(', ')})`);
+    if (!manifestFile) {
+      const nested = files.find((f) => MANIFEST_FILES.some((m) => f.endsWith(`/${m}`)));
+      const hint = nested ? `; found ${nested}: zip the bundle's files, not the folder holding them` : '';
+      throw new SibylError('INVALID_ARGUMENT', `bundle: no manifest at the zip's root (one of ${MANIFEST_FILES.join(', ')})${hint}`);
+    }
     const manifest = parseManifest(await readFile(join(dir, manifestFile), 'utf8'), manifestFile);
     for (const f of namedFiles(manifest)) {
       const st = await lstat(join(dir, f)).catch(() => undefined);
-      if (!st?.isFile()) throw new SibylError('INVALID_ARGUMENT', `bundle: the manifest names ${f}, which is not in the zip`);
+      if (!st) throw new SibylError('INVALID_ARGUMENT', `bundle: the manifest names ${f}, which is not in the zip`);
+      if (!st.isFile()) throw new SibylError('INVALID_ARGUMENT', `bundle: the manifest names ${f}, which is a directory, not a file`);
     }
     return { manifest, dir, hash: createHash('sha256').update(zip).digest('hex') };
   } catch (err) {
