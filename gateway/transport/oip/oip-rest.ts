@@ -1,7 +1,9 @@
 /**
  * The Open Inference Protocol v2 over REST: health, server and model metadata, readiness, and infer, including the
  * binary tensor data extension (`Inference-Header-Content-Length`) that Triton's HTTP client uses by default.
- * Errors are `{"error": message, "code": CODE}` with the HTTP status of the code (the one table in errors.ts).
+ * Errors are `{"error": message, "code": CODE}` with the HTTP status of the code (the one table in errors.ts),
+ * also for paths under /v2 that are not routes (Triton's clients read `error` from every failed response).
+ * Infer request bodies may be compressed (`Content-Encoding: gzip | deflate`, see content-encoding.ts).
  */
 import type { Hono } from 'hono';
 import { SibylError, toSibylError } from '../../../runtimes/errors.ts';
@@ -12,6 +14,7 @@ import { httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type Re
 import { signatureOf } from './signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata } from './metadata.ts';
+import { decodeContent } from './content-encoding.ts';
 
 const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -46,6 +49,8 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
   app.get('/v2/models/:model/versions/:version/ready', (c) => ready(c.req.param('model'), c.req.param('version')));
   app.post('/v2/models/:model/infer', (c) => infer(httpIn(c), c.req.param('model'), ''));
   app.post('/v2/models/:model/versions/:version/infer', (c) => infer(httpIn(c), c.req.param('model'), c.req.param('version')));
+  // Registered last: only what no route above answered (other methods, Triton's model config, statistics, ...).
+  app.all('/v2/*', (c) => oipError(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
 
   async function infer(req: HttpIn, model: string, version: string): Promise<Response> {
     const startMs = performance.now();
@@ -55,7 +60,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
       limits.admission.admit();
       admitted = true;
       const requested = timeoutHeader(req);
-      const body = await req.body(limits.maxBodyBytes);
+      const body = await decodeContent(await req.body(limits.maxBodyBytes), req.header('content-encoding'), limits.maxBodyBytes);
       const headerLength = req.header(HEADER_LENGTH);
       let jsonPart = body;
       let binary: Uint8Array | undefined;
