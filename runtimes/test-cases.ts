@@ -1,80 +1,117 @@
 /**
  * A manifest's test cases run against a loaded model: the gate a version passes before the control tower stores
  * it, and what `sibyl rules test` runs. Each case's features are completed with the manifest's defaults, the model
- * is called once per case, and every expected output is compared:
- * - numbers within the case's tolerance t: |actual - expected| <= t * max(1, |expected|) (absolute up to 1,
- *   relative above: float32 models are compared with what the float64 training library produced);
+ * is called once per case (one row), and every expected output is compared:
+ * - numbers within the case's absolute tolerance: |actual - expected| <= tolerance (default 1e-5); a string output
+ *   that reads as a number (a classifier's label) is compared as that number;
  * - vectors element by element the same way, and of the same length;
  * - strings and booleans exactly.
+ * Outputs the case does not name are not compared.
  */
 import type { FeatureRow, LoadedModel, Scalar, Value } from './contract.ts';
 import { toSibylError } from './errors.ts';
-import type { Manifest, TestCase } from './manifest.ts';
+import type { FeatureSpec, Manifest, TestCase } from './manifest.ts';
 
 export interface TestCaseFailure {
+  /** The case's name from the manifest. */
   readonly name: string;
-  /** One line per output that differs, or the error the model raised. */
+  /** One line per problem: an output that differs (expected, actual, by how much), a bad feature, or the model's error. */
   readonly problems: readonly string[];
 }
 
-/** Runs every case; resolves with the failures (empty when all pass). Never rejects for a failing model. */
-export async function runTestCases(model: LoadedModel, manifest: Manifest, options: { timeoutMs?: number } = {}): Promise<TestCaseFailure[]> {
+export interface RunTestCasesOptions {
+  /** Deadline of one case's predict, ms (default 10 000). */
+  readonly timeoutMs?: number;
+}
+
+/** Runs every case in order; resolves with the failures (empty when all pass). Never rejects for a failing model. */
+export async function runTestCases(model: LoadedModel, manifest: Manifest, options: RunTestCasesOptions = {}): Promise<TestCaseFailure[]> {
   const failures: TestCaseFailure[] = [];
+  const specs = new Map(manifest.features.map((f) => [f.name, f]));
   for (const tc of manifest.tests) {
-    const row: FeatureRow = {};
-    for (const f of manifest.features) row[f.name] = (tc.features[f.name] ?? f.default) as Scalar;
-    for (const k of Object.keys(tc.features)) if (!(k in row)) failures.push({ name: tc.name, problems: [`features.${k}: the model has no feature "${k}"`] });
-    try {
-      const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000);
-      const [out] = await model.predict([row], { signal });
-      const problems = compare(tc, out ?? {});
-      if (problems.length) failures.push({ name: tc.name, problems });
-    } catch (err) {
-      const e = toSibylError(err);
-      failures.push({ name: tc.name, problems: [`the model failed: ${e.code}: ${e.message}`] });
+    const problems = checkFeatures(tc, specs);
+    if (problems.length === 0) {
+      const row: FeatureRow = {};
+      for (const f of manifest.features) row[f.name] = (tc.features[f.name] ?? f.default) as Scalar;
+      try {
+        const [out] = await model.predict([row], { signal: AbortSignal.timeout(options.timeoutMs ?? 10_000) });
+        problems.push(...compare(tc, out ?? {}));
+      } catch (err) {
+        const e = toSibylError(err);
+        problems.push(`the model failed: ${e.code}: ${e.message}`);
+      }
     }
+    if (problems.length) failures.push({ name: tc.name, problems });
   }
   return failures;
 }
 
-/** The differences between a case's expected outputs and what the model returned. */
+/** Features a case gives that the manifest does not declare, or whose value is not of the declared type. */
+function checkFeatures(tc: TestCase, specs: ReadonlyMap<string, FeatureSpec>): string[] {
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(tc.features)) {
+    const spec = specs.get(k);
+    if (!spec) problems.push(`features.${k}: the manifest declares no feature "${k}"`);
+    else if (!fits(spec, v)) problems.push(`features.${k}: ${show(v)} is not a ${spec.dtype} value`);
+  }
+  return problems;
+}
+
+function fits(spec: FeatureSpec, v: Scalar): boolean {
+  if (spec.dtype === 'string') return typeof v === 'string';
+  if (spec.dtype === 'bool') return typeof v === 'boolean' || v === 0 || v === 1;
+  return typeof v === 'number' || typeof v === 'boolean';
+}
+
+/** The differences between a case's expected outputs and what the model returned, one line each. */
 export function compare(tc: TestCase, actual: Readonly<Record<string, Value>>): string[] {
   const problems: string[] = [];
   for (const [name, want] of Object.entries(tc.expected)) {
     const got = actual[name];
     if (got === undefined) {
-      problems.push(`${name}: expected ${show(want)}, the model returned no such output`);
+      problems.push(`${name}: expected ${show(want)}, the model returned no such output (it returned ${Object.keys(actual).map((k) => `"${k}"`).join(', ') || 'nothing'})`);
       continue;
     }
     if (Array.isArray(want)) {
       if (!Array.isArray(got) || got.length !== want.length) {
-        problems.push(`${name}: expected ${show(want)}, got ${show(got)}`);
+        problems.push(`${name}: expected ${show(want)}, got ${show(got)}${Array.isArray(got) ? ` (${got.length} elements, not ${want.length})` : ''}`);
         continue;
       }
-      const bad = want.findIndex((w, i) => !same(w, got[i], tc.tolerance));
-      if (bad !== -1) problems.push(`${name}[${bad}]: expected ${show(want[bad])}, got ${show(got[bad])}${diff(want[bad], got[bad])} (tolerance ${tc.tolerance})`);
+      const bad = want.flatMap((w, i) => (same(w, got[i], tc.tolerance) ? [] : [i]));
+      if (bad.length) {
+        const i = bad[0]!;
+        const more = bad.length > 1 ? `; ${bad.length} of ${want.length} elements differ` : '';
+        problems.push(`${name}[${i}]: expected ${show(want[i])}, got ${show(got[i])}${detail(want[i], got[i], tc.tolerance, more)}`);
+      }
     } else if (!same(want, got, tc.tolerance)) {
-      problems.push(`${name}: expected ${show(want)}, got ${show(got)}${diff(want, got)}${typeof want === 'number' ? ` (tolerance ${tc.tolerance})` : ''}`);
+      problems.push(`${name}: expected ${show(want)}, got ${show(got)}${detail(want, got, tc.tolerance, '')}`);
     }
   }
   return problems;
 }
 
-/** Failures as readable text: one block per case. */
+/** Failures as readable text: a block per case, a "  - " line per problem. */
 export function formatFailures(failures: readonly TestCaseFailure[]): string {
   return failures.map((f) => `test case "${f.name}":\n${f.problems.map((p) => `  - ${p}`).join('\n')}`).join('\n');
 }
 
+function asNumber(v: unknown): unknown {
+  return typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+}
+
 function same(want: unknown, got: unknown, tolerance: number): boolean {
   if (typeof want === 'number') {
-    const g = typeof got === 'string' && got.trim() !== '' ? Number(got) : got;
-    return typeof g === 'number' && Number.isFinite(g) && Math.abs(g - want) <= tolerance * Math.max(1, Math.abs(want));
+    const g = asNumber(got);
+    return typeof g === 'number' && Number.isFinite(g) && Math.abs(g - want) <= tolerance;
   }
   return want === got;
 }
 
-function diff(want: unknown, got: unknown): string {
-  return typeof want === 'number' && typeof got === 'number' ? ` (off by ${Math.abs(got - want).toPrecision(3)})` : '';
+function detail(want: unknown, got: unknown, tolerance: number, more: string): string {
+  const g = asNumber(got);
+  if (typeof want !== 'number') return more ? ` (${more.slice(2)})` : '';
+  if (typeof g !== 'number' || !Number.isFinite(g)) return ` (not a number${more})`;
+  return ` (off by ${Math.abs(g - want).toPrecision(3)}; tolerance ${tolerance}${more})`;
 }
 
 function show(v: unknown): string {
