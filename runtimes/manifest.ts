@@ -97,7 +97,7 @@ export const TestCase = z
     name: z.string().min(1),
     features: z.record(z.string(), scalar),
     expected: z.record(z.string(), z.union([z.number(), z.string(), z.boolean(), z.array(z.number()), z.array(z.string())])),
-    /** Tolerance for numbers (default 1e-5): absolute for |expected| <= 1, relative above (runtimes/test-cases.ts). */
+    /** Absolute tolerance for numbers (default 1e-5): |actual - expected| <= tolerance (runtimes/test-cases.ts). */
     tolerance: z.number().nonnegative().default(1e-5),
   })
   .strict();
