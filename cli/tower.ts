@@ -12,8 +12,10 @@
  * --tower (SIBYL_TOWER_URL, default http://127.0.0.1:8090) and --token (SIBYL_TOKEN) on every command.
  * Output: JSON on stdout; failures as `sibyl: CODE: message` on stderr with exit status 1.
  */
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
+import { MANIFEST_FILES } from '../runtimes/manifest.ts';
 import { zipDirectory } from '../control-tower/zip-dir.ts';
 import { towerCall, type TowerOptions } from './tower-client.ts';
 
@@ -22,6 +24,16 @@ type Opts = TowerOptions & Record<string, unknown>;
 const print = (v: unknown) => void process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
 const cells = (v: unknown) => (v === undefined ? undefined : v === 'all' ? 'all' : String(v).split(',').map((s) => s.trim()).filter(Boolean));
 const enc = encodeURIComponent;
+
+/** stat, with a one-line message for a path that is missing or unreadable. */
+async function readable(path: string): Promise<Stats> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new Error(code === 'ENOENT' ? `${path}: no such file or directory` : `${path}: cannot read (${code ?? (err as Error).message})`);
+  }
+}
 
 function withTower(cmd: Command): Command {
   return cmd
@@ -39,6 +51,9 @@ export function towerCommands(): Command[] {
       .argument('<dir>')
       .requiredOption('-o, --output <file>', 'zip to write')
       .action(async (dir: string, o: { output: string }) => {
+        if (!(await readable(dir)).isDirectory()) throw new Error(`bundle: ${dir} is not a directory`);
+        const names = await readdir(dir);
+        if (!MANIFEST_FILES.some((m) => names.includes(m))) throw new Error(`bundle: ${dir} has no manifest (${MANIFEST_FILES.join(', ')}) at its root`);
         const zip = await zipDirectory(dir);
         await writeFile(o.output, zip);
         process.stdout.write(`wrote ${o.output} (${zip.byteLength} bytes)\n`);
@@ -52,7 +67,7 @@ export function towerCommands(): Command[] {
       .option('--default', 'make it the default version (also when the manifest says default: true)')
       .option('--cells <cells>', 'deploy to these cells (comma-separated, or "all")')
       .action(async (bundle: string, o: Opts) => {
-        const zip = (await stat(bundle)).isDirectory() ? await zipDirectory(bundle) : await readFile(bundle);
+        const zip = (await readable(bundle)).isDirectory() ? await zipDirectory(bundle) : await readFile(bundle);
         const q = new URLSearchParams();
         if (o.default) q.set('default', 'true');
         if (o.cells) q.set('cells', String(o.cells));
