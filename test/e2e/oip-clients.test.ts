@@ -55,6 +55,10 @@ interface ClientReport {
   models: Record<string, { ready: boolean; metadata: ModelMetadata }>;
   version_1?: { ready: boolean; metadata: ModelMetadata };
   infer: InferEntry[];
+  /** tritonclient.http only: tabular-mlp with gzip and deflate request bodies. */
+  compressed?: InferEntry[];
+  /** tritonclient.http only: get_model_config, a Triton extension Sibyl does not serve. */
+  extension_error?: { status: string; message: string };
   not_found: { status: string; message: string; ready?: boolean };
 }
 
@@ -93,6 +97,34 @@ const CLIENTS = [
   'kserve.InferenceGRPCClient',
 ] as const;
 const isKserveRest = (c: string) => c.startsWith('kserve.InferenceRESTClient');
+
+/** One infer entry against its expected.json: names, datatypes, shapes, ids, versions, values within 1e-5. */
+function checkEntry(client: string, e: InferEntry): void {
+  const [model, version] = e.expected_file.split('/') as [string, string];
+  const rows = expectedFor(model, version).rows;
+  expect(e.model_name).toBe(e.model);
+  expect(e.id, 'the request id comes back').toBe(e.sent_id);
+  // KServe's REST decoder (InferResponse.from_bytes) drops model_version; every other client reports it.
+  expect(e.model_version).toBe(isKserveRest(client) ? null : version);
+  const names = Object.keys(rows[0]!.expected);
+  expect(Object.keys(e.outputs).sort()).toEqual(names.sort());
+  for (const name of names) {
+    const t = e.outputs[name]!;
+    const vector = Array.isArray(rows[0]!.expected[name]);
+    const width = vector ? (rows[0]!.expected[name] as number[]).length : 1;
+    expect(t.datatype, `${e.expected_file} ${name}`).toBe(OUTPUT_DATATYPES[name]);
+    expect(t.shape, `${e.expected_file} ${name}`).toEqual(vector ? [rows.length, width] : [rows.length]);
+    expect(t.data).toHaveLength(rows.length * width);
+    rows.forEach((row, i) => {
+      const want = vector ? (row.expected[name] as number[]) : [row.expected[name] as number];
+      want.forEach((w, j) => {
+        const got = t.data[i * width + j] as number;
+        if (t.datatype === 'INT64') expect(got, `${e.expected_file} row ${i} ${name}`).toBe(w);
+        else expect(close(got, w, 1e-5), `${e.expected_file} row ${i} ${name}[${j}]: ${got} vs ${w}`).toBe(true);
+      });
+    });
+  }
+}
 
 let gw: TestGateway;
 const reports = new Map<string, ClientReport>();
@@ -142,32 +174,7 @@ describe.each(CLIENTS)('%s', (client) => {
     const all = ['tabular-mlp@default', 'delivery-eta@1', 'delivery-eta@default', 'eta-risk@default'];
     expect(cases).toEqual(isKserveRest(client) ? all.filter((c) => !c.endsWith('@1')) : all);
 
-    for (const e of entries) {
-      const [model, version] = e.expected_file.split('/') as [string, string];
-      const rows = expectedFor(model, version).rows;
-      expect(e.model_name).toBe(e.model);
-      expect(e.id, 'the request id comes back').toBe(e.sent_id);
-      // KServe's REST decoder (InferResponse.from_bytes) drops model_version; every other client reports it.
-      expect(e.model_version).toBe(isKserveRest(client) ? null : version);
-      const names = Object.keys(rows[0]!.expected);
-      expect(Object.keys(e.outputs).sort()).toEqual(names.sort());
-      for (const name of names) {
-        const t = e.outputs[name]!;
-        const vector = Array.isArray(rows[0]!.expected[name]);
-        const width = vector ? (rows[0]!.expected[name] as number[]).length : 1;
-        expect(t.datatype, `${e.expected_file} ${name}`).toBe(OUTPUT_DATATYPES[name]);
-        expect(t.shape, `${e.expected_file} ${name}`).toEqual(vector ? [rows.length, width] : [rows.length]);
-        expect(t.data).toHaveLength(rows.length * width);
-        rows.forEach((row, i) => {
-          const want = vector ? (row.expected[name] as number[]) : [row.expected[name] as number];
-          want.forEach((w, j) => {
-            const got = t.data[i * width + j] as number;
-            if (t.datatype === 'INT64') expect(got, `${e.expected_file} row ${i} ${name}`).toBe(w);
-            else expect(close(got, w, 1e-5), `${e.expected_file} row ${i} ${name}[${j}]: ${got} vs ${w}`).toBe(true);
-          });
-        });
-      }
-    }
+    for (const e of entries) checkEntry(client, e);
   });
 
   it('received the tensors in the encoding it asked for', () => {
@@ -180,6 +187,14 @@ describe.each(CLIENTS)('%s', (client) => {
       }
     }
   });
+
+  if (client.startsWith('tritonclient.http')) {
+    it('sends compressed bodies (gzip, deflate) and decodes the error of an extension Sibyl does not serve', () => {
+      expect(report().compressed?.map((e) => e.expected_file)).toEqual(['tabular-mlp/1', 'tabular-mlp/1']);
+      for (const e of report().compressed!) checkEntry(client, e);
+      expect(report().extension_error).toEqual({ status: '404', message: 'no route for GET /v2/models/tabular-mlp/config' });
+    });
+  }
 
   it("gets the client's NOT_FOUND error for an unknown model", () => {
     const { not_found } = report();

@@ -2,7 +2,9 @@
 
 Usage: python triton_clients.py HTTP_ADDRESS GRPC_ADDRESS   (host:port, an http:// prefix is dropped)
 
-Runs the cases of oip_cases.py with three clients and prints their reports (a JSON list) on stdout:
+Runs the cases of oip_cases.py with three clients and prints their reports (a JSON list) on stdout; the HTTP
+reports add "compressed" (tabular-mlp with gzip and deflate request bodies) and "extension_error" (the error
+the client decodes for get_model_config, a Triton-only extension Sibyl does not serve):
 - tritonclient.http with binary tensors (its default: binary inputs, `binary_data_output` for all outputs),
 - tritonclient.http with binary_data=False for inputs and outputs (pure JSON),
 - tritonclient.grpc (outputs read from raw_output_contents only).
@@ -57,42 +59,21 @@ def run_client(client, label, binary, as_json):
         "metadata": metadata_report(client.get_model_metadata("delivery-eta", "1", **as_json)),
     }
 
-    for model, version, (exp_model, exp_version) in INFER_CASES:
-        rows = expected_rows(exp_model, exp_version)
-        inputs = []
-        for name, datatype, arr in input_arrays(model, metadata[model]["inputs"], rows):
-            t = lib.InferInput(name, list(arr.shape), datatype)
-            if lib is httpclient:
-                t.set_data_from_numpy(arr, binary_data=binary)
-            else:
-                t.set_data_from_numpy(arr)
-            inputs.append(t)
-        # Binary HTTP: no outputs named, so the client asks for all of them in binary (`binary_data_output`).
-        outputs = None
-        if lib is httpclient and not binary:
-            outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata[model]["outputs"]]
-        sent_id = f"{model}-{version or 'default'}"
-        result = client.infer(model, inputs, model_version=version or "", outputs=outputs, request_id=sent_id)
-        response = result.get_response(**as_json)
-        entry = {
-            "sent_id": sent_id,
-            "id": response.get("id"),
-            "model": model,
-            "requested_version": version,
-            "expected_file": f"{exp_model}/{exp_version}",
-            "model_name": response.get("model_name"),
-            "model_version": response.get("model_version"),
-            "outputs": {},
-        }
-        for o in response["outputs"]:
-            arr = result.as_numpy(o["name"])
-            if arr is None:
-                raise AssertionError(f"{label}: {model} output {o['name']} has no data")
-            entry["outputs"][o["name"]] = tensor_report(o["datatype"], o["shape"], arr)
-            # How the tensor travelled: in the binary part (binary_data_size) or as JSON `data`; gRPC: raw contents.
-            if lib is httpclient:
-                entry["outputs"][o["name"]]["binary"] = "binary_data_size" in (o.get("parameters") or {}) and "data" not in o
-        report["infer"].append(entry)
+    for model, version, expected in INFER_CASES:
+        report["infer"].append(infer_case(client, lib, label, binary, metadata, model, version, expected))
+    if lib is httpclient:
+        # The whole body compressed, as `request_compression_algorithm` sends it (Content-Encoding).
+        report["compressed"] = [
+            infer_case(client, lib, label, binary, metadata, "tabular-mlp", None, ("tabular-mlp", "1"), compression=algo)
+            for algo in ("gzip", "deflate")
+        ]
+        # A Triton-only extension (model configuration): the client must still decode Sibyl's error.
+        try:
+            client.get_model_config("tabular-mlp")
+        except InferenceServerException as e:
+            report["extension_error"] = {"status": str(e.status()), "message": str(e.message())}
+        else:
+            raise AssertionError(f"{label}: get_model_config succeeded")
 
     try:
         arr = next(iter(input_arrays("tabular-mlp", metadata["tabular-mlp"]["inputs"], expected_rows("tabular-mlp", "1")[:1])))[2]
@@ -104,6 +85,47 @@ def run_client(client, label, binary, as_json):
     else:
         raise AssertionError(f"{label}: infer on {UNKNOWN_MODEL} succeeded")
     return report
+
+
+def infer_case(client, lib, label, binary, metadata, model, version, expected, compression=None):
+    """One infer of all rows of expected.json `expected` (model, version); the entry oip_cases.py describes."""
+    rows = expected_rows(*expected)
+    inputs = []
+    for name, datatype, arr in input_arrays(model, metadata[model]["inputs"], rows):
+        t = lib.InferInput(name, list(arr.shape), datatype)
+        if lib is httpclient:
+            t.set_data_from_numpy(arr, binary_data=binary)
+        else:
+            t.set_data_from_numpy(arr)
+        inputs.append(t)
+    # Binary HTTP: no outputs named, so the client asks for all of them in binary (`binary_data_output`).
+    outputs = None
+    if lib is httpclient and not binary:
+        outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata[model]["outputs"]]
+    sent_id = f"{model}-{version or 'default'}"
+    kwargs = {"request_compression_algorithm": compression} if compression else {}
+    as_json = {"as_json": True} if lib is grpcclient else {}
+    result = client.infer(model, inputs, model_version=version or "", outputs=outputs, request_id=sent_id, **kwargs)
+    response = result.get_response(**as_json)
+    entry = {
+        "sent_id": sent_id,
+        "id": response.get("id"),
+        "model": model,
+        "requested_version": version,
+        "expected_file": f"{expected[0]}/{expected[1]}",
+        "model_name": response.get("model_name"),
+        "model_version": response.get("model_version"),
+        "outputs": {},
+    }
+    for o in response["outputs"]:
+        arr = result.as_numpy(o["name"])
+        if arr is None:
+            raise AssertionError(f"{label}: {model} output {o['name']} has no data")
+        entry["outputs"][o["name"]] = tensor_report(o["datatype"], o["shape"], arr)
+        # How the tensor travelled: in the binary part (binary_data_size) or as JSON `data`; gRPC: raw contents.
+        if lib is httpclient:
+            entry["outputs"][o["name"]]["binary"] = "binary_data_size" in (o.get("parameters") or {}) and "data" not in o
+    return entry
 
 
 def http_address(a):
