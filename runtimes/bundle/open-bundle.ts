@@ -1,7 +1,7 @@
 /**
- * An untrusted bundle zip as a ModelBundle: unpacked safely (unpack-zip.ts), its manifest at the root parsed and
- * validated, and every file the manifest names present as a regular file. `hash` is the sha256 of the zip's bytes.
- * INVALID_ARGUMENT otherwise, naming the problem; `destDir` is removed on failure.
+ * An untrusted bundle zip as a ModelBundle: unpacked safely (unpack-zip.ts), its manifest at the root (at most
+ * MAX_MANIFEST_BYTES) parsed and validated, and every file the manifest names present as a regular file. `hash` is
+ * the sha256 of the zip's bytes. INVALID_ARGUMENT otherwise, naming the problem; `destDir` is removed on failure.
  */
 import { createHash } from 'node:crypto';
 import { lstat, readFile, rm } from 'node:fs/promises';
@@ -11,6 +11,9 @@ import { SibylError } from '../errors.ts';
 import { MANIFEST_FILES, parseManifest, type Manifest } from '../manifest.ts';
 import { unpackZip } from './unpack-zip.ts';
 import type { ZipLimits } from './zip-limits.ts';
+
+/** Largest manifest, bytes: parsing YAML takes ~150 times its size in heap. */
+export const MAX_MANIFEST_BYTES = 1 << 20;
 
 export async function openBundleZip(zip: Buffer, destDir: string, limits: Partial<ZipLimits> = {}): Promise<ModelBundle> {
   const dir = resolve(destDir);
@@ -22,6 +25,8 @@ export async function openBundleZip(zip: Buffer, destDir: string, limits: Partia
       const hint = nested ? `; found ${nested}: zip the bundle's files, not the folder holding them` : '';
       throw new SibylError('INVALID_ARGUMENT', `bundle: no manifest at the zip's root (one of ${MANIFEST_FILES.join(', ')})${hint}`);
     }
+    const size = (await lstat(join(dir, manifestFile))).size;
+    if (size > MAX_MANIFEST_BYTES) throw new SibylError('INVALID_ARGUMENT', `bundle: ${manifestFile} is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} a manifest may have`);
     const manifest = parseManifest(await readFile(join(dir, manifestFile), 'utf8'), manifestFile);
     for (const f of namedFiles(manifest)) {
       const st = await lstat(join(dir, f)).catch(() => undefined);

@@ -216,6 +216,7 @@ export async function hostileCorpus(outsideName = 'sibyl-evil.txt'): Promise<Hos
       message: /invalid manifest: features\.0\.dtype/,
     },
     { name: 'manifest that is not YAML', zip: await makeZip([...good.filter((e) => e.name !== 'sibyl.yaml'), { name: 'sibyl.yaml', data: manifest.slice(0, 40) + '\n  : [unclosed' }]), message: /invalid manifest: sibyl\.yaml is not valid YAML\/JSON/ },
+    { name: 'manifest too large', zip: await makeZip(withManifest('tabular-mlp', '1', (m) => `${m}\n# ${randomBytes(800_000).toString('base64')}\n`)), message: /bundle: sibyl\.yaml is \d+ bytes, more than the 1048576 a manifest may have/ },
     { name: 'missing file', zip: await makeZip(good.filter((e) => e.name !== 'model.onnx')), message: /the manifest names model\.onnx, which is not in the zip/ },
     { name: 'named file is a directory', zip: await makeZip([...good.filter((e) => e.name !== 'model.onnx'), { name: 'model.onnx/', data: '' }]), message: /the manifest names model\.onnx, which is a directory, not a file/ },
   ];
