@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
-import { createTowerApp } from './api/index.ts';
+import { createTowerApp, type ValidationGateOptions } from './api/index.ts';
 import type { TowerEnv } from './api/http.ts';
 import type { TowerConfig } from './config.ts';
 import { createLocalArtifactStore, createMetadataStore, createS3ArtifactStore, openSql, type ArtifactStore, type MetadataStore, type Sql } from './store/index.ts';
@@ -17,6 +17,8 @@ export interface ControlTowerParts {
   readonly logger?: Logger;
   readonly validator?: UploadValidator;
   readonly artifacts?: ArtifactStore;
+  /** Uploads validated at once and waiting (default 2 and 8). */
+  readonly validations?: ValidationGateOptions;
 }
 
 export interface ControlTower {
@@ -45,7 +47,7 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
   const artifacts = parts.artifacts ?? s3 ?? createLocalArtifactStore((config.bundles as { dir: string }).dir);
   const validator = parts.validator ?? createUploadValidator({ workDir: config.workDir, timeoutMs: config.validationTimeoutMs });
   const { token: adminToken, generated } = await ensureAdminToken(store, config.adminToken);
-  const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, logger });
+  const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, logger, ...(parts.validations ? { validations: parts.validations } : {}) });
   let server: ServerType | undefined;
   let stopping: Promise<void> | undefined;
 

@@ -1,6 +1,6 @@
 /**
  * Cells: what gateways follow and what they report. A cell's desired state (CellState ProtoJSON) with a long-poll
- * on its revision, bundles by content hash, gateway reports, and per cell the desired state against what each
+ * on its revision, bundles by content hash (ETag the sha256; If-None-Match answers 304), gateway reports, and per cell the desired state against what each
  * replica has actually loaded, with its load errors.
  */
 import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
@@ -89,9 +89,15 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
     requireRole(c, 'viewer');
     const sha = c.req.param('sha');
     if (!isSha256(sha)) throw new SibylError('INVALID_ARGUMENT', 'a bundle is named by its sha256: 64 lowercase hex digits');
+    const etag = `"${sha}"`;
+    const ifNoneMatch = c.req.header('if-none-match');
+    // Content-addressed: a client holding this ETag holds these bytes.
+    if (ifNoneMatch && ifNoneMatch.split(',').some((v) => v.trim() === etag || v.trim() === `W/${etag}`) && (await artifacts.has(sha))) {
+      return c.body(null, 304, { etag });
+    }
     const bytes = await artifacts.get(sha);
     if (!bytes) throw new SibylError('NOT_FOUND', `bundle ${sha} not found`);
-    return new Response(bytes, { headers: { 'content-type': 'application/zip', etag: `"${sha}"`, 'cache-control': 'public, max-age=31536000, immutable' } });
+    return new Response(bytes, { headers: { 'content-type': 'application/zip', etag, 'cache-control': 'public, max-age=31536000, immutable' } });
   });
 }
 

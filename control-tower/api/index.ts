@@ -14,9 +14,11 @@ import { mountAdminApi } from './admin-api.ts';
 import { mountCellsApi } from './cells-api.ts';
 import { authenticate, errorJson, type TowerEnv } from './http.ts';
 import { mountModelsApi } from './models-api.ts';
+import { limitValidations, type ValidationGateOptions } from './validation-gate.ts';
 
 export { publishBundle, type UploadRequest, type UploadResult } from './upload.ts';
 export type { UploadValidator, ValidatedBundle } from './upload-validator.ts';
+export { limitValidations, type ValidationGateOptions } from './validation-gate.ts';
 
 export interface TowerApiDeps {
   readonly store: MetadataStore;
@@ -24,23 +26,35 @@ export interface TowerApiDeps {
   readonly validator: UploadValidator;
   readonly maxUploadBytes: number;
   readonly maxWaitMs: number;
+  /** Largest body of every other call (JSON: reports, changes), bytes; default 4 MiB. INVALID_ARGUMENT beyond. */
+  readonly maxJsonBytes?: number;
+  /** Uploads validated at once and waiting (default 2 and 8); beyond, RESOURCE_EXHAUSTED. */
+  readonly validations?: ValidationGateOptions;
   readonly logger?: { error(obj: object, msg: string): void };
 }
 
 export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
   const app = new Hono<TowerEnv>();
+  const validator = limitValidations(deps.validator, deps.validations);
+  const maxJsonBytes = deps.maxJsonBytes ?? 4 * 1024 * 1024;
+  const uploadLimit = bodyLimit({
+    maxSize: deps.maxUploadBytes,
+    onError: () => {
+      throw new SibylError('INVALID_ARGUMENT', `the upload exceeds the limit of ${deps.maxUploadBytes} bytes (SIBYL_MAX_UPLOAD_BYTES)`);
+    },
+  });
+  const jsonLimit = bodyLimit({
+    maxSize: maxJsonBytes,
+    onError: () => {
+      throw new SibylError('INVALID_ARGUMENT', `the body exceeds the limit of ${maxJsonBytes} bytes`);
+    },
+  });
   app.get('/healthz', (c) => c.json({ live: true }));
   app.use('/v1/*', authenticate(deps.store));
-  app.post(
-    '/v1/models',
-    bodyLimit({
-      maxSize: deps.maxUploadBytes,
-      onError: () => {
-        throw new SibylError('INVALID_ARGUMENT', `the upload exceeds the limit of ${deps.maxUploadBytes} bytes (SIBYL_MAX_UPLOAD_BYTES)`);
-      },
-    }),
-  );
-  mountModelsApi(app, deps);
+  app.use('/v1/*', function limitBody(c, next) {
+    return c.req.method === 'POST' && c.req.path === '/v1/models' ? uploadLimit(c, next) : jsonLimit(c, next);
+  });
+  mountModelsApi(app, { ...deps, validator });
   mountCellsApi(app, deps);
   mountAdminApi(app, deps.store);
   app.notFound((c) => errorJson(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadTowerConfig } from '../../../control-tower/config.ts';
-import { createControlTower, type ControlTower } from '../../../control-tower/server.ts';
+import { createControlTower, type ControlTower, type ControlTowerParts } from '../../../control-tower/server.ts';
 
 export interface TestTower {
   readonly tower: ControlTower;
@@ -16,10 +16,10 @@ export interface TestTower {
   stop(): Promise<void>;
 }
 
-export async function startTestTower(env: Record<string, string> = {}): Promise<TestTower> {
+export async function startTestTower(env: Record<string, string> = {}, parts: ControlTowerParts = {}): Promise<TestTower> {
   const dir = mkdtempSync(join(tmpdir(), 'sibyl-tower-'));
   const config = loadTowerConfig({ SIBYL_DATA_DIR: dir, SIBYL_CELLS: 'cell-a,cell-b', SIBYL_TOWER_HOST: '127.0.0.1', SIBYL_TOWER_PORT: '0', SIBYL_LOG_LEVEL: 'silent', ...env });
-  const tower = await createControlTower(config, { logger: pino({ level: 'silent' }) });
+  const tower = await createControlTower(config, { logger: pino({ level: 'silent' }), ...parts });
   const tokens = new Map<string, string>();
   return {
     tower,
