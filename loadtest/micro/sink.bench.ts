@@ -3,10 +3,14 @@
  *   write()      ns per call (the request path's cost), measured around chunks of 1000 calls:
  *                array push (baseline) | null sink | file sink | kafka sink
  *   delivered    records/s from the first write until the destination acked everything, and CPU µs per record
- *                (process.cpuUsage, all of the process' threads): raw kafkajs (baseline: pre-serialized batches,
- *                same batch size, gzip, acks=all, same sends in flight) | kafka sink | file sink
- * Needs the real broker (scripts/services/kafka.sh start; SIBYL_TEST_KAFKA_BROKERS or 127.0.0.1:19092).
- * Rounds are interleaved; the median round is reported.
+ *                (process.cpuUsage, all of the process' threads, so gzip in libuv's pool counts):
+ *                raw @platformatic/kafka (baseline: the sink's client with pre-serialized batches, same batch
+ *                size, acks=all, same sends in flight, none and gzip) | raw kafkajs (the former client, same
+ *                batches) | kafka sink (none, the default, and gzip; includes ProtoJSON and the event) | file sink
+ *                | serialization alone (predictionMessage: ProtoJSON + CloudEvent, what the sink adds to the client)
+ * Records are like the gateway's: one delivery-eta prediction (20 features, 3 entities, one output, UUID ids),
+ * ~1.1 KB as a CloudEvent. Needs the real broker (scripts/services/kafka.sh start; SIBYL_TEST_KAFKA_BROKERS or
+ * 127.0.0.1:19092). Rounds are interleaved; the median round is reported.
  *
  * Run: node loadtest/micro/sink.bench.ts [recordsPerRound=100000] [rounds=3]
  */
@@ -16,8 +20,14 @@ import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import { randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { Admin, Producer, ProduceAcks } from '@platformatic/kafka';
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { predictionMessage } from '../../gateway/log/cloud-event.ts';
+import type { PredictionMessage } from '../../gateway/log/cloud-event.ts';
+import type { KafkaCompression } from '../../gateway/log/kafka-producer.ts';
+import { javaCompatiblePartitioner } from '../../gateway/log/murmur2-partitioner.ts';
 import { createFileSink } from '../../gateway/log/file-sink.ts';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
 import { createNullSink } from '../../gateway/log/null-sink.ts';
@@ -34,32 +44,43 @@ const BROKERS = (process.env.SIBYL_TEST_KAFKA_BROKERS ?? '127.0.0.1:19092').spli
 let topicSeq = 0;
 const topicName = () => `bench-predictions-${process.pid}-${topicSeq++}`;
 
+/** The 20 features of delivery-eta v2 (scripts/models), with values of the usual magnitude. */
+const FEATURES: [string, (i: number) => number][] = [
+  ['distance_km', (i) => 0.5 + (i % 97) / 10], ['hour_of_day', (i) => i % 24], ['day_of_week', (i) => i % 7],
+  ['basket_size', (i) => 1 + (i % 6)], ['basket_value', (i) => 12.5 + (i % 113) * 0.73], ['is_raining', (i) => i % 5 === 0 ? 1 : 0],
+  ['is_weekend', (i) => i % 7 >= 5 ? 1 : 0], ['prep_time_avg_7d', (i) => 10 + (i % 53) / 7], ['prep_time_avg_1h', (i) => 6 + (i % 61) / 4],
+  ['orders_last_30m', (i) => i % 40], ['cancel_rate_7d', (i) => (i % 50) / 1000], ['rating_avg_30d', (i) => 3.5 + (i % 15) / 10],
+  ['kitchen_load', (i) => (i % 150) / 100], ['active_riders', (i) => 40 + (i % 120)], ['open_orders', (i) => 30 + (i % 170)],
+  ['rider_wait_avg_15m', (i) => 2 + (i % 70) / 10], ['traffic_index', (i) => (i % 100) / 100], ['avg_speed_kmh', (i) => 12 + (i % 130) / 10],
+  ['distance_to_door_m', (i) => 20 + (i % 900) / 10], ['building_floor', (i) => i % 12],
+];
+
 function records(round: number): PredictionRecord[] {
   const t = Date.now();
-  return Array.from({ length: N }, (_, i) =>
-    create(PredictionRecordSchema, {
-      predictionId: `bench-${round}-${i}`,
-      requestId: `req-${round}-${i >> 1}`,
+  const num = (value: number) => ({ kind: { case: 'numberValue' as const, value } });
+  let requestId = '';
+  return Array.from({ length: N }, (_, i) => {
+    if (i % 2 === 0) requestId = randomUUID();
+    return create(PredictionRecordSchema, {
+      predictionId: randomUUID(),
+      requestId,
       time: timestampFromMs(t + i),
       cell: 'bench',
-      model: 'fraud',
-      version: '3',
-      role: Role.LIVE,
+      model: 'delivery-eta',
+      version: '2',
+      role: i % 2 === 0 ? Role.LIVE : Role.SHADOW,
       rows: [
         {
-          entities: { user: `u${i % 1000}` },
-          features: {
-            amount: { kind: { case: 'numberValue', value: i * 0.5 } },
-            country: { kind: { case: 'stringValue', value: 'NL' } },
-            age_days: { kind: { case: 'numberValue', value: 412 } },
-          },
-          outputs: { score: { kind: { case: 'numberValue', value: 0.173 } } },
+          entities: { restaurant: `r-${(i * 7) % 5000}`, zone: `z-${i % 120}`, customer: `c-${(i * 13) % 200_000}` },
+          features: Object.fromEntries(FEATURES.map(([name, f]) => [name, num(Math.round(f(i + round) * 100) / 100)])),
+          outputs: { eta_minutes: num(20 + ((i * 31) % 2500) / 100) },
+          defaultedFeatures: i % 10 === 0 ? ['prep_time_avg_1h'] : [],
         },
       ],
-      modelLatencyUs: 85n,
-      totalLatencyUs: 310n,
-    }),
-  );
+      modelLatencyUs: BigInt(60 + (i % 40)),
+      totalLatencyUs: BigInt(250 + (i % 300)),
+    });
+  });
 }
 
 /** ns per write() call, yielding between chunks so the sink's background work runs outside the timed part. */
@@ -99,7 +120,22 @@ async function feed(sink: PredictionSink, recs: PredictionRecord[]): Promise<voi
   await sink.flush();
 }
 
-async function rawKafkajs(recs: PredictionRecord[]): Promise<Delivery> {
+/** Sends `messages` in batches of BATCH over IN_FLIGHT lanes with `send`, measured. */
+function lanes(messages: PredictionMessage[], send: (batch: PredictionMessage[]) => Promise<unknown>): Promise<Delivery> {
+  return measureDelivery(async () => {
+    let next = 0;
+    const lane = async () => {
+      while (next < messages.length) {
+        const batch = messages.slice(next, next + BATCH);
+        next += BATCH;
+        await send(batch);
+      }
+    };
+    await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+  });
+}
+
+async function rawKafkajs(messages: PredictionMessage[]): Promise<Delivery> {
   const kafka = new Kafka({ clientId: 'bench', brokers: BROKERS, logLevel: logLevel.ERROR });
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -108,25 +144,41 @@ async function rawKafkajs(recs: PredictionRecord[]): Promise<Delivery> {
   const topic = topicName();
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 3 }] });
   await admin.disconnect();
-  const messages = recs.map((r) => predictionMessage(r, 'bench'));
-  const result = await measureDelivery(async () => {
-    let next = 0;
-    const lane = async () => {
-      while (next < messages.length) {
-        const batch = messages.slice(next, next + BATCH);
-        next += BATCH;
-        await producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages: batch });
-      }
-    };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
-  });
+  const result = await lanes(messages, (batch) =>
+    producer.send({ topic, acks: -1, compression: CompressionTypes.GZIP, messages: batch }),
+  );
   await producer.disconnect();
   return result;
 }
 
-async function kafkaSinkRun(recs: PredictionRecord[], spillDir: string): Promise<{ delivery: Delivery; writeNs: number }> {
+/** The sink's client alone: key and value to bytes in the send path (as the sink does), nothing else. */
+async function rawPlatformatic(messages: PredictionMessage[], compression: KafkaCompression): Promise<Delivery> {
+  const base = { clientId: 'bench', bootstrapBrokers: BROKERS };
+  const topic = topicName();
+  const admin = new Admin(base);
+  await admin.createTopics({ topics: [topic], partitions: 3 });
+  await admin.close();
+  const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+    ...base, acks: ProduceAcks.ALL, compression, partitioner: javaCompatiblePartitioner,
+  });
+  await producer.metadata({ topics: [topic] });
+  const header = new Map([[Buffer.from('content-type'), Buffer.from('application/cloudevents+json; charset=UTF-8')]]);
+  const result = await lanes(messages, (batch) =>
+    producer.send({
+      messages: batch.map((m) => ({ topic, key: Buffer.from(m.key), value: Buffer.from(m.value), headers: header })),
+    }),
+  );
+  await producer.close();
+  return result;
+}
+
+async function kafkaSinkRun(
+  recs: PredictionRecord[],
+  spillDir: string,
+  compression: KafkaCompression,
+): Promise<{ delivery: Delivery; writeNs: number }> {
   const sink = createKafkaSink({
-    brokers: BROKERS, topic: topicName(), cell: 'bench', spillDir, batchSize: BATCH, maxInFlight: IN_FLIGHT,
+    brokers: BROKERS, topic: topicName(), cell: 'bench', spillDir, batchSize: BATCH, maxInFlight: IN_FLIGHT, compression,
   });
   // Connect and create the topic outside the measurement.
   while (sink.mode === 'starting') await new Promise((r) => setTimeout(r, 10));
@@ -150,14 +202,31 @@ async function main(): Promise<void> {
     const nul = createNullSink();
     add('write ns: null sink', await writeCost((r) => nul.write(r), recs));
 
-    const raw = await rawKafkajs(recs);
-    add('delivered/s: raw kafkajs (baseline)', raw.perSec);
-    add('cpu µs/record: raw kafkajs (baseline, pre-serialized)', raw.cpuUsPerRecord);
+    const cpu0 = process.cpuUsage();
+    const messages = recs.map((r) => predictionMessage(r, 'bench'));
+    const cpu = process.cpuUsage(cpu0);
+    add('cpu µs/record: serialization alone (ProtoJSON + CloudEvent)', (cpu.user + cpu.system) / N);
+    if (round === 0) {
+      const bytes = messages.reduce((n, m) => n + Buffer.byteLength(m.value), 0) / messages.length;
+      const batch = Buffer.from(messages.slice(0, BATCH).map((m) => m.key + m.value).join(''));
+      const ratio = batch.length / gzipSync(batch).length;
+      console.error(`mean CloudEvent value: ${Math.round(bytes)} bytes; a ${BATCH}-record batch gzips ${ratio.toFixed(1)}:1`);
+    }
+    for (const compression of ['none', 'gzip'] as const) {
+      const raw = await rawPlatformatic(messages, compression);
+      add(`delivered/s: raw @platformatic/kafka ${compression} (baseline)`, raw.perSec);
+      add(`cpu µs/record: raw @platformatic/kafka ${compression} (baseline)`, raw.cpuUsPerRecord);
+    }
+    const js = await rawKafkajs(messages);
+    add('delivered/s: raw kafkajs gzip (former client)', js.perSec);
+    add('cpu µs/record: raw kafkajs gzip (former client)', js.cpuUsPerRecord);
 
-    const k = await kafkaSinkRun(recs, join(scratch, 'spill'));
-    add('write ns: kafka sink', k.writeNs);
-    add('delivered/s: kafka sink', k.delivery.perSec);
-    add('cpu µs/record: kafka sink (incl. serialization)', k.delivery.cpuUsPerRecord);
+    for (const compression of ['none', 'gzip'] as const) {
+      const k = await kafkaSinkRun(recs, join(scratch, `spill-${compression}`), compression);
+      add(`write ns: kafka sink ${compression}`, k.writeNs);
+      add(`delivered/s: kafka sink ${compression}`, k.delivery.perSec);
+      add(`cpu µs/record: kafka sink ${compression} (incl. serialization)`, k.delivery.cpuUsPerRecord);
+    }
 
     const file = createFileSink({ dir: join(scratch, 'files') });
     const f = await measureDelivery(() => feed(file, recs));
@@ -171,7 +240,7 @@ async function main(): Promise<void> {
   console.log(`prediction-log sinks: ${N} records per round, ${ROUNDS} rounds, median round`);
   for (const [name, values] of [...rows].sort(([a], [b]) => a.localeCompare(b))) {
     const m = median(values);
-    console.log(`${name.padEnd(56)} ${m >= 1000 ? Math.round(m).toLocaleString('en') : m.toFixed(2)}`);
+    console.log(`${name.padEnd(60)} ${m >= 1000 ? Math.round(m).toLocaleString('en') : m.toFixed(2)}`);
   }
 }
 
