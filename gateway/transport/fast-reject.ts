@@ -10,18 +10,24 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { AdmissionControl } from '../pipeline/admission.ts';
 
-const body = (message: string): Buffer => Buffer.from(JSON.stringify({ code: 'RESOURCE_EXHAUSTED', message, requestId: '' }));
+const MESSAGES = { inflight: 'the gateway is at capacity; retry with backoff', lag: 'the gateway is overloaded; retry with backoff' } as const;
+/** Sibyl's ErrorBody for /v1, the Open Inference Protocol's `{ error }` (what Triton's and KServe's clients read) for /v2. */
 const BODIES = {
-  inflight: body('the gateway is at capacity; retry with backoff'),
-  lag: body('the gateway is overloaded; retry with backoff'),
+  inflight: Buffer.from(JSON.stringify({ code: 'RESOURCE_EXHAUSTED', message: MESSAGES.inflight, requestId: '' })),
+  lag: Buffer.from(JSON.stringify({ code: 'RESOURCE_EXHAUSTED', message: MESSAGES.lag, requestId: '' })),
+} as const;
+const OIP_BODIES = {
+  inflight: Buffer.from(JSON.stringify({ error: MESSAGES.inflight, code: 'RESOURCE_EXHAUSTED' })),
+  lag: Buffer.from(JSON.stringify({ error: MESSAGES.lag, code: 'RESOURCE_EXHAUSTED' })),
 } as const;
 
 export function withFastReject(listener: RequestListener, admission: AdmissionControl): RequestListener {
   return function fastReject(req: IncomingMessage, res: ServerResponse): void {
-    if (req.method === 'POST' && isPrediction(req.url ?? '')) {
+    const url = req.url ?? '';
+    if (req.method === 'POST' && isPrediction(url)) {
       const why = admission.refuseEarly();
       if (why !== undefined) {
-        const b = BODIES[why];
+        const b = (url.startsWith('/v2/') ? OIP_BODIES : BODIES)[why];
         res.writeHead(429, { 'content-type': 'application/json', 'content-length': b.byteLength, 'retry-after': '1' });
         res.end(b);
         return;

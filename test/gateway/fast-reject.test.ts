@@ -30,7 +30,8 @@ describe('overload fast path', () => {
     for (const path of ['/v1/models/tabular-mlp:predict', '/v1/models/tabular-mlp/versions/1:predict', '/v2/models/tabular-mlp/infer']) {
       const res = await postJson(`${gw.http}${path}`, body);
       expect(res.status, path).toBe(429);
-      expect(res.json).toMatchObject({ code: 'RESOURCE_EXHAUSTED', message: expect.stringContaining('capacity') });
+      // Sibyl's ErrorBody on /v1; the Open Inference Protocol's { error } on /v2.
+      expect(res.json).toMatchObject(path.startsWith('/v2') ? { error: expect.stringContaining('capacity'), code: 'RESOURCE_EXHAUSTED' } : { code: 'RESOURCE_EXHAUSTED', message: expect.stringContaining('capacity') });
       expect(res.headers.get('retry-after')).toBe('1');
     }
     expect(gw.gateway.admission.stats().rejected).toBe(before + 3);
