@@ -1,52 +1,85 @@
 /**
- * What kafkajs spends CPU on per message, against the real broker: the same 500-message batches (4 sends in
- * flight, acks=all) of one ~700-byte JSON value, with 7 headers (CloudEvents binary mode) or 1 header (structured
- * mode), gzip or no compression. Prints process CPU µs per record (all threads: gzip runs in libuv's pool) and
- * records/s, per round, interleaved. The numbers behind the prediction log's structured mode (gateway/log/README.md).
+ * What a Kafka client spends CPU on per message, against the real broker: kafkajs (the former client) and
+ * @platformatic/kafka (the sink's), the same 500-message batches (4 sends in flight, acks=all) of ~1 KB JSON
+ * values (distinct per message: UUIDs and varying numbers, so gzip sees realistic data), with 7 headers
+ * (CloudEvents binary mode) or 1 header (structured mode), gzip or no compression. Prints process CPU µs per
+ * record (all threads: gzip runs in libuv's pool) and records/s, per round, interleaved. The numbers behind the
+ * prediction log's client, compression and structured mode (gateway/log/README.md).
  *
  * Run: node loadtest/micro/kafka-encode.bench.ts [records=40000] [rounds=2]
  */
+import { randomUUID } from 'node:crypto';
+import { Producer, ProduceAcks } from '@platformatic/kafka';
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
+import { javaCompatiblePartitioner } from '../../gateway/log/murmur2-partitioner.ts';
 
 const N = Number(process.argv[2] ?? 40_000);
 const ROUNDS = Number(process.argv[3] ?? 2);
 const BROKERS = (process.env.SIBYL_TEST_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
-const kafka = new Kafka({ clientId: 'sibyl-bench', brokers: BROKERS, logLevel: logLevel.NOTHING });
-const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
-await producer.connect();
 const topic = `bench-encode-${process.pid}`;
-const value = JSON.stringify({
-  predictionId: 'x'.repeat(36),
-  requestId: 'y'.repeat(36),
-  model: 'delivery-eta',
-  version: '2',
-  rows: [{ features: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`feature_${i}`, i * 1.5])), outputs: { eta: 31.2 } }],
+
+const kafka = new Kafka({ clientId: 'sibyl-bench', brokers: BROKERS, logLevel: logLevel.NOTHING });
+const kafkajs = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
+await kafkajs.connect();
+const platformatic = new Producer<Buffer, Buffer, Buffer, Buffer>({
+  clientId: 'sibyl-bench', bootstrapBrokers: BROKERS, acks: ProduceAcks.ALL, partitioner: javaCompatiblePartitioner,
 });
 
-async function run(label: string, compression: CompressionTypes, headerCount: number): Promise<void> {
+const values = Array.from({ length: N }, (_, i) =>
+  JSON.stringify({
+    specversion: '1.0', id: randomUUID(), source: 'sibyl/cell-a', type: 'sibyl.prediction.v1', subject: 'delivery-eta/2',
+    data: {
+      predictionId: randomUUID(), requestId: randomUUID(), model: 'delivery-eta', version: '2',
+      rows: [{ features: Object.fromEntries(Array.from({ length: 20 }, (_, f) => [`feature_${f}`, ((i * (f + 7)) % 997) / 10])), outputs: { eta: 31.2 } }],
+    },
+  }),
+);
+
+type Client = 'kafkajs' | 'platformatic';
+
+function sender(client: Client, gzip: boolean, headerCount: number): (lo: number, hi: number) => Promise<unknown> {
   const headers: Record<string, string> = {};
   for (let i = 0; i < headerCount; i++) headers[`ce_h${i}`] = `some-value-${i}`;
-  const messages = Array.from({ length: N }, (_, i) => ({ key: `req-${i}`, value, headers }));
+  if (client === 'kafkajs') {
+    const messages = values.map((value, i) => ({ key: `req-${i}`, value, headers }));
+    const compression = gzip ? CompressionTypes.GZIP : CompressionTypes.None;
+    return (lo, hi) => kafkajs.send({ topic, acks: -1, compression, messages: messages.slice(lo, hi) });
+  }
+  const headerMap = new Map(Object.entries(headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)]));
+  const compression = gzip ? 'gzip' : 'none';
+  return (lo, hi) => {
+    const messages = [];
+    for (let i = lo; i < hi; i++) {
+      messages.push({ topic, key: Buffer.from(`req-${i}`), value: Buffer.from(values[i]!), headers: headerMap });
+    }
+    return platformatic.send({ messages, compression });
+  };
+}
+
+async function run(client: Client, gzip: boolean, headerCount: number): Promise<void> {
+  const send = sender(client, gzip, headerCount);
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
   const sends: Promise<unknown>[] = [];
   for (let i = 0; i < N; i += 500) {
-    sends.push(producer.send({ topic, acks: -1, compression, messages: messages.slice(i, i + 500) }));
+    sends.push(send(i, Math.min(i + 500, N)));
     if (sends.length >= 4) await sends.shift();
   }
   await Promise.all(sends);
   const cpu = process.cpuUsage(cpu0);
   const perRecord = (cpu.user + cpu.system) / N;
   const rate = Math.round(N / ((performance.now() - wall0) / 1000));
-  console.log(`${label.padEnd(28)} ${perRecord.toFixed(2).padStart(7)} cpu µs/record ${String(rate).padStart(8)} records/s`);
+  const label = `${client}, ${gzip ? 'gzip' : 'none'}, ${headerCount} header${headerCount > 1 ? 's' : ''}`;
+  console.log(`${label.padEnd(32)} ${perRecord.toFixed(2).padStart(7)} cpu µs/record ${String(rate).padStart(8)} records/s`);
 }
 
-await run('warm-up', CompressionTypes.None, 1);
+await run('kafkajs', false, 1); // warm-up, creates the topic
+await run('platformatic', false, 1); // warm-up
 for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}`);
-  await run('gzip, 7 headers (binary)', CompressionTypes.GZIP, 7);
-  await run('none, 7 headers (binary)', CompressionTypes.None, 7);
-  await run('gzip, 1 header (structured)', CompressionTypes.GZIP, 1);
-  await run('none, 1 header (structured)', CompressionTypes.None, 1);
+  for (const client of ['kafkajs', 'platformatic'] as const) {
+    for (const gzip of [true, false]) for (const headers of [7, 1]) await run(client, gzip, headers);
+  }
 }
-await producer.disconnect();
+await kafkajs.disconnect();
+await platformatic.close();
