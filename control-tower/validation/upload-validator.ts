@@ -1,85 +1,117 @@
 /**
  * The gate before anything is stored: an uploaded bundle zip is unpacked, its manifest validated, its model loaded
- * and its test cases run, in a separate process with a memory limit and a deadline (validation-child.ts). The zip
+ * and its test cases run, in a separate process with a heap limit and a deadline (validation-child.ts). The zip
  * is untrusted and so is the model file: fuzzed ONNX files have crashed onnxruntime, so a crash, a signal, running
  * out of memory or time is a clean rejection here, never a dead control tower. Everything the validation writes
  * stays under `workDir` and is removed afterwards, accepted or not.
+ *
+ * One child process per validation (Node 24 started with `--max-old-space-size`); at most `maxConcurrent` run at
+ * once, the others wait their turn (the deadline counts from the start of their own process).
  */
 import { fork } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { SibylError, type CodeName } from '../../runtimes/errors.ts';
-import type { Manifest } from '../../runtimes/manifest.ts';
+import type { ZipLimits } from '../../runtimes/bundle/index.ts';
+import { Code, SibylError, type CodeName } from '../../runtimes/errors.ts';
+import { validateManifest, type Manifest } from '../../runtimes/manifest.ts';
+import type { ChildReply, ChildRequest } from './validation-child.ts';
 
 export interface ValidatedUpload {
   readonly manifest: Manifest;
   /** sha256 of the zip, hex. */
   readonly sha256: string;
+  /** Size of the zip, bytes. */
   readonly sizeBytes: number;
 }
 
 export interface UploadValidator {
   /**
    * Resolves when the bundle is acceptable. Rejects with INVALID_ARGUMENT and a message that says exactly what was
-   * wrong (the zip entry, the manifest field, the model's mismatch, the failing test case with expected and actual),
-   * or RESOURCE_EXHAUSTED when the validation ran out of memory or time.
+   * wrong (the zip entry, the manifest field, the model's mismatch, the failing test case with expected and actual,
+   * or that the validation process crashed), or RESOURCE_EXHAUSTED when the validation ran out of memory or time.
+   * UNAVAILABLE after `close`. Safe to call concurrently.
    */
   validate(zip: Buffer): Promise<ValidatedUpload>;
-  /** Kills validations still running. */
+  /** Kills validations still running (they reject) and refuses new ones; resolves once their files are removed. */
   close(): Promise<void>;
 }
 
 export interface UploadValidatorOptions {
-  /** Where uploads are unpacked while validated (created; each validation in its own subdirectory). */
+  /** Where uploads are unpacked while validated (created; each validation in its own entries, removed after). */
   readonly workDir: string;
-  /** Deadline of one validation, ms (default 60 000). */
+  /** Deadline of one validation process, ms (default 60 000). */
   readonly timeoutMs?: number;
-  /** V8 heap limit of the validation process, MiB (default 1024). */
+  /** V8 heap limit of the validation process, MiB (default 1024). Native memory (onnxruntime's) is not bounded by it. */
   readonly maxOldSpaceMb?: number;
+  /** Limits on the zip (default DEFAULT_ZIP_LIMITS). */
+  readonly limits?: Partial<ZipLimits>;
+  /** Validation processes running at once (default 2); more validations wait. */
+  readonly maxConcurrent?: number;
 }
 
 const CHILD = new URL('./validation-child.ts', import.meta.url).pathname;
+/** Bytes of the child's stderr kept to recognise how it died (the tail: V8 prints its OOM report last). */
+const STDERR_TAIL = 16 * 1024;
 
 export function createUploadValidator(options: UploadValidatorOptions): UploadValidator {
   const workDir = resolve(options.workDir);
   const timeoutMs = options.timeoutMs ?? 60_000;
   const maxOldSpaceMb = options.maxOldSpaceMb ?? 1024;
+  const maxConcurrent = Math.max(1, options.maxConcurrent ?? 2);
+  const limits = options.limits ?? {};
   const running = new Set<() => void>();
+  const pending = new Set<Promise<unknown>>();
+  const queue: (() => void)[] = [];
+  let active = 0;
+  let closed = false;
 
-  return {
-    async validate(zip) {
-      const sha256 = createHash('sha256').update(zip).digest('hex');
-      const id = randomUUID();
-      const zipFile = join(workDir, `${id}.zip`);
-      const unpackDir = join(workDir, id);
+  async function turn(): Promise<void> {
+    if (active < maxConcurrent) {
+      active++;
+      return;
+    }
+    await new Promise<void>((resolveTurn) => queue.push(resolveTurn));
+  }
+  function release(): void {
+    const next = queue.shift();
+    if (next) next();
+    else active--;
+  }
+
+  async function validateOne(zip: Buffer): Promise<ValidatedUpload> {
+    if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator is closed');
+    const sha256 = createHash('sha256').update(zip).digest('hex');
+    await turn();
+    const id = randomUUID();
+    const zipFile = join(workDir, `${id}.zip`);
+    const unpackDir = join(workDir, id);
+    try {
+      if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator is closed');
       await mkdir(workDir, { recursive: true });
-      await writeFile(zipFile, zip, { flag: 'wx' });
-      try {
-        const manifest = await runChild(zipFile, unpackDir);
-        return { manifest, sha256, sizeBytes: zip.byteLength };
-      } finally {
-        await rm(zipFile, { force: true });
-        await rm(unpackDir, { recursive: true, force: true });
-      }
-    },
-    async close() {
-      for (const kill of running) kill();
-    },
-  };
+      await writeFile(zipFile, zip, { flag: 'wx', mode: 0o600 });
+      const manifest = await runChild({ zipFile, unpackDir, limits });
+      return { manifest, sha256, sizeBytes: zip.byteLength };
+    } finally {
+      await rm(zipFile, { force: true }).catch(() => undefined);
+      await rm(unpackDir, { recursive: true, force: true }).catch(() => undefined);
+      release();
+    }
+  }
 
-  function runChild(zipFile: string, unpackDir: string): Promise<Manifest> {
+  function runChild(request: ChildRequest): Promise<Manifest> {
     return new Promise((resolvePromise, reject) => {
-      const child = fork(CHILD, [zipFile, unpackDir], {
+      const child = fork(CHILD, [JSON.stringify(request)], {
         execArgv: [`--max-old-space-size=${maxOldSpaceMb}`, '--disable-warning=ExperimentalWarning'],
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         env: { ...process.env, NODE_OPTIONS: '' },
+        serialization: 'json',
       });
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => {
-        if (stderr.length < 4000) stderr += d.toString();
+        stderr = (stderr + d.toString()).slice(-STDERR_TAIL);
       });
-      let reply: { ok: boolean; manifest?: Manifest; code?: CodeName; message?: string } | undefined;
+      let reply: unknown;
       let timedOut = false;
       const kill = () => child.kill('SIGKILL');
       running.add(kill);
@@ -87,23 +119,62 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
         timedOut = true;
         kill();
       }, timeoutMs);
-      child.on('message', (m) => (reply = m as typeof reply));
+      child.on('message', (m) => (reply ??= m));
       child.on('error', (err) => {
         clearTimeout(timer);
         running.delete(kill);
-        reject(new SibylError('INTERNAL', 'the validation process could not start', { cause: err }));
+        kill();
+        reject(new SibylError('INTERNAL', 'the validation process could not be started', { cause: err }));
       });
-      child.on('exit', (code, signal) => {
+      // 'close' (not 'exit'): stdio is drained, so the stderr tail is complete.
+      child.on('close', (code, signal) => {
         clearTimeout(timer);
         running.delete(kill);
-        if (reply?.ok && reply.manifest) return resolvePromise(reply.manifest);
-        if (reply && !reply.ok) return reject(new SibylError(reply.code ?? 'INVALID_ARGUMENT', reply.message ?? 'invalid bundle'));
-        if (timedOut) return reject(new SibylError('RESOURCE_EXHAUSTED', `validation took longer than ${timeoutMs} ms; the bundle was rejected`));
-        if (/heap out of memory|Allocation failed/i.test(stderr)) {
-          return reject(new SibylError('RESOURCE_EXHAUSTED', `validation ran out of memory (limit ${maxOldSpaceMb} MiB); the bundle was rejected`));
+        try {
+          resolvePromise(outcome(reply, code, signal, timedOut, stderr));
+        } catch (err) {
+          reject(err);
         }
-        reject(new SibylError('INVALID_ARGUMENT', `the model crashed the validation process (${signal ?? `exit code ${code}`}); the bundle was rejected`));
       });
     });
   }
+
+  function outcome(reply: unknown, code: number | null, signal: NodeJS.Signals | null, timedOut: boolean, stderr: string): Manifest {
+    const r = reply as Partial<ChildReply> | undefined;
+    // The child handled untrusted input: its reply is checked like any other input.
+    if (r?.ok === true && code === 0) return validateManifest(r.manifest);
+    if (r?.ok === false && typeof r.message === 'string') {
+      const replyCode: CodeName = typeof r.code === 'string' && r.code in Code ? (r.code as CodeName) : 'INVALID_ARGUMENT';
+      throw new SibylError(replyCode, r.message.slice(0, 8000));
+    }
+    if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator was closed during the validation');
+    if (timedOut) throw new SibylError('RESOURCE_EXHAUSTED', `the validation took longer than ${timeoutMs} ms; the bundle was rejected`);
+    if (/heap out of memory|Allocation failed|Reached heap limit/i.test(stderr)) {
+      throw new SibylError('RESOURCE_EXHAUSTED', `the validation ran out of memory (heap limit ${maxOldSpaceMb} MiB); the bundle was rejected`);
+    }
+    throw new SibylError(
+      'INVALID_ARGUMENT',
+      `the validation process died (${signal ? `signal ${signal}` : `exit code ${code}`}) before it finished, as a malformed model can make it; the bundle was rejected`,
+      { cause: new Error(stderr.slice(-2000)) },
+    );
+  }
+
+  return {
+    validate(zip) {
+      const p = validateOne(zip);
+      pending.add(p);
+      const forget = () => pending.delete(p);
+      p.then(forget, forget);
+      return p;
+    },
+    async close() {
+      closed = true;
+      for (const next of queue.splice(0)) {
+        active++; // each woken validation releases a slot when it gives up
+        next();
+      }
+      for (const kill of running) kill();
+      await Promise.allSettled([...pending]);
+    },
+  };
 }

@@ -1,31 +1,47 @@
 /**
  * The validation process (forked by upload-validator.ts): unpacks one bundle zip, loads its model with the real
- * runtimes, runs the manifest's test cases, disposes, and sends one message back. Run in its own process so that a
- * model that crashes onnxruntime, exhausts memory or never returns takes down only this process.
+ * runtimes, runs the manifest's test cases, disposes, and sends one reply. Run in its own process so that a model
+ * that crashes onnxruntime, exhausts memory or never returns takes down only this process.
  *
- * argv: <zip file> <unpack dir>. Reply on the IPC channel: { ok: true, manifest } or { ok: false, code, message }.
+ * argv[2]: a ChildRequest as JSON. Reply on the IPC channel: a ChildReply. Exits 0 after replying.
  */
 import { readFile } from 'node:fs/promises';
-import { openBundleZip } from '../../runtimes/bundle/index.ts';
-import { toSibylError, SibylError } from '../../runtimes/errors.ts';
+import { dirname } from 'node:path';
+import type { LoadedModel } from '../../runtimes/contract.ts';
+import { openBundleZip, type ZipLimits } from '../../runtimes/bundle/index.ts';
+import { SibylError, toSibylError, type CodeName } from '../../runtimes/errors.ts';
 import { createRuntimes } from '../../runtimes/index.ts';
+import type { Manifest } from '../../runtimes/manifest.ts';
 import { formatFailures, runTestCases } from '../../runtimes/test-cases.ts';
 
-const [zipFile, unpackDir] = process.argv.slice(2);
+export interface ChildRequest {
+  /** The uploaded zip, written by the parent. */
+  readonly zipFile: string;
+  /** Where to unpack it (must not exist yet). */
+  readonly unpackDir: string;
+  readonly limits: Partial<ZipLimits>;
+}
 
-async function validate(): Promise<unknown> {
-  const zip = await readFile(zipFile!);
-  const bundle = await openBundleZip(zip, unpackDir!);
+export type ChildReply = { readonly ok: true; readonly manifest: Manifest } | { readonly ok: false; readonly code: CodeName; readonly message: string };
+
+async function validate(request: ChildRequest): Promise<Manifest> {
+  const zip = await readFile(request.zipFile);
+  const bundle = await openBundleZip(zip, request.unpackDir, request.limits);
   const runtimes = createRuntimes();
   try {
     const runtime = runtimes.byKind.get(bundle.manifest.runtime);
     if (!runtime) throw new SibylError('INVALID_ARGUMENT', `runtime: "${bundle.manifest.runtime}" is not available in this control tower`);
-    let model;
+    let model: LoadedModel;
     try {
       model = await runtime.load(bundle);
     } catch (err) {
-      const e = toSibylError(err);
-      throw new SibylError('INVALID_ARGUMENT', `the model does not load: ${e.code === 'INTERNAL' ? String((err as Error)?.message ?? err) : e.message}`);
+      // Messages go to the uploader: no host paths (onnxruntime names the paths it resolved).
+      const detail = String((err as Error)?.message ?? err)
+        .split(request.unpackDir)
+        .join('<bundle>')
+        .split(dirname(request.unpackDir))
+        .join('<work>');
+      throw new SibylError('INVALID_ARGUMENT', `the model does not load: ${detail}`, { cause: err });
     }
     try {
       const failures = await runTestCases(model, bundle.manifest);
@@ -41,11 +57,15 @@ async function validate(): Promise<unknown> {
   }
 }
 
-validate().then(
-  (manifest) => process.send!({ ok: true, manifest }, () => process.exit(0)),
+function reply(message: ChildReply): void {
+  process.send!(message, () => process.exit(0));
+}
+
+validate(JSON.parse(process.argv[2]!) as ChildRequest).then(
+  (manifest) => reply({ ok: true, manifest }),
   (err: unknown) => {
     const e = toSibylError(err);
-    const message = e.code === 'INTERNAL' ? `validation failed: ${String((err as Error)?.message ?? err)}` : e.message;
-    process.send!({ ok: false, code: e.code === 'INTERNAL' ? 'INVALID_ARGUMENT' : e.code, message }, () => process.exit(0));
+    if (e.code === 'INTERNAL') process.stderr.write(`validation failed: ${String((err as Error)?.stack ?? err)}\n`);
+    reply({ ok: false, code: e.code, message: e.code === 'INTERNAL' ? 'the validation failed unexpectedly; the bundle was not accepted' : e.message });
   },
 );

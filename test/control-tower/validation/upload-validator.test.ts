@@ -1,96 +1,202 @@
 /**
  * The upload gate, in its own process: good bundles pass with their manifest and hash; hostile zips, broken models,
- * mismatched manifests and failing test cases are refused with their own messages; a validation that runs out of
- * time or memory is a rejection and the control tower's process lives on; nothing stays in the work directory.
+ * mismatched manifests, external data outside the bundle and failing test cases are refused with their own
+ * messages; a validation process that runs out of time or memory, or is killed mid-way, is a rejection and this
+ * process lives on; nothing stays in the work directory and nothing appears outside it.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUploadValidator, type UploadValidator } from '../../../control-tower/validation/index.ts';
-import { MODELS_DIR } from '../../helpers/expected.ts';
-import { bundleEntries, bundleZip, hostileCorpus, makeZip } from '../../runtimes/bundle/zips.ts';
+import { bundleZip, ESCAPING_WEIGHTS, externalDataBundle, hostileCorpus, hostileModels, makeZip, withManifest } from './hostile-zips.ts';
 
+const OUTSIDE = 'sibyl-evil.txt';
+let root: string;
 let workDir: string;
 let validator: UploadValidator;
 beforeAll(async () => {
-  workDir = await mkdtemp(join(tmpdir(), 'sibyl-validate-'));
-  validator = createUploadValidator({ workDir, timeoutMs: 60_000 });
+  root = await mkdtemp(join(tmpdir(), 'sibyl-validate-'));
+  workDir = join(root, 'work');
+  validator = createUploadValidator({ workDir });
 });
-afterAll(() => validator.close());
+afterAll(async () => {
+  await validator.close();
+  await rm(root, { recursive: true, force: true });
+});
 
-async function refusal(zip: Buffer, v = validator): Promise<{ code: string; message: string }> {
+type Outcome = { code: string; message: string };
+async function outcome(zip: Buffer, v = validator): Promise<Outcome> {
   return v.validate(zip).then(
     () => ({ code: 'accepted', message: '' }),
-    (e: { code: string; message: string }) => ({ code: e.code, message: e.message }),
+    (e: Outcome) => ({ code: e.code, message: e.message }),
   );
 }
 
-const withManifest = (model: string, version: string, edit: (m: string) => string) =>
-  makeZip(bundleEntries(model, version).map((e) => (e.name === 'sibyl.yaml' ? { ...e, data: edit(e.data.toString()) } : e)));
+/** Nothing left in the work directory, nothing written beside it or at the zip-slip targets. */
+function expectNothingLeft(): void {
+  expect(readdirSync(workDir)).toEqual([]);
+  expect(readdirSync(root)).toEqual(['work']);
+  expect(existsSync(join('/tmp', OUTSIDE))).toBe(false);
+  expect(existsSync(join(tmpdir(), OUTSIDE))).toBe(false);
+}
+
+/** Pids of this process's validation children (from /proc). */
+function validationChildren(): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('validation-child.ts')) pids.push(Number(p));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+
+async function killChildMidway(signal: NodeJS.Signals): Promise<Outcome> {
+  const pending = outcome(await bundleZip('eta-risk', '1'));
+  let pids: number[] = [];
+  for (let i = 0; i < 2000 && pids.length === 0; i++) {
+    pids = validationChildren();
+    if (pids.length === 0) await new Promise((r) => setTimeout(r, 2));
+  }
+  expect(pids).toHaveLength(1);
+  process.kill(pids[0]!, signal);
+  return pending;
+}
 
 describe('upload validation', () => {
   it('accepts the shipped bundles: their models load and their test cases pass', async () => {
+    const times: number[] = [];
     for (const [model, version] of [['delivery-eta', '2'], ['eta-risk', '1'], ['tabular-mlp', '1']] as const) {
       const zip = await bundleZip(model, version);
+      const t0 = performance.now();
       const v = await validator.validate(zip);
+      times.push(performance.now() - t0);
       expect(v.manifest).toMatchObject({ name: model, version });
       expect(v.manifest.tests.length).toBeGreaterThan(0);
       expect(v.sha256).toBe(createHash('sha256').update(zip).digest('hex'));
       expect(v.sizeBytes).toBe(zip.byteLength);
     }
-    expect(readdirSync(workDir)).toEqual([]);
+    console.info(`validation, one child process each: ${times.map((t) => `${t.toFixed(0)} ms`).join(', ')}`);
+    expectNothingLeft();
+  });
+
+  it('accepts an ONNX model whose external data lies inside the bundle', async () => {
+    const v = await validator.validate(await externalDataBundle());
+    expect(v.manifest.name).toBe('external');
+    expectNothingLeft();
   });
 
   it('refuses every zip of the hostile corpus with its own message', async () => {
-    for (const c of await hostileCorpus()) {
-      if (c.limits) continue; // limits are the unpacker's options; its own suite covers them
-      const r = await refusal(c.zip);
-      expect(r.code, c.name).toBe('INVALID_ARGUMENT');
-      expect(r.message, c.name).toMatch(c.message);
+    const corpus = (await hostileCorpus(OUTSIDE)).filter((c) => !c.limits);
+    const t0 = performance.now();
+    const results = await Promise.all(corpus.map((c) => outcome(c.zip)));
+    console.info(`${corpus.length} hostile zips refused in ${(performance.now() - t0).toFixed(0)} ms, 2 processes at a time`);
+    corpus.forEach((c, i) => {
+      expect(results[i]!.code, c.name).toBe('INVALID_ARGUMENT');
+      expect(results[i]!.message, c.name).toMatch(c.message);
+    });
+    expectNothingLeft();
+  }, 240_000);
+
+  it('refuses broken models, mismatched manifests, failing tests and external data outside the bundle, each with its own message', async () => {
+    // The escaping model's weights exist where it points, so only the containment check can refuse it.
+    const target = join(workDir, 'x', ESCAPING_WEIGHTS);
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, Buffer.alloc(16));
+    const models = await hostileModels();
+    try {
+      for (const c of models) {
+        const r = await outcome(c.zip);
+        expect(r.code, c.name).toBe('INVALID_ARGUMENT');
+        expect(r.message, c.name).toMatch(c.message);
+        expect(r.message, c.name).not.toContain(workDir);
+      }
+    } finally {
+      await rm(dirname(target), { recursive: true });
     }
-    expect(readdirSync(workDir)).toEqual([]);
-  });
+    expectNothingLeft();
+  }, 120_000);
 
-  it('refuses a garbage ONNX file', async () => {
-    const zip = await makeZip(bundleEntries('tabular-mlp', '1').map((e) => (e.name === 'model.onnx' ? { ...e, data: Buffer.from('garbage, not a protobuf'.repeat(10)) } : e)));
-    const r = await refusal(zip);
-    expect(r).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/model does not load|not an ONNX model/i) });
-  });
-
-  it('refuses a model whose inputs do not match the manifest, naming the mismatch', async () => {
-    const onnx = readFileSync(join(MODELS_DIR, 'delivery-eta', '2', 'model.onnx'));
-    const zip = await makeZip(bundleEntries('tabular-mlp', '1').map((e) => (e.name === 'model.onnx' ? { ...e, data: onnx } : e)));
-    const r = await refusal(zip);
+  it('shows every failing case of a bundle with expected and actual values', async () => {
+    const zip = await makeZip(withManifest('eta-risk', '1', (m) => m.replaceAll('is_late: 1', 'is_late: 0').replaceAll('is_late: 0', 'is_late: 2')));
+    const r = await outcome(zip);
     expect(r.code).toBe('INVALID_ARGUMENT');
-    expect(r.message).toMatch(/onnx\.inputs/);
-  });
-
-  it('refuses a bundle whose test case fails, showing the case, the expected and the actual value', async () => {
-    const zip = await withManifest('delivery-eta', '2', (m) => m.replace(/eta_minutes: ([0-9.]+)/, 'eta_minutes: 99.5'));
-    const r = await refusal(zip);
-    expect(r.code).toBe('INVALID_ARGUMENT');
-    expect(r.message).toMatch(/1 of \d+ test cases failed/);
-    expect(r.message).toMatch(/test case "expected row 0":\n {2}- eta_minutes: expected 99\.5, got [0-9.]+ \(off by/);
+    expect(r.message).toMatch(/^3 of 3 test cases failed:\ntest case "expected row 0":\n {2}- is_late: expected 2, got [01] \(off by [12]\.00; tolerance 0\.00001\)\ntest case "expected row 1":/);
   });
 
   it('refuses a runtime this control tower does not have', async () => {
     const zip = await makeZip([{ name: 'sibyl.yaml', data: 'name: r\nversion: "1"\nruntime: sagemaker\noutputs: [{ name: score }]\nsagemaker: { endpoint: x }\n' }]);
-    const r = await refusal(zip);
+    const r = await outcome(zip);
     expect(r.code).toBe('INVALID_ARGUMENT');
+    expect(r.message).toMatch(/runtime: "sagemaker" is not available|sagemaker/);
   });
 
-  it('rejects a validation that runs out of time, and one that runs out of memory; this process lives on', async () => {
-    const slow = createUploadValidator({ workDir, timeoutMs: 1 });
-    expect(await refusal(await bundleZip('tabular-mlp', '1'), slow)).toMatchObject({ code: 'RESOURCE_EXHAUSTED', message: expect.stringContaining('longer than 1 ms') });
-    const small = createUploadValidator({ workDir, maxOldSpaceMb: 4 });
-    const r = await refusal(await bundleZip('tabular-mlp', '1'), small);
-    expect(r.code).not.toBe('accepted');
-    expect(['RESOURCE_EXHAUSTED', 'INVALID_ARGUMENT']).toContain(r.code);
-    // The parent still validates.
+  it('applies its zip limits', async () => {
+    const strict = createUploadValidator({ workDir, limits: { maxEntries: 2 } });
+    expect(await outcome(await bundleZip('tabular-mlp', '1'), strict)).toEqual({ code: 'INVALID_ARGUMENT', message: 'bundle: 3 entries, more than the limit of 2' });
+    await strict.close();
+    expectNothingLeft();
+  });
+
+  it('rejects a validation that runs out of time with RESOURCE_EXHAUSTED', async () => {
+    const slow = createUploadValidator({ workDir, timeoutMs: 50 });
+    expect(await outcome(await bundleZip('tabular-mlp', '1'), slow)).toEqual({ code: 'RESOURCE_EXHAUSTED', message: 'the validation took longer than 50 ms; the bundle was rejected' });
+    await slow.close();
+    expectNothingLeft();
+  });
+
+  it('rejects a validation that runs out of memory with RESOURCE_EXHAUSTED', async () => {
+    // A manifest under the 1 MiB cap whose parse needs ~150 MiB of heap, against a 64 MiB limit.
+    const lines = Array.from({ length: 9000 }, (_, i) => `  - { name: c${i}, features: { basket_value: ${Math.random()} }, expected: { output: ${Math.random()} } }`);
+    const zip = await makeZip(withManifest('tabular-mlp', '1', (m) => `${m.replace(/^tests:[\s\S]*$/m, '')}tests:\n${lines.join('\n')}\n`));
+    const small = createUploadValidator({ workDir, maxOldSpaceMb: 64 });
+    expect(await outcome(zip, small)).toEqual({ code: 'RESOURCE_EXHAUSTED', message: 'the validation ran out of memory (heap limit 64 MiB); the bundle was rejected' });
+    await small.close();
+    expectNothingLeft();
+  });
+
+  it('survives a validation process killed mid-way (SIGKILL, SIGSEGV) and goes on validating', async () => {
+    for (const signal of ['SIGKILL', 'SIGSEGV'] as const) {
+      const r = await killChildMidway(signal);
+      expect(r.code, signal).toBe('INVALID_ARGUMENT');
+      expect(r.message, signal).toContain(`the validation process died (signal ${signal}) before it finished`);
+    }
     expect((await validator.validate(await bundleZip('tabular-mlp', '1'))).manifest.name).toBe('tabular-mlp');
-    expect(readdirSync(workDir)).toEqual([]);
+    expectNothingLeft();
+  });
+
+  it('runs at most maxConcurrent processes; the others wait their turn', async () => {
+    const one = createUploadValidator({ workDir, maxConcurrent: 1 });
+    const zip = await bundleZip('tabular-mlp', '1');
+    let most = 0;
+    const watch = setInterval(() => (most = Math.max(most, validationChildren().length)), 5);
+    try {
+      const results = await Promise.all([one.validate(zip), one.validate(zip), one.validate(zip)]);
+      expect(results.map((r) => r.manifest.name)).toEqual(['tabular-mlp', 'tabular-mlp', 'tabular-mlp']);
+    } finally {
+      clearInterval(watch);
+    }
+    expect(most).toBe(1);
+    await one.close();
+    expectNothingLeft();
+  });
+
+  it('close() rejects the validations in flight and refuses new ones with UNAVAILABLE', async () => {
+    const v = createUploadValidator({ workDir, maxConcurrent: 1 });
+    const zip = await bundleZip('tabular-mlp', '1');
+    const inFlight = [outcome(zip, v), outcome(zip, v)];
+    while (validationChildren().length === 0) await new Promise((r) => setTimeout(r, 2));
+    await v.close();
+    for (const r of await Promise.all(inFlight)) expect(r.code).toBe('UNAVAILABLE');
+    expect(await outcome(zip, v)).toEqual({ code: 'UNAVAILABLE', message: 'the upload validator is closed' });
+    expectNothingLeft();
   });
 });
