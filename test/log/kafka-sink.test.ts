@@ -3,8 +3,11 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { equals, fromJson, type JsonValue } from '@bufbuild/protobuf';
+import { createServer } from 'node:net';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
+import { partitionForKey } from '../../gateway/log/murmur2-partitioner.ts';
 import type { KafkaSinkOptions } from '../../gateway/log/kafka-sink.ts';
 import { PredictionRecordSchema } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 import { TEST_BROKERS, consumeTopic, makeRecord, uniqueName } from './records.ts';
@@ -45,6 +48,8 @@ describe('kafka sink (real broker)', () => {
       const { data, time, ...attributes } = m.event;
       expect(equals(PredictionRecordSchema, fromJson(PredictionRecordSchema, data as JsonValue), sent!)).toBe(true);
       expect(m.key).toBe(sent!.requestId);
+      // The Java client's partition for the key: live and shadow records of a request share it.
+      expect(m.partition).toBe(partitionForKey(Buffer.from(m.key), 3));
       expect(m.headers).toEqual({ 'content-type': 'application/cloudevents+json; charset=UTF-8' });
       expect(Date.parse(time ?? '')).toBe(1_767_225_600_000 + Number(sent!.predictionId.split('-')[1]));
       expect(attributes).toEqual({
@@ -95,5 +100,35 @@ describe('kafka sink (real broker)', () => {
     await sink.flush();
     expect(sink.stats()).toMatchObject({ accepted: 100, delivered: 0, spilled: 0, lost: 100, pending: 0 });
     await sink.shutdown();
+  });
+
+  it('spills within its request bounds when the broker accepts connections but never answers, and shuts down', async () => {
+    // A "broker" that takes the TCP connection and then says nothing: only timeouts end the client's requests.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const spillDir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
+      const sink = createKafkaSink(
+        sinkOptions({ spillDir, brokers: [`127.0.0.1:${port}`], requestTimeoutMs: 500, retries: 1, shutdownTimeoutMs: 2000 }),
+      );
+      for (let i = 0; i < 50; i++) sink.write(makeRecord('s', i));
+      const t0 = Date.now();
+      await sink.flush();
+      // Two attempts of 500 ms and the retry pause, well under the 10 s default of one request.
+      expect(Date.now() - t0).toBeLessThan(8000);
+      expect(sink.stats()).toMatchObject({ accepted: 50, delivered: 0, spilled: 50, lost: 0, pending: 50 });
+      expect(sink.mode).toBe('spilling');
+      const t1 = Date.now();
+      await sink.shutdown();
+      expect(Date.now() - t1).toBeLessThan(8000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });
