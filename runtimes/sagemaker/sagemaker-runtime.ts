@@ -19,7 +19,7 @@
  * does not fit the declared outputs). The AWS error is the `cause`.
  */
 import { InvokeEndpointCommand, type SageMakerRuntimeClient, type SageMakerRuntimeClientConfig } from '@aws-sdk/client-sagemaker-runtime';
-import type { LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
+import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
 import { SibylError } from '../errors.ts';
 import { classifyAttemptError, requestAbortError } from './aws-errors.ts';
 import { CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from './circuit-breaker.ts';
@@ -57,7 +57,7 @@ export interface SageMakerCounters {
   throttled: number;
   /** Attempts refused by the open circuit breaker without calling. */
   breakerRejected: number;
-  /** Failed predict calls by code. */
+  /** Failed calls (of those counted in `calls`) by code. */
   failures: Record<string, number>;
 }
 
@@ -115,7 +115,7 @@ export function createSageMakerRuntime(opts: SageMakerRuntimeOptions = {}): Sage
     let inflight = 0;
     let drained: (() => void) | undefined;
 
-    async function predict(rows: Parameters<LoadedModel['predict']>[0], ctx: PredictContext): Promise<OutputRow[]> {
+    async function predict(rows: readonly FeatureRow[], ctx: PredictContext): Promise<OutputRow[]> {
       if (disposed) throw new SibylError('FAILED_PRECONDITION', 'model version is unloaded');
       const { signal } = ctx;
       if (signal.aborted) throw requestAbortError(signal);
