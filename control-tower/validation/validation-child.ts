@@ -10,7 +10,6 @@ import { dirname } from 'node:path';
 import type { LoadedModel } from '../../runtimes/contract.ts';
 import { openBundleZip, type ZipLimits } from '../../runtimes/bundle/index.ts';
 import { SibylError, toSibylError, type CodeName } from '../../runtimes/errors.ts';
-import { createRuntimes } from '../../runtimes/index.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
 import { formatFailures, runTestCases } from '../../runtimes/test-cases.ts';
 
@@ -27,6 +26,8 @@ export type ChildReply = { readonly ok: true; readonly manifest: Manifest } | { 
 async function validate(request: ChildRequest): Promise<Manifest> {
   const zip = await readFile(request.zipFile);
   const bundle = await openBundleZip(zip, request.unpackDir, request.limits);
+  // Imported only for a bundle that unpacked: onnxruntime's native module takes a good part of the start-up.
+  const { createRuntimes } = await import('../../runtimes/index.ts');
   const runtimes = createRuntimes();
   try {
     const runtime = runtimes.byKind.get(bundle.manifest.runtime);
