@@ -100,7 +100,7 @@ describe('control tower API', () => {
     expect((await t.call('GET', '/v1/models')).json.models.length).toBe(before.models);
     expect(t.bundleFiles().length).toBe(before.files);
     expect((await t.call('POST', '/v1/models', { body: new Uint8Array(0), headers: zipHeaders })).json.code).toBe('INVALID_ARGUMENT');
-  });
+  }, 120_000); // about 15 zips, each validated in its own process: slow on a busy machine
 
   it('rejects an upload over the size limit before validating it', async () => {
     const small = await startTestTower({ SIBYL_MAX_UPLOAD_BYTES: '1000' });
