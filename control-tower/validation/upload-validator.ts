@@ -145,7 +145,7 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
     if (r?.ok === true && code === 0) return validateManifest(r.manifest);
     if (r?.ok === false && typeof r.message === 'string') {
       const replyCode: CodeName = typeof r.code === 'string' && r.code in Code ? (r.code as CodeName) : 'INVALID_ARGUMENT';
-      throw new SibylError(replyCode, r.message.slice(0, 8000));
+      throw new SibylError(replyCode, r.message.slice(0, 32_000));
     }
     if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator was closed during the validation');
     if (timedOut) throw new SibylError('RESOURCE_EXHAUSTED', `the validation took longer than ${timeoutMs} ms; the bundle was rejected`);

@@ -13,6 +13,9 @@ import { SibylError, toSibylError, type CodeName } from '../../runtimes/errors.t
 import type { Manifest } from '../../runtimes/manifest.ts';
 import { formatFailures, runTestCases } from '../../runtimes/test-cases.ts';
 
+/** Failing cases spelled out in the rejection; the rest are counted. */
+const MAX_CASES_SHOWN = 20;
+
 export interface ChildRequest {
   /** The uploaded zip, written by the parent. */
   readonly zipFile: string;
@@ -47,7 +50,8 @@ async function validate(request: ChildRequest): Promise<Manifest> {
     try {
       const failures = await runTestCases(model, bundle.manifest);
       if (failures.length) {
-        throw new SibylError('INVALID_ARGUMENT', `${failures.length} of ${bundle.manifest.tests.length} test cases failed:\n${formatFailures(failures)}`);
+        const more = failures.length > MAX_CASES_SHOWN ? `\n(and ${failures.length - MAX_CASES_SHOWN} more failing cases)` : '';
+        throw new SibylError('INVALID_ARGUMENT', `${failures.length} of ${bundle.manifest.tests.length} test cases failed:\n${formatFailures(failures.slice(0, MAX_CASES_SHOWN))}${more}`);
       }
     } finally {
       await model.dispose();

@@ -132,6 +132,17 @@ describe('upload validation', () => {
     expect(r.message).toMatch(/^3 of 3 test cases failed:\ntest case "expected row 0":\n {2}- is_late: expected 2, got [01] \(off by [12]\.00; tolerance 0\.00001\)\ntest case "expected row 1":/);
   });
 
+  it('spells out the first 20 failing cases and counts the rest', async () => {
+    const cases = Array.from({ length: 25 }, (_, i) => `  - { name: case ${i}, features: {}, expected: { output: 999 } }`);
+    const zip = await makeZip(withManifest('tabular-mlp', '1', (m) => `${m.replace(/^tests:[\s\S]*$/m, '')}tests:\n${cases.join('\n')}\n`));
+    const r = await outcome(zip);
+    expect(r.code).toBe('INVALID_ARGUMENT');
+    expect(r.message).toMatch(/^25 of 25 test cases failed:\n/);
+    expect(r.message).toContain('test case "case 19":\n  - output: expected 999, got ');
+    expect(r.message).not.toContain('test case "case 20"');
+    expect(r.message).toMatch(/\n\(and 5 more failing cases\)$/);
+  });
+
   it('refuses a runtime this control tower does not have', async () => {
     const zip = await makeZip([{ name: 'sibyl.yaml', data: 'name: r\nversion: "1"\nruntime: sagemaker\noutputs: [{ name: score }]\nsagemaker: { endpoint: x }\n' }]);
     const r = await outcome(zip);
