@@ -87,6 +87,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const span = telemetry.startRequest(input.model, ctx.transport, ctx.startMs, ctx.traceparent);
       let route: Route | undefined;
       let arm = '';
+      /** performance.now() when the runtime call started; 0 outside it. */
+      let dispatchedAt = 0;
       try {
         // 1 resolve
         let t0 = performance.now();
@@ -110,10 +112,13 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         // 3 dispatch
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         t0 = t1;
+        dispatchedAt = t0;
         const outputs = await route.loaded.predict(enriched.rows, { signal: ctx.signal });
         t1 = performance.now();
+        dispatchedAt = 0;
         span.stage('dispatch', t0, t1);
         const modelMs = t1 - t0;
+        telemetry.runtimeCall(route.manifest.runtime, 'OK', modelMs / 1000);
 
         // 4 respond (the adapter serializes what this returns)
         let defaultedCount = 0;
@@ -136,6 +141,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         return { requestId: ctx.requestId, model: route.model, version: route.version, arm, results, route };
       } catch (err) {
         const e = toSibylError(err);
+        if (dispatchedAt !== 0 && route) telemetry.runtimeCall(route.manifest.runtime, e.code, (performance.now() - dispatchedAt) / 1000);
         if (e.code === 'INTERNAL') deps.logger?.error({ err: e.cause ?? e, model: input.model, requestId: ctx.requestId }, 'prediction failed');
         span.end(e.code, performance.now());
         if (logging && route && e.code !== 'INVALID_ARGUMENT') {

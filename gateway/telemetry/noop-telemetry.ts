@@ -10,6 +10,7 @@ export const noopTelemetry: Telemetry = Object.freeze({
   startRequest: () => noopSpan,
   featureStoreFailure() {},
   featuresDefaulted() {},
+  runtimeCall() {},
   metricsText: () => Promise.resolve({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: '' }),
   shutdown: () => Promise.resolve(),
 });

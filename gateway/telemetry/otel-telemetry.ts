@@ -73,6 +73,9 @@ export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
     featuresDefaulted(model, count) {
       if (count > 0) metrics.model(model).defaulted.add(count);
     },
+    runtimeCall(runtime, code, seconds) {
+      metrics.runtimeCall(runtime, code, seconds);
+    },
     async metricsText() {
       const { resourceMetrics } = await reader.collect();
       return { contentType: PROMETHEUS_CONTENT_TYPE, body: serializer.serialize(resourceMetrics) };

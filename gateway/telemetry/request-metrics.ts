@@ -8,6 +8,8 @@
  *   sibyl_stage_duration_seconds{model,stage}             histogram, per pipeline stage
  *   sibyl_feature_store_failures_total{model,reason}      reason: 'timeout' | 'error'
  *   sibyl_features_defaulted_total{model}                 features that got their declared default
+ *   sibyl_runtime_calls_total{runtime,code}               model executions by runtime (onnx, rules, sagemaker)
+ *   sibyl_runtime_call_duration_seconds{runtime}          histogram, one runtime call (the dispatch stage)
  *
  * Cardinality: the model label comes from the caller (possibly a client's typo). After `maxModels` distinct
  * models, further new names are counted under the model label OVERFLOW_MODEL.
@@ -66,7 +68,30 @@ export class RequestMetrics {
     description: 'Features that were missing or late and got their declared default.',
     unit: '',
   });
-  readonly families = [this.requests, this.duration, this.stageDuration, this.storeFailures, this.defaulted] as const;
+  readonly runtimeCalls = new CounterFamily({
+    name: 'sibyl_runtime_calls_total',
+    description: 'Model executions by runtime and result code.',
+    unit: '',
+  });
+  readonly runtimeDuration = new HistogramFamily(
+    { name: 'sibyl_runtime_call_duration_seconds', description: 'Latency of one runtime call.', unit: 's' },
+    LATENCY_BUCKETS_SECONDS,
+  );
+  readonly families = [this.requests, this.duration, this.stageDuration, this.storeFailures, this.defaulted, this.runtimeCalls, this.runtimeDuration] as const;
+  /** runtime → (code → counter), and runtime → histogram: a closed, small label set. */
+  readonly #runtimeCodes = new Map<string, Map<string, CounterCell>>();
+  readonly #runtimeDurations = new Map<string, HistogramCell>();
+
+  runtimeCall(runtime: string, code: string, seconds: number): void {
+    let codes = this.#runtimeCodes.get(runtime);
+    if (codes === undefined) this.#runtimeCodes.set(runtime, (codes = new Map()));
+    let c = codes.get(code);
+    if (c === undefined) codes.set(code, (c = this.runtimeCalls.cell({ runtime, code })));
+    c.add(1);
+    let h = this.#runtimeDurations.get(runtime);
+    if (h === undefined) this.#runtimeDurations.set(runtime, (h = this.runtimeDuration.cell({ runtime })));
+    h.record(seconds);
+  }
 
   readonly #models = new Map<string, ModelCells>();
   readonly #maxModels: number;

@@ -60,6 +60,7 @@ function sdkInstrumentsTelemetry(): Telemetry {
     },
     featureStoreFailure() {},
     featuresDefaulted() {},
+    runtimeCall() {},
     metricsText: async () => ({ contentType: 'text/plain', body: '' }),
     shutdown: () => provider.shutdown(),
   };

@@ -30,5 +30,8 @@ describe('metrics', () => {
       expect(sample(text, 'sibyl_stage_duration_seconds_count', { model: 'tabular-mlp', stage }), stage).toBe(3);
     }
     expect(sample(text, 'sibyl_request_duration_seconds_count', { model: 'tabular-mlp', transport: 'rest' })).toBe(4);
+    // Per runtime: the three executions (the refused request never reached the model).
+    expect(sample(text, 'sibyl_runtime_calls_total', { runtime: 'onnx', code: 'OK' })).toBe(3);
+    expect(sample(text, 'sibyl_runtime_call_duration_seconds_count', { runtime: 'onnx' })).toBe(3);
   });
 });
