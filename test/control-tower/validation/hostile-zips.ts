@@ -196,6 +196,11 @@ export async function hostileCorpus(outsideName = 'sibyl-evil.txt'): Promise<Hos
       zip: lieAboutSizes(await makeZip([...good, { name: 'big.txt', data: 'y'.repeat(100_000) }]), 10, ['big.txt']),
       message: /entry "big\.txt" inflates past its declared size of 10 bytes/,
     },
+    {
+      name: 'declared size larger than the data',
+      zip: lieAboutSizes(await makeZip([...good, { name: 'big.txt', data: 'y'.repeat(100_000) }]), 200_000, ['big.txt']),
+      message: /entry "big\.txt" inflates to fewer bytes than its declared size of 200000/,
+    },
     { name: 'duplicate names', zip: patchName(await makeZip([...good, { name: 'dup-A', data: '1' }, { name: 'dup-B', data: '2' }]), 'dup-B', 'dup-A'), message: /entries "dup-A" and "dup-A" have the same name/ },
     { name: 'names differing in case', zip: await makeZip([...good, { name: 'Data.txt', data: '1' }, { name: 'data.txt', data: '2' }]), message: /entries "Data\.txt" and "data\.txt" have the same name/ },
     { name: 'names differing in Unicode normalisation (NFC vs NFD)', zip: await makeZip([...good, { name: 'caf\u00e9.txt', data: '1' }, { name: 'cafe\u0301.txt', data: '2' }]), message: /entries "caf\u00e9\.txt" and "cafe\u0301\.txt" have the same name/ },
