@@ -3,8 +3,9 @@
  * (https://github.com/cloudevents/spec/blob/main/cloudevents/bindings/kafka-protocol-binding.md):
  * key = request id (live and shadow executions of one request land in the same partition, in order), one header
  * `content-type: application/cloudevents+json; charset=UTF-8`, value = the event as JSON with the record's
- * ProtoJSON as its `data`. Structured rather than binary mode because kafkajs spends most of its per-message CPU
- * on headers: seven `ce_*` headers cost about 10 µs per record more than one (loadtest/micro/sink.bench.ts).
+ * ProtoJSON as its `data`. Structured rather than binary mode because Kafka clients pay per header: seven `ce_*`
+ * headers cost ~3 µs of CPU per record more than one with @platformatic/kafka, 6-11 µs with kafkajs
+ * (loadtest/micro/kafka-encode.bench.ts).
  * The record's JSON alone is the line format of the file sink and of the Kafka sink's spill log.
  * Schema: gateway/log/README.md.
  */
@@ -18,7 +19,7 @@ export const CLOUD_EVENT_SPEC_VERSION = '1.0';
 export const CLOUD_EVENT_CONTENT_TYPE = 'application/cloudevents+json; charset=UTF-8';
 export const RECORD_CONTENT_TYPE = 'application/json';
 
-/** A Kafka message ready for kafkajs `send` (strings are sent as UTF-8). Do not mutate `headers`: it is shared. */
+/** A Kafka message ready to send (kafka-producer.ts sends strings as UTF-8). Do not mutate `headers`: it is shared. */
 export interface PredictionMessage {
   key: string;
   value: string;
