@@ -21,7 +21,9 @@
  * to lie inside it; directories (explicit entries or implied by paths) are created. On any failure `destDir` is
  * removed: nothing is left behind. Messages never carry host paths.
  *
- * `destDir` must not exist or be an empty directory, else FAILED_PRECONDITION (and it is left alone).
+ * `destDir` must not exist or be an empty directory, else FAILED_PRECONDITION (and it is left alone). Failures of
+ * this host rather than of the zip (disk full: RESOURCE_EXHAUSTED; other file-system errors: INTERNAL) also remove
+ * `destDir`.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -60,7 +62,7 @@ export async function unpackZip(zip: Buffer, destDir: string, limits: Partial<Zi
   } catch (err) {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     if (err instanceof SibylError) throw err;
-    throw refuse(`the zip cannot be unpacked (${describe(err)})`);
+    throw hostError('the zip could not be unpacked', err);
   }
 }
 
@@ -73,7 +75,9 @@ async function prepareDestination(dir: string): Promise<void> {
     if (code !== 'ENOENT') throw new SibylError('FAILED_PRECONDITION', `bundle: the destination directory cannot be used (${code ?? 'error'})`, { cause: err });
   }
   if (existing && existing.length > 0) throw new SibylError('FAILED_PRECONDITION', 'bundle: the destination directory is not empty');
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true }).catch((err: unknown) => {
+    throw hostError('the destination directory could not be created', err);
+  });
 }
 
 function openZip(zip: Buffer): Promise<yauzl.ZipFile> {
@@ -236,7 +240,7 @@ function copyEntry(zf: yauzl.ZipFile, entry: yauzl.Entry, name: string, target: 
         }
       });
       stream.on('error', (e: Error) => fail(refuse(streamProblem(name, entry, e))));
-      out.on('error', (e: NodeJS.ErrnoException) => fail(refuse(`entry "${name}" cannot be written (${e.code ?? 'error'})`)));
+      out.on('error', (e: NodeJS.ErrnoException) => fail(hostError(`entry "${name}" could not be written`, e)));
       stream.on('end', () => {
         if (failed) return;
         if (head !== undefined && isArchiveHead(head)) return fail(refuse(`entry "${name}" is a nested archive`));
@@ -253,8 +257,9 @@ function streamProblem(name: string, entry: yauzl.Entry, e: Error): string {
   return `entry "${name}" is corrupt: ${e.message}`;
 }
 
-/** An unexpected error, without host paths. */
-function describe(err: unknown): string {
+/** A failure of this host, not of the zip: RESOURCE_EXHAUSTED when the disk is full, else INTERNAL; no host paths. */
+function hostError(what: string, err: unknown): SibylError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === 'string' ? code : 'unexpected error';
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new SibylError('RESOURCE_EXHAUSTED', `bundle: ${what}: no space left on this host`, { cause: err });
+  return new SibylError('INTERNAL', `bundle: ${what} (${typeof code === 'string' ? code : 'unexpected error'})`, { cause: err });
 }
