@@ -8,8 +8,8 @@
  *   do not change a record after writing it.
  * - Direct mode: the buffer is sent in batches of `batchSize`, or sooner when a record has waited `lingerMs`,
  *   with at most `maxInFlight` sends outstanding. A batch stays owned by the sink until the broker acks it.
- * - A send that fails (after the client's bounded retries), a buffer past `maxBuffered`, or a broker that cannot be
- *   reached at start turns on spill mode: failed batches (in write order, once the sends in flight have
+ * - A send that fails (after the client's bounded retries), a buffer past `maxBuffered`, or a broker that cannot
+ *   be reached at start turns on spill mode: failed batches (in write order, once the sends in flight have
  *   settled) and from then on every new record go to the spill log. A background drainer replays the spill log
  *   oldest first; when it has caught up, the sink returns to direct mode. Newer records never overtake spilled
  *   ones, except batches that were in flight together at the moment of a failure.
