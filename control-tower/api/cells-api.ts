@@ -34,7 +34,9 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
     const cell = c.req.param('cell');
     const after = intQuery(c.req.query('after'), 'after', 0);
     const waitMs = Math.min(intQuery(c.req.query('wait_ms'), 'wait_ms', 0), deps.maxWaitMs);
-    if (waitMs > 0) await store.waitForRevision(cell, after, { timeoutMs: waitMs, signal: c.req.raw.signal });
+    // A caller ahead of this tower (its cached state outlived a database reset) gets the current state at once: it
+    // must move to this history, not wait for the revision to catch up.
+    if (waitMs > 0 && after <= (await store.cellRevision(cell))) await store.waitForRevision(cell, after, { timeoutMs: waitMs, signal: c.req.raw.signal });
     const state = await store.cellState(cell);
     return c.json(toJson(CellStateSchema, cellStateMessage(state)) as object);
   });
