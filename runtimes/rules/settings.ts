@@ -1,0 +1,41 @@
+/**
+ * The manifest's `rules:` section, validated by the rules runtime:
+ *
+ * ```yaml
+ * rules:
+ *   file: rule.js      # the rule module, relative to the bundle (default rule.js)
+ *   timeoutMs: 50      # CPU time one predict call (a whole batch) may take, ms (default 50, at most 1000)
+ *   memoryMb: 32       # the rule's heap limit, MiB (default 32, 8..256); V8 may overshoot it 2-3x, see README
+ * ```
+ */
+import { z } from 'zod';
+import { SibylError } from '../errors.ts';
+import type { Manifest } from '../manifest.ts';
+
+export const DEFAULT_TIMEOUT_MS = 50;
+export const MAX_TIMEOUT_MS = 1000;
+export const DEFAULT_MEMORY_MB = 32;
+/** isolated-vm refuses less than 8 MiB. */
+export const MIN_MEMORY_MB = 8;
+export const MAX_MEMORY_MB = 256;
+
+export const RulesSettings = z
+  .object({
+    file: z
+      .string()
+      .min(1)
+      .refine((p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\\'), 'must be a relative path inside the bundle')
+      .default('rule.js'),
+    timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS),
+    memoryMb: z.number().int().min(MIN_MEMORY_MB).max(MAX_MEMORY_MB).default(DEFAULT_MEMORY_MB),
+  })
+  .strict();
+export type RulesSettings = z.infer<typeof RulesSettings>;
+
+/** The rules settings of a manifest (defaults filled); INVALID_ARGUMENT listing every problem as `rules.path: message`. */
+export function rulesSettings(manifest: Manifest): RulesSettings {
+  const result = RulesSettings.safeParse(manifest.rules ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => `rules${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`);
+  throw new SibylError('INVALID_ARGUMENT', `invalid manifest: ${problems.join('; ')}`);
+}
