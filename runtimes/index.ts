@@ -1,6 +1,7 @@
 /** The runtimes a gateway can load models with: an explicit list, no discovery. */
 import type { Runtime } from './contract.ts';
 import { createOnnxRuntime } from './onnx/onnx-runtime.ts';
+import { createRulesRuntime } from './rules/rules-runtime.ts';
 import { sageMakerOptionsFromEnv } from './sagemaker/options-from-env.ts';
 import { createSageMakerRuntime, type SageMakerRuntimeOptions } from './sagemaker/sagemaker-runtime.ts';
 
@@ -17,14 +18,17 @@ export interface RuntimesOptions {
 
 export function createRuntimes(options: RuntimesOptions = {}): Runtimes {
   const onnx = createOnnxRuntime();
+  const rules = createRulesRuntime();
   const sagemaker = createSageMakerRuntime(options.sagemaker ?? sageMakerOptionsFromEnv(process.env));
   return {
     byKind: new Map<string, Runtime>([
       [onnx.kind, onnx],
+      [rules.kind, rules],
       [sagemaker.kind, sagemaker],
     ]),
     close: async () => {
       await onnx.close();
+      await rules.close();
       await sagemaker.close();
     },
   };
