@@ -5,9 +5,10 @@
  */
 import { Command } from 'commander';
 import { featuresCommand } from './features.ts';
+import { rulesCommand } from './rules.ts';
 import { towerCommands } from './tower.ts';
 
-const subcommands: readonly (() => Command | Command[])[] = [featuresCommand, towerCommands];
+const subcommands: readonly (() => Command | Command[])[] = [featuresCommand, rulesCommand, towerCommands];
 
 export function createProgram(): Command {
   const program = new Command('sibyl').description('Sibyl prediction gateway tools').showHelpAfterError();
