@@ -91,7 +91,7 @@ export function testRule(dir: string): Promise<{ passed: number; total: number; 
 }
 
 /** Evaluates one row: request features, store features from Redis when given, defaults for the rest. */
-export function runRule(dir: string, opts: RunOptions): Promise<{ outputs: Record<string, unknown>; defaulted: string[] }> {
+export async function runRule(dir: string, opts: RunOptions): Promise<{ outputs: Record<string, unknown>; defaulted: string[] }> {
   const features = parseObject('--features', opts.features) as Record<string, Scalar>;
   const entities = parseObject('--entities', opts.entities) as Record<string, string>;
   return withModel(dir, async (bundle, model) => {
