@@ -85,6 +85,8 @@ export function run(cmd: string, args: readonly string[], opts: { cores?: string
     let err = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // A command that exits before reading its input closes the pipe: that EPIPE is not a failure of the command.
+    proc.stdin.on('error', () => {});
     proc.stdin.end(opts.input ?? '');
     proc.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.slice(-2000)}`))));
   });
