@@ -27,6 +27,8 @@ export interface ModelBundle {
 export interface PredictContext {
   /** Aborted when the request's deadline passes or the client goes away. */
   readonly signal: AbortSignal;
+  /** Composed rules only: per row, the outputs of the models the rule composes, by their `as` name. */
+  readonly models?: readonly Readonly<Record<string, OutputRow>>[];
 }
 
 export interface LoadedModel {

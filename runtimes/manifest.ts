@@ -96,6 +96,8 @@ export const TestCase = z
   .object({
     name: z.string().min(1),
     features: z.record(z.string(), scalar),
+    /** Composed rules: the outputs of the models the rule composes, by their `as` name (ctx.models in the rule). */
+    models: z.record(z.string(), z.record(z.string(), z.union([z.number(), z.string(), z.boolean(), z.array(z.number()), z.array(z.string())]))).optional(),
     expected: z.record(z.string(), z.union([z.number(), z.string(), z.boolean(), z.array(z.number()), z.array(z.string())])),
     /** Absolute tolerance for numbers (default 1e-5): |actual - expected| <= tolerance (runtimes/test-cases.ts). */
     tolerance: z.number().nonnegative().default(1e-5),

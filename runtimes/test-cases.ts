@@ -34,7 +34,9 @@ export async function runTestCases(model: LoadedModel, manifest: Manifest, optio
       const row: FeatureRow = {};
       for (const f of manifest.features) row[f.name] = (tc.features[f.name] ?? f.default) as Scalar;
       try {
-        const [out] = await model.predict([row], { signal: AbortSignal.timeout(options.timeoutMs ?? 10_000) });
+        // A composed rule's case gives the outputs of the models it composes (ctx.models in the rule).
+        const ctx = { signal: AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(tc.models ? { models: [tc.models] } : {}) };
+        const [out] = await model.predict([row], ctx);
         problems.push(...compare(tc, out ?? {}));
       } catch (err) {
         const e = toSibylError(err);

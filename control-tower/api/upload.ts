@@ -8,6 +8,7 @@
  * exactly one win (the loser's zip may then stay in the artifact store, unreferenced).
  */
 import { SibylError } from '../../runtimes/errors.ts';
+import { checkComposition } from './composition.ts';
 import type { ArtifactStore, CellSelector, ChangeResult, MetadataStore, VersionRecord } from '../store/index.ts';
 import type { UploadValidator } from './upload-validator.ts';
 
@@ -33,6 +34,7 @@ export async function publishBundle(deps: { store: MetadataStore; artifacts: Art
   if (req.cells !== undefined) await checkCells(store, req.cells);
   const valid = await validator.validate(req.zip);
   const { manifest, sha256, sizeBytes } = valid;
+  await checkComposition(store, manifest);
   const added = await oneAtATime(store, `${manifest.name}\u0000${manifest.version}`, async () => {
     const existing = await store.getVersion(manifest.name, manifest.version).catch((err: unknown) => {
       if (err instanceof SibylError && err.code === 'NOT_FOUND') return undefined;

@@ -178,3 +178,23 @@ function parseStored(raw: string | null, dtype: Dtype): Scalar | undefined {
     }
   }
 }
+
+/**
+ * Request rows for another model (a shadow, a model a rule composes) from one already enriched: the values it can
+ * use under the same feature names, except the ones that were defaulted (so it reads those itself, with its own
+ * defaults), and the entities it knows. `enrich` on the result fetches only what is still missing.
+ */
+export function reuseRows(plan: FeaturePlan, input: readonly InputRow[], enrichedRows: readonly FeatureRow[], defaulted: readonly (readonly string[])[]): InputRow[] {
+  return input.map((src, i) => {
+    const live = enrichedRows[i]!;
+    const skip = defaulted[i] ?? [];
+    const features: Record<string, Scalar> = {};
+    for (const f of plan.features) {
+      const v = live[f.name];
+      if (v !== undefined && !skip.includes(f.name)) features[f.name] = v;
+    }
+    const entities: Record<string, string> = {};
+    for (const e in src.entities) if (plan.entities.has(e)) entities[e] = src.entities[e]!;
+    return { entities, features };
+  });
+}

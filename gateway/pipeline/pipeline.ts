@@ -12,6 +12,7 @@ import type { Telemetry } from '../telemetry/telemetry.ts';
 import type { Route, RouteTableRef } from '../routing/route-table.ts';
 import { enrich, type InputRow } from './feature-plan.ts';
 import { buildRecord } from './record.ts';
+import { composedOutputs, resolveComposed, ruleRows } from './compose.ts';
 import type { ShadowRunner } from '../shadow/shadow-runner.ts';
 
 export type { InputRow } from './feature-plan.ts';
@@ -102,9 +103,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         let t1 = performance.now();
         span.stage('resolve', t0, t1);
 
-        // 2 enrich
+        // 2 enrich (a composed rule takes its own part of the request; its models take theirs at dispatch)
         t0 = t1;
-        const enriched = await enrich(route.plan, input.rows, store, deps.featurePrefix, deps.featureTimeoutMs);
+        const parts = route.composed.length ? resolveComposed(table, route) : undefined;
+        const enriched = await enrich(route.plan, parts ? ruleRows(route, parts, input.rows) : input.rows, store, deps.featurePrefix, deps.featureTimeoutMs);
         if (enriched.storeFailure) telemetry.featureStoreFailure(route.model, enriched.storeFailure);
         t1 = performance.now();
         span.stage('enrich', t0, t1);
@@ -112,13 +114,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         // 3 dispatch
         if (ctx.signal.aborted) throw abortError(ctx.signal);
         t0 = t1;
-        dispatchedAt = t0;
-        const outputs = await route.loaded.predict(enriched.rows, { signal: ctx.signal });
+        const models = parts ? await composedOutputs(table, parts, input.rows, enriched.rows, enriched.defaulted, deps, ctx.signal) : undefined;
+        dispatchedAt = performance.now();
+        const outputs = await route.loaded.predict(enriched.rows, models ? { signal: ctx.signal, models } : { signal: ctx.signal });
         t1 = performance.now();
-        dispatchedAt = 0;
         span.stage('dispatch', t0, t1);
         const modelMs = t1 - t0;
-        telemetry.runtimeCall(route.manifest.runtime, 'OK', modelMs / 1000);
+        telemetry.runtimeCall(route.manifest.runtime, 'OK', (t1 - dispatchedAt) / 1000);
+        dispatchedAt = 0;
 
         // 4 respond (the adapter serializes what this returns)
         let defaultedCount = 0;

@@ -11,6 +11,7 @@ import { outputSpecs } from '../../runtimes/manifest.ts';
 import { SibylError } from '../../runtimes/errors.ts';
 import { compileFeaturePlan, type FeaturePlan } from '../pipeline/feature-plan.ts';
 import type { TrafficSplit } from './traffic-split.ts';
+import { composedModels, type ComposedModel } from '../../runtimes/rules/settings.ts';
 
 /** The live route of a request and the split arm that chose it ('' when no split did). */
 export interface Selection {
@@ -40,7 +41,12 @@ export class Route {
     this.loaded = loaded;
     this.hash = hash;
     this.direct = { route: this, arm: '' };
+    // The runtime validated the settings at load; a manifest that got here cannot fail to parse them.
+    this.composed = composedModels(manifest);
   }
+
+  /** For a composed rule: the models whose outputs it receives, run first on the same features. */
+  readonly composed: readonly ComposedModel[];
 
   /** This route selected without a split (preallocated: selecting costs no allocation). */
   readonly direct: Selection;

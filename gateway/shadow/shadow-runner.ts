@@ -12,11 +12,11 @@
  * could not read) is fetched on the shadow's path, never the live one.
  */
 import { SibylError, toSibylError } from '../../runtimes/errors.ts';
-import type { FeatureRow, OutputRow, Scalar } from '../../runtimes/contract.ts';
+import type { FeatureRow, OutputRow } from '../../runtimes/contract.ts';
 import { Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 import type { FeatureStore } from '../features/feature-store.ts';
 import type { PredictionSink } from '../log/prediction-sink.ts';
-import { enrich, type InputRow } from '../pipeline/feature-plan.ts';
+import { enrich, reuseRows, type InputRow } from '../pipeline/feature-plan.ts';
 import { buildRecord } from '../pipeline/record.ts';
 import type { PredictResult, RequestContext } from '../pipeline/pipeline.ts';
 import type { Route } from '../routing/route-table.ts';
@@ -183,19 +183,7 @@ export class ShadowRunner {
 
 /** The shadow's request rows: the live values it can use (not the live defaults), and the entities it knows. */
 function shadowInput(job: ShadowJob, shadow: Route): InputRow[] {
-  const plan = shadow.plan;
-  return job.input.map((src, i) => {
-    const live = job.liveRows[i]!;
-    const defaulted = job.liveResults[i]!.defaulted;
-    const features: Record<string, Scalar> = {};
-    for (const f of plan.features) {
-      const v = live[f.name];
-      if (v !== undefined && !defaulted.includes(f.name)) features[f.name] = v;
-    }
-    const entities: Record<string, string> = {};
-    for (const e in src.entities) if (plan.entities.has(e)) entities[e] = src.entities[e]!;
-    return { entities, features };
-  });
+  return reuseRows(shadow.plan, job.input, job.liveRows, job.liveResults.map((r) => r.defaulted));
 }
 
 function liveOutputs(results: readonly PredictResult[]): OutputRow[] {

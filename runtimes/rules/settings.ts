@@ -6,6 +6,9 @@
  *   file: rule.js      # the rule module, relative to the bundle (default rule.js)
  *   timeoutMs: 50      # CPU time one predict call (a whole batch) may take, ms (default 50, at most 1000)
  *   memoryMb: 32       # the rule's heap limit, MiB (default 32, 8..256); V8 may overshoot it 2-3x, see README
+ *   models:            # composition: models the gateway runs on the same features first; the rule gets their
+ *     - { model: delivery-eta, version: "2", as: fast }   # outputs as ctx.models.fast (as: default the model name;
+ *     - { model: delivery-eta, version: "1", as: slow }   # version: default the model's default version)
  * ```
  */
 import { z } from 'zod';
@@ -18,6 +21,8 @@ export const DEFAULT_MEMORY_MB = 32;
 /** isolated-vm refuses less than 8 MiB. */
 export const MIN_MEMORY_MB = 8;
 export const MAX_MEMORY_MB = 256;
+/** Most models one rule composes. */
+export const MAX_COMPOSED_MODELS = 8;
 
 export const RulesSettings = z
   .object({
@@ -28,6 +33,26 @@ export const RulesSettings = z
       .default('rule.js'),
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS),
     memoryMb: z.number().int().min(MIN_MEMORY_MB).max(MAX_MEMORY_MB).default(DEFAULT_MEMORY_MB),
+    models: z
+      .array(
+        z
+          .object({
+            model: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be a model name'),
+            version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be a version or an alias').optional(),
+            as: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be an identifier').optional(),
+          })
+          .strict(),
+      )
+      .max(MAX_COMPOSED_MODELS)
+      .default([])
+      .superRefine((list, ctx) => {
+        const names = new Set<string>();
+        list.forEach((m, i) => {
+          const as = m.as ?? m.model;
+          if (names.has(as)) ctx.addIssue({ code: 'custom', path: [i, 'as'], message: `"${as}" names two models; give one another "as"` });
+          names.add(as);
+        });
+      }),
   })
   .strict();
 export type RulesSettings = z.infer<typeof RulesSettings>;
@@ -38,4 +63,18 @@ export function rulesSettings(manifest: Manifest): RulesSettings {
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `rules${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`);
   throw new SibylError('INVALID_ARGUMENT', `invalid manifest: ${problems.join('; ')}`);
+}
+
+/** A model a composed rule receives the outputs of: `ctx.models[as]`. */
+export interface ComposedModel {
+  readonly model: string;
+  /** Version or alias; '' for the model's default. */
+  readonly version: string;
+  readonly as: string;
+}
+
+/** The models a rule manifest composes (empty for other runtimes and plain rules). Throws like rulesSettings. */
+export function composedModels(manifest: Manifest): ComposedModel[] {
+  if (manifest.runtime !== 'rules') return [];
+  return rulesSettings(manifest).models.map((m) => ({ model: m.model, version: m.version ?? '', as: m.as ?? m.model }));
 }
