@@ -114,7 +114,7 @@ describe('rules settings', () => {
   const m = (rules?: Record<string, unknown>) => ({ ...base, default: false, description: '', owner: '', features: [], tests: [], outputs: [{ name: 'y', kind: 'scalar', dtype: 'float32' }], rules }) as Manifest;
 
   it('fills defaults', () => {
-    expect(rulesSettings(m())).toEqual({ file: 'rule.js', timeoutMs: 50, memoryMb: 32 });
+    expect(rulesSettings(m())).toEqual({ file: 'rule.js', timeoutMs: 50, memoryMb: 32, models: [] });
   });
 
   it('reports every problem at once and enforces the hard maxima', () => {
