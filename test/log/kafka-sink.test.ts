@@ -39,7 +39,10 @@ describe('kafka sink (real broker)', () => {
     await sink.shutdown();
 
     const messages = await consumeTopic(TEST_BROKERS, options.topic, 1000);
-    expect(messages).toHaveLength(1000);
+    // Every record once; delivery is at least once, so a produce request the client retried after a slow ack (a
+    // broker's first writes to a new topic can be slow) may appear twice: at most the batches in flight.
+    expect(new Set(messages.map((m) => m.id)).size).toBe(1000);
+    expect(messages.length - 1000).toBeLessThanOrEqual(4 * 100);
     expect(new Set(messages.map((m) => m.partition)).size).toBe(3);
     const byId = new Map(records.map((r) => [r.predictionId, r]));
     for (const m of messages) {
