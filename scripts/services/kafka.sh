@@ -102,6 +102,8 @@ start() {
       rm -f "$PIDFILE"
       return 1
     fi
+    # log4j may roll server.log while the broker starts: then the new file is read from its first line.
+    if (($(wc -l <"$LOGDIR/server.log" 2>/dev/null || echo 0) < mark)); then mark=0; fi
     if tail -n +"$((mark + 1))" "$LOGDIR/server.log" 2>/dev/null | grep -q 'Kafka Server started' && port_open "$PORT"; then
       log "started (pid $pid) in $(($(date +%s%3N) - t0)) ms"
       return 0
