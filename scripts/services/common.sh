@@ -62,3 +62,29 @@ sibyl_url_host() {
   rest="${rest%%:*}"
   echo "${rest:-$2}"
 }
+
+# Stops a server this script started (its pid in `pidfile`), under the service's lock: `ask...` is the command that
+# asks it to exit (default: SIGTERM), then SIGKILL after 10 s. A server that answers `probe` without a pid file of
+# ours is someone else's and is left running.
+#   sibyl_stop_server NAME DIR PIDFILE PROBE ADDRESS [ASK...]
+sibyl_stop_server() {
+  local name=$1 dir=$2 pidfile=$3 probe=$4 address=$5
+  shift 5
+  mkdir -p "$dir"
+  exec 9>"$dir/.lock"
+  flock 9
+  if ! sibyl_pid_alive "$pidfile"; then
+    rm -f "$pidfile"
+    if "$probe"; then sibyl_log "a $name answers on $address but was not started by this script; leaving it"; fi
+    sibyl_log "$name not running"
+    return 0
+  fi
+  local pid
+  pid="$(cat "$pidfile")"
+  if [ $# -gt 0 ]; then "$@" >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true; else kill "$pid" 2>/dev/null || true; fi
+  if ! sibyl_wait 10 "$name (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null"; then
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+  sibyl_log "$name stopped"
+}

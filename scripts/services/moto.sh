@@ -55,23 +55,7 @@ start() {
 }
 
 stop() {
-  mkdir -p "$dir"
-  exec 9>"$dir/.lock"
-  flock 9
-  if ! sibyl_pid_alive "$pidfile"; then
-    rm -f "$pidfile"
-    if answers; then sibyl_log "a moto answers on $host:$port but was not started by this script; leaving it"; fi
-    sibyl_log "moto not running"
-    return 0
-  fi
-  local pid
-  pid="$(cat "$pidfile")"
-  kill "$pid" 2>/dev/null || true
-  if ! sibyl_wait 10 "moto (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null"; then
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
-  sibyl_log "moto stopped"
+  sibyl_stop_server moto "$dir" "$pidfile" answers "$host:$port"
 }
 
 status() {

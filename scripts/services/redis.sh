@@ -42,23 +42,7 @@ start() {
 }
 
 stop() {
-  mkdir -p "$dir"
-  exec 9>"$dir/.lock"
-  flock 9
-  if ! sibyl_pid_alive "$pidfile"; then
-    rm -f "$pidfile"
-    if running; then sibyl_log "a redis answers on $host:$port but was not started by this script; leaving it"; fi
-    sibyl_log "redis not running"
-    return 0
-  fi
-  local pid
-  pid="$(cat "$pidfile")"
-  redis-cli -h "$host" -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
-  if ! sibyl_wait 10 "redis (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null"; then
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pidfile"
-  sibyl_log "redis stopped"
+  sibyl_stop_server redis "$dir" "$pidfile" running "$host:$port" redis-cli -h "$host" -p "$port" shutdown nosave
 }
 
 status() {
