@@ -140,9 +140,9 @@ export class RouteTable {
    * `routingKey`); else the default version. Throws NOT_FOUND naming what was asked for.
    */
   select(model: string, version: string, routingKey: string): Selection {
+    if (version !== '') return this.resolve(model, version).direct;
     const c = this.#compiled.get(model);
     if (!c) throw new SibylError('NOT_FOUND', `model "${model}" not found`);
-    if (version !== '') return this.resolve(model, version).direct;
     const split = c.entry.split;
     if (!split) return c.defaultSelection;
     return c.armSelections[split.pickIndex(model, routingKey)]!;
