@@ -9,10 +9,7 @@
  * The record's JSON alone is the line format of the file sink and of the Kafka sink's spill log.
  * Schema: gateway/log/README.md.
  */
-import { toJson, toJsonString } from '@bufbuild/protobuf';
-import { TimestampSchema } from '@bufbuild/protobuf/wkt';
-import { PredictionRecordSchema } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import { recordToJson, type PredictionRecord } from './prediction-record.ts';
 
 export const CLOUD_EVENT_TYPE = 'sibyl.prediction.v1';
 export const CLOUD_EVENT_SPEC_VERSION = '1.0';
@@ -41,23 +38,13 @@ export interface PredictionEvent {
 const HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': CLOUD_EVENT_CONTENT_TYPE });
 
 /**
- * The record's ProtoJSON: lowerCamelCase field names, enums by name, 64-bit integers as strings, timestamps as
- * RFC 3339, and every scalar field present even when it holds its default (`"arm": ""`, `"modelLatencyUs": "0"`),
- * so consumers see a fixed set of columns. `error` appears only when set.
- */
-export function recordToJson(record: PredictionRecord): string {
-  return toJsonString(PredictionRecordSchema, record, { alwaysEmitImplicit: true });
-}
-
-/**
  * The CloudEvent message for a record. `fallbackCell` names the source when the record has no cell.
  * `json` may be passed when the caller already serialized the record.
  */
 export function predictionMessage(record: PredictionRecord, fallbackCell: string, json?: string): PredictionMessage {
-  const time = record.time === undefined ? undefined : (toJson(TimestampSchema, record.time) as string);
   return {
     key: record.requestId,
-    value: eventJson(record.predictionId, record.cell || fallbackCell, time, record.model, record.version, json ?? recordToJson(record)),
+    value: eventJson(record.predictionId, record.cell || fallbackCell, record.time || undefined, record.model, record.version, json ?? recordToJson(record)),
     headers: HEADERS,
   };
 }

@@ -7,9 +7,9 @@
 import { mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { recordToJson } from './cloud-event.ts';
+import { recordToJson } from './prediction-record.ts';
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import type { PredictionRecord } from './prediction-record.ts';
 
 export interface FileSinkOptions {
   /** Directory for the files; created when missing. */

@@ -21,7 +21,8 @@
  * crash while replaying resends the lines acknowledged since the last spill cursor write. Consumers dedupe on
  * the CloudEvent id (the prediction id). One sink per `spillDir`.
  */
-import { predictionMessage, recordToJson } from './cloud-event.ts';
+import { predictionMessage } from './cloud-event.ts';
+import { recordToJson } from './prediction-record.ts';
 import type { PredictionMessage } from './cloud-event.ts';
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
 import { SpillLog } from './spill-log.ts';
@@ -33,7 +34,7 @@ import type { KafkaProducer } from './kafka-producer.ts';
 import type { KafkaSinkOptions, ResolvedKafkaSinkOptions } from './kafka-sink-options.ts';
 
 export type { KafkaSinkOptions } from './kafka-sink-options.ts';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import type { PredictionRecord } from './prediction-record.ts';
 
 /** Returns at once: connecting, topic creation and leftover replay happen in the background. */
 export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {

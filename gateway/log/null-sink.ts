@@ -1,6 +1,6 @@
 /** Prediction logging turned off: records are counted in `accepted` and dropped on purpose (not `lost`). */
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import type { PredictionRecord } from './prediction-record.ts';
 
 export function createNullSink(): PredictionSink {
   let accepted = 0;

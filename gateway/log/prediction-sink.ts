@@ -3,7 +3,7 @@
  * kafka-sink.ts (production: CloudEvents over Kafka, batched, spilling to a local log while Kafka is away),
  * null-sink.ts (logging off).
  */
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import type { PredictionRecord } from './prediction-record.ts';
 
 export interface SinkStats {
   /** Records accepted by `write`. */

@@ -13,7 +13,6 @@
  */
 import { SibylError, toSibylError } from '../../runtimes/errors.ts';
 import type { FeatureRow, OutputRow } from '../../runtimes/contract.ts';
-import { Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 import type { FeatureStore } from '../features/feature-store.ts';
 import type { PredictionSink } from '../log/prediction-sink.ts';
 import { enrich, reuseRows, type InputRow } from '../pipeline/feature-plan.ts';
@@ -169,7 +168,7 @@ export class ShadowRunner {
       this.#executed++;
     }
     if (this.#logging) {
-      this.#o.sink.write(buildRecord(this.#o.cell, job.ctx, shadow, job.arm, job.input, rows, results, modelMs, performance.now() - start, error, Role.SHADOW));
+      this.#o.sink.write(buildRecord(this.#o.cell, job.ctx, shadow, job.arm, job.input, rows, results, modelMs, performance.now() - start, error, 'ROLE_SHADOW'));
     }
   }
 

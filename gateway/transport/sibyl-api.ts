@@ -1,11 +1,10 @@
 /** Sibyl's own API messages (proto/sibyl/v1/predict.proto) to and from the pipeline's types. */
 import { create } from '@bufbuild/protobuf';
 import type { Value } from '@bufbuild/protobuf/wkt';
-import type { Scalar } from '../../runtimes/contract.ts';
+import type { OutputRow, Scalar } from '../../runtimes/contract.ts';
 import { SibylError } from '../../runtimes/errors.ts';
 import { PredictResponseSchema, type PredictRequest, type PredictResponse, type PredictionResult } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import type { InputRow, PredictInput, PredictOutput } from '../pipeline/pipeline.ts';
-import { toValues } from '../pipeline/record.ts';
 
 export function toPredictInput(req: PredictRequest): PredictInput {
   const rows: InputRow[] = new Array(req.rows.length);
@@ -31,4 +30,27 @@ export function toPredictResponse(out: PredictOutput): PredictResponse {
     results[i] = { $typeName: 'sibyl.v1.PredictionResult', outputs: toValues(r.outputs), defaultedFeatures: r.defaulted as string[] };
   }
   return create(PredictResponseSchema, { requestId: out.requestId, model: out.model, version: out.version, arm: out.arm, results });
+}
+
+/** Plain values as google.protobuf.Value messages (the shape protobuf-es uses), without going through JSON. */
+export function toValues(row: OutputRow): Record<string, Value> {
+  const out: Record<string, Value> = {};
+  for (const k in row) out[k] = toValue(row[k]!);
+  return out;
+}
+
+function toValue(v: unknown): Value {
+  switch (typeof v) {
+    case 'number':
+      return { $typeName: 'google.protobuf.Value', kind: { case: 'numberValue', value: v } };
+    case 'string':
+      return { $typeName: 'google.protobuf.Value', kind: { case: 'stringValue', value: v } };
+    case 'boolean':
+      return { $typeName: 'google.protobuf.Value', kind: { case: 'boolValue', value: v } };
+    default:
+      if (Array.isArray(v)) {
+        return { $typeName: 'google.protobuf.Value', kind: { case: 'listValue', value: { $typeName: 'google.protobuf.ListValue', values: v.map(toValue) } } };
+      }
+      return { $typeName: 'google.protobuf.Value', kind: { case: 'nullValue', value: 0 } };
+  }
 }

@@ -18,8 +18,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { create } from '@bufbuild/protobuf';
-import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { Admin, Producer, ProduceAcks } from '@platformatic/kafka';
@@ -32,8 +30,7 @@ import { createFileSink } from '../../gateway/log/file-sink.ts';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
 import { createNullSink } from '../../gateway/log/null-sink.ts';
 import type { PredictionSink } from '../../gateway/log/prediction-sink.ts';
-import { PredictionRecordSchema, Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import { recordTime, type PredictionRecord } from '../../gateway/log/prediction-record.ts';
 
 const N = Number(process.argv[2] ?? 100_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -57,18 +54,19 @@ const FEATURES: [string, (i: number) => number][] = [
 
 function records(round: number): PredictionRecord[] {
   const t = Date.now();
-  const num = (value: number) => ({ kind: { case: 'numberValue' as const, value } });
+  const num = (value: number) => value;
   let requestId = '';
   return Array.from({ length: N }, (_, i) => {
     if (i % 2 === 0) requestId = randomUUID();
-    return create(PredictionRecordSchema, {
+    return {
       predictionId: randomUUID(),
       requestId,
-      time: timestampFromMs(t + i),
+      time: recordTime(t + i),
       cell: 'bench',
       model: 'delivery-eta',
       version: '2',
-      role: i % 2 === 0 ? Role.LIVE : Role.SHADOW,
+      role: i % 2 === 0 ? 'ROLE_LIVE' : 'ROLE_SHADOW',
+      arm: '',
       rows: [
         {
           entities: { restaurant: `r-${(i * 7) % 5000}`, zone: `z-${i % 120}`, customer: `c-${(i * 13) % 200_000}` },
@@ -77,9 +75,9 @@ function records(round: number): PredictionRecord[] {
           defaultedFeatures: i % 10 === 0 ? ['prep_time_avg_1h'] : [],
         },
       ],
-      modelLatencyUs: BigInt(60 + (i % 40)),
-      totalLatencyUs: BigInt(250 + (i % 300)),
-    });
+      modelLatencyUs: String(60 + (i % 40)),
+      totalLatencyUs: String(250 + (i % 300)),
+    };
   });
 }
 

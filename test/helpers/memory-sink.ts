@@ -1,6 +1,6 @@
 /** A prediction sink that keeps records in memory: for pipeline tests (the real sinks have their own suites). */
 import type { PredictionSink, SinkStats } from '../../gateway/log/prediction-sink.ts';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import type { PredictionRecord } from '../../gateway/log/prediction-record.ts';
 
 export interface MemorySink extends PredictionSink {
   readonly records: PredictionRecord[];

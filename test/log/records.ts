@@ -2,11 +2,8 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import { create } from '@bufbuild/protobuf';
-import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Kafka, logLevel } from 'kafkajs';
-import { PredictionRecordSchema, Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
-import type { PredictionRecord } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+import { recordTime, type PredictionRecord } from '../../gateway/log/prediction-record.ts';
 import { parsePredictionEvent, type PredictionEvent } from '../../gateway/log/cloud-event.ts';
 
 export const TEST_BROKERS = (process.env.SIBYL_TEST_KAFKA_BROKERS ?? '127.0.0.1:19092').split(',');
@@ -17,25 +14,26 @@ export function uniqueName(prefix: string): string {
 
 /** Record `i` of a run: prediction id `<run>-<i>`, request id shared by pairs (a live and a shadow). */
 export function makeRecord(run: string, i: number): PredictionRecord {
-  return create(PredictionRecordSchema, {
+  return {
     predictionId: `${run}-${i}`,
     requestId: `req-${run}-${Math.floor(i / 2)}`,
-    time: timestampFromMs(1_767_225_600_000 + i),
+    time: recordTime(1_767_225_600_000 + i),
     cell: 'cell-a',
     model: 'fraud',
     version: '3',
-    role: i % 2 === 0 ? Role.LIVE : Role.SHADOW,
+    role: i % 2 === 0 ? 'ROLE_LIVE' : 'ROLE_SHADOW',
+    arm: '',
     rows: [
       {
         entities: { user: `u${i % 7}` },
-        features: { amount: { kind: { case: 'numberValue', value: i * 1.5 } } },
-        outputs: { score: { kind: { case: 'numberValue', value: 0.25 } } },
+        features: { amount: i * 1.5 },
+        outputs: { score: 0.25 },
         defaultedFeatures: i % 3 === 0 ? ['country'] : [],
       },
     ],
-    modelLatencyUs: 42n,
-    totalLatencyUs: 1234n,
-  });
+    modelLatencyUs: '42',
+    totalLatencyUs: '1234',
+  };
 }
 
 export interface ConsumedMessage {

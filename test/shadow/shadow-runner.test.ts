@@ -7,7 +7,6 @@ import { createMemoryFeatureStore } from '../../gateway/features/memory-feature-
 import { Route } from '../../gateway/routing/route-table.ts';
 import { ShadowRunner, type ShadowJob } from '../../gateway/shadow/shadow-runner.ts';
 import { ShadowStats } from '../../gateway/shadow/shadow-stats.ts';
-import { Role } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 import { createMemorySink } from '../helpers/memory-sink.ts';
 
 const manifest = (name: string, version: string) =>
@@ -83,9 +82,9 @@ describe('shadow runner', () => {
     // score = 2x against x for x in 0, 1, 2: differences 0, 1, 2.
     expect(pair!.outputs['score']).toMatchObject({ meanAbsDiff: 1 });
     expect(sink.records.map((rec) => [rec.role, rec.requestId])).toEqual([
-      [Role.SHADOW, 'req-0'],
-      [Role.SHADOW, 'req-1'],
-      [Role.SHADOW, 'req-2'],
+      ['ROLE_SHADOW', 'req-0'],
+      ['ROLE_SHADOW', 'req-1'],
+      ['ROLE_SHADOW', 'req-2'],
     ]);
   });
 

@@ -1,0 +1,57 @@
+/**
+ * The prediction-log record as the request path builds it: a plain object already in the ProtoJSON form of
+ * `sibyl.v1.PredictionRecord` (proto/sibyl/v1/prediction_log.proto), so that the sink serializes it with one
+ * `JSON.stringify`. The .proto stays the schema; test/log/prediction-record.test.ts checks that this JSON is the
+ * canonical ProtoJSON protobuf-es writes for the same record. Building the protobuf-es message and converting it
+ * with the schema-driven `toJsonString` cost ~30 µs of CPU per S1 record (a third of a request); this form costs
+ * a few (loadtest/micro/record-json.bench.ts).
+ *
+ * ProtoJSON rules the shape follows: lowerCamelCase field names in declaration order, enums by name, 64-bit
+ * integers as decimal strings, the Timestamp as RFC 3339 UTC with 0, 3, 6 or 9 fractional digits, every scalar
+ * present even at its default (the sinks' `alwaysEmitImplicit`), `error` only when set. Feature and output values
+ * are google.protobuf.Value: numbers, strings, booleans and lists as themselves; a non-finite number, which
+ * Value cannot hold, is written as null.
+ */
+export type LoggedValue = number | string | boolean | null | readonly LoggedValue[];
+
+export interface LoggedRow {
+  readonly entities: Readonly<Record<string, string>>;
+  readonly features: Readonly<Record<string, LoggedValue>>;
+  readonly outputs: Readonly<Record<string, LoggedValue>>;
+  readonly defaultedFeatures: readonly string[];
+}
+
+export type LoggedRole = 'ROLE_LIVE' | 'ROLE_SHADOW';
+
+export interface PredictionRecord {
+  readonly predictionId: string;
+  readonly requestId: string;
+  /** RFC 3339, UTC (`recordTime`). */
+  readonly time: string;
+  readonly cell: string;
+  readonly model: string;
+  readonly version: string;
+  readonly role: LoggedRole;
+  readonly arm: string;
+  readonly rows: readonly LoggedRow[];
+  /** uint64 as a decimal string. */
+  readonly modelLatencyUs: string;
+  readonly totalLatencyUs: string;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+/** The record's ProtoJSON (the file sink's line, the spill log's line, the CloudEvent's `data`). */
+export function recordToJson(record: PredictionRecord): string {
+  return JSON.stringify(record);
+}
+
+/** A Unix time in whole milliseconds as the ProtoJSON Timestamp (no fraction when the milliseconds are 0). */
+export function recordTime(ms: number): string {
+  const iso = new Date(ms).toISOString();
+  return ms % 1000 === 0 ? `${iso.slice(0, -5)}Z` : iso;
+}
+
+/** Microseconds from milliseconds, as the uint64 decimal string. */
+export function micros(ms: number): string {
+  return String(Math.max(0, Math.round(ms * 1000)));
+}

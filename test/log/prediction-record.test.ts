@@ -1,0 +1,77 @@
+import { fromJsonString, toJsonString } from '@bufbuild/protobuf';
+import { describe, expect, it } from 'vitest';
+import { predictionMessage, predictionMessageFromJson } from '../../gateway/log/cloud-event.ts';
+import { recordTime, recordToJson, type PredictionRecord } from '../../gateway/log/prediction-record.ts';
+import { buildRecord } from '../../gateway/pipeline/record.ts';
+import type { RequestContext } from '../../gateway/pipeline/pipeline.ts';
+import type { Route } from '../../gateway/routing/route-table.ts';
+import { SibylError } from '../../runtimes/errors.ts';
+import { PredictionRecordSchema } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
+
+const ctx: RequestContext = { requestId: 'req-1', signal: new AbortController().signal, startMs: 0, transport: 'rest' };
+const route = { model: 'delivery-eta', version: '2' } as Route;
+const input = [
+  { entities: { restaurant: 'r-1', zone: 'z-9' }, features: {} },
+  { entities: {}, features: {} },
+];
+
+/** What protobuf-es writes for the same record: parse our JSON with the schema, write it back. */
+function canonical(json: string): string {
+  return toJsonString(PredictionRecordSchema, fromJsonString(PredictionRecordSchema, json), { alwaysEmitImplicit: true });
+}
+
+describe('prediction record (ProtoJSON of sibyl.v1.PredictionRecord)', () => {
+  it('is byte for byte the canonical ProtoJSON of the schema for a live record', () => {
+    const record = buildRecord(
+      'cell-a', ctx, route, 'treatment', input,
+      [{ distance_km: 3.25, is_raining: true, city: 'pune' }, { distance_km: 0, is_raining: false, city: '' }],
+      [
+        { outputs: { eta_minutes: 31.5, probabilities: [0.25, 0.75], label: 'late' }, defaulted: ['prep_time_avg_1h'] },
+        { outputs: { eta_minutes: -1e-7, probabilities: [], label: '' }, defaulted: [] },
+      ],
+      0.2154, 1.5, undefined,
+    );
+    const json = recordToJson(record);
+    expect(json).toBe(canonical(json));
+    expect(JSON.parse(json)).toMatchObject({
+      requestId: 'req-1', cell: 'cell-a', model: 'delivery-eta', version: '2', role: 'ROLE_LIVE', arm: 'treatment',
+      modelLatencyUs: '215', totalLatencyUs: '1500',
+      rows: [{ entities: { restaurant: 'r-1', zone: 'z-9' }, features: { distance_km: 3.25 }, outputs: { probabilities: [0.25, 0.75] }, defaultedFeatures: ['prep_time_avg_1h'] }, {}],
+    });
+    expect(JSON.parse(json).error).toBeUndefined();
+  });
+
+  it('is canonical for a failed shadow execution (no features, no outputs, the error set)', () => {
+    const record = buildRecord('cell-a', ctx, route, '', input.slice(0, 1), undefined, undefined, 0, 12.3456, new SibylError('DEADLINE_EXCEEDED', 'shadow "x" took longer than 250 ms'), 'ROLE_SHADOW');
+    const json = recordToJson(record);
+    expect(json).toBe(canonical(json));
+    expect(JSON.parse(json)).toMatchObject({ role: 'ROLE_SHADOW', modelLatencyUs: '0', totalLatencyUs: '12346', error: { code: 'DEADLINE_EXCEEDED' } });
+  });
+
+  it('writes a non-finite output as null (google.protobuf.Value cannot hold it) instead of losing the record', () => {
+    const record = buildRecord('c', ctx, route, '', input.slice(1), [{}], [{ outputs: { score: Number.NaN, more: [Infinity, 1] }, defaulted: [] }], 1, 2, undefined);
+    const json = recordToJson(record);
+    expect(json).toBe(canonical(json));
+    expect(JSON.parse(json).rows[0].outputs).toEqual({ score: null, more: [null, 1] });
+  });
+
+  it('writes the time as RFC 3339 with milliseconds, and without a fraction on a whole second, as protobuf-es does', () => {
+    for (const ms of [1_767_225_600_000, 1_767_225_600_007, 1_767_225_600_120, 1_767_225_600_999]) {
+      const record: PredictionRecord = { ...buildRecord('c', ctx, route, '', [], undefined, undefined, 0, 0, undefined), time: recordTime(ms) };
+      const json = recordToJson(record);
+      expect(json).toBe(canonical(json));
+      expect(Date.parse(record.time)).toBe(ms);
+    }
+    expect(recordTime(1_767_225_600_000)).toBe('2026-01-01T00:00:00Z');
+    expect(recordTime(1_767_225_600_120)).toBe('2026-01-01T00:00:00.120Z');
+  });
+
+  it('gives the same CloudEvent whether built from the record or replayed from its JSON line', () => {
+    const record = buildRecord('cell-b', ctx, route, 'control', input, [{ a: 1 }, { a: 2 }], [{ outputs: { y: 1 }, defaulted: [] }, { outputs: { y: 2 }, defaulted: [] }], 1, 2, undefined);
+    const json = recordToJson(record);
+    expect(predictionMessageFromJson(json, 'fallback')).toEqual(predictionMessage(record, 'fallback'));
+    const event = JSON.parse(predictionMessage(record, 'fallback').value) as Record<string, unknown>;
+    expect(event).toMatchObject({ id: record.predictionId, source: 'sibyl/cell-b', subject: 'delivery-eta/2', time: record.time });
+    expect(event.data).toEqual(JSON.parse(json));
+  });
+});
