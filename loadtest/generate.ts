@@ -16,6 +16,7 @@ import { ghzAvailable, ghzRun } from './lib/ghz-run.ts';
 import { createSender, waitReady } from './lib/clients.ts';
 import { closedLoop, openLoop, type StepResult } from './lib/loops.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
+import { vegetaAvailable, vegetaOpen } from './lib/vegeta-run.ts';
 
 export interface RunSpec {
   readonly name: string;
@@ -39,8 +40,11 @@ export interface RunSpec {
   readonly warmupS?: number;
   /** The request deadline (told to the server; goodput counts successes within it), ms (default 1000). */
   readonly deadlineMs?: number;
-  /** closed loop: autocannon for HTTP by default; this generator (`own`) for gRPC by default, or ghz when installed. */
-  readonly tool?: 'own' | 'autocannon' | 'ghz';
+  /**
+   * closed loop: autocannon for HTTP by default; this generator (`own`) for gRPC by default, or ghz when installed.
+   * open/ramp over HTTP: `vegeta` when installed (loadtest/tools/install-vegeta.sh), else this generator.
+   */
+  readonly tool?: 'own' | 'autocannon' | 'ghz' | 'vegeta';
 }
 
 export interface RunResult {
@@ -63,6 +67,10 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
   if (spec.mode === 'closed' && grpc && spec.tool === 'ghz' && ghzAvailable()) {
     const step = await ghzRun(spec.target, pool, { concurrency: spec.concurrency ?? 32, connections, durationS: spec.durationS ?? 10, warmupS, deadlineMs });
     return { spec, tool: 'ghz', steps: [step] };
+  }
+  if (spec.mode !== 'closed' && !grpc && spec.tool === 'vegeta' && vegetaAvailable()) {
+    const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64 });
+    return { spec, tool: 'vegeta (open loop)', steps };
   }
   if (grpc) await waitReady(spec.target);
   const sender = createSender({ target: spec.target, grpc, connections, deadlineMs });
@@ -124,7 +132,7 @@ if (import.meta.main) {
       ...(values.connections ? { connections: Number(values.connections) } : {}),
       warmupS: Number(values.warmup),
       deadlineMs: Number(values.deadline),
-      tool: values.tool as 'own' | 'autocannon' | 'ghz',
+      tool: values.tool as RunSpec['tool'],
     };
   }
   const result = await runSpec(spec);

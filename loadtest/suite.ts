@@ -19,7 +19,7 @@ import { preflight } from './lib/preflight.ts';
 import { processCpuMs, run, setAffinity, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
-import { delta, scrape } from './lib/metrics.ts';
+import { bucketQuantileMs, delta, scrape, scrapeBuckets } from './lib/metrics.ts';
 import { topSelfTime } from './lib/cpuprofile.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
 
@@ -45,6 +45,8 @@ const KAFKA = process.env['SIBYL_BENCH_KAFKA_BROKERS'] ?? '127.0.0.1:19092';
 const PREFIX = 'bench';
 const PORTS = { hono: 18101, grpcEcho: 18102, gwHttp: 18280, gwGrpc: 18281, mlHttp: 18180, mlGrpc: 18181 };
 const OVERLOAD_DEADLINE_MS = 100;
+/** Open-loop runs: vegeta (Go) for HTTP; the generator ignores it for gRPC, or runs its own loop when vegeta is missing. */
+const OPEN_TOOL = { tool: 'vegeta' } as const;
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join('loadtest', 'results', `${stamp}${QUICK ? '-quick' : ''}`);
@@ -77,6 +79,7 @@ let redisPid: number | undefined;
 async function generate(key: string, server: string, spec: RunSpec): Promise<Measurement> {
   const sibyl = server.startsWith('Sibyl');
   const metrics0 = sibyl ? await scrape(http(PORTS.gwHttp)) : {};
+  const buckets0 = sibyl ? await scrapeBuckets(http(PORTS.gwHttp), 'sibyl_request_duration_seconds') : new Map<number, number>();
   const cpu0 = [serverPid, redisPid].map((p) => (p ? processCpuMs(p) : undefined));
   const w0 = performance.now();
   const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
@@ -90,10 +93,12 @@ async function generate(key: string, server: string, spec: RunSpec): Promise<Mea
   const redisCpu = share(1, redisPid);
   const result = JSON.parse(out.trim().split('\n').pop()!) as RunResult;
   const gatewayCounters = sibyl ? delta(metrics0, await scrape(http(PORTS.gwHttp))) : undefined;
-  const m: Measurement = { key, server, protocol: spec.protocol, mix: spec.mix, mode: spec.mode, tool: result.tool, steps: result.steps, serverCpu, redisCpu, gatewayCounters };
+  // Warm-up included: the gateway's histogram cannot tell the two apart.
+  const gatewayP99Ms = sibyl ? bucketQuantileMs(0.99, buckets0, await scrapeBuckets(http(PORTS.gwHttp), 'sibyl_request_duration_seconds')) : undefined;
+  const m: Measurement = { key, server, protocol: spec.protocol, mix: spec.mix, mode: spec.mode, tool: result.tool, steps: result.steps, serverCpu, redisCpu, gatewayCounters, gatewayP99Ms };
   report.runs.push(m);
   const s = result.steps[0]!;
-  log(`${key}: ${s.throughput} ok/s, p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, codes ${JSON.stringify(s.codes)}, server CPU ${serverCpu}, generator CPU ${s.generatorCpu}${gatewayCounters ? `, gateway ${JSON.stringify(gatewayCounters)}` : ''}`);
+  log(`${key}: ${s.throughput} ok/s, p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms${gatewayP99Ms === undefined ? '' : ` (gateway's own p99 ${gatewayP99Ms} ms)`}, codes ${JSON.stringify(s.codes)}, server CPU ${serverCpu}, generator CPU ${s.generatorCpu}${gatewayCounters ? `, gateway ${JSON.stringify(gatewayCounters)}` : ''}`);
   return m;
 }
 
@@ -102,7 +107,7 @@ async function maxThenOpen(key: string, server: string, target: string, protocol
   const closed = await generate(`${key}/max`, server, { name: key, target, protocol, mix, mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W });
   const max = closed.steps[0]!;
   const rate = Math.max(10, Math.round(open.rate ?? max.throughput * (open.fraction ?? 0.5)));
-  const o = await generate(`${key}/open@${rate}`, server, { name: key, target, protocol, mix, mode: 'open', steps: [{ rate, durationS: D }], warmupS: W });
+  const o = await generate(`${key}/open@${rate}`, server, { name: key, target, protocol, mix, mode: 'open', steps: [{ rate, durationS: D }], warmupS: W, ...OPEN_TOOL });
   return { max, open: o.steps[0]! };
 }
 
@@ -281,7 +286,7 @@ try {
   // ---- the generator's and the machine's own tail: the bare echo, open loop, at S1's half-max rate ----
   const honoAgain = await startServer('hono-echo-open', ['loadtest/baselines/hono-echo.ts', String(PORTS.hono)]);
   await honoAgain.announced;
-  const echoOpen = (await generate(`echo-rest/eta-store/open@${s1.open.rate}`, 'Hono echo', { name: 'echo-open', target: http(PORTS.hono), protocol: 'sibyl-rest', mix: 'eta-store', mode: 'open', steps: [{ rate: s1.open.rate, durationS: D }], warmupS: W })).steps[0]!;
+  const echoOpen = (await generate(`echo-rest/eta-store/open@${s1.open.rate}`, 'Hono echo', { name: 'echo-open', target: http(PORTS.hono), protocol: 'sibyl-rest', mix: 'eta-store', mode: 'open', steps: [{ rate: s1.open.rate, durationS: D }], warmupS: W, ...OPEN_TOOL })).steps[0]!;
   await stopServer(honoAgain);
 
   // ---- shadows (issue 6): S1 with two shadows (delivery-eta v1, and eta-risk on the same features) ----
@@ -299,7 +304,7 @@ try {
     const max = (await generate(`S6 sibyl-rest/eta-store/${LOG}/2-shadows/max`, `${SIBYL}, 2 shadows`, { name: 'shadows-max', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W })).steps[0]!;
     const mid = await shadowCounts(gwHttp);
     // The same rate as S1's half-max run, so that the p99s compare.
-    const open = (await generate(`S6 sibyl-rest/eta-store/${LOG}/2-shadows/open@${s1.open.rate}`, `${SIBYL}, 2 shadows`, { name: 'shadows-open', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'open', steps: [{ rate: s1.open.rate, durationS: D }], warmupS: W })).steps[0]!;
+    const open = (await generate(`S6 sibyl-rest/eta-store/${LOG}/2-shadows/open@${s1.open.rate}`, `${SIBYL}, 2 shadows`, { name: 'shadows-open', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'open', steps: [{ rate: s1.open.rate, durationS: D }], warmupS: W, ...OPEN_TOOL })).steps[0]!;
     const after = await shadowCounts(gwHttp);
     shadowRuns = { max, open, atMax: diffCounts(mid, before), atHalf: diffCounts(after, mid) };
     report.notes.push(

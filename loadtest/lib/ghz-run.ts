@@ -11,7 +11,7 @@ import { PredictRequestSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { ModelInferRequestSchema } from '../../proto/gen/inference/open_inference_grpc_pb.js';
 import type { LatencySummary } from './histogram.ts';
 import type { StepResult } from './loops.ts';
-import { run } from './processes.ts';
+import { childCpuMs, run } from './processes.ts';
 import type { RequestPool } from './requests.ts';
 
 export const GHZ = '.tools/bin/ghz';
@@ -49,9 +49,9 @@ export async function ghzRun(target: string, pool: RequestPool, opts: { concurre
     target,
   ];
   if (opts.warmupS > 0) await run(GHZ, args(opts.warmupS));
-  const cpu0 = await childCpu();
+  const cpu0 = childCpuMs();
   const r = JSON.parse(await run(GHZ, args(opts.durationS))) as GhzReport;
-  const cpu = (await childCpu()) - cpu0;
+  const cpu = childCpuMs() - cpu0;
   const durationS = r.total / 1e9;
   const ms = (ns: number) => Math.round(ns / 1000) / 1000;
   const pct = (p: number) => ms(r.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? 0);
@@ -73,12 +73,4 @@ export async function ghzRun(target: string, pool: RequestPool, opts: { concurre
     errorLatency: empty,
     generatorCpu: Math.round((cpu / 1000 / (durationS * 1000)) * 1000) / 1000,
   };
-}
-
-/** CPU time of this process's finished children, ms (process.resourceUsage does not cover children). */
-async function childCpu(): Promise<number> {
-  const { readFileSync } = await import('node:fs');
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  // fields 16 and 17 of /proc/pid/stat (cutime, cstime), in clock ticks (100/s on Linux)
-  return (Number(f[13]) + Number(f[14])) * 10;
 }

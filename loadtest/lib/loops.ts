@@ -37,7 +37,8 @@ export interface StepResult {
   readonly generatorCpu: number;
 }
 
-class StepStats {
+/** Outcomes and latencies of one step (shared by the generators that record per request). */
+export class StepStats {
   sent = 0;
   completed = 0;
   ok = 0;

@@ -32,3 +32,46 @@ export function delta(before: Record<string, number>, after: Record<string, numb
   }
   return d;
 }
+
+/** Cumulative bucket counts (upper bound in seconds → count) of one histogram family, summed over its series. */
+export type Buckets = Map<number, number>;
+
+export async function scrapeBuckets(baseUrl: string, family: string): Promise<Buckets> {
+  const out: Buckets = new Map();
+  try {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const prefix = `${family}_bucket{`;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(prefix)) continue;
+      const le = /le="([^"]+)"/.exec(line)?.[1];
+      if (le === undefined) continue;
+      const bound = le === '+Inf' ? Infinity : Number(le);
+      out.set(bound, (out.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+    }
+  } catch {
+    /* no metrics */
+  }
+  return out;
+}
+
+/**
+ * The q-quantile (0..1) of what was recorded between two scrapes, in ms, interpolated linearly inside its bucket
+ * the way Prometheus's histogram_quantile does; undefined when nothing was recorded. Resolution is the buckets'.
+ */
+export function bucketQuantileMs(q: number, before: Buckets, after: Buckets): number | undefined {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const cum = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0));
+  const total = cum[cum.length - 1] ?? 0;
+  if (total <= 0) return undefined;
+  const rank = q * total;
+  for (let i = 0; i < bounds.length; i++) {
+    if (cum[i]! < rank) continue;
+    const hi = bounds[i]!;
+    const lo = i === 0 ? 0 : bounds[i - 1]!;
+    if (hi === Infinity) return lo * 1000;
+    const below = i === 0 ? 0 : cum[i - 1]!;
+    const inBucket = cum[i]! - below;
+    return Math.round((lo + (hi - lo) * (inBucket > 0 ? (rank - below) / inBucket : 1)) * 1e6) / 1000;
+  }
+  return undefined;
+}

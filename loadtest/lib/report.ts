@@ -16,6 +16,8 @@ export interface Measurement {
   readonly redisCpu?: number | undefined;
   /** Gateway counters that moved during the run (defaulted features, store failures, prediction-log counters). */
   readonly gatewayCounters?: Record<string, number> | undefined;
+  /** The gateway's own p99, arrival to response (its sibyl_request_duration_seconds histogram), ms. */
+  readonly gatewayP99Ms?: number | undefined;
 }
 
 export interface OrtResult {
@@ -74,7 +76,9 @@ export function renderMarkdown(r: Report): string {
     '',
     `**Settings**: closed loop (max throughput) with ${r.settings['concurrency']} concurrent requests (HTTP: autocannon, 32 connections; gRPC: this generator, grpc-js, 4 connections), ` +
       `${r.settings['measuredS']} s measured after ${r.settings['warmupS']} s warm-up; open loop (constant arrival rate, latency from the scheduled send time) at the rate shown, ` +
-      'same durations. Request mixes are drawn with a fixed seed from the seeded feature population.',
+      'same durations; open-loop HTTP runs use vegeta when it is installed (the Run table says which tool ran). ' +
+      '"gateway p99" is the gateway\'s own view, arrival of the request in its handler to the response, interpolated in its Prometheus histogram buckets (1, 2.5, 5 ms ...): ' +
+      'the client p99 minus it is what the transport, the kernel and the generator added. Request mixes are drawn with a fixed seed from the seeded feature population.',
     '',
   );
   for (const n of r.notes) out.push(`- ${n}`);
@@ -86,13 +90,13 @@ export function renderMarkdown(r: Report): string {
     out.push('');
   }
 
-  out.push('## Runs', '', '| run | server | protocol | request | load | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | server CPU | generator CPU |', '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
+  out.push('## Runs', '', '| run | server | protocol | request | load | ok/s | p50 ms | p90 ms | p99 ms | p99.9 ms | gateway p99 ms | errors | server CPU | generator CPU |', '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |');
   for (const run of r.runs) {
     if (run.mode === 'ramp') continue;
     const s = run.steps[0]!;
     const load = run.mode === 'closed' ? `closed, ${run.tool}` : `open @ ${s.rate}/s`;
     const l = s.latency;
-    out.push(`| ${run.key} | ${run.server} | ${run.protocol} | ${MIX[run.mix] ?? run.mix} | ${load} | ${s.throughput} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${codes(s.codes)} | ${run.serverCpu === undefined ? '-' : `${Math.round(run.serverCpu * 100)}%`} | ${Math.round(s.generatorCpu * 100)}% |`);
+    out.push(`| ${run.key} | ${run.server} | ${run.protocol} | ${MIX[run.mix] ?? run.mix} | ${load} | ${s.throughput} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${run.gatewayP99Ms ?? '-'} | ${codes(s.codes)} | ${run.serverCpu === undefined ? '-' : `${Math.round(run.serverCpu * 100)}%`} | ${Math.round(s.generatorCpu * 100)}% |`);
   }
   out.push('');
   const counters = r.runs.filter((x) => x.gatewayCounters && Object.keys(x.gatewayCounters).length > 0);

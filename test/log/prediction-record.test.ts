@@ -3,14 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { predictionMessage, predictionMessageFromJson } from '../../gateway/log/cloud-event.ts';
 import { recordTime, recordToJson, type PredictionRecord } from '../../gateway/log/prediction-record.ts';
 import { buildRecord } from '../../gateway/pipeline/record.ts';
-import type { RequestContext } from '../../gateway/pipeline/pipeline.ts';
+import type { InputRow, RequestContext } from '../../gateway/pipeline/pipeline.ts';
 import type { Route } from '../../gateway/routing/route-table.ts';
 import { SibylError } from '../../runtimes/errors.ts';
 import { PredictionRecordSchema } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 
 const ctx: RequestContext = { requestId: 'req-1', signal: new AbortController().signal, startMs: 0, transport: 'rest' };
 const route = { model: 'delivery-eta', version: '2' } as Route;
-const input = [
+const input: InputRow[] = [
   { entities: { restaurant: 'r-1', zone: 'z-9' }, features: {} },
   { entities: {}, features: {} },
 ];
