@@ -33,6 +33,7 @@ const Env = z.object({
   SIBYL_DRAIN_TIMEOUT_MS: positiveMs.default(10_000),
   SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(512),
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
+  SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(20),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
   SIBYL_SHADOW_CONCURRENCY: z.coerce.number().int().positive().default(2),
@@ -66,8 +67,11 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** Most rows in one request. */
   readonly maxRows: number;
-  /** Admission control: most predictions in flight, and the event-loop lag (ms) above which new ones are refused. */
-  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number };
+  /**
+   * Admission control: most predictions in flight, the event-loop lag (ms) above which new ones are refused, and
+   * the queueing time (ms) the in-flight limit allows while the event loop is saturated (0: fixed limit).
+   */
+  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number };
   /** How long SIGTERM waits for in-flight requests before closing, milliseconds. */
   readonly drainTimeoutMs: number;
   readonly logLevel: string;
@@ -126,7 +130,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     requestTimeoutMs: e.SIBYL_REQUEST_TIMEOUT_MS,
     maxBodyBytes: e.SIBYL_MAX_BODY_BYTES,
     maxRows: e.SIBYL_MAX_ROWS,
-    admission: { maxInflight: e.SIBYL_MAX_INFLIGHT, maxLagMs: e.SIBYL_MAX_LAG_MS },
+    admission: { maxInflight: e.SIBYL_MAX_INFLIGHT, maxLagMs: e.SIBYL_MAX_LAG_MS, queueMs: e.SIBYL_ADMISSION_QUEUE_MS },
     drainTimeoutMs: e.SIBYL_DRAIN_TIMEOUT_MS,
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -3,8 +3,9 @@
  * table, the pipeline, and the REST and gRPC front doors. `start` listens; `stop` drains in-flight requests,
  * flushes the prediction log and frees everything (once).
  */
-import { serve, type ServerType } from '@hono/node-server';
+import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import { createServer as createHttpServer, type RequestListener, type ServerOptions } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { withFastReject } from './transport/fast-reject.ts';
 import * as grpc from '@grpc/grpc-js';
 import type { Hono } from 'hono';
@@ -26,6 +27,9 @@ import { ShadowRunner } from './shadow/shadow-runner.ts';
 import { ShadowStats } from './shadow/shadow-stats.ts';
 import { createCellFollower, type CellFollower, type CellFollowerOptions } from './sync/cell-follower.ts';
 import { PendingRouteTable } from './sync/pending-route-table.ts';
+
+/** The HTTP listener's accept queue (Node's default is 511). */
+const LISTEN_BACKLOG = 4096;
 
 export interface GatewayParts {
   readonly store?: FeatureStore;
@@ -101,7 +105,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     // Shadows give way first: shed while live traffic is past half of what admission control allows.
     busy: () => {
       const a = admission.stats();
-      return a.inflight * 2 > config.admission.maxInflight || a.lagMs * 2 > config.admission.maxLagMs;
+      return a.inflight * 2 > a.limit || a.lagMs * 2 > config.admission.maxLagMs;
     },
     logger,
   });
@@ -146,8 +150,11 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     async start() {
       const httpPort = await new Promise<number>((resolve, reject) => {
         const createServer = ((options: ServerOptions, listener: RequestListener) => createHttpServer(options, withFastReject(listener, admission))) as typeof createHttpServer;
-        const s = serve({ fetch: app.fetch, port: config.httpPort, hostname: config.host, createServer }, (info) => resolve(info.port));
+        const s = createAdaptorServer({ fetch: app.fetch, hostname: config.host, createServer });
         s.once('error', reject);
+        // A deep accept queue: a burst of new connections while the loop is saturated waits there instead of
+        // having its SYNs dropped (the client then retries after a second). The kernel caps it at somaxconn.
+        s.listen({ port: config.httpPort, host: config.host, backlog: LISTEN_BACKLOG }, () => resolve((s.address() as AddressInfo).port));
         http = s;
       });
       const grpcPort = await new Promise<number>((resolve, reject) =>

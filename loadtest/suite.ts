@@ -256,7 +256,7 @@ try {
   if (!flags['no-overload']) {
     const cap = s1.max.throughput;
     const steps = [0.5, 1, 1.5, 2, 3, 0.5].map((f) => ({ rate: Math.max(10, Math.round(cap * f)), durationS: RAMP_STEP_S }));
-    const m = await generate('overload sibyl-rest/eta-store', SIBYL, { name: 'overload', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'ramp', steps, warmupS: W, deadlineMs: OVERLOAD_DEADLINE_MS, connections: 1024 });
+    const m = await generate('overload sibyl-rest/eta-store', SIBYL, { name: 'overload', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'ramp', steps, warmupS: W, deadlineMs: OVERLOAD_DEADLINE_MS, connections: 1024, ...OPEN_TOOL });
     report.ramp = { capacity: cap, deadlineMs: OVERLOAD_DEADLINE_MS, steps: m.steps };
   }
   await stopServer(gwA);

@@ -3,10 +3,19 @@
  * once (RESOURCE_EXHAUSTED / 429), instead of queueing everything until every request is late.
  *
  * Two signals, both cheap to read per request:
- * - requests in flight (admitted and not finished) against `maxInflight`;
+ * - requests in flight (admitted and not finished) against a limit: `maxInflight`, lowered while the event loop
+ *   is saturated (below);
  * - event-loop lag, sampled by a timer every `sampleMs` and smoothed, against `maxLagMs`. Lag is what a new
  *   request would wait before its first line runs; when it is high, admitting more only makes everyone late.
  * Transports call `admit()` before reading the body and `release()` when the answer is written.
+ *
+ * The adaptive limit: while the event loop is busy nearly all the time (event-loop utilization above
+ * `busyUtilization`, smoothed), the process is CPU-bound and every request admitted beyond what it completes in
+ * `queueMs` only waits in the process's own queue: the limit becomes its capacity (completions per second over
+ * utilization) x `queueMs` (Little's law), so admitted requests finish within about `queueMs` and the excess is refused at once instead of timing
+ * out after it was paid for. When the loop has room again the limit climbs back to `maxInflight` within a few
+ * samples. Requests that wait on I/O (a SageMaker endpoint, a slow store) leave the loop idle and are never limited
+ * by this, however many are in flight.
  */
 import { SibylError } from '../../runtimes/errors.ts';
 
@@ -17,10 +26,18 @@ export interface AdmissionOptions {
   readonly maxLagMs: number;
   /** Lag sampling period, milliseconds (default 10). */
   readonly sampleMs?: number;
+  /** Queueing time the adaptive limit allows when the loop is saturated, milliseconds (default 20; 0 turns it off). */
+  readonly queueMs?: number;
+  /** Smoothed event-loop utilization (0-1) above which the process counts as CPU-bound (default 0.95). */
+  readonly busyUtilization?: number;
 }
 
 export interface AdmissionStats {
   readonly inflight: number;
+  /** The in-flight limit now (maxInflight unless the loop is saturated). */
+  readonly limit: number;
+  /** Smoothed event-loop utilization, 0-1. */
+  readonly utilization: number;
   readonly lagMs: number;
   readonly admitted: number;
   readonly rejected: number;
@@ -36,17 +53,31 @@ export class AdmissionControl {
   #rejected = 0;
   #timer: NodeJS.Timeout | undefined;
   #expected = 0;
+  readonly #queueMs: number;
+  readonly #busyUtilization: number;
+  #limit: number;
+  #utilization = 0;
+  #completed = 0;
+  /** Completions per millisecond, smoothed. */
+  #rate = 0;
+  #elu = performance.eventLoopUtilization();
+  #sampledAt = 0;
 
   constructor(opts: AdmissionOptions) {
     this.#maxInflight = opts.maxInflight;
     this.#maxLagMs = opts.maxLagMs;
     this.#sampleMs = opts.sampleMs ?? 10;
+    this.#queueMs = opts.queueMs ?? 20;
+    this.#busyUtilization = opts.busyUtilization ?? 0.95;
+    this.#limit = opts.maxInflight;
   }
 
   /** Starts the lag sampler (an unref'd timer). Idempotent. */
   start(): void {
     if (this.#timer) return;
     this.#expected = performance.now() + this.#sampleMs;
+    this.#sampledAt = performance.now();
+    this.#elu = performance.eventLoopUtilization();
     this.#timer = setInterval(() => {
       const now = performance.now();
       const lag = Math.max(0, now - this.#expected);
@@ -54,6 +85,7 @@ export class AdmissionControl {
       // Smoothed, so that one late timer (a GC pause, the other core's tenant) does not refuse traffic; sustained
       // lag crosses the limit within a few samples, and it falls as fast once the load drops.
       this.#lagMs = this.#lagMs * 0.7 + lag * 0.3;
+      this.#adapt(now);
     }, this.#sampleMs);
     this.#timer.unref();
   }
@@ -63,9 +95,29 @@ export class AdmissionControl {
     this.#timer = undefined;
   }
 
+  #adapt(now: number): void {
+    const elu = performance.eventLoopUtilization();
+    const window = performance.eventLoopUtilization(elu, this.#elu);
+    this.#elu = elu;
+    const ms = now - this.#sampledAt;
+    this.#sampledAt = now;
+    if (ms <= 0) return;
+    // Smoothed over ~10 samples: one busy sample (a GC pause, a burst) must not close the door.
+    this.#utilization = this.#utilization * 0.9 + window.utilization * 0.1;
+    this.#rate = this.#rate * 0.9 + (this.#completed / ms) * 0.1;
+    this.#completed = 0;
+    if (this.#queueMs > 0 && this.#utilization > this.#busyUtilization) {
+      // Capacity (completions per ms at full utilization) x the queueing time allowed; at least a few in flight.
+      const capacity = this.#rate / this.#utilization;
+      this.#limit = Math.min(this.#maxInflight, Math.max(8, Math.round(capacity * this.#queueMs)));
+    } else if (this.#limit < this.#maxInflight) {
+      this.#limit = Math.min(this.#maxInflight, Math.ceil(this.#limit * 1.25) + 1);
+    }
+  }
+
   /** Admits a request or throws RESOURCE_EXHAUSTED. Every admitted request must be released exactly once. */
   admit(): void {
-    if (this.#inflight >= this.#maxInflight) {
+    if (this.#inflight >= this.#limit) {
       this.#rejected++;
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is at capacity (${this.#inflight} requests in flight); retry with backoff`);
     }
@@ -84,7 +136,7 @@ export class AdmissionControl {
    * eats the capacity that serving needs.
    */
   refuseEarly(): 'inflight' | 'lag' | undefined {
-    if (this.#inflight >= this.#maxInflight) {
+    if (this.#inflight >= this.#limit) {
       this.#rejected++;
       return 'inflight';
     }
@@ -97,9 +149,10 @@ export class AdmissionControl {
 
   release(): void {
     this.#inflight--;
+    this.#completed++;
   }
 
   stats(): AdmissionStats {
-    return { inflight: this.#inflight, lagMs: this.#lagMs, admitted: this.#admitted, rejected: this.#rejected };
+    return { inflight: this.#inflight, limit: this.#limit, utilization: this.#utilization, lagMs: this.#lagMs, admitted: this.#admitted, rejected: this.#rejected };
   }
 }

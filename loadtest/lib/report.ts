@@ -119,7 +119,7 @@ export function renderMarkdown(r: Report): string {
     out.push(
       `## Overload ramp (S1 REST, deadline ${r.ramp.deadlineMs} ms, measured capacity ${r.ramp.capacity}/s)`,
       '',
-      'Open loop over 1024 connections (more than the gateway\'s in-flight cap, so the gateway, not the client pool, sees the excess). ' +
+      'Open loop over 1024 connections (more than the gateway\'s in-flight cap, so the gateway, not the client pool, sees the excess; with vegeta, one process per step, so each step opens its connections anew). ' +
         'Each step\'s requests are counted whenever they were answered: ok/s = the step\'s successes per second of step, ' +
         'goodput = its successes within the deadline per second. Rejected = 429 / RESOURCE_EXHAUSTED.',
       '',

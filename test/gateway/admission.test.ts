@@ -30,4 +30,50 @@ describe('AdmissionControl', () => {
       a.stop();
     }
   });
+
+  it('while the event loop is saturated, admits only what it completes in queueMs, and reopens when the loop has room', async () => {
+    const a = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20 });
+    a.start();
+    try {
+      // A CPU-bound process: the loop is busy in 4 ms slices and completes 10 requests per slice (~2.5 per ms).
+      const until = performance.now() + 400;
+      while (performance.now() < until) {
+        const slice = performance.now() + 4;
+        for (let i = 0; i < 10; i++) {
+          a.admit();
+          a.release();
+        }
+        while (performance.now() < slice);
+        await new Promise((r) => setImmediate(r));
+      }
+      const busy = a.stats();
+      expect(busy.utilization).toBeGreaterThan(0.95);
+      // ~2.5 completions per ms x 20 ms: a few dozen, far below maxInflight.
+      expect(busy.limit).toBeGreaterThanOrEqual(8);
+      expect(busy.limit).toBeLessThan(150);
+      for (let i = 0; i < busy.limit; i++) a.admit();
+      expect(() => a.admit()).toThrow(expect.objectContaining({ code: 'RESOURCE_EXHAUSTED' }));
+      expect(a.refuseEarly()).toBe('inflight');
+      for (let i = 0; i < busy.limit; i++) a.release();
+      // Idle: the limit climbs back to maxInflight.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(a.stats().limit).toBe(500);
+    } finally {
+      a.stop();
+    }
+  });
+
+  it('does not limit requests that wait on I/O, however many are in flight', async () => {
+    const a = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20 });
+    a.start();
+    try {
+      for (let i = 0; i < 400; i++) a.admit();
+      await new Promise((r) => setTimeout(r, 200)); // an idle loop: the requests are waiting on a remote endpoint
+      expect(a.stats().limit).toBe(500);
+      for (let i = 0; i < 100; i++) a.admit();
+      expect(() => a.admit()).toThrow(/at capacity \(500 requests in flight\)/);
+    } finally {
+      a.stop();
+    }
+  });
 });
