@@ -175,7 +175,11 @@ describe('hostile rules', () => {
       (rows) => rows[0]!.result,
       (e: SibylError) => e.code,
     ));
-    expect(await Promise.all(calls)).toEqual(['ok:0', 'DEADLINE_EXCEEDED', 'ok:2', 'RESOURCE_EXHAUSTED', 'ok:4', 'DEADLINE_EXCEEDED', 'ok:6']);
+    const got = await Promise.all(calls);
+    // The memory hog alone fails with RESOURCE_EXHAUSTED (above); beside a CPU hog on a slow, shared machine it can
+    // run out of its 100 ms before it runs out of memory. Either way it fails alone.
+    expect(['RESOURCE_EXHAUSTED', 'DEADLINE_EXCEEDED']).toContain(got[3]);
+    expect(got.filter((_, i) => i !== 3)).toEqual(['ok:0', 'DEADLINE_EXCEEDED', 'ok:2', 'ok:4', 'DEADLINE_EXCEEDED', 'ok:6']);
   });
 
   it('kept the other rule and the ONNX model answering correctly throughout', async () => {
