@@ -67,7 +67,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const store = parts.store ?? (await createFeatureStore(config, logger));
   const sink = parts.sink ?? (await createSink(config, logger));
   const shadowStats = new ShadowStats();
-  const telemetry = parts.telemetry ?? createTelemetry(config, sink, () => shadowStats.snapshot());
+  // Read at scrape time only, after `admission` below exists.
+  const telemetry = parts.telemetry ?? createTelemetry(config, sink, () => shadowStats.snapshot(), () => admission.stats());
   const runtimes: Runtimes = parts.runtimes ?? createRuntimes();
   let routes: RouteTableRef;
   let follower: CellFollower | undefined;
@@ -105,6 +106,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     // Shadows give way first: shed while live traffic is past half of what admission control allows.
     busy: () => {
       const a = admission.stats();
+      // The limit is admission's current one: lowered while the process is CPU-saturated.
       return a.inflight * 2 > a.limit || a.lagMs * 2 > config.admission.maxLagMs;
     },
     logger,

@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
+import type { AdmissionStats } from './pipeline/admission.ts';
 import type { FeatureStore } from './features/feature-store.ts';
 import type { PredictionSink } from './log/prediction-sink.ts';
 import type { ShadowPairSnapshot } from './shadow/shadow-stats.ts';
@@ -46,8 +47,8 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
   }
 }
 
-export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: () => ShadowPairSnapshot[]): Telemetry {
-  return createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: config.cell, otlpEndpoint: config.otlpEndpoint, sinkStats: () => sink.stats(), shadowStats });
+export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: () => ShadowPairSnapshot[], admissionStats?: () => AdmissionStats): Telemetry {
+  return createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: config.cell, otlpEndpoint: config.otlpEndpoint, sinkStats: () => sink.stats(), shadowStats, admissionStats });
 }
 
 function redact(url: string): string {

@@ -19,6 +19,9 @@
  */
 import { SibylError } from '../../runtimes/errors.ts';
 
+/** The adaptive limit's floor: a stalled sample must not close the door. */
+const MIN_LIMIT = 16;
+
 export interface AdmissionOptions {
   /** Most requests in flight (default 512). */
   readonly maxInflight: number;
@@ -26,7 +29,7 @@ export interface AdmissionOptions {
   readonly maxLagMs: number;
   /** Lag sampling period, milliseconds (default 10). */
   readonly sampleMs?: number;
-  /** Queueing time the adaptive limit allows when the loop is saturated, milliseconds (default 20; 0 turns it off). */
+  /** Queueing time the adaptive limit allows when the loop is saturated, milliseconds (default 50; 0 turns it off). */
   readonly queueMs?: number;
   /** Smoothed event-loop utilization (0-1) above which the process counts as CPU-bound (default 0.95). */
   readonly busyUtilization?: number;
@@ -36,8 +39,10 @@ export interface AdmissionStats {
   readonly inflight: number;
   /** The in-flight limit now (maxInflight unless the loop is saturated). */
   readonly limit: number;
-  /** Smoothed event-loop utilization, 0-1. */
+  /** Smoothed utilization, 0-1: the smaller of event-loop utilization and the process's CPU share. */
   readonly utilization: number;
+  /** Refusals because of the in-flight limit (the rest of `rejected` were for event-loop lag). */
+  readonly rejectedInflight: number;
   readonly lagMs: number;
   readonly admitted: number;
   readonly rejected: number;
@@ -61,13 +66,15 @@ export class AdmissionControl {
   /** Completions per millisecond, smoothed. */
   #rate = 0;
   #elu = performance.eventLoopUtilization();
+  #cpu = process.cpuUsage();
   #sampledAt = 0;
+  #rejectedInflight = 0;
 
   constructor(opts: AdmissionOptions) {
     this.#maxInflight = opts.maxInflight;
     this.#maxLagMs = opts.maxLagMs;
     this.#sampleMs = opts.sampleMs ?? 10;
-    this.#queueMs = opts.queueMs ?? 20;
+    this.#queueMs = opts.queueMs ?? 50;
     this.#busyUtilization = opts.busyUtilization ?? 0.95;
     this.#limit = opts.maxInflight;
   }
@@ -78,6 +85,7 @@ export class AdmissionControl {
     this.#expected = performance.now() + this.#sampleMs;
     this.#sampledAt = performance.now();
     this.#elu = performance.eventLoopUtilization();
+    this.#cpu = process.cpuUsage();
     this.#timer = setInterval(() => {
       const now = performance.now();
       const lag = Math.max(0, now - this.#expected);
@@ -99,17 +107,23 @@ export class AdmissionControl {
     const elu = performance.eventLoopUtilization();
     const window = performance.eventLoopUtilization(elu, this.#elu);
     this.#elu = elu;
+    const cpu = process.cpuUsage();
+    const cpuMs = (cpu.user - this.#cpu.user + cpu.system - this.#cpu.system) / 1000;
+    this.#cpu = cpu;
     const ms = now - this.#sampledAt;
     this.#sampledAt = now;
     if (ms <= 0) return;
+    // Busy means the loop was running AND the process got the CPU for it: event-loop utilization alone counts the
+    // time the process waited for a core (a noisy neighbour, the hypervisor) as busy.
+    const busy = Math.min(window.utilization, cpuMs / ms);
     // Smoothed over ~10 samples: one busy sample (a GC pause, a burst) must not close the door.
-    this.#utilization = this.#utilization * 0.9 + window.utilization * 0.1;
+    this.#utilization = this.#utilization * 0.9 + busy * 0.1;
     this.#rate = this.#rate * 0.9 + (this.#completed / ms) * 0.1;
     this.#completed = 0;
     if (this.#queueMs > 0 && this.#utilization > this.#busyUtilization) {
       // Capacity (completions per ms at full utilization) x the queueing time allowed; at least a few in flight.
       const capacity = this.#rate / this.#utilization;
-      this.#limit = Math.min(this.#maxInflight, Math.max(8, Math.round(capacity * this.#queueMs)));
+      this.#limit = Math.min(this.#maxInflight, Math.max(MIN_LIMIT, Math.round(capacity * this.#queueMs)));
     } else if (this.#limit < this.#maxInflight) {
       this.#limit = Math.min(this.#maxInflight, Math.ceil(this.#limit * 1.25) + 1);
     }
@@ -119,6 +133,7 @@ export class AdmissionControl {
   admit(): void {
     if (this.#inflight >= this.#limit) {
       this.#rejected++;
+      this.#rejectedInflight++;
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is at capacity (${this.#inflight} requests in flight); retry with backoff`);
     }
     if (this.#lagMs > this.#maxLagMs) {
@@ -138,6 +153,7 @@ export class AdmissionControl {
   refuseEarly(): 'inflight' | 'lag' | undefined {
     if (this.#inflight >= this.#limit) {
       this.#rejected++;
+      this.#rejectedInflight++;
       return 'inflight';
     }
     if (this.#lagMs > this.#maxLagMs) {
@@ -153,6 +169,6 @@ export class AdmissionControl {
   }
 
   stats(): AdmissionStats {
-    return { inflight: this.#inflight, limit: this.#limit, utilization: this.#utilization, lagMs: this.#lagMs, admitted: this.#admitted, rejected: this.#rejected };
+    return { inflight: this.#inflight, limit: this.#limit, utilization: this.#utilization, lagMs: this.#lagMs, admitted: this.#admitted, rejected: this.#rejected, rejectedInflight: this.#rejectedInflight };
   }
 }

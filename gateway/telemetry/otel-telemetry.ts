@@ -13,12 +13,16 @@
  *   sibyl_shadow_{executions,shed}_total, sibyl_shadow_errors_total{code}   counters
  *   sibyl_shadow_latency_p99_seconds                                        gauge
  *   sibyl_shadow_mean_abs_diff{output}, sibyl_shadow_agreement_ratio{output} gauges
+ * Admission series (when `admissionStats` is given):
+ *   sibyl_admission_rejected_total{reason}   counter, reason: inflight | lag
+ *   sibyl_admission_inflight, sibyl_admission_limit, sibyl_admission_utilization, sibyl_admission_lag_seconds   gauges
  * The resource (`service.name`, `sibyl.cell`) is exported as Prometheus `target_info`.
  */
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { SinkStats } from '../log/prediction-sink.ts';
+import type { AdmissionStats } from '../pipeline/admission.ts';
 import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
 import { familiesProducer } from './metric-families.ts';
 import { RequestMetrics, type TransportCells } from './request-metrics.ts';
@@ -38,6 +42,8 @@ export interface OtelTelemetryOptions {
   readonly sinkStats?: () => SinkStats;
   /** The live-versus-shadow comparison, read at each scrape. */
   readonly shadowStats?: (() => ShadowPairSnapshot[]) | undefined;
+  /** Admission control's state, read at each scrape. */
+  readonly admissionStats?: (() => AdmissionStats) | undefined;
 }
 
 /** Content type of the Prometheus text exposition format. */
@@ -54,6 +60,7 @@ export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
   const meterProvider = new MeterProvider({ resource, readers: [reader] });
   if (opts.sinkStats) observeSink(meterProvider, opts.sinkStats);
   if (opts.shadowStats) observeShadows(meterProvider, opts.shadowStats);
+  if (opts.admissionStats) observeAdmission(meterProvider, opts.admissionStats);
   const tracer =
     opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== ''
       ? createRequestTracer({ endpoint: opts.otlpEndpoint, resource, sampleRatio: opts.traceSampleRatio ?? 1 })
@@ -179,5 +186,26 @@ function observeShadows(provider: MeterProvider, shadowStats: () => ShadowPairSn
       }
     },
     [executions, shed, errors, p99, mad, agreement],
+  );
+}
+
+function observeAdmission(provider: MeterProvider, admissionStats: () => AdmissionStats): void {
+  const meter = provider.getMeter('sibyl-gateway');
+  const rejected = meter.createObservableCounter('sibyl_admission_rejected_total', { description: 'Predictions refused by admission control, by reason (inflight limit or event-loop lag).' });
+  const inflight = meter.createObservableGauge('sibyl_admission_inflight', { description: 'Predictions admitted and not finished.' });
+  const limit = meter.createObservableGauge('sibyl_admission_limit', { description: 'The in-flight limit now (lowered while the event loop is saturated).' });
+  const utilization = meter.createObservableGauge('sibyl_admission_utilization', { description: 'Smoothed event-loop utilization, counted only while the process had the CPU (0-1).' });
+  const lag = meter.createObservableGauge('sibyl_admission_lag_seconds', { description: 'Smoothed event-loop lag.', unit: 's' });
+  meter.addBatchObservableCallback(
+    (result) => {
+      const a = admissionStats();
+      result.observe(rejected, a.rejectedInflight, { reason: 'inflight' });
+      result.observe(rejected, a.rejected - a.rejectedInflight, { reason: 'lag' });
+      result.observe(inflight, a.inflight);
+      result.observe(limit, a.limit);
+      result.observe(utilization, a.utilization);
+      result.observe(lag, a.lagMs / 1000);
+    },
+    [rejected, inflight, limit, utilization, lag],
   );
 }

@@ -3,6 +3,7 @@ import { createOtelTelemetry, PROMETHEUS_CONTENT_TYPE } from '../../gateway/tele
 import { LATENCY_BUCKETS_SECONDS } from '../../gateway/telemetry/metric-families.ts';
 import type { Telemetry } from '../../gateway/telemetry/telemetry.ts';
 import type { SinkStats } from '../../gateway/log/prediction-sink.ts';
+import { AdmissionControl, type AdmissionStats } from '../../gateway/pipeline/admission.ts';
 import { parseExposition, sample, samples, type Exposition } from './prom-text.ts';
 
 let telemetry: Telemetry | undefined;
@@ -11,7 +12,7 @@ afterEach(async () => {
   telemetry = undefined;
 });
 
-function make(opts: { sinkStats?: () => SinkStats; maxModels?: number } = {}): Telemetry {
+function make(opts: { sinkStats?: () => SinkStats; admissionStats?: () => AdmissionStats; maxModels?: number } = {}): Telemetry {
   telemetry = createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: 'eu-1', ...opts });
   return telemetry;
 }
@@ -143,6 +144,22 @@ describe('otel telemetry: Prometheus exposition', () => {
     expect(sample(e, 'sibyl_prediction_log_accepted_total')).toBe(20);
     expect(sample(e, 'sibyl_prediction_log_lost_total')).toBe(1);
     expect(sample(e, 'sibyl_prediction_log_pending')).toBe(0);
+  });
+
+  it('exports admission control: refusals by reason, in flight, the limit, utilization and lag', async () => {
+    const a = new AdmissionControl({ maxInflight: 3, maxLagMs: 1000 });
+    const t = make({ admissionStats: () => a.stats() });
+    for (let i = 0; i < 3; i++) a.admit();
+    expect(() => a.admit()).toThrow();
+    expect(a.refuseEarly()).toBe('inflight');
+    const e = await scrape(t);
+    expect(e.types.get('sibyl_admission_rejected_total')).toBe('counter');
+    expect(sample(e, 'sibyl_admission_rejected_total', { reason: 'inflight' })).toBe(2);
+    expect(sample(e, 'sibyl_admission_rejected_total', { reason: 'lag' })).toBe(0);
+    expect(sample(e, 'sibyl_admission_inflight')).toBe(3);
+    expect(sample(e, 'sibyl_admission_limit')).toBe(3);
+    expect(sample(e, 'sibyl_admission_utilization')).toBe(0);
+    expect(sample(e, 'sibyl_admission_lag_seconds')).toBe(0);
   });
 
   it('exports service and cell as target_info, not as labels on every series', async () => {
