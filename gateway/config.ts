@@ -33,7 +33,7 @@ const Env = z.object({
   SIBYL_DRAIN_TIMEOUT_MS: positiveMs.default(10_000),
   SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(512),
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
-  SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(50),
+  SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(25),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
   SIBYL_SHADOW_CONCURRENCY: z.coerce.number().int().positive().default(2),

@@ -29,7 +29,7 @@ export interface AdmissionOptions {
   readonly maxLagMs: number;
   /** Lag sampling period, milliseconds (default 10). */
   readonly sampleMs?: number;
-  /** Queueing time the adaptive limit allows when the loop is saturated, milliseconds (default 50; 0 turns it off). */
+  /** Queueing time the adaptive limit allows when the loop is saturated, milliseconds (default 25; 0 turns it off). */
   readonly queueMs?: number;
   /** Smoothed event-loop utilization (0-1) above which the process counts as CPU-bound (default 0.95). */
   readonly busyUtilization?: number;
@@ -74,7 +74,7 @@ export class AdmissionControl {
     this.#maxInflight = opts.maxInflight;
     this.#maxLagMs = opts.maxLagMs;
     this.#sampleMs = opts.sampleMs ?? 10;
-    this.#queueMs = opts.queueMs ?? 50;
+    this.#queueMs = opts.queueMs ?? 25;
     this.#busyUtilization = opts.busyUtilization ?? 0.95;
     this.#limit = opts.maxInflight;
   }
