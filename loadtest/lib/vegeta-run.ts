@@ -27,8 +27,8 @@ export interface VegetaOptions {
   readonly connections: number;
 }
 
-/** One line of `vegeta encode -to json`. */
-interface VegetaResult {
+/** One line of `vegeta encode -to json` (the fields used here). */
+export interface VegetaResult {
   seq: number;
   code: number;
   timestamp: string;
@@ -83,16 +83,24 @@ async function attack(dir: string, targets: string, rate: number, durationS: num
 }
 
 async function readStep(file: string, rate: number, durationS: number, deadlineMs: number, cpu: number): Promise<StepResult> {
+  const enc = spawn(VEGETA, ['encode', '-to=json', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const results: VegetaResult[] = [];
+  for await (const line of createInterface({ input: enc.stdout })) if (line) results.push(JSON.parse(line) as VegetaResult);
+  return stepFromResults(results, rate, durationS, deadlineMs, cpu);
+}
+
+/**
+ * One step's results as a StepResult. Latency counts from each hit's due time: hit n is due `n / rate` after
+ * hit 0 started, and a hit that started later carries the lag.
+ */
+export function stepFromResults(results: readonly VegetaResult[], rate: number, durationS: number, deadlineMs: number, cpu: number): StepResult {
   const stats = new StepStats(deadlineMs);
   const intervalNs = 1e9 / rate;
   let first: bigint | undefined;
-  const enc = spawn(VEGETA, ['encode', '-to=json', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-  for await (const line of createInterface({ input: enc.stdout })) {
-    if (!line) continue;
-    const r = JSON.parse(line) as VegetaResult;
+  for (const r of results) {
     const started = unixNanos(r.timestamp);
-    if (r.seq === 0 || first === undefined) first ??= started - BigInt(Math.round(r.seq * intervalNs));
-    // Hit n is due at first + n * interval; a late start counts against that request.
+    // The due time of hit 0, from the first result seen (results come in start order).
+    first ??= started - BigInt(Math.round(r.seq * intervalNs));
     const lagMs = Math.max(0, Number(started - first) - r.seq * intervalNs) / 1e6;
     const code = r.code === 0 ? (/timeout|deadline/i.test(r.error) ? 'CLIENT_TIMEOUT' : 'CLIENT_ERROR') : String(r.code);
     stats.sent++;
