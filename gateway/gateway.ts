@@ -106,8 +106,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     // Shadows give way first: shed while live traffic is past half of what admission control allows.
     busy: () => {
       const a = admission.stats();
-      // The limit is admission's current one: lowered while the process is CPU-saturated.
-      return a.inflight * 2 > a.limit || a.lagMs * 2 > config.admission.maxLagMs;
+      // ... and whenever the process is CPU-saturated (admission has lowered its in-flight limit): the CPU a shadow
+      // takes would otherwise come out of live requests' admission.
+      return a.inflight * 2 > a.limit || a.lagMs * 2 > config.admission.maxLagMs || a.limit < config.admission.maxInflight;
     },
     logger,
   });

@@ -31,6 +31,9 @@ export async function startGateway(env: Record<string, string> = {}, parts: Gate
     // Functional suites assert answers, not overload behaviour: on a shared 2-core machine a neighbour's burst can
     // push the smoothed event-loop lag past the production threshold. Admission has its own tests.
     SIBYL_MAX_LAG_MS: '1000',
+    // Likewise the adaptive in-flight limit: the test's own client runs in the gateway's process and keeps it busy,
+    // which is CPU saturation to admission control (and sheds shadows).
+    SIBYL_ADMISSION_QUEUE_MS: '0',
     ...env,
   });
   const gateway = await createGateway(config, { logger: pino({ level: 'warn' }), ...parts });
