@@ -40,7 +40,8 @@ const RAMP_STEP_S = QUICK ? 2 : 4;
 /** Interleaved max runs (echo, S1, S2 in turn): rounds and seconds per run. */
 const AB_ROUNDS = QUICK ? 1 : 3;
 const AB_S = QUICK ? 2 : 5;
-const CONCURRENCY = 32;
+/** Closed-loop concurrency: enough to keep a gateway whose requests wait ~10 ms on Redis busy (32 left it latency-bound here). */
+const CONCURRENCY = 48;
 const SERVER_CORE = '1';
 const LOAD_CORE = '0';
 const REDIS_URL = process.env['SIBYL_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6399';
