@@ -42,7 +42,7 @@ export interface RunSpec {
   readonly deadlineMs?: number;
   /**
    * closed loop: autocannon for HTTP by default; this generator (`own`) for gRPC by default, or ghz when installed.
-   * open/ramp over HTTP: `vegeta` when installed (loadtest/tools/install-vegeta.sh), else this generator.
+   * open/ramp over HTTP: `vegeta` when installed (`bash loadtest/tools/install.sh vegeta`), else this generator.
    */
   readonly tool?: 'own' | 'autocannon' | 'ghz' | 'vegeta';
 }

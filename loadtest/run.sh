@@ -12,7 +12,7 @@ if [ "$skip_peer" = 0 ]; then
   bash loadtest/peer/export-model.sh >/dev/null
 fi
 # vegeta (open-loop HTTP runs) from the Go module proxy; without Go the suite falls back to its own open loop.
-bash loadtest/tools/install-vegeta.sh || echo "vegeta not installed: open-loop HTTP runs use the suite's own generator" >&2
+bash loadtest/tools/install.sh vegeta || echo "vegeta not installed: open-loop HTTP runs use the suite's own generator" >&2
 if command -v taskset >/dev/null; then
   exec taskset -c 0 node loadtest/suite.ts "$@"
 fi

@@ -1,7 +1,7 @@
 /**
  * Closed-loop gRPC load with ghz (Go): `concurrency` workers over `connections` HTTP/2 connections, the pool's
  * messages sent round-robin (given as a JSON array), mapped onto StepResult. Needs .tools/bin/ghz
- * (loadtest/tools/install-ghz.sh).
+ * (`bash loadtest/tools/install.sh ghz`).
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,6 @@
 /**
  * Open-loop HTTP load with vegeta (Go): a constant arrival rate per step, each result read back and recorded in the
- * suite's own histograms. Needs .tools/bin/vegeta (loadtest/tools/install-vegeta.sh).
+ * suite's own histograms. Needs .tools/bin/vegeta (`bash loadtest/tools/install.sh vegeta`).
  *
  * Latency is counted from the SCHEDULED send time, as in the suite's own open loop: vegeta paces hit n of a step
  * at `begin + n / rate` and stamps the moment it really started; when it fell behind (no idle worker, a starved
