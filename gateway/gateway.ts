@@ -103,12 +103,13 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     cell: config.cell,
     stats: shadowStats,
     ...config.shadows,
-    // Shadows give way first: shed while live traffic is past half of what admission control allows.
+    // Shadows give way first: shed while live traffic is past half of what admission control allows, and whenever
+    // the process is CPU-saturated (admission has lowered its in-flight limit), since a shadow's CPU would come out
+    // of live requests' admission.
     busy: () => {
       const a = admission.stats();
-      // ... and whenever the process is CPU-saturated (admission has lowered its in-flight limit): the CPU a shadow
-      // takes would otherwise come out of live requests' admission.
-      return a.inflight * 2 > a.limit || a.lagMs * 2 > config.admission.maxLagMs || a.limit < config.admission.maxInflight;
+      const max = config.admission.maxInflight;
+      return a.limit < max || a.inflight * 2 > max || a.lagMs * 2 > config.admission.maxLagMs;
     },
     logger,
   });

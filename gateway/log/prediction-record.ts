@@ -3,8 +3,8 @@
  * `sibyl.v1.PredictionRecord` (proto/sibyl/v1/prediction_log.proto), so that the sink serializes it with one
  * `JSON.stringify`. The .proto stays the schema; test/log/prediction-record.test.ts checks that this JSON is the
  * canonical ProtoJSON protobuf-es writes for the same record. Building the protobuf-es message and converting it
- * with the schema-driven `toJsonString` cost ~30 µs of CPU per S1 record (a third of a request); this form costs
- * a few (loadtest/micro/record-json.bench.ts).
+ * with the schema-driven `toJsonString` cost 13-22 µs of CPU per S1 record, build and CloudEvent included; this
+ * form costs 6-8 (loadtest/micro/record-json.bench.ts).
  *
  * ProtoJSON rules the shape follows: lowerCamelCase field names in declaration order, enums by name, 64-bit
  * integers as decimal strings, the Timestamp as RFC 3339 UTC with 0, 3, 6 or 9 fractional digits, every scalar

@@ -131,13 +131,11 @@ export class AdmissionControl {
 
   /** Admits a request or throws RESOURCE_EXHAUSTED. Every admitted request must be released exactly once. */
   admit(): void {
-    if (this.#inflight >= this.#limit) {
-      this.#rejected++;
-      this.#rejectedInflight++;
+    const why = this.refuseEarly();
+    if (why === 'inflight') {
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is at capacity (${this.#inflight} requests in flight); retry with backoff`);
     }
-    if (this.#lagMs > this.#maxLagMs) {
-      this.#rejected++;
+    if (why === 'lag') {
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is overloaded (event loop ${Math.round(this.#lagMs)} ms behind); retry with backoff`);
     }
     this.#inflight++;

@@ -99,28 +99,20 @@ describe('hostile rules', () => {
 
   beforeAll(async () => {
     onnx = createOnnxRuntime();
-    hostile = await rules.load(
-      await ruleBundle(HOSTILE, {
-        name: 'hostile',
-        features: [
-          { name: 'attack', dtype: 'string', source: 'request', default: 'ok' },
-          { name: 'n', dtype: 'float64', source: 'request', default: 0 },
-        ],
-        outputs: [{ name: 'result', dtype: 'string' }, { name: 'vec', kind: 'vector', dtype: 'float64' }],
-        rules: { timeoutMs: 100, memoryMb: 32 },
-      }),
-    );
-    hungry = await rules.load(
-      await ruleBundle(HOSTILE, {
-        name: 'hungry',
-        features: [
-          { name: 'attack', dtype: 'string', source: 'request', default: 'ok' },
-          { name: 'n', dtype: 'float64', source: 'request', default: 0 },
-        ],
-        outputs: [{ name: 'result', dtype: 'string' }, { name: 'vec', kind: 'vector', dtype: 'float64' }],
-        rules: { timeoutMs: 1000, memoryMb: 32 },
-      }),
-    );
+    const load = async (name: string, timeoutMs: number) =>
+      rules.load(
+        await ruleBundle(HOSTILE, {
+          name,
+          features: [
+            { name: 'attack', dtype: 'string', source: 'request', default: 'ok' },
+            { name: 'n', dtype: 'float64', source: 'request', default: 0 },
+          ],
+          outputs: [{ name: 'result', dtype: 'string' }, { name: 'vec', kind: 'vector', dtype: 'float64' }],
+          rules: { timeoutMs, memoryMb: 32 },
+        }),
+      );
+    hostile = await load('hostile', 100);
+    hungry = await load('hungry', 1000);
     simple = await rules.load(await ruleBundle(BLEND_SOURCE, { name: 'simple', outputs: BLEND_OUTPUTS }));
     const manifest = parseManifest(readFileSync(path.join(ETA_DIR, 'sibyl.yaml'), 'utf8'));
     eta = await onnx.load({ manifest, dir: ETA_DIR, hash: 'test' });
