@@ -70,7 +70,7 @@ async function attack(dir: string, targets: string, rate: number, durationS: num
     `-timeout=${Math.max(1000, deadlineMs * 10)}ms`,
     '-http2=false',
     '-keepalive=true',
-    // A fixed pool: when every worker waits, hits start late and that lag is counted (readStep), rather than
+    // A fixed pool: when every worker waits, hits start late and that lag is counted (stepFromResults), rather than
     // vegeta opening ever more connections (which made it collapse at ~5,000/s on one core here).
     `-workers=${connections}`,
     `-max-workers=${connections}`,
