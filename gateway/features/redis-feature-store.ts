@@ -209,7 +209,11 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>(function deadline(resolve, reject) {
     // The error is built only when the deadline passes: capturing a stack costs microseconds.
     const timer = setTimeout(function deadlinePassed() {
-      reject(new SibylError('DEADLINE_EXCEEDED', `feature store: no answer from redis within ${ms} ms`));
+      // Timers run before the event loop polls for I/O, so after a busy turn the answer may already be sitting
+      // unread in the socket. setImmediate decides after that poll: only an answer that has not arrived is late.
+      setImmediate(function stillLate() {
+        reject(new SibylError('DEADLINE_EXCEEDED', `feature store: no answer from redis within ${ms} ms`));
+      });
     }, ms);
     p.then(
       function settledInTime(v) {

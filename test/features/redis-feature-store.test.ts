@@ -176,3 +176,31 @@ for (const { name, autoPipelining, commandTimeoutMs } of modes) {
     });
   });
 }
+
+/** Keeps the event loop busy for `ms` milliseconds, as a burst of request handling does. */
+function busy(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+for (const autoPipelining of [true, false]) {
+  describe(`redis feature store deadline, auto-pipelining ${autoPipelining ? 'on' : 'off'}`, () => {
+    it('does not count an answer as late when it arrived in time but the event loop was busy', async () => {
+      const store = createRedisFeatureStore({ url: REDIS_URL, autoPipelining });
+      try {
+        await store.ready(10_000);
+        const key = `${PREFIX}:late:r1`;
+        await store.write([{ key, fields: { a: '1' } }]);
+        // The read leaves (auto-pipelining sends it from an immediate queued before this one), then the loop is kept
+        // busy well past the 20 ms deadline while Redis answers. When the loop comes back, the deadline's timer and
+        // the answer are both due; the answer was there first, so the read must succeed.
+        const read = store.read([{ key, fields: ['a'] }], 20);
+        setImmediate(() => busy(200));
+        await expect(read).resolves.toEqual([['1']]);
+        expect(store.healthy).toBe(true);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}
