@@ -6,6 +6,14 @@
  * A run computes on the calling thread and cannot be interrupted once started, so the signal is checked just
  * before it. Batches of at least `offloadRows` rows (manifest `onnx.offloadRows`, else calibrated at load to the
  * batch size whose inline run would stall the event loop for `stallBudgetMs`) run on a worker thread instead.
+ *
+ * Inline calls coalesce: the calls a model receives while the current callbacks and their microtasks run (the
+ * requests whose features came back in one Redis read, say) share one run, flushed by `process.nextTick`. Nothing
+ * waits for company: a lone call runs as soon as the code that made it yields, so an idle gateway answers as fast as
+ * before. Under load one run serves many requests, and a run's fixed cost (binding, tensors, kernel launch) is most of
+ * it for a small model (numbers in runtimes/onnx/README.md). Rows of different calls never affect each other: every
+ * plan has a dynamic batch dimension, and a run that fails is repeated call by call, so one call's bad input fails
+ * that call alone.
  */
 import path from 'node:path';
 import ort from 'onnxruntime-node';
@@ -26,6 +34,8 @@ export interface OnnxRuntimeOptions {
   readonly workers?: number;
   /** Milliseconds an inline run may stall the event loop; calibrates each model's offload threshold (default 1). */
   readonly stallBudgetMs?: number;
+  /** Most rows one coalesced inline run takes (default 64; 1 turns coalescing off). Never more than `offloadRows - 1`. */
+  readonly coalesceRows?: number;
 }
 
 export interface OnnxRuntime extends Runtime {
@@ -39,15 +49,19 @@ export interface OnnxRuntime extends Runtime {
 export interface OnnxLoadedModel extends LoadedModel {
   /** Batches of at least this many rows run on a worker thread (Infinity: never). */
   readonly offloadRows: number;
+  /** Inline runs so far (a coalesced run counts once, however many calls it served). */
+  readonly runs: number;
 }
 
 /** Fewer rows than this never go to a worker: the thread hop (~0.1 ms) would cost more than it saves. */
 const MIN_OFFLOAD_ROWS = 64;
 const CALIBRATION_ROWS = 256;
+const COALESCE_ROWS = 64;
 
 export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
   const offload = opts.offload ?? 'auto';
   const stallBudgetMs = opts.stallBudgetMs ?? 1;
+  const coalesceRows = opts.coalesceRows ?? COALESCE_ROWS;
   let pool: OnnxWorkerPool | undefined;
   let loads = 0;
   const getPool = (): OnnxWorkerPool => (pool ??= new OnnxWorkerPool(opts.workers ?? 1));
@@ -75,7 +89,7 @@ export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
       if (offload === 'auto') offloadRows = onnx.offloadRows ?? (await calibrate(session, plan, defaults, stallBudgetMs));
       const key = `${manifest.name}@${manifest.version}#${++loads}`;
       if (offloadRows !== Infinity) getPool().register(key, modelPath, options);
-      return loadedModel(session, plan, offloadRows, key, () => pool);
+      return loadedModel(session, plan, offloadRows, Math.max(1, Math.min(coalesceRows, offloadRows - 1)), key, () => pool);
     } catch (err) {
       await session.release();
       throw err;
@@ -92,16 +106,32 @@ export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
   };
 }
 
+/** A call waiting for the next coalesced run. */
+interface Waiting {
+  readonly rows: readonly FeatureRow[];
+  readonly signal: AbortSignal;
+  readonly resolve: (out: OutputRow[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 function loadedModel(
   session: ort.InferenceSession,
   plan: TensorPlan,
   offloadRows: number,
+  coalesceRows: number,
   key: string,
   pool: () => OnnxWorkerPool | undefined,
 ): OnnxLoadedModel {
   let disposed = false;
   let inflight = 0;
   let drained: (() => void) | undefined;
+  let waiting: Waiting[] = [];
+  let runs = 0;
+
+  function run(rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {
+    runs++;
+    return runInline(session, plan, rows);
+  }
 
   async function predict(rows: readonly FeatureRow[], ctx: PredictContext): Promise<OutputRow[]> {
     if (disposed) throw new SibylError('FAILED_PRECONDITION', 'model version is unloaded');
@@ -111,10 +141,64 @@ function loadedModel(
     inflight++;
     try {
       const workers = n >= offloadRows ? pool() : undefined;
-      const results = workers ? await runOffloaded(workers, key, plan, rows, ctx.signal) : await runInline(session, plan, rows);
-      return unpackOutputs(plan, results, n);
+      if (workers) return unpackOutputs(plan, await runOffloaded(workers, key, plan, rows, ctx.signal), n);
+      if (n >= coalesceRows) return unpackOutputs(plan, await run(rows), n);
+      return await new Promise<OutputRow[]>(function wait(resolve, reject) {
+        if (waiting.push({ rows, signal: ctx.signal, resolve, reject }) === 1) process.nextTick(flush);
+      });
     } finally {
       if (--inflight === 0 && drained) drained();
+    }
+  }
+
+  /** Runs every waiting call, in runs of at most `coalesceRows` rows (a call is never split). */
+  function flush(): void {
+    const calls = waiting;
+    waiting = [];
+    let batch: Waiting[] = [];
+    let batchRows = 0;
+    for (const call of calls) {
+      if (call.signal.aborted) {
+        call.reject(abortError(call.signal));
+        continue;
+      }
+      if (batchRows + call.rows.length > coalesceRows) {
+        void runCalls(batch, batchRows);
+        batch = [];
+        batchRows = 0;
+      }
+      batch.push(call);
+      batchRows += call.rows.length;
+    }
+    if (batch.length) void runCalls(batch, batchRows);
+  }
+
+  async function runCalls(calls: readonly Waiting[], total: number): Promise<void> {
+    if (calls.length === 1) {
+      const call = calls[0]!;
+      try {
+        call.resolve(unpackOutputs(plan, await run(call.rows), total));
+      } catch (err) {
+        call.reject(err);
+      }
+      return;
+    }
+    const rows: FeatureRow[] = new Array(total);
+    let k = 0;
+    for (const call of calls) for (const row of call.rows) rows[k++] = row;
+    let out: OutputRow[];
+    try {
+      out = unpackOutputs(plan, await run(rows), total);
+    } catch {
+      // Which call's rows made the run fail is unknown: run each alone, so only that call gets the error.
+      for (const call of calls) void runCalls([call], call.rows.length);
+      return;
+    }
+    for (let i = 0, start = 0; i < calls.length; i++) {
+      const call = calls[i]!;
+      const end = start + call.rows.length;
+      call.resolve(out.slice(start, end));
+      start = end;
     }
   }
 
@@ -126,7 +210,14 @@ function loadedModel(
     await session.release();
   }
 
-  return { predict, dispose, offloadRows };
+  return {
+    predict,
+    dispose,
+    offloadRows,
+    get runs() {
+      return runs;
+    },
+  };
 }
 
 async function runInline(session: ort.InferenceSession, plan: TensorPlan, rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {

@@ -176,6 +176,54 @@ describe('onnx runtime', () => {
     await model.dispose();
   });
 
+  it('coalesces the calls made in one turn into one run, each call getting its own rows back', async () => {
+    const model = await runtime.load(bundle(linearManifest(), linearDir));
+    const calls: FeatureRow[][] = Array.from({ length: 12 }, (_, i) => [{ a: i, b: -i / 2, c: i * i }]);
+    calls.push(rows);
+    const before = model.runs;
+    const outs = await Promise.all(calls.map((r) => model.predict(r, ctx())));
+    expect(model.runs - before).toBe(1);
+    outs.forEach((out, i) => expectRowsClose(out, calls[i]!.map((r) => linearExpected(r.a as number, r.b as number, r.c as number))));
+    // Calls made in separate turns run alone: nothing waits for company.
+    const lone = await model.predict([{ a: 1, b: 1, c: 1 }], ctx());
+    expectRowsClose(lone, [linearExpected(1, 1, 1)]);
+    expect(model.runs - before).toBe(2);
+    await model.dispose();
+  });
+
+  it('fails only the coalesced call whose rows are bad; the others get their answers', async () => {
+    const model = await runtime.load(bundle(mixedManifest(), mixedDir));
+    const row = (i: number) => ({ price: i, promo: i % 2 === 0, count: i, rank: i, city: `c${i}`, member: i % 3 === 0 });
+    const alone = await Promise.all([0, 1, 2, 3].map(async (i) => (await model.predict([row(i)], ctx()))[0]));
+    const bad = { ...row(9), count: 1.5 };
+    const settled = await Promise.allSettled([model.predict([row(0)], ctx()), model.predict([row(1), bad], ctx()), model.predict([row(2)], ctx()), model.predict([row(3)], ctx())]);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((settled[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(settled.filter((s) => s.status === 'fulfilled').map((s) => (s as PromiseFulfilledResult<unknown[]>).value[0])).toEqual([alone[0], alone[2], alone[3]]);
+    await model.dispose();
+  });
+
+  it('splits a turn\'s calls into runs of at most coalesceRows rows, skips aborted calls, and can be turned off', async () => {
+    const small = createOnnxRuntime({ coalesceRows: 4 });
+    const model = await small.load(bundle(linearManifest(), linearDir));
+    const ac = new AbortController();
+    const before = model.runs;
+    const live = Array.from({ length: 10 }, (_, i) => model.predict([{ a: i, b: 0, c: 0 }], ctx()));
+    const aborted = model.predict([{ a: 1, b: 1, c: 1 }], { signal: ac.signal });
+    ac.abort();
+    expect((await codeOf(aborted)).code).toBe('CANCELLED');
+    const outs = await Promise.all(live);
+    expect(model.runs - before).toBe(3);
+    outs.forEach((out, i) => expectRowsClose(out, [linearExpected(i, 0, 0)]));
+    await model.dispose();
+    const off = await createOnnxRuntime({ coalesceRows: 1 }).load(bundle(linearManifest(), linearDir));
+    const offBefore = off.runs;
+    await Promise.all(rows.map((r) => off.predict([r], ctx())));
+    expect(off.runs - offBefore).toBe(rows.length);
+    await off.dispose();
+    await small.close();
+  });
+
   it('rejects a bundle of another runtime with INVALID_ARGUMENT', async () => {
     const rules = { name: 'r', version: '1', runtime: 'rules', rules: { file: 'rule.js' }, outputs: [{ name: 'score' }] };
     expect((await codeOf(runtime.load(bundle(rules, linearDir)))).code).toBe('INVALID_ARGUMENT');
