@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -204,3 +204,44 @@ for (const autoPipelining of [true, false]) {
     });
   });
 }
+
+describe('redis feature store pipelines (auto-pipelining on)', () => {
+  it('sends each turn\'s reads at once, without waiting for an earlier turn\'s answers', async () => {
+    // A proxy in front of Redis that holds the answers back from the first read on, until a second pipeline of
+    // reads has arrived. A client that keeps one pipeline in flight never sends the second, and its first read
+    // misses its deadline.
+    const upstream = new URL(REDIS_URL);
+    let pipelines = 0;
+    const held: Buffer[] = [];
+    const sockets: Socket[] = [];
+    const proxy = createServer((client: Socket) => {
+      const server = connect(Number(upstream.port), upstream.hostname);
+      sockets.push(client, server);
+      client.on('data', (d: Buffer) => {
+        if (d.toString('latin1').toLowerCase().includes('hmget')) pipelines++;
+        server.write(d);
+        if (pipelines >= 2) for (const h of held.splice(0)) client.write(h);
+      });
+      server.on('data', (d: Buffer) => (pipelines === 1 ? held.push(d) : client.write(d)));
+      client.on('error', () => server.destroy());
+      server.on('error', () => client.destroy());
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+    const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}` });
+    try {
+      await store.ready(10_000);
+      const key = `${PREFIX}:turns:r1`;
+      await store.write([{ key, fields: { a: '1', b: '2' } }]);
+      const first = store.read([{ key, fields: ['a'] }], 2000);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const second = store.read([{ key, fields: ['b'] }], 2000);
+      expect(await Promise.all([first, second])).toEqual([[['1']], [['2']]]);
+      expect(pipelines).toBe(2);
+    } finally {
+      await store.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
+});
