@@ -7,11 +7,12 @@
  * before it. Batches of at least `offloadRows` rows (manifest `onnx.offloadRows`, else calibrated at load to the
  * batch size whose inline run would stall the event loop for `stallBudgetMs`) run on a worker thread instead.
  *
- * Inline calls coalesce: the calls a model receives while the current callbacks and their microtasks run (the
- * requests whose features came back in one Redis read, say) share one run, flushed by `process.nextTick`. Nothing
- * waits for company: a lone call runs as soon as the code that made it yields, so an idle gateway answers as fast as
- * before. Under load one run serves many requests, and a run's fixed cost (binding, tensors, kernel launch) is most of
- * it for a small model (numbers in runtimes/onnx/README.md). Rows of different calls never affect each other: every
+ * Inline calls coalesce. When the model is idle, the calls made by the current callback and its microtasks (the
+ * requests whose features came back in one Redis read, say) share one run, flushed by `process.nextTick`: a lone call
+ * runs as soon as the code that made it yields, so an idle gateway answers as fast as before. When a run is already
+ * pending, the model is under concurrent load: calls wait for the check phase (`setImmediate`), so every request of
+ * the poll phase shares the next run, at the cost of one loop iteration. A run's fixed cost (binding, tensors, the
+ * setImmediate onnxruntime-node defers each run to) is most of it for a small model (numbers in runtimes/onnx/README.md). Rows of different calls never affect each other: every
  * plan has a dynamic batch dimension, and a run that fails is repeated call by call, so one call's bad input fails
  * that call alone.
  */
@@ -126,11 +127,19 @@ function loadedModel(
   let inflight = 0;
   let drained: (() => void) | undefined;
   let waiting: Waiting[] = [];
+  let flushScheduled = false;
   let runs = 0;
+  /** Runs started and not finished (onnxruntime-node defers each run to a setImmediate). */
+  let running = 0;
 
-  function run(rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {
+  async function run(rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {
     runs++;
-    return runInline(session, plan, rows);
+    running++;
+    try {
+      return await runInline(session, plan, rows);
+    } finally {
+      running--;
+    }
   }
 
   async function predict(rows: readonly FeatureRow[], ctx: PredictContext): Promise<OutputRow[]> {
@@ -144,7 +153,13 @@ function loadedModel(
       if (workers) return unpackOutputs(plan, await runOffloaded(workers, key, plan, rows, ctx.signal), n);
       if (n >= coalesceRows) return unpackOutputs(plan, await run(rows), n);
       return await new Promise<OutputRow[]>(function wait(resolve, reject) {
-        if (waiting.push({ rows, signal: ctx.signal, resolve, reject }) === 1) process.nextTick(flush);
+        waiting.push({ rows, signal: ctx.signal, resolve, reject });
+        if (flushScheduled) return;
+        flushScheduled = true;
+        // An idle model runs at once (after this callback's microtasks). A model with a run pending is under
+        // concurrent load: gather until the check phase, so every request of this poll phase shares the next run.
+        if (running === 0) process.nextTick(flush);
+        else setImmediate(flush);
       });
     } finally {
       if (--inflight === 0 && drained) drained();
@@ -153,6 +168,7 @@ function loadedModel(
 
   /** Runs every waiting call, in runs of at most `coalesceRows` rows (a call is never split). */
   function flush(): void {
+    flushScheduled = false;
     const calls = waiting;
     waiting = [];
     let batch: Waiting[] = [];

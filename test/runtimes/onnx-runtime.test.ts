@@ -1,7 +1,7 @@
 import { symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { FeatureRow } from '../../runtimes/contract.ts';
+import type { FeatureRow, OutputRow } from '../../runtimes/contract.ts';
 import { SibylError } from '../../runtimes/errors.ts';
 import { createOnnxRuntime } from '../../runtimes/onnx/onnx-runtime.ts';
 import { expectRowsClose, runtimeConformance } from './runtime.case.ts';
@@ -188,6 +188,17 @@ describe('onnx runtime', () => {
     const lone = await model.predict([{ a: 1, b: 1, c: 1 }], ctx());
     expectRowsClose(lone, [linearExpected(1, 1, 1)]);
     expect(model.runs - before).toBe(2);
+    // Calls from separate callbacks while a run is pending (a loaded gateway: one request per socket read) wait
+    // for the check phase and share the next run.
+    const during: Promise<OutputRow[]>[] = [];
+    const a = model.predict([{ a: 1, b: 2, c: 3 }], ctx());
+    setImmediate(() => during.push(model.predict([{ a: 4, b: 5, c: 6 }], ctx())));
+    setImmediate(() => during.push(model.predict([{ a: 7, b: 8, c: 9 }], ctx())));
+    expectRowsClose(await a, [linearExpected(1, 2, 3)]);
+    const [b, c] = await Promise.all(await new Promise<Promise<OutputRow[]>[]>((resolve) => setImmediate(() => resolve(during))));
+    expectRowsClose(b!, [linearExpected(4, 5, 6)]);
+    expectRowsClose(c!, [linearExpected(7, 8, 9)]);
+    expect(model.runs - before).toBe(4);
     await model.dispose();
   });
 
