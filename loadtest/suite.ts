@@ -16,7 +16,7 @@ import type { RunResult, RunSpec } from './generate.ts';
 import type { StepResult } from './lib/loops.ts';
 import { describeMachine } from './lib/machine.ts';
 import { preflight } from './lib/preflight.ts';
-import { processCpuMs, run, setAffinity, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { processCpuMs, run, setAffinity, setPriority, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { bucketQuantileMs, delta, scrape, scrapeBuckets } from './lib/metrics.ts';
@@ -64,7 +64,7 @@ const report: Report = {
   quick: QUICK,
   settings: { measuredS: D, warmupS: W, concurrency: CONCURRENCY, rampStepS: RAMP_STEP_S, overloadDeadlineMs: OVERLOAD_DEADLINE_MS },
   pinning: hasTaskset
-    ? 'servers (Sibyl gateway, echo baselines, onnxruntime loop, MLServer) pinned to core 1 with taskset; load generator, Redis and Kafka pinned to core 0'
+    ? 'servers (Sibyl gateway, echo baselines, onnxruntime loop, MLServer) pinned to core 1 with taskset; load generator, Redis and Kafka pinned to core 0, Redis in the real-time scheduling class (SCHED_FIFO, so that it answers at once, as on a host of its own) and the Kafka broker at nice 19 (its work is off the request path)'
     : 'taskset not found: nothing pinned',
   notes: [],
   ort: [],
@@ -154,6 +154,12 @@ async function services(): Promise<void> {
     }
     const before = setAffinity(pid, LOAD_CORE);
     if (before) restoreAffinity.push(() => void setAffinity(pid, before));
+    // In a deployment Redis and the Kafka broker have hosts of their own; here they share core 0 with the load
+    // generator. Redis runs ahead of the generator (real-time class) so that a busy generator does not make it answer
+    // late; the broker, whose work is off the request path, yields to both (nice 19).
+    const restore = setPriority(pid, name === 'redis' ? 'realtime' : 'background');
+    if (restore) restoreAffinity.push(restore);
+    else report.notes.push(`${name}: scheduling priority could not be set (chrt/renice missing or not allowed)`);
   }
   report.notes.push(`feature store seeded (${await seedRedis(REDIS_URL, PREFIX)}) under prefix "${PREFIX}" in ${REDIS_URL}`);
 }

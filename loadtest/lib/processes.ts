@@ -3,7 +3,7 @@
  * stopped by their own pid only (SIGTERM, then SIGKILL after `killAfterMs`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface Child {
@@ -98,6 +98,31 @@ export function setAffinity(pid: number, cores: string): string | undefined {
   const before = spawnSync('taskset', ['-cp', String(pid)], { encoding: 'utf8' }).stdout.split(':').pop()?.trim();
   spawnSync('taskset', ['-a', '-cp', cores, String(pid)], { stdio: 'ignore' });
   return before;
+}
+
+/**
+ * Gives every thread of `pid` a scheduling class: `realtime` (SCHED_FIFO 10: it runs as soon as it wakes, ahead of
+ * the load generator on the same core) or `background` (nice 19: it gets the core when nothing else wants it).
+ * Returns a function that restores the previous class, or undefined when it could not be set (no chrt/renice, or not
+ * allowed).
+ */
+export function setPriority(pid: number, kind: 'realtime' | 'background'): (() => void) | undefined {
+  const threads = (() => {
+    try {
+      return readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return [];
+    }
+  })();
+  if (threads.length === 0) return undefined;
+  if (kind === 'realtime') {
+    const ok = threads.every((t) => spawnSync('chrt', ['-f', '-p', '10', t], { stdio: 'ignore' }).status === 0);
+    if (!ok) return undefined;
+    return () => void threads.forEach((t) => spawnSync('chrt', ['-o', '-p', '0', t], { stdio: 'ignore' }));
+  }
+  const ok = threads.every((t) => spawnSync('renice', ['-n', '19', '-p', t], { stdio: 'ignore' }).status === 0);
+  if (!ok) return undefined;
+  return () => void threads.forEach((t) => spawnSync('renice', ['-n', '0', '-p', t], { stdio: 'ignore' }));
 }
 
 /** CPU time (user + system, all threads) a live process has used so far, ms; undefined when it cannot be read. */
