@@ -88,10 +88,12 @@ export class AdmissionControl {
     this.#cpu = process.cpuUsage();
     this.#timer = setInterval(() => {
       const now = performance.now();
-      const lag = Math.max(0, now - this.#expected);
+      // One sample counts for at most twice the limit: a single stall, however long (a major GC, the hypervisor
+      // taking the core), is over by the time it is measured, and refusing the requests that queued behind it only
+      // wastes the wait they already paid. Lag that persists over consecutive samples (overload) still crosses the
+      // limit within two or three samples, and the smoothed value falls as fast once the load drops.
+      const lag = Math.min(Math.max(0, now - this.#expected), this.#maxLagMs * 2);
       this.#expected = now + this.#sampleMs;
-      // Smoothed, so that one late timer (a GC pause, the other core's tenant) does not refuse traffic; sustained
-      // lag crosses the limit within a few samples, and it falls as fast once the load drops.
       this.#lagMs = this.#lagMs * 0.7 + lag * 0.3;
       this.#adapt(now);
     }, this.#sampleMs);

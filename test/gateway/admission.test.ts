@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { AdmissionControl } from '../../gateway/pipeline/admission.ts';
 
+/** Keeps the event loop busy for `ms` milliseconds. */
+function busyFor(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 describe('AdmissionControl', () => {
   it('refuses beyond maxInflight with RESOURCE_EXHAUSTED, and admits again after a release', () => {
     const a = new AdmissionControl({ maxInflight: 2, maxLagMs: 1000 });
@@ -12,16 +18,25 @@ describe('AdmissionControl', () => {
     expect(a.stats()).toMatchObject({ inflight: 2, admitted: 3, rejected: 1 });
   });
 
-  it('refuses while the event loop is behind, and recovers once it catches up', async () => {
+  it('refuses while the event loop stays behind (not for one stall), and recovers once it catches up', async () => {
     const a = new AdmissionControl({ maxInflight: 100, maxLagMs: 20, sampleMs: 5 });
     a.start();
     try {
       await new Promise((r) => setTimeout(r, 20));
       expect(() => a.admit()).not.toThrow();
       a.release();
-      const until = performance.now() + 120;
-      while (performance.now() < until); // a blocked event loop, as under overload
+      // One long stall (a major GC, the hypervisor taking the core) is over when it is measured: no refusals.
+      busyFor(200);
       await new Promise((r) => setTimeout(r, 6));
+      expect(a.stats().lagMs).toBeGreaterThan(5);
+      expect(() => a.admit()).not.toThrow();
+      a.release();
+      await new Promise((r) => setTimeout(r, 100));
+      // Lag that persists turn after turn, as under overload: refused.
+      for (let i = 0; i < 6; i++) {
+        busyFor(60);
+        await new Promise((r) => setTimeout(r, 0));
+      }
       expect(a.stats().lagMs).toBeGreaterThan(20);
       expect(() => a.admit()).toThrow(/event loop \d+ ms behind/);
       await new Promise((r) => setTimeout(r, 100));
