@@ -6,7 +6,8 @@
  * - requests in flight (admitted and not finished) against a limit: `maxInflight`, lowered while the event loop
  *   is saturated (below);
  * - event-loop lag, sampled by a timer every `sampleMs` and smoothed, against `maxLagMs`. Lag is what a new
- *   request would wait before its first line runs; when it is high, admitting more only makes everyone late.
+ *   request would wait before its first line runs; when it stays high, admitting more only makes everyone late.
+ *   One sample counts for at most 2 x `maxLagMs`, so only lag that persists over samples refuses, never one stall.
  * Transports call `admit()` before reading the body and `release()` when the answer is written.
  *
  * The adaptive limit: while the event loop is busy nearly all the time (event-loop utilization above
