@@ -71,6 +71,7 @@ export async function ghzRun(target: string, pool: RequestPool, opts: { concurre
     latency,
     rejectedLatency: empty,
     errorLatency: empty,
-    generatorCpu: Math.round((cpu / 1000 / (durationS * 1000)) * 1000) / 1000,
+    // CPU ms of the ghz process over the run's wall-clock ms: the share of a core it used.
+    generatorCpu: Math.round((cpu / (durationS * 1000)) * 1000) / 1000,
   };
 }
