@@ -45,10 +45,23 @@ export function recordToJson(record: PredictionRecord): string {
   return JSON.stringify(record);
 }
 
-/** A Unix time in whole milliseconds as the ProtoJSON Timestamp (no fraction when the milliseconds are 0). */
+let cachedSecond = NaN;
+let cachedPrefix = '';
+
+/**
+ * A Unix time in milliseconds (the fraction dropped) as the ProtoJSON Timestamp: no fraction when the milliseconds
+ * are 0, else three digits. The date and time of day are formatted once per second and reused: `toISOString` cost
+ * ~2.6 µs of a record's CPU in a profile of S1.
+ */
 export function recordTime(ms: number): string {
-  const iso = new Date(ms).toISOString();
-  return ms % 1000 === 0 ? `${iso.slice(0, -5)}Z` : iso;
+  const whole = Math.floor(ms);
+  const second = Math.floor(whole / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedPrefix = new Date(second * 1000).toISOString().slice(0, -5);
+  }
+  const frac = whole - second * 1000;
+  return frac === 0 ? `${cachedPrefix}Z` : `${cachedPrefix}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}Z`;
 }
 
 /** Microseconds from milliseconds, as the uint64 decimal string. */

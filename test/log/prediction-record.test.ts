@@ -64,6 +64,12 @@ describe('prediction record (ProtoJSON of sibyl.v1.PredictionRecord)', () => {
     }
     expect(recordTime(1_767_225_600_000)).toBe('2026-01-01T00:00:00Z');
     expect(recordTime(1_767_225_600_120)).toBe('2026-01-01T00:00:00.120Z');
+    // The formatted second is reused within a second and replaced when the second changes, in either direction.
+    expect(recordTime(1_767_225_661_005)).toBe('2026-01-01T00:01:01.005Z');
+    expect(recordTime(1_767_225_661_050.9)).toBe('2026-01-01T00:01:01.050Z');
+    expect(recordTime(1_767_225_600_999)).toBe('2026-01-01T00:00:00.999Z');
+    expect(recordTime(1_798_761_599_999)).toBe('2026-12-31T23:59:59.999Z');
+    expect(recordTime(1_798_761_600_000)).toBe('2027-01-01T00:00:00Z');
   });
 
   it('gives the same CloudEvent whether built from the record or replayed from its JSON line', () => {
