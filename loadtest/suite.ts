@@ -313,8 +313,8 @@ try {
       { key: 'S2 sibyl-rest/eta-store/log-off', server: 'Sibyl (log off)', child: gwOff, target: http(PORTS.gw2Http), got: [] as number[] },
     ];
     // Warm every arm up first, unmeasured: a freshly started gateway runs its first seconds before the JIT has
-    // compiled the hot paths (the Kafka sink's least of all: it runs per batch), and measured that way, round 1 of
-    // the gateway with the log was 26-30% below later rounds in side-by-side runs.
+    // compiled the hot paths (the Kafka sink's least of all: it runs per batch). Measured that way, round 1 ran
+    // 17-34% below round 2 in side-by-side runs, the gateway with the log the most.
     for (const arm of arms) {
       await generate(`interleaved warm-up: ${arm.key}`, arm.server, { name: 'ab-warm-up', target: arm.target, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'closed', concurrency: CONCURRENCY, durationS: AB_WARM_S, warmupS: 0 }, false);
     }
