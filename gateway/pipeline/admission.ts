@@ -19,6 +19,7 @@
  * by this, however many are in flight.
  */
 import { SibylError } from '../../runtimes/errors.ts';
+import { cpuQuotaCores } from './cpu-quota.ts';
 
 /** The adaptive limit's floor: a stalled sample must not close the door. */
 const MIN_LIMIT = 16;
@@ -34,6 +35,11 @@ export interface AdmissionOptions {
   readonly queueMs?: number;
   /** Smoothed event-loop utilization (0-1) above which the process counts as CPU-bound (default 0.95). */
   readonly busyUtilization?: number;
+  /**
+   * The most CPU the process may use, in cores (default: its cgroup's quota, else 1). Under a quota of half a core,
+   * the process is saturated at a CPU share of 0.5. More than 1 counts as 1: the event loop is one thread.
+   */
+  readonly cpuCores?: number;
 }
 
 export interface AdmissionStats {
@@ -61,6 +67,8 @@ export class AdmissionControl {
   #expected = 0;
   readonly #queueMs: number;
   readonly #busyUtilization: number;
+  /** The CPU share (cores) at which the process is saturated: its quota, at most 1. */
+  readonly #cpuCores: number;
   #limit: number;
   #utilization = 0;
   #completed = 0;
@@ -77,6 +85,7 @@ export class AdmissionControl {
     this.#sampleMs = opts.sampleMs ?? 10;
     this.#queueMs = opts.queueMs ?? 25;
     this.#busyUtilization = opts.busyUtilization ?? 0.95;
+    this.#cpuCores = Math.min(1, opts.cpuCores ?? cpuQuotaCores() ?? 1);
     this.#limit = opts.maxInflight;
   }
 
@@ -117,8 +126,9 @@ export class AdmissionControl {
     this.#sampledAt = now;
     if (ms <= 0) return;
     // Busy means the loop was running AND the process got the CPU for it: event-loop utilization alone counts the
-    // time the process waited for a core (a noisy neighbour, the hypervisor) as busy.
-    const busy = Math.min(window.utilization, cpuMs / ms);
+    // time the process waited for a core (a noisy neighbour, the hypervisor, a cgroup quota) as busy. Under a quota
+    // the CPU share is measured against the quota.
+    const busy = Math.min(window.utilization, cpuMs / ms / this.#cpuCores);
     // Smoothed over ~10 samples: one busy sample (a GC pause, a burst) must not close the door.
     this.#utilization = this.#utilization * 0.9 + busy * 0.1;
     this.#rate = this.#rate * 0.9 + (this.#completed / ms) * 0.1;

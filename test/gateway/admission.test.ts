@@ -46,6 +46,39 @@ describe('AdmissionControl', () => {
     }
   });
 
+  it('under a CPU quota, counts the process as saturated when it uses its quota, not a whole core', async () => {
+    // A throttled process: its loop is never idle, but it gets the CPU only a quarter of the time (1 ms of work,
+    // then 3 ms blocked without using the CPU, as a cgroup quota or the hypervisor would hold it).
+    const held = new Int32Array(new SharedArrayBuffer(4));
+    const quota = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20, cpuCores: 0.1 });
+    const core = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20, cpuCores: 1 });
+    quota.start();
+    core.start();
+    try {
+      const until = performance.now() + 500;
+      while (performance.now() < until) {
+        busyFor(1);
+        for (let i = 0; i < 10; i++) {
+          quota.admit();
+          quota.release();
+          core.admit();
+          core.release();
+        }
+        Atomics.wait(held, 0, 0, 3);
+        await new Promise((r) => setImmediate(r));
+      }
+      // Against a tenth of a core, a quarter of a core is all it may have: saturated, so the limit adapts.
+      expect(quota.stats().utilization).toBeGreaterThan(0.95);
+      expect(quota.stats().limit).toBeLessThan(500);
+      // Against a whole core, the same process is mostly waiting, not CPU-bound: the limit stays.
+      expect(core.stats().utilization).toBeLessThan(0.6);
+      expect(core.stats().limit).toBe(500);
+    } finally {
+      quota.stop();
+      core.stop();
+    }
+  });
+
   it('while the event loop is saturated, admits only what it completes in queueMs, and reopens when the loop has room', async () => {
     // The threshold is lowered here: while other test files run on the machine's cores this process gets only part
     // of one, and busy means busy with the CPU the process actually got.
