@@ -92,18 +92,15 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     onError?.(err);
   });
 
-  function succeeded<T>(value: T): T {
-    healthy = true;
-    return value;
-  }
   function failed(err: unknown): never {
     healthy = false;
     throw toStoreError(err);
   }
 
-  /** Reads waiting for this turn's pipeline; written by `flushTurn` once the turn's I/O callbacks have run. */
+  /** Reads waiting for this turn's pipeline; sent by `flushTurn` once the turn's I/O callbacks have run. */
   let turn: PendingRead[] = [];
 
+  /** Auto-pipelining: the read joins this turn's pipeline. */
   function readBatched(lookups: readonly FeatureLookup[], timeoutMs: number): Promise<(string | null)[][]> {
     if (lookups.length === 0) return Promise.resolve([]);
     return new Promise<(string | null)[][]>(function queue(resolve, reject) {
@@ -111,14 +108,27 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     });
   }
 
-  /** Sends every read of the turn as one pipeline, then hands each read its own replies. */
   function flushTurn(): void {
     const reads = turn;
     turn = [];
+    send(reads);
+  }
+
+  /** Without auto-pipelining: one explicit pipeline per read, so a request's lookups still share one write. */
+  function readAlone(lookups: readonly FeatureLookup[], timeoutMs: number): Promise<(string | null)[][]> {
+    if (lookups.length === 0) return Promise.resolve([]);
+    return new Promise<(string | null)[][]>(function sendNow(resolve, reject) {
+      send([{ lookups, timeoutMs, resolve, reject, settled: false }]);
+    });
+  }
+
+  /** Sends the reads' lookups as one pipeline, arms their deadlines, then hands each read its own replies. */
+  function send(reads: readonly PendingRead[]): void {
     const pipeline = client.pipeline();
     let commands = 0;
     for (const read of reads) {
       for (const l of read.lookups) {
+        // HMGET needs at least one field; a lookup of none answers [] without asking.
         if (l.fields.length > 0) {
           pipeline.hmget(l.key, ...l.fields);
           commands++;
@@ -129,7 +139,7 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     try {
       answered = commands === 0 ? Promise.resolve([]) : pipeline.exec();
     } catch (err) {
-      // This runs from setImmediate: a throw here would take the process down.
+      // send may run from setImmediate: a throw there would take the process down.
       answered = Promise.reject(err);
     }
     const timers = armDeadlines(reads, markUnhealthy);
@@ -187,43 +197,13 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     }
   }
 
-  /** Without auto-pipelining: one explicit pipeline per read, so a request's lookups still share one write. */
-  function readPipeline(lookups: readonly FeatureLookup[], timeoutMs: number): Promise<(string | null)[][]> {
-    const n = lookups.length;
-    if (n === 0) return Promise.resolve([]);
-    const pipeline = client.pipeline();
-    let commands = 0;
-    for (let i = 0; i < n; i++) {
-      const l = lookups[i]!;
-      if (l.fields.length > 0) {
-        pipeline.hmget(l.key, ...l.fields);
-        commands++;
-      }
-    }
-    const answered = commands === 0 ? Promise.resolve([]) : pipeline.exec();
-    return withDeadline(answered, timeoutMs).then(function unpack(results) {
-      if (!results) throw new Error('pipeline was not executed');
-      const out = new Array<(string | null)[]>(n);
-      for (let i = 0, r = 0; i < n; i++) {
-        if (lookups[i]!.fields.length === 0) {
-          out[i] = [];
-          continue;
-        }
-        const [err, values] = results[r++]!;
-        if (err) throw err;
-        out[i] = values as (string | null)[];
-      }
-      return succeeded(out);
-    }).catch(failed);
-  }
-
   return {
     kind: 'redis',
     get healthy() {
       return healthy;
     },
 
-    read: autoPipelining ? readBatched : readPipeline,
+    read: autoPipelining ? readBatched : readAlone,
 
     async write(entries): Promise<void> {
       const pipeline = client.pipeline();
@@ -325,30 +305,6 @@ function armGroup(group: readonly PendingRead[], ms: number, onLate: () => void)
       if (err) onLate();
     });
   }, ms);
-}
-
-/** Rejects with DEADLINE_EXCEEDED when `p` has not settled after `ms` milliseconds. */
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>(function deadline(resolve, reject) {
-    // The error is built only when the deadline passes: capturing a stack costs microseconds.
-    const timer = setTimeout(function deadlinePassed() {
-      // Timers run before the event loop polls for I/O, so after a busy turn the answer may already be sitting
-      // unread in the socket. setImmediate decides after that poll: only an answer that has not arrived is late.
-      setImmediate(function stillLate() {
-        reject(new SibylError('DEADLINE_EXCEEDED', `feature store: no answer from redis within ${ms} ms`));
-      });
-    }, ms);
-    p.then(
-      function settledInTime(v) {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      function failedInTime(err) {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
-  });
 }
 
 function toStoreError(err: unknown): SibylError {
