@@ -33,7 +33,7 @@ export interface PredictContext {
 
 export interface LoadedModel {
   /**
-   * One output row per input row, in order. Rejects with a SibylError (see runtimes/errors.ts) whose code says what
+   * One output row per input row, in order. Rejects with a SibylError (see core/errors.ts) whose code says what
    * failed; the rejection never carries host internals to the caller.
    */
   predict(rows: readonly FeatureRow[], ctx: PredictContext): Promise<OutputRow[]>;

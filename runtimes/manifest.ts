@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
-import { SibylError } from './errors.ts';
+import { SibylError } from '../core/errors.ts';
 
 export const MANIFEST_FILES = ['sibyl.yaml', 'sibyl.yml', 'sibyl.json'] as const;
 

@@ -9,7 +9,7 @@
  * Outputs the case does not name are not compared.
  */
 import type { FeatureRow, LoadedModel, Scalar, Value } from './contract.ts';
-import { toSibylError } from './errors.ts';
+import { toSibylError } from '../core/errors.ts';
 import type { FeatureSpec, Manifest, TestCase } from './manifest.ts';
 
 export interface TestCaseFailure {

@@ -1,6 +1,6 @@
 /** The audit log (viewer) and API tokens (admin). */
 import type { Hono } from 'hono';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { ROLES, type MetadataStore, type Role } from '../store/index.ts';
 import { jsonBody, requireRole, stringField, type TowerEnv } from './http.ts';
 

@@ -7,7 +7,7 @@ import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Hono } from 'hono';
 import { CellStateSchema, GatewayReportSchema, ShadowComparisonSchema } from '../../proto/gen/sibyl/v1/deployment_pb.js';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { cellStateMessage, isSha256, type ArtifactStore, type MetadataStore } from '../store/index.ts';
 import { requireRole, type TowerEnv } from './http.ts';
 

@@ -3,7 +3,7 @@
  * leads back to the rule's own model. Edges come from every stored version's manifest (a later default switch may
  * put any of them in play), plus the manifest being uploaded.
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
 import { composedModels } from '../../runtimes/rules/settings.ts';
 import type { MetadataStore } from '../store/index.ts';

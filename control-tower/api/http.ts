@@ -1,6 +1,6 @@
 /** What the control tower's routes share: errors as JSON, bearer-token authentication with roles, body helpers. */
 import type { Context, MiddlewareHandler } from 'hono';
-import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { CellSelector, MetadataStore, Principal, Role } from '../store/index.ts';
 
 export type TowerEnv = { Variables: { principal: Principal } };

@@ -7,7 +7,7 @@
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { ArtifactStore, MetadataStore } from '../store/index.ts';
 import type { UploadValidator } from './upload-validator.ts';
 import { mountAdminApi } from './admin-api.ts';

@@ -4,7 +4,7 @@
  * report. Reads need the viewer role; changes need publisher.
  */
 import type { Hono } from 'hono';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { ArtifactStore, MetadataStore, ShadowTargetState, SplitArmInput, VersionRecord } from '../store/index.ts';
 import type { UploadValidator } from './upload-validator.ts';
 import { cellSelector, jsonBody, requiredCells, requireRole, stringField, type TowerEnv } from './http.ts';

@@ -7,7 +7,7 @@
  * a race is refused before its bytes reach the artifact store; across processes the metadata store still lets
  * exactly one win (the loser's zip may then stay in the artifact store, unreferenced).
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { checkComposition } from './composition.ts';
 import type { ArtifactStore, CellSelector, ChangeResult, MetadataStore, VersionRecord } from '../store/index.ts';
 import type { UploadValidator } from './upload-validator.ts';

@@ -3,7 +3,7 @@
  * so a burst of uploads must not start one process each: at most `concurrency` run, up to `queue` more wait their
  * turn in arrival order, and any upload beyond that is refused at once with RESOURCE_EXHAUSTED (429: retry later).
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { UploadValidator } from './upload-validator.ts';
 
 export interface ValidationGateOptions {

@@ -3,7 +3,7 @@
  * row lock, the revision bump (with NOTIFY) and the audit row. Lock order, kept by every change to avoid deadlocks:
  * cells (sorted by name, FOR UPDATE), then the version row.
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { SqlQueryable } from './sql.ts';
 import type { CellSelector, ChangeResult } from './metadata-types.ts';
 

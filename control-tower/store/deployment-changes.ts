@@ -2,7 +2,7 @@
  * Changes to cells' desired state: deploy, undeploy, default, aliases, retire. Each runs inside one transaction
  * given as a ChangeContext (change-context.ts); contracts are documented on MetadataStore (metadata-types.ts).
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { lockCells, lockVersion, requireModel, type ChangeContext } from './change-context.ts';
 import type { CellSelector, ShadowTargetState, SplitArmInput } from './metadata-types.ts';
 import type { SqlQueryable } from './sql.ts';

@@ -3,7 +3,7 @@
  * Changes to cells are in deployment-changes.ts, tokens in token-store.ts; this file holds versions, reads,
  * reports, the audit log and the revision wake-ups.
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { changeResult, insertAudit, REVISION_CHANNEL, runChange, type ChangeContext } from './change-context.ts';
 import * as changes from './deployment-changes.ts';
 import { migrate } from './migrate.ts';

@@ -3,7 +3,7 @@
  * revision, gateway reports, API tokens, and the audit log. `MetadataStore` is the role; `createMetadataStore` in
  * metadata-store.ts builds it over a `Sql` (PGlite or PostgreSQL, same behaviour).
  *
- * Errors are SibylErrors (runtimes/errors.ts) with these codes:
+ * Errors are SibylErrors (core/errors.ts) with these codes:
  * - NOT_FOUND: an unknown model, version, cell, alias or token;
  * - ALREADY_EXISTS: a version uploaded again with other bytes, a token name that is taken;
  * - FAILED_PRECONDITION: a change the current state forbids (deploying a retired version, undeploying or retiring

@@ -1,6 +1,6 @@
 /** API tokens with roles: only the sha256 of a secret is stored; contracts on MetadataStore (metadata-types.ts). */
 import { createHash, randomBytes } from 'node:crypto';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { insertAudit } from './change-context.ts';
 import { ROLES, type MetadataStore, type Principal, type Role, type TokenInfo } from './metadata-types.ts';
 import type { Sql } from './sql.ts';

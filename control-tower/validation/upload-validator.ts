@@ -13,7 +13,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ZipLimits } from '../../runtimes/bundle/index.ts';
-import { Code, SibylError, type CodeName } from '../../runtimes/errors.ts';
+import { Code, SibylError, type CodeName } from '../../core/errors.ts';
 import { validateManifest, type Manifest } from '../../runtimes/manifest.ts';
 import type { ChildReply, ChildRequest } from './validation-child.ts';
 

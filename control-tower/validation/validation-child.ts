@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { LoadedModel } from '../../runtimes/contract.ts';
 import { openBundleZip, type ZipLimits } from '../../runtimes/bundle/index.ts';
-import { SibylError, toSibylError, type CodeName } from '../../runtimes/errors.ts';
+import { SibylError, toSibylError, type CodeName } from '../../core/errors.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
 import { formatFailures, runTestCases } from '../../runtimes/test-cases.ts';
 

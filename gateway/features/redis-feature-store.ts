@@ -17,7 +17,7 @@
  * commands rejected (not resent) when the connection drops, and reconnection in the background forever.
  */
 import { Redis } from 'ioredis';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { FeatureLookup, FeatureStore } from './feature-store.ts';
 
 export interface RedisFeatureStoreOptions {

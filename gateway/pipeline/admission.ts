@@ -18,7 +18,7 @@
  * samples. Requests that wait on I/O (a SageMaker endpoint, a slow store) leave the loop idle and are never limited
  * by this, however many are in flight.
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { cpuQuotaCores } from './cpu-quota.ts';
 
 /** The adaptive limit's floor: a stalled sample must not close the door. */

@@ -8,7 +8,7 @@
  * still assemble.
  */
 import type { FeatureRow, OutputRow, Scalar } from '../../runtimes/contract.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { FeatureStore } from '../features/feature-store.ts';
 import type { Route, RouteTable } from '../routing/route-table.ts';
 import { enrich, type FeaturePlan, type InputRow } from './feature-plan.ts';

@@ -5,7 +5,7 @@
  */
 import type { Dtype, FeatureSpec, Manifest } from '../../runtimes/manifest.ts';
 import type { FeatureRow, Scalar } from '../../runtimes/contract.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { FeatureLookup, FeatureStore } from '../features/feature-store.ts';
 
 export interface InputRow {

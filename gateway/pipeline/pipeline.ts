@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { OutputRow } from '../../runtimes/contract.ts';
-import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { FeatureStore } from '../features/feature-store.ts';
 import type { PredictionSink } from '../log/prediction-sink.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';

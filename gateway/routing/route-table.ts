@@ -8,7 +8,7 @@
 import type { LoadedModel } from '../../runtimes/contract.ts';
 import type { Manifest, OutputSpec } from '../../runtimes/manifest.ts';
 import { outputSpecs } from '../../runtimes/manifest.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { compileFeaturePlan, type FeaturePlan } from '../pipeline/feature-plan.ts';
 import type { TrafficSplit } from './traffic-split.ts';
 import { composedModels, type ComposedModel } from '../../runtimes/rules/settings.ts';

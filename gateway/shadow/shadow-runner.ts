@@ -11,7 +11,7 @@
  * the ones the live path defaulted; what is left (store features only the shadow needs, or that the live path
  * could not read) is fetched on the shadow's path, never the live one.
  */
-import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { FeatureRow, OutputRow } from '../../runtimes/contract.ts';
 import type { FeatureStore } from '../features/feature-store.ts';
 import type { PredictionSink } from '../log/prediction-sink.ts';

@@ -13,7 +13,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fromJson, toJson } from '@bufbuild/protobuf';
 import { CellStateSchema, type CellState } from '../../proto/gen/sibyl/v1/deployment_pb.js';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 export interface BundleCache {
   readonly dir: string;

@@ -17,7 +17,7 @@
  */
 import { rm } from 'node:fs/promises';
 import type { ModelBundle } from '../../runtimes/contract.ts';
-import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { Runtimes } from '../../runtimes/index.ts';
 import type { CellState, DeployedVersion } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { Route, type RouteTableRef } from '../routing/route-table.ts';

@@ -3,7 +3,7 @@
  * not reached yet). Every prediction and metadata call answers UNAVAILABLE: the client should retry (elsewhere),
  * unlike NOT_FOUND, which says the model does not exist. /readyz answers 503 meanwhile.
  */
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { RouteTable, type Route, type Selection } from '../routing/route-table.ts';
 
 export class PendingRouteTable extends RouteTable {

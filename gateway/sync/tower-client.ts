@@ -12,7 +12,7 @@
  */
 import { fromJson, toJson } from '@bufbuild/protobuf';
 import { CellStateSchema, GatewayReportSchema, type CellState, type GatewayReport } from '../../proto/gen/sibyl/v1/deployment_pb.js';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 export interface TowerClientOptions {
   /** Base URL of the control tower, e.g. `http://tower:8090` (a path prefix is kept). */

@@ -1,6 +1,6 @@
 /** The first prediction of a freshly loaded version, before it takes traffic. */
 import type { FeatureRow, LoadedModel } from '../../runtimes/contract.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
 
 /**

@@ -6,7 +6,7 @@ import type { Telemetry } from '../telemetry/telemetry.ts';
 import { mountOipRest, type OipHealth } from './oip/oip-rest.ts';
 import { errorResponse, type RestLimits } from './rest-common.ts';
 import { mountSibylRest } from './sibyl-rest.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 export interface RestAppDeps {
   readonly pipeline: Pipeline;

@@ -3,7 +3,7 @@ import { toJsonString, create } from '@bufbuild/protobuf';
 import type { Context } from 'hono';
 import type { IncomingMessage } from 'node:http';
 import { ErrorBodySchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
-import { SibylError, toSibylError } from '../../runtimes/errors.ts';
+import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { AdmissionControl } from '../pipeline/admission.ts';
 
 export const requestIdHeader = 'x-request-id';

@@ -2,7 +2,7 @@
 import { create } from '@bufbuild/protobuf';
 import type { Value } from '@bufbuild/protobuf/wkt';
 import type { OutputRow, Scalar } from '../../runtimes/contract.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { PredictResponseSchema, type PredictRequest, type PredictResponse, type PredictionResult } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import type { InputRow, PredictInput, PredictOutput } from '../pipeline/pipeline.ts';
 

@@ -6,7 +6,7 @@
 import type { Hono } from 'hono';
 import { fromJson, toJsonString, type JsonValue } from '@bufbuild/protobuf';
 import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { newRequestId, type Pipeline } from '../pipeline/pipeline.ts';
 import { toPredictInput, toPredictResponse } from './sibyl-api.ts';
 import { requestContext } from './context.ts';

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../gateway/config.ts';
 import { createGateway } from '../../gateway/gateway.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { readExpectedRows } from '../lib/population.ts';
 
 const SECONDS = Number(process.argv[2] ?? 5);

@@ -2,7 +2,7 @@
  * The names of an untrusted zip's entries: each checked on its own (`checkEntryName`) and against the others
  * (`createNameIndex`), so that what lands on disk is exactly what the zip lists, on any file system.
  */
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 const MAX_NAME_CHARS = 512;
 const MAX_DEPTH = 32;

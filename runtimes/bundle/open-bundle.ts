@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ModelBundle } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { MANIFEST_FILES, parseManifest, type Manifest } from '../manifest.ts';
 import { unpackZip } from './unpack-zip.ts';
 import type { ZipLimits } from './zip-limits.ts';

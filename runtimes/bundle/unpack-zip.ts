@@ -29,7 +29,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import yauzl from 'yauzl';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { ARCHIVE_HEAD_BYTES, isArchiveHead, isArchiveName } from './archive-magic.ts';
 import { checkEntryName, createNameIndex } from './entry-names.ts';
 import { zipLimits, type ZipLimits } from './zip-limits.ts';

@@ -1,4 +1,4 @@
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 /**
  * The error for a call whose signal was already aborted: DEADLINE_EXCEEDED when the reason is a timeout

@@ -1,6 +1,6 @@
 import { lstat, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 const MAX_ENTRIES = 10_000;
 

@@ -19,7 +19,7 @@
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { abortError } from './abort-error.ts';
 import { resolveBundleFile } from './bundle-files.ts';
 import { tunedSessionOptions } from './session-options.ts';

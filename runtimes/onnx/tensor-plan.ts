@@ -6,7 +6,7 @@
 import type { InferenceSession } from 'onnxruntime-node';
 import type { FeatureRow, OutputRow, Scalar, Value } from '../contract.ts';
 import type { Dtype, Manifest } from '../manifest.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 /** A tensor as plain data (structured-cloneable; onnxruntime's Tensor has the same three fields). */
 export interface RawTensor {

@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { RawTensor } from './tensor-plan.ts';
 import { abortError } from './abort-error.ts';
 

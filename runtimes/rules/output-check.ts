@@ -7,7 +7,7 @@
  * Throws SibylError INTERNAL "rule error: ..." naming the row and output at the first mismatch.
  */
 import type { OutputRow, Value } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { Dtype, OutputSpec } from '../manifest.ts';
 
 export function checkOutputRows(specs: readonly OutputSpec[], raw: readonly unknown[]): OutputRow[] {

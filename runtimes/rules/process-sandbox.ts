@@ -14,7 +14,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { FeatureRow, OutputRow } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { abortError } from '../onnx/abort-error.ts';
 import type { ModelOutputs, SandboxOptions } from './rule-sandbox.ts';
 import type { FromSandbox, ToSandbox } from './sandbox-protocol.ts';

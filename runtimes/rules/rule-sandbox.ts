@@ -13,7 +13,7 @@
  */
 import ivm from 'isolated-vm';
 import type { FeatureRow, OutputRow } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { OutputSpec } from '../manifest.ts';
 import { checkOutputRows, ruleError } from './output-check.ts';
 import { RUNNER_SOURCE } from './runner-source.ts';

@@ -25,7 +25,7 @@
 import { lstat, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { outputSpecs } from '../manifest.ts';
 import { abortError } from '../onnx/abort-error.ts';
 import { ProcessSandbox, type ProcessSandboxOptions } from './process-sandbox.ts';

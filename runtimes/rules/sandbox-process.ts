@@ -3,7 +3,7 @@
  * RuleSandbox, answers `init`, `run` and `cancel` messages, and exits when the gateway goes away. Nothing here is
  * reachable from the rule: the rule lives in an isolate inside this process.
  */
-import { SibylError, toSibylError } from '../errors.ts';
+import { SibylError, toSibylError } from '../../core/errors.ts';
 import { RuleSandbox, messageOf } from './rule-sandbox.ts';
 import type { FromSandbox, ToSandbox } from './sandbox-protocol.ts';
 

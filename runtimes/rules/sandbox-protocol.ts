@@ -1,6 +1,6 @@
 /** Messages between the gateway and a rule's sandbox process (sandbox-process.ts), over Node's IPC channel. */
 import type { FeatureRow, OutputRow } from '../contract.ts';
-import type { CodeName } from '../errors.ts';
+import type { CodeName } from '../../core/errors.ts';
 import type { ModelOutputs, SandboxOptions } from './rule-sandbox.ts';
 
 export type ToSandbox =

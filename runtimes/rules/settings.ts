@@ -12,7 +12,7 @@
  * ```
  */
 import { z } from 'zod';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { Manifest } from '../manifest.ts';
 
 export const DEFAULT_TIMEOUT_MS = 50;

@@ -14,7 +14,7 @@
  *
  * "neutral": the endpoint answered, so the call proves nothing about its health either way.
  */
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 export interface AttemptFailure {
   readonly error: SibylError;

@@ -9,7 +9,7 @@
  *
  * Throws SibylError INVALID_ARGUMENT when an endpoint URL is not an http(s) URL, or only one of the key pair is set.
  */
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { SageMakerRuntimeOptions } from './sagemaker-runtime.ts';
 
 export function sageMakerOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): SageMakerRuntimeOptions {

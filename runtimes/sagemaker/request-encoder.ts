@@ -11,7 +11,7 @@
  * row and feature; so does a body larger than `maxBodyBytes`. Nothing is sent in those cases.
  */
 import type { FeatureRow, Scalar } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { Dtype, Manifest } from '../manifest.ts';
 import type { SageMakerSettings } from './settings.ts';
 

@@ -20,7 +20,7 @@
  * message says what did not fit, never the response's content.
  */
 import type { OutputRow, Value } from '../contract.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import type { OutputSpec } from '../manifest.ts';
 import type { SageMakerSettings } from './settings.ts';
 

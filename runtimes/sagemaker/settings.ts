@@ -23,7 +23,7 @@
 import { z } from 'zod';
 import type { Manifest, OutputSpec } from '../manifest.ts';
 import { outputSpecs } from '../manifest.ts';
-import { SibylError } from '../errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 const MAX_BODY_BYTES = 6 * 1024 * 1024;
 

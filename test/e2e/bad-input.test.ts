@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PredictionService } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { GRPCInferenceService } from '../../proto/gen/inference/open_inference_grpc_pb.js';
 import { startGateway, postJson, type TestGateway } from '../helpers/gateway.ts';
-import { Code } from '../../runtimes/errors.ts';
+import { Code } from '../../core/errors.ts';
 import { expectedFor } from '../helpers/expected.ts';
 
 let gw: TestGateway;

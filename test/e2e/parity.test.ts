@@ -8,7 +8,7 @@ import { PredictionService } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { GRPCInferenceService } from '../../proto/gen/inference/open_inference_grpc_pb.js';
 import { startGateway, postJson, type TestGateway } from '../helpers/gateway.ts';
 import { expectedFor, type ExpectedRow } from '../helpers/expected.ts';
-import { Code } from '../../runtimes/errors.ts';
+import { Code } from '../../core/errors.ts';
 
 let gw: TestGateway;
 beforeAll(async () => {

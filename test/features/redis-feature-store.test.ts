@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisFeatureStore, type RedisFeatureStore } from '../../gateway/features/redis-feature-store.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { featureStoreConformance } from './feature-store.case.ts';
 import { freePort, RedisProcess, sleep } from './redis-process.ts';
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileFeaturePlan, enrich } from '../../gateway/pipeline/feature-plan.ts';
 import type { FeatureLookup, FeatureStore } from '../../gateway/features/feature-store.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { validateManifest } from '../../runtimes/manifest.ts';
 
 const manifest = validateManifest({

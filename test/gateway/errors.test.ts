@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { Code, httpStatus, SibylError, toSibylError } from '../../runtimes/errors.ts';
+import { Code, httpStatus, SibylError, toSibylError } from '../../core/errors.ts';
 
 describe('the closed error-code set', () => {
   it('numbers every code exactly like gRPC', () => {

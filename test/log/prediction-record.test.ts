@@ -5,7 +5,7 @@ import { recordTime, recordToJson, type PredictionRecord } from '../../gateway/l
 import { buildRecord } from '../../gateway/pipeline/record.ts';
 import type { InputRow, RequestContext } from '../../gateway/pipeline/pipeline.ts';
 import type { Route } from '../../gateway/routing/route-table.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { PredictionRecordSchema } from '../../proto/gen/sibyl/v1/prediction_log_pb.js';
 
 const ctx: RequestContext = { requestId: 'req-1', signal: new AbortController().signal, startMs: 0, transport: 'rest' };

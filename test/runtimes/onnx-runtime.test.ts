@@ -2,7 +2,7 @@ import { symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FeatureRow, OutputRow } from '../../runtimes/contract.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { createOnnxRuntime } from '../../runtimes/onnx/onnx-runtime.ts';
 import { expectRowsClose, runtimeConformance } from './runtime.case.ts';
 import { bundle, copyFixture, FIXTURES, linearDir, linearExpected, linearManifest, mixedDir, mixedManifest } from './onnx-fixtures.ts';

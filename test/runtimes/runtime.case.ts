@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, Runtime } from '../../runtimes/contract.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 
 export type BundleVariant = 'valid' | 'missing-file' | 'mismatched';
 

@@ -1,7 +1,7 @@
 /** The test-case gate: absolute tolerance for numbers, exact labels and strings, vectors elementwise, readable diffs. */
 import { describe, expect, it } from 'vitest';
 import type { FeatureRow, LoadedModel, OutputRow } from '../../runtimes/contract.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { parseManifest } from '../../runtimes/manifest.ts';
 import { compare, formatFailures, runTestCases } from '../../runtimes/test-cases.ts';
 

@@ -1,7 +1,7 @@
 /** The shadow runner on its own: bounded concurrency and queue, shedding, errors and deadlines recorded, never thrown. */
 import { describe, expect, it } from 'vitest';
 import type { FeatureRow, LoadedModel, OutputRow } from '../../runtimes/contract.ts';
-import { SibylError } from '../../runtimes/errors.ts';
+import { SibylError } from '../../core/errors.ts';
 import { validateManifest } from '../../runtimes/manifest.ts';
 import { createMemoryFeatureStore } from '../../gateway/features/memory-feature-store.ts';
 import { Route } from '../../gateway/routing/route-table.ts';

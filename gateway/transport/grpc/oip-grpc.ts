@@ -20,7 +20,7 @@ import {
   ServerReadyResponseSchema,
   type ModelInferRequest_InferInputTensor,
 } from '../../../proto/gen/inference/open_inference_grpc_pb.js';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import type { AdmissionControl } from '../../pipeline/admission.ts';
 import type { RouteTableRef } from '../../routing/route-table.ts';

@@ -4,7 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
-import { SibylError, toSibylError } from '../../../runtimes/errors.ts';
+import { SibylError, toSibylError } from '../../../core/errors.ts';
 import type { AdmissionControl } from '../../pipeline/admission.ts';
 
 export function serviceDefinition(service: DescService): grpc.ServiceDefinition {

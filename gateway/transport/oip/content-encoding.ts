@@ -5,7 +5,7 @@
  */
 import { promisify } from 'node:util';
 import { gunzip, inflate, type ZlibOptions } from 'node:zlib';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 
 const gunzipAsync = promisify<Uint8Array, ZlibOptions, Buffer>(gunzip);
 const inflateAsync = promisify<Uint8Array, ZlibOptions, Buffer>(inflate);

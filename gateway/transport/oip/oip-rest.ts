@@ -6,7 +6,7 @@
  * Infer request bodies may be compressed (`Content-Encoding: gzip | deflate`, see content-encoding.ts).
  */
 import type { Hono } from 'hono';
-import { SibylError, toSibylError } from '../../../runtimes/errors.ts';
+import { SibylError, toSibylError } from '../../../core/errors.ts';
 import { newRequestId, type Pipeline } from '../../pipeline/pipeline.ts';
 import type { RouteTableRef } from '../../routing/route-table.ts';
 import { requestContext } from '../context.ts';

@@ -4,7 +4,7 @@
  */
 import type { Scalar } from '../../../runtimes/contract.ts';
 import type { Dtype } from '../../../runtimes/manifest.ts';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import type { InputRow } from '../../pipeline/pipeline.ts';
 import type { PredictOutput } from '../../pipeline/pipeline.ts';
 import type { Datatype, Signature } from './signature.ts';

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UploadValidator } from '../../../control-tower/api/index.ts';
 import { limitValidations } from '../../../control-tower/api/index.ts';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import { bundleZip } from '../../runtimes/bundle/zips.ts';
 import { startTestTower, type TestTower } from './tower.ts';
 

@@ -10,7 +10,7 @@ import { openBundleCache, sha256Hex } from '../../../gateway/sync/bundle-cache.t
 import { backoffMs } from '../../../gateway/sync/backoff.ts';
 import { createTowerClient } from '../../../gateway/sync/tower-client.ts';
 import { openBundleZip } from '../../../runtimes/bundle/index.ts';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import { bundleOf, deployed } from './bundles.ts';
 import { startTestTower } from './test-tower.ts';
 import { CELL } from './sync-helpers.ts';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FeatureRow, LoadedModel, OutputRow } from '../../../runtimes/contract.ts';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import { parseManifest } from '../../../runtimes/manifest.ts';
 import { createOnnxRuntime, type OnnxRuntime } from '../../../runtimes/onnx/onnx-runtime.ts';
 import { createRulesRuntime, type RulesLoadedModel } from '../../../runtimes/rules/rules-runtime.ts';

@@ -1,6 +1,6 @@
 /** The rules runtime: conformance (both isolations), settings, load errors, output checks, async rules, ctx. */
 import { describe, expect, it } from 'vitest';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import type { Manifest } from '../../../runtimes/manifest.ts';
 import { createRulesRuntime } from '../../../runtimes/rules/rules-runtime.ts';
 import { rulesSettings } from '../../../runtimes/rules/settings.ts';

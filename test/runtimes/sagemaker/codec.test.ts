@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import { validateManifest } from '../../../runtimes/manifest.ts';
 import { sageMakerOptionsFromEnv } from '../../../runtimes/sagemaker/options-from-env.ts';
 import { createRequestEncoder } from '../../../runtimes/sagemaker/request-encoder.ts';

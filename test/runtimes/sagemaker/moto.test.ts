@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FeatureRow } from '../../../runtimes/contract.ts';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import { createSageMakerRuntime, type SageMakerLoadedModel } from '../../../runtimes/sagemaker/sagemaker-runtime.ts';
 import { bundle, credentials, scoreManifest } from './fixtures.ts';
 

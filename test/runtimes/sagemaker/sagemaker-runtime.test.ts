@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { FeatureRow, ModelBundle } from '../../../runtimes/contract.ts';
-import { SibylError } from '../../../runtimes/errors.ts';
+import { SibylError } from '../../../core/errors.ts';
 import type { Manifest } from '../../../runtimes/manifest.ts';
 import { createSageMakerRuntime, type SageMakerLoadedModel, type SageMakerRuntimeOptions } from '../../../runtimes/sagemaker/sagemaker-runtime.ts';
 import { expectRowsClose, runtimeConformance, type BundleVariant } from '../runtime.case.ts';
