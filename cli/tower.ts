@@ -16,7 +16,7 @@ import type { Stats } from 'node:fs';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { MANIFEST_FILES } from '../runtimes/manifest.ts';
-import { zipDirectory } from '../control-tower/zip-dir.ts';
+import { zipDirectory } from '../runtimes/bundle/zip-dir.ts';
 import { towerCall, type TowerOptions } from './tower-client.ts';
 
 type Opts = TowerOptions & Record<string, unknown>;

@@ -2,7 +2,7 @@
  * Builds the route table for a cell's desired state (CellState) from versions already loaded, keyed by bundle hash.
  */
 import type { CellState } from '../../proto/gen/sibyl/v1/deployment_pb.js';
-import { compareVersions } from '../bundle/local-bundles.ts';
+import { compareVersions } from '../../core/versions.ts';
 import { withLoadedShadows, type LoadLog } from '../routing/load-routes.ts';
 import { RouteTable, type ModelEntry, type Route } from '../routing/route-table.ts';
 import { TrafficSplit } from '../routing/traffic-split.ts';

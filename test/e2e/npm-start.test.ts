@@ -1,5 +1,5 @@
 /**
- * What `npm start` runs (control-tower/local.ts): a control tower with the demo models published on first start,
+ * What `npm start` runs (local/main.ts): a control tower with the demo models published on first start,
  * and one gateway following it, in one process, nothing else running. It prints a development token that works
  * against the tower; the README's prediction answers; a second start reuses the stored models.
  */
@@ -22,7 +22,7 @@ afterEach(async () => {
 
 async function start(dataDir: string): Promise<{ http: string; tower: string; token: string; output: () => string }> {
   let out = '';
-  child = spawn(process.execPath, ['control-tower/local.ts'], {
+  child = spawn(process.execPath, ['local/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, SIBYL_DATA_DIR: dataDir, SIBYL_HTTP_PORT: '0', SIBYL_GRPC_PORT: '0', SIBYL_TOWER_PORT: '0', SIBYL_LOG_LEVEL: 'info', REDIS_URL: '', KAFKA_BROKERS: '' },
   });

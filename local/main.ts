@@ -10,8 +10,8 @@
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../gateway/config.ts';
 import { createGateway } from '../gateway/gateway.ts';
-import { loadTowerConfig, TowerConfigError } from './config.ts';
-import { createControlTower } from './server.ts';
+import { loadTowerConfig, TowerConfigError } from '../control-tower/config.ts';
+import { createControlTower } from '../control-tower/server.ts';
 import { seedDemoModels } from './seed-demo.ts';
 
 const env = process.env;
