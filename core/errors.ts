@@ -43,6 +43,14 @@ export const httpStatus: Readonly<Record<CodeName, number>> = Object.freeze({
   UNAUTHENTICATED: 401,
 });
 
+/**
+ * Seconds a client should wait before retrying after an error of this code (HTTP `retry-after`), or undefined
+ * when the answer says nothing about retrying. Refusals for capacity: retry after a second, with backoff.
+ */
+export function retryAfterSeconds(code: CodeName): number | undefined {
+  return code === 'RESOURCE_EXHAUSTED' ? 1 : undefined;
+}
+
 export class SibylError extends Error {
   readonly code: CodeName;
   constructor(code: CodeName, message: string, options?: { cause?: unknown }) {

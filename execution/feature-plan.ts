@@ -3,10 +3,10 @@
  * by entity so a row costs one lookup per entity), their types and defaults. `enrich` turns request rows into the
  * complete feature rows a runtime takes.
  */
-import type { Dtype, FeatureSpec, Manifest } from '../../runtimes/manifest.ts';
-import type { FeatureRow, Scalar } from '../../runtimes/contract.ts';
-import { SibylError } from '../../core/errors.ts';
-import type { FeatureLookup, FeatureStore } from '../features/feature-store.ts';
+import type { Dtype, FeatureSpec, Manifest } from '../runtimes/manifest.ts';
+import type { FeatureRow, Scalar } from '../runtimes/contract.ts';
+import { SibylError } from '../core/errors.ts';
+import type { FeatureLookup, FeatureStore } from './feature-store.ts';
 
 export interface InputRow {
   /** Entity name to id. */
@@ -179,19 +179,28 @@ function parseStored(raw: string | null, dtype: Dtype): Scalar | undefined {
   }
 }
 
+/** Rows already enriched for another version of the same request (the live one, or the rule that composes). */
+export interface KnownRows {
+  readonly rows: readonly FeatureRow[];
+  /** Per row, the features that fell back to their defaults there: not reused. */
+  readonly defaulted: readonly (readonly string[])[];
+}
+
 /**
- * Request rows for another model (a shadow, a model a rule composes) from one already enriched: the values it can
- * use under the same feature names, except the ones that were defaulted (so it reads those itself, with its own
- * defaults), and the entities it knows. `enrich` on the result fetches only what is still missing.
+ * A version's own request rows: of each request row, the features and entities the version declares; a feature the
+ * request does not give is taken from `known` rows (already read for another version of the same request) unless
+ * it was defaulted there, so the version reads it itself with its own default. `enrich` on the result fetches
+ * only what is still missing.
  */
-export function reuseRows(plan: FeaturePlan, input: readonly InputRow[], enrichedRows: readonly FeatureRow[], defaulted: readonly (readonly string[])[]): InputRow[] {
+export function rowsFor(plan: FeaturePlan, input: readonly InputRow[], known?: KnownRows): InputRow[] {
   return input.map((src, i) => {
-    const live = enrichedRows[i]!;
-    const skip = defaulted[i] ?? [];
+    const k = known?.rows[i];
+    const skip = known?.defaulted[i];
     const features: Record<string, Scalar> = {};
     for (const f of plan.features) {
-      const v = live[f.name];
-      if (v !== undefined && !skip.includes(f.name)) features[f.name] = v;
+      const fromRequest = src.features[f.name];
+      if (fromRequest !== undefined) features[f.name] = fromRequest;
+      else if (k !== undefined && k[f.name] !== undefined && !skip?.includes(f.name)) features[f.name] = k[f.name]!;
     }
     const entities: Record<string, string> = {};
     for (const e in src.entities) if (plan.entities.has(e)) entities[e] = src.entities[e]!;

@@ -1,16 +1,21 @@
 /**
- * A manifest's test cases run against a loaded model: the gate a version passes before the control tower stores
- * it, and what `sibyl rules test` runs. Each case's features are completed with the manifest's defaults, the model
- * is called once per case (one row), and every expected output is compared:
+ * A manifest's test cases run against a loaded model version: the gate a version passes before the control tower
+ * stores it, a gateway's warm-up (its first case), and what `sibyl rules test` runs. Each case's features are
+ * completed with the manifest's defaults and run through the one execution step (execute.ts) as a one-row
+ * request, a composed rule getting the case's `models` as its models' outputs; every expected output is compared:
  * - numbers within the case's absolute tolerance: |actual - expected| <= tolerance (default 1e-5); a string output
  *   that reads as a number (a classifier's label) is compared as that number;
  * - vectors element by element the same way, and of the same length;
  * - strings and booleans exactly.
  * Outputs the case does not name are not compared.
  */
-import type { FeatureRow, LoadedModel, Scalar, Value } from './contract.ts';
-import { toSibylError } from '../core/errors.ts';
-import type { FeatureSpec, Manifest, TestCase } from './manifest.ts';
+import { SibylError, toSibylError } from '../core/errors.ts';
+import type { OutputRow, Scalar, Value } from '../runtimes/contract.ts';
+import type { FeatureSpec, Manifest, TestCase } from '../runtimes/manifest.ts';
+import { execute, type ExecutionDeps } from './execute.ts';
+import type { InputRow } from './feature-plan.ts';
+import type { FeatureStore } from './feature-store.ts';
+import type { ModelVersion } from './model-version.ts';
 
 export interface TestCaseFailure {
   /** The case's name from the manifest. */
@@ -25,19 +30,13 @@ export interface RunTestCasesOptions {
 }
 
 /** Runs every case in order; resolves with the failures (empty when all pass). Never rejects for a failing model. */
-export async function runTestCases(model: LoadedModel, manifest: Manifest, options: RunTestCasesOptions = {}): Promise<TestCaseFailure[]> {
+export async function runTestCases(version: ModelVersion, options: RunTestCasesOptions = {}): Promise<TestCaseFailure[]> {
   const failures: TestCaseFailure[] = [];
-  const specs = new Map(manifest.features.map((f) => [f.name, f]));
-  for (const tc of manifest.tests) {
-    const problems = checkFeatures(tc, specs);
+  for (const tc of version.manifest.tests) {
+    const problems = checkFeatures(tc, version.manifest);
     if (problems.length === 0) {
-      const row: FeatureRow = {};
-      for (const f of manifest.features) row[f.name] = (tc.features[f.name] ?? f.default) as Scalar;
       try {
-        // A composed rule's case gives the outputs of the models it composes (ctx.models in the rule).
-        const ctx = { signal: AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(tc.models ? { models: [tc.models] } : {}) };
-        const [out] = await model.predict([row], ctx);
-        problems.push(...compare(tc, out ?? {}));
+        problems.push(...compare(tc, await runTestCase(version, tc, options)));
       } catch (err) {
         const e = toSibylError(err);
         problems.push(`the model failed: ${e.code}: ${e.message}`);
@@ -48,8 +47,46 @@ export async function runTestCases(model: LoadedModel, manifest: Manifest, optio
   return failures;
 }
 
+/**
+ * Runs one case through the execution step and resolves with the model's outputs; rejects with the step's
+ * SibylError. The case's features must fit the manifest (`checkFeatures`).
+ */
+export async function runTestCase(version: ModelVersion, tc: TestCase, options: RunTestCasesOptions = {}): Promise<OutputRow> {
+  const signal = AbortSignal.timeout(options.timeoutMs ?? 10_000);
+  const run = execute(version, [testCaseRow(version.manifest, tc)], CASE_DEPS, { signal, models: tc.models ? [tc.models] : undefined });
+  // A runtime that ignores the signal still ends the case at its deadline.
+  const deadline = new Promise<never>((_, reject) =>
+    signal.addEventListener('abort', () => reject(new SibylError('DEADLINE_EXCEEDED', `the test case took more than ${options.timeoutMs ?? 10_000} ms`)), { once: true }),
+  );
+  const { outputs } = await Promise.race([run, deadline]);
+  return outputs[0]!;
+}
+
+/** A case as a request row: its features, the manifest's defaults for the rest (0/1 for a bool read as false/true). */
+export function testCaseRow(manifest: Manifest, tc: TestCase): InputRow {
+  const features: Record<string, Scalar> = {};
+  for (const f of manifest.features) {
+    let v = (tc.features[f.name] ?? f.default) as Scalar;
+    if (f.dtype === 'bool' && typeof v === 'number') v = v === 1;
+    else if (f.dtype !== 'bool' && f.dtype !== 'string' && typeof v === 'boolean') v = v ? 1 : 0;
+    features[f.name] = v;
+  }
+  return { entities: {}, features };
+}
+
+/** A case gives every feature inline: the store is never read. */
+const NO_STORE: FeatureStore = {
+  kind: 'none',
+  healthy: true,
+  read: () => Promise.reject(new SibylError('FAILED_PRECONDITION', 'test cases give every feature inline')),
+  write: () => Promise.reject(new SibylError('FAILED_PRECONDITION', 'test cases have no feature store')),
+  close: () => Promise.resolve(),
+};
+const CASE_DEPS: ExecutionDeps = { store: NO_STORE, featurePrefix: '', featureTimeoutMs: 0 };
+
 /** Features a case gives that the manifest does not declare, or whose value is not of the declared type. */
-function checkFeatures(tc: TestCase, specs: ReadonlyMap<string, FeatureSpec>): string[] {
+export function checkFeatures(tc: TestCase, manifest: Manifest): string[] {
+  const specs = new Map(manifest.features.map((f) => [f.name, f]));
   const problems: string[] = [];
   for (const [k, v] of Object.entries(tc.features)) {
     const spec = specs.get(k);

@@ -1,23 +1,23 @@
 /** The first prediction of a freshly loaded version, before it takes traffic. */
-import type { FeatureRow, LoadedModel } from '../../runtimes/contract.ts';
-import { SibylError } from '../../core/errors.ts';
-import type { Manifest } from '../../runtimes/manifest.ts';
+import { SibylError } from '../core/errors.ts';
+import type { TestCase } from '../runtimes/manifest.ts';
+import type { ModelVersion } from './model-version.ts';
+import { checkFeatures, compare, formatFailures, runTestCase } from './test-cases.ts';
 
 /**
- * Predicts one row: the manifest's first test case over the features' defaults (the defaults alone when there is
- * no test case). Rejects with the runtime's SibylError, with DEADLINE_EXCEEDED after `timeoutMs` (default 10000),
- * or with INTERNAL when the model does not return exactly one row.
+ * Runs the manifest's first test case the way the upload gate ran it (test-cases.ts, through the one execution
+ * step), and checks its expected outputs: a version that does not answer here as it answered at the gate is not
+ * served. Without a test case it predicts one row of the features' defaults, except for a composed rule, whose
+ * models' outputs only a test case gives (it is then loaded without a warm-up call). Rejects with the step's
+ * SibylError, DEADLINE_EXCEEDED after `timeoutMs` (default 10000), or FAILED_PRECONDITION naming the differences.
  */
-export async function warmUp(loaded: LoadedModel, manifest: Manifest, timeoutMs = 10_000): Promise<void> {
-  const row: FeatureRow = {};
-  const test = manifest.tests[0]?.features ?? {};
-  for (const f of manifest.features) row[f.name] = test[f.name] ?? f.default;
-  const signal = AbortSignal.timeout(timeoutMs);
-  const out = await Promise.race([
-    loaded.predict([row], { signal }),
-    new Promise<never>((_, reject) =>
-      signal.addEventListener('abort', () => reject(new SibylError('DEADLINE_EXCEEDED', `warm-up prediction took more than ${timeoutMs} ms`)), { once: true }),
-    ),
-  ]);
-  if (out.length !== 1) throw new SibylError('INTERNAL', `warm-up prediction returned ${out.length} rows for 1`);
+export async function warmUp(version: ModelVersion, timeoutMs = 10_000): Promise<void> {
+  const first = version.manifest.tests[0];
+  if (!first && version.composed.length !== 0) return;
+  const tc: TestCase = first ?? { name: 'warm-up', features: {}, expected: {}, tolerance: 0 };
+  const problems = checkFeatures(tc, version.manifest);
+  if (problems.length === 0) problems.push(...compare(tc, await runTestCase(version, tc, { timeoutMs })));
+  if (problems.length) {
+    throw new SibylError('FAILED_PRECONDITION', `warm-up: the first test case does not pass as it did at upload:\n${formatFailures([{ name: tc.name, problems }])}`);
+  }
 }

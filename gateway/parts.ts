@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { AdmissionStats } from './pipeline/admission.ts';
-import type { FeatureStore } from './features/feature-store.ts';
+import type { FeatureStore } from '../execution/feature-store.ts';
 import type { PredictionSink } from './log/prediction-sink.ts';
 import type { ShadowPairSnapshot } from './shadow/shadow-stats.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';

@@ -11,7 +11,8 @@ import type { LoadedModel } from '../../runtimes/contract.ts';
 import { openBundleZip, type ZipLimits } from '../../runtimes/bundle/index.ts';
 import { SibylError, toSibylError, type CodeName } from '../../core/errors.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
-import { formatFailures, runTestCases } from '../../runtimes/test-cases.ts';
+import { ModelVersion } from '../../execution/model-version.ts';
+import { formatFailures, runTestCases } from '../../execution/test-cases.ts';
 
 /** Failing cases spelled out in the rejection; the rest are counted. */
 const MAX_CASES_SHOWN = 20;
@@ -48,7 +49,7 @@ async function validate(request: ChildRequest): Promise<Manifest> {
       throw new SibylError('INVALID_ARGUMENT', `the model does not load: ${detail}`, { cause: err });
     }
     try {
-      const failures = await runTestCases(model, bundle.manifest);
+      const failures = await runTestCases(new ModelVersion(bundle.manifest, model));
       if (failures.length) {
         const more = failures.length > MAX_CASES_SHOWN ? `\n(and ${failures.length - MAX_CASES_SHOWN} more failing cases)` : '';
         throw new SibylError('INVALID_ARGUMENT', `${failures.length} of ${bundle.manifest.tests.length} test cases failed:\n${formatFailures(failures.slice(0, MAX_CASES_SHOWN))}${more}`);

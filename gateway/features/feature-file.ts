@@ -13,7 +13,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parse as parseCsv } from 'csv-parse';
-import { featureKey } from './feature-store.ts';
+import { featureKey } from '../../execution/feature-store.ts';
 
 export type FeatureFileFormat = 'jsonl' | 'csv';
 

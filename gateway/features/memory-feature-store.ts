@@ -4,7 +4,7 @@
  * null, `write` merges fields into a hash like HSET. For local runs and pipeline unit tests; never a stand-in for
  * the Redis integration suites.
  */
-import type { FeatureLookup, FeatureStore } from './feature-store.ts';
+import type { FeatureLookup, FeatureStore } from '../../execution/feature-store.ts';
 import { loadFeatureFile, type FeatureFileFormat } from './feature-file.ts';
 
 /** Always healthy; `read` ignores its deadline (it answers synchronously) and never rejects. */

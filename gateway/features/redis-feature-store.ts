@@ -18,7 +18,7 @@
  */
 import { Redis } from 'ioredis';
 import { SibylError } from '../../core/errors.ts';
-import type { FeatureLookup, FeatureStore } from './feature-store.ts';
+import type { FeatureLookup, FeatureStore } from '../../execution/feature-store.ts';
 
 export interface RedisFeatureStoreOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */

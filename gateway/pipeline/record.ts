@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FeatureRow } from '../../runtimes/contract.ts';
 import type { SibylError } from '../../core/errors.ts';
 import { micros, recordTime, type LoggedRole, type LoggedRow, type PredictionRecord } from '../log/prediction-record.ts';
-import type { InputRow } from './feature-plan.ts';
+import type { InputRow } from '../../execution/feature-plan.ts';
 import type { PredictResult, RequestContext } from './pipeline.ts';
 import type { Route } from '../routing/route-table.ts';
 

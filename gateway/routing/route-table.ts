@@ -6,12 +6,10 @@
  * log) is done; a version retired by a swap is disposed once its last in-flight request releases it.
  */
 import type { LoadedModel } from '../../runtimes/contract.ts';
-import type { Manifest, OutputSpec } from '../../runtimes/manifest.ts';
-import { outputSpecs } from '../../runtimes/manifest.ts';
+import type { Manifest } from '../../runtimes/manifest.ts';
 import { SibylError } from '../../core/errors.ts';
-import { compileFeaturePlan, type FeaturePlan } from '../pipeline/feature-plan.ts';
+import { ModelVersion, type VersionResolver } from '../../execution/model-version.ts';
 import type { TrafficSplit } from './traffic-split.ts';
-import { composedModels, type ComposedModel } from '../../runtimes/rules/settings.ts';
 
 /** The live route of a request and the split arm that chose it ('' when no split did). */
 export interface Selection {
@@ -19,59 +17,17 @@ export interface Selection {
   readonly arm: string;
 }
 
-export class Route {
-  readonly model: string;
-  readonly version: string;
-  readonly manifest: Manifest;
-  readonly plan: FeaturePlan;
-  readonly outputs: readonly OutputSpec[];
-  readonly loaded: LoadedModel;
+/** A loaded version as the route table serves it: the model version plus its bundle's content hash. */
+export class Route extends ModelVersion {
   /** Content hash of the bundle. */
   readonly hash: string;
-  #inflight = 0;
-  #retired = false;
-  #disposed: Promise<void> | undefined;
-
-  constructor(manifest: Manifest, loaded: LoadedModel, hash: string) {
-    this.model = manifest.name;
-    this.version = manifest.version;
-    this.manifest = manifest;
-    this.plan = compileFeaturePlan(manifest);
-    this.outputs = outputSpecs(manifest);
-    this.loaded = loaded;
-    this.hash = hash;
-    this.direct = { route: this, arm: '' };
-    // The runtime validated the settings at load; a manifest that got here cannot fail to parse them.
-    this.composed = composedModels(manifest);
-  }
-
-  /** For a composed rule: the models whose outputs it receives, run first on the same features. */
-  readonly composed: readonly ComposedModel[];
-
   /** This route selected without a split (preallocated: selecting costs no allocation). */
   readonly direct: Selection;
 
-  acquire(): void {
-    this.#inflight++;
-  }
-
-  release(): void {
-    if (--this.#inflight === 0 && this.#retired) void this.#dispose();
-  }
-
-  /** Marks the route out of service; it is disposed when no request holds it. Resolves once disposed. */
-  retire(): Promise<void> {
-    this.#retired = true;
-    return this.#inflight === 0 ? this.#dispose() : new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  #waiters: (() => void)[] = [];
-
-  #dispose(): Promise<void> {
-    this.#disposed ??= this.loaded.dispose().finally(() => {
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    return this.#disposed;
+  constructor(manifest: Manifest, loaded: LoadedModel, hash: string) {
+    super(manifest, loaded);
+    this.hash = hash;
+    this.direct = { route: this, arm: '' };
   }
 }
 
@@ -101,7 +57,7 @@ interface Compiled {
   readonly shadowRoutes: readonly Route[];
 }
 
-export class RouteTable {
+export class RouteTable implements VersionResolver {
   readonly #models: ReadonlyMap<string, ModelEntry>;
   readonly #compiled: ReadonlyMap<string, Compiled>;
 

@@ -7,15 +7,18 @@
  * work beyond that is shed and counted, and so is work submitted while the gateway is busy (`busy()` true), so that
  * shadows give way before live requests suffer. Each execution has its own deadline (`timeoutMs`).
  *
- * Features: the live row's values are reused for every feature the shadow declares under the same name, except
- * the ones the live path defaulted; what is left (store features only the shadow needs, or that the live path
- * could not read) is fetched on the shadow's path, never the live one.
+ * A shadow runs through the one execution step (execution/execute.ts) like the live version: the live row's values
+ * are reused for every feature the shadow declares under the same name, except the ones the live path defaulted;
+ * what is left (store features only the shadow needs, or that the live path could not read) is fetched on the
+ * shadow's path, never the live one. A composed shadow's models run on the same request.
  */
 import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { FeatureRow, OutputRow } from '../../runtimes/contract.ts';
-import type { FeatureStore } from '../features/feature-store.ts';
+import { execute, type ExecutionDeps } from '../../execution/execute.ts';
+import type { FeatureStore } from '../../execution/feature-store.ts';
+import type { VersionResolver } from '../../execution/model-version.ts';
 import type { PredictionSink } from '../log/prediction-sink.ts';
-import { enrich, reuseRows, type InputRow } from '../pipeline/feature-plan.ts';
+import type { InputRow } from '../../execution/feature-plan.ts';
 import { buildRecord } from '../pipeline/record.ts';
 import type { PredictResult, RequestContext } from '../pipeline/pipeline.ts';
 import type { Route } from '../routing/route-table.ts';
@@ -38,6 +41,8 @@ export interface ShadowRunnerOptions {
   /** True while live traffic needs the process; new shadow work is shed meanwhile. */
   readonly busy?: () => boolean;
   readonly logger?: { warn(obj: object, msg: string): void };
+  /** The table being served: where a composed shadow's models resolve (without it, a composed shadow fails). */
+  readonly routes?: { readonly current: VersionResolver };
 }
 
 /** What the pipeline hands over after a live execution. The runner keeps the objects; do not change them. */
@@ -64,7 +69,8 @@ export interface ShadowRunnerStats {
 }
 
 export class ShadowRunner {
-  readonly #o: Required<Omit<ShadowRunnerOptions, 'logger' | 'busy'>> & Pick<ShadowRunnerOptions, 'logger' | 'busy'>;
+  readonly #o: Required<Omit<ShadowRunnerOptions, 'logger' | 'busy' | 'routes'>> & Pick<ShadowRunnerOptions, 'logger' | 'busy' | 'routes'>;
+  readonly #exec: ExecutionDeps;
   readonly #logging: boolean;
   #queue: Task[] = [];
   #head = 0;
@@ -78,6 +84,7 @@ export class ShadowRunner {
   constructor(options: ShadowRunnerOptions) {
     this.#o = { concurrency: 2, maxQueue: 1000, timeoutMs: 250, ...options };
     this.#logging = options.sink.kind !== 'null';
+    this.#exec = { store: options.store, featurePrefix: options.featurePrefix, featureTimeoutMs: Math.min(this.#o.featureTimeoutMs, this.#o.timeoutMs) };
   }
 
   /**
@@ -152,14 +159,17 @@ export class ShadowRunner {
     let error: SibylError | undefined;
     let modelMs = 0;
     try {
-      const enriched = await enrich(shadow.plan, shadowInput(job, shadow), this.#o.store, this.#o.featurePrefix, Math.min(this.#o.featureTimeoutMs, this.#o.timeoutMs));
-      rows = enriched.rows;
-      if (signal.aborted) throw new SibylError('DEADLINE_EXCEEDED', 'the shadow deadline passed');
-      const t0 = performance.now();
-      const outputs = await shadow.loaded.predict(rows, { signal });
-      modelMs = performance.now() - t0;
-      results = outputs.map((o, i) => ({ outputs: o, defaulted: enriched.defaulted[i]! }));
-      pair.recordSuccess(performance.now() - start, liveOutputs(job.liveResults), outputs);
+      // The one execution step, on the live request, reusing the live path's reads (not its defaults); a composed
+      // shadow's models resolve in the table being served now.
+      const run = await execute(shadow, job.input, this.#exec, {
+        signal,
+        resolver: this.#o.routes?.current,
+        known: { rows: job.liveRows, defaulted: job.liveResults.map((r) => r.defaulted) },
+      });
+      rows = run.rows;
+      modelMs = run.modelMs;
+      results = run.outputs.map((o, i) => ({ outputs: o, defaulted: run.defaulted[i]! }));
+      pair.recordSuccess(performance.now() - start, liveOutputs(job.liveResults), run.outputs);
     } catch (err) {
       error = signal.aborted && !(err instanceof SibylError && err.code === 'INVALID_ARGUMENT') ? new SibylError('DEADLINE_EXCEEDED', 'the shadow deadline passed') : toSibylError(err);
       pair.recordError(performance.now() - start, error.code);
@@ -178,11 +188,6 @@ export class ShadowRunner {
       { model: shadow.model, version: shadow.version, outputs: shadow.outputs },
     );
   }
-}
-
-/** The shadow's request rows: the live values it can use (not the live defaults), and the entities it knows. */
-function shadowInput(job: ShadowJob, shadow: Route): InputRow[] {
-  return reuseRows(shadow.plan, job.input, job.liveRows, job.liveResults.map((r) => r.defaulted));
 }
 
 function liveOutputs(results: readonly PredictResult[]): OutputRow[] {

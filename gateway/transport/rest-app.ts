@@ -1,7 +1,6 @@
 /** The REST front door: one Hono app with Sibyl REST, OIP REST, health and metrics. */
 import { Hono } from 'hono';
 import type { Pipeline } from '../pipeline/pipeline.ts';
-import type { RouteTableRef } from '../routing/route-table.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';
 import { mountOipRest, type OipHealth } from './oip/oip-rest.ts';
 import { errorResponse, type RestLimits } from './rest-common.ts';
@@ -10,7 +9,6 @@ import { SibylError } from '../../core/errors.ts';
 
 export interface RestAppDeps {
   readonly pipeline: Pipeline;
-  readonly routes: RouteTableRef;
   readonly health: OipHealth;
   readonly telemetry: Telemetry;
   readonly limits: RestLimits;
@@ -29,7 +27,7 @@ export function createRestApp(deps: RestAppDeps): Hono {
   });
   app.get('/v1/shadows', (c) => c.json({ pairs: deps.shadowStats?.snapshot() ?? [] }));
   mountSibylRest(app, deps.pipeline, deps.limits);
-  mountOipRest(app, deps.pipeline, deps.routes, deps.health, deps.limits);
+  mountOipRest(app, deps.pipeline, deps.health, deps.limits);
   app.notFound((c) => errorResponse(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c.req.header('x-request-id') ?? ''));
   app.onError((err) => {
     deps.logger.error({ err }, 'unhandled error in a REST handler');

@@ -3,18 +3,15 @@ import { toJsonString, create } from '@bufbuild/protobuf';
 import type { Context } from 'hono';
 import type { IncomingMessage } from 'node:http';
 import { ErrorBodySchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
-import { SibylError, toSibylError } from '../../core/errors.ts';
-import type { AdmissionControl } from '../pipeline/admission.ts';
+import { retryAfterSeconds, SibylError, toSibylError } from '../../core/errors.ts';
 
 export const requestIdHeader = 'x-request-id';
 /** Header a client uses to shorten its deadline, in milliseconds. */
 export const timeoutHeaderName = 'x-request-timeout-ms';
 
 export interface RestLimits {
+  /** Largest request body, bytes; larger is INVALID_ARGUMENT. */
   readonly maxBodyBytes: number;
-  readonly requestTimeoutMs: number;
-  /** Refuses predictions beyond capacity (RESOURCE_EXHAUSTED) before their bodies are read. */
-  readonly admission: AdmissionControl;
 }
 
 /**
@@ -125,6 +122,7 @@ export function errorResponse(err: unknown, requestId: string): Response {
   const e = toSibylError(err);
   const body = toJsonString(ErrorBodySchema, create(ErrorBodySchema, { code: e.code, message: e.message, requestId }));
   const headers: Record<string, string> = { 'content-type': 'application/json', [requestIdHeader]: requestId };
-  if (e.code === 'RESOURCE_EXHAUSTED') headers['retry-after'] = '1';
+  const retry = retryAfterSeconds(e.code);
+  if (retry !== undefined) headers['retry-after'] = String(retry);
   return new Response(body, { status: e.httpStatus, headers });
 }

@@ -4,9 +4,10 @@ import type { Value } from '@bufbuild/protobuf/wkt';
 import type { OutputRow, Scalar } from '../../runtimes/contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { PredictResponseSchema, type PredictRequest, type PredictResponse, type PredictionResult } from '../../proto/gen/sibyl/v1/predict_pb.js';
-import type { InputRow, PredictInput, PredictOutput } from '../pipeline/pipeline.ts';
+import type { InputRow, ParsedRequest, PredictOutput } from '../pipeline/pipeline.ts';
 
-export function toPredictInput(req: PredictRequest): PredictInput {
+/** A decoded PredictRequest for the pipeline's entry; `timeoutMs` is the client's own deadline when it sent one. */
+export function toParsedRequest(req: PredictRequest, timeoutMs: number | undefined): ParsedRequest {
   const rows: InputRow[] = new Array(req.rows.length);
   for (let i = 0; i < req.rows.length; i++) {
     const r = req.rows[i]!;
@@ -14,7 +15,7 @@ export function toPredictInput(req: PredictRequest): PredictInput {
     for (const name in r.features) features[name] = scalarOf(r.features[name]!, i, name);
     rows[i] = { entities: r.entities, features };
   }
-  return { model: req.model, version: req.version, rows, routingKey: req.routingKey };
+  return { model: req.model, version: req.version, routingKey: req.routingKey, requestId: req.requestId, timeoutMs, rows: () => rows };
 }
 
 function scalarOf(v: Value, row: number, name: string): Scalar {

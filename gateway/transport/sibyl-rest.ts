@@ -1,15 +1,15 @@
 /**
  * Sibyl REST: `POST /v1/models/{model}:predict` and `POST /v1/models/{model}/versions/{version}:predict`.
  * The body is the ProtoJSON form of sibyl.v1.PredictRequest (model and version come from the path); the answer is
- * the ProtoJSON of sibyl.v1.PredictResponse, or an ErrorBody with the HTTP status of its code.
+ * the ProtoJSON of sibyl.v1.PredictResponse, or an ErrorBody with the HTTP status of its code. A codec over the
+ * pipeline's one entry: it decodes and encodes, the entry decides.
  */
 import type { Hono } from 'hono';
 import { fromJson, toJsonString, type JsonValue } from '@bufbuild/protobuf';
 import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { SibylError } from '../../core/errors.ts';
-import { newRequestId, type Pipeline } from '../pipeline/pipeline.ts';
-import { toPredictInput, toPredictResponse } from './sibyl-api.ts';
-import { requestContext } from './context.ts';
+import type { ParsedRequest, Pipeline } from '../pipeline/pipeline.ts';
+import { toParsedRequest, toPredictResponse } from './sibyl-api.ts';
 import { errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
@@ -22,41 +22,34 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
   });
 
   async function handle(req: HttpIn, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
-    const startMs = performance.now();
-    let requestId = req.header(requestIdHeader) || newRequestId();
-    let admitted = false;
+    const arrival = { transport: 'rest', startMs: performance.now(), requestId: req.header(requestIdHeader), traceparent: req.header('traceparent') } as const;
+    const outcome = await pipeline.predict(arrival, () => parse(req, path, target, version));
+    if (outcome.error) return errorResponse(outcome.error, outcome.requestId);
+    return new Response(toJsonString(PredictResponseSchema, toPredictResponse(outcome.output)), {
+      status: 200,
+      headers: { ...JSON_TYPE, [requestIdHeader]: outcome.requestId },
+    });
+  }
+
+  async function parse(req: HttpIn, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<ParsedRequest> {
+    if (!target || target.verb !== 'predict') throw new SibylError('NOT_FOUND', `no such method: ${path} (use /v1/models/{model}:predict)`);
+    const timeoutMs = timeoutHeader(req);
+    const json = await readJsonBody(req, limits.maxBodyBytes);
+    let message;
     try {
-      limits.admission.admit();
-      admitted = true;
-      if (!target || target.verb !== 'predict') throw new SibylError('NOT_FOUND', `no such method: ${path} (use /v1/models/{model}:predict)`);
-      const requested = timeoutHeader(req);
-      const json = await readJsonBody(req, limits.maxBodyBytes);
-      let message;
-      try {
-        message = fromJson(PredictRequestSchema, json as JsonValue);
-      } catch (err) {
-        throw new SibylError('INVALID_ARGUMENT', `invalid request: ${(err as Error).message}`);
-      }
-      if (message.model && message.model !== target.name) {
-        throw new SibylError('INVALID_ARGUMENT', `model: the body names "${message.model}" but the path names "${target.name}"`);
-      }
-      if (message.version && version && message.version !== version) {
-        throw new SibylError('INVALID_ARGUMENT', `version: the body names "${message.version}" but the path names "${version}"`);
-      }
-      message.model = target.name;
-      if (version) message.version = version;
-      if (message.requestId) requestId = message.requestId;
-      const ctx = requestContext('rest', requestId, limits.requestTimeoutMs, requested, startMs, req.header('traceparent'));
-      const out = await pipeline.predict(toPredictInput(message), ctx);
-      return new Response(toJsonString(PredictResponseSchema, toPredictResponse(out)), {
-        status: 200,
-        headers: { ...JSON_TYPE, [requestIdHeader]: requestId },
-      });
+      message = fromJson(PredictRequestSchema, json as JsonValue);
     } catch (err) {
-      return errorResponse(err, requestId);
-    } finally {
-      if (admitted) limits.admission.release();
+      throw new SibylError('INVALID_ARGUMENT', `invalid request: ${(err as Error).message}`);
     }
+    if (message.model && message.model !== target.name) {
+      throw new SibylError('INVALID_ARGUMENT', `model: the body names "${message.model}" but the path names "${target.name}"`);
+    }
+    if (message.version && version && message.version !== version) {
+      throw new SibylError('INVALID_ARGUMENT', `version: the body names "${message.version}" but the path names "${version}"`);
+    }
+    message.model = target.name;
+    if (version) message.version = version;
+    return toParsedRequest(message, timeoutMs);
   }
 }
 

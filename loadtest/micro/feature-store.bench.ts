@@ -14,7 +14,7 @@
  * Run: node loadtest/micro/feature-store.bench.ts [msPerRound=1000] [rounds=3]
  */
 import { Redis } from 'ioredis';
-import type { FeatureLookup, FeatureStore } from '../../gateway/features/feature-store.ts';
+import type { FeatureLookup, FeatureStore } from '../../execution/feature-store.ts';
 import { createMemoryFeatureStore } from '../../gateway/features/memory-feature-store.ts';
 import { createRedisFeatureStore } from '../../gateway/features/redis-feature-store.ts';
 import { newHistogram, recordMs, summarize, type Histogram } from '../lib/histogram.ts';

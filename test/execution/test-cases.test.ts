@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { FeatureRow, LoadedModel, OutputRow } from '../../runtimes/contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { parseManifest } from '../../runtimes/manifest.ts';
-import { compare, formatFailures, runTestCases } from '../../runtimes/test-cases.ts';
+import { compare, formatFailures, runTestCases } from '../../execution/test-cases.ts';
+import { ModelVersion } from '../../execution/model-version.ts';
 
 /** A model that answers from a function of its row, and records the rows it saw. */
 function fakeModel(answer: (row: FeatureRow) => OutputRow): LoadedModel & { rows: FeatureRow[] } {
@@ -36,10 +37,13 @@ const manifest = (tests: object[]) =>
 
 const model = () => fakeModel((r) => ({ score: (r.x as number) * 10, label: r.city === 'blr' ? 'south' : 'north', probs: [0.25, 0.75] }));
 
+/** The cases of `m` run on `model` through the one execution step, as the upload gate runs them. */
+const run = (model: LoadedModel, m: ReturnType<typeof manifest>) => runTestCases(new ModelVersion(m, model));
+
 describe('runTestCases', () => {
   it('passes cases within the absolute tolerance and fills missing features with their defaults', async () => {
     const m = model();
-    const failures = await runTestCases(
+    const failures = await run(
       m,
       manifest([
         { name: 'defaults', features: {}, expected: { score: 20, label: 'south', probs: [0.25, 0.75] } },
@@ -51,12 +55,12 @@ describe('runTestCases', () => {
   });
 
   it('the tolerance is absolute, also for large values (default 1e-5)', async () => {
-    const failures = await runTestCases(model(), manifest([{ name: 'big', features: { x: 1000 }, expected: { score: 10000.001 } }]));
+    const failures = await run(model(), manifest([{ name: 'big', features: { x: 1000 }, expected: { score: 10000.001 } }]));
     expect(failures).toEqual([{ name: 'big', problems: ['score: expected 10000.001, got 10000 (off by 0.00100; tolerance 0.00001)'] }]);
   });
 
   it('reports every differing output of a case with expected and actual: numbers, labels, vectors', async () => {
-    const failures = await runTestCases(
+    const failures = await run(
       model(),
       manifest([{ name: 'all wrong', features: { city: 'del' }, expected: { score: 21, label: 'south', probs: [0.25, 0.5] }, tolerance: 0.1 }]),
     );
@@ -85,7 +89,7 @@ describe('runTestCases', () => {
 
   it('refuses features the manifest does not declare or of the wrong type, without running the model', async () => {
     const m = model();
-    const failures = await runTestCases(m, manifest([{ name: 'bad features', features: { y: 1, city: 3 }, expected: { score: 20 } }]));
+    const failures = await run(m, manifest([{ name: 'bad features', features: { y: 1, city: 3 }, expected: { score: 20 } }]));
     expect(failures).toEqual([{ name: 'bad features', problems: ['features.y: the manifest declares no feature "y"', 'features.city: 3 is not a string value'] }]);
     expect(m.rows).toEqual([]);
   });
@@ -99,7 +103,7 @@ describe('runTestCases', () => {
       },
       async dispose() {},
     };
-    const failures = await runTestCases(flaky, manifest([{ name: 'first', features: {}, expected: { score: 20 } }, { name: 'second', features: {}, expected: { score: 20 } }]));
+    const failures = await run(flaky, manifest([{ name: 'first', features: {}, expected: { score: 20 } }, { name: 'second', features: {}, expected: { score: 20 } }]));
     expect(failures).toEqual([{ name: 'first', problems: ['the model failed: INVALID_ARGUMENT: x must be positive'] }]);
   });
 

@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { featureKey, type FeatureLookup, type FeatureStore } from '../../gateway/features/feature-store.ts';
+import { featureKey, type FeatureLookup, type FeatureStore } from '../../execution/feature-store.ts';
 import { seedFromFile } from '../../gateway/features/memory-feature-store.ts';
 
 export const FIXTURE_JSONL = fileURLToPath(new URL('./fixtures/features.jsonl', import.meta.url));

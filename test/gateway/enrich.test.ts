@@ -1,7 +1,7 @@
 /** Enrichment against an in-memory fake store (the Redis and memory stores have their own suites). */
 import { describe, expect, it } from 'vitest';
-import { compileFeaturePlan, enrich } from '../../gateway/pipeline/feature-plan.ts';
-import type { FeatureLookup, FeatureStore } from '../../gateway/features/feature-store.ts';
+import { compileFeaturePlan, enrich } from '../../execution/feature-plan.ts';
+import type { FeatureLookup, FeatureStore } from '../../execution/feature-store.ts';
 import { SibylError } from '../../core/errors.ts';
 import { validateManifest } from '../../runtimes/manifest.ts';
 

@@ -8,8 +8,6 @@ import { file_sibyl_v1_predict } from '../../../proto/gen/sibyl/v1/predict_pb.js
 import { file_inference_open_inference_grpc } from '../../../proto/gen/inference/open_inference_grpc_pb.js';
 import { file_grpc_health_v1_health } from '../../../proto/gen/grpc/health/v1/health_pb.js';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
-import type { AdmissionControl } from '../../pipeline/admission.ts';
-import type { RouteTableRef } from '../../routing/route-table.ts';
 import type { OipHealth } from '../oip/oip-rest.ts';
 import { addOipService } from './oip-grpc.ts';
 import { addSibylService } from './sibyl-grpc.ts';
@@ -24,9 +22,8 @@ export interface GrpcServer {
 
 export function createGrpcServer(deps: {
   pipeline: Pipeline;
-  routes: RouteTableRef;
   health: OipHealth;
-  limits: { maxBodyBytes: number; requestTimeoutMs: number; admission: AdmissionControl };
+  limits: { maxBodyBytes: number };
 }): GrpcServer {
   const server = new grpc.Server({
     // Our own limit is checked per message (INVALID_ARGUMENT); this is the transport's hard ceiling.
@@ -34,7 +31,7 @@ export function createGrpcServer(deps: {
     'grpc.keepalive_permit_without_calls': 1,
   });
   addSibylService(server, deps.pipeline, deps.limits);
-  addOipService(server, deps.pipeline, deps.routes, deps.health, deps.limits);
+  addOipService(server, deps.pipeline, deps.health, deps.limits);
 
   const healthService = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'NOT_SERVING' as const])));
   healthService.addToServer(server);

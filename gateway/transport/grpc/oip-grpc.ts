@@ -18,64 +18,73 @@ import {
   ServerMetadataResponseSchema,
   ServerReadyRequestSchema,
   ServerReadyResponseSchema,
+  type InferParameter,
+  type ModelInferRequest,
   type ModelInferRequest_InferInputTensor,
+  type ModelInferResponse,
 } from '../../../proto/gen/inference/open_inference_grpc_pb.js';
 import { SibylError } from '../../../core/errors.ts';
-import type { Pipeline } from '../../pipeline/pipeline.ts';
-import type { AdmissionControl } from '../../pipeline/admission.ts';
-import type { RouteTableRef } from '../../routing/route-table.ts';
-import { requestContext } from '../context.ts';
-import { modelMetadata, serverMetadata } from '../oip/metadata.ts';
+import type { ParsedRequest, Pipeline, PredictOutput } from '../../pipeline/pipeline.ts';
+import { modelMetadata, ROUTING_KEY_PARAMETER, serverMetadata } from '../oip/metadata.ts';
 import type { OipHealth } from '../oip/oip-rest.ts';
 import { signatureOf } from '../oip/signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from '../oip/tensors.ts';
-import { serviceDefinition, unary } from './service-definition.ts';
+import { predictUnary, serviceDefinition, unary, type UnaryContext } from './service-definition.ts';
 
-export function addOipService(
-  server: grpc.Server,
-  pipeline: Pipeline,
-  routes: RouteTableRef,
-  health: OipHealth,
-  limits: { maxBodyBytes: number; requestTimeoutMs: number; admission: AdmissionControl },
-): void {
+export function addOipService(server: grpc.Server, pipeline: Pipeline, health: OipHealth, limits: { maxBodyBytes: number }): void {
   const max = limits.maxBodyBytes;
   server.addService(serviceDefinition(GRPCInferenceService), {
     serverLive: unary(ServerLiveRequestSchema, max, async () => create(ServerLiveResponseSchema, { live: health.live() })),
     serverReady: unary(ServerReadyRequestSchema, max, async () => create(ServerReadyResponseSchema, { ready: health.ready() })),
     serverMetadata: unary(ServerMetadataRequestSchema, max, async () => create(ServerMetadataResponseSchema, serverMetadata())),
     modelReady: unary(ModelReadyRequestSchema, max, async (req) => {
-      routes.current.resolve(req.name, req.version);
+      pipeline.describe(req.name, req.version);
       return create(ModelReadyResponseSchema, { ready: true });
     }),
     modelMetadata: unary(ModelMetadataRequestSchema, max, async (req) => {
-      const md = modelMetadata(routes.current, req.name, req.version);
+      const md = modelMetadata(pipeline.describe(req.name, req.version));
       return create(ModelMetadataResponseSchema, {
         ...md,
         inputs: md.inputs.map((t) => ({ ...t, shape: t.shape.map(BigInt) })),
         outputs: md.outputs.map((t) => ({ ...t, shape: t.shape.map(BigInt) })),
       });
     }),
-    modelInfer: unary(ModelInferRequestSchema, max, async (req, call) => {
-      const route = routes.current.resolve(req.modelName, req.modelVersion);
-      const sig = signatureOf(route);
-      if (req.rawInputContents.length > 0 && req.rawInputContents.length !== req.inputs.length) {
-        throw new SibylError('INVALID_ARGUMENT', `raw_input_contents: ${req.rawInputContents.length} entries for ${req.inputs.length} inputs`);
-      }
-      const tensors = req.inputs.map((t, i) => decodeInput(t, req.rawInputContents[i]));
-      const ctx = requestContext('oip-grpc', req.id || call.requestId, limits.requestTimeoutMs, call.timeoutMs, undefined, call.traceparent);
-      const out = await pipeline.predict({ model: req.modelName, version: route.version, rows: rowsFromTensors(req.modelName, sig, tensors), routingKey: '' }, ctx);
-      const outputs = tensorsFromResults(sig, out, req.outputs.map((o) => o.name));
-      const defaulted = defaultedParameter(out);
-      return create(ModelInferResponseSchema, {
-        modelName: out.model,
-        modelVersion: out.version,
-        id: req.id || ctx.requestId,
-        parameters: defaulted ? { sibyl_defaulted_features: { parameterChoice: { case: 'stringParam', value: defaulted } } } : {},
-        outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(BigInt) })),
-        rawOutputContents: outputs.map(encodeRaw),
-      });
-    }, limits.admission),
+    modelInfer: predictUnary(ModelInferRequestSchema, max, pipeline, 'oip-grpc', parseInfer, encodeInfer),
   });
+}
+
+function parseInfer(req: ModelInferRequest, call: UnaryContext): ParsedRequest {
+  if (req.rawInputContents.length > 0 && req.rawInputContents.length !== req.inputs.length) {
+    throw new SibylError('INVALID_ARGUMENT', `raw_input_contents: ${req.rawInputContents.length} entries for ${req.inputs.length} inputs`);
+  }
+  const tensors = req.inputs.map((t, i) => decodeInput(t, req.rawInputContents[i]));
+  return {
+    model: req.modelName,
+    version: req.modelVersion,
+    routingKey: routingKeyParameter(req.parameters[ROUTING_KEY_PARAMETER]),
+    requestId: req.id,
+    timeoutMs: call.timeoutMs,
+    rows: (route, composed) => rowsFromTensors(req.modelName, signatureOf(route, composed), tensors),
+  };
+}
+
+function encodeInfer(out: PredictOutput, req: ModelInferRequest): ModelInferResponse {
+  const outputs = tensorsFromResults(signatureOf(out.route), out, req.outputs.map((o) => o.name));
+  const defaulted = defaultedParameter(out);
+  return create(ModelInferResponseSchema, {
+    modelName: out.model,
+    modelVersion: out.version,
+    id: out.requestId,
+    parameters: defaulted ? { sibyl_defaulted_features: { parameterChoice: { case: 'stringParam', value: defaulted } } } : {},
+    outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(BigInt) })),
+    rawOutputContents: outputs.map(encodeRaw),
+  });
+}
+
+function routingKeyParameter(p: InferParameter | undefined): string {
+  if (!p) return '';
+  if (p.parameterChoice.case !== 'stringParam') throw new SibylError('INVALID_ARGUMENT', `parameters.${ROUTING_KEY_PARAMETER}: must be a string_param`);
+  return p.parameterChoice.value;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

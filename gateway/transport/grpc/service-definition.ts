@@ -5,7 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import { SibylError, toSibylError } from '../../../core/errors.ts';
-import type { AdmissionControl } from '../../pipeline/admission.ts';
+import type { ParsedRequest, Pipeline, PredictOutput, Transport } from '../../pipeline/pipeline.ts';
 
 export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
@@ -33,55 +33,77 @@ export interface UnaryContext {
 }
 
 /**
- * Wraps a handler of decoded messages as a grpc-js unary handler. Errors become gRPC statuses with the code of
- * their SibylError and its message; causes stay in the logs.
+ * Wraps a handler of decoded messages as a grpc-js unary handler (metadata, readiness, health). Errors become gRPC
+ * statuses with the code of their SibylError and its message; causes stay in the logs.
  */
 export function unary<I extends DescMessage, O>(
   input: I,
   maxBytes: number,
   handler: (req: MessageShape<I>, ctx: UnaryContext) => Promise<O>,
-  admission?: AdmissionControl,
 ): grpc.handleUnaryCall<Buffer, O> {
   return function handleUnary(call, callback) {
-    const bytes = call.request;
-    let req: MessageShape<I>;
+    let result: Promise<O>;
     try {
-      admission?.admit();
+      result = handler(decode(input, call.request, maxBytes), contextOf(call));
     } catch (err) {
-      callback({ code: (err as SibylError).grpcCode, details: (err as SibylError).message });
-      return;
+      result = Promise.reject(err);
     }
-    try {
-      if (bytes.byteLength > maxBytes) throw new SibylError('INVALID_ARGUMENT', `request message of ${bytes.byteLength} bytes exceeds the limit of ${maxBytes} bytes`);
-      try {
-        req = fromBinary(input, bytes);
-      } catch (err) {
-        throw new SibylError('INVALID_ARGUMENT', `invalid request: ${(err as Error).message}`);
-      }
-    } catch (err) {
-      admission?.release();
-      fail(toSibylError(err));
-      return;
-    }
-    const deadline = call.getDeadline();
-    const at = deadline instanceof Date ? deadline.getTime() : deadline;
-    const timeoutMs = Number.isFinite(at) ? Math.max(1, at - Date.now()) : undefined;
-    const rid = call.metadata.get('x-request-id')[0];
-    const tp = call.metadata.get('traceparent')[0];
-    const ctx = { timeoutMs, requestId: typeof rid === 'string' ? rid : undefined, traceparent: typeof tp === 'string' ? tp : undefined, metadata: call.metadata };
-    handler(req, ctx).then(
-      (res) => {
-        admission?.release();
-        callback(null, res);
-      },
-      (err: unknown) => {
-        admission?.release();
-        fail(toSibylError(err));
-      },
+    result.then(
+      (res) => callback(null, res),
+      (err: unknown) => fail(callback, toSibylError(err)),
     );
-
-    function fail(e: SibylError): void {
-      callback({ code: e.grpcCode, details: e.message });
-    }
   };
+}
+
+/**
+ * A prediction RPC as a codec over the pipeline's one entry: the entry admits the call, then `parse` decodes the
+ * message (so a refused call is never decoded, and one that fails to decode is counted like any request);
+ * `encode` builds the answer from the output and the decoded message.
+ */
+export function predictUnary<I extends DescMessage, O>(
+  input: I,
+  maxBytes: number,
+  pipeline: Pipeline,
+  transport: Transport,
+  parse: (req: MessageShape<I>, ctx: UnaryContext) => ParsedRequest,
+  encode: (out: PredictOutput, req: MessageShape<I>) => O,
+): grpc.handleUnaryCall<Buffer, O> {
+  return function handlePredict(call, callback) {
+    const ctx = contextOf(call);
+    let req: MessageShape<I> | undefined;
+    void pipeline
+      .predict({ transport, startMs: performance.now(), requestId: ctx.requestId, traceparent: ctx.traceparent }, () => parse((req = decode(input, call.request, maxBytes)), ctx))
+      .then((outcome) => {
+        if (outcome.error) return fail(callback, outcome.error);
+        let res: O;
+        try {
+          res = encode(outcome.output, req!);
+        } catch (err) {
+          return fail(callback, toSibylError(err));
+        }
+        callback(null, res);
+      });
+  };
+}
+
+function decode<I extends DescMessage>(input: I, bytes: Buffer, maxBytes: number): MessageShape<I> {
+  if (bytes.byteLength > maxBytes) throw new SibylError('INVALID_ARGUMENT', `request message of ${bytes.byteLength} bytes exceeds the limit of ${maxBytes} bytes`);
+  try {
+    return fromBinary(input, bytes);
+  } catch (err) {
+    throw new SibylError('INVALID_ARGUMENT', `invalid request: ${(err as Error).message}`);
+  }
+}
+
+function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown>): UnaryContext {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  const timeoutMs = Number.isFinite(at) ? Math.max(1, at - Date.now()) : undefined;
+  const rid = call.metadata.get('x-request-id')[0];
+  const tp = call.metadata.get('traceparent')[0];
+  return { timeoutMs, requestId: typeof rid === 'string' ? rid : undefined, traceparent: typeof tp === 'string' ? tp : undefined, metadata: call.metadata };
+}
+
+function fail(callback: grpc.sendUnaryData<never>, e: SibylError): void {
+  callback({ code: e.grpcCode, details: e.message });
 }

@@ -1,5 +1,6 @@
 /** Server and model metadata of the Open Inference Protocol, shared by its REST and gRPC adapters. */
-import type { RouteTable } from '../../routing/route-table.ts';
+import { SibylError } from '../../../core/errors.ts';
+import type { Described } from '../../pipeline/pipeline.ts';
 import { signatureOf, type TensorMetadata } from './signature.ts';
 
 export const SERVER_NAME = 'sibyl';
@@ -17,15 +18,29 @@ export interface ModelMetadata {
   outputs: TensorMetadata[];
 }
 
-/** Throws NOT_FOUND for an unknown model or version. `versions` lists every version the gateway serves. */
-export function modelMetadata(table: RouteTable, model: string, version: string): ModelMetadata {
-  const route = table.resolve(model, version);
-  const sig = signatureOf(route);
+/** Metadata of the version `described` (pipeline.describe) names. */
+export function modelMetadata(described: Described): ModelMetadata {
+  const sig = signatureOf(described.route, described.composed);
   return {
-    name: model,
-    versions: [...table.model(model)!.versions.keys()],
+    name: described.route.model,
+    versions: [...described.versions],
     platform: sig.platform,
     inputs: sig.inputs.map((t) => ({ ...t, shape: [...t.shape] })),
     outputs: sig.outputs.map((t) => ({ ...t, shape: [...t.shape] })),
   };
+}
+
+/**
+ * The request parameter that carries the key of a sticky traffic split (Sibyl's `routingKey`): a request that names
+ * no version goes to the split's arm for this key, as over Sibyl's own API.
+ */
+export const ROUTING_KEY_PARAMETER = 'sibyl_routing_key';
+
+/** The routing key of a REST request's `parameters` ('' when none). INVALID_ARGUMENT when it is not a string. */
+export function routingKeyOf(parameters: unknown): string {
+  if (typeof parameters !== 'object' || parameters === null) return '';
+  const key = (parameters as Record<string, unknown>)[ROUTING_KEY_PARAMETER];
+  if (key === undefined) return '';
+  if (typeof key !== 'string') throw new SibylError('INVALID_ARGUMENT', `parameters.${ROUTING_KEY_PARAMETER}: must be a string`);
+  return key;
 }

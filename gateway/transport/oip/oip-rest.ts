@@ -6,14 +6,12 @@
  * Infer request bodies may be compressed (`Content-Encoding: gzip | deflate`, see content-encoding.ts).
  */
 import type { Hono } from 'hono';
-import { SibylError, toSibylError } from '../../../core/errors.ts';
-import { newRequestId, type Pipeline } from '../../pipeline/pipeline.ts';
-import type { RouteTableRef } from '../../routing/route-table.ts';
-import { requestContext } from '../context.ts';
+import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
+import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
-import { serverMetadata, modelMetadata } from './metadata.ts';
+import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
 import { decodeContent } from './content-encoding.ts';
 
 const HEADER_LENGTH = 'inference-header-content-length';
@@ -23,21 +21,21 @@ export interface OipHealth {
   ready(): boolean;
 }
 
-export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRef, health: OipHealth, limits: RestLimits): void {
+export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, limits: RestLimits): void {
   app.get('/v2/health/live', (c) => c.json({ live: health.live() }, health.live() ? 200 : 503));
   app.get('/v2/health/ready', (c) => c.json({ ready: health.ready() }, health.ready() ? 200 : 503));
   app.get('/v2', (c) => c.json(serverMetadata()));
 
   const metadata = (model: string, version: string) => {
     try {
-      return Response.json(modelMetadata(routes.current, model, version));
+      return Response.json(modelMetadata(pipeline.describe(model, version)));
     } catch (err) {
       return oipError(err);
     }
   };
   const ready = (model: string, version: string) => {
     try {
-      routes.current.resolve(model, version);
+      pipeline.describe(model, version);
       return Response.json({ name: model, ready: true });
     } catch (err) {
       return oipError(err);
@@ -53,13 +51,11 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
   app.all('/v2/*', (c) => oipError(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
 
   async function infer(req: HttpIn, model: string, version: string): Promise<Response> {
-    const startMs = performance.now();
-    let requestId = req.header(requestIdHeader) || '';
-    let admitted = false;
-    try {
-      limits.admission.admit();
-      admitted = true;
-      const requested = timeoutHeader(req);
+    const arrival = { transport: 'oip-rest', startMs: performance.now(), requestId: req.header(requestIdHeader), traceparent: req.header('traceparent') } as const;
+    let wanted: { name: string; binary: boolean | undefined }[] = [];
+    let binaryAll = false;
+    const outcome = await pipeline.predict(arrival, async (): Promise<ParsedRequest> => {
+      const timeoutMs = timeoutHeader(req);
       const body = await decodeContent(await req.body(limits.maxBodyBytes), req.header('content-encoding'), limits.maxBodyBytes);
       const headerLength = req.header(HEADER_LENGTH);
       let jsonPart = body;
@@ -76,16 +72,17 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
       if (!isObject(json)) throw new SibylError('INVALID_ARGUMENT', 'request body must be a JSON object');
       const id = json['id'];
       if (id !== undefined && typeof id !== 'string') throw new SibylError('INVALID_ARGUMENT', 'id: must be a string');
-      requestId = id || requestId || newRequestId();
-      const route = routes.current.resolve(model, version);
-      const sig = signatureOf(route);
       const tensors = decodeInputs(json['inputs'], binary);
-      const wanted = parseOutputs(json['outputs']);
+      wanted = parseOutputs(json['outputs']);
       const params = json['parameters'];
-      const binaryAll = isObject(params) && params['binary_data_output'] === true;
-      const ctx = requestContext('oip-rest', requestId, limits.requestTimeoutMs, requested, startMs, req.header('traceparent'));
-      const out = await pipeline.predict({ model, version: route.version, rows: rowsFromTensors(model, sig, tensors), routingKey: '' }, ctx);
-      const outputs = tensorsFromResults(sig, out, wanted.map((w) => w.name));
+      binaryAll = isObject(params) && params['binary_data_output'] === true;
+      return { model, version, routingKey: routingKeyOf(params), requestId: id, timeoutMs, rows: (route, composed) => rowsFromTensors(model, signatureOf(route, composed), tensors) };
+    });
+    if (outcome.error) return oipError(outcome.error, outcome.requestId);
+    const out = outcome.output;
+    const requestId = outcome.requestId;
+    try {
+      const outputs = tensorsFromResults(signatureOf(out.route), out, wanted.map((w) => w.name));
       const binaryFor = new Set(wanted.filter((w) => w.binary ?? binaryAll).map((w) => w.name));
       if (wanted.length === 0 && binaryAll) for (const o of outputs) binaryFor.add(o.name);
 
@@ -118,8 +115,6 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, routes: RouteTableRe
       });
     } catch (err) {
       return oipError(err, requestId);
-    } finally {
-      if (admitted) limits.admission.release();
     }
   }
 }
@@ -175,6 +170,7 @@ export function oipError(err: unknown, requestId?: string): Response {
   const e = toSibylError(err);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (requestId) headers[requestIdHeader] = requestId;
-  if (e.code === 'RESOURCE_EXHAUSTED') headers['retry-after'] = '1';
+  const retry = retryAfterSeconds(e.code);
+  if (retry !== undefined) headers['retry-after'] = String(retry);
   return new Response(JSON.stringify({ error: e.message, code: e.code }), { status: e.httpStatus, headers });
 }

@@ -2,15 +2,16 @@
  * How a model looks through the Open Inference Protocol: its input and output tensors.
  *
  * Inputs a request may send (any mix, all with the same first dimension = rows):
- * - a packed tensor named like one of the ONNX graph inputs, shape [rows, k]: its columns are the features the
- *   manifest packs into that input, in order;
+ * - a packed tensor, when the model's runtime declares some (runtimes/registry.ts `packedInputsOf`), shape
+ *   [rows, k]: its columns are the features the manifest packs into that input, in order;
  * - a tensor per feature, shape [rows] or [rows, 1];
  * - a BYTES tensor per entity (shape [rows] or [rows, 1]) holding entity ids: the gateway reads the store features.
  * Advertised inputs (metadata): the packed tensors when every feature comes from the request, else one BYTES tensor
  * per entity plus one tensor per request feature.
  */
+import { oipPlatformOf, packedInputsOf } from '../../../runtimes/index.ts';
 import type { Dtype } from '../../../runtimes/manifest.ts';
-import type { Route } from '../../routing/route-table.ts';
+import type { ModelVersion } from '../../../execution/model-version.ts';
 
 export type Datatype = 'BOOL' | 'INT8' | 'INT16' | 'INT32' | 'INT64' | 'UINT8' | 'UINT16' | 'UINT32' | 'UINT64' | 'FP16' | 'FP32' | 'FP64' | 'BYTES';
 
@@ -47,20 +48,52 @@ export interface Signature {
   readonly platform: string;
 }
 
-const cache = new WeakMap<Route, Signature>();
+const own = new WeakMap<ModelVersion, Signature>();
+const withParts = new WeakMap<ModelVersion, { readonly composed: readonly ModelVersion[]; readonly sig: Signature }>();
 
-export function signatureOf(route: Route): Signature {
-  let sig = cache.get(route);
-  if (!sig) cache.set(route, (sig = build(route)));
-  return sig;
+/**
+ * The signature of `version`. A composed rule also takes the inputs of the models it composes (`composed`, as the
+ * table serving it resolves them): a request may carry their features and entities, as over Sibyl's own API.
+ */
+export function signatureOf(version: ModelVersion, composed: readonly ModelVersion[] = NONE): Signature {
+  let sig = own.get(version);
+  if (!sig) own.set(version, (sig = build(version)));
+  if (composed.length === 0) return sig;
+  const hit = withParts.get(version);
+  if (hit && sameVersions(hit.composed, composed)) return hit.sig;
+  const extended = withComposed(sig, composed);
+  withParts.set(version, { composed, sig: extended });
+  return extended;
 }
 
-function build(route: Route): Signature {
+const NONE: readonly ModelVersion[] = Object.freeze([]);
+
+function sameVersions(a: readonly ModelVersion[], b: readonly ModelVersion[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Adds the per-feature and entity inputs of composed models that the rule itself does not take. */
+function withComposed(sig: Signature, composed: readonly ModelVersion[]): Signature {
+  if (composed.length === 0) return sig;
+  const accepts = new Map(sig.accepts);
+  const inputs = [...sig.inputs];
+  for (const part of composed) {
+    const fromRequest = new Set(part.manifest.features.filter((f) => f.source === 'request').map((f) => f.name));
+    for (const [name, spec] of build(part).accepts) {
+      if (spec.kind === 'packed' || accepts.has(name)) continue;
+      accepts.set(name, spec);
+      if (spec.kind === 'entity' || fromRequest.has(name)) inputs.push({ name, datatype: spec.datatype, shape: [-1] });
+    }
+  }
+  return { ...sig, accepts, inputs };
+}
+
+function build(route: ModelVersion): Signature {
   const m = route.manifest;
   const dtypes = new Map(m.features.map((f) => [f.name, f.dtype]));
   const accepts = new Map<string, InputSpec>();
   const packed: TensorMetadata[] = [];
-  for (const input of m.onnx?.inputs ?? []) {
+  for (const input of packedInputsOf(m)) {
     accepts.set(input.name, {
       name: input.name,
       datatype: datatypeOf[input.dtype],
@@ -84,6 +117,5 @@ function build(route: Route): Signature {
       ? packed
       : [...entityInputs, ...m.features.filter((f) => f.source === 'request').map((f) => ({ name: f.name, datatype: datatypeOf[f.dtype], shape: [-1] }))];
   const outputs = route.outputs.map((o) => ({ name: o.name, datatype: datatypeOf[o.dtype], shape: o.kind === 'scalar' ? [-1] : [-1, -1] }));
-  const platform = m.runtime === 'onnx' ? 'onnxruntime_onnx' : m.runtime === 'rules' ? 'sibyl_rules' : 'sagemaker';
-  return { accepts, inputs, outputs, platform };
+  return { accepts, inputs, outputs, platform: oipPlatformOf(m) };
 }
