@@ -4,7 +4,7 @@
  * - `sibyl rules new NAME [--dir PARENT]`: scaffolds PARENT/NAME/ with a sibyl.yaml (features, outputs, rules
  *   settings, test cases) and a rule.js; refuses an existing directory.
  * - `sibyl rules test DIR`: loads the rule in the same sandbox the gateway uses (its own sandbox process) and runs
- *   the manifest's test cases with runtimes/test-cases.ts; prints a diff per failing case; exit status 1 when any
+ *   the manifest's test cases with execution/test-cases.ts; prints a diff per failing case; exit status 1 when any
  *   fails.
  * - `sibyl rules run DIR --features JSON [--entities JSON] [--redis URL] [--prefix sibyl]`: evaluates one row and
  *   prints `{ outputs, defaulted }` as JSON. With `--redis`, store features come from that Redis (the gateway's
@@ -15,11 +15,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { createRedisFeatureStore } from '../gateway/features/redis-feature-store.ts';
-import { compileFeaturePlan, enrich } from '../gateway/pipeline/feature-plan.ts';
+import { execute } from '../execution/execute.ts';
+import { inlineOnly } from '../execution/feature-store.ts';
 import type { FeatureRow, ModelBundle, Scalar } from '../runtimes/contract.ts';
 import { MANIFEST_FILES, parseManifest, type Manifest } from '../runtimes/manifest.ts';
+import { rulesDescriptor } from '../runtimes/rules/descriptor.ts';
 import { createRulesRuntime } from '../runtimes/rules/rules-runtime.ts';
-import { formatFailures, runTestCases } from '../runtimes/test-cases.ts';
+import { ModelVersion } from '../execution/model-version.ts';
+import { formatFailures, runTestCases } from '../execution/test-cases.ts';
 
 export function rulesCommand(): Command {
   const rules = new Command('rules').description('author and try rule models (JavaScript run in the gateway sandbox)');
@@ -67,7 +70,7 @@ export async function readBundleDir(dir: string): Promise<ModelBundle> {
   const file = MANIFEST_FILES.find((f) => existsSync(path.join(dir, f)));
   if (!file) throw new Error(`${dir}: no manifest (${MANIFEST_FILES.join(', ')})`);
   const manifest = parseManifest(await readFile(path.join(dir, file), 'utf8'), file);
-  if (manifest.runtime !== 'rules') throw new Error(`${dir}: runtime is ${manifest.runtime}, not rules`);
+  if (manifest.runtime !== rulesDescriptor.kind) throw new Error(`${dir}: runtime is ${manifest.runtime}, not ${rulesDescriptor.kind}`);
   return { manifest, dir: path.resolve(dir), hash: 'local' };
 }
 
@@ -84,35 +87,42 @@ async function withModel<T>(dir: string, use: (bundle: ModelBundle, model: Await
 /** Runs the manifest's test cases; `report` holds one readable block per failing case. */
 export function testRule(dir: string): Promise<{ passed: number; total: number; report: string }> {
   return withModel(dir, async (bundle, model) => {
-    const failures = await runTestCases(model, bundle.manifest);
+    const failures = await runTestCases(new ModelVersion(bundle.manifest, model));
     const total = bundle.manifest.tests.length;
     return { passed: total - failures.length, total, report: formatFailures(failures) };
   });
 }
 
-/** Evaluates one row: request features, store features from Redis when given, defaults for the rest. */
+/**
+ * Evaluates one row through the gateway's execution step: request features, store features from Redis when given,
+ * defaults for the rest.
+ */
 export async function runRule(dir: string, opts: RunOptions): Promise<{ outputs: Record<string, unknown>; defaulted: string[] }> {
   const features = parseObject('--features', opts.features) as Record<string, Scalar>;
   const entities = parseObject('--entities', opts.entities) as Record<string, string>;
   return withModel(dir, async (bundle, model) => {
-    const { row, defaulted } = opts.redis ? await fromRedis(bundle.manifest, features, entities, opts.redis, opts.prefix) : withDefaults(bundle.manifest, features);
-    const [outputs] = await model.predict([row], { signal: AbortSignal.timeout(10_000) });
-    return { outputs: outputs ?? {}, defaulted };
+    const version = new ModelVersion(bundle.manifest, model);
+    const signal = AbortSignal.timeout(10_000);
+    if (!opts.redis) {
+      const { row, defaulted } = withDefaults(bundle.manifest, features);
+      const run = await execute(version, [{ entities: {}, features: row }], { store: inlineOnly, featurePrefix: opts.prefix, featureTimeoutMs: 0 }, { signal });
+      return { outputs: run.outputs[0]!, defaulted };
+    }
+    const url = opts.redis;
+    const store = createRedisFeatureStore({ url });
+    try {
+      await store.ready(5000).catch(() => {
+        throw new Error(`cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, '//***@')}`);
+      });
+      let failure: string | undefined;
+      const deps = { store, featurePrefix: opts.prefix, featureTimeoutMs: 2000, onStoreFailure: (_: string, reason: string) => (failure = reason) };
+      const run = await execute(version, [{ entities, features }], deps, { signal });
+      if (failure) throw new Error(`the feature store failed (${failure})`);
+      return { outputs: run.outputs[0]!, defaulted: run.defaulted[0]! };
+    } finally {
+      await store.close();
+    }
   });
-}
-
-async function fromRedis(manifest: Manifest, features: Record<string, Scalar>, entities: Record<string, string>, url: string, prefix: string) {
-  const store = createRedisFeatureStore({ url });
-  try {
-    await store.ready(5000).catch(() => {
-      throw new Error(`cannot reach Redis at ${url.replace(/\/\/[^@/]*@/, '//***@')}`);
-    });
-    const enriched = await enrich(compileFeaturePlan(manifest), [{ entities, features }], store, prefix, 2000);
-    if (enriched.storeFailure) throw new Error(`the feature store failed (${enriched.storeFailure})`);
-    return { row: enriched.rows[0]!, defaulted: enriched.defaulted[0]! };
-  } finally {
-    await store.close();
-  }
 }
 
 function withDefaults(manifest: Manifest, features: Record<string, Scalar>): { row: FeatureRow; defaulted: string[] } {

@@ -4,6 +4,8 @@
  *
  * Layout: one hash per entity, key `{prefix}:{entity}:{id}`, one field per feature, values as strings.
  */
+import { SibylError } from '../core/errors.ts';
+
 export interface FeatureLookup {
   /** Full key, prefix included, e.g. `sibyl:restaurant:r42`. */
   readonly key: string;
@@ -29,3 +31,15 @@ export interface FeatureStore {
 export function featureKey(prefix: string, entity: string, id: string): string {
   return `${prefix}:${entity}:${id}`;
 }
+
+/**
+ * The store of executions whose rows carry every feature inline (test cases, `sibyl rules run` without Redis): it is
+ * never read, and says so (FAILED_PRECONDITION) if it is.
+ */
+export const inlineOnly: FeatureStore = {
+  kind: 'inline-only',
+  healthy: true,
+  read: () => Promise.reject(new SibylError('FAILED_PRECONDITION', 'every feature was given inline; the store is not read')),
+  write: () => Promise.reject(new SibylError('FAILED_PRECONDITION', 'there is no feature store here')),
+  close: () => Promise.resolve(),
+};

@@ -14,7 +14,7 @@ import type { OutputRow, Scalar, Value } from '../runtimes/contract.ts';
 import type { FeatureSpec, Manifest, TestCase } from '../runtimes/manifest.ts';
 import { execute, type ExecutionDeps } from './execute.ts';
 import type { InputRow } from './feature-plan.ts';
-import type { FeatureStore } from './feature-store.ts';
+import { inlineOnly } from './feature-store.ts';
 import type { ModelVersion } from './model-version.ts';
 
 export interface TestCaseFailure {
@@ -75,14 +75,7 @@ export function testCaseRow(manifest: Manifest, tc: TestCase): InputRow {
 }
 
 /** A case gives every feature inline: the store is never read. */
-const NO_STORE: FeatureStore = {
-  kind: 'none',
-  healthy: true,
-  read: () => Promise.reject(new SibylError('FAILED_PRECONDITION', 'test cases give every feature inline')),
-  write: () => Promise.reject(new SibylError('FAILED_PRECONDITION', 'test cases have no feature store')),
-  close: () => Promise.resolve(),
-};
-const CASE_DEPS: ExecutionDeps = { store: NO_STORE, featurePrefix: '', featureTimeoutMs: 0 };
+const CASE_DEPS: ExecutionDeps = { store: inlineOnly, featurePrefix: '', featureTimeoutMs: 0 };
 
 /** Features a case gives that the manifest does not declare, or whose value is not of the declared type. */
 export function checkFeatures(tc: TestCase, manifest: Manifest): string[] {
