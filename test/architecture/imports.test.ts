@@ -64,4 +64,20 @@ describe('import boundaries', () => {
     expect(sourceFiles('control-tower').length).toBeGreaterThan(10);
     expect(violations('control-tower', 'gateway')).toEqual([]);
   });
+
+  it('the doors are codecs: nothing under gateway/transport/ imports the route table, admission or the execution step', () => {
+    expect(sourceFiles('gateway/transport').length).toBeGreaterThan(8);
+    const bad = [
+      ...violations('gateway/transport', 'gateway/routing'),
+      ...violations('gateway/transport', 'gateway/pipeline/admission.ts'),
+      ...violations('gateway/transport', 'execution/execute.ts'),
+    ];
+    expect(bad).toEqual([]);
+  });
+
+  it('sees a door that would decide for itself', () => {
+    // The entry itself imports what the doors may not: the rule would catch the same import in a door.
+    expect(violations('gateway/pipeline', 'gateway/routing')).toContain('gateway/pipeline/pipeline.ts imports ../routing/route-table.ts');
+    expect(violations('gateway/pipeline', 'execution/execute.ts')).toContain('gateway/pipeline/pipeline.ts imports ../../execution/execute.ts');
+  });
 });
