@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
+import { CELL, nameSchema } from '../core/names.ts';
 
 const Env = z.object({
   SIBYL_TOWER_HOST: z.string().default('0.0.0.0'),
@@ -26,7 +27,7 @@ const Env = z.object({
     .string()
     .default('local')
     .transform((v) => v.split(',').map((c) => c.trim()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'cell names are 1-63 characters of a-z, 0-9 or "-"')).min(1, 'name at least one cell')),
+    .pipe(z.array(nameSchema(CELL)).min(1, 'name at least one cell')),
   SIBYL_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional().or(z.literal('').transform(() => undefined)),
   SIBYL_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(256 * 1024 * 1024),
   SIBYL_MAX_WAIT_MS: z.coerce.number().int().positive().default(60_000),

@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { CELL, nameSchema } from '../core/names.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveMs = z.coerce.number().positive();
@@ -17,7 +18,7 @@ const Env = z.object({
   SIBYL_HOST: z.string().default('0.0.0.0'),
   SIBYL_HTTP_PORT: port.default(8080),
   SIBYL_GRPC_PORT: port.default(8081),
-  SIBYL_CELL: z.string().regex(/^[a-z0-9-]{1,40}$/, 'must be 1-40 characters of a-z, 0-9 or "-"').default('local'),
+  SIBYL_CELL: nameSchema(CELL).default('local'),
   SIBYL_MODELS_DIR: z.string().default('models'),
   SIBYL_FEATURES_FILE: z.string().default('models/features.jsonl'),
   REDIS_URL: optionalString,

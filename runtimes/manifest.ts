@@ -5,15 +5,12 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { SibylError } from '../core/errors.ts';
+import { NAME, nameSchema, VERSION } from '../core/names.ts';
 
 export const MANIFEST_FILES = ['sibyl.yaml', 'sibyl.yml', 'sibyl.json'] as const;
 
-const name = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
-const version = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 characters of A-Z, a-z, 0-9, ".", "_" or "-"');
+const name = nameSchema(NAME);
+const version = nameSchema(VERSION);
 const fileName = z
   .string()
   .min(1)

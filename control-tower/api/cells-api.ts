@@ -8,7 +8,8 @@ import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Hono } from 'hono';
 import { CellStateSchema, GatewayReportSchema, ShadowComparisonSchema } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../../core/errors.ts';
-import { cellStateMessage, isSha256, type ArtifactStore, type MetadataStore } from '../store/index.ts';
+import { isSha256, SHA256_HEX } from '../../core/names.ts';
+import { cellStateMessage, type ArtifactStore, type MetadataStore } from '../store/index.ts';
 import { requireRole, type TowerEnv } from './http.ts';
 
 export interface CellsApiDeps {
@@ -90,7 +91,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
   app.get('/v1/bundles/:sha', async (c) => {
     requireRole(c, 'viewer');
     const sha = c.req.param('sha');
-    if (!isSha256(sha)) throw new SibylError('INVALID_ARGUMENT', 'a bundle is named by its sha256: 64 lowercase hex digits');
+    if (!isSha256(sha)) throw new SibylError('INVALID_ARGUMENT', `a bundle is named by its sha256, which ${SHA256_HEX.message}`);
     const etag = `"${sha}"`;
     const ifNoneMatch = c.req.header('if-none-match');
     // Content-addressed: a client holding this ETag holds these bytes.

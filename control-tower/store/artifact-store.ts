@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SibylError } from '../../core/errors.ts';
+import { isSha256, SHA256_HEX } from '../../core/names.ts';
 
 export interface ArtifactStore {
   /**
@@ -20,19 +21,13 @@ export interface ArtifactStore {
   has(sha256: string): Promise<boolean>;
 }
 
-const SHA256_PATTERN = /^[0-9a-f]{64}$/;
-
-export function isSha256(value: string): boolean {
-  return SHA256_PATTERN.test(value);
-}
-
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Throws INVALID_ARGUMENT unless `sha256` is well formed and is the hash of `bytes`. */
 export function checkArtifact(sha256: string, bytes: Uint8Array): void {
-  if (!isSha256(sha256)) throw new SibylError('INVALID_ARGUMENT', 'sha256 must be 64 lowercase hex digits');
+  if (!isSha256(sha256)) throw new SibylError('INVALID_ARGUMENT', `sha256 ${SHA256_HEX.message}`);
   const actual = sha256Hex(bytes);
   if (actual !== sha256) throw new SibylError('INVALID_ARGUMENT', `content hash is ${actual}, not ${sha256}`);
 }

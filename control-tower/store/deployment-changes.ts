@@ -3,11 +3,10 @@
  * given as a ChangeContext (change-context.ts); contracts are documented on MetadataStore (metadata-types.ts).
  */
 import { SibylError } from '../../core/errors.ts';
+import { ALIAS, isAlias, isVersion, VERSION } from '../../core/names.ts';
 import { lockCells, lockVersion, requireModel, type ChangeContext } from './change-context.ts';
 import type { CellSelector, ShadowTargetState, SplitArmInput } from './metadata-types.ts';
 import type { SqlQueryable } from './sql.ts';
-
-export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export async function deploy(ctx: ChangeContext, name: string, version: string, selector: CellSelector, actor: string): Promise<void> {
   const cells = await lockCells(ctx.tx, selector);
@@ -87,9 +86,7 @@ export async function setAlias(
   selector: CellSelector | undefined,
   actor: string,
 ): Promise<void> {
-  if (!VERSION_PATTERN.test(alias)) {
-    throw new SibylError('INVALID_ARGUMENT', 'alias must be 1-63 characters of A-Z, a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
-  }
+  if (!isAlias(alias)) throw new SibylError('INVALID_ARGUMENT', `alias ${ALIAS.message}`);
   const cells = await targetCells(ctx.tx, name, selector);
   await requireDeployable(ctx.tx, name, version);
   const clash = await ctx.tx.query('SELECT 1 FROM model_versions WHERE model_name = $1 AND version = $2', [name, alias]);
@@ -159,7 +156,7 @@ export async function setSplit(
   const problems: string[] = [];
   const names = new Set<string>();
   resolved.forEach((a, i) => {
-    if (!VERSION_PATTERN.test(a.arm)) problems.push(`arms[${i}].arm: must be 1-63 characters of A-Z, a-z, 0-9, ".", "_" or "-"`);
+    if (!isVersion(a.arm)) problems.push(`arms[${i}].arm: ${VERSION.message}`);
     if (names.has(a.arm)) problems.push(`arms[${i}].arm: "${a.arm}" appears twice`);
     names.add(a.arm);
     if (typeof a.weight !== 'number' || !Number.isFinite(a.weight) || a.weight < 0) problems.push(`arms[${i}].weight: must be a finite number >= 0`);

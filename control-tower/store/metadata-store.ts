@@ -4,6 +4,7 @@
  * reports, the audit log and the revision wake-ups.
  */
 import { SibylError } from '../../core/errors.ts';
+import { CELL, isCellName, isName, isSha256, isVersion, NAME, SHA256_HEX, VERSION } from '../../core/names.ts';
 import { changeResult, insertAudit, REVISION_CHANNEL, runChange, type ChangeContext } from './change-context.ts';
 import * as changes from './deployment-changes.ts';
 import { migrate } from './migrate.ts';
@@ -28,10 +29,6 @@ import type {
 
 export type * from './metadata-types.ts';
 export { ROLES } from './metadata-types.ts';
-
-const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const CELL_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
 export interface MetadataStoreOptions {
   /** Apply pending migrations first (default true). */
@@ -154,8 +151,8 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
     retireVersion: (name, version, actor) => change((ctx) => changes.retire(ctx, name, version, actor)),
 
     async ensureCells(names, actor = 'config') {
-      const bad = names.filter((n) => !CELL_PATTERN.test(n));
-      if (bad.length > 0) throw new SibylError('INVALID_ARGUMENT', `cell names must be 1-63 characters of a-z, 0-9 or "-": ${bad.join(', ')}`);
+      const bad = names.filter((n) => !isCellName(n));
+      if (bad.length > 0) throw new SibylError('INVALID_ARGUMENT', `a cell name ${CELL.message}: ${bad.join(', ')}`);
       const wanted = [...new Set(names)].sort();
       await sql.transaction(async (tx) => {
         const created = await tx.query<{ name: string }>(
@@ -351,9 +348,9 @@ async function modelStates(tx: SqlQueryable, where: string, params: unknown[]): 
 
 function validateVersionInput(input: { name: string; version: string; sha256: string; runtime: string; sizeBytes: number; actor: string }): void {
   const problems: string[] = [];
-  if (!NAME_PATTERN.test(input.name)) problems.push('name must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
-  if (!changes.VERSION_PATTERN.test(input.version)) problems.push('version must be 1-63 characters of A-Z, a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
-  if (!SHA256_PATTERN.test(input.sha256)) problems.push('sha256 must be 64 lowercase hex digits');
+  if (!isName(input.name)) problems.push(`name ${NAME.message}`);
+  if (!isVersion(input.version)) problems.push(`version ${VERSION.message}`);
+  if (!isSha256(input.sha256)) problems.push(`sha256 ${SHA256_HEX.message}`);
   if (!input.runtime) problems.push('runtime must not be empty');
   if (!Number.isSafeInteger(input.sizeBytes) || input.sizeBytes < 0) problems.push('sizeBytes must be a non-negative integer');
   if (!input.actor) problems.push('actor must not be empty');

@@ -23,11 +23,11 @@ export const ROLES: readonly Role[] = ['admin', 'publisher', 'viewer'];
 export type CellSelector = readonly string[] | 'all';
 
 export interface AddVersionInput {
-  /** Model name, as in the manifest: 1-63 of a-z 0-9 . _ -, starting with a letter or digit. */
+  /** Model name, as in the manifest (NAME in core/names.ts). */
   name: string;
-  /** Version, as in the manifest: 1-63 of A-Z a-z 0-9 . _ -, starting with a letter or digit. */
+  /** Version, as in the manifest (VERSION in core/names.ts). */
   version: string;
-  /** sha256 of the bundle zip, 64 lowercase hex digits. */
+  /** sha256 of the bundle zip, 64 lowercase hex digits (SHA256_HEX in core/names.ts). */
   sha256: string;
   runtime: string;
   /** The parsed manifest (any JSON value), kept for reading back. */
@@ -225,7 +225,10 @@ export interface MetadataStore {
   retireVersion(name: string, version: string, actor: string): Promise<ChangeResult>;
 
   // --- cells ----------------------------------------------------------------------------------------------------
-  /** Creates the named cells that do not exist yet (revision 1; names: 1-63 of a-z 0-9 -); never deletes one. */
+  /**
+   * Creates the named cells that do not exist yet (revision 1); never deletes one. INVALID_ARGUMENT unless every
+   * name is a DNS label (CELL in core/names.ts).
+   */
   ensureCells(names: readonly string[], actor?: string): Promise<CellInfo[]>;
   /** Every cell, sorted by name. */
   listCells(): Promise<CellInfo[]>;

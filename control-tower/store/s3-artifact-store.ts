@@ -4,7 +4,8 @@
  * network, a missing bucket) come through as the AWS SDK's errors.
  */
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { checkArtifact, isSha256, type ArtifactStore } from './artifact-store.ts';
+import { isSha256 } from '../../core/names.ts';
+import { checkArtifact, type ArtifactStore } from './artifact-store.ts';
 
 export interface S3ArtifactStoreOptions {
   bucket: string;

@@ -17,6 +17,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ALIAS, NAME, nameSchema, VERSION } from '../../core/names.ts';
 import type { ModelBundle } from '../../runtimes/contract.ts';
 import { MANIFEST_FILES, parseManifest } from '../../runtimes/manifest.ts';
 
@@ -24,18 +25,18 @@ const Deployment = z
   .object({
     models: z
       .record(
-        z.string(),
+        nameSchema(NAME),
         z
           .object({
-            default: z.string().optional(),
-            aliases: z.record(z.string(), z.string()).default({}),
+            default: nameSchema(VERSION).optional(),
+            aliases: z.record(nameSchema(ALIAS), nameSchema(VERSION)).default({}),
             /** Weighted arms among versions for requests that name no version; sticky by the routing key. */
             split: z
-              .array(z.object({ version: z.string().min(1), weight: z.number().nonnegative(), arm: z.string().min(1).optional() }).strict())
+              .array(z.object({ version: nameSchema(VERSION), weight: z.number().nonnegative(), arm: nameSchema(VERSION).optional() }).strict())
               .min(1)
               .optional(),
-            /** Versions of this or other models run after each live response, on the same features. */
-            shadows: z.array(z.object({ model: z.string().min(1).optional(), version: z.string().default('') }).strict()).default([]),
+            /** Versions of this or other models run after each live response, on the same features; '' is the model's default. */
+            shadows: z.array(z.object({ model: nameSchema(NAME).optional(), version: nameSchema(VERSION).or(z.literal('')).default('') }).strict()).default([]),
           })
           .strict(),
       )

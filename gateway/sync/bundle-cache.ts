@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { fromJson, toJson } from '@bufbuild/protobuf';
 import { CellStateSchema, type CellState } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../../core/errors.ts';
+import { isSha256, SHA256_HEX } from '../../core/names.ts';
 
 export interface BundleCache {
   readonly dir: string;
@@ -30,8 +31,6 @@ export interface BundleCache {
   prune(keep: ReadonlySet<string>): Promise<void>;
 }
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -44,7 +43,7 @@ export async function openBundleCache(dir: string): Promise<BundleCache> {
   await mkdir(bundles, { recursive: true });
   await mkdir(unpacked, { recursive: true });
   const zipPath = (sha: string) => {
-    if (!SHA256_HEX.test(sha)) throw new SibylError('INVALID_ARGUMENT', `bundle hash "${sha}" is not 64 lowercase hex digits`);
+    if (!isSha256(sha)) throw new SibylError('INVALID_ARGUMENT', `bundle hash "${sha}" ${SHA256_HEX.message}`);
     return join(bundles, `${sha}.zip`);
   };
 

@@ -13,6 +13,7 @@
 import { fromJson, toJson } from '@bufbuild/protobuf';
 import { CellStateSchema, GatewayReportSchema, type CellState, type GatewayReport } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../../core/errors.ts';
+import { isSha256, SHA256_HEX } from '../../core/names.ts';
 
 export interface TowerClientOptions {
   /** Base URL of the control tower, e.g. `http://tower:8090` (a path prefix is kept). */
@@ -38,8 +39,6 @@ export interface TowerClient {
   /** Posts a replica's report; resolves on a 2xx answer. */
   report(report: GatewayReport, signal?: AbortSignal): Promise<void>;
 }
-
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 export function createTowerClient(opts: TowerClientOptions): TowerClient {
   const base = opts.url.replace(/\/+$/, '');
@@ -83,7 +82,7 @@ export function createTowerClient(opts: TowerClientOptions): TowerClient {
     },
 
     async bundle(sha256, signal) {
-      if (!SHA256_HEX.test(sha256)) throw new SibylError('INVALID_ARGUMENT', `bundle hash "${sha256}" is not 64 lowercase hex digits`);
+      if (!isSha256(sha256)) throw new SibylError('INVALID_ARGUMENT', `bundle hash "${sha256}" ${SHA256_HEX.message}`);
       const path = `/v1/bundles/${sha256}`;
       const deadline = AbortSignal.timeout(downloadTimeoutMs);
       const res = await call(path, { method: 'GET' }, downloadTimeoutMs, signal ? AbortSignal.any([signal, deadline]) : deadline);

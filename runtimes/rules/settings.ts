@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import { SibylError } from '../../core/errors.ts';
+import { IDENTIFIER, NAME, nameSchema, VERSION } from '../../core/names.ts';
 import type { Manifest } from '../manifest.ts';
 
 export const DEFAULT_TIMEOUT_MS = 50;
@@ -37,9 +38,9 @@ export const RulesSettings = z
       .array(
         z
           .object({
-            model: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be a model name'),
-            version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be a version or an alias').optional(),
-            as: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be an identifier').optional(),
+            model: nameSchema(NAME),
+            version: nameSchema(VERSION).optional(),
+            as: nameSchema(IDENTIFIER).optional(),
           })
           .strict(),
       )
