@@ -1,5 +1,6 @@
 /**
- * The model bundle's manifest (DESIGN.md section 4): `sibyl.yaml`, `sibyl.yml` or `sibyl.json` at the zip's root.
+ * The model bundle's manifest (ARCHITECTURE.md, "The model bundle"): `sibyl.yaml`, `sibyl.yml` or `sibyl.json` at
+ * the zip's root.
  * `parseManifest` validates once and reports every problem, each naming its field path.
  */
 import { z } from 'zod';

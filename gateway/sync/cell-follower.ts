@@ -1,10 +1,10 @@
 /**
- * A gateway replica following its cell's desired state (DESIGN.md section 5): it long-polls the control tower for
+ * A gateway replica following its cell's desired state: it long-polls the control tower for
  * the next revision; for each deployed version not already loaded (by bundle hash) it takes the zip from the local
  * cache or downloads it, checks its sha256, unpacks it, loads it with its runtime and warms it; then it builds the
  * new route table (reusing the routes of unchanged versions), swaps it in one step, retires the routes no longer
  * present (in-flight requests finish on the version they started with; the version is disposed after), writes the
- * state to the cache and reports what it loaded and what failed.
+ * state to the cache and reports what it loaded and what failed (ARCHITECTURE.md, "The sync protocol").
  *
  * Static stability: `start` first loads the cached state and its cached bundles, so a replica restarted while the
  * tower is down serves what it served before. Without a cache it serves nothing (predictions answer UNAVAILABLE,

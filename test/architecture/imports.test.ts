@@ -1,6 +1,7 @@
 /**
- * Which part may import which (DESIGN.md section 2), read from the files' import specifiers: the control tower
- * knows proto, core and runtimes, never the gateway (what both need lives in core/ or runtimes/).
+ * Which part may import which (ARCHITECTURE.md, "The parts and who may import whom"), read from the files'
+ * import specifiers: the control tower knows proto, core and runtimes, never the gateway (what both need lives
+ * in core/ or runtimes/).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';

@@ -1,5 +1,6 @@
 /**
- * The conformance suite every FeatureStore passes (STYLE.md item 5). Call it from a store's test file:
+ * The conformance suite every FeatureStore passes (ARCHITECTURE.md, "Plug-ins and roles"). Call it from a store's
+ * test file:
  *
  *   featureStoreConformance('redis', () => openStore(), { prefix: uniquePrefix });
  *

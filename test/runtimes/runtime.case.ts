@@ -1,5 +1,6 @@
 /**
- * The conformance suite every runtime passes (STYLE.md item 5). Call it from a runtime's test file:
+ * The conformance suite every runtime passes (ARCHITECTURE.md, "Plug-ins and roles"). Call it from a runtime's
+ * test file:
  *
  *   runtimeConformance('onnx', () => createOnnxRuntime(), (variant) => bundleFor(variant), rows);
  *
