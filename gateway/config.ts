@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { CELL, nameSchema } from '../core/names.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveMs = z.coerce.number().positive();
@@ -17,7 +18,7 @@ const Env = z.object({
   SIBYL_HOST: z.string().default('0.0.0.0'),
   SIBYL_HTTP_PORT: port.default(8080),
   SIBYL_GRPC_PORT: port.default(8081),
-  SIBYL_CELL: z.string().regex(/^[a-z0-9-]{1,40}$/, 'must be 1-40 characters of a-z, 0-9 or "-"').default('local'),
+  SIBYL_CELL: nameSchema(CELL).default('local'),
   SIBYL_MODELS_DIR: z.string().default('models'),
   SIBYL_FEATURES_FILE: z.string().default('models/features.jsonl'),
   REDIS_URL: optionalString,
@@ -52,10 +53,7 @@ export interface Config {
   readonly grpcPort: number;
   /** The cell this gateway serves (logged with every prediction). */
   readonly cell: string;
-  /**
-   * Without a tower: the directory of model bundles (`<name>/<version>/sibyl.yaml` directories) and
-   * `deployment.yaml`, followed as the cell's desired state (gateway/sync/models-dir-source.ts).
-   */
+  /** Directory of model bundles (`<name>/<version>/sibyl.yaml` directories) and `deployment.yaml`. */
   readonly modelsDir: string;
   readonly featureStore:
     | { readonly kind: 'redis'; readonly url: string; readonly prefix: string; readonly timeoutMs: number }
@@ -82,14 +80,14 @@ export interface Config {
   readonly otlpEndpoint: string | undefined;
   /** Shadow executions: at most `concurrency` at once, `maxQueue` waiting, each within `timeoutMs`. */
   readonly shadows: { readonly concurrency: number; readonly maxQueue: number; readonly timeoutMs: number };
-  /** The control tower whose desired state for the cell this gateway follows; unset: `modelsDir` is followed. */
-  readonly tower: { readonly url: string; readonly token: string | undefined } | undefined;
   /**
-   * Following the desired state (gateway/sync), from the tower or the models directory: `replica` (this gateway in
-   * reports) defaults to host name and process id, `cacheDir` (bundles, and the tower's last state) to
-   * `${dataDir}/cache/${cell}`, `waitMs` (the long-poll) to 30000.
+   * Following the control tower (gateway/sync): set when SIBYL_CONTROL_TOWER_URL is; unset, models come from
+   * `modelsDir`. `replica` defaults to host name and process id, `cacheDir` to `${dataDir}/cache/${cell}`,
+   * `waitMs` (the long-poll) to 30000.
    */
-  readonly sync: { readonly replica: string; readonly cacheDir: string; readonly waitMs: number };
+  readonly tower:
+    | { readonly url: string; readonly token: string | undefined; readonly replica: string; readonly cacheDir: string; readonly waitMs: number }
+    | undefined;
 }
 
 export class ConfigError extends Error {
@@ -138,12 +136,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
-    tower: e.SIBYL_CONTROL_TOWER_URL ? { url: e.SIBYL_CONTROL_TOWER_URL, token: e.SIBYL_TOWER_TOKEN } : undefined,
-    sync: {
-      replica: e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`,
-      cacheDir: e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`,
-      waitMs: e.SIBYL_SYNC_WAIT_MS,
-    },
+    tower: e.SIBYL_CONTROL_TOWER_URL
+      ? {
+          url: e.SIBYL_CONTROL_TOWER_URL,
+          token: e.SIBYL_TOWER_TOKEN,
+          replica: e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`,
+          cacheDir: e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`,
+          waitMs: e.SIBYL_SYNC_WAIT_MS,
+        }
+      : undefined,
   });
 }
 

@@ -1,8 +1,5 @@
 #!/usr/bin/env node
-/**
- * A gateway process: reads the configuration from the environment, starts the gateway, drains on SIGTERM/SIGINT.
- * Without a control tower, SIGHUP reads the models directory again and serves what changed.
- */
+/** `npm start`: reads the configuration from the environment, starts the gateway, drains on SIGTERM/SIGINT. */
 import { ConfigError, loadConfig } from './config.ts';
 import { createGateway } from './gateway.ts';
 
@@ -19,13 +16,6 @@ try {
 
 const gateway = await createGateway(config);
 await gateway.start();
-
-process.on('SIGHUP', () => {
-  gateway.reloadModels().then(
-    (changed) => gateway.logger.info({ changed }, 'models directory read again'),
-    (err: unknown) => gateway.logger.error({ err }, 'models directory not read again; still serving the previous state'),
-  );
-});
 
 let signals = 0;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -8,7 +8,8 @@
  * - event-loop lag, sampled by a timer every `sampleMs` and smoothed, against `maxLagMs`. Lag is what a new
  *   request would wait before its first line runs; when it stays high, admitting more only makes everyone late.
  *   One sample counts for at most 2 x `maxLagMs`, so only lag that persists over samples refuses, never one stall.
- * Transports call `admit()` before reading the body and `release()` when the answer is written.
+ * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
+ * door then writes the answer); the REST fast path asks `refuseEarly()` before anything is read.
  *
  * The adaptive limit: while the event loop is busy nearly all the time (event-loop utilization above
  * `busyUtilization`, smoothed), the process is CPU-bound and every request admitted beyond what it completes in

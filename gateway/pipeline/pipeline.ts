@@ -2,8 +2,9 @@
  * The one entry of every prediction, in the order of ARCHITECTURE.md ("The path of one prediction"): admit, parse,
  * request id and deadline, resolve (version, alias, default or split arm), execute (execution/execute.ts: enrich,
  * compose, run), respond, shadow, log. The four doors (Sibyl REST and gRPC, OIP REST and gRPC) only decode a
- * request into a ParsedRequest and encode the Outcome; every decision is made here once, and every request is
- * counted here, refused and unparsable ones included. Stage timings are recorded here, not in the stages.
+ * request into a ParsedRequest and encode the Outcome; every decision is made here once, and every request that
+ * reaches the entry is counted here, refused and unparsable ones included (the REST fast path's refusals, made
+ * before a request is read, are counted by admission control). Stage timings are recorded here, not in the stages.
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';

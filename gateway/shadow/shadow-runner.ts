@@ -41,6 +41,8 @@ export interface ShadowRunnerOptions {
   /** True while live traffic needs the process; new shadow work is shed meanwhile. */
   readonly busy?: () => boolean;
   readonly logger?: { warn(obj: object, msg: string): void };
+  /** Told of every runtime call a shadow makes, as the live path's are (runtime kind, 'OK' or the code, seconds). */
+  readonly onRuntimeCall?: (runtime: string, code: string, seconds: number) => void;
   /** The table being served: where a composed shadow's models resolve (without it, a composed shadow fails). */
   readonly routes?: { readonly current: VersionResolver };
 }
@@ -69,7 +71,7 @@ export interface ShadowRunnerStats {
 }
 
 export class ShadowRunner {
-  readonly #o: Required<Omit<ShadowRunnerOptions, 'logger' | 'busy' | 'routes'>> & Pick<ShadowRunnerOptions, 'logger' | 'busy' | 'routes'>;
+  readonly #o: Required<Omit<ShadowRunnerOptions, 'logger' | 'busy' | 'routes' | 'onRuntimeCall'>> & Pick<ShadowRunnerOptions, 'logger' | 'busy' | 'routes'>;
   readonly #exec: ExecutionDeps;
   readonly #logging: boolean;
   #queue: Task[] = [];
@@ -84,7 +86,12 @@ export class ShadowRunner {
   constructor(options: ShadowRunnerOptions) {
     this.#o = { concurrency: 2, maxQueue: 1000, timeoutMs: 250, ...options };
     this.#logging = options.sink.kind !== 'null';
-    this.#exec = { store: options.store, featurePrefix: options.featurePrefix, featureTimeoutMs: Math.min(this.#o.featureTimeoutMs, this.#o.timeoutMs) };
+    this.#exec = {
+      store: options.store,
+      featurePrefix: options.featurePrefix,
+      featureTimeoutMs: Math.min(this.#o.featureTimeoutMs, this.#o.timeoutMs),
+      ...(options.onRuntimeCall ? { onRuntimeCall: options.onRuntimeCall } : {}),
+    };
   }
 
   /**

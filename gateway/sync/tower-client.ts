@@ -13,7 +13,7 @@
 import { fromJson, toJson } from '@bufbuild/protobuf';
 import { CellStateSchema, GatewayReportSchema, type CellState, type GatewayReport } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../../core/errors.ts';
-import type { DesiredStateSource } from './desired-state-source.ts';
+import { isSha256, SHA256_HEX } from '../../core/names.ts';
 
 export interface TowerClientOptions {
   /** Base URL of the control tower, e.g. `http://tower:8090` (a path prefix is kept). */
@@ -28,12 +28,17 @@ export interface TowerClientOptions {
   readonly maxBundleBytes?: number;
 }
 
-/** The control tower as a desired-state source (long-poll, bundle downloads, reports). */
-export interface TowerClient extends DesiredStateSource {
-  readonly remote: true;
+export interface TowerClient {
+  /**
+   * The cell's desired state: at once when its revision is above `after`, else when it changes or `waitMs` passes
+   * (then with the same revision). `waitMs` 0 asks for the current state at once.
+   */
+  cellState(cell: string, after: bigint, waitMs: number, signal?: AbortSignal): Promise<CellState>;
+  /** The bytes of a bundle zip, unchecked (the caller verifies the hash). */
+  bundle(sha256: string, signal?: AbortSignal): Promise<Buffer>;
+  /** Posts a replica's report; resolves on a 2xx answer. */
+  report(report: GatewayReport, signal?: AbortSignal): Promise<void>;
 }
-
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 export function createTowerClient(opts: TowerClientOptions): TowerClient {
   const base = opts.url.replace(/\/+$/, '');
@@ -59,8 +64,6 @@ export function createTowerClient(opts: TowerClientOptions): TowerClient {
   }
 
   return {
-    remote: true,
-
     async cellState(cell, after, waitMs, signal) {
       const wait = Math.max(0, Math.round(waitMs));
       const path = `/v1/cells/${encodeURIComponent(cell)}/state?after=${after}&wait_ms=${wait}`;
@@ -79,7 +82,7 @@ export function createTowerClient(opts: TowerClientOptions): TowerClient {
     },
 
     async bundle(sha256, signal) {
-      if (!SHA256_HEX.test(sha256)) throw new SibylError('INVALID_ARGUMENT', `bundle hash "${sha256}" is not 64 lowercase hex digits`);
+      if (!isSha256(sha256)) throw new SibylError('INVALID_ARGUMENT', `bundle hash "${sha256}" ${SHA256_HEX.message}`);
       const path = `/v1/bundles/${sha256}`;
       const deadline = AbortSignal.timeout(downloadTimeoutMs);
       const res = await call(path, { method: 'GET' }, downloadTimeoutMs, signal ? AbortSignal.any([signal, deadline]) : deadline);

@@ -7,10 +7,11 @@
  * Only prediction routes are refused here (`POST /v1/models/...` and `POST /v2/models/.../infer`); health, metrics
  * and metadata always go through, so probes and operators see an overloaded gateway answer.
  */
-import { retryAfterSeconds } from '../../core/errors.ts';
+import { httpStatus, retryAfterSeconds } from '../../core/errors.ts';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 
+const STATUS = httpStatus.RESOURCE_EXHAUSTED;
 const RETRY_AFTER = String(retryAfterSeconds('RESOURCE_EXHAUSTED'));
 const MESSAGES = { inflight: 'the gateway is at capacity; retry with backoff', lag: 'the gateway is overloaded; retry with backoff' } as const;
 /** Sibyl's ErrorBody for /v1, the Open Inference Protocol's `{ error }` (what Triton's and KServe's clients read) for /v2. */
@@ -30,7 +31,7 @@ export function withFastReject(listener: RequestListener, pipeline: Pick<Pipelin
       const why = pipeline.refuseEarly();
       if (why !== undefined) {
         const b = (url.startsWith('/v2/') ? OIP_BODIES : BODIES)[why];
-        res.writeHead(429, { 'content-type': 'application/json', 'content-length': b.byteLength, 'retry-after': RETRY_AFTER });
+        res.writeHead(STATUS, { 'content-type': 'application/json', 'content-length': b.byteLength, 'retry-after': RETRY_AFTER });
         res.end(b);
         return;
       }
