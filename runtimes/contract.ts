@@ -1,5 +1,6 @@
 /**
- * The contract every runtime (onnx, rules, sagemaker) implements. Nothing here knows about the gateway.
+ * The contract every runtime implements. Nothing here knows about the gateway. (Which runtimes there are: the
+ * descriptors in registry.ts.)
  *
  * Lifecycle: `load` once per model version (expensive: sessions, compiled scripts, clients), `predict` many times
  * concurrently (cheap), `dispose` once after the last `predict` has settled.
@@ -42,7 +43,8 @@ export interface LoadedModel {
 }
 
 export interface Runtime {
-  readonly kind: 'onnx' | 'rules' | 'sagemaker';
+  /** Its descriptor's kind: the manifests it loads say `runtime: <kind>`. */
+  readonly kind: string;
   /** Loads and warms a model. Rejects with INVALID_ARGUMENT when the bundle does not fit this runtime. */
   load(bundle: ModelBundle): Promise<LoadedModel>;
 }

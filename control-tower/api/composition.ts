@@ -1,22 +1,24 @@
 /**
- * Upload check for composed rules (`rules.models`): every model a rule names exists, and no chain of compositions
- * leads back to the rule's own model. Edges come from every stored version's manifest (a later default switch may
- * put any of them in play), plus the manifest being uploaded.
+ * Upload check for composed models (the runtimes registry says which runtimes compose, and where a manifest lists
+ * the models): every model a manifest names exists, and no chain of compositions leads back to its own model.
+ * Edges come from every stored version's manifest (a later default switch may put any of them in play), plus the
+ * manifest being uploaded.
  */
 import { SibylError } from '../../core/errors.ts';
+import { composedModelsOf, compositionFieldOf } from '../../runtimes/index.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
-import { composedModels } from '../../runtimes/rules/settings.ts';
 import type { MetadataStore } from '../store/index.ts';
 
 export async function checkComposition(store: MetadataStore, manifest: Manifest): Promise<void> {
-  const direct = composedModels(manifest);
+  const direct = composedModelsOf(manifest);
   if (direct.length === 0) return;
+  const field = compositionFieldOf(manifest);
   const edges = new Map<string, Set<string>>();
   for (const { name } of await store.listModels()) {
     const targets = new Set<string>();
     for (const v of (await store.getModel(name)).versions) {
       try {
-        for (const c of composedModels(v.manifest as Manifest)) targets.add(c.model);
+        for (const c of composedModelsOf(v.manifest as Manifest)) targets.add(c.model);
       } catch {
         // A stored manifest always parsed at its upload; nothing to follow if it no longer does.
       }
@@ -25,12 +27,12 @@ export async function checkComposition(store: MetadataStore, manifest: Manifest)
   }
   direct.forEach((c, i) => {
     if (c.model !== manifest.name && !edges.has(c.model)) {
-      throw new SibylError('INVALID_ARGUMENT', `rules.models.${i}.model: model "${c.model}" does not exist; upload it before the rule that composes it`);
+      throw new SibylError('INVALID_ARGUMENT', `${field}.${i}.model: model "${c.model}" does not exist; upload it before the model that composes it`);
     }
   });
   edges.set(manifest.name, new Set(direct.map((c) => c.model)));
   const path = cycleFrom(manifest.name, edges);
-  if (path) throw new SibylError('INVALID_ARGUMENT', `rules.models: the composition has a cycle: ${path.join(' → ')}`);
+  if (path) throw new SibylError('INVALID_ARGUMENT', `${field}: the composition has a cycle: ${path.join(' → ')}`);
 }
 
 /** A path start → … → start through `edges`, or undefined. */

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { LoadedModel } from '../../runtimes/contract.ts';
 import { openBundleZip, type ZipLimits } from '../../runtimes/bundle/index.ts';
+import { createRuntimes } from '../../runtimes/index.ts';
 import { SibylError, toSibylError, type CodeName } from '../../core/errors.ts';
 import type { Manifest } from '../../runtimes/manifest.ts';
 import { ModelVersion } from '../../execution/model-version.ts';
@@ -30,8 +31,8 @@ export type ChildReply = { readonly ok: true; readonly manifest: Manifest } | { 
 async function validate(request: ChildRequest): Promise<Manifest> {
   const zip = await readFile(request.zipFile);
   const bundle = await openBundleZip(zip, request.unpackDir, request.limits);
-  // Imported only for a bundle that unpacked: onnxruntime's native module takes a good part of the start-up.
-  const { createRuntimes } = await import('../../runtimes/index.ts');
+  // Each runtime imports its implementation when it loads the first model (a native module can take a good part of
+  // the start-up), so only the bundle's own runtime is imported, and only for a bundle that unpacked.
   const runtimes = createRuntimes();
   try {
     const runtime = runtimes.byKind.get(bundle.manifest.runtime);

@@ -8,7 +8,7 @@
  *   sibyl_stage_duration_seconds{model,stage}             histogram, per pipeline stage
  *   sibyl_feature_store_failures_total{model,reason}      reason: 'timeout' | 'error'
  *   sibyl_features_defaulted_total{model}                 features that got their declared default
- *   sibyl_runtime_calls_total{runtime,code}               model executions by runtime (onnx, rules, sagemaker)
+ *   sibyl_runtime_calls_total{runtime,code}               model executions by runtime (its registered kind)
  *   sibyl_runtime_call_duration_seconds{runtime}          histogram, one runtime call (the dispatch stage)
  *
  * Cardinality: the model label comes from the caller (possibly a client's typo). After `maxModels` distinct

@@ -25,7 +25,7 @@ export interface Telemetry {
   featureStoreFailure(model: string, reason: 'timeout' | 'error'): void;
   /** Counts defaulted features. */
   featuresDefaulted(model: string, count: number): void;
-  /** One model execution by a runtime ('onnx' | 'rules' | 'sagemaker'): its result code ('OK' or an error code) and duration. */
+  /** One model execution by a runtime (its kind, runtimes/registry.ts): its result code ('OK' or an error code) and duration. */
   runtimeCall(runtime: string, code: string, seconds: number): void;
   /** Prometheus text exposition (format 0.0.4) of all metrics; rejects after `shutdown`. */
   metricsText(): Promise<{ contentType: string; body: string }>;

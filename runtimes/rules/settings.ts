@@ -1,5 +1,6 @@
 /**
- * The manifest's `rules:` section, validated by the rules runtime:
+ * The manifest's `rules:` section (optional: every setting has a default), validated with the manifest (see
+ * descriptor.ts) and parsed again by the rules runtime at load:
  *
  * ```yaml
  * rules:
@@ -15,6 +16,7 @@ import { z } from 'zod';
 import { SibylError } from '../../core/errors.ts';
 import { IDENTIFIER, NAME, nameSchema, VERSION } from '../../core/names.ts';
 import type { Manifest } from '../manifest.ts';
+import { BundleFile } from '../manifest-fields.ts';
 
 export const DEFAULT_TIMEOUT_MS = 50;
 export const MAX_TIMEOUT_MS = 1000;
@@ -27,11 +29,7 @@ export const MAX_COMPOSED_MODELS = 8;
 
 export const RulesSettings = z
   .object({
-    file: z
-      .string()
-      .min(1)
-      .refine((p) => !p.startsWith('/') && !p.split('/').includes('..') && !p.includes('\\'), 'must be a relative path inside the bundle')
-      .default('rule.js'),
+    file: BundleFile.default('rule.js'),
     timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).default(DEFAULT_TIMEOUT_MS),
     memoryMb: z.number().int().min(MIN_MEMORY_MB).max(MAX_MEMORY_MB).default(DEFAULT_MEMORY_MB),
     models: z
@@ -64,18 +62,4 @@ export function rulesSettings(manifest: Manifest): RulesSettings {
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `rules${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`);
   throw new SibylError('INVALID_ARGUMENT', `invalid manifest: ${problems.join('; ')}`);
-}
-
-/** A model a composed rule receives the outputs of: `ctx.models[as]`. */
-export interface ComposedModel {
-  readonly model: string;
-  /** Version or alias; '' for the model's default. */
-  readonly version: string;
-  readonly as: string;
-}
-
-/** The models a rule manifest composes (empty for other runtimes and plain rules). Throws like rulesSettings. */
-export function composedModels(manifest: Manifest): ComposedModel[] {
-  if (manifest.runtime !== 'rules') return [];
-  return rulesSettings(manifest).models.map((m) => ({ model: m.model, version: m.version ?? '', as: m.as ?? m.model }));
 }

@@ -1,5 +1,6 @@
 /**
- * The manifest's `sagemaker:` section, validated by this runtime (the manifest schema keeps it a free record).
+ * The manifest's `sagemaker:` section, validated with the manifest (see descriptor.ts) and parsed again by this
+ * runtime at load, which resolves the column order and fills the defaults.
  *
  * ```yaml
  * runtime: sagemaker
@@ -21,13 +22,14 @@
  * ```
  */
 import { z } from 'zod';
-import type { Manifest, OutputSpec } from '../manifest.ts';
-import { outputSpecs } from '../manifest.ts';
+import type { ReportIssue } from '../descriptor.ts';
+import type { Manifest } from '../manifest.ts';
+import type { ManifestCore, OutputSpec } from '../manifest-fields.ts';
 import { SibylError } from '../../core/errors.ts';
 
 const MAX_BODY_BYTES = 6 * 1024 * 1024;
 
-const SageMakerSection = z
+export const SageMakerSection = z
   .object({
     // AWS: up to 63 characters of a-z, A-Z, 0-9 and "-", not starting or ending with "-".
     endpoint: z.string().regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, 'must be a SageMaker endpoint name (1-63 of a-z, A-Z, 0-9, "-")'),
@@ -58,6 +60,23 @@ const SageMakerSection = z
     customAttributes: z.string().min(1).max(1024).optional(),
   })
   .strict();
+export type SageMakerSection = z.infer<typeof SageMakerSection>;
+
+/**
+ * The checks of a section against the rest of the manifest: the columns it sends are declared features, once
+ * each, and there is at least one.
+ */
+export function checkColumns(section: SageMakerSection, manifest: ManifestCore, report: ReportIssue): void {
+  const declared = new Set(manifest.features.map((f) => f.name));
+  const columns = section.features ?? manifest.features.map((f) => f.name);
+  const seen = new Set<string>();
+  columns.forEach((c, i) => {
+    if (!declared.has(c)) report(['sagemaker', 'features', i], `names undeclared feature "${c}"`);
+    if (seen.has(c)) report(['sagemaker', 'features', i], `duplicate feature "${c}"`);
+    seen.add(c);
+  });
+  if (columns.length === 0) report(['features'], 'a SageMaker model needs at least one feature to send');
+}
 
 /** The settings a loaded SageMaker model works from: validated, defaults filled, the column order resolved. */
 export interface SageMakerSettings {
@@ -92,16 +111,9 @@ export function parseSageMakerSettings(manifest: Manifest): SageMakerSettings {
     throw new SibylError('INVALID_ARGUMENT', `invalid sagemaker settings: ${problems.join('; ')}`);
   }
   const s = result.data;
-  const declared = new Set(manifest.features.map((f) => f.name));
+  checkColumns(s, manifest, (path, message) => problems.push(`${path.join('.')}: ${message}`));
   const columns = s.features ?? manifest.features.map((f) => f.name);
-  const seen = new Set<string>();
-  columns.forEach((c, i) => {
-    if (!declared.has(c)) problems.push(`sagemaker.features.${i}: names undeclared feature "${c}"`);
-    if (seen.has(c)) problems.push(`sagemaker.features.${i}: duplicate feature "${c}"`);
-    seen.add(c);
-  });
-  if (columns.length === 0) problems.push('features: a SageMaker model needs at least one feature to send');
-  const outputs = outputSpecs(manifest);
+  const outputs = (manifest.outputs ?? []).map((o): OutputSpec => ({ name: o.name, dtype: o.dtype, kind: o.kind }));
   if (outputs.length === 0) problems.push('outputs: is required for runtime sagemaker');
   if (problems.length) throw new SibylError('INVALID_ARGUMENT', `invalid sagemaker settings: ${problems.join('; ')}`);
   return Object.freeze({

@@ -104,7 +104,7 @@ describe('rules runtime', () => {
     expect((await codeOf(runtime.load({ ...b, manifest: { ...b.manifest, runtime: 'onnx' } }))).code).toBe('INVALID_ARGUMENT');
     const { symlink } = await import('node:fs/promises');
     await symlink('/etc/hostname', `${b.dir}/link.js`);
-    const outside = await codeOf(runtime.load({ ...b, manifest: { ...b.manifest, rules: { file: 'link.js' } } }));
+    const outside = await codeOf(runtime.load({ ...b, manifest: { ...b.manifest, rules: { ...b.manifest.rules!, file: 'link.js' } } }));
     expect(outside).toEqual({ code: 'INVALID_ARGUMENT', message: 'rules.file: "link.js" resolves outside the bundle' });
   });
 });

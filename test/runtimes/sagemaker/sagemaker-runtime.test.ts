@@ -27,10 +27,18 @@ beforeAll(async () => {
 });
 afterAll(() => fake.close());
 
+/**
+ * The bad variants change the section after validation (validateManifest refuses both already): the runtime checks
+ * its settings again at load, for manifests that did not come through the schema.
+ */
 function variantBundle(sagemaker: Record<string, unknown>) {
+  const changed = (change: Record<string, unknown>): ModelBundle => {
+    const b = bundle(scoreManifest(sagemaker));
+    return { ...b, manifest: { ...b.manifest, sagemaker: { ...b.manifest.sagemaker, ...change } as Manifest['sagemaker'] } };
+  };
   return (variant: BundleVariant): ModelBundle => {
-    if (variant === 'missing-file') return bundle(scoreManifest({ ...sagemaker, endpoint: undefined }));
-    if (variant === 'mismatched') return bundle(scoreManifest({ ...sagemaker, features: ['a', 'b', 'nope'] }));
+    if (variant === 'missing-file') return changed({ endpoint: undefined });
+    if (variant === 'mismatched') return changed({ features: ['a', 'b', 'nope'] });
     return bundle(scoreManifest(sagemaker));
   };
 }
