@@ -53,7 +53,10 @@ export interface Config {
   readonly grpcPort: number;
   /** The cell this gateway serves (logged with every prediction). */
   readonly cell: string;
-  /** Directory of model bundles (`<name>/<version>/sibyl.yaml` directories) and `deployment.yaml`. */
+  /**
+   * Without a tower: the directory of model bundles (`<name>/<version>/sibyl.yaml` directories) and
+   * `deployment.yaml`, followed as the cell's desired state (gateway/sync/models-dir-source.ts).
+   */
   readonly modelsDir: string;
   readonly featureStore:
     | { readonly kind: 'redis'; readonly url: string; readonly prefix: string; readonly timeoutMs: number }
@@ -80,14 +83,14 @@ export interface Config {
   readonly otlpEndpoint: string | undefined;
   /** Shadow executions: at most `concurrency` at once, `maxQueue` waiting, each within `timeoutMs`. */
   readonly shadows: { readonly concurrency: number; readonly maxQueue: number; readonly timeoutMs: number };
+  /** The control tower whose desired state for the cell this gateway follows; unset: `modelsDir` is followed. */
+  readonly tower: { readonly url: string; readonly token: string | undefined } | undefined;
   /**
-   * Following the control tower (gateway/sync): set when SIBYL_CONTROL_TOWER_URL is; unset, models come from
-   * `modelsDir`. `replica` defaults to host name and process id, `cacheDir` to `${dataDir}/cache/${cell}`,
-   * `waitMs` (the long-poll) to 30000.
+   * Following the desired state (gateway/sync), from the tower or the models directory: `replica` (this gateway in
+   * reports) defaults to host name and process id, `cacheDir` (bundles, and the tower's last state) to
+   * `${dataDir}/cache/${cell}`, `waitMs` (the long-poll) to 30000.
    */
-  readonly tower:
-    | { readonly url: string; readonly token: string | undefined; readonly replica: string; readonly cacheDir: string; readonly waitMs: number }
-    | undefined;
+  readonly sync: { readonly replica: string; readonly cacheDir: string; readonly waitMs: number };
 }
 
 export class ConfigError extends Error {
@@ -136,15 +139,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
-    tower: e.SIBYL_CONTROL_TOWER_URL
-      ? {
-          url: e.SIBYL_CONTROL_TOWER_URL,
-          token: e.SIBYL_TOWER_TOKEN,
-          replica: e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`,
-          cacheDir: e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`,
-          waitMs: e.SIBYL_SYNC_WAIT_MS,
-        }
-      : undefined,
+    tower: e.SIBYL_CONTROL_TOWER_URL ? { url: e.SIBYL_CONTROL_TOWER_URL, token: e.SIBYL_TOWER_TOKEN } : undefined,
+    sync: {
+      replica: e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`,
+      cacheDir: e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`,
+      waitMs: e.SIBYL_SYNC_WAIT_MS,
+    },
   });
 }
 

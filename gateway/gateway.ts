@@ -11,12 +11,10 @@ import * as grpc from '@grpc/grpc-js';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.ts';
-import type { FeatureStore } from './features/feature-store.ts';
+import type { FeatureStore } from '../execution/feature-store.ts';
 import type { PredictionSink } from './log/prediction-sink.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
 import { createRuntimes, type Runtimes } from '../runtimes/index.ts';
-import { readLocalModels } from './bundle/local-bundles.ts';
-import { loadRouteTable } from './routing/load-routes.ts';
 import { RouteTableRef } from './routing/route-table.ts';
 import { createPipeline, type Pipeline } from './pipeline/pipeline.ts';
 import { AdmissionControl } from './pipeline/admission.ts';
@@ -26,7 +24,9 @@ import { createFeatureStore, createSink, createTelemetry } from './parts.ts';
 import { ShadowRunner } from './shadow/shadow-runner.ts';
 import { ShadowStats } from './shadow/shadow-stats.ts';
 import { createCellFollower, type CellFollower, type CellFollowerOptions } from './sync/cell-follower.ts';
+import { openModelsDirSource, type ModelsDirSource } from './sync/models-dir-source.ts';
 import { PendingRouteTable } from './sync/pending-route-table.ts';
+import { createTowerClient } from './sync/tower-client.ts';
 
 /** The HTTP listener's accept queue (Node's default is 511). */
 const LISTEN_BACKLOG = 4096;
@@ -38,8 +38,8 @@ export interface GatewayParts {
   readonly logger?: Logger;
   /** The runtimes models load with (default: createRuntimes()); closed by `stop`. */
   readonly runtimes?: Runtimes;
-  /** Overrides for the cell follower (tower mode only): retry delays, warm-up bound, a tower client. */
-  readonly sync?: Pick<CellFollowerOptions, 'backoff' | 'warmUpTimeoutMs' | 'client'>;
+  /** Overrides for the cell follower: retry delays, warm-up bound, a desired-state source (e.g. an in-process tower). */
+  readonly sync?: Partial<Pick<CellFollowerOptions, 'backoff' | 'warmUpTimeoutMs' | 'source'>>;
 }
 
 export interface Gateway {
@@ -54,8 +54,14 @@ export interface Gateway {
   readonly admission: AdmissionControl;
   readonly shadows: ShadowRunner;
   readonly shadowStats: ShadowStats;
-  /** Set when the configuration names a control tower: it provides the route table. */
-  readonly follower: CellFollower | undefined;
+  /** Follows the cell's desired state (the control tower's, or the models directory's) and swaps the route table. */
+  readonly follower: CellFollower;
+  /**
+   * Without a tower: reads the models directory again (SIGHUP); resolves true when its state changed, and the
+   * follower then loads, warms and swaps in what changed. Rejects, changing nothing, when the directory is invalid.
+   * Following a tower: resolves false.
+   */
+  reloadModels(): Promise<boolean>;
   /** Listens on the configured ports (0 picks free ones); resolves with the bound ports. */
   start(): Promise<{ httpPort: number; grpcPort: number }>;
   /** Stops accepting, drains in-flight requests (up to drainTimeoutMs), flushes the log, frees models. Idempotent. */
@@ -70,30 +76,23 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   // Read at scrape time only, after `admission` below exists.
   const telemetry = parts.telemetry ?? createTelemetry(config, sink, () => shadowStats.snapshot(), () => admission.stats());
   const runtimes: Runtimes = parts.runtimes ?? createRuntimes();
-  let routes: RouteTableRef;
-  let follower: CellFollower | undefined;
-  if (config.tower) {
-    // The cell's desired state provides the routes: served from the local cache at once when there is one; until a
-    // table is loaded, predictions answer UNAVAILABLE and /readyz 503.
-    routes = new RouteTableRef(new PendingRouteTable());
-    follower = createCellFollower({
-      towerUrl: config.tower.url,
-      token: config.tower.token,
-      cell: config.cell,
-      replica: config.tower.replica,
-      cacheDir: config.tower.cacheDir,
-      waitMs: config.tower.waitMs,
-      runtimes,
-      routes,
-      logger,
-      shadowStats: () => shadowStats.snapshot(),
-      ...parts.sync,
-    });
-    await follower.start();
-  } else {
-    const local = await readLocalModels(config.modelsDir);
-    routes = new RouteTableRef(await loadRouteTable(local.bundles, local.deployment, runtimes, logger));
-  }
+  // The cell's desired state provides the routes, loaded, warmed and swapped in the same way from either source.
+  // From the tower: served from the local cache at once when there is one; until a table is loaded, predictions
+  // answer UNAVAILABLE and /readyz 503. From the models directory: loaded before createGateway resolves.
+  let modelsDir: ModelsDirSource | undefined;
+  const source = parts.sync?.source ?? (config.tower ? createTowerClient(config.tower) : (modelsDir = await openModelsDirSource(config.modelsDir, config.cell)));
+  const routes = new RouteTableRef(new PendingRouteTable());
+  const follower: CellFollower = createCellFollower({
+    cell: config.cell,
+    ...config.sync,
+    runtimes,
+    routes,
+    logger,
+    shadowStats: () => shadowStats.snapshot(),
+    ...parts.sync,
+    source,
+  });
+  await follower.start();
   const admission = new AdmissionControl(config.admission);
   const shadows = new ShadowRunner({
     store,
@@ -102,6 +101,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     sink,
     cell: config.cell,
     stats: shadowStats,
+    routes,
+    onRuntimeCall: (runtime, code, seconds) => telemetry.runtimeCall(runtime, code, seconds),
     ...config.shadows,
     // Shadows give way first: shed while live traffic is past half of what admission control allows, and whenever
     // the process is CPU-saturated (admission has lowered its in-flight limit), since a shadow's CPU would come out
@@ -114,6 +115,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     logger,
   });
   const pipeline = createPipeline({
+    admission,
+    requestTimeoutMs: config.requestTimeoutMs,
     shadows,
     routes,
     store,
@@ -129,12 +132,12 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   let draining = false;
   const health = {
     live: () => true,
-    ready: () => !draining && (follower ? follower.isReady : [...routes.current.models()].length > 0),
+    ready: () => !draining && follower.isReady,
   };
   admission.start();
-  const limits = { maxBodyBytes: config.maxBodyBytes, requestTimeoutMs: config.requestTimeoutMs, admission };
-  const app = createRestApp({ pipeline, routes, health, telemetry, limits, logger, shadowStats });
-  const grpcServer: GrpcServer = createGrpcServer({ pipeline, routes, health, limits });
+  const limits = { maxBodyBytes: config.maxBodyBytes };
+  const app = createRestApp({ pipeline, health, telemetry, limits, logger, shadowStats });
+  const grpcServer: GrpcServer = createGrpcServer({ pipeline, health, limits });
   let http: ServerType | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -151,9 +154,10 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     shadows,
     shadowStats,
     follower,
+    reloadModels: async () => (modelsDir ? modelsDir.reload() : false),
     async start() {
       const httpPort = await new Promise<number>((resolve, reject) => {
-        const createServer = ((options: ServerOptions, listener: RequestListener) => createHttpServer(options, withFastReject(listener, admission))) as typeof createHttpServer;
+        const createServer = ((options: ServerOptions, listener: RequestListener) => createHttpServer(options, withFastReject(listener, pipeline))) as typeof createHttpServer;
         const s = createAdaptorServer({ fetch: app.fetch, hostname: config.host, createServer });
         s.once('error', reject);
         // A deep accept queue: a burst of new connections while the loop is saturated waits there instead of

@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-/** `npm start`: reads the configuration from the environment, starts the gateway, drains on SIGTERM/SIGINT. */
+/**
+ * A gateway process: reads the configuration from the environment, starts the gateway, drains on SIGTERM/SIGINT.
+ * Without a control tower, SIGHUP reads the models directory again and serves what changed.
+ */
 import { ConfigError, loadConfig } from './config.ts';
 import { createGateway } from './gateway.ts';
 
@@ -16,6 +19,13 @@ try {
 
 const gateway = await createGateway(config);
 await gateway.start();
+
+process.on('SIGHUP', () => {
+  gateway.reloadModels().then(
+    (changed) => gateway.logger.info({ changed }, 'models directory read again'),
+    (err: unknown) => gateway.logger.error({ err }, 'models directory not read again; still serving the previous state'),
+  );
+});
 
 let signals = 0;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -1,11 +1,16 @@
 /**
- * Builds the route table for a cell's desired state (CellState) from versions already loaded, keyed by bundle hash.
+ * Builds the route table for a cell's desired state (CellState) from versions already loaded, keyed by bundle hash:
+ * the one place that decides defaults, fallbacks, aliases, splits and shadows, whether the state came from the
+ * control tower or from a models directory.
  */
 import type { CellState } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { compareVersions } from '../../core/versions.ts';
-import { withLoadedShadows, type LoadLog } from '../routing/load-routes.ts';
 import { RouteTable, type ModelEntry, type Route } from '../routing/route-table.ts';
 import { TrafficSplit } from '../routing/traffic-split.ts';
+
+export interface LoadLog {
+  warn(obj: object, msg: string): void;
+}
 
 /** A model whose wanted default version is not loaded, and the version that serves its default instead. */
 export interface DefaultFallback {
@@ -67,4 +72,18 @@ export function buildCellTable(state: CellState, loaded: ReadonlyMap<string, Rou
     entries.push({ name: m.name, versions, defaultVersion, aliases, split, shadows });
   }
   return { table: new RouteTable(withLoadedShadows(entries, log)), fallbacks };
+}
+
+/** Drops (with a warning) shadows whose model or version is not in the table. */
+function withLoadedShadows(entries: readonly ModelEntry[], log: LoadLog): ModelEntry[] {
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  return entries.map((e) => {
+    const shadows = (e.shadows ?? []).filter((t) => {
+      const target = byName.get(t.model);
+      const ok = target !== undefined && target.versions.has(t.version || target.defaultVersion);
+      if (!ok) log.warn({ model: e.name, shadow: `${t.model}/${t.version || '(default)'}` }, 'shadow is not loaded; dropped');
+      return ok;
+    });
+    return { ...e, shadows };
+  });
 }

@@ -1,15 +1,18 @@
 /**
- * A gateway replica following its cell's desired state: it long-polls the control tower for
- * the next revision; for each deployed version not already loaded (by bundle hash) it takes the zip from the local
- * cache or downloads it, checks its sha256, unpacks it, loads it with its runtime and warms it; then it builds the
- * new route table (reusing the routes of unchanged versions), swaps it in one step, retires the routes no longer
- * present (in-flight requests finish on the version they started with; the version is disposed after), writes the
- * state to the cache and reports what it loaded and what failed (ARCHITECTURE.md, "The sync protocol").
+ * A gateway replica following its cell's desired state, from a DesiredStateSource: the
+ * control tower, or a models directory read as the same CellState. It waits (long-polls) for the next revision;
+ * for each deployed version not already loaded (by bundle hash) it takes the zip from the local cache or from the
+ * source, checks its sha256, unpacks it, loads it with its runtime and warms it; then it builds the new route
+ * table (reusing the routes of unchanged versions), swaps it in one step, retires the routes no longer present
+ * (in-flight requests finish on the version they started with; the version is disposed after), writes the state
+ * to the cache (remote sources) and reports what it loaded and what failed. This is the only way a gateway builds
+ * its route table (ARCHITECTURE.md, "The sync protocol").
  *
- * Static stability: `start` first loads the cached state and its cached bundles, so a replica restarted while the
- * tower is down serves what it served before. Without a cache it serves nothing (predictions answer UNAVAILABLE,
- * see PendingRouteTable) until the tower answers. While the tower is unreachable the replica keeps serving and
- * retries with exponential backoff and jitter.
+ * Static stability (remote source): `start` first loads the cached state and its cached bundles, so a replica
+ * restarted while the tower is down serves what it served before. Without a cache it serves nothing (predictions
+ * answer UNAVAILABLE, see PendingRouteTable) until the tower answers. While the tower is unreachable the replica
+ * keeps serving and retries with exponential backoff and jitter. A local source (a models directory) has no cache
+ * of state: `start` loads its state before resolving.
  *
  * A version that fails (download, hash, unpack, load, warm-up) is left out and reported; the others are served.
  * Download failures are retried with backoff; load failures wait for the next revision. When the wanted default
@@ -27,8 +30,8 @@ import { openBundleCache, type BundleCache } from './bundle-cache.ts';
 import { buildCellTable } from './build-cell-table.ts';
 import { gatewayReport, type VersionError } from './gateway-report.ts';
 import { openBundleZip } from '../../runtimes/bundle/index.ts';
-import { createTowerClient, type TowerClient } from './tower-client.ts';
-import { warmUp } from './warm-up.ts';
+import type { DesiredStateSource } from './desired-state-source.ts';
+import { warmUp } from '../../execution/warm-up.ts';
 
 export interface FollowerLog {
   info(obj: object, msg: string): void;
@@ -37,14 +40,12 @@ export interface FollowerLog {
 }
 
 export interface CellFollowerOptions {
-  /** Base URL of the control tower. */
-  readonly towerUrl: string;
-  /** Bearer token for the tower; none when undefined. */
-  readonly token?: string | undefined;
+  /** Where the desired state and bundles come from: createTowerClient(...) or openModelsDirSource(...). */
+  readonly source: DesiredStateSource;
   readonly cell: string;
   /** This replica's id in reports. */
   readonly replica: string;
-  /** Local cache of bundles and the last state (created when missing). */
+  /** Local cache of bundles and, for a remote source, the last state (created when missing). */
   readonly cacheDir: string;
   readonly runtimes: Runtimes;
   /** The table the gateway serves; the follower swaps it. Start it with a PendingRouteTable. */
@@ -52,22 +53,21 @@ export interface CellFollowerOptions {
   readonly logger: FollowerLog;
   /** Long-poll wait, milliseconds (default 30000). */
   readonly waitMs?: number;
-  /** Retry delays when the tower is unreachable or a download failed, milliseconds (default 500 doubling to 30000). */
+  /** Retry delays when the source is unreachable or a download failed, milliseconds (default 500 doubling to 30000). */
   readonly backoff?: { readonly baseMs?: number; readonly maxMs?: number };
   /** Bound on each version's warm-up prediction, milliseconds (default 10000). */
   readonly warmUpTimeoutMs?: number;
   /** The live-versus-shadow comparison sent with each report. */
   readonly shadowStats?: () => ShadowPairSnapshot[];
-  /** Replaces the HTTP client (tests, an in-process tower). */
-  readonly client?: TowerClient;
   /** Replaces the bundle unpacker (default: the safe zip unpacker). */
   readonly openBundle?: (zip: Buffer, destDir: string) => Promise<ModelBundle>;
 }
 
 export interface CellFollower {
   /**
-   * Loads the cached state (when there is one) and swaps it in, then follows the tower in the background.
-   * Resolves once the cache has been tried: ready when it held a loadable state. Call once.
+   * Remote source: loads the cached state (when there is one) and swaps it in, then follows the source in the
+   * background; resolves once the cache has been tried (ready when it held a loadable state). Local source: loads
+   * and swaps in its state, then follows it; rejects when the state cannot be read or built. Call once.
    */
   start(): Promise<void>;
   /**
@@ -76,7 +76,7 @@ export interface CellFollower {
    * in-flight requests). The routes being served stay; the gateway retires them. Idempotent.
    */
   stop(): Promise<void>;
-  /** Resolves when the first table (from the cache or the tower) is swapped in; never rejects. */
+  /** Resolves when the first table (from the cache or the source) is swapped in; never rejects. */
   readonly ready: Promise<void>;
   readonly isReady: boolean;
   /** The revision being served (0 before the first table). */
@@ -95,7 +95,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
   const waitMs = opts.waitMs ?? 30_000;
   const baseMs = opts.backoff?.baseMs ?? 500;
   const maxMs = opts.backoff?.maxMs ?? 30_000;
-  const client = opts.client ?? createTowerClient({ url: opts.towerUrl, token: opts.token });
+  const source = opts.source;
   const openBundle = opts.openBundle ?? openBundleZip;
   const abort = new AbortController();
   const retiring = new Set<Promise<void>>();
@@ -119,11 +119,11 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
 
-  async function zipFor(sha: string, fromTower: boolean): Promise<Buffer> {
+  async function zipFor(sha: string, fromSource: boolean): Promise<Buffer> {
     const cached = await cache!.get(sha);
     if (cached) return cached;
-    if (!fromTower) throw new SibylError('UNAVAILABLE', `bundle ${sha} is not in the local cache`);
-    const bytes = await client.bundle(sha, abort.signal);
+    if (!fromSource) throw new SibylError('UNAVAILABLE', `bundle ${sha} is not in the local cache`);
+    const bytes = await source.bundle(sha, abort.signal);
     await cache!.put(sha, bytes);
     return bytes;
   }
@@ -141,19 +141,19 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     const runtime = runtimes.byKind.get(manifest.runtime);
     if (!runtime) throw new SibylError('UNIMPLEMENTED', `runtime ${manifest.runtime} is not available in this gateway`);
     const started = performance.now();
-    const loaded = await runtime.load(bundle);
+    const route = new Route(manifest, await runtime.load(bundle), sha);
     try {
-      await warmUp(loaded, manifest, opts.warmUpTimeoutMs);
+      await warmUp(route, opts.warmUpTimeoutMs);
     } catch (err) {
-      await loaded.dispose().catch(() => undefined);
+      await route.retire().catch(() => undefined);
       throw err;
     }
     log.info({ model, version: v.version, sha, ms: Math.round(performance.now() - started) }, 'model loaded');
-    return new Route(manifest, loaded, sha);
+    return route;
   }
 
   /** Loads what `state` needs and swaps it in; undefined when stopped half-way (nothing swapped). */
-  async function apply(state: CellState, fromTower: boolean): Promise<Applied | undefined> {
+  async function apply(state: CellState, fromSource: boolean): Promise<Applied | undefined> {
     const current = new Map(routes.current.routes().map((r) => [r.hash, r]));
     const next = new Map<string, Route>();
     const fresh: Route[] = [];
@@ -169,14 +169,14 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
         }
         let zip: Buffer | undefined;
         try {
-          zip = await zipFor(sha, fromTower);
+          zip = await zipFor(sha, fromSource);
           const route = await loadVersion(m.name, v, zip);
           next.set(sha, route);
           fresh.push(route);
         } catch (err) {
           if (abort.signal.aborted) break;
           const e = toSibylError(err);
-          if (zip === undefined && fromTower) retry = true;
+          if (zip === undefined && fromSource && source.remote) retry = true;
           failed.push({ model: m.name, version: v.version, message: e.message });
           log.warn({ model: m.name, version: v.version, sha, code: e.code, err: e.cause ?? e }, 'version not loaded; left out');
         }
@@ -186,7 +186,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
       await Promise.all(fresh.map((r) => r.retire()));
       return undefined;
     }
-    if (!fromTower && fresh.length === 0 && failed.length > 0) {
+    if (!fromSource && fresh.length === 0 && failed.length > 0) {
       throw new SibylError('UNAVAILABLE', `none of the ${failed.length} cached versions could be loaded`);
     }
     let built;
@@ -215,9 +215,9 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
       .catch((err: unknown) => log.warn({ err }, 'cache prune failed'))
       .finally(() => retiring.delete(done));
     retiring.add(done);
-    if (fromTower) await cache!.writeState(state).catch((err: unknown) => log.error({ err }, 'could not write the cached state'));
+    if (fromSource && source.remote) await cache!.writeState(state).catch((err: unknown) => log.error({ err }, 'could not write the cached state'));
     log.info(
-      { revision: String(state.revision), loaded: fresh.length, kept: next.size - fresh.length, failed: failed.length, from: fromTower ? 'tower' : 'cache' },
+      { revision: String(state.revision), loaded: fresh.length, kept: next.size - fresh.length, failed: failed.length, from: !fromSource ? 'cache' : source.remote ? 'tower' : 'models directory' },
       'route table swapped',
     );
     return { retry };
@@ -225,7 +225,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
 
   /**
    * Sends the current report in the background, one at a time (a report asked for while one is being sent follows
-   * it). A failed report stays pending until the tower next answers.
+   * it). A failed report stays pending until the source next answers.
    */
   function report(): void {
     reportPending = true;
@@ -234,7 +234,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
         reportPending = false;
         const r = gatewayReport({ cell, replica, revision: served, table: routes.current, errors, shadows: opts.shadowStats?.() });
         try {
-          await client.report(r, abort.signal);
+          await source.report(r, abort.signal);
         } catch (err) {
           reportPending = true;
           if (!abort.signal.aborted) log.warn({ code: toSibylError(err).code, err: (err as Error).message }, 'report to the control tower failed; will retry');
@@ -244,28 +244,33 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     })().finally(() => (reporting = undefined));
   }
 
+  async function nextState(wait: number): Promise<CellState> {
+    const state = await source.cellState(cell, served, wait, abort.signal);
+    if (state.cell !== '' && state.cell !== cell) throw new SibylError('INVALID_ARGUMENT', `the desired state is cell ${state.cell}'s, not ${cell}'s`);
+    return state;
+  }
+
   async function follow(): Promise<void> {
-    let towerFailures = 0;
+    let sourceFailures = 0;
     let retries = 0;
     let retry = false;
     // Versions that did not load from the cache are tried again from the tower at its first answer.
-    let force = errors.length > 0;
+    let force = source.remote && errors.length > 0;
     if (hasTable) report();
     while (!abort.signal.aborted) {
       if (retry) await sleep(backoffMs(++retries, baseMs, maxMs), abort.signal);
       let state: CellState;
       try {
         // Without a table (or to retry a failed download) ask for the current state at once.
-        state = await client.cellState(cell, served, hasTable && !retry ? waitMs : 0, abort.signal);
-        if (state.cell !== '' && state.cell !== cell) throw new SibylError('INVALID_ARGUMENT', `control tower answered with the state of cell ${state.cell}`);
-        if (towerFailures) log.info({ after: towerFailures }, 'control tower reachable again');
-        towerFailures = 0;
+        state = await nextState(hasTable && !retry ? waitMs : 0);
+        if (sourceFailures) log.info({ after: sourceFailures }, 'control tower reachable again');
+        sourceFailures = 0;
       } catch (err) {
         if (abort.signal.aborted) break;
-        towerFailures++;
+        sourceFailures++;
         const e = toSibylError(err);
-        log.warn({ code: e.code, err: e.message, attempt: towerFailures }, 'control tower not reachable; serving what is loaded');
-        await sleep(backoffMs(towerFailures, baseMs, maxMs), abort.signal);
+        log.warn({ code: e.code, err: e.message, attempt: sourceFailures }, 'control tower not reachable; serving what is loaded');
+        await sleep(backoffMs(sourceFailures, baseMs, maxMs), abort.signal);
         continue;
       }
       if (state.revision !== served || !hasTable || retry || force) {
@@ -290,18 +295,23 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     async start() {
       if (loop) throw new Error('cell follower already started');
       cache = await openBundleCache(opts.cacheDir);
-      let state: CellState | undefined;
-      try {
-        state = await cache.readState();
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, 'cached state unreadable; ignored');
-      }
-      if (state) {
+      if (source.remote) {
+        let state: CellState | undefined;
         try {
-          await exclusive(() => apply(state, false));
+          state = await cache.readState();
         } catch (err) {
-          log.error({ err }, 'could not serve the cached state');
+          log.warn({ err: (err as Error).message }, 'cached state unreadable; ignored');
         }
+        if (state) {
+          try {
+            await exclusive(() => apply(state, false));
+          } catch (err) {
+            log.error({ err }, 'could not serve the cached state');
+          }
+        }
+      } else {
+        const state = await nextState(0);
+        await exclusive(() => apply(state, true));
       }
       loop = follow().catch((err: unknown) => log.error({ err }, 'cell follower stopped on an unexpected error'));
     },

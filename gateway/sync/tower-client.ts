@@ -13,6 +13,7 @@
 import { fromJson, toJson } from '@bufbuild/protobuf';
 import { CellStateSchema, GatewayReportSchema, type CellState, type GatewayReport } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../../core/errors.ts';
+import type { DesiredStateSource } from './desired-state-source.ts';
 import { isSha256, SHA256_HEX } from '../../core/names.ts';
 
 export interface TowerClientOptions {
@@ -28,16 +29,9 @@ export interface TowerClientOptions {
   readonly maxBundleBytes?: number;
 }
 
-export interface TowerClient {
-  /**
-   * The cell's desired state: at once when its revision is above `after`, else when it changes or `waitMs` passes
-   * (then with the same revision). `waitMs` 0 asks for the current state at once.
-   */
-  cellState(cell: string, after: bigint, waitMs: number, signal?: AbortSignal): Promise<CellState>;
-  /** The bytes of a bundle zip, unchecked (the caller verifies the hash). */
-  bundle(sha256: string, signal?: AbortSignal): Promise<Buffer>;
-  /** Posts a replica's report; resolves on a 2xx answer. */
-  report(report: GatewayReport, signal?: AbortSignal): Promise<void>;
+/** The control tower as a desired-state source (long-poll, bundle downloads, reports). */
+export interface TowerClient extends DesiredStateSource {
+  readonly remote: true;
 }
 
 export function createTowerClient(opts: TowerClientOptions): TowerClient {
@@ -64,6 +58,8 @@ export function createTowerClient(opts: TowerClientOptions): TowerClient {
   }
 
   return {
+    remote: true,
+
     async cellState(cell, after, waitMs, signal) {
       const wait = Math.max(0, Math.round(waitMs));
       const path = `/v1/cells/${encodeURIComponent(cell)}/state?after=${after}&wait_ms=${wait}`;

@@ -52,8 +52,8 @@ const DeploymentFile = z
               .array(z.object({ version, weight: z.number().nonnegative(), arm: version.optional() }).strict())
               .min(1)
               .optional(),
-            /** Versions of this or other models run after each live response, on the same features. */
-            shadows: z.array(z.object({ model: nameSchema(NAME).optional(), version: version.optional() }).strict()).default([]),
+            /** Versions of this or other models run after each live response, on the same features; '' is the model's default. */
+            shadows: z.array(z.object({ model: nameSchema(NAME).optional(), version: version.or(z.literal('')).default('') }).strict()).default([]),
           })
           .strict(),
       )
@@ -119,7 +119,7 @@ export async function readModelsDir(dir: string, cell: string): Promise<ModelsDi
       defaultVersion: d?.default ?? (flagged.at(-1) ?? list.at(-1)!).version,
       aliases: { ...d?.aliases },
       split: (d?.split ?? []).map((a) => ({ arm: a.arm ?? '', version: a.version, weight: a.weight })),
-      shadows: (d?.shadows ?? []).map((s) => ({ model: s.model ?? name, version: s.version ?? '' })),
+      shadows: (d?.shadows ?? []).map((s) => ({ model: s.model ?? name, version: s.version })),
     });
   }
   return { state: create(CellStateSchema, { cell, revision: 1n, models, updated: timestampNow() }), bundles };
