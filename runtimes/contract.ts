@@ -21,7 +21,7 @@ export interface ModelBundle {
   readonly manifest: Manifest;
   /** Absolute directory holding the bundle's files (the manifest's file names are relative to it). */
   readonly dir: string;
-  /** sha256 of the bundle's zip (or of its directory's content when loaded from a directory), hex. */
+  /** sha256 of the bundle's zip, hex (a models directory's bundle: of the directory's deterministic zip). */
   readonly hash: string;
 }
 
