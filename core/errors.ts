@@ -51,18 +51,37 @@ export function retryAfterSeconds(code: CodeName): number | undefined {
   return code === 'RESOURCE_EXHAUSTED' ? 1 : undefined;
 }
 
+/**
+ * Refinements of a code that HTTP says more precisely than the code's status, each with its code and status: a body
+ * over the size limit is INVALID_ARGUMENT (the same request will never pass: do not retry) but HTTP 413, and a
+ * predict path asked with another method is UNIMPLEMENTED but HTTP 405. Like `httpStatus`, the one place they map.
+ */
+export const Reason = {
+  BODY_TOO_LARGE: { code: 'INVALID_ARGUMENT', httpStatus: 413 },
+  METHOD_NOT_ALLOWED: { code: 'UNIMPLEMENTED', httpStatus: 405 },
+} as const satisfies Record<string, { code: CodeName; httpStatus: number }>;
+export type ReasonName = keyof typeof Reason;
+
 export class SibylError extends Error {
   readonly code: CodeName;
-  constructor(code: CodeName, message: string, options?: { cause?: unknown }) {
+  /** A refinement of the code for HTTP (see Reason); undefined for most errors. */
+  readonly reason: ReasonName | undefined;
+  constructor(code: CodeName, message: string, options?: { cause?: unknown; reason?: ReasonName }) {
     super(message, options);
     this.name = 'SibylError';
     this.code = code;
+    this.reason = options?.reason;
+  }
+
+  /** An error with a Reason: its code comes from the Reason table. */
+  static because(reason: ReasonName, message: string): SibylError {
+    return new SibylError(Reason[reason].code, message, { reason });
   }
   get grpcCode(): CodeNumber {
     return Code[this.code];
   }
   get httpStatus(): number {
-    return httpStatus[this.code];
+    return this.reason ? Reason[this.reason].httpStatus : httpStatus[this.code];
   }
 }
 

@@ -142,15 +142,24 @@ export async function enrich(
   return { rows, defaulted, storeFailure };
 }
 
+/** The largest finite float32 (a larger value would reach the model as Infinity). */
+const FLOAT32_MAX = 3.4028234663852886e38;
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
 function checkInline(v: Scalar, f: CompiledFeature, row: number): Scalar {
   switch (f.dtype) {
     case 'float32':
+      if (typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= FLOAT32_MAX) return v;
+      break;
     case 'float64':
       if (typeof v === 'number' && Number.isFinite(v)) return v;
       break;
     case 'int32':
+      if (typeof v === 'number' && Number.isInteger(v) && v >= INT32_MIN && v <= INT32_MAX) return v;
+      break;
     case 'int64':
-      if (typeof v === 'number' && Number.isInteger(v)) return v;
+      if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
       break;
     case 'bool':
       if (typeof v === 'boolean') return v;
@@ -159,8 +168,21 @@ function checkInline(v: Scalar, f: CompiledFeature, row: number): Scalar {
       if (typeof v === 'string') return v;
       break;
   }
-  const want = f.dtype === 'bool' ? 'a boolean' : f.dtype === 'string' ? 'a string' : f.dtype.startsWith('int') ? 'an integer' : 'a finite number';
-  throw new SibylError('INVALID_ARGUMENT', `rows[${row}].features.${f.name}: must be ${want} (${f.dtype}), got ${JSON.stringify(v)}`);
+  throw new SibylError('INVALID_ARGUMENT', `rows[${row}].features.${f.name}: must be ${WANT[f.dtype]} (${f.dtype}), got ${shown(v)}`);
+}
+
+const WANT: Readonly<Record<Dtype, string>> = {
+  float32: `a finite number within ±${FLOAT32_MAX.toPrecision(8)}`,
+  float64: 'a finite number',
+  int32: `an integer from ${INT32_MIN} to ${INT32_MAX}`,
+  int64: 'an integer of at most 53 bits',
+  bool: 'a boolean',
+  string: 'a string',
+};
+
+/** A value as the caller sent it: numbers as numbers (`1e+39`, `Infinity`, `NaN`), never JSON's `null` for them. */
+function shown(v: unknown): string {
+  return typeof v === 'number' ? String(v) : JSON.stringify(v);
 }
 
 /** A stored string as the feature's type; undefined when absent or unparsable (the default applies). */

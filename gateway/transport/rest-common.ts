@@ -94,7 +94,7 @@ export async function readBody(req: Request, limit: number): Promise<Uint8Array>
 }
 
 function tooLarge(size: number, limit: number): SibylError {
-  return new SibylError('INVALID_ARGUMENT', `request body of ${size}${size > limit ? '+' : ''} bytes exceeds the limit of ${limit} bytes`);
+  return SibylError.because('BODY_TOO_LARGE', `request body of ${size}${size > limit ? '+' : ''} bytes exceeds the limit of ${limit} bytes (SIBYL_MAX_BODY_BYTES)`);
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -124,5 +124,6 @@ export function errorResponse(err: unknown, requestId: string): Response {
   const headers: Record<string, string> = { 'content-type': 'application/json', [requestIdHeader]: requestId };
   const retry = retryAfterSeconds(e.code);
   if (retry !== undefined) headers['retry-after'] = String(retry);
+  if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
   return new Response(body, { status: e.httpStatus, headers });
 }

@@ -13,6 +13,7 @@ import { toParsedRequest, toPredictResponse } from './sibyl-api.ts';
 import { errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
+const OTHER_METHODS = ['GET', 'PUT', 'PATCH', 'DELETE'];
 
 export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits): void {
   app.post('/v1/models/:spec', (c) => handle(httpIn(c), c.req.path, splitVerb(c.req.param('spec')), ''));
@@ -20,6 +21,17 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
     const v = splitVerb(c.req.param('spec'));
     return handle(httpIn(c), c.req.path, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? '');
   });
+  // A predict path asked with another method: 405 naming the one it takes (anything else is not a route: 404).
+  for (const path of ['/v1/models/:spec', '/v1/models/:model/versions/:spec']) {
+    app.on(OTHER_METHODS, path, (c) =>
+      errorResponse(
+        splitVerb(c.req.param('spec') ?? '')?.verb === 'predict'
+          ? SibylError.because('METHOD_NOT_ALLOWED', `${c.req.method} ${c.req.path}: predictions are POST requests`)
+          : new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`),
+        c.req.header(requestIdHeader) ?? '',
+      ),
+    );
+  }
 
   async function handle(req: HttpIn, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
     const arrival = { transport: 'rest', startMs: performance.now(), requestId: req.header(requestIdHeader), traceparent: req.header('traceparent') } as const;

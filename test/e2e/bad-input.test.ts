@@ -28,7 +28,7 @@ describe('Sibyl REST', () => {
     ['a JSON array', '[1,2]', /invalid request: .*sibyl\.v1\.PredictRequest/],
     ['an unknown field', { rowz: [] }, /key "rowz" is unknown/],
     ['an entity id that is a number', { rows: [{ entities: { restaurant: 5 } }] }, /entities.*expected string/],
-    ['a feature of the wrong type', { rows: [{ features: { ...mlp.request, distance_km: 'far' } }] }, /rows\[0\]\.features\.distance_km: must be a finite number \(float32\), got "far"/],
+    ['a feature of the wrong type', { rows: [{ features: { ...mlp.request, distance_km: 'far' } }] }, /rows\[0\]\.features\.distance_km: must be a finite number within ±3\.4028235e\+38 \(float32\), got "far"/],
     ['a feature the model does not have', { rows: [{ features: { distnce_km: 1 } }] }, /rows\[0\]\.features\.distnce_km: the model has no feature "distnce_km"/],
     ['a list where a scalar belongs', { rows: [{ features: { distance_km: [1, 2] } }] }, /rows\[0\]\.features\.distance_km: must be a number, string or boolean/],
     ['no rows', { rows: [] }, /rows: at least one row is required/],
@@ -51,8 +51,9 @@ describe('Sibyl REST', () => {
   it('rejects a body over the limit before parsing it', async () => {
     const big = JSON.stringify({ rows: [{ features: { pad: 'x'.repeat(70_000) } }] });
     const res = await postJson(url(), big);
-    expect(res.status).toBe(400);
-    expect(res.json.message).toMatch(/request body of \d+\+? bytes exceeds the limit of 65536 bytes/);
+    expect(res.status).toBe(413);
+    expect(res.json.code).toBe('INVALID_ARGUMENT');
+    expect(res.json.message).toMatch(/request body of \d+\+? bytes exceeds the limit of 65536 bytes \(SIBYL_MAX_BODY_BYTES\)/);
     await stillServes();
   });
 
@@ -85,7 +86,7 @@ describe('Sibyl gRPC', () => {
       model: 'tabular-mlp',
       rows: [{ features: { distance_km: { kind: { case: 'stringValue', value: 'far' } } } }],
     });
-    expect(res).toEqual({ ok: false, code: Code.INVALID_ARGUMENT, details: 'rows[0].features.distance_km: must be a finite number (float32), got "far"' });
+    expect(res).toEqual({ ok: false, code: Code.INVALID_ARGUMENT, details: 'rows[0].features.distance_km: must be a finite number within ±3.4028235e+38 (float32), got "far"' });
   });
 });
 

@@ -67,8 +67,8 @@ describe('compressed infer bodies', () => {
     const bomb = gzipSync(Buffer.alloc(MAX_BODY * 16, 0x20));
     expect(bomb.byteLength).toBeLessThan(MAX_BODY);
     const res = await infer(bomb, { 'content-encoding': 'gzip' });
-    expect(res.status).toBe(400);
-    expect(res.json).toEqual({ code: 'INVALID_ARGUMENT', error: `request body exceeds the limit of ${MAX_BODY} bytes once decompressed (gzip)` });
+    expect(res.status).toBe(413);
+    expect(res.json).toEqual({ code: 'INVALID_ARGUMENT', error: `request body exceeds the limit of ${MAX_BODY} bytes (SIBYL_MAX_BODY_BYTES) once decompressed (gzip)` });
   });
 });
 
@@ -77,7 +77,7 @@ describe('paths under /v2 that are not routes', () => {
     ['GET', '/v2/models/tabular-mlp/config'],
     ['GET', '/v2/models/tabular-mlp/stats'],
     ['POST', '/v2/repository/index'],
-    ['GET', '/v2/models/tabular-mlp/infer'],
+    ['POST', '/v2/models/tabular-mlp/explain'],
   ])('%s %s is NOT_FOUND with an OIP error body', async (method, path) => {
     const res = await fetch(`${gw.http}${path}`, { method });
     expect(res.status).toBe(404);

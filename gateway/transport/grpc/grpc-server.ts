@@ -1,7 +1,6 @@
 /** The gRPC front door: Sibyl's PredictionService, the OIP GRPCInferenceService, grpc.health.v1 and reflection. */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
 import { toBinary, type DescFile } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
 import { file_sibyl_v1_predict } from '../../../proto/gen/sibyl/v1/predict_pb.js';
@@ -11,6 +10,7 @@ import type { Pipeline } from '../../pipeline/pipeline.ts';
 import type { OipHealth } from '../oip/oip-rest.ts';
 import { addOipService } from './oip-grpc.ts';
 import { addSibylService } from './sibyl-grpc.ts';
+import { HealthService } from './health-service.ts';
 
 const SERVICES = ['sibyl.v1.PredictionService', 'inference.GRPCInferenceService'];
 
@@ -18,6 +18,11 @@ export interface GrpcServer {
   readonly server: grpc.Server;
   /** Sets every service's health status (SERVING while ready). */
   setServing(serving: boolean): void;
+  /**
+   * Stops accepting, refuses new calls on open connections (GOAWAY), ends health Watch streams, and resolves when
+   * the calls in flight have finished and every connection has closed.
+   */
+  drain(): Promise<void>;
 }
 
 export function createGrpcServer(deps: {
@@ -33,7 +38,7 @@ export function createGrpcServer(deps: {
   addSibylService(server, deps.pipeline, deps.limits);
   addOipService(server, deps.pipeline, deps.health, deps.limits);
 
-  const healthService = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'NOT_SERVING' as const])));
+  const healthService = new HealthService(['', ...SERVICES], 'NOT_SERVING');
   healthService.addToServer(server);
 
   // Reflection (both protocol versions). The descriptors come from the generated code (exact, with their
@@ -48,6 +53,11 @@ export function createGrpcServer(deps: {
     server,
     setServing(serving) {
       for (const s of ['', ...SERVICES]) healthService.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
+    },
+    drain() {
+      const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      healthService.close();
+      return closed;
     },
   };
 }

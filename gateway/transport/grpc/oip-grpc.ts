@@ -19,6 +19,7 @@ import {
   ServerReadyRequestSchema,
   ServerReadyResponseSchema,
   type InferParameter,
+  type InferTensorContents,
   type ModelInferRequest,
   type ModelInferRequest_InferInputTensor,
   type ModelInferResponse,
@@ -91,8 +92,11 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decodeInput(t: ModelInferRequest_InferInputTensor, raw: Uint8Array | undefined): DecodedTensor {
   const shape = t.shape.map(Number);
-  if (raw) return { name: t.name, datatype: t.datatype, shape, data: decodeRaw(t.name, t.datatype, raw) };
   const c = t.contents;
+  if (raw) {
+    if (c && hasElements(c)) throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": both contents and raw_input_contents are set; send one`);
+    return { name: t.name, datatype: t.datatype, shape, data: decodeRaw(t.name, t.datatype, raw) };
+  }
   if (!c) throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": no contents and no raw_input_contents`);
   let data: ArrayLike<number | string | boolean | bigint>;
   switch (t.datatype) {
@@ -116,4 +120,12 @@ function decodeInput(t: ModelInferRequest_InferInputTensor, raw: Uint8Array | un
       throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": datatype ${t.datatype} is not supported`);
   }
   return { name: t.name, datatype: t.datatype, shape, data };
+}
+
+/** True when any of the typed contents holds an element. */
+function hasElements(c: InferTensorContents): boolean {
+  return (
+    c.boolContents.length + c.intContents.length + c.int64Contents.length + c.uintContents.length + c.uint64Contents.length + c.fp32Contents.length + c.fp64Contents.length + c.bytesContents.length >
+    0
+  );
 }

@@ -87,7 +87,7 @@ export function predictUnary<I extends DescMessage, O>(
 }
 
 function decode<I extends DescMessage>(input: I, bytes: Buffer, maxBytes: number): MessageShape<I> {
-  if (bytes.byteLength > maxBytes) throw new SibylError('INVALID_ARGUMENT', `request message of ${bytes.byteLength} bytes exceeds the limit of ${maxBytes} bytes`);
+  if (bytes.byteLength > maxBytes) throw new SibylError('INVALID_ARGUMENT', `request message of ${bytes.byteLength} bytes exceeds the limit of ${maxBytes} bytes (SIBYL_MAX_BODY_BYTES)`);
   try {
     return fromBinary(input, bytes);
   } catch (err) {

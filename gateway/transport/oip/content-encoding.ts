@@ -24,7 +24,7 @@ export async function decodeContent(body: Uint8Array, encoding: string | undefin
     return await decode(body, { maxOutputLength: limitBytes });
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new SibylError('INVALID_ARGUMENT', `request body exceeds the limit of ${limitBytes} bytes once decompressed (${name})`, { cause: err });
+      throw new SibylError('INVALID_ARGUMENT', `request body exceeds the limit of ${limitBytes} bytes (SIBYL_MAX_BODY_BYTES) once decompressed (${name})`, { cause: err, reason: 'BODY_TOO_LARGE' });
     }
     throw new SibylError('INVALID_ARGUMENT', `request body is not valid ${name} data`, { cause: err });
   }

@@ -47,6 +47,9 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
   app.get('/v2/models/:model/versions/:version/ready', (c) => ready(c.req.param('model'), c.req.param('version')));
   app.post('/v2/models/:model/infer', (c) => infer(httpIn(c), c.req.param('model'), ''));
   app.post('/v2/models/:model/versions/:version/infer', (c) => infer(httpIn(c), c.req.param('model'), c.req.param('version')));
+  for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
+    app.on(['GET', 'PUT', 'PATCH', 'DELETE'], path, (c) => oipError(SibylError.because('METHOD_NOT_ALLOWED', `${c.req.method} ${c.req.path}: inference requests are POST requests`)));
+  }
   // Registered last: only what no route above answered (other methods, Triton's model config, statistics, ...).
   app.all('/v2/*', (c) => oipError(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
 
@@ -172,5 +175,6 @@ export function oipError(err: unknown, requestId?: string): Response {
   if (requestId) headers[requestIdHeader] = requestId;
   const retry = retryAfterSeconds(e.code);
   if (retry !== undefined) headers['retry-after'] = String(retry);
+  if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
   return new Response(JSON.stringify({ error: e.message, code: e.code }), { status: e.httpStatus, headers });
 }

@@ -30,7 +30,10 @@ export function elementCount(shape: readonly number[], name: string): number {
 export function rowsFromTensors(model: string, sig: Signature, tensors: readonly DecodedTensor[]): InputRow[] {
   if (tensors.length === 0) throw new SibylError('INVALID_ARGUMENT', `inputs: at least one input tensor is required (model ${model} takes ${names(sig)})`);
   let rows = -1;
+  const seen = new Set<string>();
   for (const t of tensors) {
+    if (seen.has(t.name)) throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": given twice; each input may appear once`);
+    seen.add(t.name);
     const spec = sig.accepts.get(t.name);
     if (!spec) throw new SibylError('INVALID_ARGUMENT', `input "${t.name}": model ${model} has no such input (it takes ${names(sig)})`);
     if (t.datatype !== spec.datatype) {
