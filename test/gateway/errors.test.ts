@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
-import { Code, httpStatus, SibylError, toSibylError } from '../../core/errors.ts';
+import { Code, httpStatus, Reason, SibylError, toSibylError } from '../../core/errors.ts';
 
 describe('the closed error-code set', () => {
   it('numbers every code exactly like gRPC', () => {
@@ -22,5 +22,14 @@ describe('the closed error-code set', () => {
     const e = new SibylError('RESOURCE_EXHAUSTED', 'busy');
     expect(toSibylError(e)).toBe(e);
     expect([e.grpcCode, e.httpStatus]).toEqual([8, 429]);
+  });
+  it('refines a code for HTTP only through the Reason table, keeping the code for gRPC', () => {
+    for (const [name, r] of Object.entries(Reason)) {
+      const e = SibylError.because(name as keyof typeof Reason, 'x');
+      expect([e.code, e.httpStatus, e.grpcCode], name).toEqual([r.code, r.httpStatus, Code[r.code]]);
+      expect(r.httpStatus, name).toBeGreaterThanOrEqual(400);
+    }
+    expect(SibylError.because('BODY_TOO_LARGE', 'big').httpStatus).toBe(413);
+    expect(new SibylError('INVALID_ARGUMENT', 'plain').httpStatus).toBe(400);
   });
 });
