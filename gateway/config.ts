@@ -32,6 +32,7 @@ const Env = z.object({
   SIBYL_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1 << 20),
   SIBYL_MAX_ROWS: z.coerce.number().int().positive().default(1000),
   SIBYL_DRAIN_TIMEOUT_MS: positiveMs.default(10_000),
+  SIBYL_DRAIN_GRACE_MS: z.coerce.number().nonnegative().default(0),
   SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(512),
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
   SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(25),
@@ -45,7 +46,7 @@ const Env = z.object({
   SIBYL_REPLICA: optionalString,
   SIBYL_CACHE_DIR: optionalString,
   SIBYL_SYNC_WAIT_MS: positiveMs.default(30_000),
-});
+}).refine((e) => e.SIBYL_DRAIN_GRACE_MS < e.SIBYL_DRAIN_TIMEOUT_MS, { path: ['SIBYL_DRAIN_GRACE_MS'], message: 'must be less than SIBYL_DRAIN_TIMEOUT_MS' });
 
 export interface Config {
   readonly host: string;
@@ -76,8 +77,10 @@ export interface Config {
    * the queueing time (ms) the in-flight limit allows while the event loop is saturated (0: fixed limit).
    */
   readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number };
-  /** How long SIGTERM waits for in-flight requests before closing, milliseconds. */
+  /** How long a drain (SIGTERM) may take before the connections still open are closed, from its start, ms. */
   readonly drainTimeoutMs: number;
+  /** How long a drain keeps accepting while readiness already fails, so that load balancers see it, ms. */
+  readonly drainGraceMs: number;
   readonly logLevel: string;
   /** OTLP/HTTP endpoint for traces; tracing is off when unset. */
   readonly otlpEndpoint: string | undefined;
@@ -136,6 +139,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     maxRows: e.SIBYL_MAX_ROWS,
     admission: { maxInflight: e.SIBYL_MAX_INFLIGHT, maxLagMs: e.SIBYL_MAX_LAG_MS, queueMs: e.SIBYL_ADMISSION_QUEUE_MS },
     drainTimeoutMs: e.SIBYL_DRAIN_TIMEOUT_MS,
+    drainGraceMs: e.SIBYL_DRAIN_GRACE_MS,
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },

@@ -4,9 +4,10 @@
  * flushes the prediction log and frees everything (once).
  */
 import { createAdaptorServer, type ServerType } from '@hono/node-server';
-import { createServer as createHttpServer, type RequestListener, type ServerOptions } from 'node:http';
+import { createServer as createHttpServer, type RequestListener, type Server as HttpServer, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { withFastReject } from './transport/fast-reject.ts';
+import { drainFrontDoors } from './transport/drain.ts';
 import * as grpc from '@grpc/grpc-js';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
@@ -64,7 +65,11 @@ export interface Gateway {
   reloadModels(): Promise<boolean>;
   /** Listens on the configured ports (0 picks free ones); resolves with the bound ports. */
   start(): Promise<{ httpPort: number; grpcPort: number }>;
-  /** Stops accepting, drains in-flight requests (up to drainTimeoutMs), flushes the log, frees models. Idempotent. */
+  /**
+   * Drains (transport/drain.ts): not ready at once, accepting for drainGraceMs, then answers what is in flight with
+   * `Connection: close`, closes idle connections and gRPC health Watch streams, closes everything left at
+   * drainTimeoutMs. Then flushes shadows and the prediction log and frees models. Idempotent.
+   */
   stop(): Promise<void>;
 }
 
@@ -174,20 +179,13 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     },
     stop() {
       stopping ??= (async () => {
+        // Not ready at once: /readyz, /v2/health/ready 503 and gRPC health NOT_SERVING (Watch streams are told).
         draining = true;
-        await follower?.stop();
-        admission.stop();
         grpcServer.setServing(false);
-        const drained = Promise.all([
-          new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve())),
-          new Promise<void>((resolve) => grpcServer.server.tryShutdown(() => resolve())),
-        ]);
-        const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, config.drainTimeoutMs, 'timeout').unref());
-        if ((await Promise.race([drained, timer])) === 'timeout') {
-          logger.warn({ drainTimeoutMs: config.drainTimeoutMs }, 'drain timed out; closing remaining connections');
-          grpcServer.server.forceShutdown();
-          (http as { closeAllConnections?: () => void } | undefined)?.closeAllConnections?.();
-        }
+        const following = follower.stop();
+        await drainFrontDoors({ http: http as HttpServer | undefined, grpc: grpcServer, graceMs: config.drainGraceMs, timeoutMs: config.drainTimeoutMs, logger });
+        await following;
+        admission.stop();
         await shadows.close();
         await sink.shutdown();
         await Promise.all(routes.current.routes().map((r) => r.retire()));

@@ -17,6 +17,11 @@ describe('loadConfig', () => {
   it('turns the prediction log off', () => {
     expect(loadConfig({ SIBYL_PREDICTION_LOG: 'off', KAFKA_BROKERS: 'a:1' }).predictionLog).toEqual({ kind: 'off' });
   });
+  it('drains without a grace period by default, and wants the grace period shorter than the drain timeout', () => {
+    expect(loadConfig({})).toMatchObject({ drainTimeoutMs: 10_000, drainGraceMs: 0 });
+    expect(loadConfig({ SIBYL_DRAIN_GRACE_MS: '5000', SIBYL_DRAIN_TIMEOUT_MS: '30000' })).toMatchObject({ drainTimeoutMs: 30_000, drainGraceMs: 5_000 });
+    expect(() => loadConfig({ SIBYL_DRAIN_GRACE_MS: '10000' })).toThrow(/SIBYL_DRAIN_GRACE_MS: must be less than SIBYL_DRAIN_TIMEOUT_MS/);
+  });
   it('reports every invalid variable at once', () => {
     let err: unknown;
     try {
