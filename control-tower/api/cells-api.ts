@@ -9,7 +9,7 @@ import type { Hono } from 'hono';
 import { CellStateSchema, GatewayReportSchema, ShadowComparisonSchema } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../../core/errors.ts';
 import { isSha256, SHA256_HEX } from '../../core/names.ts';
-import { cellStateMessage, type ArtifactStore, type MetadataStore } from '../store/index.ts';
+import type { ArtifactStore, MetadataStore } from '../store/index.ts';
 import { requireRole, type TowerEnv } from './http.ts';
 
 export interface CellsApiDeps {
@@ -39,7 +39,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
     // must move to this history, not wait for the revision to catch up.
     if (waitMs > 0 && after <= (await store.cellRevision(cell))) await store.waitForRevision(cell, after, { timeoutMs: waitMs, signal: c.req.raw.signal });
     const state = await store.cellState(cell);
-    return c.json(toJson(CellStateSchema, cellStateMessage(state)) as object);
+    return c.json(toJson(CellStateSchema, state) as object);
   });
 
   app.post('/v1/cells/:cell/reports', async (c) => {
@@ -76,7 +76,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
       return {
         replica: r.replica,
         revision: r.revision,
-        inSync: r.revision === desired.revision && [...want].every(([k, sha]) => have.get(k) === sha) && have.size === want.size,
+        inSync: BigInt(r.revision) === desired.revision && [...want].every(([k, sha]) => have.get(k) === sha) && have.size === want.size,
         lastSeen: r.received,
         stale: now - r.received.getTime() > staleAfterMs,
         loaded: r.loaded,
@@ -85,7 +85,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
         errors: r.errors,
       };
     });
-    return c.json({ cell, desired: toJson(CellStateSchema, cellStateMessage(desired)), replicas });
+    return c.json({ cell, desired: toJson(CellStateSchema, desired), replicas });
   });
 
   app.get('/v1/bundles/:sha', async (c) => {

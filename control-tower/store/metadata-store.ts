@@ -3,6 +3,9 @@
  * Changes to cells are in deployment-changes.ts, tokens in token-store.ts; this file holds versions, reads,
  * reports, the audit log and the revision wake-ups.
  */
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { CellStateSchema, type CellState, type DeployedModel, type DeployedVersion } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../../core/errors.ts';
 import { CELL, isCellName, isName, isSha256, isVersion, NAME, SHA256_HEX, VERSION } from '../../core/names.ts';
 import { changeResult, insertAudit, REVISION_CHANNEL, runChange, type ChangeContext } from './change-context.ts';
@@ -17,11 +20,11 @@ import type {
   CellInfo,
   CellModel,
   ChangeResult,
-  DeployedModelState,
-  DesiredCellState,
   GatewayReportInput,
   MetadataStore,
   ModelSummary,
+  ShadowTargetState,
+  SplitArmState,
   StoredReport,
   VersionDetail,
   VersionRecord,
@@ -179,14 +182,14 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
     setShadows: (name, shadows, cells, actor) => change((ctx) => changes.setShadows(ctx, name, shadows, cells, actor)),
 
     async cellState(cell) {
-      return sql.transaction(async (tx): Promise<DesiredCellState> => {
+      return sql.transaction(async (tx): Promise<CellState> => {
         // One snapshot for the revision and the content it stands for.
         await tx.exec('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
         const rows = await tx.query<CellRow>(`SELECT ${CELL_COLUMNS} FROM cells WHERE name = $1`, [cell]);
         if (!rows[0]) throw new SibylError('NOT_FOUND', `cell ${cell} not found`);
         const info = cellInfo(rows[0]);
         const states = (await modelStates(tx, 'd.cell = $1', [cell])).get(cell) ?? new Map();
-        return { cell, revision: info.revision, updated: info.updated, models: [...states.values()] };
+        return create(CellStateSchema, { cell, revision: BigInt(info.revision), updated: timestampFromDate(info.updated), models: [...states.values()] });
       });
     },
 
@@ -307,8 +310,15 @@ function cellInfo(r: CellRow): CellInfo {
   return { name: r.name, revision: Number(r.revision), updated: toDate(r.updated) };
 }
 
+/** One model's deployment in one cell: the DeployedModel message's fields, as plain objects. */
+type ModelState = Pick<DeployedModel, 'name' | 'defaultVersion' | 'aliases'> & {
+  versions: Pick<DeployedVersion, 'version' | 'bundleSha256' | 'runtime' | 'sizeBytes'>[];
+  split: SplitArmState[];
+  shadows: ShadowTargetState[];
+};
+
 /** Deployed models per cell (cell → model → state) for deployments matching `where` (alias `d`). */
-async function modelStates(tx: SqlQueryable, where: string, params: unknown[]): Promise<Map<string, Map<string, DeployedModelState>>> {
+async function modelStates(tx: SqlQueryable, where: string, params: unknown[]): Promise<Map<string, Map<string, ModelState>>> {
   const deployed = await tx.query<{ cell: string; model: string; version: string; sha256: string; runtime: string; sizeBytes: unknown; defaultVersion: string | null }>(
     `SELECT d.cell, d.model_name AS model, d.version, v.sha256, v.runtime, v.size_bytes AS "sizeBytes", f.version AS "defaultVersion"
      FROM deployments d JOIN model_versions v ON v.model_name = d.model_name AND v.version = d.version
@@ -320,13 +330,13 @@ async function modelStates(tx: SqlQueryable, where: string, params: unknown[]): 
     `SELECT d.cell, d.model_name AS model, d.alias, d.version FROM cell_aliases d WHERE ${where} ORDER BY d.cell, d.model_name, d.alias`,
     params,
   );
-  const out = new Map<string, Map<string, DeployedModelState>>();
+  const out = new Map<string, Map<string, ModelState>>();
   for (const r of deployed) {
     let models = out.get(r.cell);
     if (!models) out.set(r.cell, (models = new Map()));
     let m = models.get(r.model);
     if (!m) models.set(r.model, (m = { name: r.model, versions: [], defaultVersion: r.defaultVersion ?? '', aliases: {}, split: [], shadows: [] }));
-    m.versions.push({ version: r.version, bundleSha256: r.sha256, runtime: r.runtime, sizeBytes: Number(r.sizeBytes) });
+    m.versions.push({ version: r.version, bundleSha256: r.sha256, runtime: r.runtime, sizeBytes: BigInt(String(r.sizeBytes)) });
   }
   for (const a of aliases) {
     const m = out.get(a.cell)?.get(a.model);

@@ -15,6 +15,7 @@
  * the same transaction; a call that changes nothing (deploying where already deployed) bumps nothing and writes
  * no audit row. Listeners of `onRevision` hear about a bump after its commit.
  */
+import type { CellState, DeployedModel, LoadedVersion, LoadError, ShadowTarget, SplitArm } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 
 export type Role = 'admin' | 'publisher' | 'viewer';
 export const ROLES: readonly Role[] = ['admin', 'publisher', 'viewer'];
@@ -70,40 +71,31 @@ export interface ModelSummary {
   versions: string[];
 }
 
-/** One model's part of one cell's desired state. */
-export interface CellModel {
-  cell: string;
-  /** Deployed versions in upload order. */
-  versions: string[];
-  /** The version served when a request names none; '' when none (only while nothing is deployed). */
-  defaultVersion: string;
-  /** Alias → version. */
-  aliases: Record<string, string>;
-  /** Arms serving requests that name no version (instead of the default); empty when there is no split. */
-  split: SplitArmState[];
-  /** Run after each live response. */
-  shadows: ShadowTargetState[];
-}
+/*
+ * The desired state is the proto message (proto/sibyl/v1/deployment.proto): `cellState` returns a CellState, and
+ * the plain objects below are its messages' fields (without protobuf-es's `$typeName`, so they serialize as JSON).
+ */
 
-export interface SplitArmState {
-  /** The name responses and logs carry. */
-  arm: string;
-  version: string;
-  /** Relative weight, >= 0. */
-  weight: number;
-}
+/** A split arm (SplitArm): `arm` is the name responses and logs carry, `weight` relative and >= 0. */
+export type SplitArmState = Pick<SplitArm, 'arm' | 'version' | 'weight'>;
 
-export interface ShadowTargetState {
-  model: string;
-  version: string;
-}
+/** A shadow (ShadowTarget): a version of this or another model run after each live response. */
+export type ShadowTargetState = Pick<ShadowTarget, 'model' | 'version'>;
 
 /** A split arm as given: `arm` defaults to the version. */
-export interface SplitArmInput {
-  arm?: string;
-  version: string;
-  weight: number;
-}
+export type SplitArmInput = Pick<SplitArm, 'version' | 'weight'> & Partial<Pick<SplitArm, 'arm'>>;
+
+/**
+ * One model's part of one cell's desired state (DeployedModel's fields), as the models API shows it: the deployed
+ * versions by name, in upload order. `defaultVersion` is '' only while nothing is deployed; `split` is empty when
+ * there is none (the default serves requests that name no version).
+ */
+export type CellModel = Pick<DeployedModel, 'defaultVersion' | 'aliases'> & {
+  cell: string;
+  versions: string[];
+  split: SplitArmState[];
+  shadows: ShadowTargetState[];
+};
 
 export interface ModelDetail {
   name: string;
@@ -125,33 +117,6 @@ export interface ChangeResult {
   cells: { cell: string; revision: number }[];
 }
 
-/** A cell's desired state, shaped like proto/sibyl/v1/deployment.proto's CellState (see cellStateMessage). */
-export interface DesiredCellState {
-  cell: string;
-  /** Starts at 1 for a new cell; +1 per change. */
-  revision: number;
-  updated: Date;
-  /** Sorted by model name. */
-  models: DeployedModelState[];
-}
-
-export interface DeployedModelState {
-  name: string;
-  /** In upload order. */
-  versions: DeployedVersionState[];
-  defaultVersion: string;
-  aliases: Record<string, string>;
-  split: SplitArmState[];
-  shadows: ShadowTargetState[];
-}
-
-export interface DeployedVersionState {
-  version: string;
-  bundleSha256: string;
-  runtime: string;
-  sizeBytes: number;
-}
-
 export interface AuditEntry {
   /** Increasing; pass the smallest id seen as `before` to read the next page. */
   id: number;
@@ -170,8 +135,8 @@ export interface GatewayReportInput {
   cell: string;
   replica: string;
   revision: number;
-  loaded: { model: string; version: string; bundleSha256: string }[];
-  errors: { model: string; version: string; message: string }[];
+  loaded: Pick<LoadedVersion, 'model' | 'version' | 'bundleSha256'>[];
+  errors: Pick<LoadError, 'model' | 'version' | 'message'>[];
   /** The replica's own clock, if it sent one. */
   time?: Date;
   /** The replica's live-versus-shadow comparison (ShadowComparison in deployment.proto, as JSON), kept verbatim. */
@@ -277,8 +242,12 @@ export interface MetadataStore {
   setShadows(name: string, shadows: readonly ShadowTargetState[], cells: CellSelector | undefined, actor: string): Promise<ChangeResult>;
 
   // --- desired state ----------------------------------------------------------------------------------------------
-  /** The cell's desired state, read in one snapshot (revision and content agree). NOT_FOUND: unknown cell. */
-  cellState(cell: string): Promise<DesiredCellState>;
+  /**
+   * The cell's desired state as the message gateways follow, read in one snapshot (revision and content agree):
+   * models sorted by name, versions in upload order; the revision starts at 1 and rises by one per change.
+   * NOT_FOUND: unknown cell.
+   */
+  cellState(cell: string): Promise<CellState>;
   /** The cell's current revision. NOT_FOUND: unknown cell. */
   cellRevision(cell: string): Promise<number>;
   /**

@@ -1,15 +1,12 @@
 /** What a replica tells the control tower it serves (GatewayReport in proto/sibyl/v1/deployment.proto). */
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
-import { GatewayReportSchema, ShadowComparisonSchema, type GatewayReport, type ShadowComparison } from '../../proto/gen/sibyl/v1/deployment_pb.js';
+import { GatewayReportSchema, ShadowComparisonSchema, type GatewayReport, type LoadError, type ShadowComparison } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import type { RouteTable } from '../routing/route-table.ts';
 import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
 
-export interface VersionError {
-  readonly model: string;
-  readonly version: string;
-  readonly message: string;
-}
+/** A version that failed to load, and why (LoadError's fields). */
+export type VersionError = Readonly<Pick<LoadError, 'model' | 'version' | 'message'>>;
 
 export interface ReportInput {
   readonly cell: string;

@@ -28,7 +28,7 @@ describe('MetadataStore on PGlite (data directory)', () => {
 
       const second = await openPglite({ dataDir: join(dir, 'db') });
       const reopened = await createMetadataStore(second);
-      expect(await reopened.cellState('a')).toMatchObject({ revision: 2, models: [{ name: 'eta', defaultVersion: 'v1' }] });
+      expect(await reopened.cellState('a')).toMatchObject({ revision: 2n, models: [{ name: 'eta', defaultVersion: 'v1' }] });
       expect(await reopened.authenticate(token)).toEqual({ name: 'ci', role: 'viewer' });
       await reopened.close();
       await second.close();
