@@ -78,7 +78,7 @@ describe('enrich', () => {
   it.each([
     [{ entities: { zone: 'z1' }, features: {} }, /rows\[0\]\.entities\.restaurant: an id is required \(the model reads prep, orders by it\)/],
     [{ entities: { restaurant: 'r', zone: 'z', shop: 's' }, features: {} }, /rows\[0\]\.entities\.shop: the model has no entity "shop" \(it has restaurant, zone\)/],
-    [{ entities: { restaurant: 'r', zone: 'z' }, features: { orders: 1.5 } }, /rows\[0\]\.features\.orders: must be an integer \(int64\), got 1.5/],
+    [{ entities: { restaurant: 'r', zone: 'z' }, features: { orders: 1.5 } }, /rows\[0\]\.features\.orders: must be an integer of at most 53 bits \(int64\), got 1.5/],
     [{ entities: { restaurant: 'r', zone: 'z' }, features: { open: 1 } }, /rows\[0\]\.features\.open: must be a boolean \(bool\), got 1/],
   ])('rejects bad rows with INVALID_ARGUMENT: %#', async (row, message) => {
     const { store, calls } = fakeStore({});
