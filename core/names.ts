@@ -18,12 +18,22 @@ function rule(pattern: RegExp, message: string): NameRule {
 
 /**
  * A model's name. The manifest names its features, entities and outputs the same way (they become hash keys,
- * label values and JSON keys, so lowercase and no spaces).
+ * label values and JSON keys, so lowercase and no spaces). It starts and ends with a letter or digit and has no
+ * "..": `delivery-eta.`, `delivery-eta_` or `delivery..eta` would be a second model that reads like the first.
  */
-export const NAME = rule(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+export const NAME = rule(
+  /^(?!.*\.\.)[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$/,
+  'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting and ending with a letter or digit, without ".."',
+);
 
-/** A model's version: case matters ("v2" and "V2" are two versions). A split arm defaults to its version, so it is spelled the same. */
-export const VERSION = rule(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 characters of A-Z, a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+/**
+ * A model's version: case matters ("v2" and "V2" are two versions), and like a name it starts and ends with a
+ * letter or digit and has no "..". A split arm defaults to its version, so it is spelled the same.
+ */
+export const VERSION = rule(
+  /^(?!.*\.\.)[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/,
+  'must be 1-63 characters of A-Z, a-z, 0-9, ".", "_" or "-", starting and ending with a letter or digit, without ".."',
+);
 
 /** An alias stands where a version does (a request names either), so it is spelled like one; the tower refuses an alias that is also a version. */
 export const ALIAS: NameRule = VERSION;
