@@ -45,7 +45,7 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
   await store.ensureCells(config.cells);
   const s3 = !parts.artifacts && config.bundles.kind === 's3' ? createS3ArtifactStore({ bucket: config.bundles.bucket, region: config.bundles.region, endpoint: config.bundles.endpoint }) : undefined;
   const artifacts = parts.artifacts ?? s3 ?? createLocalArtifactStore((config.bundles as { dir: string }).dir);
-  const validator = parts.validator ?? createUploadValidator({ workDir: config.workDir, timeoutMs: config.validationTimeoutMs });
+  const validator = parts.validator ?? createUploadValidator({ workDir: config.workDir, timeoutMs: config.validationTimeoutMs, timeoutSetting: 'SIBYL_VALIDATION_TIMEOUT_MS' });
   const { token: adminToken, generated } = await ensureAdminToken(store, config.adminToken);
   const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, logger, ...(parts.validations ? { validations: parts.validations } : {}) });
   let server: ServerType | undefined;

@@ -29,8 +29,9 @@ export interface UploadValidator {
   /**
    * Resolves when the bundle is acceptable. Rejects with INVALID_ARGUMENT and a message that says exactly what was
    * wrong (the zip entry, the manifest field, the model's mismatch, the failing test case with expected and actual,
-   * or that the validation process crashed), or RESOURCE_EXHAUSTED when the validation ran out of memory or time.
-   * UNAVAILABLE after `close`. Safe to call concurrently.
+   * that the validation process crashed, or that it ran out of time or memory, naming the budget: the same bundle
+   * would fail again, so it is not a retryable RESOURCE_EXHAUSTED). UNAVAILABLE after `close`. Safe to call
+   * concurrently.
    */
   validate(zip: Buffer): Promise<ValidatedUpload>;
   /** Kills validations still running (they reject) and refuses new ones; resolves once their files are removed. */
@@ -42,6 +43,8 @@ export interface UploadValidatorOptions {
   readonly workDir: string;
   /** Deadline of one validation process, ms (default 60 000). */
   readonly timeoutMs?: number;
+  /** The setting `timeoutMs` comes from, named in the rejection of a validation that runs out of time (e.g. SIBYL_VALIDATION_TIMEOUT_MS). */
+  readonly timeoutSetting?: string;
   /** V8 heap limit of the validation process, MiB (default 1024). Native memory (onnxruntime's) is not bounded by it. */
   readonly maxOldSpaceMb?: number;
   /** Limits on the zip (default DEFAULT_ZIP_LIMITS). */
@@ -148,9 +151,13 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
       throw new SibylError(replyCode, r.message.slice(0, 32_000));
     }
     if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator was closed during the validation');
-    if (timedOut) throw new SibylError('RESOURCE_EXHAUSTED', `the validation took longer than ${timeoutMs} ms; the bundle was rejected`);
+    // Out of time or memory is the bundle's doing (its model, its cases): refused for good, naming the budget.
+    if (timedOut) {
+      const setting = options.timeoutSetting ? ` (${options.timeoutSetting})` : '';
+      throw new SibylError('INVALID_ARGUMENT', `the validation took longer than ${timeoutMs} ms${setting}; the bundle was rejected: its model must load and pass its test cases within that time`);
+    }
     if (/heap out of memory|Allocation failed|Reached heap limit/i.test(stderr)) {
-      throw new SibylError('RESOURCE_EXHAUSTED', `the validation ran out of memory (heap limit ${maxOldSpaceMb} MiB); the bundle was rejected`);
+      throw new SibylError('INVALID_ARGUMENT', `the validation ran out of memory (heap limit ${maxOldSpaceMb} MiB); the bundle was rejected: its manifest, model and test cases must fit in that heap`);
     }
     throw new SibylError(
       'INVALID_ARGUMENT',

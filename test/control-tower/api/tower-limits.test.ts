@@ -1,6 +1,7 @@
 /**
  * The control tower's limits: uploads validated at once (a burst is queued, then refused with 429), the body size
- * of every other call, and conditional bundle downloads (If-None-Match → 304).
+ * of every other call, conditional bundle downloads (If-None-Match → 304), and a validation out of time (400 naming
+ * its budget: the same bundle would fail again, so it is no 429).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UploadValidator } from '../../../control-tower/api/index.ts';
@@ -99,4 +100,21 @@ describe('control tower limits', () => {
     expect(other.status).toBe(200);
     expect((await t.call('GET', `/v1/bundles/${'1'.repeat(64)}`, { headers: { 'if-none-match': `"${'1'.repeat(64)}"` } })).status).toBe(404);
   });
+});
+
+describe('validation budget', () => {
+  it('answers an upload whose validation runs out of time with 400 naming the budget and its setting, not 429', async () => {
+    const slow = await startTestTower({ SIBYL_VALIDATION_TIMEOUT_MS: '50' });
+    try {
+      const res = await slow.call('POST', '/v1/models', { body: await bundleZip('tabular-mlp', '1'), headers: { 'content-type': 'application/zip' } });
+      expect(res).toMatchObject({
+        status: 400,
+        json: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('the validation took longer than 50 ms (SIBYL_VALIDATION_TIMEOUT_MS)') },
+      });
+      expect(res.res.headers.get('retry-after')).toBeNull();
+      expect(slow.bundleFiles()).toEqual([]);
+    } finally {
+      await slow.stop();
+    }
+  }, 60_000);
 });

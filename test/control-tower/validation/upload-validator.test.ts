@@ -157,19 +157,25 @@ describe('upload validation', () => {
     expectNothingLeft();
   });
 
-  it('rejects a validation that runs out of time with RESOURCE_EXHAUSTED', async () => {
-    const slow = createUploadValidator({ workDir, timeoutMs: 50 });
-    expect(await outcome(await bundleZip('tabular-mlp', '1'), slow)).toEqual({ code: 'RESOURCE_EXHAUSTED', message: 'the validation took longer than 50 ms; the bundle was rejected' });
+  it('rejects a validation that runs out of time with INVALID_ARGUMENT naming the budget and its setting (it would fail again: not a retry)', async () => {
+    const slow = createUploadValidator({ workDir, timeoutMs: 50, timeoutSetting: 'SIBYL_VALIDATION_TIMEOUT_MS' });
+    expect(await outcome(await bundleZip('tabular-mlp', '1'), slow)).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'the validation took longer than 50 ms (SIBYL_VALIDATION_TIMEOUT_MS); the bundle was rejected: its model must load and pass its test cases within that time',
+    });
     await slow.close();
     expectNothingLeft();
   });
 
-  it('rejects a validation that runs out of memory with RESOURCE_EXHAUSTED', async () => {
+  it('rejects a validation that runs out of memory with INVALID_ARGUMENT naming the heap limit', async () => {
     // A manifest under the 1 MiB cap whose parse needs ~150 MiB of heap, against a 64 MiB limit.
     const lines = Array.from({ length: 9000 }, (_, i) => `  - { name: c${i}, features: { basket_value: ${Math.random()} }, expected: { output: ${Math.random()} } }`);
     const zip = await makeZip(withManifest('tabular-mlp', '1', (m) => `${m.replace(/^tests:[\s\S]*$/m, '')}tests:\n${lines.join('\n')}\n`));
     const small = createUploadValidator({ workDir, maxOldSpaceMb: 64 });
-    expect(await outcome(zip, small)).toEqual({ code: 'RESOURCE_EXHAUSTED', message: 'the validation ran out of memory (heap limit 64 MiB); the bundle was rejected' });
+    expect(await outcome(zip, small)).toEqual({
+      code: 'INVALID_ARGUMENT',
+      message: 'the validation ran out of memory (heap limit 64 MiB); the bundle was rejected: its manifest, model and test cases must fit in that heap',
+    });
     await small.close();
     expectNothingLeft();
   });
