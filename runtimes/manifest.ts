@@ -11,7 +11,7 @@ import { SibylError } from '../core/errors.ts';
 import { registry, type ManifestOf, type RegisteredDescriptors } from './registry.ts';
 
 export { Dtype, FeatureSpec, OutputDecl, TestCase, type OutputSpec } from './manifest-fields.ts';
-export { outputSpecs } from './registry.ts';
+export { outputSpecs, requireTestCases } from './registry.ts';
 
 export const MANIFEST_FILES = ['sibyl.yaml', 'sibyl.yml', 'sibyl.json'] as const;
 

@@ -41,6 +41,13 @@ export interface RuntimeRegistry<D extends readonly RuntimeDescriptor[]> {
   readonly manifestSchema: z.ZodType<ManifestOf<D>>;
   /** Validates a parsed manifest object; throws INVALID_ARGUMENT `invalid manifest: path: message; ...` listing every problem. */
   validateManifest(raw: unknown): ManifestOf<D>;
+  /**
+   * What the upload gate asks of a valid manifest beyond its schema: at least one test case, and every declared
+   * output named in some case's `expected` (a bundle must show what it answers before anything serves it). Throws
+   * INVALID_ARGUMENT `invalid manifest: tests: ...`. Not part of the schema: gateways still load and serve versions
+   * accepted before it held.
+   */
+  requireTestCases(manifest: ManifestCore): void;
   /** The descriptor of a kind, or undefined. */
   descriptorOf(kind: string): D[number] | undefined;
   /** One Runtime per kind (implementations are imported when their first model loads). Throws on bad options. */
@@ -119,6 +126,13 @@ export function createRegistry<const D extends readonly RuntimeDescriptor[]>(des
     return { d, settings: result.data };
   }
 
+  function outputSpecs(m: ManifestCore): OutputSpec[] {
+    const d = byKind.get(m.runtime);
+    if (!d?.outputs) return (m.outputs ?? []).map((o) => ({ name: o.name, dtype: o.dtype, kind: o.kind }));
+    const s = sectionOf(m);
+    return s ? d.outputs.of(s.settings) : [];
+  }
+
   return Object.freeze({
     descriptors,
     kinds,
@@ -127,6 +141,20 @@ export function createRegistry<const D extends readonly RuntimeDescriptor[]>(des
       const result = manifestSchema.safeParse(raw);
       if (result.success) return result.data;
       throw new SibylError('INVALID_ARGUMENT', `invalid manifest: ${problemsOf(result.error.issues)}`);
+    },
+    requireTestCases(m: ManifestCore): void {
+      const outputs = outputSpecs(m).map((o) => o.name);
+      const quoted = (names: readonly string[]) => names.map((n) => `"${n}"`).join(', ');
+      if (m.tests.length === 0) {
+        const expecting = outputs.length ? `, expecting ${outputs.length === 1 ? 'its output' : 'each of its outputs'} ${quoted(outputs)}` : '';
+        throw new SibylError('INVALID_ARGUMENT', `invalid manifest: tests: at least one test case is required${expecting}: the upload gate runs them, and gateways warm up with the first`);
+      }
+      const expected = new Set(m.tests.flatMap((t) => Object.keys(t.expected)));
+      const missing = outputs.filter((o) => !expected.has(o));
+      if (missing.length) {
+        const what = missing.length === 1 ? `output ${quoted(missing)}` : `outputs ${quoted(missing)}`;
+        throw new SibylError('INVALID_ARGUMENT', `invalid manifest: tests: no test case expects ${what}: name every declared output in some case's expected`);
+      }
     },
     descriptorOf: (kind: string) => byKind.get(kind),
     createRuntimes(options: RuntimesOptions<D> = {}): Runtimes {
@@ -139,12 +167,7 @@ export function createRegistry<const D extends readonly RuntimeDescriptor[]>(des
         },
       };
     },
-    outputSpecs(m: ManifestCore): OutputSpec[] {
-      const d = byKind.get(m.runtime);
-      if (!d?.outputs) return (m.outputs ?? []).map((o) => ({ name: o.name, dtype: o.dtype, kind: o.kind }));
-      const s = sectionOf(m);
-      return s ? d.outputs.of(s.settings) : [];
-    },
+    outputSpecs,
     composedModelsOf(m: ManifestCore): ComposedModel[] {
       if (!byKind.get(m.runtime)?.composes) return [];
       const s = sectionOf(m);
@@ -183,6 +206,7 @@ export const registry = createRegistry(descriptors);
 export const runtimeKinds = registry.kinds;
 export const createRuntimes = registry.createRuntimes;
 export const outputSpecs = registry.outputSpecs;
+export const requireTestCases = registry.requireTestCases;
 export const composedModelsOf = registry.composedModelsOf;
 export const compositionFieldOf = registry.compositionFieldOf;
 export const oipPlatformOf = registry.oipPlatformOf;

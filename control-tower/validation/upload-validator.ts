@@ -1,6 +1,6 @@
 /**
- * The gate before anything is stored: an uploaded bundle zip is unpacked, its manifest validated, its model loaded
- * and its test cases run, in a separate process with a heap limit and a deadline (validation-child.ts). The zip
+ * The gate before anything is stored: an uploaded bundle zip is unpacked, its manifest validated (with at least one
+ * test case, and every declared output expected by some case), its model loaded and its test cases run, in a separate process with a heap limit and a deadline (validation-child.ts). The zip
  * is untrusted and so is the model file: fuzzed ONNX files have crashed onnxruntime, so a crash, a signal, running
  * out of memory or time is a clean rejection here, never a dead control tower. Everything the validation writes
  * stays under `workDir` and is removed afterwards, accepted or not.
@@ -14,7 +14,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ZipLimits } from '../../runtimes/bundle/index.ts';
 import { Code, SibylError, type CodeName } from '../../core/errors.ts';
-import { validateManifest, type Manifest } from '../../runtimes/manifest.ts';
+import { requireTestCases, validateManifest, type Manifest } from '../../runtimes/manifest.ts';
 import type { ChildReply, ChildRequest } from './validation-child.ts';
 
 export interface ValidatedUpload {
@@ -145,7 +145,11 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
   function outcome(reply: unknown, code: number | null, signal: NodeJS.Signals | null, timedOut: boolean, stderr: string): Manifest {
     const r = reply as Partial<ChildReply> | undefined;
     // The child handled untrusted input: its reply is checked like any other input.
-    if (r?.ok === true && code === 0) return validateManifest(r.manifest);
+    if (r?.ok === true && code === 0) {
+      const manifest = validateManifest(r.manifest);
+      requireTestCases(manifest);
+      return manifest;
+    }
     if (r?.ok === false && typeof r.message === 'string') {
       const replyCode: CodeName = typeof r.code === 'string' && r.code in Code ? (r.code as CodeName) : 'INVALID_ARGUMENT';
       throw new SibylError(replyCode, r.message.slice(0, 32_000));

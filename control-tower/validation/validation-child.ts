@@ -1,6 +1,6 @@
 /**
- * The validation process (forked by upload-validator.ts): unpacks one bundle zip, loads its model with the real
- * runtimes, runs the manifest's test cases, disposes, and sends one reply. Run in its own process so that a model
+ * The validation process (forked by upload-validator.ts): unpacks one bundle zip, requires test cases that expect
+ * every output, loads its model with the real runtimes, runs the cases, disposes, and sends one reply. Run in its own process so that a model
  * that crashes onnxruntime, exhausts memory or never returns takes down only this process.
  *
  * argv[2]: a ChildRequest as JSON. Reply on the IPC channel: a ChildReply. Exits 0 after replying.
@@ -11,7 +11,7 @@ import type { LoadedModel } from '../../runtimes/contract.ts';
 import { openBundleZip, type ZipLimits } from '../../runtimes/bundle/index.ts';
 import { createRuntimes } from '../../runtimes/index.ts';
 import { SibylError, toSibylError, type CodeName } from '../../core/errors.ts';
-import type { Manifest } from '../../runtimes/manifest.ts';
+import { requireTestCases, type Manifest } from '../../runtimes/manifest.ts';
 import { ModelVersion } from '../../execution/model-version.ts';
 import { formatFailures, runTestCases } from '../../execution/test-cases.ts';
 
@@ -31,6 +31,8 @@ export type ChildReply = { readonly ok: true; readonly manifest: Manifest } | { 
 async function validate(request: ChildRequest): Promise<Manifest> {
   const zip = await readFile(request.zipFile);
   const bundle = await openBundleZip(zip, request.unpackDir, request.limits);
+  // Before anything loads: a bundle with no case, or an output no case expects, has shown nothing to check.
+  requireTestCases(bundle.manifest);
   // Each runtime imports its implementation when it loads the first model (a native module can take a good part of
   // the start-up), so only the bundle's own runtime is imported, and only for a bundle that unpacked.
   const runtimes = createRuntimes();

@@ -1,8 +1,9 @@
 /**
  * Checks the committed demo models under Node 24 with onnxruntime-node: every bundle's manifest passes
- * parseManifest, every expected.json row's entity ids exist in models/features.jsonl with the same feature values,
- * the manifest's test cases are expected.json rows, and onnxruntime-node reproduces the training library's
- * outputs within the manifest's tolerance. Prints the max differences; exits 1 on any problem.
+ * parseManifest and has test cases expecting every output (as the upload gate requires), every expected.json row's
+ * entity ids exist in models/features.jsonl with the same feature values, the manifest's test cases are
+ * expected.json rows, and onnxruntime-node reproduces the training library's outputs within the manifest's
+ * tolerance. Prints the max differences; exits 1 on any problem.
  *
  * Usage: node scripts/models/verify.ts [models-dir]
  */
@@ -10,7 +11,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { parse as parseYaml } from 'yaml';
-import { parseManifest, type Manifest } from '../../runtimes/manifest.ts';
+import { parseManifest, requireTestCases, type Manifest } from '../../runtimes/manifest.ts';
 
 type Num = number | number[];
 interface ExpectedRow {
@@ -77,6 +78,11 @@ async function verifyBundle(name: string, version: string, store: Map<string, Re
   const m = parseManifest(readFileSync(join(bundleDir, 'sibyl.yaml'), 'utf8'));
   const label = `${name}/${version}`;
   if (m.name !== name || m.version !== version) problems.push(`${label}: manifest says ${m.name}/${m.version}`);
+  try {
+    requireTestCases(m); // what the upload gate asks: npm start publishes these bundles through it
+  } catch (err) {
+    problems.push(`${label}: ${(err as Error).message}`);
+  }
   const exp = JSON.parse(readFileSync(join(bundleDir, 'expected.json'), 'utf8')) as ExpectedFile;
 
   for (const [i, row] of exp.rows.entries()) {

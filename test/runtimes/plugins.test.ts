@@ -213,6 +213,15 @@ describe('a fourth runtime is one descriptor', () => {
     expect(messageOf(() => validateManifest(manifest))).toMatch(/^invalid manifest: runtime: Invalid option/);
   });
 
+  it('asks the upload gate for test cases that expect the outputs its descriptor declares', () => {
+    const m = extended.validateManifest(manifest);
+    expect(messageOf(() => extended.requireTestCases(m))).toBe(
+      'invalid manifest: tests: at least one test case is required, expecting its output "said": the upload gate runs them, and gateways warm up with the first',
+    );
+    const cases = extended.validateManifest({ ...manifest, tests: [{ name: 'hi', features: { word: 'hi' }, expected: { said: '> hi' } }] });
+    expect(() => extended.requireTestCases(cases)).not.toThrow();
+  });
+
   it('is made and loaded through createRuntimes like the others', async () => {
     const runtimes = extended.createRuntimes();
     const runtime = runtimes.byKind.get('echo')!;

@@ -4,7 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleEntries, bundleZip, hostileCorpus, makeZip } from '../../runtimes/bundle/zips.ts';
+import { stringify } from 'yaml';
+import { NAME } from '../../../core/names.ts';
+import { bundleEntries, bundleZip, hostileCorpus, makeZip, withManifest } from '../../runtimes/bundle/zips.ts';
 import { startTestTower, type TestTower } from './tower.ts';
 
 let t: TestTower;
@@ -101,6 +103,36 @@ describe('control tower API', () => {
     expect(t.bundleFiles().length).toBe(before.files);
     expect((await t.call('POST', '/v1/models', { body: new Uint8Array(0), headers: zipHeaders })).json.code).toBe('INVALID_ARGUMENT');
   }, 120_000); // about 15 zips, each validated in its own process: slow on a busy machine
+
+  it('refuses a bundle that cannot show what it serves: no test case, an output no case expects, a lookalike name', async () => {
+    const before = { models: (await t.call('GET', '/v1/models')).json.models.length, files: t.bundleFiles().length };
+    const noCases = await makeZip(withManifest('eta-risk', '1', (m) => m.replace(/^tests:[\s\S]*$/m, 'tests: []\n')));
+    const noProbabilities = await makeZip(withManifest('eta-risk', '1', (m) => m.replace(/^ {4}probabilities: .*\n/gm, '')));
+    // A rule that warm-up would fail on its defaults (the hostile author's bundle): refused before it loads.
+    const rule = { name: 'eta-floor', version: '1', runtime: 'rules', features: [{ name: 'x', dtype: 'float64', source: 'request', default: 0 }], outputs: [{ name: 'y', dtype: 'float64' }], rules: { file: 'rule.js' } };
+    const ruleWithoutCases = await makeZip([
+      { name: 'sibyl.yaml', data: stringify(rule) },
+      { name: 'rule.js', data: 'export function predict(f) { if (f.x === 0) throw new Error("no"); return { y: f.x }; }' },
+    ]);
+    const trailingDot = await makeZip(withManifest('eta-risk', '1', (m) => m.replace(/^name: eta-risk$/m, 'name: eta-risk.')));
+    const cases = [
+      {
+        name: 'tests: []',
+        zip: noCases,
+        message:
+          'invalid manifest: tests: at least one test case is required, expecting each of its outputs "is_late", "probabilities": the upload gate runs them, and gateways warm up with the first',
+      },
+      { name: 'an output without a case', zip: noProbabilities, message: `invalid manifest: tests: no test case expects output "probabilities": name every declared output in some case's expected` },
+      { name: 'a rule without tests', zip: ruleWithoutCases, message: 'invalid manifest: tests: at least one test case is required, expecting its output "y": the upload gate runs them, and gateways warm up with the first' },
+      { name: 'a trailing dot', zip: trailingDot, message: `invalid manifest: name: ${NAME.message}` },
+    ];
+    for (const c of cases) {
+      const res = await t.call('POST', '/v1/models?cells=cell-a', { body: c.zip, headers: zipHeaders });
+      expect(res, c.name).toMatchObject({ status: 400, json: { code: 'INVALID_ARGUMENT', message: c.message } });
+    }
+    expect((await t.call('GET', '/v1/models')).json.models.length).toBe(before.models);
+    expect(t.bundleFiles().length).toBe(before.files);
+  }, 60_000);
 
   it('rejects an upload over the size limit before validating it', async () => {
     const small = await startTestTower({ SIBYL_MAX_UPLOAD_BYTES: '1000' });

@@ -144,7 +144,7 @@ describe('upload validation', () => {
   });
 
   it('refuses a runtime this control tower does not have', async () => {
-    const zip = await makeZip([{ name: 'sibyl.yaml', data: 'name: r\nversion: "1"\nruntime: sagemaker\noutputs: [{ name: score }]\nsagemaker: { endpoint: x }\n' }]);
+    const zip = await makeZip([{ name: 'sibyl.yaml', data: 'name: r\nversion: "1"\nruntime: sagemaker\noutputs: [{ name: score }]\nsagemaker: { endpoint: x }\ntests: [{ name: t, features: {}, expected: { score: 1 } }]\n' }]);
     const r = await outcome(zip);
     expect(r.code).toBe('INVALID_ARGUMENT');
     expect(r.message).toMatch(/runtime: "sagemaker" is not available|sagemaker/);
