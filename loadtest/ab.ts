@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+/**
+ * A/B: two checkouts of Sibyl, the same scenarios, alternated. On a shared 2-core machine two runs of the suite
+ * minutes apart differ by more than most changes do; here both gateways run at once (one loaded at a time, both
+ * pinned to the server core), the arms alternate within each round with the order swapped every round, and the
+ * report gives per scenario the median over rounds of each arm's max throughput and gateway's own p99, and B/A.
+ *
+ *   bash loadtest/ab.sh <git rev>            # A = that revision (a worktree under .data/ab/), B = this tree
+ *   node loadtest/ab.ts --a DIR --b DIR [--rounds 5] [--seconds 3] [--warmup 1]
+ *
+ * Needs Redis and the Kafka broker of scripts/services (started here) and the seeded feature population.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { RunResult, RunSpec } from './generate.ts';
+import { bucketQuantileMs, scrapeBuckets } from './lib/metrics.ts';
+import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { seedRedis } from './lib/seed.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    b: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
+  },
+});
+if (!flags.a || !flags.b) {
+  console.error('usage: node loadtest/ab.ts --a DIR --b DIR [--rounds 5] [--seconds 3] [--warmup 1]');
+  process.exit(2);
+}
+const ROUNDS = Number(flags.rounds);
+const SECONDS = Number(flags.seconds);
+const WARMUP = Number(flags.warmup);
+const SERVER_CORE = '1';
+const LOAD_CORE = '0';
+const REDIS_URL = 'redis://127.0.0.1:6399';
+const CONCURRENCY = 48;
+const PREFIX = 'bench';
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const outDir = join('loadtest', 'results', 'tmp', `ab-${stamp}`);
+mkdirSync(outDir, { recursive: true });
+
+interface Arm {
+  readonly name: 'A' | 'B';
+  readonly dir: string;
+  readonly http: number;
+  readonly grpc: number;
+  child?: Child;
+}
+const arms: Arm[] = [
+  { name: 'A', dir: resolve(flags.a), http: 18480, grpc: 18481 },
+  { name: 'B', dir: resolve(flags.b), http: 18580, grpc: 18581 },
+];
+
+/** S1, S3, S4a, S4b of the suite, and OIP REST with every feature inline (the peer comparison's request). */
+const scenarios: { key: string; protocol: RunSpec['protocol']; mix: RunSpec['mix'] }[] = [
+  { key: 'sibyl-rest/eta-store', protocol: 'sibyl-rest', mix: 'eta-store' },
+  { key: 'oip-rest/mlp-tensor', protocol: 'oip-rest', mix: 'mlp-tensor' },
+  { key: 'oip-rest/eta-inline', protocol: 'oip-rest', mix: 'eta-inline' },
+  { key: 'sibyl-grpc/eta-store', protocol: 'sibyl-grpc', mix: 'eta-store' },
+  { key: 'oip-grpc/mlp-tensor', protocol: 'oip-grpc', mix: 'mlp-tensor' },
+];
+
+const log = (msg: string) => console.log(`[ab] ${msg}`);
+interface Samples {
+  rps: number[];
+  p99: number[];
+  /** The gateway's CPU per request answered, µs: less sensitive to a neighbour's load than throughput. */
+  cpuUs: number[];
+}
+const results = new Map<string, { A: Samples; B: Samples }>();
+
+async function startArm(arm: Arm): Promise<void> {
+  arm.child = startChild(`gateway-${arm.name}`, 'node', ['gateway/main.ts'], {
+    cores: SERVER_CORE,
+    cwd: arm.dir,
+    logFile: join(outDir, `gateway-${arm.name}.log`),
+    env: {
+      SIBYL_HOST: '127.0.0.1',
+      SIBYL_HTTP_PORT: String(arm.http),
+      SIBYL_GRPC_PORT: String(arm.grpc),
+      REDIS_URL,
+      SIBYL_FEATURE_PREFIX: PREFIX,
+      KAFKA_BROKERS: '127.0.0.1:19092',
+      SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
+      SIBYL_DATA_DIR: resolve(outDir, `data-${arm.name}`),
+      SIBYL_LOG_LEVEL: 'warn',
+    },
+  });
+  await waitHttpOk(`http://127.0.0.1:${arm.http}/readyz`, 60_000, arm.child);
+}
+
+async function measure(arm: Arm, s: (typeof scenarios)[number]): Promise<{ rps: number; p99: number | undefined; cpuUs: number | undefined }> {
+  const grpc = s.protocol.endsWith('grpc');
+  const spec: RunSpec = {
+    name: `${arm.name} ${s.key}`,
+    target: grpc ? `127.0.0.1:${arm.grpc}` : `http://127.0.0.1:${arm.http}`,
+    protocol: s.protocol,
+    mix: s.mix,
+    mode: 'closed',
+    concurrency: CONCURRENCY,
+    durationS: SECONDS,
+    warmupS: WARMUP,
+  };
+  const base = `http://127.0.0.1:${arm.http}`;
+  const before = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
+  const cpu0 = processCpuMs(arm.child!.pid);
+  const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
+  const cpu1 = processCpuMs(arm.child!.pid);
+  const after = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
+  const result = JSON.parse(out.trim().split('\n').pop()!) as RunResult;
+  // Requests the gateway ended in the run (its histogram's count: the largest cumulative bucket), warm-up included
+  // as the CPU time covers both.
+  const total = count(after) - count(before);
+  const cpuUs = cpu0 !== undefined && cpu1 !== undefined && total > 0 ? ((cpu1 - cpu0) * 1000) / total : undefined;
+  return { rps: result.steps[0]!.throughput, p99: bucketQuantileMs(0.99, before, after), cpuUs };
+}
+
+function count(buckets: ReadonlyMap<number, number>): number {
+  let n = 0;
+  for (const v of buckets.values()) n = Math.max(n, v);
+  return n;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+try {
+  await run('bash', ['scripts/services/redis.sh', 'start']);
+  await run('bash', ['scripts/services/kafka.sh', 'start']);
+  log(await seedRedis(REDIS_URL, PREFIX));
+  for (const arm of arms) {
+    await startArm(arm);
+    log(`${arm.name}: ${arm.dir} (commit ${(await run('git', ['-C', arm.dir, 'rev-parse', '--short', 'HEAD'])).trim()})`);
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? arms : [...arms].reverse();
+    for (const s of scenarios) {
+      for (const arm of order) {
+        const m = await measure(arm, s);
+        const r = results.get(s.key) ?? { A: { rps: [], p99: [], cpuUs: [] }, B: { rps: [], p99: [], cpuUs: [] } };
+        r[arm.name].rps.push(m.rps);
+        if (m.p99 !== undefined) r[arm.name].p99.push(m.p99);
+        if (m.cpuUs !== undefined) r[arm.name].cpuUs.push(m.cpuUs);
+        results.set(s.key, r);
+        log(`round ${round + 1} ${arm.name} ${s.key}: ${m.rps} ok/s, gateway p99 ${m.p99} ms, ${m.cpuUs?.toFixed(1)} µs CPU/request`);
+      }
+    }
+  }
+  const lines = [
+    `# A/B: ${ROUNDS} rounds of ${SECONDS} s per scenario and arm (closed loop, ${CONCURRENCY} concurrent), ${stamp}`,
+    '',
+    `A: \`${arms[0]!.dir}\`; B: \`${arms[1]!.dir}\`. Medians over rounds; the arms alternate within each round.`,
+    '',
+    '| scenario | A ok/s | B ok/s | B/A | A gateway p99 ms | B gateway p99 ms | A CPU µs/req | B CPU µs/req | B/A CPU |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const [key, r] of results) {
+    const a = median(r.A.rps);
+    const b = median(r.B.rps);
+    const p = (xs: number[]) => (xs.length ? median(xs).toFixed(2) : '-');
+    const ca = r.A.cpuUs.length ? median(r.A.cpuUs) : NaN;
+    const cb = r.B.cpuUs.length ? median(r.B.cpuUs) : NaN;
+    lines.push(`| ${key} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(3)} | ${p(r.A.p99)} | ${p(r.B.p99)} | ${ca.toFixed(1)} | ${cb.toFixed(1)} | ${(cb / ca).toFixed(3)} |`);
+  }
+  const md = `${lines.join('\n')}\n`;
+  writeFileSync(join(outDir, 'ab.md'), md);
+  console.log(md);
+} finally {
+  for (const arm of arms) await arm.child?.stop();
+}
