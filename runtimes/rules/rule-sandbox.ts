@@ -10,12 +10,19 @@
  * - an isolate disposed for exceeding `memoryMb` makes the call reject RESOURCE_EXHAUSTED;
  * a fresh isolate is built (the rule compiled again) before the next call in both cases.
  * The rule sees copies: rows and ctx are copied in, outputs copied out after being bounded in the isolate.
+ *
+ * No state survives from one call to the next: the isolate's realm is frozen before the rule loads
+ * (runner-source.ts), and the rule's module body runs again at the start of every call as a function
+ * (rule-module.ts), so its module-level variables, Maps and closures are new on each call. A rule that changes a
+ * global or a built-in fails (at load when its top level does it, else its call: a TypeError, INTERNAL).
  */
+import { randomFillSync } from 'node:crypto';
 import ivm from 'isolated-vm';
 import type { FeatureRow, OutputRow } from '../contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import type { OutputSpec } from '../manifest.ts';
 import { checkOutputRows, ruleError } from './output-check.ts';
+import { ruleScript } from './rule-module.ts';
 import { RUNNER_SOURCE } from './runner-source.ts';
 
 export interface SandboxOptions {
@@ -49,6 +56,8 @@ interface Instance {
 }
 
 const LOAD_TIMEOUT_MS = 1000;
+/** Messages of a TypeError from changing a frozen object. */
+const FROZEN_HINT = /not extensible|read[- ]only|Cannot (re)?define|Cannot assign|Cannot add property|Cannot delete/i;
 
 export class RuleSandbox {
   readonly #opts: SandboxOptions;
@@ -57,6 +66,9 @@ export class RuleSandbox {
   #disposed = false;
   /** Isolates built (1 at load, +1 per rebuild): for tests and metrics. */
   builds = 0;
+  /** Isolates thrown away after a call that may have left them running (host deadline, memory limit). */
+  drops = 0;
+  #settled: Promise<boolean> = Promise.resolve(true);
 
   private constructor(opts: SandboxOptions) {
     this.#opts = opts;
@@ -71,29 +83,32 @@ export class RuleSandbox {
 
   async #build(): Promise<Instance> {
     const o = this.#opts;
+    const script = ruleScript(o.source, o.fileName);
     const isolate = new ivm.Isolate({ memoryLimit: o.memoryMb });
     this.builds++;
     try {
       const context = await isolate.createContext();
+      // The runner locks the realm down before any of the rule's code runs (runner-source.ts).
       const makeRunner = await (await isolate.compileScript(RUNNER_SOURCE)).run(context, { reference: true, timeout: LOAD_TIMEOUT_MS });
-      let module: ivm.Module;
+      let rule: ivm.Reference<() => unknown>;
       try {
-        module = await isolate.compileModule(o.source, { filename: `file:///${o.fileName}` });
+        const compiled = await isolate.compileScript(script, { filename: `file:///${o.fileName}`, lineOffset: -1 });
+        rule = (await compiled.run(context, { reference: true, timeout: LOAD_TIMEOUT_MS })) as ivm.Reference<() => unknown>;
       } catch (err) {
-        throw invalid(`${o.fileName} does not compile: ${messageOf(err)}`, err);
+        throw invalid(`${o.fileName} does not compile as a rule: ${messageOf(err)}`, err);
       }
+      // The top level runs on every call; run it once now so that a rule that throws, loops or changes the
+      // frozen realm at its top level is refused at load, not at its first call.
+      let predict: ivm.Reference<unknown>;
       try {
-        await module.instantiate(context, function refuseImport(specifier: string) {
-          throw new Error(`rules cannot import modules (import of "${specifier}")`);
-        });
-        await module.evaluate({ timeout: LOAD_TIMEOUT_MS });
+        predict = (await rule.apply(undefined, [], { result: { reference: true }, timeout: LOAD_TIMEOUT_MS })) as ivm.Reference<unknown>;
       } catch (err) {
-        throw invalid(`${o.fileName} failed while loading: ${messageOf(err)}`, err);
+        throw invalid(`${o.fileName} failed while loading: ${messageOf(err)}${FROZEN_HINT.test(messageOf(err)) ? ' (rules run in a frozen realm: globalThis and the built-in objects cannot be changed)' : ''}`, err);
       }
-      const predict = await module.namespace.get('predict', { reference: true });
       if (predict.typeof !== 'function') throw invalid(`${o.fileName} must export a function named predict (export function predict(features, ctx) { ... })`);
+      predict.release();
       const limits = { maxString: o.maxString ?? 65_536, maxVector: o.maxVector ?? 65_536, maxUnits: o.maxUnits ?? 4 * 1024 * 1024 };
-      const run = (await makeRunner.apply(undefined, [predict.derefInto(), new ivm.ExternalCopy(o.outputs.map((s) => s.name)).copyInto(), new ivm.ExternalCopy(limits).copyInto()], {
+      const run = (await makeRunner.apply(undefined, [rule.derefInto(), new ivm.ExternalCopy(o.outputs.map((s) => s.name)).copyInto(), new ivm.ExternalCopy(limits).copyInto()], {
         result: { reference: true },
         timeout: LOAD_TIMEOUT_MS,
       })) as ivm.Reference<(input: unknown) => unknown>;
@@ -126,7 +141,8 @@ export class RuleSandbox {
     if (rows.length === 0) return [];
     const o = this.#opts;
     const inst = (this.#instance ??= await this.#build());
-    const input = new ivm.ExternalCopy({ rows, models, model: o.model.name, version: o.model.version }).copyInto({ release: true });
+    const seed = Array.from(randomFillSync(new Uint32Array(4)));
+    const input = new ivm.ExternalCopy({ rows, models, model: o.model.name, version: o.model.version, seed }).copyInto({ release: true });
     let timer: NodeJS.Timeout | undefined;
     const hostDeadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new SibylError('DEADLINE_EXCEEDED', `rule did not finish within ${o.timeoutMs} ms`)), o.timeoutMs + (o.slackMs ?? 50));
@@ -170,10 +186,27 @@ export class RuleSandbox {
 
   #drop(inst: Instance): void {
     if (this.#instance === inst) this.#instance = undefined;
-    // Disposing waits for a non-interruptible operation to end: do it after the caller has its answer.
-    setImmediate(() => {
-      if (!inst.isolate.isDisposed) inst.isolate.dispose();
+    this.drops++;
+    // Disposing a running isolate does not stop it (a getter that loops while isolated-vm reads a thrown object
+    // keeps its thread spinning), and disposing one stuck in a non-interruptible operation blocks this thread
+    // until the operation ends: first look whether it still runs, answer settled(), then dispose.
+    const idle = stillRunning(inst.isolate).then((running) => {
+      setImmediate(() => {
+        if (!inst.isolate.isDisposed) inst.isolate.dispose();
+      });
+      return !running;
     });
+    const before = this.#settled;
+    this.#settled = Promise.all([before, idle]).then(([a, b]) => a && b);
+  }
+
+  /**
+   * Resolves once every isolate thrown away so far has been looked at: true when none of them was still running
+   * (they are disposed), false when one kept running past its call (its thread spins until the process ends:
+   * the sandbox process should be killed).
+   */
+  settled(): Promise<boolean> {
+    return this.#settled;
   }
 
   /** Heap used by the current isolate, bytes (0 when none is built). */
@@ -190,6 +223,28 @@ export class RuleSandbox {
     this.#instance = undefined;
     if (inst && !inst.isolate.isDisposed) inst.isolate.dispose();
   }
+}
+
+/**
+ * How long an isolate is watched after its call was abandoned, ms: longer than one CPU-quota period (100 ms), so
+ * that a spinning isolate in a throttled sandbox (a fifth of a core) shows at least 10 ms of CPU in it.
+ */
+const WATCH_MS = 150;
+
+/** Whether an isolate used more than 5 ms of CPU during WATCH_MS (a disposed isolate uses none). */
+async function stillRunning(isolate: ivm.Isolate): Promise<boolean> {
+  const cpu = (): bigint | undefined => {
+    try {
+      return isolate.isDisposed ? undefined : isolate.cpuTime;
+    } catch {
+      return undefined; // disposed meanwhile
+    }
+  };
+  const before = cpu();
+  if (before === undefined) return false;
+  await new Promise((r) => setTimeout(r, WATCH_MS));
+  const after = cpu();
+  return after !== undefined && after - before > 5_000_000n;
 }
 
 function invalid(message: string, cause?: unknown): SibylError {
