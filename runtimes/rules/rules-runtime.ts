@@ -28,7 +28,7 @@ import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, R
 import { SibylError } from '../../core/errors.ts';
 import { outputSpecs } from '../manifest.ts';
 import { abortError } from '../onnx/abort-error.ts';
-import { ProcessSandbox, type ProcessSandboxOptions } from './process-sandbox.ts';
+import { ProcessSandbox, type KillReason, type ProcessSandboxOptions } from './process-sandbox.ts';
 import { RuleSandbox, type ModelOutputs, type SandboxOptions } from './rule-sandbox.ts';
 import { rulesSettings } from './settings.ts';
 
@@ -49,6 +49,10 @@ export interface RulesLoadedModel extends LoadedModel {
   predict(rows: readonly FeatureRow[], ctx: RulesPredictContext): Promise<OutputRow[]>;
   /** Sandboxes built so far: 1 after load, +1 per rebuild (after an OOM, a hang or a crash). */
   readonly restarts: number;
+  /** Sandbox processes killed or lost, by reason (all 0 in process-less isolation). */
+  readonly kills: Readonly<Record<KillReason, number>>;
+  /** The sandbox process's id (undefined in process-less isolation, and between a kill and the next call): for tests. */
+  readonly pid: number | undefined;
 }
 
 export interface RulesRuntime extends Runtime {
@@ -87,6 +91,12 @@ function processModel(sandbox: ProcessSandbox): RulesLoadedModel {
     get restarts() {
       return sandbox.starts;
     },
+    get kills() {
+      return sandbox.kills;
+    },
+    get pid() {
+      return sandbox.pid;
+    },
   };
 }
 
@@ -120,6 +130,8 @@ function inProcessModel(sandbox: RuleSandbox): RulesLoadedModel {
     get restarts() {
       return sandbox.builds;
     },
+    kills: Object.freeze({ deadline: 0, memory: 0, crash: 0 }),
+    pid: undefined,
   };
 }
 
