@@ -39,8 +39,8 @@ export interface GatewayParts {
   readonly logger?: Logger;
   /** The runtimes models load with (default: createRuntimes()); closed by `stop`. */
   readonly runtimes?: Runtimes;
-  /** Overrides for the cell follower: retry delays, warm-up bound, a desired-state source (e.g. an in-process tower). */
-  readonly sync?: Partial<Pick<CellFollowerOptions, 'backoff' | 'warmUpTimeoutMs' | 'source'>>;
+  /** Overrides for the cell follower: retry delays (source, download, load), warm-up bound, a desired-state source (e.g. an in-process tower). */
+  readonly sync?: Partial<Pick<CellFollowerOptions, 'backoff' | 'loadRetry' | 'warmUpTimeoutMs' | 'source'>>;
 }
 
 export interface Gateway {

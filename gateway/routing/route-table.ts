@@ -1,6 +1,8 @@
 /**
  * The route table: an immutable snapshot of what this gateway serves, swapped whole on deploy. `resolve` maps
- * (model, version | alias | '') to one loaded model version.
+ * (model, version | alias | '') to one loaded model version. It also knows the versions that are deployed but not
+ * served here (they failed to download or load), so that a request for one is UNAVAILABLE naming why, not
+ * NOT_FOUND: the model exists, this replica cannot run it.
  *
  * A version's lifetime: the pipeline `acquire`s the route it resolved and `release`s it when the request (and its
  * log) is done; a version retired by a swap is disposed once its last in-flight request releases it.
@@ -43,6 +45,20 @@ export interface ModelEntry {
   readonly shadows?: readonly ShadowTarget[] | undefined;
 }
 
+/**
+ * A model's deployed versions that this gateway does not serve, each with the error that kept it out, and the
+ * aliases that point at them. Requests that resolve to one answer UNAVAILABLE with that error.
+ */
+export interface UnservedModel {
+  readonly name: string;
+  /** The deployed default version ('' when none). */
+  readonly defaultVersion: string;
+  /** Version to the error that kept it out (a download or load error). */
+  readonly versions: ReadonlyMap<string, string>;
+  /** Alias to version, for aliases of the deployed state whose version is not served. */
+  readonly aliases: ReadonlyMap<string, string>;
+}
+
 /** A shadow: a version of this model or of another model with compatible features ('' = that model's default). */
 export interface ShadowTarget {
   readonly model: string;
@@ -60,9 +76,13 @@ interface Compiled {
 export class RouteTable implements VersionResolver {
   readonly #models: ReadonlyMap<string, ModelEntry>;
   readonly #compiled: ReadonlyMap<string, Compiled>;
+  readonly #unserved: ReadonlyMap<string, UnservedModel>;
 
-  /** Throws Error when a default, alias, split arm or shadow names a version that is not in the table. */
-  constructor(models: readonly ModelEntry[]) {
+  /**
+   * `unserved`: what is deployed but not served, by model (a model may be in both lists: some versions served).
+   * Throws Error when a default, alias, split arm or shadow names a version that is not in the table.
+   */
+  constructor(models: readonly ModelEntry[], unserved: readonly UnservedModel[] = []) {
     for (const m of models) {
       if (!m.versions.has(m.defaultVersion)) throw new Error(`model ${m.name}: default version ${m.defaultVersion} is not loaded`);
       for (const [alias, v] of m.aliases) {
@@ -89,16 +109,18 @@ export class RouteTable implements VersionResolver {
       });
     }
     this.#compiled = compiled;
+    this.#unserved = new Map(unserved.map((u) => [u.name, u]));
   }
 
   /**
    * The live route of a request: the named version or alias when there is one; else the split's arm (sticky by
-   * `routingKey`); else the default version. Throws NOT_FOUND naming what was asked for.
+   * `routingKey`); else the default version. Throws NOT_FOUND naming what was asked for, or UNAVAILABLE naming the
+   * error of the deployed version it resolves to when this gateway does not serve that version.
    */
   select(model: string, version: string, routingKey: string): Selection {
     if (version !== '') return this.resolve(model, version).direct;
     const c = this.#compiled.get(model);
-    if (!c) throw new SibylError('NOT_FOUND', `model "${model}" not found`);
+    if (!c) throw this.#missing(model, '');
     const split = c.entry.split;
     if (!split) return c.defaultSelection;
     return c.armSelections[split.pickIndex(model, routingKey)]!;
@@ -109,14 +131,43 @@ export class RouteTable implements VersionResolver {
     return this.#compiled.get(model)?.shadowRoutes ?? NO_ROUTES;
   }
 
-  /** The route for a model and a version, alias or '' (the default). Throws NOT_FOUND naming what was asked for. */
+  /**
+   * The route for a model and a version, alias or '' (the default). Throws NOT_FOUND naming what was asked for, or
+   * UNAVAILABLE naming the error of a deployed version this gateway does not serve.
+   */
   resolve(model: string, version: string): Route {
     const entry = this.#models.get(model);
-    if (!entry) throw new SibylError('NOT_FOUND', `model "${model}" not found`);
+    if (!entry) throw this.#missing(model, version);
     const wanted = version || entry.defaultVersion;
     const route = entry.versions.get(wanted) ?? entry.versions.get(entry.aliases.get(wanted) ?? '');
-    if (!route) throw new SibylError('NOT_FOUND', `model "${model}" has no version or alias "${version}"`);
+    if (!route) throw this.#missing(model, version);
     return route;
+  }
+
+  /** The deployed versions of a model this gateway does not serve, with their errors (undefined when none). */
+  unserved(model: string): UnservedModel | undefined {
+    return this.#unserved.get(model);
+  }
+
+  /** Why (model, version | alias | '') has no route: UNAVAILABLE with the load error when it is deployed, else NOT_FOUND. */
+  #missing(model: string, asked: string): SibylError {
+    const u = this.#unserved.get(model);
+    const served = this.#models.has(model);
+    if (u) {
+      const version = asked === '' ? u.defaultVersion : u.versions.has(asked) ? asked : u.aliases.get(asked);
+      const error = version === undefined ? undefined : u.versions.get(version);
+      if (version !== undefined && error !== undefined) {
+        const what = asked === '' ? `its default version "${version}"` : asked === version ? `version "${version}"` : `alias "${asked}" (version "${version}")`;
+        return new SibylError('UNAVAILABLE', `model "${model}": ${what} is deployed but failed to load on this gateway: ${error}`);
+      }
+      if (!served && asked === '') {
+        // No version served and no default deployed: the model is still there, name why each version is out.
+        const all = [...u.versions].map(([v, e]) => `version "${v}": ${e}`).join('; ');
+        return new SibylError('UNAVAILABLE', `model "${model}" is deployed but none of its versions loaded on this gateway: ${all}`);
+      }
+    }
+    if (!served && !u) return new SibylError('NOT_FOUND', `model "${model}" not found`);
+    return new SibylError('NOT_FOUND', `model "${model}" has no version or alias "${asked}"`);
   }
 
   model(name: string): ModelEntry | undefined {

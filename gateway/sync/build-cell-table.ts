@@ -5,7 +5,7 @@
  */
 import type { CellState } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { compareVersions } from '../../core/versions.ts';
-import { RouteTable, type ModelEntry, type Route } from '../routing/route-table.ts';
+import { RouteTable, type ModelEntry, type Route, type UnservedModel } from '../routing/route-table.ts';
 import { TrafficSplit } from '../routing/traffic-split.ts';
 
 export interface LoadLog {
@@ -30,15 +30,32 @@ export interface CellTable {
  * `previous` table's default of that model if it is still deployed and loaded, else the highest loaded version.
  * Aliases to versions not loaded are dropped; a split naming one is dropped whole (its requests go to the
  * default); shadows not loaded are dropped. Each drop is logged. Never throws for a consistent `loaded` map.
+ *
+ * Deployed versions not loaded go into the table as unserved, with their error from `errors` (by bundle hash), so
+ * that requests for them, for aliases to them, and for a default no loaded version stands in for, are UNAVAILABLE
+ * naming that error rather than NOT_FOUND.
  */
-export function buildCellTable(state: CellState, loaded: ReadonlyMap<string, Route>, previous: RouteTable | undefined, log: LoadLog): CellTable {
+export function buildCellTable(
+  state: CellState,
+  loaded: ReadonlyMap<string, Route>,
+  previous: RouteTable | undefined,
+  log: LoadLog,
+  errors: ReadonlyMap<string, string> = new Map(),
+): CellTable {
   const entries: ModelEntry[] = [];
+  const unserved: UnservedModel[] = [];
   const fallbacks: DefaultFallback[] = [];
   for (const m of state.models) {
     const versions = new Map<string, Route>();
+    const out = new Map<string, string>();
     for (const v of m.versions) {
       const route = loaded.get(v.bundleSha256);
       if (route && route.model === m.name && route.version === v.version) versions.set(v.version, route);
+      else out.set(v.version, errors.get(v.bundleSha256) ?? 'not loaded');
+    }
+    if (out.size) {
+      const aliases = new Map(Object.entries(m.aliases).filter(([, v]) => out.has(v)));
+      unserved.push({ name: m.name, defaultVersion: m.defaultVersion, versions: out, aliases });
     }
     if (versions.size === 0) {
       log.warn({ model: m.name }, 'no version of the model is loaded; model not served');
@@ -71,7 +88,7 @@ export function buildCellTable(state: CellState, loaded: ReadonlyMap<string, Rou
     const shadows = m.shadows.map((t) => ({ model: t.model || m.name, version: t.version }));
     entries.push({ name: m.name, versions, defaultVersion, aliases, split, shadows });
   }
-  return { table: new RouteTable(withLoadedShadows(entries, log)), fallbacks };
+  return { table: new RouteTable(withLoadedShadows(entries, log), unserved), fallbacks };
 }
 
 /** Drops (with a warning) shadows whose model or version is not in the table. */

@@ -14,11 +14,16 @@
  * keeps serving and retries with exponential backoff and jitter. A local source (a models directory) has no cache
  * of state: `start` loads its state before resolving.
  *
- * A version that fails (download, hash, unpack, load, warm-up) is left out and reported; the others are served.
- * Download failures are retried with backoff; load failures wait for the next revision. When the wanted default
- * version fails, the previous default stays if it is still deployed, else another loaded version serves.
+ * A version that fails (download, hash, unpack, load, warm-up) is left out and reported; the others are served,
+ * and requests for it answer UNAVAILABLE naming its error (the route table keeps it as unserved). Download failures
+ * are retried with backoff. A load failure (unpack, load, warm-up of a hash-checked zip) is remembered by bundle
+ * hash: later revisions do not load it again (they apply in the usual time however many versions failed); it is
+ * retried alone, with its own exponential backoff, one version per pass between revisions, or at once under a new
+ * bundle hash. When the wanted default version fails, the previous default stays if it is still deployed, else
+ * another loaded version serves; with none loaded, the model answers UNAVAILABLE.
  */
 import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { ModelBundle } from '../../runtimes/contract.ts';
 import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { Runtimes } from '../../runtimes/index.ts';
@@ -55,6 +60,11 @@ export interface CellFollowerOptions {
   readonly waitMs?: number;
   /** Retry delays when the source is unreachable or a download failed, milliseconds (default 500 doubling to 30000). */
   readonly backoff?: { readonly baseMs?: number; readonly maxMs?: number };
+  /**
+   * When a version that failed to load is tried again, milliseconds after each failure: about `baseMs` after the
+   * first, doubling to `maxMs`, jittered (default 30000 doubling to 1800000). Each retry is one load and warm-up.
+   */
+  readonly loadRetry?: { readonly baseMs?: number; readonly maxMs?: number };
   /** Bound on each version's warm-up prediction, milliseconds (default 10000). */
   readonly warmUpTimeoutMs?: number;
   /** The live-versus-shadow comparison sent with each report. */
@@ -81,7 +91,7 @@ export interface CellFollower {
   readonly isReady: boolean;
   /** The revision being served (0 before the first table). */
   readonly revision: bigint;
-  /** Versions that failed in the last update, as last reported. */
+  /** Deployed versions not served after the last update (failed then, or earlier and not retried yet), as last reported. */
   readonly errors: readonly VersionError[];
 }
 
@@ -90,11 +100,23 @@ interface Applied {
   readonly retry: boolean;
 }
 
+/** A version whose hash-checked zip failed to unpack, load or warm up: not loaded again before `retryAt`. */
+interface LoadFailure {
+  readonly message: string;
+  /** Failed attempts so far (1 after the first). */
+  readonly attempts: number;
+  /** performance.now() from which it may be retried. */
+  readonly retryAt: number;
+}
+
 export function createCellFollower(opts: CellFollowerOptions): CellFollower {
   const { cell, replica, runtimes, routes, logger: log } = opts;
   const waitMs = opts.waitMs ?? 30_000;
   const baseMs = opts.backoff?.baseMs ?? 500;
   const maxMs = opts.backoff?.maxMs ?? 30_000;
+  const loadBaseMs = opts.loadRetry?.baseMs ?? 30_000;
+  const loadMaxMs = opts.loadRetry?.maxMs ?? 1_800_000;
+  const cacheRoot = resolve(opts.cacheDir);
   const source = opts.source;
   const openBundle = opts.openBundle ?? openBundleZip;
   const abort = new AbortController();
@@ -112,6 +134,8 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
   let served = 0n;
   let hasTable = false;
   let errors: readonly VersionError[] = [];
+  // By bundle hash; only versions still deployed are kept.
+  const loadFailures = new Map<string, LoadFailure>();
   let reportPending = false;
   let reporting: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
@@ -152,13 +176,28 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     return route;
   }
 
-  /** Loads what `state` needs and swaps it in; undefined when stopped half-way (nothing swapped). */
-  async function apply(state: CellState, fromSource: boolean): Promise<Applied | undefined> {
+  /** Milliseconds until the first remembered load failure may be retried (<= 0: due now; Infinity: none). */
+  function loadRetryInMs(): number {
+    let at = Infinity;
+    for (const f of loadFailures.values()) at = Math.min(at, f.retryAt);
+    return at - performance.now();
+  }
+
+  /**
+   * Loads what `state` needs and swaps it in; undefined when stopped half-way (nothing swapped). Remembered load
+   * failures are not loaded again, except up to `loadRetries` of those whose retry is due.
+   */
+  async function apply(state: CellState, fromSource: boolean, loadRetries = 0): Promise<Applied | undefined> {
     const current = new Map(routes.current.routes().map((r) => [r.hash, r]));
     const next = new Map<string, Route>();
     const fresh: Route[] = [];
     const failed: VersionError[] = [];
+    const errorOf = new Map<string, string>();
     let retry = false;
+    let retriesLeft = loadRetries;
+    const now = performance.now();
+    const deployed = new Set(state.models.flatMap((m) => m.versions.map((v) => v.bundleSha256)));
+    for (const sha of loadFailures.keys()) if (!deployed.has(sha)) loadFailures.delete(sha);
     for (const m of state.models) {
       for (const v of m.versions) {
         const sha = v.bundleSha256;
@@ -167,18 +206,35 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
           next.set(sha, have);
           continue;
         }
+        const known = loadFailures.get(sha);
+        if (known && (known.retryAt > now || retriesLeft === 0)) {
+          failed.push({ model: m.name, version: v.version, message: known.message });
+          errorOf.set(sha, known.message);
+          continue;
+        }
+        if (known) retriesLeft--;
         let zip: Buffer | undefined;
         try {
           zip = await zipFor(sha, fromSource);
           const route = await loadVersion(m.name, v, zip);
           next.set(sha, route);
           fresh.push(route);
+          loadFailures.delete(sha);
         } catch (err) {
           if (abort.signal.aborted) break;
           const e = toSibylError(err);
-          if (zip === undefined && fromSource && source.remote) retry = true;
-          failed.push({ model: m.name, version: v.version, message: e.message });
-          log.warn({ model: m.name, version: v.version, sha, code: e.code, err: e.cause ?? e }, 'version not loaded; left out');
+          // Gateway paths are nobody else's business: the message goes to the tower and to callers.
+          const message = e.message.split(cacheRoot).join('<cache>');
+          if (zip === undefined) {
+            if (fromSource && source.remote) retry = true;
+          } else if (fromSource) {
+            // The cached state's failures are tried once more at the source's first answer; these are remembered.
+            const attempts = (known?.attempts ?? 0) + 1;
+            loadFailures.set(sha, { message, attempts, retryAt: performance.now() + backoffMs(attempts, loadBaseMs, loadMaxMs) });
+          }
+          failed.push({ model: m.name, version: v.version, message });
+          errorOf.set(sha, message);
+          log.warn({ model: m.name, version: v.version, sha, code: e.code, attempts: loadFailures.get(sha)?.attempts, err: e.cause ?? e }, 'version not loaded; left out');
         }
       }
     }
@@ -191,7 +247,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     }
     let built;
     try {
-      built = buildCellTable(state, next, hasTable ? routes.current : undefined, log);
+      built = buildCellTable(state, next, hasTable ? routes.current : undefined, log, errorOf);
     } catch (err) {
       await Promise.all(fresh.map((r) => r.retire()));
       throw err;
@@ -261,8 +317,9 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
       if (retry) await sleep(backoffMs(++retries, baseMs, maxMs), abort.signal);
       let state: CellState;
       try {
-        // Without a table (or to retry a failed download) ask for the current state at once.
-        state = await nextState(hasTable && !retry ? waitMs : 0);
+        // Without a table (or to retry a failed download) ask for the current state at once; a load retry that
+        // comes due ends the wait.
+        state = await nextState(hasTable && !retry ? Math.max(0, Math.min(waitMs, Math.ceil(loadRetryInMs()))) : 0);
         if (sourceFailures) log.info({ after: sourceFailures }, 'control tower reachable again');
         sourceFailures = 0;
       } catch (err) {
@@ -273,10 +330,14 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
         await sleep(backoffMs(sourceFailures, baseMs, maxMs), abort.signal);
         continue;
       }
-      if (state.revision !== served || !hasTable || retry || force) {
+      const changed: boolean = state.revision !== served || !hasTable || retry || force;
+      const loadRetryDue: boolean = !changed && loadRetryInMs() <= 0;
+      if (changed || loadRetryDue) {
         force = false;
         try {
-          const applied = await exclusive(() => apply(state, true));
+          // A change is applied without loading failed versions again, so it takes the usual time; a due load
+          // retry runs between changes, one version per pass, so a change waits for at most one load.
+          const applied: Applied | undefined = await exclusive(() => apply(state, true, loadRetryDue ? 1 : 0));
           if (!applied) break;
           retry = applied.retry;
           if (!retry) retries = 0;

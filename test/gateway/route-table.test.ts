@@ -33,6 +33,36 @@ describe('RouteTable', () => {
   it('refuses a table whose default or alias points nowhere', () => {
     expect(() => new RouteTable([{ name: 'm', versions: new Map([['1', r1]]), defaultVersion: '2', aliases: new Map() }])).toThrow(/default version 2/);
   });
+
+  it('answers UNAVAILABLE with the load error for a deployed version it does not serve, by version, alias or default', () => {
+    const partly = new RouteTable(
+      [{ name: 'm', versions: new Map([['1', r1]]), defaultVersion: '1', aliases: new Map() }],
+      [
+        { name: 'm', defaultVersion: '3', versions: new Map([['3', 'warm-up: boom']]), aliases: new Map([['canary', '3']]) },
+        { name: 'n', defaultVersion: '1', versions: new Map([['1', 'the model does not load'], ['2', 'bad hash']]), aliases: new Map() },
+        { name: 'o', defaultVersion: '', versions: new Map([['1', 'x'], ['2', 'y']]), aliases: new Map() },
+      ],
+    );
+    const fails = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return { code: (err as { code: string }).code, message: (err as Error).message };
+      }
+      return undefined;
+    };
+    // m serves version 1 as its default (the fallback), so only what names version 3 is unavailable.
+    expect(partly.select('m', '', '').route).toBe(r1);
+    expect(fails(() => partly.resolve('m', '3'))).toEqual({ code: 'UNAVAILABLE', message: 'model "m": version "3" is deployed but failed to load on this gateway: warm-up: boom' });
+    expect(fails(() => partly.select('m', 'canary', ''))).toEqual({ code: 'UNAVAILABLE', message: 'model "m": alias "canary" (version "3") is deployed but failed to load on this gateway: warm-up: boom' });
+    expect(fails(() => partly.resolve('m', '4'))).toMatchObject({ code: 'NOT_FOUND' });
+    // n serves nothing: its default answers with its own error.
+    expect(fails(() => partly.select('n', '', ''))).toEqual({ code: 'UNAVAILABLE', message: 'model "n": its default version "1" is deployed but failed to load on this gateway: the model does not load' });
+    expect(fails(() => partly.resolve('n', '2'))).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringContaining('bad hash') });
+    expect(fails(() => partly.resolve('n', '9'))).toEqual({ code: 'NOT_FOUND', message: 'model "n" has no version or alias "9"' });
+    expect(fails(() => partly.select('o', '', ''))).toEqual({ code: 'UNAVAILABLE', message: 'model "o" is deployed but none of its versions loaded on this gateway: version "1": x; version "2": y' });
+    expect(fails(() => partly.select('x', '', ''))).toEqual({ code: 'NOT_FOUND', message: 'model "x" not found' });
+  });
 });
 
 describe('RouteTableRef.swap', () => {

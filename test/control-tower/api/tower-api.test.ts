@@ -213,6 +213,9 @@ describe('control tower API', () => {
       ['gw-1', true, 0, 0],
       ['gw-2', false, 1, 1],
     ]);
+    // Each replica's load errors, with the version and the message it reported.
+    expect(cell.replicas[1].errors).toEqual([{ model: loaded[0].model, version: loaded[0].version, message: 'load failed: boom' }]);
+    expect(cell.replicas[1].missing).toEqual([`${loaded[0].model}/${loaded[0].version}`]);
     expect((await t.call('POST', '/v1/cells/cell-a/reports', { json: { replica: '', revision: 'x' } })).json.code).toBe('INVALID_ARGUMENT');
   });
 

@@ -65,7 +65,8 @@ describe('failures while following the cell', () => {
     expect(r.errors[0]!.message).toMatch(/version 1 serves the default/);
     expect(r.loaded.map((l) => `${l.model}/${l.version}`)).toEqual(['delivery-eta/1']);
     expect(await predict(gw, 'delivery-eta')).toMatchObject({ status: 200, version: '1' });
-    expect(await predict(gw, 'delivery-eta', '2')).toMatchObject({ status: 404 });
+    // Deployed but not served here: UNAVAILABLE naming why (another replica may have it), not NOT_FOUND.
+    expect(await predict(gw, 'delivery-eta', '2')).toMatchObject({ status: 503, code: 'UNAVAILABLE', message: expect.stringMatching(/version "2" is deployed but failed to load on this gateway: .*hash/) });
     expect(existsSync(join(cacheDir, 'bundles', `${eta2.sha}.zip`))).toBe(false);
 
     // The download is retried: once the tower serves the right bytes, version 2 loads without a new revision.
@@ -91,7 +92,7 @@ describe('failures while following the cell', () => {
     expect(r.loaded.map((l) => `${l.model}/${l.version}`).sort()).toEqual(['delivery-eta/1', 'delivery-eta/2']);
     expect(await readyz(gw)).toBe(200);
     expect(await predict(gw, 'delivery-eta')).toMatchObject({ status: 200, version: '2' });
-    expect(await predict(gw, 'eta-risk')).toMatchObject({ status: 404, code: 'NOT_FOUND' });
+    expect(await predict(gw, 'eta-risk')).toMatchObject({ status: 503, code: 'UNAVAILABLE', message: expect.stringMatching(/^model "eta-risk": its default version "1" is deployed but failed to load on this gateway: .*onnx/s) });
   });
 
   it('keeps the previous default when the new default fails to load', async () => {

@@ -43,7 +43,9 @@ describe('following a models directory', () => {
     expect(gw.gateway.routes.current.routes().map((r) => r.model)).toEqual(['delivery-eta']);
     expect(gw.gateway.follower.errors).toEqual([expect.objectContaining({ model: 'broken-rule', version: '1' })]);
     expect((await predict(gw, 'delivery-eta')).status).toBe(200);
-    expect((await postJson(`${gw.http}/v1/models/broken-rule:predict`, { rows: [{}] })).status).toBe(404);
+    // Deployed but not served: UNAVAILABLE naming the warm-up error, not NOT_FOUND.
+    const broken = await postJson(`${gw.http}/v1/models/broken-rule:predict`, { rows: [{}] });
+    expect(broken).toMatchObject({ status: 503, json: { code: 'UNAVAILABLE', message: expect.stringContaining('model "broken-rule": its default version "1" is deployed but failed to load on this gateway: ') } });
   });
 
   it('reads the directory again on reload and swaps in what changed, keeping unchanged versions loaded', async () => {

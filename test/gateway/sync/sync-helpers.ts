@@ -33,13 +33,14 @@ export interface Answer {
   readonly status: number;
   readonly version: string | undefined;
   readonly code: string | undefined;
+  readonly message: string | undefined;
 }
 
 /** One prediction over Sibyl REST; `version` '' asks for the default. */
 export async function predict(gw: TestGateway, model: string, version = ''): Promise<Answer> {
   const path = version ? `/v1/models/${model}/versions/${version}:predict` : `/v1/models/${model}:predict`;
   const res = await postJson(gw.http + path, body(model));
-  return { status: res.status, version: res.json?.version, code: res.json?.error?.code ?? res.json?.code };
+  return { status: res.status, version: res.json?.version, code: res.json?.error?.code ?? res.json?.code, message: res.json?.error?.message ?? res.json?.message };
 }
 
 export async function readyz(gw: TestGateway): Promise<number> {
