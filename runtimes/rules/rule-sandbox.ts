@@ -141,8 +141,7 @@ export class RuleSandbox {
     if (rows.length === 0) return [];
     const o = this.#opts;
     const inst = (this.#instance ??= await this.#build());
-    const seed = Array.from(randomFillSync(new Uint32Array(4)));
-    const input = new ivm.ExternalCopy({ rows, models, model: o.model.name, version: o.model.version, seed }).copyInto({ release: true });
+    const input = new ivm.ExternalCopy({ rows, models, model: o.model.name, version: o.model.version, seed: nextSeed() }).copyInto({ release: true });
     let timer: NodeJS.Timeout | undefined;
     const hostDeadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new SibylError('DEADLINE_EXCEEDED', `rule did not finish within ${o.timeoutMs} ms`)), o.timeoutMs + (o.slackMs ?? 50));
@@ -223,6 +222,21 @@ export class RuleSandbox {
     this.#instance = undefined;
     if (inst && !inst.isolate.isDisposed) inst.isolate.dispose();
   }
+}
+
+/** Random words for Math.random's per-call seed, drawn 4 096 at a time: one draw per call cost ~9 µs. */
+const seeds = new Uint32Array(4096);
+let seedAt = seeds.length;
+
+/** Four fresh random 32-bit words, as a string of 32 hex digits (one string copies into the isolate cheaper than an array). */
+function nextSeed(): string {
+  if (seedAt >= seeds.length) {
+    randomFillSync(seeds);
+    seedAt = 0;
+  }
+  let hex = '';
+  for (let i = 0; i < 4; i++) hex += seeds[seedAt++]!.toString(16).padStart(8, '0');
+  return hex;
 }
 
 /**

@@ -16,7 +16,7 @@
  *   state for the next; `WeakRef` and `FinalizationRegistry` are removed (a callback could run in a later call).
  * It also captures the intrinsics it needs first (so a rule cannot change what the runner does).
  *
- * `run({ rows, models, model, version, seed })` calls `rule()` (a fresh module scope and its `predict`), then
+ * `run({ rows, models, model, version, seed })` (seed: 32 hex digits) calls `rule()` (a fresh module scope and its `predict`), then
  * `predict(rows[i], ctx)` for each row (awaiting thenables), then copies each row's declared outputs into
  * null-prototype objects, bounding sizes before anything leaves the isolate. It returns `{ ok: { 0: row, 1: row,
  * ... } }`, or `{ limit: message }` when the outputs are too big, or `{ bad: message }` for a value that is not a
@@ -44,11 +44,22 @@ export const RUNNER_SOURCE = String.raw`(function () {
     s2 = (s2 + t) | 0;
     return t >>> 0;
   }
-  function reseed(seed) {
-    s0 = seed[0] | 0; s1 = seed[1] | 0; s2 = seed[2] | 0; s3 = seed[3] | 0;
+  // The seed of this call: applied at the first Math.random() of the call (most rules never draw).
+  const parseHex = parseInt;
+  let seed = '';
+  function reseed() {
+    s0 = parseHex(seed.slice(0, 8), 16) | 0; s1 = parseHex(seed.slice(8, 16), 16) | 0;
+    s2 = parseHex(seed.slice(16, 24), 16) | 0; s3 = parseHex(seed.slice(24, 32), 16) | 0;
+    seed = '';
     for (let i = 0; i < 12; i++) next32();
   }
-  defineProperty(Math, 'random', { value: function random() { return (next32() * 2097152 + (next32() >>> 11)) / 9007199254740992; }, writable: true, enumerable: false, configurable: true });
+  defineProperty(Math, 'random', {
+    value: function random() {
+      if (seed !== '') reseed();
+      return (next32() * 2097152 + (next32() >>> 11)) / 9007199254740992;
+    },
+    writable: true, enumerable: false, configurable: true,
+  });
   for (const k of ['$1', '$2', '$3', '$4', '$5', '$6', '$7', '$8', '$9', 'input', '$_', 'lastMatch', '$&', 'lastParen', '$+', 'leftContext', '$\u0060', 'rightContext', "$'"]) delete RegExp[k];
   delete globalThis.WeakRef;
   delete globalThis.FinalizationRegistry;
@@ -160,7 +171,7 @@ export const RUNNER_SOURCE = String.raw`(function () {
     }
     return function run(input) {
       const rows = input.rows, models = input.models, n = rows.length;
-      reseed(input.seed);
+      seed = input.seed;
       const predict = rule();
       if (typeof predict !== 'function') throw new TypeErrorCtor('predict is not a function');
       const results = create(null);

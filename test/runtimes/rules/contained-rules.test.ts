@@ -75,7 +75,7 @@ export function predict(f) {
   // Ordinary code on a frozen realm: assigning what a frozen prototype holds defines it on the object.
   const err = new Error('x'); err.name = 'MyError';
   const o = {}; o.toString = () => 'mine';
-  return { result: found.join(';') || 'nothing', refused, ordinary: err.name + ',' + String(o) };
+  return { result: found.join(';') || 'nothing', refused, ordinary: err.name + ',' + String(o), random: Math.random() };
 }`;
 
 interface Expected {
@@ -205,7 +205,7 @@ describe('rules that cannot outlive their answer', () => {
       await ruleBundle(STATEFUL, {
         name: 'stateful',
         features: [{ name: 'secret', dtype: 'string', source: 'request', default: '' }],
-        outputs: [{ name: 'result', dtype: 'string' }, { name: 'refused', dtype: 'int32' }, { name: 'ordinary', dtype: 'string' }],
+        outputs: [{ name: 'result', dtype: 'string' }, { name: 'refused', dtype: 'int32' }, { name: 'ordinary', dtype: 'string' }, { name: 'random', dtype: 'float64' }],
       }),
     );
     simple = await rules.load(await ruleBundle(BLEND_SOURCE, { name: 'simple', outputs: BLEND_OUTPUTS }));
@@ -305,6 +305,7 @@ describe('rules that cannot outlive their answer', () => {
   });
 
   it('keeps nothing from one call to the next: every call sees the rule as freshly loaded', async () => {
+    const draws = new Set<unknown>();
     for (const secret of ['customer-a-secret', 'customer-b-secret', 'customer-c-secret']) {
       const r = await send(stateful, { secret });
       expect(r.code).toBe('OK');
@@ -312,7 +313,12 @@ describe('rules that cannot outlive their answer', () => {
       const row = (r as unknown as { row: Record<string, unknown> }).row;
       expect(row.refused).toBe(7);
       expect(row.ordinary).toBe('MyError,mine');
+      // Math.random still works, from a generator the host reseeds on every call.
+      expect(row.random).toBeGreaterThanOrEqual(0);
+      expect(row.random).toBeLessThan(1);
+      draws.add(row.random);
     }
+    expect(draws.size).toBe(3);
   });
 
   it('refuses at load a rule whose top level changes the frozen realm', async () => {
