@@ -26,6 +26,7 @@ import type { FeatureRow, OutputRow } from '../contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { abortError } from '../onnx/abort-error.ts';
 import { addressSpaceLimit, containment, SandboxCgroup, type Containment, type MemoryBound } from './containment.ts';
+import { ruleScript } from './rule-module.ts';
 import type { ModelOutputs, SandboxOptions } from './rule-sandbox.ts';
 import type { FromSandbox, ToSandbox } from './sandbox-protocol.ts';
 
@@ -33,9 +34,10 @@ const ENTRY = path.join(import.meta.dirname, 'sandbox-process.ts');
 const NODE_ARGS = ['--no-node-snapshot', '--max-old-space-size=128'];
 
 /**
- * Resident memory a sandbox process needs before its rule allocates anything, MiB: Node, isolated-vm, acorn and
- * an isolate measured at 60-65 MiB charged to the cgroup after a few thousand calls (Node 24, README.md), rounded
- * up with room for the IPC buffers of large batches.
+ * Memory a sandbox process needs before its rule allocates anything, MiB. Measured (Node 24, isolated-vm 7): 36-39
+ * MiB charged to its cgroup after 3 000 calls (anonymous memory; what Node allocated before the process was moved
+ * in stays charged to the gateway's cgroup) and 92 MiB RSS counting shared file pages. 96 leaves room for a child
+ * charged from its very start, for a rebuilt isolate beside a dying one, and for the IPC buffers of big batches.
  */
 export const SANDBOX_BASELINE_MB = 96;
 
@@ -151,7 +153,8 @@ export class ProcessSandbox {
 
   /** Starts the child and compiles the rule in it; rejects like RuleSandbox.create (INVALID_ARGUMENT for a bad rule), UNAVAILABLE when the child cannot start. */
   static async start(options: SandboxOptions, p: ProcessSandboxOptions = {}): Promise<ProcessSandbox> {
-    const s = new ProcessSandbox(options, p);
+    // Parsed here, once: a rule that is not a module with a predict export is refused before any process starts.
+    const s = new ProcessSandbox({ ...options, script: options.script ?? ruleScript(options.source, options.fileName) }, p);
     try {
       await s.#spawn().ready;
     } catch (err) {

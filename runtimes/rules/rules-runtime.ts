@@ -4,20 +4,26 @@
  * memory limits (settings.ts), no Node APIs, no network, no timers, no host objects.
  *
  * Isolation (`isolation` option):
- * - `process` (default): each loaded rule version gets its own sandbox process (process-sandbox.ts). A hostile
- *   rule cannot stall, crash or exhaust the gateway process; this costs a thread/process hop per call (see
- *   README.md for numbers) and one Node process (~40 MB RSS) per loaded rule version.
+ * - `process` (default): each loaded rule version gets its own sandbox process (process-sandbox.ts), held by the
+ *   kernel (containment.ts: a memory cgroup, a CPU throttle after a deadline overrun, an unprivileged user). A
+ *   hostile rule cannot stall, crash or exhaust the gateway process, nor keep a core busy after its answer; this
+ *   costs a process hop per call (see README.md for numbers) and one Node process (~90 MB RSS, ~40 MB of it
+ *   its own) per loaded rule version.
  * - `in-process`: the isolate lives in the calling process. Faster per call, but a non-interruptible operation
  *   stalls this process's thread while the isolate is disposed and V8 may exceed the memory limit; for trusted
  *   rules, tools and benchmarks only. The process must run with `node --no-node-snapshot` (isolated-vm's rule).
  *
- * Errors of `predict` (all SibylError): INTERNAL "rule error: ..." (the rule threw, or returned outputs that are
- * missing, of the wrong type or not declared as a row); DEADLINE_EXCEEDED (past `rules.timeoutMs`);
- * RESOURCE_EXHAUSTED (past `rules.memoryMb`, or outputs over the size limits, or its sandbox process died);
- * CANCELLED / DEADLINE_EXCEEDED when the caller's signal aborts; FAILED_PRECONDITION after dispose.
+ * Every call sees the rule as freshly loaded: no state survives from one call to the next (rule-sandbox.ts).
+ *
+ * Errors of `predict` (all SibylError): INTERNAL "rule error: ..." (the rule threw, changed a frozen built-in, or
+ * returned outputs that are missing, of the wrong type or not declared as a row); DEADLINE_EXCEEDED (past
+ * `rules.timeoutMs`); RESOURCE_EXHAUSTED (past `rules.memoryMb` or the kernel's limit, or outputs over the size
+ * limits, or its sandbox process died); UNAVAILABLE (restarts backing off after its process was killed twice in a
+ * row, or the process was killed for an earlier call's overrun while this call waited in it); CANCELLED /
+ * DEADLINE_EXCEEDED when the caller's signal aborts; FAILED_PRECONDITION after dispose.
  * `load` rejects INVALID_ARGUMENT for a bundle that is not `runtime: rules`, bad `rules:` settings, a missing or
- * unreadable rule file, a rule that does not compile, imports anything, fails at its top level or exports no
- * `predict`.
+ * unreadable rule file, a rule that does not compile, imports anything, fails at its top level (including by
+ * changing the frozen realm), uses top-level `await` or exports no `predict`.
  *
  * Composition extension point: `RulesPredictContext.models[i]` (outputs of other models for row i, by model name)
  * reaches the rule as `ctx.models`. Nothing fills it yet; a composing pipeline stage would.

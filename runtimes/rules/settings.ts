@@ -6,7 +6,8 @@
  * rules:
  *   file: rule.js      # the rule module, relative to the bundle (default rule.js)
  *   timeoutMs: 50      # CPU time one predict call (a whole batch) may take, ms (default 50, at most 1000)
- *   memoryMb: 32       # the rule's heap limit, MiB (default 32, 8..256); V8 may overshoot it 2-3x, see README
+ *   memoryMb: 32       # the rule's heap limit, MiB (default 32, 8..256); V8 may overshoot it 2-3x, so the kernel
+ *                      # holds the sandbox process to 96 MiB + 3 x memoryMb (process-sandbox.ts, README)
  *   models:            # composition: models the gateway runs on the same features first; the rule gets their
  *     - { model: delivery-eta, version: "2", as: fast }   # outputs as ctx.models.fast (as: default the model name;
  *     - { model: delivery-eta, version: "1", as: slow }   # version: default the model's default version)

@@ -278,7 +278,8 @@ describe('rules that cannot outlive their answer', () => {
       await ruleBundle('export function predict(f) { const m = new WebAssembly.Memory({ initial: 16384 }); new Uint8Array(m.buffer).fill(1); return { result: "never" }; }', {
         name: 'always-killed',
         outputs: [{ name: 'result', dtype: 'string' }],
-        rules: { timeoutMs: 100, memoryMb: 32 },
+        // Time enough that the kernel's memory limit, not the clock, ends every call (where a cgroup bounds memory).
+        rules: { timeoutMs: 1000, memoryMb: 32 },
       }),
     );
     try {
@@ -293,6 +294,7 @@ describe('rules that cannot outlive their answer', () => {
       expect(third.code).toBe('UNAVAILABLE');
       expect(third.message).toMatch(/restarting after it was killed \(it (reached its memory limit|kept running past its deadline), 2 in a row\); retry in \d+ ms/);
       expect(always.kills.memory + always.kills.deadline).toBe(2);
+      if (containment().memory.startsWith('cgroup')) expect(always.kills.memory).toBe(2);
       expect(always.restarts).toBe(2);
       await sleep(400);
       expect(['RESOURCE_EXHAUSTED', 'DEADLINE_EXCEEDED']).toContain((await send(always, { a: 4 })).code);
@@ -369,8 +371,10 @@ describe('rules that cannot outlive their answer', () => {
     totals.unshift(['attacker', attacker.restarts, attacker.kills]);
     const counted = (k: Readonly<Record<string, number>>) => Object.values(k).reduce((a, b) => a + b, 0);
     expect(kills.length).toBe(totals.reduce((n, [, , k]) => n + counted(k), 0));
-    expect(attacker.kills.deadline).toBeGreaterThanOrEqual(1);
-    expect(attacker.kills.memory).toBeGreaterThanOrEqual(1);
+    // Whether the wasm attack ends at the kernel's limit or at the deadline depends on how fast this machine fills
+    // memory: the attacker's kills are 'deadline' or 'memory'; the always-killed rule's are 'memory' (above).
+    expect(attacker.kills.deadline + attacker.kills.memory).toBeGreaterThanOrEqual(3);
+    expect(attacker.kills.crash).toBe(0);
     expect(simple.kills).toEqual({ deadline: 0, memory: 0, crash: 0 });
     expect(stateful.kills).toEqual({ deadline: 0, memory: 0, crash: 0 });
     for (const k of kills) expect(k.message).toMatch(/^rule sandbox /);
