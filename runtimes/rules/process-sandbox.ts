@@ -234,6 +234,8 @@ export class ProcessSandbox {
     });
     proc.on('error', (err) => {
       clearTimeout(startTimer);
+      // The process could not be made (or signalled): the next call tries a new one.
+      if (this.#child === child) this.#child = undefined;
       settle.reject(new SibylError('UNAVAILABLE', 'rule sandbox could not start', { cause: err }));
     });
     proc.on('exit', (code, signal) => {
