@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { SibylError } from '../core/errors.ts';
 import { registry, type ManifestOf, type RegisteredDescriptors } from './registry.ts';
 
-export { Dtype, FeatureSpec, OutputDecl, TestCase, type OutputSpec } from './manifest-fields.ts';
+export { Dtype, FeatureSpec, OutputDecl, TestCase, TrainingStatistics, ValueStatistics, valueKind, type Histogram, type OutputSpec } from './manifest-fields.ts';
 export { outputSpecs, requireTestCases } from './registry.ts';
 
 export const MANIFEST_FILES = ['sibyl.yaml', 'sibyl.yml', 'sibyl.json'] as const;

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { SibylError } from '../core/errors.ts';
 import type { Runtime } from './contract.ts';
 import type { ComposedModel, PackedInput, PluggedRuntime, RuntimeDescriptor } from './descriptor.ts';
-import { manifestFields, type ManifestCore, type OutputSpec } from './manifest-fields.ts';
+import { manifestFields, MAX_VECTOR_ELEMENTS, valueKind, type ManifestCore, type OutputSpec, type TrainingStatistics, type ValueStatistics } from './manifest-fields.ts';
 import { onnxDescriptor } from './onnx/descriptor.ts';
 import { rulesDescriptor } from './rules/descriptor.ts';
 import { sageMakerDescriptor } from './sagemaker/descriptor.ts';
@@ -114,6 +114,10 @@ export function createRegistry<const D extends readonly RuntimeDescriptor[]>(des
       } else {
         own.check?.(section, m, report);
       }
+      if (m.statistics) {
+        const outputs = own.outputs ? (section === undefined ? undefined : own.outputs.of(section)) : (m.outputs ?? []);
+        checkStatistics(m.statistics, m.features, outputs, report);
+      }
     }) as unknown as z.ZodType<ManifestOf<D>>;
 
   /** The section of a manifest of a registered kind, parsed again (a stored manifest may predate a default); undefined when absent. */
@@ -181,6 +185,42 @@ export function createRegistry<const D extends readonly RuntimeDescriptor[]>(des
       return s?.d.oip.packedInputs?.(s.settings) ?? [];
     },
   });
+}
+
+/**
+ * The training statistics name declared features and outputs (a vector output's elements as `name[i]`), each with
+ * the summary its dtype calls for (valueKind): a histogram for numeric values, categories for categorical ones.
+ * `outputs` undefined: the runtime's section is missing and its outputs are unknown (reported already).
+ */
+function checkStatistics(
+  stats: TrainingStatistics,
+  features: readonly { name: string; dtype: OutputSpec['dtype'] }[],
+  outputs: readonly OutputSpec[] | undefined,
+  report: (path: readonly (string | number)[], message: string) => void,
+): void {
+  const check = (role: 'feature' | 'output', name: string, dtype: OutputSpec['dtype'], s: ValueStatistics) => {
+    const path = ['statistics', `${role}s`, name];
+    const kind = valueKind(dtype, role);
+    if (kind === 'numeric' && !s.histogram) report(path, `a numeric ${role} (${dtype}) needs a histogram`);
+    if (kind === 'categorical' && !s.categories) report(path, `a categorical ${role} (${dtype}) needs categories`);
+  };
+  const byFeature = new Map(features.map((f) => [f.name, f]));
+  for (const [name, s] of Object.entries(stats.features)) {
+    const f = byFeature.get(name);
+    if (!f) report(['statistics', 'features', name], `the manifest declares no feature "${name}"`);
+    else check('feature', name, f.dtype, s);
+  }
+  if (!outputs) return;
+  const byOutput = new Map(outputs.map((o) => [o.name, o]));
+  for (const [name, s] of Object.entries(stats.outputs)) {
+    const element = /^(.+)\[(\d+)\]$/.exec(name);
+    const o = byOutput.get(element ? element[1]! : name);
+    if (!o) report(['statistics', 'outputs', name], `the manifest declares no output "${element ? element[1] : name}"`);
+    else if (element && o.kind !== 'vector') report(['statistics', 'outputs', name], `output "${o.name}" is not a vector`);
+    else if (element && Number(element[2]) >= MAX_VECTOR_ELEMENTS) report(['statistics', 'outputs', name], `statistics cover a vector's first ${MAX_VECTOR_ELEMENTS} elements`);
+    else if (!element && o.kind === 'vector') report(['statistics', 'outputs', name], `output "${o.name}" is a vector: give its elements as ${o.name}[0], ${o.name}[1], ...`);
+    else check('output', name, o.dtype, s);
+  }
 }
 
 /** `path: message; path: message`, each path from the manifest's root (`(root)` for the manifest itself). */

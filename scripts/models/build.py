@@ -2,7 +2,7 @@
 
 Outputs, all deterministic (fixed seeds, one thread):
   models/features.jsonl            seed population of the embedded feature store (restaurant, zone, customer)
-  models/<name>/<version>/         bundle: sibyl.yaml (manifest), model.onnx, expected.json
+  models/<name>/<version>/         bundle: sibyl.yaml (manifest with the training statistics), model.onnx, expected.json
   models/deployment.yaml           local desired state: default version and aliases per model
 
 expected.json holds ~50 rows whose store features come from features.jsonl, with the outputs the TRAINING library
@@ -167,7 +167,60 @@ def plain(value):
     return value
 
 
-def write_bundle(bundle: dict, model: onnx.ModelProto, rows: list[dict], expected: dict[str, np.ndarray], report: dict) -> dict:
+# --- training statistics ---------------------------------------------------------------------------------------
+
+HISTOGRAM_QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def sig(value: float, digits: int = 8) -> float:
+    """A float rounded to `digits` significant digits (short YAML, same value for every practical purpose)."""
+    return float(f'{float(value):.{digits}g}')
+
+
+def numeric_statistics(values: np.ndarray) -> dict:
+    """Count, missing share, mean, population variance, min, max and a decile histogram of one column.
+
+    Edges are the column's deciles (duplicates dropped, so a 0/1 flag has one edge); bin 0 holds values <= edges[0],
+    bin i values in (edges[i-1], edges[i]], the last bin values above the last edge (runtimes/manifest-fields.ts).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    present = v[~np.isnan(v)]
+    edges = sorted({sig(e, 6) for e in np.quantile(present, HISTOGRAM_QUANTILES)})
+    counts = np.bincount(np.searchsorted(np.array(edges), present, side='left'), minlength=len(edges) + 1)
+    return {
+        'count': int(len(v)), 'missing': sig(1 - len(present) / len(v)),
+        'mean': sig(present.mean()), 'variance': sig(present.var()), 'min': sig(present.min()), 'max': sig(present.max()),
+        'histogram': {'edges': edges, 'counts': [int(c) for c in counts]},
+    }
+
+
+def categorical_statistics(values: np.ndarray) -> dict:
+    """Count, missing share and the count of each category (as its string, e.g. '0' and '1' for a class label)."""
+    v = np.asarray(values)
+    cats, counts = np.unique(v, return_counts=True)
+    return {'count': int(len(v)), 'missing': 0.0, 'categories': {str(plain(c)): int(n) for c, n in zip(cats, counts)}}
+
+
+def training_statistics(train, features: list[str], outputs: dict[str, np.ndarray], labels: set[str]) -> dict:
+    """The manifest's `statistics:`: every feature over the training frame, every output (the training library's
+    predictions on the training frame; a vector output per element, as `name[i]`), labels as categories."""
+    out: dict = {}
+    for name, v in outputs.items():
+        v = np.asarray(v)
+        if v.ndim == 2:
+            for i in range(v.shape[1]):
+                out[f'{name}[{i}]'] = numeric_statistics(v[:, i])
+        else:
+            out[name] = categorical_statistics(v) if name in labels else numeric_statistics(v)
+    return {
+        'source': f'the training frame of scripts/models/build.py: {N_TRAIN} synthetic rows (seed 2002)',
+        'features': {f: numeric_statistics(train[f]) for f in features},
+        'outputs': out,
+    }
+
+
+def write_bundle(bundle: dict, model: onnx.ModelProto, rows: list[dict], expected: dict[str, np.ndarray], report: dict,
+                 statistics: dict | None = None) -> dict:
     """Writes models/<name>/<version>/ and returns the measured differences."""
     name, version = bundle['name'], bundle['version']
     folder = OUT / name / version
@@ -189,6 +242,8 @@ def write_bundle(bundle: dict, model: onnx.ModelProto, rows: list[dict], expecte
         {'name': f'expected row {i}', 'features': r['features'], 'expected': r['expected'], 'tolerance': tolerance}
         for i, r in enumerate(out_rows[:N_TESTS])
     ]
+    if statistics is not None:
+        bundle['statistics'] = statistics
     with open(folder / 'sibyl.yaml', 'w') as fh:
         fh.write(f'# {name} version {version}: written by scripts/models/build.py, do not edit by hand.\n')
         yaml.safe_dump(bundle, fh, sort_keys=False, width=1000, default_flow_style=None)
@@ -241,7 +296,8 @@ def build_delivery_eta(train, rows, store_defaults, version: str, params: dict, 
         'max_abs_diff_onnxruntime': abs_d, 'max_rel_diff_onnxruntime': rel_d,
         'train_max_abs_diff_onnxruntime': train_abs, 'train_max_rel_diff_onnxruntime': train_rel,
     }
-    return write_bundle(bundle, model, rows, expected, report)
+    stats = training_statistics(train, names, {'eta_minutes': reg.predict(x)}, set())
+    return write_bundle(bundle, model, rows, expected, report, stats)
 
 
 RISK_FEATURES = ['distance_km', 'hour_of_day', 'is_raining', 'basket_size', 'promised_minutes',
@@ -278,7 +334,8 @@ def build_eta_risk(train, rows, store_defaults) -> dict:
         'max_abs_diff_onnxruntime': abs_d, 'max_rel_diff_onnxruntime': rel_d,
         'train_max_abs_diff_onnxruntime': train_abs, 'train_max_rel_diff_onnxruntime': train_rel,
     }
-    return write_bundle(bundle, model, rows, expected, report)
+    stats = training_statistics(train, names, {'is_late': clf.predict(x), 'probabilities': clf.predict_proba(x)}, {'is_late'})
+    return write_bundle(bundle, model, rows, expected, report, stats)
 
 
 MLP_FEATURES = ['basket_value', 'distance_km', 'hour_of_day', 'is_raining', 'basket_size', 'eta_minutes']
@@ -310,7 +367,8 @@ def build_tabular_mlp(train, rows) -> dict:
         'max_abs_diff_onnxruntime': abs_d, 'max_rel_diff_onnxruntime': rel_d,
         'train_max_abs_diff_onnxruntime': train_abs, 'train_max_rel_diff_onnxruntime': train_rel,
     }
-    return write_bundle(bundle, model, rows, expected, report)
+    stats = training_statistics(train, names, {'output': pipe.predict(x)}, set())
+    return write_bundle(bundle, model, rows, expected, report, stats)
 
 
 DEPLOYMENT = {

@@ -1,6 +1,7 @@
 /**
  * Checks the committed demo models under Node 24 with onnxruntime-node: every bundle's manifest passes
- * parseManifest and has test cases expecting every output (as the upload gate requires), every expected.json row's
+ * parseManifest and has test cases expecting every output (as the upload gate requires) and training statistics for
+ * every feature and output, every expected.json row's
  * entity ids exist in models/features.jsonl with the same feature values, the manifest's test cases are
  * expected.json rows, and onnxruntime-node reproduces the training library's outputs within the manifest's
  * tolerance. Prints the max differences; exits 1 on any problem.
@@ -11,7 +12,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { parse as parseYaml } from 'yaml';
-import { parseManifest, requireTestCases, type Manifest } from '../../runtimes/manifest.ts';
+import { outputSpecs, parseManifest, requireTestCases, type Manifest } from '../../runtimes/manifest.ts';
 
 type Num = number | number[];
 interface ExpectedRow {
@@ -82,6 +83,15 @@ async function verifyBundle(name: string, version: string, store: Map<string, Re
     requireTestCases(m); // what the upload gate asks: npm start publishes these bundles through it
   } catch (err) {
     problems.push(`${label}: ${(err as Error).message}`);
+  }
+  // Training statistics (drift is measured against them): every feature and output, vectors per element.
+  const stats = m.statistics;
+  if (!stats) problems.push(`${label}: no training statistics`);
+  else {
+    for (const f of m.features) if (!stats.features[f.name]) problems.push(`${label}: no training statistics for feature ${f.name}`);
+    for (const o of outputSpecs(m)) {
+      if (o.kind === 'scalar' ? !stats.outputs[o.name] : !stats.outputs[`${o.name}[0]`]) problems.push(`${label}: no training statistics for output ${o.name}`);
+    }
   }
   const exp = JSON.parse(readFileSync(join(bundleDir, 'expected.json'), 'utf8')) as ExpectedFile;
 
