@@ -63,7 +63,7 @@ export interface Config {
     | { readonly kind: 'redis'; readonly url: string; readonly prefix: string; readonly timeoutMs: number }
     | { readonly kind: 'memory'; readonly seedFile: string; readonly prefix: string; readonly timeoutMs: number };
   readonly predictionLog:
-    | { readonly kind: 'kafka'; readonly brokers: readonly string[]; readonly topic: string; readonly spillDir: string }
+    | { readonly kind: 'kafka'; readonly brokers: readonly string[]; readonly topic: string; readonly walDir: string }
     | { readonly kind: 'file'; readonly dir: string }
     | { readonly kind: 'off' };
   /** Default deadline of a request, milliseconds (a client may ask for less). */
@@ -123,7 +123,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
           kind: 'kafka',
           brokers: e.KAFKA_BROKERS.split(',').map((b) => b.trim()).filter(Boolean),
           topic: e.SIBYL_KAFKA_TOPIC,
-          spillDir: `${dataDir}/spill/${e.SIBYL_CELL}`,
+          walDir: `${dataDir}/wal/${e.SIBYL_CELL}`,
         } as const)
       : ({ kind: 'file', dir: `${dataDir}/predictions/${e.SIBYL_CELL}` } as const);
   return deepFreeze({

@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import type { AdmissionStats } from './pipeline/admission.ts';
 import type { FeatureStore } from '../execution/feature-store.ts';
 import type { PredictionSink } from './log/prediction-sink.ts';
+import type { SinkLogger } from './log/kafka-sink-options.ts';
 import type { ShadowPairSnapshot } from './shadow/shadow-stats.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
 import { createOtelTelemetry } from './telemetry/otel-telemetry.ts';
@@ -35,11 +36,11 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
     case 'kafka':
       logger.info({ brokers: log.brokers, topic: log.topic }, 'prediction log: kafka');
       const { createKafkaSink } = await import('./log/kafka-sink.ts');
-      return createKafkaSink({ brokers: [...log.brokers], topic: log.topic, cell: config.cell, spillDir: log.spillDir });
+      return createKafkaSink({ brokers: [...log.brokers], topic: log.topic, cell: config.cell, walDir: log.walDir, logger: sinkLogger(logger) });
     case 'file':
       logger.info({ dir: log.dir }, 'prediction log: local files');
       const { createFileSink } = await import('./log/file-sink.ts');
-      return createFileSink({ dir: log.dir });
+      return createFileSink({ dir: log.dir, logger: sinkLogger(logger) });
     case 'off': {
       const { createNullSink } = await import('./log/null-sink.ts');
       return createNullSink();
@@ -49,6 +50,15 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
 
 export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: () => ShadowPairSnapshot[], admissionStats?: () => AdmissionStats): Telemetry {
   return createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: config.cell, otlpEndpoint: config.otlpEndpoint, sinkStats: () => sink.stats(), shadowStats, admissionStats });
+}
+
+/** The sinks report outages, recoveries and losses as (message, error); pino takes the error first. */
+function sinkLogger(logger: Logger): SinkLogger {
+  return {
+    info: (message) => logger.info(message),
+    warn: (message, err) => (err === undefined ? logger.warn(message) : logger.warn({ err }, message)),
+    error: (message, err) => (err === undefined ? logger.error(message) : logger.error({ err }, message)),
+  };
 }
 
 function redact(url: string): string {

@@ -6,7 +6,8 @@
  * ProtoJSON as its `data`. Structured rather than binary mode because Kafka clients pay per header: seven `ce_*`
  * headers cost ~3 µs of CPU per record more than one with @platformatic/kafka, 6-11 µs with kafkajs
  * (loadtest/micro/kafka-encode.bench.ts).
- * The record's JSON alone is the line format of the file sink and of the Kafka sink's spill log.
+ * The record's JSON alone is the line format of the file sink; the Kafka sink's write-ahead log holds the message
+ * itself (wal-line.ts).
  * Schema: gateway/log/README.md.
  */
 import { recordToJson, type PredictionRecord } from './prediction-record.ts';
@@ -35,7 +36,9 @@ export interface PredictionEvent {
   data: Record<string, unknown>;
 }
 
-const HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': CLOUD_EVENT_CONTENT_TYPE });
+/** The one header of every prediction message (shared: do not mutate). */
+export const PREDICTION_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': CLOUD_EVENT_CONTENT_TYPE });
+const HEADERS = PREDICTION_HEADERS;
 
 /**
  * The CloudEvent message for a record. `fallbackCell` names the source when the record has no cell.
@@ -50,7 +53,7 @@ export function predictionMessage(record: PredictionRecord, fallbackCell: string
 }
 
 /**
- * The CloudEvent message for a record already in its JSON line form (spill-log replay). Produces the same key
+ * The CloudEvent message for a record already in its JSON line form (e.g. a file sink line). Produces the same key
  * and value as `predictionMessage` for the same record. Throws SyntaxError when `json` is not a JSON object.
  */
 export function predictionMessageFromJson(json: string, fallbackCell: string): PredictionMessage {

@@ -4,16 +4,28 @@
  * at a time as asked and reports success or failure. Nothing is buffered or retried here beyond the client's
  * own bounded retries (`retries`, each request bounded by `requestTimeoutMs`).
  *
+ * Idempotent by default: the broker numbers each partition's batches per producer session, so a request the client
+ * retries after a timeout (the broker had it but the answer was late or lost) is written once, not once per attempt.
+ * The client then keeps one request in flight per broker connection. A new session (after a failed send, or a new
+ * process) starts new numbers: what the write-ahead log replays then may duplicate a batch the broker had taken
+ * without answering.
+ *
  * Wire format per message: key = request id (UTF-8), value = the CloudEvent JSON (UTF-8), the one header
  * `content-type`; acks=all; partition from the key with the Java client's murmur2 (murmur2-partitioner.ts).
  */
 import { Admin, Producer, ProduceAcks, findErrorBy } from '@platformatic/kafka';
 import type { MessageToProduce } from '@platformatic/kafka';
-import type { PredictionMessage } from './cloud-event.ts';
 import { javaCompatiblePartitioner } from './murmur2-partitioner.ts';
 
 /** Batch compression on the wire. 'gzip' runs in libuv's thread pool, off the event loop. */
 export type KafkaCompression = 'none' | 'gzip';
+
+/** One message as sent: strings are sent as UTF-8, buffers as they are. Do not mutate `headers`: it is shared. */
+export interface KafkaMessage {
+  key: string | Buffer;
+  value: string | Buffer;
+  headers: Readonly<Record<string, string>>;
+}
 
 export interface KafkaProducerOptions {
   /** host:port list. */
@@ -26,6 +38,8 @@ export interface KafkaProducerOptions {
   requestTimeoutMs: number;
   /** Retries of a failed request (connect, metadata, produce) before the call rejects; 100 ms doubling to 1 s. */
   retries: number;
+  /** Broker-side deduplication of the client's own retries (see above). */
+  idempotent: boolean;
   clientId: string;
 }
 
@@ -37,7 +51,7 @@ export interface KafkaProducer {
    */
   ready(): Promise<void>;
   /** Sends one batch to the topic; resolves when the broker acked all of it (acks=all), rejects otherwise. */
-  send(messages: readonly PredictionMessage[]): Promise<void>;
+  send(messages: readonly KafkaMessage[]): Promise<void>;
   /** Ends pending requests (they reject) and closes the connections. Never rejects. */
   close(): Promise<void>;
 }
@@ -45,7 +59,7 @@ export interface KafkaProducer {
 type Bytes = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
 
 export function createKafkaProducer(options: KafkaProducerOptions): KafkaProducer {
-  const { brokers, topic, partitions, compression, requestTimeoutMs, retries, clientId } = options;
+  const { brokers, topic, partitions, compression, requestTimeoutMs, retries, idempotent, clientId } = options;
   const connection = {
     clientId,
     bootstrapBrokers: brokers,
@@ -59,7 +73,7 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
   const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
     ...connection,
     acks: ProduceAcks.ALL,
-    idempotent: false,
+    idempotent,
     compression,
     partitioner: javaCompatiblePartitioner,
     autocreateTopics: false,
@@ -109,7 +123,9 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
       const batch: Bytes[] = new Array(messages.length);
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i]!;
-        batch[i] = { topic, key: Buffer.from(m.key), value: Buffer.from(m.value), headers: headersOf(m.headers) };
+        const key = typeof m.key === 'string' ? Buffer.from(m.key) : m.key;
+        const value = typeof m.value === 'string' ? Buffer.from(m.value) : m.value;
+        batch[i] = { topic, key, value, headers: headersOf(m.headers) };
       }
       await producer.send({ messages: batch });
     },

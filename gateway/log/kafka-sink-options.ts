@@ -1,6 +1,12 @@
 /** Options of the Kafka prediction sink (kafka-sink.ts), with their defaults. */
 import type { KafkaCompression } from './kafka-producer.ts';
-import type { SpillFsync } from './spill-log.ts';
+
+/** Where the sink reports outages, recoveries and losses (console by default; the gateway passes its logger). */
+export interface SinkLogger {
+  info?(message: string): void;
+  warn(message: string, err?: unknown): void;
+  error(message: string, err?: unknown): void;
+}
 
 export interface KafkaSinkOptions {
   /** host:port list. */
@@ -8,38 +14,63 @@ export interface KafkaSinkOptions {
   topic: string;
   /** The cell: the CloudEvent source `sibyl/<cell>` when a record has no cell of its own. */
   cell: string;
-  /** Directory of the spill log. */
-  spillDir: string;
+  /** Directory of the write-ahead log (write-ahead-log.ts). One sink per directory. */
+  walDir: string;
   /** Records per Kafka batch. Default 500. */
   batchSize?: number;
   /** Longest a record waits in memory before its batch goes, ms. Default 20. */
   lingerMs?: number;
-  /** Records held in memory (direct mode) before the sink spills to disk. Default 50 000. */
+  /**
+   * Records held in memory for direct sends; past this (or `maxBufferedBytes`) the sink stops holding them and
+   * sends from the write-ahead log instead. Default 50 000.
+   */
   maxBuffered?: number;
+  /** Bytes of records held in memory for direct sends (see `maxBuffered`). Default 32 MiB. */
+  maxBufferedBytes?: number;
+  /**
+   * Delivery stall budget, ms: when a send has waited this long for its acknowledgement (or the broker has not
+   * been reached this long after start while records wait), the sink stops holding records in memory and sends
+   * from the write-ahead log once Kafka answers. Independent of the client's own timeouts. Default 2000.
+   */
+  stallMs?: number;
   /** Concurrent sends. Default 4. */
   maxInFlight?: number;
   /** Partitions of the topic when the sink creates it (at first connect). Default 3. */
   partitions?: number;
-  /** Spill-log durability: 'always' fdatasyncs each append before it counts as spilled (default); 'never'. */
-  spillFsync?: SpillFsync;
-  /** Spill segment size, bytes. Default 16 MiB. */
-  spillSegmentBytes?: number;
+  /**
+   * fdatasync of the write-ahead log, ms: bounds what a machine crash or power loss can take (a process crash
+   * takes nothing: every append is written before the request is answered). 0: only at rotation and close.
+   * Default 100.
+   */
+  walSyncMs?: number;
+  /** Write-ahead log segment size, bytes. Default 16 MiB. */
+  walSegmentBytes?: number;
+  /**
+   * Replay pace, records per second: replay reads and sends one batch per event-loop turn, and no more than
+   * this many records a second, so that live requests keep their share of the loop. Default 20 000.
+   */
+  replayRecordsPerSecond?: number;
   /**
    * Batch compression: 'none' (default) or 'gzip'. gzip costs 7-11 µs more CPU per ~1 KB record (more than the
    * rest of the sink) and sends about 8 times fewer bytes (gateway/log/README.md has the measurement).
    */
   compression?: KafkaCompression;
-  /** Bound on each Kafka request and the broker's wait for acks, ms (connecting: at most 3 000). Default 10 000. */
+  /** Broker-side deduplication of the client's retries (kafka-producer.ts). Default true. */
+  idempotent?: boolean;
+  /** Bound on each Kafka request and the broker's ack wait, ms (connecting: at most 3 000). Default 10 000. */
   requestTimeoutMs?: number;
-  /** Retries per Kafka request (connect, metadata, send) before the sink spills; 100 ms doubling to 1 s. Default 2. */
+  /** Retries per Kafka request (connect, metadata, send) before a send fails; 100 ms doubling to 1 s. Default 2. */
   retries?: number;
-  /** First wait of the drainer after a failed replay; doubles up to 10 s. Default 500 ms. */
+  /** First wait of the replayer after a failed replay; doubles up to 10 s. Default 500 ms. */
   retryBackoffMs?: number;
-  /** How long `shutdown` waits for sends before it spills them instead (duplicates possible), ms. Default 10 000. */
+  /**
+   * How long `shutdown` waits for unacknowledged records to be acknowledged, ms; the rest stays in the
+   * write-ahead log for the next start. Default 10 000.
+   */
   shutdownTimeoutMs?: number;
   /** Kafka client id. Default 'sibyl-gateway'. */
   clientId?: string;
-  logger?: Pick<Console, 'warn' | 'error'>;
+  logger?: SinkLogger;
 }
 
 export type ResolvedKafkaSinkOptions = Required<Omit<KafkaSinkOptions, 'logger' | 'clientId'>>;
@@ -49,15 +80,19 @@ export function resolveKafkaSinkOptions(options: KafkaSinkOptions): ResolvedKafk
     brokers: options.brokers,
     topic: options.topic,
     cell: options.cell,
-    spillDir: options.spillDir,
+    walDir: options.walDir,
     batchSize: options.batchSize ?? 500,
     lingerMs: options.lingerMs ?? 20,
     maxBuffered: options.maxBuffered ?? 50_000,
+    maxBufferedBytes: options.maxBufferedBytes ?? 32 * 1024 * 1024,
+    stallMs: options.stallMs ?? 2000,
     maxInFlight: options.maxInFlight ?? 4,
     partitions: options.partitions ?? 3,
-    spillFsync: options.spillFsync ?? 'always',
-    spillSegmentBytes: options.spillSegmentBytes ?? 16 * 1024 * 1024,
+    walSyncMs: options.walSyncMs ?? 100,
+    walSegmentBytes: options.walSegmentBytes ?? 16 * 1024 * 1024,
+    replayRecordsPerSecond: options.replayRecordsPerSecond ?? 20_000,
     compression: options.compression ?? 'none',
+    idempotent: options.idempotent ?? true,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     retries: options.retries ?? 2,
     retryBackoffMs: options.retryBackoffMs ?? 500,

@@ -1,96 +1,116 @@
 /**
  * The production prediction log: CloudEvents (cloud-event.ts) to a Kafka topic with @platformatic/kafka
- * (kafka-producer.ts), batched, acks=all, uncompressed by default (README: why), spilling to a local
- * append-only log (spill-log.ts) while Kafka is unreachable or slow.
+ * (kafka-producer.ts), batched, acks=all, idempotent, uncompressed by default (README: why), with a local
+ * write-ahead log (write-ahead-log.ts) that holds every record until Kafka acknowledges it.
  *
  * Life of a record:
- * - `write` pushes it to an in-memory buffer (O(1), never throws, never waits). Ownership passes to the sink:
- *   do not change a record after writing it.
- * - Direct mode: the buffer is sent in batches of `batchSize`, or sooner when a record has waited `lingerMs`,
- *   with at most `maxInFlight` sends outstanding. A batch stays owned by the sink until the broker acks it.
- * - A send that fails (after the client's bounded retries), a buffer past `maxBuffered`, or a broker that cannot
- *   be reached at start turns on spill mode: failed batches (in write order, once the sends in flight have
- *   settled) and from then on every new record go to the spill log. A background drainer replays the spill log
- *   oldest first; when it has caught up, the sink returns to direct mode. Newer records never overtake spilled
- *   ones, except batches that were in flight together at the moment of a failure.
- * - Spill files left by an earlier process are replayed first, before anything this process writes.
- * - A record is lost only when its spill append fails (disk full or broken): counted in `stats().lost` and
- *   logged with logger.error.
+ * - `write` serializes it into its Kafka message and appends that to the write-ahead log before returning (the
+ *   pipeline calls it before the answer is sent): once a request is answered, its record survives a crash of the
+ *   process. It never throws and never waits on the network. Do not change a record after writing it.
+ * - Direct mode: the record is also held in memory and sent in batches of `batchSize`, or sooner when one has
+ *   waited `lingerMs`, with at most `maxInFlight` sends outstanding. An acknowledged batch is marked in the log's
+ *   acks file; a segment whose lines are all acknowledged is deleted.
+ * - Spilling: when a send fails, a send waits `stallMs` without an acknowledgement (a hung broker), memory passes
+ *   `maxBuffered` / `maxBufferedBytes`, the broker is not reached `stallMs` after start while records wait, or an
+ *   earlier process left unacknowledged records, the sink drops what it holds in memory (it is in the log) and
+ *   new records go to the log only. A replayer sends the log's unacknowledged lines oldest first, paced
+ *   (`replayRecordsPerSecond`, one batch per event-loop turn, no JSON parsing), starting with one batch at a time;
+ *   when it has caught up with the log's end and nothing is in flight, the sink returns to direct mode. Sends
+ *   still in flight when the sink starts spilling are left to finish; the replayer starts after them.
+ * - A record is lost only when its log append fails (disk full or broken) and then Kafka does not take it
+ *   either: such records stay in memory (bounded by `maxBuffered`) and are counted in `stats().lost` when
+ *   dropped; logged. Nothing is dropped silently.
  *
- * Delivery is at least once: a batch whose ack was lost in a failure is sent again (from the spill log), and a
- * crash while replaying resends the lines acknowledged since the last spill cursor write. Consumers dedupe on
- * the CloudEvent id (the prediction id). One sink per `spillDir`.
+ * Delivery is at least once, and duplicates are bounded: the producer is idempotent (the client's retries are not
+ * written twice), replay skips acknowledged lines, so a duplicate is a batch the broker took without the sink
+ * hearing of it: batches in flight at a failure, a stall, a crash or a shutdown timeout (at most `maxInFlight`
+ * direct batches and one replay window). Consumers dedupe on the CloudEvent id (the prediction id).
+ * Order: write order, except among batches in flight together at a failure. One sink per `walDir`.
  */
 import { predictionMessage } from './cloud-event.ts';
-import { recordToJson } from './prediction-record.ts';
-import type { PredictionMessage } from './cloud-event.ts';
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
-import { SpillLog } from './spill-log.ts';
-import { replaySegment } from './spill-replay.ts';
-import type { SpillSegment } from './spill-log.ts';
+import type { PredictionRecord } from './prediction-record.ts';
 import { resolveKafkaSinkOptions } from './kafka-sink-options.ts';
+import type { KafkaSinkOptions, ResolvedKafkaSinkOptions, SinkLogger } from './kafka-sink-options.ts';
 import { createKafkaProducer } from './kafka-producer.ts';
-import type { KafkaProducer } from './kafka-producer.ts';
-import type { KafkaSinkOptions, ResolvedKafkaSinkOptions } from './kafka-sink-options.ts';
+import type { KafkaMessage, KafkaProducer } from './kafka-producer.ts';
+import { WriteAheadLog } from './write-ahead-log.ts';
+import type { WalSegment } from './write-ahead-log.ts';
+import { WalReader } from './wal-reader.ts';
+import type { ReplayBatch } from './wal-reader.ts';
+import { messageOfLine, walLine } from './wal-line.ts';
 
 export type { KafkaSinkOptions } from './kafka-sink-options.ts';
-import type { PredictionRecord } from './prediction-record.ts';
 
-/** Returns at once: connecting, topic creation and leftover replay happen in the background. */
+/** Returns at once: connecting, topic creation and replay of leftovers happen in the background. */
 export function createKafkaSink(options: KafkaSinkOptions): KafkaSink {
   return new KafkaSink(options);
 }
 
-interface Batch {
-  /** Sequence number (0-based write order) of the batch's first record. */
-  lo: number;
-  count: number;
-  messages: PredictionMessage[];
-  /** The records' JSON (the spill-log line form), kept to spill the batch if its send fails. */
-  lines: string[];
-  /** A Kafka send is outstanding. */
-  sending: boolean;
-  /** Given up on at shutdown (spilled); its send's outcome is ignored. */
-  abandoned: boolean;
-}
-
-/** 'starting' until the first connect settles, 'direct' while Kafka takes records, 'spilling' otherwise. */
+/** 'starting' until the first connect settles, 'direct' while Kafka takes records from memory, 'spilling' otherwise. */
 export type KafkaSinkMode = 'starting' | 'direct' | 'spilling';
 
+interface Entry {
+  /** Write order, 0-based (flush waits by it). */
+  readonly seq: number;
+  /** The log line: key, tab, CloudEvent, newline (wal-line.ts); the message sent is a view into it. */
+  readonly line: Buffer;
+  /** Where the line is in the write-ahead log; undefined when the append failed (held in memory only). */
+  readonly segment: WalSegment | undefined;
+  readonly lineNo: number;
+}
+
+interface Batch {
+  readonly entries: Entry[];
+  /** Lowest `seq` of the batch. */
+  readonly lo: number;
+  /** Every entry is in the write-ahead log. */
+  readonly durable: boolean;
+  readonly sentAt: number;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 export class KafkaSink implements PredictionSink {
   readonly kind = 'kafka';
   readonly #o: ResolvedKafkaSinkOptions;
-  readonly #logger: Pick<Console, 'warn' | 'error'>;
+  readonly #logger: SinkLogger;
   readonly #producer: KafkaProducer;
-  readonly #spill: SpillLog;
+  readonly #wal: WriteAheadLog;
   #mode: KafkaSinkMode = 'starting';
-  #buffer: PredictionRecord[] = [];
+  readonly #startedAt = Date.now();
+  /** Records held for direct sends, oldest at `#head`. */
+  #queue: Entry[] = [];
   #head = 0;
+  #queuedBytes = 0;
+  readonly #inFlight = new Set<Batch>();
+  /** Records whose log append failed while spilling: sent when the sink is direct again. */
+  #memoryOnly: Entry[] = [];
   #accepted = 0;
   #delivered = 0;
   #spilled = 0;
   #lost = 0;
-  /** Spilled records not yet delivered. */
-  #onDisk = 0;
-  /** Records with a lower sequence number go now, whatever the batch fill (linger expired or flush). */
+  /** Unacknowledged records an earlier process left in the log. */
+  #leftover = 0;
+  /** Records with a lower `seq` go now, whatever the batch fill (linger expired or flush). */
   #dueUntil = 0;
-  #unsettled = new Set<Batch>();
-  #directInFlight = 0;
-  #failed: Batch[] = [];
   #waiters: { target: number; resolve: () => void }[] = [];
   #timer: NodeJS.Timeout | undefined;
+  readonly #watchdog: NodeJS.Timeout;
   #pumpScheduled = false;
   #ready: Promise<void> | undefined;
-  #drainer: Promise<void> | undefined;
-  #stopDrain = false;
-  /** Ends the drainer's current wait early (shutdown). */
-  #wakeDrainer: (() => void) | undefined;
+  readonly #loaded: Promise<void>;
+  #replayer: Promise<void> | undefined;
+  #stopping = false;
+  /** Ends the replayer's current wait early (shutdown). */
+  #wake: (() => void) | undefined;
   #closed = false;
   #shutdown: Promise<void> | undefined;
-  #outageStart = 0;
-  #lastDrainLog = 0;
+  #spillingSince = 0;
+  #replayed = 0;
+  #replayTokens = 0;
+  #replayTokensAt = 0;
 
   constructor(options: KafkaSinkOptions) {
     this.#o = resolveKafkaSinkOptions(options);
@@ -102,28 +122,65 @@ export class KafkaSink implements PredictionSink {
       compression: this.#o.compression,
       requestTimeoutMs: this.#o.requestTimeoutMs,
       retries: this.#o.retries,
+      idempotent: this.#o.idempotent,
       clientId: options.clientId ?? 'sibyl-gateway',
     });
-    this.#spill = new SpillLog({
-      dir: this.#o.spillDir,
-      segmentBytes: this.#o.spillSegmentBytes,
-      fsync: this.#o.spillFsync,
+    const dir = this.#o.walDir;
+    this.#wal = new WriteAheadLog({
+      dir,
+      segmentBytes: this.#o.walSegmentBytes,
+      syncMs: this.#o.walSyncMs,
+      onFailing: (err) =>
+        this.#logger.error(
+          `prediction log: write-ahead log ${dir} failing; records are held in memory only until Kafka acknowledges them (a crash loses them, a full buffer drops them)`,
+          err,
+        ),
+      onRecovered: () => this.#logger.warn(`prediction log: write-ahead log ${dir} writable again`),
+      onError: (what, err) => this.#logger.warn(`prediction log: ${what}`, err),
     });
-    void this.#start();
+    this.#watchdog = setInterval(() => this.#checkStall(), Math.max(10, Math.min(250, this.#o.stallMs / 4))).unref();
+    this.#loaded = this.#wal.load().then(
+      ({ segments, pending }) => {
+        this.#leftover = pending;
+        if (pending > 0) this.#logger.warn(`prediction log: ${pending} unacknowledged record(s) in ${segments} write-ahead log segment(s) of an earlier process in ${dir}; replaying them first`);
+      },
+      (err: unknown) => this.#logger.error(`prediction log: write-ahead log ${dir} unreadable`, err),
+    );
+    if (this.#wal.hasLeftovers) this.#enterSpilling('an earlier process left records in the write-ahead log');
+    void this.#connect();
   }
 
   write(record: PredictionRecord): void {
-    this.#accepted++;
+    const seq = this.#accepted++;
     if (this.#closed) {
       this.#lose(1, 'write after shutdown');
       return;
     }
-    this.#buffer.push(record);
-    const buffered = this.#buffer.length - this.#head;
-    if (buffered >= this.#o.batchSize || buffered > this.#o.maxBuffered) this.#schedulePump();
-    else if (this.#timer === undefined && this.#mode !== 'starting') this.#armTimer();
+    let line: Buffer;
+    try {
+      line = walLine(record.requestId, predictionMessage(record, this.#o.cell).value);
+    } catch (err) {
+      this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
+      return;
+    }
+    const at = this.#wal.append(line);
+    const entry: Entry = { seq, line, segment: at?.segment, lineNo: at?.line ?? -1 };
+    if (this.#mode === 'spilling') {
+      if (at !== undefined) this.#spilled++;
+      else this.#holdInMemory([entry]);
+      return;
+    }
+    this.#queue.push(entry);
+    this.#queuedBytes += line.length;
+    const buffered = this.#queue.length - this.#head;
+    if (buffered >= this.#o.batchSize || this.#overBound()) this.#schedulePump();
+    else if (this.#timer === undefined && this.#mode === 'direct') this.#armTimer();
   }
 
+  /**
+   * Resolves when every record written before the call is acknowledged by Kafka, or is in the write-ahead log
+   * while the sink is spilling. In direct mode that takes at most about `stallMs` more than the sends.
+   */
   flush(): Promise<void> {
     const target = this.#accepted;
     if (this.#lowestUnsettled() >= target) return Promise.resolve();
@@ -139,14 +196,12 @@ export class KafkaSink implements PredictionSink {
   }
 
   stats(): SinkStats {
-    let batched = 0;
-    for (const b of this.#unsettled) batched += b.count;
     return {
       accepted: this.#accepted,
       delivered: this.#delivered,
       spilled: this.#spilled,
       lost: this.#lost,
-      pending: this.#buffer.length - this.#head + batched + this.#onDisk,
+      pending: Math.max(0, this.#leftover + this.#accepted - this.#delivered - this.#lost),
     };
   }
 
@@ -154,24 +209,16 @@ export class KafkaSink implements PredictionSink {
     return this.#mode;
   }
 
-  async #start(): Promise<void> {
+  async #connect(): Promise<void> {
     try {
-      this.#onDisk = await this.#spill.open();
-    } catch (err) {
-      this.#logger.error(`prediction log: spill directory ${this.#o.spillDir} unusable`, err);
-    }
-    if (this.#onDisk > 0) {
-      this.#logger.warn(`prediction log: replaying ${this.#onDisk} spilled record(s) from ${this.#o.spillDir}`);
-      this.#enterSpilling();
-    } else {
-      try {
-        await this.#ensureReady();
-        if (this.#mode === 'starting') this.#mode = 'direct';
-      } catch (err) {
-        this.#enterSpilling(err);
+      await this.#ensureReady();
+      if (this.#mode === 'starting') {
+        this.#mode = 'direct';
+        this.#schedulePump();
       }
+    } catch (err) {
+      this.#enterSpilling(`Kafka unreachable (${messageOf(err)})`);
     }
-    this.#schedulePump();
   }
 
   #ensureReady(): Promise<void> {
@@ -196,204 +243,287 @@ export class KafkaSink implements PredictionSink {
     }, this.#o.lingerMs).unref();
   }
 
-  /** Moves buffered records to Kafka (direct) or to the spill log (spilling), as batch fill and timers allow. */
+  /** Sends what is due (direct mode); spills when memory passes its bounds. */
   #pump(): void {
     this.#pumpScheduled = false;
-    const { batchSize, maxBuffered, maxInFlight } = this.#o;
     if (this.#mode === 'starting') {
-      if (this.#buffered() > maxBuffered) this.#enterSpilling('memory buffer full while connecting');
-      else return;
+      if (this.#overBound()) this.#enterSpilling('memory bound reached before Kafka was reached');
+      return;
     }
-    if (this.#mode === 'direct') {
-      while (this.#directInFlight < maxInFlight && this.#due(batchSize)) {
-        this.#send(this.#take(batchSize));
-      }
-      if (this.#buffered() > maxBuffered) this.#enterSpilling('memory buffer full: Kafka too slow');
-    }
-    if (this.#mode === 'spilling') {
-      // Sends still in flight may fail and must be spilled before newer records: hold those unless memory is short.
-      const holding = (this.#directInFlight > 0 || this.#failed.length > 0) && this.#buffered() <= maxBuffered;
-      while (!holding && this.#due(batchSize)) this.#spillRecords(this.#take(batchSize * 8));
+    if (this.#mode !== 'direct') return;
+    const { batchSize, maxInFlight } = this.#o;
+    while (this.#inFlight.size < maxInFlight && this.#due(batchSize)) this.#send(this.#take(batchSize));
+    if (this.#overBound()) {
+      this.#enterSpilling('memory bound reached: Kafka too slow');
+      return;
     }
     if (this.#buffered() > 0 && this.#timer === undefined) this.#armTimer();
   }
 
   #buffered(): number {
-    return this.#buffer.length - this.#head;
+    return this.#queue.length - this.#head;
+  }
+
+  #overBound(): boolean {
+    return this.#buffered() > this.#o.maxBuffered || this.#queuedBytes > this.#o.maxBufferedBytes;
   }
 
   #due(batchSize: number): boolean {
     const buffered = this.#buffered();
-    return buffered > 0 && (buffered >= batchSize || this.#accepted - buffered < this.#dueUntil);
+    return buffered > 0 && (buffered >= batchSize || this.#queue[this.#head]!.seq < this.#dueUntil);
   }
 
-  #take(max: number): { lo: number; records: PredictionRecord[] } {
-    const lo = this.#accepted - this.#buffered();
-    const records = this.#buffer.slice(this.#head, this.#head + max);
-    this.#head += records.length;
-    if (this.#head === this.#buffer.length) {
-      this.#buffer = [];
+  #take(max: number): Entry[] {
+    const entries = this.#queue.slice(this.#head, this.#head + max);
+    this.#head += entries.length;
+    for (const e of entries) this.#queuedBytes -= e.line.length;
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
       this.#head = 0;
-    } else if (this.#head > 4096 && this.#head * 2 > this.#buffer.length) {
-      this.#buffer = this.#buffer.slice(this.#head);
+    } else if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
-    return { lo, records };
+    return entries;
   }
 
-  #send({ lo, records }: { lo: number; records: PredictionRecord[] }): void {
-    const messages: PredictionMessage[] = [];
-    const lines: string[] = [];
-    for (const record of records) {
-      try {
-        const json = recordToJson(record);
-        messages.push(predictionMessage(record, this.#o.cell, json));
-        lines.push(json);
-      } catch (err) {
-        this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
-      }
+  #send(entries: Entry[]): void {
+    const messages: KafkaMessage[] = new Array(entries.length);
+    let durable = true;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      messages[i] = messageOfLine(e.line, 0, e.line.length - 1)!;
+      if (e.segment === undefined) durable = false;
     }
-    const batch: Batch = { lo, count: messages.length, messages, lines, sending: true, abandoned: false };
-    this.#unsettled.add(batch);
-    this.#directInFlight++;
-    this.#producer
-      .send(messages)
-      .then(
-        () => {
-          if (batch.abandoned) return;
-          batch.sending = false;
-          this.#directInFlight--;
-          this.#unsettled.delete(batch);
-          this.#delivered += batch.count;
-          this.#settle();
-          this.#schedulePump();
-        },
-        (err: unknown) => {
-          if (batch.abandoned) return;
-          batch.sending = false;
-          this.#directInFlight--;
-          this.#failed.push(batch);
-          this.#ready = undefined;
-          this.#enterSpilling(err);
-          if (this.#directInFlight === 0) this.#spillFailed();
-        },
-      );
-  }
-
-  /** Spills the failed direct batches in write order (called once no direct send is in flight). */
-  #spillFailed(): void {
-    const failed = this.#failed.sort((a, b) => a.lo - b.lo);
-    this.#failed = [];
-    // The spill log holds record JSON (not the event around it), like every other spill line.
-    for (const batch of failed) this.#spillLines(batch, batch.lines);
-    this.#schedulePump();
-  }
-
-  #spillRecords({ lo, records }: { lo: number; records: PredictionRecord[] }): void {
-    const lines: string[] = [];
-    for (const record of records) {
-      try {
-        lines.push(recordToJson(record));
-      } catch (err) {
-        this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
-      }
-    }
-    this.#spillLines({ lo, count: lines.length, messages: [], lines, sending: false, abandoned: false }, lines);
-  }
-
-  #spillLines(batch: Batch, lines: string[]): void {
-    this.#unsettled.add(batch);
-    this.#spill.append(lines).then(
+    const batch: Batch = { entries, lo: entries[0]!.seq, durable, sentAt: Date.now() };
+    this.#inFlight.add(batch);
+    this.#producer.send(messages).then(
       () => {
-        this.#unsettled.delete(batch);
-        this.#spilled += lines.length;
-        this.#onDisk += lines.length;
+        this.#inFlight.delete(batch);
+        this.#delivered += this.#ackEntries(entries);
         this.#settle();
+        if (this.#mode === 'direct') this.#schedulePump();
       },
       (err: unknown) => {
-        this.#unsettled.delete(batch);
-        this.#lose(lines.length, `spill append to ${this.#o.spillDir} failed`, err);
+        this.#inFlight.delete(batch);
+        this.#ready = undefined;
+        // Records in the log are replayed from it; the others wait in memory.
+        const inMemory = entries.filter((e) => e.segment === undefined);
+        this.#spilled += entries.length - inMemory.length;
+        if (inMemory.length > 0) this.#holdInMemory(inMemory);
+        this.#enterSpilling(`Kafka send failed (${messageOf(err)})`);
+        this.#settle();
       },
     );
   }
 
-  #enterSpilling(cause?: unknown): void {
+  /** Marks acknowledged records in the log; returns how many were not acknowledged before. */
+  #ackEntries(entries: readonly Entry[]): number {
+    let count = 0;
+    for (let i = 0; i < entries.length; ) {
+      const first = entries[i]!;
+      if (first.segment === undefined) {
+        count++;
+        i++;
+        continue;
+      }
+      // A run of consecutive lines of one segment is one acks line.
+      let j = i + 1;
+      while (j < entries.length && entries[j]!.segment === first.segment && entries[j]!.lineNo === first.lineNo + (j - i)) j++;
+      count += this.#wal.ack(first.segment, first.lineNo, first.lineNo + (j - i));
+      i = j;
+    }
+    return count;
+  }
+
+  #checkStall(): void {
+    const now = Date.now();
+    if (this.#mode === 'direct') {
+      let oldest = now;
+      for (const b of this.#inFlight) oldest = Math.min(oldest, b.sentAt);
+      if (now - oldest >= this.#o.stallMs) this.#enterSpilling(`no acknowledgement from Kafka for ${now - oldest} ms`);
+    } else if (this.#mode === 'starting' && this.#buffered() > 0 && now - this.#startedAt >= this.#o.stallMs) {
+      this.#enterSpilling(`Kafka not reached ${now - this.#startedAt} ms after start`);
+    }
+  }
+
+  /** Stops holding records for direct sends (they are in the log) and starts the replayer. Logged once. */
+  #enterSpilling(why: string): void {
     if (this.#mode === 'spilling') return;
     this.#mode = 'spilling';
-    this.#outageStart = Date.now();
-    const why = cause instanceof Error ? cause.message : String(cause ?? 'leftover spill files');
-    this.#logger.warn(`prediction log: Kafka unavailable (${why}); spilling to ${this.#o.spillDir}`);
-    this.#drainer ??= this.#drain().finally(() => {
-      this.#drainer = undefined;
+    this.#spillingSince = Date.now();
+    this.#replayed = 0;
+    const held = this.#queue.slice(this.#head);
+    this.#queue = [];
+    this.#head = 0;
+    this.#queuedBytes = 0;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const inMemory = held.filter((e) => e.segment === undefined);
+    this.#spilled += held.length - inMemory.length;
+    if (inMemory.length > 0) this.#holdInMemory(inMemory);
+    this.#logger.warn(
+      `prediction log: ${why}; records go to the write-ahead log ${this.#o.walDir} only and are sent from it, oldest first, once Kafka acknowledges again`,
+    );
+    this.#settle();
+    if (this.#closed) return;
+    this.#replayer ??= this.#replay().finally(() => {
+      this.#replayer = undefined;
     });
   }
 
-  /** Replays the spill log while in spill mode; returns to direct mode once nothing older than the buffer is left. */
-  async #drain(): Promise<void> {
+  /** Records that are in no log file: kept (in write order) up to `maxBuffered`, the rest is lost. */
+  #holdInMemory(entries: Entry[]): void {
+    const room = Math.max(0, this.#o.maxBuffered - this.#memoryOnly.length);
+    if (entries.length > room) this.#lose(entries.length - room, 'write-ahead log failing and Kafka unavailable: memory bound reached');
+    this.#memoryOnly.push(...entries.slice(0, room));
+    this.#memoryOnly.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The replayer: while spilling, sends the log's unacknowledged lines until it has caught up. */
+  async #replay(): Promise<void> {
     let backoff = this.#o.retryBackoffMs;
-    let replayed = 0;
-    while (!this.#stopDrain && this.#mode === 'spilling') {
+    await this.#loaded;
+    while (!this.#stopping && this.#mode === 'spilling') {
       try {
+        // Direct sends still in flight may yet be acknowledged: their lines are not replayed while they are.
+        while (this.#inFlight.size > 0 && !this.#stopping) await this.#pause(20);
+        if (this.#stopping) break;
         await this.#ensureReady();
-        const segment = await this.#spill.nextSegment();
-        if (segment === undefined) {
-          if (this.#spill.empty && this.#directInFlight === 0 && this.#failed.length === 0 && !this.#stopDrain) {
-            this.#mode = 'direct';
-            const secs = ((Date.now() - this.#outageStart) / 1000).toFixed(1);
-            this.#logger.warn(`prediction log: Kafka back; ${replayed} spilled record(s) replayed, ${secs} s in spill mode`);
-            this.#schedulePump();
-            return;
-          }
-          await this.#pause(Math.min(this.#o.lingerMs, 50));
-          continue;
-        }
-        replayed += await this.#replay(segment);
+        if (await this.#replayPass()) return;
         backoff = this.#o.retryBackoffMs;
-      } catch (err) {
+      } catch {
         this.#ready = undefined;
-        if (Date.now() - this.#lastDrainLog > 30_000) {
-          this.#lastDrainLog = Date.now();
-          this.#logger.warn(`prediction log: Kafka still unavailable, ${this.#onDisk} record(s) spilled`, err);
-        }
         await this.#pause(backoff);
         backoff = Math.min(backoff * 2, 10_000);
       }
     }
   }
 
+  /**
+   * One pass over the log from its oldest segment. Returns true when it caught up (the sink is then direct
+   * again), false when stopped; throws the first failed send. The first batch goes alone: a broker that is still
+   * away costs one batch, not a window of them.
+   */
+  async #replayPass(): Promise<boolean> {
+    const reader = new WalReader(this.#wal, {
+      unreadable: (segment, line) => {
+        this.#wal.ack(segment, line, line + 1);
+        this.#lose(1, `unreadable line ${line} in ${segment.name}`);
+      },
+    });
+    const outstanding = new Set<Promise<void>>();
+    let window = 1;
+    let failure: unknown;
+    let ended = false;
+    try {
+      while (!this.#stopping) {
+        while (failure === undefined && !ended && outstanding.size < window && !this.#stopping) {
+          await this.#paceReplay();
+          const batch = await reader.next(this.#o.batchSize);
+          if (batch === undefined) {
+            ended = true;
+            break;
+          }
+          this.#charge(batch.lines.length);
+          const sent: Promise<void> = this.#producer
+            .send(batch.messages)
+            .then(
+              () => {
+                this.#ackReplayed(batch);
+                window = this.#o.maxInFlight;
+              },
+              (err: unknown) => {
+                failure ??= err ?? new Error('send failed');
+              },
+            )
+            .finally(() => outstanding.delete(sent));
+          outstanding.add(sent);
+        }
+        if (outstanding.size > 0) {
+          await Promise.race(outstanding);
+          continue;
+        }
+        if (failure !== undefined) throw failure;
+        if (this.#stopping) break;
+        if (ended) {
+          // Checked synchronously: no record can be written between this test and the switch.
+          if (reader.atEnd && this.#inFlight.size === 0) {
+            this.#backToDirect();
+            return true;
+          }
+          ended = false;
+        }
+      }
+      return false;
+    } finally {
+      await reader.close();
+    }
+  }
+
+  #ackReplayed(batch: ReplayBatch): void {
+    const { segment, lines } = batch;
+    let count = 0;
+    for (let i = 0; i < lines.length; ) {
+      let j = i + 1;
+      while (j < lines.length && lines[j] === lines[i]! + (j - i)) j++;
+      count += this.#wal.ack(segment, lines[i]!, lines[i]! + (j - i));
+      i = j;
+    }
+    this.#delivered += count;
+    this.#replayed += count;
+    this.#settle();
+  }
+
+  /**
+   * One batch per event-loop turn, and at most `replayRecordsPerSecond` records a second: a token bucket of one
+   * batch, charged with what was read (`#charge`), that must not be in debt before the next read.
+   */
+  async #paceReplay(): Promise<void> {
+    await nextTurn();
+    const rate = this.#o.replayRecordsPerSecond;
+    const now = performance.now();
+    this.#replayTokens = Math.min(this.#o.batchSize, this.#replayTokens + ((now - this.#replayTokensAt) * rate) / 1000);
+    this.#replayTokensAt = now;
+    if (this.#replayTokens < 0) await this.#pause((-this.#replayTokens * 1000) / rate);
+  }
+
+  #charge(records: number): void {
+    this.#replayTokens -= records;
+  }
+
+  #backToDirect(): void {
+    this.#mode = 'direct';
+    const secs = ((Date.now() - this.#spillingSince) / 1000).toFixed(1);
+    const msg = `prediction log: Kafka acknowledges again; sending directly after ${secs} s, ${this.#replayed} record(s) replayed from the write-ahead log`;
+    if (this.#logger.info) this.#logger.info(msg);
+    else this.#logger.warn(msg);
+    if (this.#memoryOnly.length > 0) {
+      for (const e of this.#memoryOnly) this.#queuedBytes += e.line.length;
+      this.#queue = this.#memoryOnly;
+      this.#head = 0;
+      this.#memoryOnly = [];
+    }
+    this.#schedulePump();
+  }
+
   #pause(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms).unref();
-      this.#wakeDrainer = () => {
+      this.#wake = () => {
         clearTimeout(timer);
         resolve();
       };
     });
   }
 
-  /** Sends one spill segment in order; throws at the first failed batch. Returns the records sent. */
-  #replay(segment: SpillSegment): Promise<number> {
-    const { batchSize, maxInFlight, cell } = this.#o;
-    return replaySegment(this.#spill, segment, {
-      batchSize,
-      maxInFlight,
-      fallbackCell: cell,
-      send: (messages) => this.#producer.send(messages),
-      stopped: () => this.#stopDrain,
-      delivered: (count) => {
-        this.#delivered += count;
-        this.#onDisk -= count;
-      },
-      unreadable: (err) => {
-        this.#onDisk--;
-        this.#lose(1, `unreadable line in ${segment.name}`, err);
-      },
-    });
-  }
-
+  /** Lowest `seq` not yet acknowledged, nor in the log while spilling. */
   #lowestUnsettled(): number {
-    let low = this.#accepted - this.#buffered();
-    for (const b of this.#unsettled) if (b.lo < low) low = b.lo;
+    let low = this.#accepted;
+    if (this.#head < this.#queue.length) low = this.#queue[this.#head]!.seq;
+    for (const b of this.#inFlight) if (b.lo < low && (this.#mode !== 'spilling' || !b.durable)) low = b.lo;
+    const m = this.#memoryOnly[0];
+    if (m !== undefined && m.seq < low) low = m.seq;
     return low;
   }
 
@@ -405,36 +535,39 @@ export class KafkaSink implements PredictionSink {
 
   #lose(count: number, why: string, err?: unknown): void {
     this.#lost += count;
-    this.#logger.error(`prediction log: LOST ${count} record(s): ${why}`, err ?? '');
+    this.#logger.error(`prediction log: LOST ${count} record(s): ${why}`, err);
     this.#settle();
   }
 
   async #close(): Promise<void> {
     this.#closed = true;
     const flushed = this.flush();
-    const timedOut = await Promise.race([
-      flushed.then(() => false),
-      sleep(this.#o.shutdownTimeoutMs).then(() => true),
-    ]);
-    if (timedOut) {
-      // Sends still unanswered go to the spill log (they may also arrive: duplicates, never losses).
-      this.#enterSpilling('shutdown timeout');
-      for (const batch of this.#unsettled) {
-        if (!batch.sending) continue;
-        batch.sending = false;
-        batch.abandoned = true;
-        this.#directInFlight--;
-        this.#failed.push(batch);
-      }
-      if (this.#directInFlight === 0) this.#spillFailed();
-      this.#pump();
-      await flushed;
-    }
-    this.#stopDrain = true;
-    this.#wakeDrainer?.();
+    await Promise.race([flushed, sleep(this.#o.shutdownTimeoutMs)]);
+    this.#stopping = true;
+    this.#wake?.();
     clearTimeout(this.#timer);
-    if (this.#drainer !== undefined) await Promise.race([this.#drainer, sleep(this.#o.shutdownTimeoutMs)]);
-    await this.#spill.close().catch((err: unknown) => this.#logger.error('prediction log: spill close failed', err));
+    clearInterval(this.#watchdog);
+    // Sends still in flight may yet be acknowledged (then they are not replayed by the next process); they are
+    // in the log either way, so the wait is short.
+    const grace = sleep(Math.min(this.#o.stallMs, this.#o.shutdownTimeoutMs));
+    await Promise.race([
+      (async () => {
+        while (this.#inFlight.size > 0) await sleep(10);
+        await this.#replayer;
+      })(),
+      grace,
+    ]);
+    const unlogged = this.#queue.slice(this.#head).filter((e) => e.segment === undefined).length + this.#memoryOnly.length;
+    if (unlogged > 0) this.#lose(unlogged, 'shutdown with records neither in the write-ahead log nor acknowledged');
+    this.#memoryOnly = [];
+    await this.#wal.close().catch((err: unknown) => this.#logger.error('prediction log: write-ahead log close failed', err));
     await this.#producer.close();
+    // Waiters of records that stay in the log for the next start.
+    for (const w of this.#waiters) w.resolve();
+    this.#waiters = [];
   }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -18,7 +18,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { Admin, Producer, ProduceAcks } from '@platformatic/kafka';
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
@@ -30,7 +29,8 @@ import { createFileSink } from '../../gateway/log/file-sink.ts';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
 import { createNullSink } from '../../gateway/log/null-sink.ts';
 import type { PredictionSink } from '../../gateway/log/prediction-sink.ts';
-import { recordTime, type PredictionRecord } from '../../gateway/log/prediction-record.ts';
+import type { PredictionRecord } from '../../gateway/log/prediction-record.ts';
+import { etaRecords } from './eta-records.ts';
 
 const N = Number(process.argv[2] ?? 100_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -41,44 +41,8 @@ const BROKERS = (process.env.SIBYL_TEST_KAFKA_BROKERS ?? '127.0.0.1:19092').spli
 let topicSeq = 0;
 const topicName = () => `bench-predictions-${process.pid}-${topicSeq++}`;
 
-/** The 20 features of delivery-eta v2 (scripts/models), with values of the usual magnitude. */
-const FEATURES: [string, (i: number) => number][] = [
-  ['distance_km', (i) => 0.5 + (i % 97) / 10], ['hour_of_day', (i) => i % 24], ['day_of_week', (i) => i % 7],
-  ['basket_size', (i) => 1 + (i % 6)], ['basket_value', (i) => 12.5 + (i % 113) * 0.73], ['is_raining', (i) => i % 5 === 0 ? 1 : 0],
-  ['is_weekend', (i) => i % 7 >= 5 ? 1 : 0], ['prep_time_avg_7d', (i) => 10 + (i % 53) / 7], ['prep_time_avg_1h', (i) => 6 + (i % 61) / 4],
-  ['orders_last_30m', (i) => i % 40], ['cancel_rate_7d', (i) => (i % 50) / 1000], ['rating_avg_30d', (i) => 3.5 + (i % 15) / 10],
-  ['kitchen_load', (i) => (i % 150) / 100], ['active_riders', (i) => 40 + (i % 120)], ['open_orders', (i) => 30 + (i % 170)],
-  ['rider_wait_avg_15m', (i) => 2 + (i % 70) / 10], ['traffic_index', (i) => (i % 100) / 100], ['avg_speed_kmh', (i) => 12 + (i % 130) / 10],
-  ['distance_to_door_m', (i) => 20 + (i % 900) / 10], ['building_floor', (i) => i % 12],
-];
-
 function records(round: number): PredictionRecord[] {
-  const t = Date.now();
-  const num = (value: number) => value;
-  let requestId = '';
-  return Array.from({ length: N }, (_, i) => {
-    if (i % 2 === 0) requestId = randomUUID();
-    return {
-      predictionId: randomUUID(),
-      requestId,
-      time: recordTime(t + i),
-      cell: 'bench',
-      model: 'delivery-eta',
-      version: '2',
-      role: i % 2 === 0 ? 'ROLE_LIVE' : 'ROLE_SHADOW',
-      arm: '',
-      rows: [
-        {
-          entities: { restaurant: `r-${(i * 7) % 5000}`, zone: `z-${i % 120}`, customer: `c-${(i * 13) % 200_000}` },
-          features: Object.fromEntries(FEATURES.map(([name, f]) => [name, num(Math.round(f(i + round) * 100) / 100)])),
-          outputs: { eta_minutes: num(20 + ((i * 31) % 2500) / 100) },
-          defaultedFeatures: i % 10 === 0 ? ['prep_time_avg_1h'] : [],
-        },
-      ],
-      modelLatencyUs: String(60 + (i % 40)),
-      totalLatencyUs: String(250 + (i % 300)),
-    };
-  });
+  return etaRecords(N, round);
 }
 
 /** ns per write() call, yielding between chunks so the sink's background work runs outside the timed part. */
@@ -172,11 +136,11 @@ async function rawPlatformatic(messages: PredictionMessage[], compression: Kafka
 
 async function kafkaSinkRun(
   recs: PredictionRecord[],
-  spillDir: string,
+  walDir: string,
   compression: KafkaCompression,
 ): Promise<{ delivery: Delivery; writeNs: number }> {
   const sink = createKafkaSink({
-    brokers: BROKERS, topic: topicName(), cell: 'bench', spillDir, batchSize: BATCH, maxInFlight: IN_FLIGHT, compression,
+    brokers: BROKERS, topic: topicName(), cell: 'bench', walDir, batchSize: BATCH, maxInFlight: IN_FLIGHT, compression,
   });
   // Connect and create the topic outside the measurement.
   while (sink.mode === 'starting') await new Promise((r) => setTimeout(r, 10));
@@ -220,7 +184,7 @@ async function main(): Promise<void> {
     add('cpu µs/record: raw kafkajs gzip (former client)', js.cpuUsPerRecord);
 
     for (const compression of ['none', 'gzip'] as const) {
-      const k = await kafkaSinkRun(recs, join(scratch, `spill-${compression}`), compression);
+      const k = await kafkaSinkRun(recs, join(scratch, `wal-${compression}`), compression);
       add(`write ns: kafka sink ${compression}`, k.writeNs);
       add(`delivered/s: kafka sink ${compression}`, k.delivery.perSec);
       add(`cpu µs/record: kafka sink ${compression} (incl. serialization)`, k.delivery.cpuUsPerRecord);

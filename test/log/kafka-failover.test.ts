@@ -33,7 +33,7 @@ describe('kafka sink, broker away and back', () => {
   it('starts with no broker, spills, and delivers everything in order once the broker comes up', async () => {
     const topic = uniqueName('predictions');
     const sink = createKafkaSink({
-      brokers, topic, cell: 'cell-a', spillDir: await mkdtemp(join(tmpdir(), 'sibyl-spill-')),
+      brokers, topic, cell: 'cell-a', walDir: await mkdtemp(join(tmpdir(), 'sibyl-wal-')),
       partitions: 1, retryBackoffMs: 200, logger: quiet,
     });
     for (let i = 0; i < 300; i++) sink.write(makeRecord('up', i));
@@ -56,7 +56,7 @@ describe('kafka sink, broker away and back', () => {
     await kafkaInstance('start', instance);
     const topic = uniqueName('predictions');
     const sink = createKafkaSink({
-      brokers, topic, cell: 'cell-a', spillDir: await mkdtemp(join(tmpdir(), 'sibyl-spill-')),
+      brokers, topic, cell: 'cell-a', walDir: await mkdtemp(join(tmpdir(), 'sibyl-wal-')),
       batchSize: 200, lingerMs: 10, retryBackoffMs: 200, logger: quiet,
     });
     await waitFor(() => sink.mode === 'direct', 30_000, 'the sink to connect');

@@ -16,7 +16,7 @@ const quiet = { warn: () => {}, error: () => {} };
 /** Nothing listens on port 1: connections are refused at once. */
 const CLOSED = ['127.0.0.1:1'];
 
-function sinkOptions(over: Partial<KafkaSinkOptions> & { spillDir: string }): KafkaSinkOptions {
+function sinkOptions(over: Partial<KafkaSinkOptions> & { walDir: string }): KafkaSinkOptions {
   return {
     brokers: TEST_BROKERS,
     topic: uniqueName('predictions'),
@@ -29,14 +29,16 @@ function sinkOptions(over: Partial<KafkaSinkOptions> & { spillDir: string }): Ka
 
 describe('kafka sink (real broker)', () => {
   it('delivers records as structured CloudEvents: key, one content-type header, the ProtoJSON record as data', async () => {
-    const spillDir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
-    const options = sinkOptions({ spillDir, batchSize: 100 });
+    const walDir = await mkdtemp(join(tmpdir(), 'sibyl-wal-'));
+    const options = sinkOptions({ walDir, batchSize: 100 });
     const sink = createKafkaSink(options);
     const records = Array.from({ length: 1000 }, (_, i) => makeRecord('b', i));
     for (const r of records) sink.write(r);
     await sink.flush();
     expect(sink.stats()).toEqual({ accepted: 1000, delivered: 1000, spilled: 0, lost: 0, pending: 0 });
     await sink.shutdown();
+    // Every line acknowledged: the log's segments are gone.
+    expect(await readdir(walDir)).toEqual([]);
 
     const messages = await consumeTopic(TEST_BROKERS, options.topic, 1000);
     // Every record once; delivery is at least once, so a produce request the client retried after a slow ack (a
@@ -66,19 +68,19 @@ describe('kafka sink (real broker)', () => {
     }
   });
 
-  it('spills while no broker answers, keeps the spill across a restart, and replays it before newer records', async () => {
-    const spillDir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
+  it('keeps records in the write-ahead log while no broker answers, across a restart, and replays them before newer records', async () => {
+    const walDir = await mkdtemp(join(tmpdir(), 'sibyl-wal-'));
     const topic = uniqueName('predictions');
-    const down = createKafkaSink(sinkOptions({ spillDir, topic, brokers: CLOSED, partitions: 1 }));
+    const down = createKafkaSink(sinkOptions({ walDir, topic, brokers: CLOSED, partitions: 1 }));
     for (let i = 0; i < 300; i++) down.write(makeRecord('c', i));
     await down.flush();
     expect(down.stats()).toMatchObject({ accepted: 300, delivered: 0, spilled: 300, lost: 0, pending: 300 });
     expect(down.mode).toBe('spilling');
     await down.shutdown();
-    expect((await readdir(spillDir)).some((n) => n.startsWith('spill-'))).toBe(true);
+    expect((await readdir(walDir)).some((n) => n.startsWith('wal-'))).toBe(true);
 
-    // A new process with the same spill directory and a reachable broker.
-    const up = createKafkaSink(sinkOptions({ spillDir, topic, partitions: 1 }));
+    // A new process with the same log directory and a reachable broker.
+    const up = createKafkaSink(sinkOptions({ walDir, topic, partitions: 1 }));
     for (let i = 300; i < 400; i++) up.write(makeRecord('c', i));
     await up.flush();
     const deadline = Date.now() + 30_000;
@@ -89,26 +91,36 @@ describe('kafka sink (real broker)', () => {
     expect(up.stats()).toMatchObject({ accepted: 100, delivered: 400, lost: 0, pending: 0 });
     expect(up.mode).toBe('direct');
     await up.shutdown();
-    expect((await readdir(spillDir)).filter((n) => n.startsWith('spill-') || n === 'cursor')).toEqual([]);
+    expect(await readdir(walDir)).toEqual([]);
 
     const messages = await consumeTopic(TEST_BROKERS, topic, 400);
     expect(messages.map((m) => m.id)).toEqual(Array.from({ length: 400 }, (_, i) => `c-${i}`));
   });
 
-  it('does not block the caller while the broker is unreachable, and counts records it cannot spill as lost', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
+  it('loses a record only when both the write-ahead log and Kafka fail: a broken log directory with a broker delivers from memory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sibyl-wal-'));
     const notADir = join(dir, 'file');
     await writeFile(notADir, 'x');
-    const sink = createKafkaSink(sinkOptions({ spillDir: notADir, brokers: CLOSED }));
-    for (let i = 0; i < 100; i++) sink.write(makeRecord('l', i));
-    // write() only queued them: nothing was attempted on the caller's turn.
-    expect(sink.stats()).toMatchObject({ accepted: 100, lost: 0, pending: 100 });
-    await sink.flush();
-    expect(sink.stats()).toMatchObject({ accepted: 100, delivered: 0, spilled: 0, lost: 100, pending: 0 });
-    await sink.shutdown();
+    const errors: string[] = [];
+    const logger = { warn: () => {}, error: (m: string) => void errors.push(m) };
+    const up = createKafkaSink(sinkOptions({ walDir: notADir, logger }));
+    for (let i = 0; i < 100; i++) up.write(makeRecord('m', i));
+    await up.flush();
+    expect(up.stats()).toMatchObject({ accepted: 100, delivered: 100, lost: 0, pending: 0 });
+    await up.shutdown();
+    // The failing log is reported once, not per record.
+    expect(errors.filter((m) => m.includes('write-ahead log') && m.includes('failing'))).toHaveLength(1);
+
+    // Neither: the records wait in memory (write() never blocks), and are counted as lost when the process goes.
+    const down = createKafkaSink(sinkOptions({ walDir: notADir, brokers: CLOSED, shutdownTimeoutMs: 500, logger }));
+    for (let i = 0; i < 100; i++) down.write(makeRecord('l', i));
+    expect(down.stats()).toMatchObject({ accepted: 100, lost: 0, pending: 100 });
+    await down.shutdown();
+    expect(down.stats()).toMatchObject({ accepted: 100, delivered: 0, spilled: 0, lost: 100, pending: 0 });
+    expect(errors.some((m) => m.includes('LOST 100'))).toBe(true);
   });
 
-  it('spills within its request bounds when the broker accepts connections but never answers, and shuts down', async () => {
+  it('spills within its stall budget, not the client\'s timeouts, when the broker accepts connections but never answers', async () => {
     // A "broker" that takes the TCP connection and then says nothing: only timeouts end the client's requests.
     const sockets = new Set<Socket>();
     const silent = createServer((socket) => {
@@ -118,20 +130,24 @@ describe('kafka sink (real broker)', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const { port } = silent.address() as { port: number };
     try {
-      const spillDir = await mkdtemp(join(tmpdir(), 'sibyl-spill-'));
+      const walDir = await mkdtemp(join(tmpdir(), 'sibyl-wal-'));
+      const warnings: string[] = [];
+      // The client's own bounds are the defaults (10 s per request, 2 retries): the stall budget of 1 s decides.
       const sink = createKafkaSink(
-        sinkOptions({ spillDir, brokers: [`127.0.0.1:${port}`], requestTimeoutMs: 500, retries: 1, shutdownTimeoutMs: 2000 }),
+        sinkOptions({ walDir, brokers: [`127.0.0.1:${port}`], stallMs: 1000, logger: { warn: (m: string) => void warnings.push(m), error: () => {} } }),
       );
       for (let i = 0; i < 50; i++) sink.write(makeRecord('s', i));
       const t0 = Date.now();
       await sink.flush();
-      // Two attempts of 500 ms and the retry pause, well under the 10 s default of one request.
       expect(Date.now() - t0).toBeLessThan(8000);
       expect(sink.stats()).toMatchObject({ accepted: 50, delivered: 0, spilled: 50, lost: 0, pending: 50 });
       expect(sink.mode).toBe('spilling');
+      expect(warnings.filter((m) => m.includes('write-ahead log'))).toHaveLength(1);
       const t1 = Date.now();
       await sink.shutdown();
       expect(Date.now() - t1).toBeLessThan(8000);
+      // Everything stays in the log for the next start.
+      expect((await readdir(walDir)).filter((n) => n.endsWith('.log'))).toHaveLength(1);
     } finally {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => silent.close(resolve));

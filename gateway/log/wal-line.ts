@@ -1,0 +1,40 @@
+/**
+ * The line format of the Kafka sink's write-ahead log: the Kafka message as it will be sent, so that replay needs
+ * no JSON parsing.
+ *
+ *   <key as a JSON string> TAB <value: the CloudEvent JSON> LF
+ *
+ * Neither part can hold a raw tab or newline (JSON escapes control characters), so the first tab splits them and
+ * the newline ends the line. Decoding returns views into the line's buffer: the message sent is the very bytes
+ * written, and a key without escapes is used as is (a request id usually is).
+ */
+import { PREDICTION_HEADERS } from './cloud-event.ts';
+import type { KafkaMessage } from './kafka-producer.ts';
+
+const TAB = 0x09;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/** The line (newline included) for a message with this key and CloudEvent value. */
+export function walLine(key: string, value: string): Buffer {
+  return Buffer.from(`${JSON.stringify(key)}\t${value}\n`);
+}
+
+/**
+ * The Kafka message of the line in `buf[start, end)` (without its newline), or undefined when it is not in this
+ * format (a torn or foreign line). Key and value are views into `buf`.
+ */
+export function messageOfLine(buf: Buffer, start: number, end: number): KafkaMessage | undefined {
+  if (buf[start] !== QUOTE) return undefined;
+  const tab = buf.indexOf(TAB, start);
+  if (tab < 0 || tab >= end || tab - start < 2 || buf[tab - 1] !== QUOTE || buf[tab + 1] !== 0x7b /* { */) return undefined;
+  let key: Buffer | string = buf.subarray(start + 1, tab - 1);
+  if (key.includes(BACKSLASH)) {
+    try {
+      key = JSON.parse(buf.toString('utf8', start, tab)) as string;
+    } catch {
+      return undefined;
+    }
+  }
+  return { key, value: buf.subarray(tab + 1, end), headers: PREDICTION_HEADERS };
+}
