@@ -13,12 +13,14 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { createRedisFeatureStore } from '../gateway/features/redis-feature-store.ts';
 import { execute } from '../execution/execute.ts';
 import { inlineOnly } from '../execution/feature-store.ts';
 import type { FeatureRow, ModelBundle, Scalar } from '../runtimes/contract.ts';
 import { MANIFEST_FILES, parseManifest, type Manifest } from '../runtimes/manifest.ts';
+import { MANIFEST_SCHEMA_FILE } from '../runtimes/manifest-json-schema.ts';
 import { rulesDescriptor } from '../runtimes/rules/descriptor.ts';
 import { createRulesRuntime } from '../runtimes/rules/rules-runtime.ts';
 import { ModelVersion } from '../execution/model-version.ts';
@@ -152,11 +154,18 @@ function parseObject(flag: string, text: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** Writes PARENT/NAME/{sibyl.yaml, rule.js}; refuses a bad name or an existing directory. Returns the directory. */
+/** This Sibyl's copy of the manifest's JSON Schema (in the repository, or in the installed package). */
+const SCHEMA_PATH = fileURLToPath(new URL(`../${MANIFEST_SCHEMA_FILE}`, import.meta.url));
+
+/**
+ * Writes PARENT/NAME/{sibyl.yaml, rule.js}; refuses a bad name or an existing directory. Returns the directory.
+ * The manifest's first line points editors (yaml-language-server) at the JSON Schema, by a path relative to it.
+ */
 export async function scaffoldRule(name: string, parent: string): Promise<string> {
-  const manifest = SCAFFOLD_MANIFEST(name);
-  parseManifest(manifest); // a bad name fails here, before anything is written
   const dir = path.join(parent, name);
+  const schema = path.relative(path.resolve(dir), SCHEMA_PATH).split(path.sep).join('/');
+  const manifest = `# yaml-language-server: $schema=${schema}\n${SCAFFOLD_MANIFEST(name)}`;
+  parseManifest(manifest); // a bad name fails here, before anything is written
   if (existsSync(dir)) throw new Error(`${dir} already exists`);
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'sibyl.yaml'), manifest);

@@ -245,6 +245,7 @@ def write_bundle(bundle: dict, model: onnx.ModelProto, rows: list[dict], expecte
     if statistics is not None:
         bundle['statistics'] = statistics
     with open(folder / 'sibyl.yaml', 'w') as fh:
+        fh.write('# yaml-language-server: $schema=../../../schemas/sibyl.schema.json\n')
         fh.write(f'# {name} version {version}: written by scripts/models/build.py, do not edit by hand.\n')
         yaml.safe_dump(bundle, fh, sort_keys=False, width=1000, default_flow_style=None)
     doc = {'model': name, 'version': version, **report, 'rows': out_rows}
