@@ -1,14 +1,13 @@
 /**
  * Assembles a gateway from its configuration: feature store, prediction-log sink, telemetry, runtimes, the route
- * table, the pipeline, and the REST and gRPC front doors. `start` listens; `stop` drains in-flight requests,
- * flushes the prediction log and frees everything (once).
+ * table, the pipeline, and the REST app (`app`, which `app.fetch` serves in process: the Lambda entry does). `start`
+ * imports the listeners (HTTP with REST's fast path, gRPC) and listens; a gateway never started loads neither, so
+ * the Lambda function does not load gRPC. `stop` drains in-flight requests, flushes the prediction log and frees
+ * everything (once).
  */
-import { createAdaptorServer, type ServerType } from '@hono/node-server';
-import { createServer as createHttpServer, type RequestListener, type Server as HttpServer, type ServerOptions } from 'node:http';
+import type { ServerType } from '@hono/node-server';
+import type { RequestListener, Server as HttpServer, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { withFastReject } from './transport/fast-reject.ts';
-import { drainFrontDoors } from './transport/drain.ts';
-import * as grpc from '@grpc/grpc-js';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.ts';
@@ -20,7 +19,7 @@ import { RouteTableRef } from './routing/route-table.ts';
 import { createPipeline, type Pipeline } from './pipeline/pipeline.ts';
 import { AdmissionControl } from './pipeline/admission.ts';
 import { createRestApp } from './transport/rest-app.ts';
-import { createGrpcServer, type GrpcServer } from './transport/grpc/grpc-server.ts';
+import type { GrpcServer } from './transport/grpc/grpc-server.ts';
 import { createFeatureStore, createSink, createTelemetry } from './parts.ts';
 import { ShadowRunner } from './shadow/shadow-runner.ts';
 import { ShadowStats } from './shadow/shadow-stats.ts';
@@ -142,7 +141,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   admission.start();
   const limits = { maxBodyBytes: config.maxBodyBytes };
   const app = createRestApp({ pipeline, health, telemetry, limits, logger, shadowStats });
-  const grpcServer: GrpcServer = createGrpcServer({ pipeline, health, limits });
+  // Made by `start`: a gateway served in process (the Lambda function) never loads the listeners.
+  let grpcServer: GrpcServer | undefined;
   let http: ServerType | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -161,6 +161,14 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     follower,
     reloadModels: async () => (modelsDir ? modelsDir.reload() : false),
     async start() {
+      const [{ createAdaptorServer }, { createServer: createHttpServer }, { withFastReject }, grpc, { createGrpcServer }] = await Promise.all([
+        import('@hono/node-server'),
+        import('node:http'),
+        import('./transport/fast-reject.ts'),
+        import('@grpc/grpc-js'),
+        import('./transport/grpc/grpc-server.ts'),
+      ]);
+      const grpcDoor = (grpcServer = createGrpcServer({ pipeline, health, limits }));
       const httpPort = await new Promise<number>((resolve, reject) => {
         const createServer = ((options: ServerOptions, listener: RequestListener) => createHttpServer(options, withFastReject(listener, pipeline))) as typeof createHttpServer;
         const s = createAdaptorServer({ fetch: app.fetch, hostname: config.host, createServer });
@@ -171,9 +179,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
         http = s;
       });
       const grpcPort = await new Promise<number>((resolve, reject) =>
-        grpcServer.server.bindAsync(`${config.host}:${config.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+        grpcDoor.server.bindAsync(`${config.host}:${config.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
       );
-      grpcServer.setServing(true);
+      grpcDoor.setServing(true);
       logger.info({ httpPort, grpcPort, models: [...routes.current.models()].map((m) => m.name) }, 'sibyl gateway serving');
       return { httpPort, grpcPort };
     },
@@ -181,9 +189,12 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       stopping ??= (async () => {
         // Not ready at once: /readyz, /v2/health/ready 503 and gRPC health NOT_SERVING (Watch streams are told).
         draining = true;
-        grpcServer.setServing(false);
+        grpcServer?.setServing(false);
         const following = follower.stop();
-        await drainFrontDoors({ http: http as HttpServer | undefined, grpc: grpcServer, graceMs: config.drainGraceMs, timeoutMs: config.drainTimeoutMs, logger });
+        if (grpcServer) {
+          const { drainFrontDoors } = await import('./transport/drain.ts');
+          await drainFrontDoors({ http: http as HttpServer | undefined, grpc: grpcServer, graceMs: config.drainGraceMs, timeoutMs: config.drainTimeoutMs, logger });
+        }
         await following;
         admission.stop();
         await shadows.close();
