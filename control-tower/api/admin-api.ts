@@ -1,28 +1,26 @@
 /** The audit log (viewer) and API tokens (admin). */
 import type { Hono } from 'hono';
-import { SibylError } from '../../core/errors.ts';
-import { ROLES, type MetadataStore, type Role } from '../store/index.ts';
-import { jsonBody, requireRole, stringField, type TowerEnv } from './http.ts';
+import type { MetadataStore } from '../store/index.ts';
+import { parseBody, reply, requireRole, type TowerEnv } from './http.ts';
+import { AuditLog, CreateTokenBody, TokenCreated, TokenList } from './schemas.ts';
 
 export function mountAdminApi(app: Hono<TowerEnv>, store: MetadataStore): void {
   app.get('/v1/audit', async (c) => {
     requireRole(c, 'viewer');
     const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-    return c.json({ entries: await store.auditLog({ limit: num(c.req.query('limit')), before: num(c.req.query('before')) }) });
+    return reply(c, AuditLog, { entries: await store.auditLog({ limit: num(c.req.query('limit')), before: num(c.req.query('before')) }) });
   });
 
   app.get('/v1/tokens', async (c) => {
     requireRole(c, 'admin');
-    return c.json({ tokens: await store.listTokens() });
+    return reply(c, TokenList, { tokens: await store.listTokens() });
   });
 
   app.post('/v1/tokens', async (c) => {
     const p = requireRole(c, 'admin');
-    const body = await jsonBody(c);
-    const role = stringField(body, 'role');
-    if (!ROLES.includes(role as Role)) throw new SibylError('INVALID_ARGUMENT', `role: one of ${ROLES.join(', ')}`);
-    const created = await store.createToken({ name: stringField(body, 'name'), role: role as Role, actor: p.name });
-    return c.json(created, 201);
+    const body = await parseBody(c, CreateTokenBody);
+    const created = await store.createToken({ name: body.name, role: body.role, actor: p.name });
+    return reply(c, TokenCreated, created, 201);
   });
 
   app.delete('/v1/tokens/:name', async (c) => {

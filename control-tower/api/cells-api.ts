@@ -10,7 +10,8 @@ import { CellStateSchema, GatewayReportSchema, ShadowComparisonSchema } from '..
 import { SibylError } from '../../core/errors.ts';
 import { isSha256, SHA256_HEX } from '../../core/names.ts';
 import type { ArtifactStore, MetadataStore } from '../store/index.ts';
-import { requireRole, type TowerEnv } from './http.ts';
+import { reply, requireRole, type TowerEnv } from './http.ts';
+import { CellList, CellStatus, ReportReceived } from './schemas.ts';
 
 export interface CellsApiDeps {
   readonly store: MetadataStore;
@@ -27,7 +28,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
 
   app.get('/v1/cells', async (c) => {
     requireRole(c, 'viewer');
-    return c.json({ cells: await store.listCells() });
+    return reply(c, CellList, { cells: await store.listCells() });
   });
 
   app.get('/v1/cells/:cell/state', async (c) => {
@@ -62,7 +63,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
       ...(report.time ? { time: timestampDate(report.time) } : {}),
       shadows: report.shadows.map((s) => toJson(ShadowComparisonSchema, s)),
     });
-    return c.json({ received: saved.received });
+    return reply(c, ReportReceived, { received: saved.received });
   });
 
   app.get('/v1/cells/:cell', async (c) => {
@@ -85,7 +86,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
         errors: r.errors,
       };
     });
-    return c.json({ cell, desired: toJson(CellStateSchema, desired), replicas });
+    return reply(c, CellStatus, { cell, desired: toJson(CellStateSchema, desired), replicas });
   });
 
   app.get('/v1/bundles/:sha', async (c) => {

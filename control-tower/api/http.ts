@@ -1,6 +1,9 @@
 /** What the control tower's routes share: errors as JSON, bearer-token authentication with roles, body helpers. */
 import type { Context, MiddlewareHandler } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { z } from 'zod';
 import { SibylError, toSibylError } from '../../core/errors.ts';
+import type { TowerError } from './schemas.ts';
 import type { CellSelector, MetadataStore, Principal, Role } from '../store/index.ts';
 
 export type TowerEnv = { Variables: { principal: Principal } };
@@ -11,7 +14,8 @@ const RANK: Readonly<Record<Role, number>> = { viewer: 0, publisher: 1, admin: 2
 export function errorJson(err: unknown, log?: { error(obj: object, msg: string): void }): Response {
   const e = toSibylError(err);
   if (e.code === 'INTERNAL') log?.error({ err: e.cause ?? err }, 'control tower request failed');
-  return new Response(JSON.stringify({ code: e.code, message: e.message }), { status: e.httpStatus, headers: { 'content-type': 'application/json' } });
+  const body = { code: e.code, message: e.message } satisfies z.input<typeof TowerError>;
+  return new Response(JSON.stringify(body), { status: e.httpStatus, headers: { 'content-type': 'application/json' } });
 }
 
 /** Authenticates the bearer token (401 without a valid one) and puts the principal on the context. */
@@ -44,6 +48,32 @@ export async function jsonBody(c: Context): Promise<Record<string, unknown>> {
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SibylError('INVALID_ARGUMENT', 'the body must be a JSON object');
   return body as Record<string, unknown>;
+}
+
+/** The JSON object body parsed with `schema` (schemas.ts); INVALID_ARGUMENT naming each problem otherwise. */
+export async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  const result = schema.safeParse(await jsonBody(c));
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((i) => {
+    // Messages written for a field name it already ("cells: ..."); others get their path in front.
+    const path = i.path.map(String).join('.');
+    return path && !i.message.startsWith(`${String(i.path[0])}:`) ? `${path}: ${i.message}` : i.message;
+  });
+  throw new SibylError('INVALID_ARGUMENT', problems.join('; '));
+}
+
+/**
+ * Answers `value` encoded with `schema` (schemas.ts): checked against it, dates written as ISO 8601 strings, fields
+ * the schema does not name left out. A value that does not fit is a bug: INTERNAL, with the problem in the log.
+ */
+export function reply<S extends z.ZodType>(c: Context, schema: S, value: z.output<S>, status: ContentfulStatusCode = 200): Response {
+  let body: z.input<S>;
+  try {
+    body = z.encode(schema, value);
+  } catch (err) {
+    throw new SibylError('INTERNAL', 'internal error', { cause: err });
+  }
+  return c.json(body as object, status);
 }
 
 /** `cells` from a body or query: a list, "all", a comma-separated string, or absent (undefined). */

@@ -12,8 +12,10 @@ import type { ArtifactStore, MetadataStore } from '../store/index.ts';
 import type { UploadValidator } from './upload-validator.ts';
 import { mountAdminApi } from './admin-api.ts';
 import { mountCellsApi } from './cells-api.ts';
-import { authenticate, errorJson, type TowerEnv } from './http.ts';
+import { authenticate, errorJson, reply, type TowerEnv } from './http.ts';
 import { mountModelsApi } from './models-api.ts';
+import { towerOpenApi } from './openapi.ts';
+import { Live } from './schemas.ts';
 import { limitValidations, type ValidationGateOptions } from './validation-gate.ts';
 
 export { publishBundle, type UploadRequest, type UploadResult } from './upload.ts';
@@ -49,7 +51,10 @@ export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
       throw new SibylError('INVALID_ARGUMENT', `the body exceeds the limit of ${maxJsonBytes} bytes`);
     },
   });
-  app.get('/healthz', (c) => c.json({ live: true }));
+  app.get('/healthz', (c) => reply(c, Live, { live: true }));
+  // Built on the first request (zod's JSON Schema generation takes some milliseconds), then the same string.
+  let openApi: string | undefined;
+  app.get('/openapi.json', () => new Response((openApi ??= JSON.stringify(towerOpenApi())), { headers: { 'content-type': 'application/json' } }));
   app.use('/v1/*', authenticate(deps.store));
   app.use('/v1/*', function limitBody(c, next) {
     return c.req.method === 'POST' && c.req.path === '/v1/models' ? uploadLimit(c, next) : jsonLimit(c, next);

@@ -4,10 +4,12 @@
  * report. Reads need the viewer role; changes need publisher.
  */
 import type { Hono } from 'hono';
+import type { z } from 'zod';
 import { SibylError } from '../../core/errors.ts';
 import type { ArtifactStore, MetadataStore, ShadowTargetState, SplitArmInput, VersionRecord } from '../store/index.ts';
 import type { UploadValidator } from './upload-validator.ts';
-import { cellSelector, jsonBody, requiredCells, requireRole, stringField, type TowerEnv } from './http.ts';
+import { cellSelector, parseBody, reply, requiredCells, requireRole, type TowerEnv } from './http.ts';
+import { CellsBody, ChangeResult, Manifest, ModelDetail, ModelList, ShadowsBody, ShadowsReport, SetVersionBody, SplitBody, UploadResult, VersionDetail, type Version } from './schemas.ts';
 import { publishBundle } from './upload.ts';
 
 export interface ModelsApiDeps {
@@ -40,29 +42,29 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
     if (zip.byteLength === 0) throw new SibylError('INVALID_ARGUMENT', 'the body is empty: send the bundle zip (application/zip) or a multipart field "bundle"');
     const q = (name: string) => c.req.query(name) ?? (typeof fields[name] === 'string' ? (fields[name] as string) : undefined);
     const result = await publishBundle(deps, { zip, cells: cellSelector(q('cells')), makeDefault: flag(q('default'), 'default'), actor: p.name });
-    return c.json({ ...versionJson(result.version), created: result.created, changed: result.changed }, result.created ? 201 : 200);
+    return reply(c, UploadResult, { ...versionJson(result.version), created: result.created, changed: result.changed }, result.created ? 201 : 200);
   });
 
   app.get('/v1/models', async (c) => {
     requireRole(c, 'viewer');
-    return c.json({ models: await store.listModels() });
+    return reply(c, ModelList, { models: await store.listModels() });
   });
 
   app.get('/v1/models/:name', async (c) => {
     requireRole(c, 'viewer');
     const m = await store.getModel(c.req.param('name'));
-    return c.json({ ...m, versions: m.versions.map((v) => ({ ...versionJson(v), cells: v.cells })) });
+    return reply(c, ModelDetail, { ...m, versions: m.versions.map((v) => ({ ...versionJson(v), cells: v.cells })) });
   });
 
   app.get('/v1/models/:name/versions/:version', async (c) => {
     requireRole(c, 'viewer');
     const v = await store.getVersion(c.req.param('name'), c.req.param('version'));
-    return c.json({ ...versionJson(v), cells: v.cells, manifest: v.manifest });
+    return reply(c, VersionDetail, { ...versionJson(v), cells: v.cells, manifest: v.manifest as Record<string, unknown> });
   });
 
   app.get('/v1/models/:name/versions/:version/manifest', async (c) => {
     requireRole(c, 'viewer');
-    return c.json((await store.getVersion(c.req.param('name'), c.req.param('version'))).manifest as object);
+    return reply(c, Manifest, (await store.getVersion(c.req.param('name'), c.req.param('version'))).manifest as Record<string, unknown>);
   });
 
   app.get('/v1/models/:name/versions/:version/bundle', async (c) => {
@@ -77,19 +79,19 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
 
   app.put('/v1/models/:name/default', async (c) => {
     const p = requireRole(c, 'publisher');
-    const body = await jsonBody(c);
-    return c.json(await store.setDefault(c.req.param('name'), stringField(body, 'version'), cellSelector(body.cells), p.name));
+    const body = await parseBody(c, SetVersionBody);
+    return reply(c, ChangeResult, await store.setDefault(c.req.param('name'), body.version, cellSelector(body.cells), p.name));
   });
 
   app.put('/v1/models/:name/aliases/:alias', async (c) => {
     const p = requireRole(c, 'publisher');
-    const body = await jsonBody(c);
-    return c.json(await store.setAlias(c.req.param('name'), c.req.param('alias'), stringField(body, 'version'), cellSelector(body.cells), p.name));
+    const body = await parseBody(c, SetVersionBody);
+    return reply(c, ChangeResult, await store.setAlias(c.req.param('name'), c.req.param('alias'), body.version, cellSelector(body.cells), p.name));
   });
 
   app.delete('/v1/models/:name/aliases/:alias', async (c) => {
     const p = requireRole(c, 'publisher');
-    return c.json(await store.deleteAlias(c.req.param('name'), c.req.param('alias'), cellSelector(c.req.query('cells')), p.name));
+    return reply(c, ChangeResult, await store.deleteAlias(c.req.param('name'), c.req.param('alias'), cellSelector(c.req.query('cells')), p.name));
   });
 
   // POST .../versions/{v}:deploy | :undeploy | :retire
@@ -102,11 +104,11 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
     const name = c.req.param('name');
     switch (verb) {
       case 'deploy':
-        return c.json(await store.deploy(name, version, requiredCells((await jsonBody(c)).cells), p.name));
+        return reply(c, ChangeResult, await store.deploy(name, version, requiredCells((await parseBody(c, CellsBody)).cells), p.name));
       case 'undeploy':
-        return c.json(await store.undeploy(name, version, requiredCells((await jsonBody(c)).cells), p.name));
+        return reply(c, ChangeResult, await store.undeploy(name, version, requiredCells((await parseBody(c, CellsBody)).cells), p.name));
       case 'retire':
-        return c.json(await store.retireVersion(name, version, p.name));
+        return reply(c, ChangeResult, await store.retireVersion(name, version, p.name));
       default:
         throw new SibylError('NOT_FOUND', `no such method: ${spec} (use {version}:deploy, :undeploy or :retire)`);
     }
@@ -114,31 +116,17 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
 
   app.put('/v1/models/:name/split', async (c) => {
     const p = requireRole(c, 'publisher');
-    const body = await jsonBody(c);
-    if (!Array.isArray(body.arms)) throw new SibylError('INVALID_ARGUMENT', 'arms: a list of { version, weight, arm? } is required ([] removes the split)');
-    const arms = body.arms.map((a: unknown, i: number): SplitArmInput => {
-      const o = (a ?? {}) as Record<string, unknown>;
-      if (typeof o.version !== 'string' || typeof o.weight !== 'number' || (o.arm !== undefined && typeof o.arm !== 'string')) {
-        throw new SibylError('INVALID_ARGUMENT', `arms[${i}]: { version: string, weight: number, arm?: string } is required`);
-      }
-      return { version: o.version, weight: o.weight, ...(o.arm !== undefined ? { arm: o.arm as string } : {}) };
-    });
-    return c.json(await store.setSplit(c.req.param('name'), arms, cellSelector(body.cells), p.name));
+    const body = await parseBody(c, SplitBody);
+    const arms = body.arms.map((a): SplitArmInput => ({ version: a.version, weight: a.weight, ...(a.arm !== undefined ? { arm: a.arm } : {}) }));
+    return reply(c, ChangeResult, await store.setSplit(c.req.param('name'), arms, cellSelector(body.cells), p.name));
   });
 
   app.put('/v1/models/:name/shadows', async (c) => {
     const p = requireRole(c, 'publisher');
-    const body = await jsonBody(c);
+    const body = await parseBody(c, ShadowsBody);
     const name = c.req.param('name');
-    if (!Array.isArray(body.shadows)) throw new SibylError('INVALID_ARGUMENT', 'shadows: a list of { model?, version } is required ([] removes them)');
-    const shadows = body.shadows.map((s: unknown, i: number): ShadowTargetState => {
-      const o = (s ?? {}) as Record<string, unknown>;
-      if (typeof o.version !== 'string' || (o.model !== undefined && typeof o.model !== 'string')) {
-        throw new SibylError('INVALID_ARGUMENT', `shadows[${i}]: { model?: string, version: string } is required`);
-      }
-      return { model: (o.model as string | undefined) ?? name, version: o.version };
-    });
-    return c.json(await store.setShadows(name, shadows, cellSelector(body.cells), p.name));
+    const shadows = body.shadows.map((s): ShadowTargetState => ({ model: s.model ?? name, version: s.version }));
+    return reply(c, ChangeResult, await store.setShadows(name, shadows, cellSelector(body.cells), p.name));
   });
 
   /** The live-versus-shadow comparison of this model as each gateway replica last reported it. */
@@ -146,18 +134,18 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
     requireRole(c, 'viewer');
     const name = c.req.param('name');
     const model = await store.getModel(name);
-    const replicas = [];
+    const replicas: z.output<typeof ShadowsReport>['replicas'] = [];
     for (const cell of (await store.listCells()).map((x) => x.name)) {
       for (const r of await store.reports(cell)) {
         const pairs = ((r.shadows ?? []) as { liveModel?: string }[]).filter((s) => s.liveModel === name);
         if (pairs.length) replicas.push({ cell, replica: r.replica, received: r.received, pairs });
       }
     }
-    return c.json({ model: name, configured: model.cells.map((x) => ({ cell: x.cell, shadows: x.shadows, split: x.split })), replicas });
+    return reply(c, ShadowsReport, { model: name, configured: model.cells.map((x) => ({ cell: x.cell, shadows: x.shadows, split: x.split })), replicas });
   });
 }
 
-function versionJson(v: VersionRecord) {
+function versionJson(v: VersionRecord): z.output<typeof Version> {
   return {
     name: v.name,
     version: v.version,

@@ -1,7 +1,9 @@
 /** Server and model metadata of the Open Inference Protocol, shared by its REST and gRPC adapters. */
+import type { z } from 'zod';
 import { SibylError } from '../../../core/errors.ts';
 import type { Described } from '../../pipeline/pipeline.ts';
-import { signatureOf, type TensorMetadata } from './signature.ts';
+import type { ModelMetadata as ModelMetadataSchema } from './oip-rest-schemas.ts';
+import { signatureOf } from './signature.ts';
 
 export const SERVER_NAME = 'sibyl';
 export const SERVER_VERSION = '0.1.0';
@@ -10,13 +12,8 @@ export function serverMetadata(): { name: string; version: string; extensions: s
   return { name: SERVER_NAME, version: SERVER_VERSION, extensions: ['binary_tensor_data'] };
 }
 
-export interface ModelMetadata {
-  name: string;
-  versions: string[];
-  platform: string;
-  inputs: TensorMetadata[];
-  outputs: TensorMetadata[];
-}
+/** The metadata's JSON form (oip-rest-schemas.ts); the gRPC adapter builds its message from the same object. */
+export type ModelMetadata = z.input<typeof ModelMetadataSchema>;
 
 /** Metadata of the version `described` (pipeline.describe) names. */
 export function modelMetadata(described: Described): ModelMetadata {

@@ -6,6 +6,7 @@
  * Infer request bodies may be compressed (`Content-Encoding: gzip | deflate`, see content-encoding.ts).
  */
 import type { Hono } from 'hono';
+import type { z } from 'zod';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
@@ -13,6 +14,7 @@ import { signatureOf } from './signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
 import { decodeContent } from './content-encoding.ts';
+import { InferRequest, type InferResponse, type Live, type ModelMetadata, type ModelReady, type OipError, type Ready, type ServerMetadata } from './oip-rest-schemas.ts';
 
 const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -22,13 +24,13 @@ export interface OipHealth {
 }
 
 export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, limits: RestLimits): void {
-  app.get('/v2/health/live', (c) => c.json({ live: health.live() }, health.live() ? 200 : 503));
-  app.get('/v2/health/ready', (c) => c.json({ ready: health.ready() }, health.ready() ? 200 : 503));
-  app.get('/v2', (c) => c.json(serverMetadata()));
+  app.get('/v2/health/live', (c) => c.json({ live: health.live() } satisfies z.input<typeof Live>, health.live() ? 200 : 503));
+  app.get('/v2/health/ready', (c) => c.json({ ready: health.ready() } satisfies z.input<typeof Ready>, health.ready() ? 200 : 503));
+  app.get('/v2', (c) => c.json(serverMetadata() satisfies z.input<typeof ServerMetadata>));
 
   const metadata = (model: string, version: string) => {
     try {
-      return Response.json(modelMetadata(pipeline.describe(model, version)));
+      return Response.json(modelMetadata(pipeline.describe(model, version)) satisfies z.input<typeof ModelMetadata>);
     } catch (err) {
       return oipError(err);
     }
@@ -36,7 +38,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
   const ready = (model: string, version: string) => {
     try {
       pipeline.describe(model, version);
-      return Response.json({ name: model, ready: true });
+      return Response.json({ name: model, ready: true } satisfies z.input<typeof ModelReady>);
     } catch (err) {
       return oipError(err);
     }
@@ -73,12 +75,12 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
       }
       const json = parseJson(jsonPart);
       if (!isObject(json)) throw new SibylError('INVALID_ARGUMENT', 'request body must be a JSON object');
-      const id = json['id'];
-      if (id !== undefined && typeof id !== 'string') throw new SibylError('INVALID_ARGUMENT', 'id: must be a string');
-      const tensors = decodeInputs(json['inputs'], binary);
-      wanted = parseOutputs(json['outputs']);
-      const params = json['parameters'];
-      binaryAll = isObject(params) && params['binary_data_output'] === true;
+      const parsed = InferRequest.safeParse(json);
+      if (!parsed.success) throw new SibylError('INVALID_ARGUMENT', problemsOf(parsed.error.issues));
+      const { id, inputs, outputs, parameters: params } = parsed.data;
+      const tensors = decodeInputs(inputs, binary);
+      wanted = (outputs ?? []).map((o) => ({ name: o.name, binary: typeof o.parameters?.['binary_data'] === 'boolean' ? o.parameters['binary_data'] : undefined }));
+      binaryAll = params?.['binary_data_output'] === true;
       return { model, version, routingKey: routingKeyOf(params), requestId: id, timeoutMs, rows: (route, composed) => rowsFromTensors(model, signatureOf(route, composed), tensors) };
     });
     if (outcome.error) return oipError(outcome.error, outcome.requestId);
@@ -102,7 +104,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
           chunks.push(raw);
           return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { binary_data_size: raw.byteLength } };
         }),
-      };
+      } satisfies z.input<typeof InferResponse>;
       const text = JSON.stringify(header);
       if (chunks.length === 0) return new Response(text, { headers: { 'content-type': 'application/json', [requestIdHeader]: requestId } });
       const head = new TextEncoder().encode(text);
@@ -122,18 +124,11 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
   }
 }
 
-function decodeInputs(inputs: unknown, binary: Uint8Array | undefined): DecodedTensor[] {
-  if (!Array.isArray(inputs)) throw new SibylError('INVALID_ARGUMENT', 'inputs: must be an array of tensors');
+/** The parsed inputs as tensors: elements from `data` (flattened, checked) or from the binary part. */
+function decodeInputs(inputs: z.output<typeof InferRequest>['inputs'], binary: Uint8Array | undefined): DecodedTensor[] {
   let offset = 0;
-  return inputs.map((t: unknown, i): DecodedTensor => {
-    if (!isObject(t)) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}]: must be an object`);
-    const { name, datatype, shape, data, parameters } = t;
-    if (typeof name !== 'string' || !name) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].name: must be a non-empty string`);
-    if (typeof datatype !== 'string') throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].datatype: must be a string such as "FP32"`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-      throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].shape: must be an array of non-negative integers`);
-    }
-    const size = isObject(parameters) ? parameters['binary_data_size'] : undefined;
+  return inputs.map(({ name, datatype, shape, data, parameters }, i): DecodedTensor => {
+    const size = parameters?.['binary_data_size'];
     if (size !== undefined) {
       if (!binary) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}]: binary_data_size given but the request has no binary part (${HEADER_LENGTH} header)`);
       if (!Number.isInteger(size) || (size as number) < 0 || offset + (size as number) > binary.byteLength) {
@@ -143,26 +138,30 @@ function decodeInputs(inputs: unknown, binary: Uint8Array | undefined): DecodedT
       offset += size as number;
       return { name, datatype, shape, data: decodeRaw(name, datatype, raw) };
     }
-    if (!Array.isArray(data)) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].data: must be an array`);
-    const flat = data.flat(Infinity) as unknown[];
-    for (const v of flat) {
-      if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
-        throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].data: elements must be numbers, strings or booleans`);
+    if (data === undefined) throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].data: must be an array`);
+    // Flat arrays of one element type were checked by the schema; nested ones are checked once flattened.
+    const nested = data.length > 0 && Array.isArray(data[0]);
+    const flat = (nested ? data.flat(Infinity) : data) as unknown[];
+    if (nested) {
+      for (const v of flat) {
+        if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') {
+          throw new SibylError('INVALID_ARGUMENT', `inputs[${i}].data: elements must be numbers, strings or booleans`);
+        }
       }
     }
     return { name, datatype, shape, data: flat as (number | string | boolean)[] };
   });
 }
 
-function parseOutputs(outputs: unknown): { name: string; binary: boolean | undefined }[] {
-  if (outputs === undefined) return [];
-  if (!Array.isArray(outputs)) throw new SibylError('INVALID_ARGUMENT', 'outputs: must be an array');
-  return outputs.map((o: unknown, i) => {
-    if (!isObject(o) || typeof o['name'] !== 'string') throw new SibylError('INVALID_ARGUMENT', `outputs[${i}].name: must be a string`);
-    const p = o['parameters'];
-    const b = isObject(p) ? p['binary_data'] : undefined;
-    return { name: o['name'], binary: typeof b === 'boolean' ? b : undefined };
-  });
+/** `path: message; ...` from zod issues, paths written as `inputs[0].shape`. */
+function problemsOf(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => {
+      const path = i.path.map((p, k) => (typeof p === 'number' ? `[${p}]` : `${k ? '.' : ''}${String(p)}`)).join('');
+      return `${path || 'request body'}: ${i.message}`;
+    })
+    .join('; ');
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -171,10 +170,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 export function oipError(err: unknown, requestId?: string): Response {
   const e = toSibylError(err);
+  const body = { error: e.message, code: e.code } satisfies z.input<typeof OipError>;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (requestId) headers[requestIdHeader] = requestId;
   const retry = retryAfterSeconds(e.code);
   if (retry !== undefined) headers['retry-after'] = String(retry);
   if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
-  return new Response(JSON.stringify({ error: e.message, code: e.code }), { status: e.httpStatus, headers });
+  return new Response(JSON.stringify(body), { status: e.httpStatus, headers });
 }
