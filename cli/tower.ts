@@ -35,7 +35,7 @@ async function readable(path: string): Promise<Stats> {
   }
 }
 
-function withTower(cmd: Command): Command {
+export function withTower(cmd: Command): Command {
   return cmd
     .addOption(new Option('--tower <url>', 'control tower URL').env('SIBYL_TOWER_URL').default('http://127.0.0.1:8090'))
     .addOption(new Option('--token <token>', 'bearer token').env('SIBYL_TOKEN'));

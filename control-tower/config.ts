@@ -10,6 +10,8 @@
  * | SIBYL_MAX_UPLOAD_BYTES | 268435456 | largest bundle upload |
  * | SIBYL_MAX_WAIT_MS | 60000 | longest long-poll a gateway may ask for |
  * | SIBYL_VALIDATION_TIMEOUT_MS | 60000 | deadline of one upload's validation |
+ * | SIBYL_DRIFT_THRESHOLD | 0.2 | PSI above which a feature or output counts as drifted (a manifest's own wins) |
+ * | SIBYL_DRIFT_MIN_VALUES | 100 | fewest serving values a drift score is computed from |
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -33,6 +35,8 @@ const Env = z.object({
   SIBYL_MAX_WAIT_MS: z.coerce.number().int().positive().default(60_000),
   SIBYL_VALIDATION_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  SIBYL_DRIFT_THRESHOLD: z.coerce.number().positive().default(0.2),
+  SIBYL_DRIFT_MIN_VALUES: z.coerce.number().int().positive().default(100),
 });
 
 export interface TowerConfig {
@@ -49,6 +53,8 @@ export interface TowerConfig {
   /** Where uploads are unpacked while validated. */
   readonly workDir: string;
   readonly logLevel: string;
+  /** Drift scoring of serving statistics (stats/view.ts). */
+  readonly drift: { readonly threshold: number; readonly minValues: number };
 }
 
 export class TowerConfigError extends Error {
@@ -80,5 +86,6 @@ export function loadTowerConfig(env: Readonly<Record<string, string | undefined>
     validationTimeoutMs: e.SIBYL_VALIDATION_TIMEOUT_MS,
     workDir: join(base, 'validation'),
     logLevel: e.SIBYL_LOG_LEVEL,
+    drift: Object.freeze({ threshold: e.SIBYL_DRIFT_THRESHOLD, minValues: e.SIBYL_DRIFT_MIN_VALUES }),
   } satisfies TowerConfig) as TowerConfig;
 }

@@ -47,7 +47,7 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
   const artifacts = parts.artifacts ?? s3 ?? createLocalArtifactStore((config.bundles as { dir: string }).dir);
   const validator = parts.validator ?? createUploadValidator({ workDir: config.workDir, timeoutMs: config.validationTimeoutMs, timeoutSetting: 'SIBYL_VALIDATION_TIMEOUT_MS' });
   const { token: adminToken, generated } = await ensureAdminToken(store, config.adminToken);
-  const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, logger, ...(parts.validations ? { validations: parts.validations } : {}) });
+  const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, drift: config.drift, logger, ...(parts.validations ? { validations: parts.validations } : {}) });
   let server: ServerType | undefined;
   let stopping: Promise<void> | undefined;
 

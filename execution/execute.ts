@@ -53,6 +53,8 @@ export interface Execution {
   readonly enrichedAt: number;
   /** The runtime call's duration (composition included), ms. */
   readonly modelMs: number;
+  /** Why the store's values were not used (its features then got their defaults): undefined when it answered or was not read. */
+  readonly storeFailure?: 'timeout' | 'error' | undefined;
 }
 
 /** Runs `version` on `input`. The caller holds (`acquire`s) `version`; composed models are held here. */
@@ -91,7 +93,7 @@ async function run(version: ModelVersion, input: readonly InputRow[], deps: Exec
   }
   const ended = performance.now();
   deps.onRuntimeCall?.(version.manifest.runtime, 'OK', (ended - started) / 1000);
-  return { rows: enriched.rows, defaulted: enriched.defaulted, outputs, enrichedAt, modelMs: ended - enrichedAt };
+  return { rows: enriched.rows, defaulted: enriched.defaulted, outputs, enrichedAt, modelMs: ended - enrichedAt, storeFailure: enriched.storeFailure };
 }
 
 /** `ctx.models` for each row: the composed models run concurrently on the same request. */

@@ -23,6 +23,7 @@ import type { GrpcServer } from './transport/grpc/grpc-server.ts';
 import { createFeatureStore, createSink, createTelemetry } from './parts.ts';
 import { ShadowRunner } from './shadow/shadow-runner.ts';
 import { ShadowStats } from './shadow/shadow-stats.ts';
+import { ServingStatistics } from './stats/serving-statistics.ts';
 import { createCellFollower, type CellFollower, type CellFollowerOptions } from './sync/cell-follower.ts';
 import { openModelsDirSource, type ModelsDirSource } from './sync/models-dir-source.ts';
 import { PendingRouteTable } from './sync/pending-route-table.ts';
@@ -39,7 +40,9 @@ export interface GatewayParts {
   /** The runtimes models load with (default: createRuntimes()); closed by `stop`. */
   readonly runtimes?: Runtimes;
   /** Overrides for the cell follower: retry delays (source, download, load), warm-up bound, a desired-state source (e.g. an in-process tower). */
-  readonly sync?: Partial<Pick<CellFollowerOptions, 'backoff' | 'loadRetry' | 'warmUpTimeoutMs' | 'source'>>;
+  readonly sync?: Partial<Pick<CellFollowerOptions, 'backoff' | 'loadRetry' | 'warmUpTimeoutMs' | 'source' | 'reportIntervalMs'>>;
+  /** The serving statistics (default: 1-minute windows, the last 15 kept). */
+  readonly statistics?: ServingStatistics;
 }
 
 export interface Gateway {
@@ -54,6 +57,8 @@ export interface Gateway {
   readonly admission: AdmissionControl;
   readonly shadows: ShadowRunner;
   readonly shadowStats: ShadowStats;
+  /** Per model version, its features and outputs over the recent window, reported to the tower. */
+  readonly statistics: ServingStatistics;
   /** Follows the cell's desired state (the control tower's, or the models directory's) and swaps the route table. */
   readonly follower: CellFollower;
   /**
@@ -77,6 +82,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const store = parts.store ?? (await createFeatureStore(config, logger));
   const sink = parts.sink ?? (await createSink(config, logger));
   const shadowStats = new ShadowStats();
+  const statistics = parts.statistics ?? new ServingStatistics();
+  statistics.start();
   // Read at scrape time only, after `admission` below exists.
   const telemetry = parts.telemetry ?? createTelemetry(config, sink, () => shadowStats.snapshot(), () => admission.stats());
   const runtimes: Runtimes = parts.runtimes ?? createRuntimes();
@@ -93,6 +100,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     routes,
     logger,
     shadowStats: () => shadowStats.snapshot(),
+    statistics: () => statistics.snapshot(),
     ...parts.sync,
     source,
   });
@@ -122,6 +130,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     admission,
     requestTimeoutMs: config.requestTimeoutMs,
     shadows,
+    statistics,
     routes,
     store,
     featurePrefix: config.featureStore.prefix,
@@ -158,6 +167,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     admission,
     shadows,
     shadowStats,
+    statistics,
     follower,
     reloadModels: async () => (modelsDir ? modelsDir.reload() : false),
     async start() {
@@ -197,6 +207,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
         }
         await following;
         admission.stop();
+        statistics.stop();
         await shadows.close();
         await sink.shutdown();
         await Promise.all(routes.current.routes().map((r) => r.retire()));

@@ -7,6 +7,7 @@ import { fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Hono } from 'hono';
 import { CellStateSchema, GatewayReportSchema, ShadowComparisonSchema } from '../../proto/gen/sibyl/v1/deployment_pb.js';
+import { VersionStatisticsSchema } from '../../proto/gen/sibyl/v1/statistics_pb.js';
 import { SibylError } from '../../core/errors.ts';
 import { isSha256, SHA256_HEX } from '../../core/names.ts';
 import type { ArtifactStore, MetadataStore } from '../store/index.ts';
@@ -62,6 +63,7 @@ export function mountCellsApi(app: Hono<TowerEnv>, deps: CellsApiDeps): void {
       errors: report.errors.map((e) => ({ model: e.model, version: e.version, message: e.message })),
       ...(report.time ? { time: timestampDate(report.time) } : {}),
       shadows: report.shadows.map((s) => toJson(ShadowComparisonSchema, s)),
+      statistics: report.statistics.map((s) => toJson(VersionStatisticsSchema, s)),
     });
     return reply(c, ReportReceived, { received: saved.received });
   });

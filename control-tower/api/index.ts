@@ -14,6 +14,8 @@ import { mountAdminApi } from './admin-api.ts';
 import { mountCellsApi } from './cells-api.ts';
 import { authenticate, errorJson, reply, type TowerEnv } from './http.ts';
 import { mountModelsApi } from './models-api.ts';
+import { mountStatisticsApi } from './statistics-api.ts';
+import type { DriftSettings } from '../../stats/view.ts';
 import { towerOpenApi } from './openapi.ts';
 import { Live } from './schemas.ts';
 import { limitValidations, type ValidationGateOptions } from './validation-gate.ts';
@@ -33,6 +35,8 @@ export interface TowerApiDeps {
   /** Uploads validated at once and waiting (default 2 and 8); beyond, RESOURCE_EXHAUSTED. */
   readonly validations?: ValidationGateOptions;
   readonly logger?: { error(obj: object, msg: string): void };
+  /** Drift scoring of the gateways' serving statistics (default: PSI threshold 0.2, at least 100 values). */
+  readonly drift?: DriftSettings;
 }
 
 export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
@@ -61,6 +65,7 @@ export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
   });
   mountModelsApi(app, { ...deps, validator });
   mountCellsApi(app, deps);
+  mountStatisticsApi(app, { store: deps.store, drift: deps.drift ?? { threshold: 0.2, minValues: 100 }, ...(deps.logger ? { logger: deps.logger as { warn?(obj: object, msg: string): void } } : {}) });
   mountAdminApi(app, deps.store);
   app.notFound((c) => errorJson(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((err) => errorJson(err, deps.logger));

@@ -234,6 +234,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
         errors: report.errors,
         ...(report.time ? { time: report.time.toISOString() } : {}),
         ...(report.shadows ? { shadows: report.shadows } : {}),
+        ...(report.statistics?.length ? { statistics: report.statistics } : {}),
       };
       const rows = await sql.query<{ received: unknown }>(
         `INSERT INTO gateway_reports (cell, replica, report) SELECT name, $2, $3::jsonb FROM cells WHERE name = $1
@@ -259,6 +260,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
         errors: r.report.errors,
         ...(r.report.time ? { time: new Date(r.report.time) } : {}),
         ...(r.report.shadows ? { shadows: r.report.shadows } : {}),
+        ...(r.report.statistics ? { statistics: r.report.statistics } : {}),
         received: toDate(r.received),
       }));
     },
@@ -272,7 +274,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
   };
 }
 
-type ReportBody = Pick<GatewayReportInput, 'revision' | 'loaded' | 'errors' | 'shadows'> & { time?: string };
+type ReportBody = Pick<GatewayReportInput, 'revision' | 'loaded' | 'errors' | 'shadows' | 'statistics'> & { time?: string };
 
 const VERSION_COLUMNS = `v.model_name AS name, v.version, v.sha256, v.runtime, v.manifest, v.size_bytes AS "sizeBytes",
   v.created_by AS "createdBy", v.created_at AS created, v.retired_at AS retired, v.retired_by AS "retiredBy"`;

@@ -141,6 +141,8 @@ export interface GatewayReportInput {
   time?: Date;
   /** The replica's live-versus-shadow comparison (ShadowComparison in deployment.proto, as JSON), kept verbatim. */
   shadows?: unknown[];
+  /** The replica's serving statistics per model version (VersionStatistics in statistics.proto, as JSON), kept verbatim. */
+  statistics?: unknown[];
 }
 
 export interface StoredReport extends GatewayReportInput {

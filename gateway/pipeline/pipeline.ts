@@ -20,6 +20,7 @@ import type { Route, RouteTableRef } from '../routing/route-table.ts';
 import type { AdmissionControl } from './admission.ts';
 import { buildRecord } from './record.ts';
 import type { ShadowRunner } from '../shadow/shadow-runner.ts';
+import type { StatisticsRecorder } from '../stats/serving-statistics.ts';
 
 export type { InputRow } from '../../execution/feature-plan.ts';
 
@@ -109,6 +110,8 @@ export interface PipelineDeps {
   readonly admission?: AdmissionControl;
   /** Runs the models' shadows after the response; without it shadows are not run. */
   readonly shadows?: ShadowRunner;
+  /** Records each successful live execution's features and outputs (serving statistics); without it none are kept. */
+  readonly statistics?: StatisticsRecorder;
   /** Where the causes of INTERNAL errors go (clients only see "internal error"). */
   readonly logger?: { error(obj: object, msg: string): void };
 }
@@ -197,6 +200,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       t1 = performance.now();
       span.stage('enrich', t0, run.enrichedAt);
       span.stage('dispatch', run.enrichedAt, t1);
+      // Serving statistics: the version's features and outputs, summarized for drift (gateway/stats/).
+      deps.statistics?.record(route, run);
 
       // 4 respond (the door encodes what this returns)
       let defaultedCount = 0;

@@ -30,6 +30,7 @@ import type { Runtimes } from '../../runtimes/index.ts';
 import type { CellState, DeployedVersion } from '../../proto/gen/sibyl/v1/deployment_pb.js';
 import { Route, type RouteTableRef } from '../routing/route-table.ts';
 import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
+import type { VersionStatistics } from '../../proto/gen/sibyl/v1/statistics_pb.js';
 import { backoffMs, sleep } from './backoff.ts';
 import { openBundleCache, type BundleCache } from './bundle-cache.ts';
 import { buildCellTable } from './build-cell-table.ts';
@@ -69,6 +70,13 @@ export interface CellFollowerOptions {
   readonly warmUpTimeoutMs?: number;
   /** The live-versus-shadow comparison sent with each report. */
   readonly shadowStats?: () => ShadowPairSnapshot[];
+  /** The serving statistics sent with each report. */
+  readonly statistics?: () => VersionStatistics[];
+  /**
+   * Besides after each change, a report is sent this often, ms (default 30 000), so that the tower's shadow
+   * comparisons and serving statistics stay current; 0: only after changes.
+   */
+  readonly reportIntervalMs?: number;
   /** Replaces the bundle unpacker (default: the safe zip unpacker). */
   readonly openBundle?: (zip: Buffer, destDir: string) => Promise<ModelBundle>;
 }
@@ -139,6 +147,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
   let reportPending = false;
   let reporting: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
+  let reportTimer: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
@@ -288,7 +297,7 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
     reporting ??= (async () => {
       while (reportPending && !abort.signal.aborted) {
         reportPending = false;
-        const r = gatewayReport({ cell, replica, revision: served, table: routes.current, errors, shadows: opts.shadowStats?.() });
+        const r = gatewayReport({ cell, replica, revision: served, table: routes.current, errors, shadows: opts.shadowStats?.(), statistics: opts.statistics?.() });
         try {
           await source.report(r, abort.signal);
         } catch (err) {
@@ -375,10 +384,14 @@ export function createCellFollower(opts: CellFollowerOptions): CellFollower {
         await exclusive(() => apply(state, true));
       }
       loop = follow().catch((err: unknown) => log.error({ err }, 'cell follower stopped on an unexpected error'));
+      const every = opts.reportIntervalMs ?? 30_000;
+      // Only once a table is served: the first report follows the first swap.
+      if (every > 0 && source.remote) reportTimer = setInterval(() => hasTable && report(), every).unref();
     },
     stop() {
       stopping ??= (async () => {
         abort.abort();
+        if (reportTimer) clearInterval(reportTimer);
         await loop;
         await reporting;
         await Promise.all([...retiring]);

@@ -2,6 +2,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import { GatewayReportSchema, ShadowComparisonSchema, type GatewayReport, type LoadError, type ShadowComparison } from '../../proto/gen/sibyl/v1/deployment_pb.js';
+import type { VersionStatistics } from '../../proto/gen/sibyl/v1/statistics_pb.js';
 import type { RouteTable } from '../routing/route-table.ts';
 import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
 
@@ -16,6 +17,8 @@ export interface ReportInput {
   readonly table: RouteTable;
   readonly errors: readonly VersionError[];
   readonly shadows?: readonly ShadowPairSnapshot[];
+  /** Serving statistics per model version (gateway/stats/serving-statistics.ts). */
+  readonly statistics?: readonly VersionStatistics[];
 }
 
 export function gatewayReport(r: ReportInput): GatewayReport {
@@ -27,6 +30,7 @@ export function gatewayReport(r: ReportInput): GatewayReport {
     errors: r.errors.map((e) => ({ ...e })),
     time: timestampNow(),
     shadows: (r.shadows ?? []).map(shadowComparison),
+    statistics: [...(r.statistics ?? [])],
   });
 }
 

@@ -9,6 +9,7 @@
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { VersionStatistics } from "./statistics_pb.js";
 
 /**
  * Describes the file sibyl/v1/deployment.proto.
@@ -226,6 +227,13 @@ export declare type GatewayReport = Message<"sibyl.v1.GatewayReport"> & {
    * @generated from field: repeated sibyl.v1.ShadowComparison shadows = 7;
    */
   shadows: ShadowComparison[];
+
+  /**
+   * Per model version it served, the statistics of its features and outputs over the replica's recent window.
+   *
+   * @generated from field: repeated sibyl.v1.VersionStatistics statistics = 8;
+   */
+  statistics: VersionStatistics[];
 };
 
 /**
