@@ -30,6 +30,7 @@ import {
   UploadResult,
   VersionDetail,
 } from './schemas.ts';
+import { StatisticsAnswer } from './statistics-api.ts';
 
 const param = (name: string, description: string): ParameterSpec => ({ name, in: 'path', description });
 const name = param('name', "the model's name");
@@ -110,6 +111,14 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
     responses: changed,
   }),
   op('get', '/v1/models/{name}/shadows', 'shadowsReport', 'models', 'The live-versus-shadow comparison as each gateway replica last reported it', { parameters: [name], responses: json('per replica', ShadowsReport) }),
+  op('get', '/v1/models/{name}/statistics', 'statistics', 'models', 'Serving statistics and drift of every version reported, per cell (merged over live replicas)', {
+    parameters: [name, { name: 'cell', in: 'query', description: 'only this cell' }],
+    responses: json('per cell and version', StatisticsAnswer),
+  }),
+  op('get', '/v1/models/{name}/versions/{version}/statistics', 'versionStatistics', 'models', "A version's serving statistics and drift, per cell", {
+    parameters: [name, version, { name: 'cell', in: 'query', description: 'only this cell' }],
+    responses: json('per cell', StatisticsAnswer),
+  }),
   op('get', '/v1/cells', 'listCells', 'cells', 'Every cell and its revision', { responses: json('cells by name', CellList) }),
   op('get', '/v1/cells/{cell}', 'getCell', 'cells', 'The desired state against what each replica reported', { parameters: [cell], responses: json('the cell', CellStatus) }),
   op('get', '/v1/cells/{cell}/state', 'cellState', 'cells', "The cell's desired state, long-polled on its revision (gateways)", {
@@ -139,6 +148,14 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
   op('get', '/v1/tokens', 'listTokens', 'admin', 'Live tokens, without secrets (admin)', { responses: json('tokens', TokenList) }),
   op('post', '/v1/tokens', 'createToken', 'admin', 'Create a token (admin)', { requestBody: { content: { 'application/json': CreateTokenBody } }, responses: json('the token, its secret shown once', TokenCreated, '201') }),
   op('delete', '/v1/tokens/{name}', 'revokeToken', 'admin', 'Revoke a token (admin)', { parameters: [param('name', "the token's name")], responses: { '204': { description: 'revoked' }, default: error } }),
+  {
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    tags: ['operations'],
+    summary: 'Drift and serving statistics as Prometheus gauges (no token)',
+    responses: { '200': { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { raw: { type: 'string' } } } } },
+  },
   { method: 'get', path: '/healthz', operationId: 'live', tags: ['operations'], summary: 'Liveness', responses: { '200': { description: 'live', content: { 'application/json': Live } } } },
   {
     method: 'get',

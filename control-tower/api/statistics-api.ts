@@ -12,7 +12,8 @@
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import type { Hono } from 'hono';
 import { VersionStatisticsSchema, type VersionStatistics } from '../../proto/gen/sibyl/v1/statistics_pb.js';
-import { TrainingStatistics } from '../../runtimes/manifest-fields.ts';
+import { z } from 'zod';
+import { TrainingStatistics, ValueStatistics } from '../../runtimes/manifest-fields.ts';
 import { mergeVersionStatistics } from '../../stats/summary.ts';
 import { statisticsView, type CellVersionStatistics, type DriftSettings } from '../../stats/view.ts';
 import type { MetadataStore } from '../store/index.ts';
@@ -25,6 +26,56 @@ export interface StatisticsApiDeps {
   readonly staleAfterMs?: number;
   readonly logger?: { warn?(obj: object, msg: string): void };
 }
+
+const num = z.number();
+const ValueViewSchema = z.object({
+  kind: z.enum(['numeric', 'categorical']),
+  count: num.describe('rows seen'),
+  defaulted: z.record(z.string(), num).describe('rows whose value was the declared default, by reason: missing, late, down'),
+  defaultedShare: num,
+  values: num.describe('values summarized (count less defaulted and invalid)'),
+  mean: num.optional(),
+  variance: num.optional(),
+  min: num.optional(),
+  max: num.optional(),
+  quantiles: z.object({ p1: num, p5: num, p25: num, p50: num, p75: num, p95: num, p99: num }).optional().describe('each within 1% (relative) of the true quantile'),
+  categories: z.record(z.string(), num).optional(),
+  other: num.optional(),
+  training: ValueStatistics.optional().describe("the manifest's training statistics of this value"),
+  drift: z
+    .object({
+      method: z.enum(['psi-histogram', 'psi-categories']),
+      psi: num,
+      threshold: num,
+      drifted: z.boolean(),
+      bins: z.array(z.object({ bin: z.string(), training: num, serving: num })),
+    })
+    .optional(),
+  noDrift: z.string().optional().describe('why there is no drift score'),
+});
+
+/** The answer of both statistics calls (stats/view.ts, CellVersionStatistics), for the OpenAPI document. */
+export const StatisticsAnswer = z.object({
+  model: z.string(),
+  version: z.string().optional(),
+  statistics: z.array(
+    z.object({
+      cell: z.string(),
+      replicas: z.array(z.string()),
+      model: z.string(),
+      version: z.string(),
+      windowStart: z.string().optional(),
+      windowEnd: z.string().optional(),
+      rows: num,
+      threshold: num,
+      thresholdFrom: z.enum(['manifest', 'tower']),
+      drifted: z.array(z.string()).describe('features.NAME and outputs.NAME over the threshold'),
+      sketchAccuracy: num,
+      features: z.record(z.string(), ValueViewSchema),
+      outputs: z.record(z.string(), ValueViewSchema),
+    }),
+  ),
+});
 
 export function mountStatisticsApi(app: Hono<TowerEnv>, deps: StatisticsApiDeps): void {
   app.get('/v1/models/:name/statistics', async (c) => {

@@ -197,8 +197,19 @@ describe('the control tower OpenAPI document', () => {
       revision: String(state.revision),
       loaded: [{ model: 'delivery-eta', version: '1', bundleSha256: sha }],
       shadows: [{ liveModel: 'delivery-eta', liveVersion: '2', shadowModel: 'delivery-eta', shadowVersion: '1', executed: '3', latencyMs: { p50: 1, p90: 2, p99: 3, max: 3 } }],
+      statistics: [
+        {
+          model: 'delivery-eta',
+          version: '1',
+          rows: '2',
+          features: { distance_km: { count: '2', values: '2', mean: 1.5, variance: 0.25, min: 1, max: 2, sketch: { relativeAccuracy: 0.01, positive: { offset: 0, counts: [1] } }, trainingBins: [2] } },
+        },
+      ],
     };
     await call('POST', '/v1/cells/{cell}/reports', '/v1/cells/cell-a/reports', { json: report });
+    expect((await call('GET', '/v1/models/{name}/statistics', '/v1/models/delivery-eta/statistics')).statistics[0].rows).toBe(2);
+    await call('GET', '/v1/models/{name}/versions/{version}/statistics', '/v1/models/delivery-eta/versions/1/statistics?cell=cell-a');
+    await call('GET', '/metrics', '/metrics', { token: null });
     expect((await call('GET', '/v1/models/{name}/shadows', '/v1/models/delivery-eta/shadows')).replicas).toHaveLength(1);
     expect((await call('GET', '/v1/cells', '/v1/cells')).cells).toHaveLength(2);
     expect((await call('GET', '/v1/cells/{cell}', '/v1/cells/cell-a')).replicas[0].replica).toBe('r1');
