@@ -13,7 +13,8 @@
  * Output: JSON on stdout; failures as `sibyl: CODE: message` on stderr with exit status 1.
  */
 import type { Stats } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import { MANIFEST_FILES } from '../runtimes/manifest.ts';
 import { zipDirectory } from '../runtimes/bundle/zip-dir.ts';
@@ -33,6 +34,12 @@ async function readable(path: string): Promise<Stats> {
     const code = (err as { code?: string }).code;
     throw new Error(code === 'ENOENT' ? `${path}: no such file or directory` : `${path}: cannot read (${code ?? (err as Error).message})`);
   }
+}
+
+/** Writes an output file, creating its directory first. */
+export async function writeOutput(file: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, bytes);
 }
 
 export function withTower(cmd: Command): Command {
@@ -55,7 +62,7 @@ export function towerCommands(): Command[] {
         const names = await readdir(dir);
         if (!MANIFEST_FILES.some((m) => names.includes(m))) throw new Error(`bundle: ${dir} has no manifest (${MANIFEST_FILES.join(', ')}) at its root`);
         const zip = await zipDirectory(dir);
-        await writeFile(o.output, zip);
+        await writeOutput(o.output, zip);
         process.stdout.write(`wrote ${o.output} (${zip.byteLength} bytes)\n`);
       }),
   );
@@ -95,7 +102,7 @@ export function towerCommands(): Command[] {
       .requiredOption('-o, --output <file>', 'zip to write')
       .action(async (name: string, version: string, o: Opts) => {
         const bytes = (await towerCall(o, 'GET', `/v1/models/${enc(name)}/versions/${enc(version)}/bundle`)) as Uint8Array;
-        await writeFile(String(o.output), bytes);
+        await writeOutput(String(o.output), bytes);
         process.stdout.write(`wrote ${String(o.output)} (${bytes.byteLength} bytes)\n`);
       }),
   );

@@ -53,7 +53,8 @@ export interface UploadValidatorOptions {
   readonly maxConcurrent?: number;
 }
 
-const CHILD = new URL('./validation-child.ts', import.meta.url).pathname;
+// `.ts` in a checkout, `.js` in the package compiled for installing (tsconfig.pack.json).
+const CHILD = new URL(`./validation-child${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url).pathname;
 /** Bytes of the child's stderr kept to recognise how it died (the tail: V8 prints its OOM report last). */
 const STDERR_TAIL = 16 * 1024;
 

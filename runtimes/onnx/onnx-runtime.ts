@@ -60,6 +60,10 @@ const CALIBRATION_ROWS = 256;
 const COALESCE_ROWS = 64;
 
 export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
+  // onnxruntime 1.30's Linux build starts its own telemetry (Microsoft's 1DS SDK) with the first session, which
+  // leaves an empty /tmp/mat-debug-<pid>.log behind every process. ORT_DISABLE_TELEMETRY, read when that first
+  // session is made, turns it off (seen: no file). An operator's own setting wins.
+  process.env['ORT_DISABLE_TELEMETRY'] ??= '1';
   const offload = opts.offload ?? 'auto';
   const stallBudgetMs = opts.stallBudgetMs ?? 1;
   const coalesceRows = opts.coalesceRows ?? COALESCE_ROWS;

@@ -33,7 +33,8 @@ interface Slot {
   pending: Map<number, Pending>;
 }
 
-const WORKER_URL = new URL('./onnx-worker.ts', import.meta.url);
+// `.ts` in a checkout, `.js` in the package compiled for installing (tsconfig.pack.json).
+const WORKER_URL = new URL(`./onnx-worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url);
 
 export class OnnxWorkerPool {
   readonly #slots: Slot[];

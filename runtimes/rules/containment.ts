@@ -291,7 +291,7 @@ function removeStale(dir: string): void {
 
 /** The first of the files a sandbox process must read that other users cannot: '' when all can. */
 function unreadableByOthers(): string {
-  const need = [process.execPath, path.join(import.meta.dirname, 'sandbox-process.ts'), path.dirname(fileURLToPath(import.meta.resolve('isolated-vm'))), path.dirname(fileURLToPath(import.meta.resolve('acorn')))];
+  const need = [process.execPath, path.join(import.meta.dirname, `sandbox-process${path.extname(import.meta.filename)}`), path.dirname(fileURLToPath(import.meta.resolve('isolated-vm'))), path.dirname(fileURLToPath(import.meta.resolve('acorn')))];
   for (const p of need) {
     let at = p;
     for (;;) {

@@ -30,7 +30,8 @@ import { ruleScript } from './rule-module.ts';
 import type { ModelOutputs, SandboxOptions } from './rule-sandbox.ts';
 import type { FromSandbox, ToSandbox } from './sandbox-protocol.ts';
 
-const ENTRY = path.join(import.meta.dirname, 'sandbox-process.ts');
+// `.ts` in a checkout, `.js` in the package compiled for installing (tsconfig.pack.json).
+const ENTRY = path.join(import.meta.dirname, `sandbox-process${path.extname(import.meta.filename)}`);
 const NODE_ARGS = ['--no-node-snapshot', '--max-old-space-size=128'];
 
 /**
