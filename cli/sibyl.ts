@@ -5,11 +5,12 @@
  */
 import { Command } from 'commander';
 import { featuresCommand } from './features.ts';
+import { gatewayCommands } from './gateway.ts';
 import { rulesCommand } from './rules.ts';
 import { statsCommand } from './stats.ts';
 import { towerCommands } from './tower.ts';
 
-const subcommands: readonly (() => Command | Command[])[] = [featuresCommand, rulesCommand, towerCommands, statsCommand];
+const subcommands: readonly (() => Command | Command[])[] = [gatewayCommands, featuresCommand, rulesCommand, towerCommands, statsCommand];
 
 export function createProgram(): Command {
   const program = new Command('sibyl').description('Sibyl prediction gateway tools').showHelpAfterError();
