@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # A real single-node Apache Kafka broker (KRaft) for tests and local runs, from Maven Central's jars only.
 #
-#   scripts/services/kafka.sh start|stop|kill|status
+#   scripts/services/kafka.sh start|stop|kill|pause|resume|status
 #
 # start   idempotent: reuses a running instance, never starts a second copy. Installs Java 17 and Maven from
 #         Debian when missing, copies the broker classpath once into .data/services/kafka/lib (Maven), formats
 #         the KRaft storage once, starts the broker in the background and waits for "Kafka Server started".
 # stop    SIGTERM, then SIGKILL after 30 s. kill: SIGKILL at once (a crash, for failure tests).
+# pause   SIGSTOP: a hung broker (sockets stay open, nothing answers); resume: SIGCONT. For failure tests on an
+#         instance of their own: both refuse the default instance, which other suites share.
 # status  prints "running pid=... port=..." (exit 0) or "stopped" (exit 3).
 #
-# Instance settings (environment): SIBYL_KAFKA_PORT (default 19092), SIBYL_KAFKA_CONTROLLER_PORT (19093),
+# Instance settings (environment): SIBYL_KAFKA_PORT (default: the port of SIBYL_TEST_KAFKA_BROKERS, 19092),
+# SIBYL_KAFKA_CONTROLLER_PORT (the next port),
 # SIBYL_KAFKA_DIR (default .data/services/kafka/default: properties, KRaft logs, server.log, pid),
 # SIBYL_KAFKA_START_TIMEOUT (seconds, default 120). A second instance needs other ports and another dir.
 set -euo pipefail
@@ -17,8 +20,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/scripts/services/kafka"
 LIB="$ROOT/.data/services/kafka/lib"
-PORT="${SIBYL_KAFKA_PORT:-19092}"
-CPORT="${SIBYL_KAFKA_CONTROLLER_PORT:-19093}"
+# The shared test broker listens where the suites look for it (SIBYL_TEST_KAFKA_BROKERS, test-env.sh), unless an
+# instance names its own port.
+test_port="${SIBYL_TEST_KAFKA_BROKERS:-127.0.0.1:19092}"
+test_port="${test_port%%,*}"
+test_port="${test_port##*:}"
+PORT="${SIBYL_KAFKA_PORT:-$test_port}"
+CPORT="${SIBYL_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 DIR="${SIBYL_KAFKA_DIR:-$ROOT/.data/services/kafka/default}"
 TIMEOUT="${SIBYL_KAFKA_START_TIMEOUT:-120}"
 PIDFILE="$DIR/kafka.pid"
@@ -124,6 +132,8 @@ stop() {
     return 0
   fi
   kill "-$signal" "$pid"
+  # A paused broker acts on SIGTERM only once it runs again.
+  kill -CONT "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + 30))
   while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
   if kill -0 "$pid" 2>/dev/null; then
@@ -133,6 +143,20 @@ stop() {
   fi
   rm -f "$PIDFILE"
   log "stopped (pid $pid, $signal)"
+}
+
+signal_broker() {
+  local signal="$1" pid
+  if [ -z "${SIBYL_KAFKA_DIR:-}" ] || [ "$DIR" = "$ROOT/.data/services/kafka/default" ]; then
+    log "refusing to $cmd the default instance (shared by other suites); set SIBYL_KAFKA_DIR to an instance of your own"
+    return 1
+  fi
+  if ! pid="$(running_pid)"; then
+    log "not running"
+    return 1
+  fi
+  kill "-$signal" "$pid"
+  log "$cmd (pid $pid, SIG$signal)"
 }
 
 status() {
@@ -158,9 +182,11 @@ case "$cmd" in
       kill) stop KILL ;;
     esac
     ;;
+  pause) signal_broker STOP ;;
+  resume) signal_broker CONT ;;
   status) status ;;
   *)
-    echo "usage: $0 start|stop|kill|status" >&2
+    echo "usage: $0 start|stop|kill|pause|resume|status" >&2
     exit 2
     ;;
 esac

@@ -94,9 +94,12 @@ export async function consumeTopic(
 
 const exec = promisify(execFile);
 
-/** Runs scripts/services/kafka.sh for a broker instance of its own (ports, data dir). Async: the loop keeps running. */
+/**
+ * Runs scripts/services/kafka.sh for a broker instance of its own (ports, data dir). Async: the loop keeps running.
+ * 'pause' / 'resume' SIGSTOP / SIGCONT it (a hung broker); the script refuses them on the shared instance.
+ */
 export async function kafkaInstance(
-  command: 'start' | 'stop' | 'kill',
+  command: 'start' | 'stop' | 'kill' | 'pause' | 'resume',
   instance: { port: number; controllerPort: number; dir: string },
 ): Promise<void> {
   await exec('bash', ['scripts/services/kafka.sh', command], {
