@@ -21,7 +21,21 @@ export async function createFeatureStore(config: Config, logger: Logger): Promis
     const { createRedisFeatureStore } = await import('./features/redis-feature-store.ts');
     // Reads carry their own host-side deadline (the feature timeout); the socket timeout bounds everything else.
     // No per-command timer: it cost 15-20% of the CPU per read (loadtest/micro/feature-store.bench.ts).
-    return createRedisFeatureStore({ url: fs.url, commandTimeoutMs: 0 });
+    let downSince = 0;
+    return createRedisFeatureStore({
+      url: fs.url,
+      commandTimeoutMs: 0,
+      // Logged once per transition, with what the gateway does about it.
+      onStateChange(state, reason) {
+        if (state === 'down') {
+          downSince = Date.now();
+          logger.warn({ reason }, 'feature store: redis unavailable; predictions are answered with the declared defaults of its features (listed per row in defaultedFeatures) until it is back');
+        } else if (downSince > 0) {
+          logger.info({ downForS: Number(((Date.now() - downSince) / 1000).toFixed(1)) }, 'feature store: redis back; features are read from it again');
+          downSince = 0;
+        }
+      },
+    });
   }
   const { createMemoryFeatureStore, seedFromFile } = await import('./features/memory-feature-store.ts');
   const store = createMemoryFeatureStore();

@@ -46,6 +46,12 @@ export interface RedisFeatureStoreOptions {
   readonly autoPipelining?: boolean;
   /** Called with connection and command errors (for logs); never on the hot path's success. */
   readonly onError?: (err: Error) => void;
+  /**
+   * Called once per transition of the connection: 'down' when it is lost or cannot be made (with the reason and,
+   * after an outage, nothing again until it is back), 'up' when it is ready (the first time too). A Redis that
+   * accepts and never answers is 'down' once `socketTimeoutMs` passes with commands waiting.
+   */
+  readonly onStateChange?: (state: 'up' | 'down', reason: string) => void;
 }
 
 export interface RedisFeatureStore extends FeatureStore {
@@ -81,15 +87,29 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
   });
   let healthy = false;
   let closed = false;
+  /** The connection state last reported through onStateChange. */
+  let reported: 'up' | 'down' | undefined;
+  let lastError: Error | undefined;
+  function report(state: 'up' | 'down', reason: string): void {
+    if (reported === state || closed) return;
+    reported = state;
+    opts.onStateChange?.(state, reason);
+  }
   client.on('ready', function onReady() {
     healthy = true;
+    lastError = undefined;
+    report('up', 'connected');
   });
   client.on('close', function onClose() {
     healthy = false;
+    report('down', lastError ? lastError.message : 'connection closed');
   });
   client.on('error', function onClientError(err: Error) {
     healthy = false;
+    lastError = err;
     onError?.(err);
+    // A first connection that fails never closed a ready one: report it here.
+    if (reported === undefined) report('down', err.message);
   });
 
   function failed(err: unknown): never {
