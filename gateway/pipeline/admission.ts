@@ -8,6 +8,9 @@
  * - event-loop lag, sampled by a timer every `sampleMs` and smoothed, against `maxLagMs`. Lag is what a new
  *   request would wait before its first line runs; when it stays high, admitting more only makes everyone late.
  *   One sample counts for at most 2 x `maxLagMs`, so only lag that persists over samples refuses, never one stall.
+ *   Lag refuses only while predictions are in flight: with none, the lag is not the requests' doing (a model loading
+ *   and warming up, start-up, a neighbour on the machine) and one more request cannot make others late; refusing
+ *   it would only turn a gateway that just started into one that answers 429 to its first request.
  * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
  * door then writes the answer); the REST fast path asks `refuseEarly()` before anything is read.
  *
@@ -168,7 +171,7 @@ export class AdmissionControl {
       this.#rejectedInflight++;
       return 'inflight';
     }
-    if (this.#lagMs > this.#maxLagMs) {
+    if (this.#lagMs > this.#maxLagMs && this.#inflight > 0) {
       this.#rejected++;
       return 'lag';
     }

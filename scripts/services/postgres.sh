@@ -3,7 +3,7 @@
 #
 # start   installs Debian's postgresql if initdb/postgres are missing, initialises a cluster once under
 #         .data/services/postgres/data (owned by the non-root user `postgres`: the server refuses to run as root),
-#         starts it on 127.0.0.1 at the port of SIBYL_TEST_DATABASE_URL (default 55432, see test-env.sh) with
+#         starts it on 127.0.0.1 at the port of SIBYL_TEST_DATABASE_URL (default 25432, see test-env.sh) with
 #         trust auth for local connections (a test server: no password, fsync off), creates the URL's user
 #         (superuser, may CREATE DATABASE) and database (default sibyl_test), and returns once it accepts
 #         connections. Does nothing when it already answers. Never starts a second copy.
@@ -89,6 +89,11 @@ start() {
     return 0
   fi
   chown "$owner" "$dir" 2>/dev/null || true
+  # Our cluster running on another port (the configured one changed, e.g. from 55432): restart it where it is asked.
+  if [ -s "$data/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    sibyl_log "moving our server from port $(sed -n 4p "$data/postmaster.pid") to $port"
+    as_owner "$bin/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null
+  fi
   if [ ! -s "$data/PG_VERSION" ]; then
     sibyl_log "initialising a cluster in $data"
     rm -rf "$data"

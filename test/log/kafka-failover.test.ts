@@ -10,10 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaSink } from '../../gateway/log/kafka-sink.ts';
 import { consumeTopic, kafkaInstance, makeRecord, uniqueName, waitFor } from './records.ts';
 
-/** A fixed directory: a broker left running by an interrupted run is found and stopped by kafka.sh. */
+/**
+ * A fixed directory: a broker left running by an interrupted run is found and stopped by kafka.sh. Ports below the
+ * ephemeral range; SIBYL_TEST_KAFKA_FAILOVER_PORT moves them (the controller listens on the next port).
+ */
+const port = Number(process.env.SIBYL_TEST_KAFKA_FAILOVER_PORT ?? 29092);
 const instance = {
-  port: 29092,
-  controllerPort: 29093,
+  port,
+  controllerPort: port + 1,
   dir: fileURLToPath(new URL('../../.data/services/kafka/failover-test', import.meta.url)),
 };
 const brokers = [`127.0.0.1:${instance.port}`];

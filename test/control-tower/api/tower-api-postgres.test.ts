@@ -15,7 +15,7 @@ import { bundleEntries, bundleZip, makeZip } from '../../runtimes/bundle/zips.ts
 import { startTestTower, type TestTower } from './tower.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SERVER = process.env.SIBYL_TEST_DATABASE_URL ?? 'postgres://sibyl@127.0.0.1:55432/sibyl_test';
+const SERVER = process.env.SIBYL_TEST_DATABASE_URL ?? 'postgres://sibyl@127.0.0.1:25432/sibyl_test';
 const ADMIN_TOKEN = `test-admin-${randomBytes(12).toString('hex')}`;
 const database = `sibyl_api_${randomBytes(6).toString('hex')}`;
 let admin: Sql;

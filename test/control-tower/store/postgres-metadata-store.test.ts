@@ -6,7 +6,7 @@ import { openPostgres, type Sql } from '../../../control-tower/store/sql.ts';
 import { describeMetadataStore } from './metadata-store.case.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const URL_ = process.env.SIBYL_TEST_DATABASE_URL ?? 'postgres://sibyl@127.0.0.1:55432/sibyl_test';
+const URL_ = process.env.SIBYL_TEST_DATABASE_URL ?? 'postgres://sibyl@127.0.0.1:25432/sibyl_test';
 let admin: Sql;
 
 beforeAll(() => {
