@@ -33,6 +33,7 @@ const Env = z.object({
   SIBYL_MAX_ROWS: z.coerce.number().int().positive().default(1000),
   SIBYL_DRAIN_TIMEOUT_MS: positiveMs.default(10_000),
   SIBYL_DRAIN_GRACE_MS: z.coerce.number().nonnegative().default(0),
+  SIBYL_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(65_000),
   SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(512),
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
   SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(25),
@@ -81,6 +82,12 @@ export interface Config {
   readonly drainTimeoutMs: number;
   /** How long a drain keeps accepting while readiness already fails, so that load balancers see it, ms. */
   readonly drainGraceMs: number;
+  /**
+   * How long an idle HTTP keep-alive connection stays open, ms (SIBYL_KEEP_ALIVE_TIMEOUT_MS, default 65 000):
+   * longer than the idle timeout of the load balancer in front (60 s on common ones), so that the balancer closes
+   * idle connections first and never sends a request on one the gateway is closing.
+   */
+  readonly keepAliveTimeoutMs: number;
   readonly logLevel: string;
   /** OTLP/HTTP endpoint for traces; tracing is off when unset. */
   readonly otlpEndpoint: string | undefined;
@@ -140,6 +147,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     admission: { maxInflight: e.SIBYL_MAX_INFLIGHT, maxLagMs: e.SIBYL_MAX_LAG_MS, queueMs: e.SIBYL_ADMISSION_QUEUE_MS },
     drainTimeoutMs: e.SIBYL_DRAIN_TIMEOUT_MS,
     drainGraceMs: e.SIBYL_DRAIN_GRACE_MS,
+    keepAliveTimeoutMs: e.SIBYL_KEEP_ALIVE_TIMEOUT_MS,
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },

@@ -22,6 +22,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ SIBYL_DRAIN_GRACE_MS: '5000', SIBYL_DRAIN_TIMEOUT_MS: '30000' })).toMatchObject({ drainTimeoutMs: 30_000, drainGraceMs: 5_000 });
     expect(() => loadConfig({ SIBYL_DRAIN_GRACE_MS: '10000' })).toThrow(/SIBYL_DRAIN_GRACE_MS: must be less than SIBYL_DRAIN_TIMEOUT_MS/);
   });
+  it('keeps idle HTTP connections 65 s by default, longer than common load balancers do', () => {
+    expect(loadConfig({}).keepAliveTimeoutMs).toBe(65_000);
+    expect(loadConfig({ SIBYL_KEEP_ALIVE_TIMEOUT_MS: '125000' }).keepAliveTimeoutMs).toBe(125_000);
+    expect(() => loadConfig({ SIBYL_KEEP_ALIVE_TIMEOUT_MS: '0' })).toThrow(/SIBYL_KEEP_ALIVE_TIMEOUT_MS/);
+  });
   it('reports every invalid variable at once', () => {
     let err: unknown;
     try {
