@@ -6,6 +6,9 @@
  * ProtoJSON as its `data`. Structured rather than binary mode because Kafka clients pay per header: seven `ce_*`
  * headers cost ~3 µs of CPU per record more than one with @platformatic/kafka, 6-11 µs with kafkajs
  * (loadtest/micro/kafka-encode.bench.ts).
+ * The event names its data's schema (`dataschema`) and carries the record's trace context as the CloudEvents
+ * distributed-tracing extension (`traceparent`, `tracestate`,
+ * https://github.com/cloudevents/spec/blob/main/cloudevents/extensions/distributed-tracing.md), when it has one.
  * The record's JSON alone is the line format of the file sink; the Kafka sink's write-ahead log holds the message
  * itself (wal-line.ts).
  * Schema: gateway/log/README.md.
@@ -16,6 +19,8 @@ export const CLOUD_EVENT_TYPE = 'sibyl.prediction.v1';
 export const CLOUD_EVENT_SPEC_VERSION = '1.0';
 export const CLOUD_EVENT_CONTENT_TYPE = 'application/cloudevents+json; charset=UTF-8';
 export const RECORD_CONTENT_TYPE = 'application/json';
+/** The event's `dataschema`: the protobuf message its data is the ProtoJSON of (proto/sibyl/v1/prediction_log.proto). */
+export const RECORD_DATA_SCHEMA = 'urn:sibyl:proto:sibyl.v1.PredictionRecord';
 
 /** A Kafka message ready to send (kafka-producer.ts sends strings as UTF-8). Do not mutate `headers`: it is shared. */
 export interface PredictionMessage {
@@ -33,6 +38,10 @@ export interface PredictionEvent {
   subject: string;
   time?: string;
   datacontenttype: string;
+  dataschema: string;
+  /** The distributed-tracing extension: present when the record has a trace context. */
+  traceparent?: string;
+  tracestate?: string;
   data: Record<string, unknown>;
 }
 
@@ -47,7 +56,16 @@ const HEADERS = PREDICTION_HEADERS;
 export function predictionMessage(record: PredictionRecord, fallbackCell: string, json?: string): PredictionMessage {
   return {
     key: record.requestId,
-    value: eventJson(record.predictionId, record.cell || fallbackCell, record.time || undefined, record.model, record.version, json ?? recordToJson(record)),
+    value: eventJson(
+      record.predictionId,
+      record.cell || fallbackCell,
+      record.time || undefined,
+      record.model,
+      record.version,
+      record.traceparent,
+      record.tracestate,
+      json ?? recordToJson(record),
+    ),
     headers: HEADERS,
   };
 }
@@ -69,6 +87,8 @@ export function predictionMessageFromJson(json: string, fallbackCell: string): P
       typeof f.time === 'string' ? f.time : undefined,
       str(f.model),
       str(f.version),
+      typeof f.traceparent === 'string' ? f.traceparent : undefined,
+      typeof f.tracestate === 'string' ? f.tracestate : undefined,
       json,
     ),
     headers: HEADERS,
@@ -81,12 +101,22 @@ export function parsePredictionEvent(value: string): PredictionEvent {
 }
 
 /** The event JSON around already-serialized record JSON; `id` is the prediction id, the consumers' dedupe key. */
-function eventJson(predictionId: string, cell: string, time: string | undefined, model: string, version: string, data: string): string {
+function eventJson(
+  predictionId: string,
+  cell: string,
+  time: string | undefined,
+  model: string,
+  version: string,
+  traceparent: string | undefined,
+  tracestate: string | undefined,
+  data: string,
+): string {
   const q = JSON.stringify;
   const t = time === undefined ? '' : `"time":${q(time)},`;
+  const tp = traceparent === undefined ? '' : `"traceparent":${q(traceparent)},${tracestate === undefined ? '' : `"tracestate":${q(tracestate)},`}`;
   return (
     `{"specversion":"${CLOUD_EVENT_SPEC_VERSION}","id":${q(predictionId)},"source":${q(`sibyl/${cell}`)},` +
     `"type":"${CLOUD_EVENT_TYPE}","subject":${q(`${model}/${version}`)},${t}"datacontenttype":"${RECORD_CONTENT_TYPE}",` +
-    `"data":${data}}`
+    `"dataschema":"${RECORD_DATA_SCHEMA}",${tp}"data":${data}}`
   );
 }

@@ -6,11 +6,12 @@
  * with the schema-driven `toJsonString` cost 13-22 µs of CPU per S1 record, build and CloudEvent included; this
  * form costs 6-8 (loadtest/micro/record-json.bench.ts).
  *
- * ProtoJSON rules the shape follows: lowerCamelCase field names in declaration order, enums by name, 64-bit
- * integers as decimal strings, the Timestamp as RFC 3339 UTC with 0, 3, 6 or 9 fractional digits, every scalar
- * present even at its default (the sinks' `alwaysEmitImplicit`), `error` only when set. Feature and output values
- * are google.protobuf.Value: numbers, strings, booleans and lists as themselves; a non-finite number, which
- * Value cannot hold, is written as null.
+ * ProtoJSON rules the shape follows: lowerCamelCase field names in field-number order (as protobuf-es writes
+ * them), enums by name, 64-bit integers as decimal strings, the Timestamp as RFC 3339 UTC with 0, 3, 6 or 9
+ * fractional digits, every scalar present even at its default (the sinks' `alwaysEmitImplicit`); `error` and the
+ * optional `traceparent` and `tracestate` only when set. Feature and output values are google.protobuf.Value:
+ * numbers, strings, booleans and lists as themselves; a non-finite number, which Value cannot hold, is written as
+ * null.
  */
 export type LoggedValue = number | string | boolean | null | readonly LoggedValue[];
 
@@ -38,6 +39,9 @@ export interface PredictionRecord {
   readonly modelLatencyUs: string;
   readonly totalLatencyUs: string;
   readonly error?: { readonly code: string; readonly message: string };
+  /** The W3C trace context of the execution, when it has one; `tracestate` only when not empty. */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** The record's ProtoJSON (the file sink's line, the spill log's line, the CloudEvent's `data`). */

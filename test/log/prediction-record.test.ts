@@ -1,6 +1,6 @@
 import { fromJsonString, toJsonString } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { predictionMessage, predictionMessageFromJson } from '../../gateway/log/cloud-event.ts';
+import { predictionMessage, predictionMessageFromJson, RECORD_DATA_SCHEMA } from '../../gateway/log/cloud-event.ts';
 import { recordTime, recordToJson, type PredictionRecord } from '../../gateway/log/prediction-record.ts';
 import { buildRecord } from '../../gateway/pipeline/record.ts';
 import type { InputRow, RequestContext } from '../../gateway/pipeline/pipeline.ts';
@@ -79,5 +79,25 @@ describe('prediction record (ProtoJSON of sibyl.v1.PredictionRecord)', () => {
     const event = JSON.parse(predictionMessage(record, 'fallback').value) as Record<string, unknown>;
     expect(event).toMatchObject({ id: record.predictionId, source: 'sibyl/cell-b', subject: 'delivery-eta/2', time: record.time });
     expect(event.data).toEqual(JSON.parse(json));
+    expect(event.dataschema).toBe(RECORD_DATA_SCHEMA);
+    expect(event).not.toHaveProperty('traceparent');
   });
+
+  it('carries the trace context: canonical in the record, the distributed-tracing extension in the CloudEvent', () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const base = buildRecord('cell-a', ctx, route, '', input.slice(0, 1), undefined, undefined, 0, 1, new SibylError('INTERNAL', 'x'));
+    const traced: PredictionRecord = { ...base, traceparent, tracestate: 'vendor=a,other=b' };
+    const json = recordToJson(traced);
+    expect(json).toBe(canonical(json));
+    expect(JSON.parse(json)).toMatchObject({ traceparent, tracestate: 'vendor=a,other=b', error: { code: 'INTERNAL' } });
+    const event = JSON.parse(predictionMessage(traced, 'fallback').value) as Record<string, unknown>;
+    expect(event).toMatchObject({ traceparent, tracestate: 'vendor=a,other=b', dataschema: RECORD_DATA_SCHEMA });
+    expect(predictionMessageFromJson(json, 'fallback')).toEqual(predictionMessage(traced, 'fallback'));
+    // Without a tracestate, the event has none either.
+    const plain = JSON.parse(predictionMessage({ ...base, traceparent }, 'fallback').value) as Record<string, unknown>;
+    expect(plain.traceparent).toBe(traceparent);
+    expect(plain).not.toHaveProperty('tracestate');
+  });
+
+
 });

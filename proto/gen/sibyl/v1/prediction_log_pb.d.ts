@@ -2,8 +2,10 @@
 // @generated from file sibyl/v1/prediction_log.proto (package sibyl.v1, syntax proto3)
 /* eslint-disable */
 
-// The prediction log: one record per model execution (live and each shadow), sent to Kafka
-// as the data of a CloudEvent (binary mode: ce_* headers, JSON data in ProtoJSON form).
+// The prediction log: one record per model execution (live and each shadow). In Kafka each record is
+// the data of a CloudEvent in structured content mode: the message value is the event as JSON
+// (content-type application/cloudevents+json), its data this record in ProtoJSON form
+// (gateway/log/cloud-event.ts). The file sink writes the record's ProtoJSON alone, one per line.
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
@@ -89,6 +91,20 @@ export declare type PredictionRecord = Message<"sibyl.v1.PredictionRecord"> & {
    * @generated from field: sibyl.v1.LoggedError error = 12;
    */
   error?: LoggedError | undefined;
+
+  /**
+   * The W3C trace context of the execution (https://www.w3.org/TR/trace-context/): the request's span
+   * when the gateway traced it, a shadow's own span, else the caller's context as it came; absent when
+   * there is none. The CloudEvent carries the same as its distributed-tracing extension attributes.
+   *
+   * @generated from field: optional string traceparent = 13;
+   */
+  traceparent?: string | undefined;
+
+  /**
+   * @generated from field: optional string tracestate = 14;
+   */
+  tracestate?: string | undefined;
 };
 
 /**
