@@ -7,10 +7,11 @@ import { Command } from 'commander';
 import { featuresCommand } from './features.ts';
 import { gatewayCommands } from './gateway.ts';
 import { rulesCommand } from './rules.ts';
+import { replayCommand } from './replay.ts';
 import { statsCommand } from './stats.ts';
 import { towerCommands } from './tower.ts';
 
-const subcommands: readonly (() => Command | Command[])[] = [gatewayCommands, featuresCommand, rulesCommand, towerCommands, statsCommand];
+const subcommands: readonly (() => Command | Command[])[] = [gatewayCommands, featuresCommand, rulesCommand, towerCommands, statsCommand, replayCommand];
 
 export function createProgram(): Command {
   const program = new Command('sibyl').description('Sibyl prediction gateway tools').showHelpAfterError();

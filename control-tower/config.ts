@@ -12,6 +12,9 @@
  * | SIBYL_VALIDATION_TIMEOUT_MS | 60000 | deadline of one upload's validation |
  * | SIBYL_DRIFT_THRESHOLD | 0.2 | PSI above which a feature or output counts as drifted (a manifest's own wins) |
  * | SIBYL_DRIFT_MIN_VALUES | 100 | fewest serving values a drift score is computed from |
+ * | KAFKA_BROKERS | unset | the brokers of the prediction log, for replays started here (unset: replays refused) |
+ * | SIBYL_KAFKA_TOPIC | sibyl.predictions | the prediction-log topic replays read |
+ * | SIBYL_REPLAY_TIMEOUT_MS | 600000 | deadline of one replay process |
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -37,6 +40,12 @@ const Env = z.object({
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   SIBYL_DRIFT_THRESHOLD: z.coerce.number().positive().default(0.2),
   SIBYL_DRIFT_MIN_VALUES: z.coerce.number().int().positive().default(100),
+  KAFKA_BROKERS: z
+    .string()
+    .optional()
+    .transform((v) => (v ?? '').split(',').map((b) => b.trim()).filter(Boolean)),
+  SIBYL_KAFKA_TOPIC: z.string().min(1).default('sibyl.predictions'),
+  SIBYL_REPLAY_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
 });
 
 export interface TowerConfig {
@@ -55,6 +64,8 @@ export interface TowerConfig {
   readonly logLevel: string;
   /** Drift scoring of serving statistics (stats/view.ts). */
   readonly drift: { readonly threshold: number; readonly minValues: number };
+  /** The prediction log replays read (empty brokers: replays are refused), and a replay's deadline. */
+  readonly replay: { readonly brokers: readonly string[]; readonly topic: string; readonly timeoutMs: number; readonly workDir: string };
 }
 
 export class TowerConfigError extends Error {
@@ -87,5 +98,6 @@ export function loadTowerConfig(env: Readonly<Record<string, string | undefined>
     workDir: join(base, 'validation'),
     logLevel: e.SIBYL_LOG_LEVEL,
     drift: Object.freeze({ threshold: e.SIBYL_DRIFT_THRESHOLD, minValues: e.SIBYL_DRIFT_MIN_VALUES }),
+    replay: Object.freeze({ brokers: Object.freeze([...e.KAFKA_BROKERS]), topic: e.SIBYL_KAFKA_TOPIC, timeoutMs: e.SIBYL_REPLAY_TIMEOUT_MS, workDir: join(base, 'replays') }),
   } satisfies TowerConfig) as TowerConfig;
 }

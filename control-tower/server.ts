@@ -8,6 +8,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
 import { createTowerApp, type ValidationGateOptions } from './api/index.ts';
+import { createReplays } from './replay/replays.ts';
 import type { TowerEnv } from './api/http.ts';
 import type { TowerConfig } from './config.ts';
 import { createLocalArtifactStore, createMetadataStore, createS3ArtifactStore, openSql, type ArtifactStore, type MetadataStore, type Sql } from './store/index.ts';
@@ -47,7 +48,8 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
   const artifacts = parts.artifacts ?? s3 ?? createLocalArtifactStore((config.bundles as { dir: string }).dir);
   const validator = parts.validator ?? createUploadValidator({ workDir: config.workDir, timeoutMs: config.validationTimeoutMs, timeoutSetting: 'SIBYL_VALIDATION_TIMEOUT_MS' });
   const { token: adminToken, generated } = await ensureAdminToken(store, config.adminToken);
-  const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, drift: config.drift, logger, ...(parts.validations ? { validations: parts.validations } : {}) });
+  const replays = createReplays({ store, artifacts, ...config.replay });
+  const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, drift: config.drift, replays, logger, ...(parts.validations ? { validations: parts.validations } : {}) });
   let server: ServerType | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -76,6 +78,7 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
           await new Promise<void>((resolve) => server!.close(() => resolve()));
         }
         await validator.close();
+        await replays.close();
         await store.close();
         await sql.close();
         s3?.close();

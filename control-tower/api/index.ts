@@ -15,6 +15,8 @@ import { mountCellsApi } from './cells-api.ts';
 import { authenticate, errorJson, reply, type TowerEnv } from './http.ts';
 import { mountModelsApi } from './models-api.ts';
 import { mountStatisticsApi } from './statistics-api.ts';
+import { mountReplaysApi } from './replays-api.ts';
+import type { Replays } from '../replay/replays.ts';
 import type { DriftSettings } from '../../stats/view.ts';
 import { towerOpenApi } from './openapi.ts';
 import { Live } from './schemas.ts';
@@ -37,6 +39,8 @@ export interface TowerApiDeps {
   readonly logger?: { error(obj: object, msg: string): void };
   /** Drift scoring of the gateways' serving statistics (default: PSI threshold 0.2, at least 100 values). */
   readonly drift?: DriftSettings;
+  /** Replays of logged traffic run by the tower (without: the replay calls are not served). */
+  readonly replays?: Replays;
 }
 
 export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
@@ -65,6 +69,7 @@ export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
   });
   mountModelsApi(app, { ...deps, validator });
   mountCellsApi(app, deps);
+  if (deps.replays) mountReplaysApi(app, deps.replays);
   mountStatisticsApi(app, { store: deps.store, drift: deps.drift ?? { threshold: 0.2, minValues: 100 }, ...(deps.logger ? { logger: deps.logger as { warn?(obj: object, msg: string): void } } : {}) });
   mountAdminApi(app, deps.store);
   app.notFound((c) => errorJson(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));

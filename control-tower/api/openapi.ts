@@ -31,6 +31,7 @@ import {
   VersionDetail,
 } from './schemas.ts';
 import { StatisticsAnswer } from './statistics-api.ts';
+import { ReplayBody, ReplayJobAnswer, ReplayList } from './replays-api.ts';
 
 const param = (name: string, description: string): ParameterSpec => ({ name, in: 'path', description });
 const name = param('name', "the model's name");
@@ -118,6 +119,17 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
   op('get', '/v1/models/{name}/versions/{version}/statistics', 'versionStatistics', 'models', "A version's serving statistics and drift, per cell", {
     parameters: [name, version, { name: 'cell', in: 'query', description: 'only this cell' }],
     responses: json('per cell', StatisticsAnswer),
+  }),
+  op('post', '/v1/models/{name}/replays', 'startReplay', 'models', "Replay the model's logged live traffic against a candidate version, in a process of the tower's (publisher)", {
+    description: 'Needs KAFKA_BROKERS on the tower (else 412). One replay at a time (else 429). The job answers at once; poll it for the report.',
+    parameters: [name],
+    requestBody: { content: { 'application/json': ReplayBody } },
+    responses: json('the job, running', ReplayJobAnswer, '202'),
+  }),
+  op('get', '/v1/models/{name}/replays', 'listReplays', 'models', "The model's replays, newest first (without their reports)", { parameters: [name], responses: json('the jobs', ReplayList) }),
+  op('get', '/v1/models/{name}/replays/{id}', 'getReplay', 'models', 'A replay: status, progress and, once done, its report', {
+    parameters: [name, param('id', "the replay's id")],
+    responses: json('the job', ReplayJobAnswer),
   }),
   op('get', '/v1/cells', 'listCells', 'cells', 'Every cell and its revision', { responses: json('cells by name', CellList) }),
   op('get', '/v1/cells/{cell}', 'getCell', 'cells', 'The desired state against what each replica reported', { parameters: [cell], responses: json('the cell', CellStatus) }),

@@ -5,14 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=.venv-models
-PY="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PY" -m venv "$VENV"
-fi
-if ! cmp -s scripts/models/requirements.txt "$VENV/.requirements.txt"; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/models/requirements.txt
-  cp scripts/models/requirements.txt "$VENV/.requirements.txt"
-fi
+bash scripts/models/venv.sh
 # One thread everywhere: BLAS and LightGBM results then do not depend on the machine's core count.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0
 "$VENV/bin/python" -W ignore::UserWarning scripts/models/build.py

@@ -210,6 +210,10 @@ describe('the control tower OpenAPI document', () => {
     expect((await call('GET', '/v1/models/{name}/statistics', '/v1/models/delivery-eta/statistics')).statistics[0].rows).toBe(2);
     await call('GET', '/v1/models/{name}/versions/{version}/statistics', '/v1/models/delivery-eta/versions/1/statistics?cell=cell-a');
     await call('GET', '/metrics', '/metrics', { token: null });
+    // This tower reads no prediction log: a replay is refused (412); none listed; an unknown one is 404.
+    expect((await call('POST', '/v1/models/{name}/replays', '/v1/models/delivery-eta/replays', { json: { candidate: '2' } })).code).toBe('FAILED_PRECONDITION');
+    expect((await call('GET', '/v1/models/{name}/replays', '/v1/models/delivery-eta/replays')).replays).toEqual([]);
+    expect((await call('GET', '/v1/models/{name}/replays/{id}', '/v1/models/delivery-eta/replays/nope')).code).toBe('NOT_FOUND');
     expect((await call('GET', '/v1/models/{name}/shadows', '/v1/models/delivery-eta/shadows')).replicas).toHaveLength(1);
     expect((await call('GET', '/v1/cells', '/v1/cells')).cells).toHaveLength(2);
     expect((await call('GET', '/v1/cells/{cell}', '/v1/cells/cell-a')).replicas[0].replica).toBe('r1');
