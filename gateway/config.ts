@@ -47,6 +47,7 @@ const Env = z.object({
   SIBYL_REPLICA: optionalString,
   SIBYL_CACHE_DIR: optionalString,
   SIBYL_SYNC_WAIT_MS: positiveMs.default(30_000),
+  SIBYL_REPORT_INTERVAL_MS: z.coerce.number().int().nonnegative().default(10_000),
 }).refine((e) => e.SIBYL_DRAIN_GRACE_MS < e.SIBYL_DRAIN_TIMEOUT_MS, { path: ['SIBYL_DRAIN_GRACE_MS'], message: 'must be less than SIBYL_DRAIN_TIMEOUT_MS' });
 
 export interface Config {
@@ -98,9 +99,11 @@ export interface Config {
   /**
    * Following the desired state (gateway/sync), from the tower or the models directory: `replica` (this gateway in
    * reports) defaults to host name and process id, `cacheDir` (bundles, and the tower's last state) to
-   * `${dataDir}/cache/${cell}`, `waitMs` (the long-poll) to 30000.
+   * `${dataDir}/cache/${cell}`, `waitMs` (the long-poll) to 30000, `reportIntervalMs` (how often the replica
+   * reports to the tower besides after each change, so that its shadow comparison stays current; 0: only after
+   * changes) to 10000.
    */
-  readonly sync: { readonly replica: string; readonly cacheDir: string; readonly waitMs: number };
+  readonly sync: { readonly replica: string; readonly cacheDir: string; readonly waitMs: number; readonly reportIntervalMs: number };
 }
 
 export class ConfigError extends Error {
@@ -156,6 +159,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       replica: e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`,
       cacheDir: e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`,
       waitMs: e.SIBYL_SYNC_WAIT_MS,
+      reportIntervalMs: e.SIBYL_REPORT_INTERVAL_MS,
     },
   });
 }
