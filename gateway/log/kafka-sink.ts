@@ -14,7 +14,7 @@
  *   `maxBuffered` / `maxBufferedBytes`, the broker is not reached `stallMs` after start while records wait, or an
  *   earlier process left unacknowledged records, the sink drops what it holds in memory (it is in the log) and
  *   new records go to the log only. A replayer sends the log's unacknowledged lines oldest first, paced
- *   (`replayRecordsPerSecond`, one batch per event-loop turn, no JSON parsing), starting with one batch at a time;
+ *   (`replayRecordsPerSecond`, one batch of `replayBatchSize` per event-loop turn, no JSON parsing), starting with one batch at a time;
  *   when it has caught up with the log's end and nothing is in flight, the sink returns to direct mode. Sends
  *   still in flight when the sink starts spilling are left to finish; the replayer starts after them.
  * - A record is lost only when its log append fails (disk full or broken) and then Kafka does not take it
@@ -420,7 +420,7 @@ export class KafkaSink implements PredictionSink {
       while (!this.#stopping) {
         while (failure === undefined && !ended && outstanding.size < window && !this.#stopping) {
           await this.#paceReplay();
-          const batch = await reader.next(this.#o.batchSize);
+          const batch = await reader.next(this.#o.replayBatchSize);
           if (batch === undefined) {
             ended = true;
             break;
@@ -477,13 +477,13 @@ export class KafkaSink implements PredictionSink {
 
   /**
    * One batch per event-loop turn, and at most `replayRecordsPerSecond` records a second: a token bucket of one
-   * batch, charged with what was read (`#charge`), that must not be in debt before the next read.
+   * replay batch, charged with what was read (`#charge`), that must not be in debt before the next read.
    */
   async #paceReplay(): Promise<void> {
     await nextTurn();
     const rate = this.#o.replayRecordsPerSecond;
     const now = performance.now();
-    this.#replayTokens = Math.min(this.#o.batchSize, this.#replayTokens + ((now - this.#replayTokensAt) * rate) / 1000);
+    this.#replayTokens = Math.min(this.#o.replayBatchSize, this.#replayTokens + ((now - this.#replayTokensAt) * rate) / 1000);
     this.#replayTokensAt = now;
     if (this.#replayTokens < 0) await this.#pause((-this.#replayTokens * 1000) / rate);
   }
