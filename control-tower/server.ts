@@ -4,6 +4,7 @@
  * REST API. `start` listens; `stop` closes everything once.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
@@ -40,7 +41,8 @@ export interface ControlTower {
 }
 
 export async function createControlTower(config: TowerConfig, parts: ControlTowerParts = {}): Promise<ControlTower> {
-  const logger = parts.logger ?? pino({ level: config.logLevel, base: { service: 'control-tower' } });
+  // pino's own base fields (pid, hostname) and the service on every line.
+  const logger = parts.logger ?? pino({ level: config.logLevel, base: { pid: process.pid, hostname: hostname(), service: 'control-tower' } });
   const sql: Sql = await openSql(config.database.kind === 'postgres' ? { databaseUrl: config.database.url } : { dataDir: config.database.dataDir });
   const store = await createMetadataStore(sql);
   await store.ensureCells(config.cells);

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CELL, nameSchema } from '../core/names.ts';
+import { SAMPLER_NAMES, type SamplerConfig, type SamplerName } from './telemetry/sampler.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveMs = z.coerce.number().positive();
@@ -13,6 +14,46 @@ const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+const fraction = z.coerce.number().min(0).max(1);
+
+/** The samplers of the OpenTelemetry SDK configuration that need a remote service or vendor code: refused. */
+const REMOTE_SAMPLERS = ['jaeger_remote', 'parentbased_jaeger_remote', 'xray'];
+
+/** OTEL_TRACES_SAMPLER: a sampler name of the SDK configuration (case-insensitive); empty means the default. */
+const samplerName = optionalString.transform((v, ctx): SamplerName | undefined => {
+  if (v === undefined) return undefined;
+  const name = v.toLowerCase();
+  if ((SAMPLER_NAMES as readonly string[]).includes(name)) return name as SamplerName;
+  const why = REMOTE_SAMPLERS.includes(name) ? 'is not supported' : 'is not a sampler';
+  ctx.addIssue({ code: 'custom', message: `${why}: use one of ${SAMPLER_NAMES.join(', ')}` });
+  return z.NEVER;
+});
+
+/**
+ * OTEL_RESOURCE_ATTRIBUTES: `key=value` pairs separated by commas, values percent-encoded (the W3C Baggage
+ * format the OpenTelemetry SDK configuration names); surrounding spaces are dropped. Any malformed pair is a
+ * configuration error, like every other variable (the SDKs would discard the whole value).
+ */
+const resourceAttributes = optionalString.transform((v, ctx): Record<string, string> => {
+  const out: Record<string, string> = {};
+  if (v === undefined) return out;
+  for (const pair of v.split(',')) {
+    if (pair.trim() === '') continue;
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? '' : pair.slice(0, eq).trim();
+    if (eq < 0 || key === '') {
+      ctx.addIssue({ code: 'custom', message: `"${pair.trim()}" is not a key=value pair` });
+      return z.NEVER;
+    }
+    try {
+      out[key] = decodeURIComponent(pair.slice(eq + 1).trim());
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `the value of "${key}" is not valid percent-encoding` });
+      return z.NEVER;
+    }
+  }
+  return out;
+});
 
 const Env = z.object({
   SIBYL_HOST: z.string().default('0.0.0.0'),
@@ -39,6 +80,11 @@ const Env = z.object({
   SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(25),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
+  OTEL_SERVICE_NAME: optionalString,
+  OTEL_RESOURCE_ATTRIBUTES: resourceAttributes,
+  OTEL_TRACES_SAMPLER: samplerName,
+  OTEL_TRACES_SAMPLER_ARG: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), fraction.optional()),
+  SIBYL_ACCESS_LOG_RATIO: fraction.default(0),
   SIBYL_SHADOW_CONCURRENCY: z.coerce.number().int().positive().default(2),
   SIBYL_SHADOW_QUEUE: z.coerce.number().int().nonnegative().default(1000),
   SIBYL_SHADOW_TIMEOUT_MS: positiveMs.default(250),
@@ -92,6 +138,19 @@ export interface Config {
   readonly logLevel: string;
   /** OTLP/HTTP endpoint for traces; tracing is off when unset. */
   readonly otlpEndpoint: string | undefined;
+  /**
+   * The OpenTelemetry resource and trace sampling, from the SDK's standard variables: `serviceName`
+   * (OTEL_SERVICE_NAME, default `sibyl-gateway`, and it wins over a `service.name` in OTEL_RESOURCE_ATTRIBUTES),
+   * `resourceAttributes` (OTEL_RESOURCE_ATTRIBUTES), `sampler` (OTEL_TRACES_SAMPLER, default
+   * parentbased_always_on; OTEL_TRACES_SAMPLER_ARG, 0..1, is the ratio of the traceidratio samplers, default 1).
+   */
+  readonly otel: {
+    readonly serviceName: string;
+    readonly resourceAttributes: Readonly<Record<string, string>>;
+    readonly sampler: SamplerConfig;
+  };
+  /** The fraction of requests written to the access log (SIBYL_ACCESS_LOG_RATIO), 0..1; 0 is off. */
+  readonly accessLogRatio: number;
   /** Shadow executions: at most `concurrency` at once, `maxQueue` waiting, each within `timeoutMs`. */
   readonly shadows: { readonly concurrency: number; readonly maxQueue: number; readonly timeoutMs: number };
   /** The control tower whose desired state for the cell this gateway follows; unset: `modelsDir` is followed. */
@@ -153,6 +212,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     keepAliveTimeoutMs: e.SIBYL_KEEP_ALIVE_TIMEOUT_MS,
     logLevel: e.SIBYL_LOG_LEVEL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+    otel: {
+      serviceName: e.OTEL_SERVICE_NAME ?? e.OTEL_RESOURCE_ATTRIBUTES['service.name'] ?? 'sibyl-gateway',
+      resourceAttributes: e.OTEL_RESOURCE_ATTRIBUTES,
+      sampler: { name: e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on', ratio: e.OTEL_TRACES_SAMPLER_ARG ?? 1 },
+    },
+    accessLogRatio: e.SIBYL_ACCESS_LOG_RATIO,
     shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
     tower: e.SIBYL_CONTROL_TOWER_URL ? { url: e.SIBYL_CONTROL_TOWER_URL, token: e.SIBYL_TOWER_TOKEN } : undefined,
     sync: {

@@ -9,6 +9,7 @@ import type { ServerType } from '@hono/node-server';
 import type { RequestListener, Server as HttpServer, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Hono } from 'hono';
+import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.ts';
 import type { FeatureStore } from '../execution/feature-store.ts';
@@ -78,7 +79,8 @@ export interface Gateway {
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway> {
-  const logger = parts.logger ?? pino({ level: config.logLevel, base: { cell: config.cell } });
+  // pino's own base fields (pid, hostname) and the cell on every line.
+  const logger = parts.logger ?? pino({ level: config.logLevel, base: { pid: process.pid, hostname: hostname(), cell: config.cell } });
   const store = parts.store ?? (await createFeatureStore(config, logger));
   const sink = parts.sink ?? (await createSink(config, logger));
   const shadowStats = new ShadowStats();
@@ -115,6 +117,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     stats: shadowStats,
     routes,
     onRuntimeCall: (runtime, code, seconds) => telemetry.runtimeCall(runtime, code, seconds),
+    traces: telemetry,
     ...config.shadows,
     // Shadows give way first: shed while live traffic is past half of what admission control allows, and whenever
     // the process is CPU-saturated (admission has lowered its in-flight limit), since a shadow's CPU would come out
@@ -140,6 +143,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     cell: config.cell,
     maxRows: config.maxRows,
     logger,
+    accessLogRatio: config.accessLogRatio,
   });
 
   let draining = false;

@@ -63,7 +63,16 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
 }
 
 export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: () => ShadowPairSnapshot[], admissionStats?: () => AdmissionStats): Telemetry {
-  return createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: config.cell, otlpEndpoint: config.otlpEndpoint, sinkStats: () => sink.stats(), shadowStats, admissionStats });
+  return createOtelTelemetry({
+    serviceName: config.otel.serviceName,
+    resourceAttributes: config.otel.resourceAttributes,
+    cell: config.cell,
+    otlpEndpoint: config.otlpEndpoint,
+    sampler: config.otel.sampler,
+    sinkStats: () => sink.stats(),
+    shadowStats,
+    admissionStats,
+  });
 }
 
 /** The sinks report outages, recoveries and losses as (message, error); pino takes the error first. */

@@ -15,8 +15,8 @@ import type { ModelVersion } from '../../execution/model-version.ts';
 import type { InputRow } from '../../execution/feature-plan.ts';
 import type { FeatureStore } from '../../execution/feature-store.ts';
 import type { PredictionSink } from '../log/prediction-sink.ts';
-import type { Telemetry } from '../telemetry/telemetry.ts';
-import type { Route, RouteTableRef } from '../routing/route-table.ts';
+import { traceIds, UNKNOWN_MODEL, type ArrivalInfo, type Telemetry, type TraceContext } from '../telemetry/telemetry.ts';
+import type { Route, RouteTable, RouteTableRef } from '../routing/route-table.ts';
 import type { AdmissionControl } from './admission.ts';
 import { buildRecord } from './record.ts';
 import type { ShadowRunner } from '../shadow/shadow-runner.ts';
@@ -27,15 +27,16 @@ export type { InputRow } from '../../execution/feature-plan.ts';
 /** The four doors, as metrics and the prediction log name them. */
 export type Transport = 'rest' | 'grpc' | 'oip-rest' | 'oip-grpc';
 
-/** What a door knows of a request before its body is read. */
-export interface Arrival {
+/**
+ * What a door knows of a request before its body is read: its transport, arrival time, route (`endpoint`, made once
+ * per route by the door: telemetry/endpoint.ts), the raw path (HTTP), and the caller's `x-request-id`,
+ * `traceparent` and `tracestate` headers or metadata, when sent. The span and the metrics are made from this here,
+ * in the entry, never in a door.
+ */
+export interface Arrival extends ArrivalInfo {
   readonly transport: Transport;
-  /** `performance.now()` at arrival. */
-  readonly startMs: number;
   /** The `x-request-id` header or metadata, when sent. */
   readonly requestId?: string | undefined;
-  /** The caller's W3C `traceparent`, when it sent one. */
-  readonly traceparent?: string | undefined;
 }
 
 /** A request as a door decoded it. */
@@ -64,7 +65,8 @@ export interface RequestContext {
   /** `performance.now()` at arrival. */
   readonly startMs: number;
   readonly transport: Transport;
-  readonly traceparent?: string | undefined;
+  /** The request's trace context, passed on to the prediction log and the shadows (RequestSpan.trace). */
+  readonly trace?: TraceContext | undefined;
 }
 
 export interface PredictResult {
@@ -112,8 +114,13 @@ export interface PipelineDeps {
   readonly shadows?: ShadowRunner;
   /** Records each successful live execution's features and outputs (serving statistics); without it none are kept. */
   readonly statistics?: StatisticsRecorder;
-  /** Where the causes of INTERNAL errors go (clients only see "internal error"). */
-  readonly logger?: { error(obj: object, msg: string): void };
+  /**
+   * Where the causes of INTERNAL errors go (clients only see "internal error"), with the request's `trace_id` and
+   * `span_id` when it has a trace context; and the access log's lines (`info`), when it is on.
+   */
+  readonly logger?: { error(obj: object, msg: string): void; info?(obj: object, msg: string): void };
+  /** The fraction of requests written to the access log (`logger.info`, message 'request'), 0..1; default 0 (off). */
+  readonly accessLogRatio?: number;
 }
 
 export interface Pipeline {
@@ -141,6 +148,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
   const { routes, sink, telemetry, admission } = deps;
   // With the log off, no record is built at all.
   const logging = sink.kind !== 'null';
+  const accessLogRatio = deps.logger?.info ? (deps.accessLogRatio ?? 0) : 0;
   const exec: ExecutionDeps = {
     store: deps.store,
     featurePrefix: deps.featurePrefix,
@@ -169,24 +177,27 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     } catch (err) {
       return refused(arrival, arrival.requestId || newRequestId(), toSibylError(err));
     }
+    // The one read of the table for this request: the metric label, the route and composed models all come from it.
+    const table = routes.current;
+    const requestId = req.requestId || arrival.requestId || newRequestId();
+    const span = telemetry.startRequest(modelLabel(table, req.model), arrival, requestId, req.model);
     const ctx: RequestContext = {
-      requestId: req.requestId || arrival.requestId || newRequestId(),
+      requestId,
       signal: deadlineSignal(arrival.startMs + deadlineMs(req.timeoutMs), arrival.startMs),
       startMs: arrival.startMs,
       transport: arrival.transport,
-      traceparent: arrival.traceparent,
+      trace: span.trace,
     };
-    const span = telemetry.startRequest(req.model, arrival.transport, arrival.startMs, arrival.traceparent);
     let route: Route | undefined;
     let arm = '';
     let rows: readonly InputRow[] | undefined;
     try {
       // 1 resolve
       let t0 = performance.now();
-      const table = routes.current;
       const selection = table.select(req.model, req.version, req.routingKey);
       route = selection.route;
       arm = selection.arm;
+      span.served(route.version, arm);
       route.acquire();
       rows = req.rows(route, route.composed.length === 0 ? NONE : resolveComposed(route, table));
       if (rows.length === 0) throw new SibylError('INVALID_ARGUMENT', 'rows: at least one row is required');
@@ -201,7 +212,11 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       span.stage('enrich', t0, run.enrichedAt);
       span.stage('dispatch', run.enrichedAt, t1);
       // Serving statistics: the version's features and outputs, summarized for drift (gateway/stats/).
-      deps.statistics?.record(route, run);
+      let t2 = t1;
+      if (deps.statistics) {
+        deps.statistics.record(route, run);
+        t2 = performance.now();
+      }
 
       // 4 respond (the door encodes what this returns)
       let defaultedCount = 0;
@@ -212,23 +227,35 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         results[i] = { outputs: run.outputs[i]!, defaulted: d };
       }
       if (defaultedCount) telemetry.featuresDefaulted(route.model, defaultedCount);
+      let t3 = performance.now();
+      span.stage('respond', t2, t3);
 
-      // 5 shadow: queued now, run after the response is written (bounded, shed under load).
+      // 5 shadow: queued now, run after the response is written (bounded, shed under load; traced on their own).
       const shadows = table.shadowsOf(route.model);
       if (shadows.length !== 0 && deps.shadows) {
         deps.shadows.submit({ ctx, live: route, arm, input: rows, liveRows: run.rows, liveResults: results, shadows });
+        t3 = performance.now();
       }
       // 6 log: one record for the live execution; the sink never blocks.
-      if (logging) sink.write(buildRecord(deps.cell, ctx, route, arm, rows, run.rows, results, run.modelMs, t1 - ctx.startMs, undefined));
-      span.end('OK', performance.now());
+      let end = t3;
+      if (logging) {
+        sink.write(buildRecord(deps.cell, ctx, route, arm, rows, run.rows, results, run.modelMs, t1 - ctx.startMs, undefined));
+        end = performance.now();
+        span.stage('log', t3, end);
+      }
+      span.end('OK', end);
+      if (accessLogRatio > 0) accessLog(arrival, ctx, req.model, route.version, arm, 'OK', undefined, end);
       return { requestId: ctx.requestId, output: { requestId: ctx.requestId, model: route.model, version: route.version, arm, results, route } };
     } catch (err) {
       const e = toSibylError(err);
-      if (e.code === 'INTERNAL') deps.logger?.error({ err: e.cause ?? e, model: req.model, requestId: ctx.requestId }, 'prediction failed');
-      span.end(e.code, performance.now());
+      if (e.code === 'INTERNAL') deps.logger?.error({ err: e.cause ?? e, model: req.model, requestId: ctx.requestId, ...(ctx.trace && traceIds(ctx.trace)) }, 'prediction failed');
+      const t = performance.now();
+      span.end(e.code, t, e);
       if (logging && route && rows && e.code !== 'INVALID_ARGUMENT') {
-        sink.write(buildRecord(deps.cell, ctx, route, arm, rows, undefined, undefined, 0, performance.now() - ctx.startMs, e));
+        sink.write(buildRecord(deps.cell, ctx, route, arm, rows, undefined, undefined, 0, t - ctx.startMs, e));
+        span.stage('log', t, performance.now());
       }
+      if (accessLogRatio > 0) accessLog(arrival, ctx, req.model, route?.version ?? '', arm, e.code, e, t);
       return { requestId: ctx.requestId, error: e };
     } finally {
       route?.release();
@@ -237,8 +264,32 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
   /** A request that ended before it named a model (refused, or not parsable): counted under the model ''. */
   function refused(arrival: Arrival, requestId: string, error: SibylError): Outcome {
-    telemetry.startRequest('', arrival.transport, arrival.startMs, arrival.traceparent).end(error.code, performance.now());
+    const span = telemetry.startRequest('', arrival, requestId, '');
+    const t = performance.now();
+    span.end(error.code, t, error);
+    if (accessLogRatio > 0) accessLog(arrival, { requestId, trace: span.trace }, '', '', '', error.code, error, t);
     return { requestId, error };
+  }
+
+  /** One access-log line for a sampled request (`accessLogRatio`). */
+  function accessLog(arrival: Arrival, ctx: { readonly requestId: string; readonly trace?: TraceContext | undefined }, model: string, version: string, arm: string, code: string, error: SibylError | undefined, endMs: number): void {
+    if (!(Math.random() < accessLogRatio)) return;
+    const http = arrival.endpoint.protocol === 'http';
+    deps.logger!.info!(
+      {
+        requestId: ctx.requestId,
+        transport: arrival.transport,
+        route: arrival.endpoint.spanName,
+        model,
+        version,
+        arm,
+        code,
+        ...(http ? { httpStatus: error?.httpStatus ?? 200 } : { grpcStatus: error?.grpcCode ?? 0 }),
+        durationMs: Math.round((endMs - arrival.startMs) * 1000) / 1000,
+        ...(ctx.trace && traceIds(ctx.trace)),
+      },
+      'request',
+    );
   }
 
   function deadlineMs(requested: number | undefined): number {
@@ -254,6 +305,14 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     },
     refuseEarly: () => admission?.refuseEarly(),
   };
+}
+
+/**
+ * The metric label of a request's model: its name when the route table knows the model (served, or deployed and
+ * not loaded here), else UNKNOWN_MODEL, so that a caller's unknown names add no series. Two Map lookups at most.
+ */
+function modelLabel(table: RouteTable, model: string): string {
+  return table.model(model) !== undefined || table.unserved(model) !== undefined ? model : UNKNOWN_MODEL;
 }
 
 /**

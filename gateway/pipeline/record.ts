@@ -1,11 +1,13 @@
 /**
  * Builds the prediction-log record of one model execution in its ProtoJSON form (gateway/log/prediction-record.ts).
  * The record holds the same row objects the response used (never mutated after the response); the sink serializes
- * it later, off the request path.
+ * it later, off the request path. `trace` (default: the request's, `ctx.trace`) becomes the record's `traceparent`
+ * and `tracestate`, and so the CloudEvent's.
  */
 import { randomUUID } from 'node:crypto';
 import type { FeatureRow } from '../../runtimes/contract.ts';
 import type { SibylError } from '../../core/errors.ts';
+import type { TraceContext } from '../telemetry/telemetry.ts';
 import { micros, recordTime, type LoggedRole, type LoggedRow, type PredictionRecord } from '../log/prediction-record.ts';
 import type { InputRow } from '../../execution/feature-plan.ts';
 import type { PredictResult, RequestContext } from './pipeline.ts';
@@ -26,6 +28,7 @@ export function buildRecord(
   totalMs: number,
   error: SibylError | undefined,
   role: LoggedRole = 'ROLE_LIVE',
+  trace: TraceContext | undefined = ctx.trace,
 ): PredictionRecord {
   const rows: LoggedRow[] = new Array(input.length);
   for (let i = 0; i < input.length; i++) {
@@ -37,7 +40,8 @@ export function buildRecord(
       defaultedFeatures: results ? results[i]!.defaulted : NONE,
     };
   }
-  const record: PredictionRecord = {
+  // Key order is the ProtoJSON field order; the optional fields are added in it, only when set.
+  const record: { -readonly [K in keyof PredictionRecord]: PredictionRecord[K] } = {
     predictionId: randomUUID(),
     requestId: ctx.requestId,
     time: recordTime(Date.now()),
@@ -50,5 +54,10 @@ export function buildRecord(
     modelLatencyUs: micros(modelMs),
     totalLatencyUs: micros(totalMs),
   };
-  return error ? { ...record, error: { code: error.code, message: error.message } } : record;
+  if (error) record.error = { code: error.code, message: error.message };
+  if (trace !== undefined) {
+    record.traceparent = trace.traceparent;
+    if (trace.tracestate !== '') record.tracestate = trace.tracestate;
+  }
+  return record;
 }

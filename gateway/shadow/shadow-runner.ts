@@ -11,6 +11,9 @@
  * are reused for every feature the shadow declares under the same name, except the ones the live path defaulted;
  * what is left (store features only the shadow needs, or that the live path could not read) is fetched on the
  * shadow's path, never the live one. A composed shadow's models run on the same request.
+ *
+ * When the live request was traced, each shadow execution gets a span of its own in a new trace, linked to the
+ * request's span (`traces`); its log record carries that span's trace context, else the request's.
  */
 import { SibylError, toSibylError } from '../../core/errors.ts';
 import type { FeatureRow, OutputRow } from '../../runtimes/contract.ts';
@@ -22,6 +25,7 @@ import type { InputRow } from '../../execution/feature-plan.ts';
 import { buildRecord } from '../pipeline/record.ts';
 import type { PredictResult, RequestContext } from '../pipeline/pipeline.ts';
 import type { Route } from '../routing/route-table.ts';
+import { traceIds, type Telemetry } from '../telemetry/telemetry.ts';
 import type { ShadowStats } from './shadow-stats.ts';
 
 export interface ShadowRunnerOptions {
@@ -45,6 +49,8 @@ export interface ShadowRunnerOptions {
   readonly onRuntimeCall?: (runtime: string, code: string, seconds: number) => void;
   /** The table being served: where a composed shadow's models resolve (without it, a composed shadow fails). */
   readonly routes?: { readonly current: VersionResolver };
+  /** Spans for shadow executions of traced requests (Telemetry.startShadow). */
+  readonly traces?: Pick<Telemetry, 'startShadow'>;
 }
 
 /** What the pipeline hands over after a live execution. The runner keeps the objects; do not change them. */
@@ -71,7 +77,7 @@ export interface ShadowRunnerStats {
 }
 
 export class ShadowRunner {
-  readonly #o: Required<Omit<ShadowRunnerOptions, 'logger' | 'busy' | 'routes' | 'onRuntimeCall'>> & Pick<ShadowRunnerOptions, 'logger' | 'busy' | 'routes'>;
+  readonly #o: Required<Omit<ShadowRunnerOptions, 'logger' | 'busy' | 'routes' | 'onRuntimeCall' | 'traces'>> & Pick<ShadowRunnerOptions, 'logger' | 'busy' | 'routes' | 'traces'>;
   readonly #exec: ExecutionDeps;
   readonly #logging: boolean;
   #queue: Task[] = [];
@@ -160,6 +166,8 @@ export class ShadowRunner {
   async #run({ job, shadow }: Task): Promise<void> {
     const pair = this.#pairOf(job.live, shadow);
     const start = performance.now();
+    const span = this.#o.traces?.startShadow(job.ctx.trace, shadow.model, shadow.version, job.ctx.requestId, start);
+    const trace = span?.trace ?? job.ctx.trace;
     const signal = AbortSignal.timeout(this.#o.timeoutMs);
     let rows: FeatureRow[] | undefined;
     let results: PredictResult[] | undefined;
@@ -180,12 +188,16 @@ export class ShadowRunner {
     } catch (err) {
       error = signal.aborted && !(err instanceof SibylError && err.code === 'INVALID_ARGUMENT') ? new SibylError('DEADLINE_EXCEEDED', 'the shadow deadline passed') : toSibylError(err);
       pair.recordError(performance.now() - start, error.code);
-      if (error.code === 'INTERNAL') this.#o.logger?.warn({ err: error.cause ?? error, model: shadow.model, version: shadow.version, requestId: job.ctx.requestId }, 'shadow failed');
+      if (error.code === 'INTERNAL') {
+        this.#o.logger?.warn({ err: error.cause ?? error, model: shadow.model, version: shadow.version, requestId: job.ctx.requestId, ...(trace && traceIds(trace)) }, 'shadow failed');
+      }
     } finally {
       this.#executed++;
     }
+    const end = performance.now();
+    span?.end(error ? error.code : 'OK', end);
     if (this.#logging) {
-      this.#o.sink.write(buildRecord(this.#o.cell, job.ctx, shadow, job.arm, job.input, rows, results, modelMs, performance.now() - start, error, 'ROLE_SHADOW'));
+      this.#o.sink.write(buildRecord(this.#o.cell, job.ctx, shadow, job.arm, job.input, rows, results, modelMs, end - start, error, 'ROLE_SHADOW', trace));
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * Telemetry over OpenTelemetry: metrics for Prometheus (text served by the gateway's own `/metrics` route through
- * `metricsText()`; the exporter's HTTP server is never started) and, when `otlpEndpoint` is set, request/stage spans
- * over OTLP/HTTP.
+ * `metricsText()`; the exporter's HTTP server is never started) and, when `otlpEndpoint` is set, request, stage and
+ * shadow spans over OTLP/HTTP (request-tracer.ts).
  *
  * Per request without tracing: two Map lookups, one small object, increments. Nothing is exported in the
  * background: metrics are computed when scraped.
@@ -16,7 +16,8 @@
  * Admission series (when `admissionStats` is given):
  *   sibyl_admission_rejected_total{reason}   counter, reason: inflight | lag
  *   sibyl_admission_inflight, sibyl_admission_limit, sibyl_admission_utilization, sibyl_admission_lag_seconds   gauges
- * The resource (`service.name`, `sibyl.cell`) is exported as Prometheus `target_info`.
+ * The resource (`service.name`, `sibyl.cell`, and `OTEL_RESOURCE_ATTRIBUTES`' attributes) is exported as
+ * Prometheus `target_info` and on every span.
  */
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -27,15 +28,20 @@ import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
 import { familiesProducer } from './metric-families.ts';
 import { RequestMetrics, type TransportCells } from './request-metrics.ts';
 import { createRequestTracer, type RequestTracer, type TracedSpan } from './request-tracer.ts';
-import type { RequestSpan, Stage, Telemetry } from './telemetry.ts';
+import type { SamplerConfig } from './sampler.ts';
+import { passedOnContext, type RequestSpan, type Stage, type Telemetry, type TraceContext } from './telemetry.ts';
+import type { SibylError } from '../../core/errors.ts';
 
 export interface OtelTelemetryOptions {
+  /** `service.name` of the resource (OTEL_SERVICE_NAME). */
   readonly serviceName: string;
   readonly cell: string;
+  /** More resource attributes (OTEL_RESOURCE_ATTRIBUTES); `service.name` and `sibyl.cell` above win. */
+  readonly resourceAttributes?: Readonly<Record<string, string>>;
   /** OTLP/HTTP collector base URL (e.g. `http://127.0.0.1:4318`) or full `/v1/traces` URL; tracing is off without. */
-  readonly otlpEndpoint?: string;
-  /** Fraction of requests traced when the caller sent no trace context, 0..1; default 1. */
-  readonly traceSampleRatio?: number;
+  readonly otlpEndpoint?: string | undefined;
+  /** Which requests are traced (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG); default parentbased_always_on. */
+  readonly sampler?: SamplerConfig;
   /** Distinct model labels kept before new names are folded into model="_other"; default 1000. */
   readonly maxModels?: number;
   /** The prediction sink's counters, read at each scrape. */
@@ -50,28 +56,33 @@ export interface OtelTelemetryOptions {
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
-  const resource = resourceFromAttributes({ 'service.name': opts.serviceName, 'sibyl.cell': opts.cell });
+  const resource = resourceFromAttributes({ ...opts.resourceAttributes, 'service.name': opts.serviceName, 'sibyl.cell': opts.cell });
   const metrics = new RequestMetrics(opts.maxModels ?? 1000);
   const reader = new PrometheusExporter({
     preventServerStart: true,
     metricProducers: [familiesProducer('sibyl-gateway', metrics.families)],
   });
-  const serializer = new PrometheusSerializer('', false, undefined, false, true);
   const meterProvider = new MeterProvider({ resource, readers: [reader] });
+  const serializer = new PrometheusSerializer('', false, undefined, false, true);
   if (opts.sinkStats) observeSink(meterProvider, opts.sinkStats);
   if (opts.shadowStats) observeShadows(meterProvider, opts.shadowStats);
   if (opts.admissionStats) observeAdmission(meterProvider, opts.admissionStats);
   const tracer =
     opts.otlpEndpoint !== undefined && opts.otlpEndpoint !== ''
-      ? createRequestTracer({ endpoint: opts.otlpEndpoint, resource, sampleRatio: opts.traceSampleRatio ?? 1 })
+      ? createRequestTracer({ endpoint: opts.otlpEndpoint, resource, ...(opts.sampler ? { sampler: opts.sampler } : {}) })
       : undefined;
   let shutdown: Promise<void> | undefined;
 
   return {
-    startRequest(model, transport, startMs, traceparent) {
-      const cells = metrics.transport(model, transport);
-      const span = tracer?.start(cells.spanAttributes, startMs, traceparent);
-      return span === undefined ? new MeteredRequest(metrics, cells, startMs) : new TracedRequest(metrics, cells, startMs, span);
+    startRequest(label, arrival, requestId, model) {
+      const cells = metrics.transport(label, arrival.transport);
+      const span = tracer?.start(arrival, requestId, model);
+      if (span !== undefined) return new TracedRequest(metrics, cells, arrival.startMs, span);
+      const passed = arrival.traceparent === undefined ? undefined : passedOnContext(arrival.traceparent, arrival.tracestate);
+      return new MeteredRequest(metrics, cells, arrival.startMs, passed);
+    },
+    startShadow(request, model, version, requestId, startMs) {
+      return tracer !== undefined && request?.recorded === true ? tracer.startShadow(request, model, version, requestId, startMs) : undefined;
     },
     featureStoreFailure(model, reason) {
       const m = metrics.model(model);
@@ -87,6 +98,9 @@ export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
       const { resourceMetrics } = await reader.collect();
       return { contentType: PROMETHEUS_CONTENT_TYPE, body: serializer.serialize(resourceMetrics) };
     },
+    async flush() {
+      await tracer?.flush();
+    },
     shutdown() {
       shutdown ??= Promise.all([meterProvider.shutdown(), tracer?.shutdown()]).then(() => undefined);
       return shutdown;
@@ -98,12 +112,14 @@ class MeteredRequest implements RequestSpan {
   readonly metrics: RequestMetrics;
   readonly cells: TransportCells;
   readonly startMs: number;
+  readonly trace: TraceContext | undefined;
   ended = false;
 
-  constructor(metrics: RequestMetrics, cells: TransportCells, startMs: number) {
+  constructor(metrics: RequestMetrics, cells: TransportCells, startMs: number, trace: TraceContext | undefined) {
     this.metrics = metrics;
     this.cells = cells;
     this.startMs = startMs;
+    this.trace = trace;
   }
 
   stage(stage: Stage, startMs: number, endMs: number): void {
@@ -111,7 +127,9 @@ class MeteredRequest implements RequestSpan {
     (m.stages[stage] ?? this.metrics.stage(m, stage)).record((endMs - startMs) / 1000);
   }
 
-  end(code: string, endMs: number): void {
+  served(_version: string, _arm: string): void {}
+
+  end(code: string, endMs: number, _error?: SibylError): void {
     if (this.ended) return;
     this.ended = true;
     this.metrics.code(this.cells, code).add(1);
@@ -123,7 +141,7 @@ class TracedRequest extends MeteredRequest {
   readonly span: TracedSpan;
 
   constructor(metrics: RequestMetrics, cells: TransportCells, startMs: number, span: TracedSpan) {
-    super(metrics, cells, startMs);
+    super(metrics, cells, startMs, span.trace);
     this.span = span;
   }
 
@@ -132,10 +150,14 @@ class TracedRequest extends MeteredRequest {
     this.span.stage(stage, startMs, endMs);
   }
 
-  override end(code: string, endMs: number): void {
+  override served(version: string, arm: string): void {
+    this.span.served(version, arm);
+  }
+
+  override end(code: string, endMs: number, error?: SibylError): void {
     if (this.ended) return;
     super.end(code, endMs);
-    this.span.end(code, endMs);
+    this.span.end(code, endMs, error);
   }
 }
 

@@ -11,8 +11,10 @@
  *   sibyl_runtime_calls_total{runtime,code}               model executions by runtime (its registered kind)
  *   sibyl_runtime_call_duration_seconds{runtime}          histogram, one runtime call (the dispatch stage)
  *
- * Cardinality: the model label comes from the caller (possibly a client's typo). After `maxModels` distinct
- * models, further new names are counted under the model label OVERFLOW_MODEL.
+ * Cardinality: the model label is decided by the pipeline's entry: a model the route table knows, UNKNOWN_MODEL
+ * (telemetry.ts) for any other name a caller sends, '' for requests that never named one. So the labels are
+ * bounded by what was deployed; as a last guard, after `maxModels` distinct labels further new ones are counted
+ * under OVERFLOW_MODEL.
  */
 import type { Stage } from './telemetry.ts';
 import {
@@ -29,8 +31,6 @@ export interface TransportCells {
   readonly model: ModelCells;
   readonly transport: string;
   readonly duration: HistogramCell;
-  /** Span attributes for this (model, transport), shared by every request. */
-  readonly spanAttributes: Readonly<Record<string, string>>;
   readonly codes: Map<string, CounterCell>;
 }
 
@@ -125,7 +125,6 @@ export class RequestMetrics {
       model: m,
       transport,
       duration: this.duration.cell({ model: m.model, transport }),
-      spanAttributes: Object.freeze({ 'sibyl.model': m.model, 'sibyl.transport': transport }),
       codes: new Map(),
     };
     m.transports.set(transport, cells);

@@ -9,17 +9,27 @@ import { fromJson, toJsonString, type JsonValue } from '@bufbuild/protobuf';
 import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { SibylError } from '../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../pipeline/pipeline.ts';
+import { httpEndpoint, type Endpoint } from '../telemetry/endpoint.ts';
 import { toParsedRequest, toPredictResponse } from './sibyl-api.ts';
 import { errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const OTHER_METHODS = ['GET', 'PUT', 'PATCH', 'DELETE'];
 
+/** The routes as spans name them: the predict templates, and the same paths with any other verb (NOT_FOUND). */
+const PREDICT = httpEndpoint('POST', '/v1/models/{model}:predict');
+const PREDICT_VERSION = httpEndpoint('POST', '/v1/models/{model}/versions/{version}:predict');
+const OTHER_VERB = httpEndpoint('POST', '/v1/models/{spec}');
+const OTHER_VERB_VERSION = httpEndpoint('POST', '/v1/models/{model}/versions/{spec}');
+
 export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits): void {
-  app.post('/v1/models/:spec', (c) => handle(httpIn(c), c.req.path, splitVerb(c.req.param('spec')), ''));
+  app.post('/v1/models/:spec', (c) => {
+    const target = splitVerb(c.req.param('spec'));
+    return handle(httpIn(c), target?.verb === 'predict' ? PREDICT : OTHER_VERB, c.req.path, target, '');
+  });
   app.post('/v1/models/:model/versions/:spec', (c) => {
     const v = splitVerb(c.req.param('spec'));
-    return handle(httpIn(c), c.req.path, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? '');
+    return handle(httpIn(c), v?.verb === 'predict' ? PREDICT_VERSION : OTHER_VERB_VERSION, c.req.path, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? '');
   });
   // A predict path asked with another method: 405 naming the one it takes (anything else is not a route: 404).
   for (const path of ['/v1/models/:spec', '/v1/models/:model/versions/:spec']) {
@@ -33,8 +43,16 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
     );
   }
 
-  async function handle(req: HttpIn, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
-    const arrival = { transport: 'rest', startMs: performance.now(), requestId: req.header(requestIdHeader), traceparent: req.header('traceparent') } as const;
+  async function handle(req: HttpIn, endpoint: Endpoint, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
+    const arrival = {
+      transport: 'rest',
+      startMs: performance.now(),
+      endpoint,
+      path,
+      requestId: req.header(requestIdHeader),
+      traceparent: req.header('traceparent'),
+      tracestate: req.header('tracestate'),
+    } as const;
     const outcome = await pipeline.predict(arrival, () => parse(req, path, target, version));
     if (outcome.error) return errorResponse(outcome.error, outcome.requestId);
     return new Response(toJsonString(PredictResponseSchema, toPredictResponse(outcome.output)), {

@@ -1,5 +1,6 @@
 /**
- * Per-request telemetry cost: startRequest + 4 stages + end, in ns, side by side in one run:
+ * Per-request telemetry cost, the calls the pipeline makes for one request (startRequest, the trace context read,
+ * served, 5 stages, end), in ns, side by side in one run:
  *   noop           noopTelemetry (the baseline: the calls themselves)
  *   otel           createOtelTelemetry without OTLP (what the gateway runs by default)
  *   sdk-instruments the same series through the OTel SDK's sync instruments with cached attribute objects
@@ -18,14 +19,16 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { createOtelTelemetry } from '../../gateway/telemetry/otel-telemetry.ts';
 import { noopTelemetry } from '../../gateway/telemetry/noop-telemetry.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../../gateway/telemetry/metric-families.ts';
-import type { RequestSpan, Stage, Telemetry } from '../../gateway/telemetry/telemetry.ts';
+import { httpEndpoint } from '../../gateway/telemetry/endpoint.ts';
+import type { ArrivalInfo, RequestSpan, Stage, Telemetry } from '../../gateway/telemetry/telemetry.ts';
 
 const N = Number(process.argv[2] ?? 200_000);
 const ROUNDS = Number(process.argv[3] ?? 7);
 const CHUNK = 100;
 const MODELS = Array.from({ length: 20 }, (_, i) => `model-${i}`);
 const TRANSPORTS = ['rest', 'grpc'];
-const STAGES: readonly Stage[] = ['resolve', 'enrich', 'dispatch', 'respond'];
+const STAGES: readonly Stage[] = ['resolve', 'enrich', 'dispatch', 'respond', 'log'];
+const ENDPOINT = httpEndpoint('POST', '/v1/models/{model}:predict');
 
 /** The OTel SDK's own instruments behind the Telemetry interface, attributes cached per label set. */
 function sdkInstrumentsTelemetry(): Telemetry {
@@ -45,10 +48,12 @@ function sdkInstrumentsTelemetry(): Telemetry {
     return v;
   };
   return {
-    startRequest(model, transport, startMs): RequestSpan {
+    startRequest(model, { transport, startMs }): RequestSpan {
       const m = get(models, model, () => ({ stages: new Map(), transports: new Map() }));
       const mt = get(m.transports, transport, () => ({ attrs: { model, transport }, codes: new Map() }));
       return {
+        trace: undefined,
+        served() {},
         stage(stage, s, e) {
           stageDuration.record((e - s) / 1000, get(m.stages, stage, () => ({ model, stage })));
         },
@@ -58,17 +63,23 @@ function sdkInstrumentsTelemetry(): Telemetry {
         },
       };
     },
+    startShadow: () => undefined,
     featureStoreFailure() {},
     featuresDefaulted() {},
     runtimeCall() {},
     metricsText: async () => ({ contentType: 'text/plain', body: '' }),
+    flush: () => Promise.resolve(),
     shutdown: () => provider.shutdown(),
   };
 }
 
 /** One simulated request with fixed, varied stage times (no clock reads: the pipeline takes those anyway). */
-function oneRequest(t: Telemetry, i: number, t0: number): void {
-  const span = t.startRequest(MODELS[i % MODELS.length]!, TRANSPORTS[i & 1]!, t0);
+function oneRequest(t: Telemetry, i: number, t0: number): number {
+  const model = MODELS[i % MODELS.length]!;
+  const arrival: ArrivalInfo = { transport: TRANSPORTS[i & 1]!, startMs: t0, endpoint: ENDPOINT, path: '/v1/models/m:predict' };
+  const span = t.startRequest(model, arrival, 'req', model);
+  const traced = span.trace === undefined ? 0 : 1;
+  span.served('1', '');
   let at = t0;
   for (let s = 0; s < STAGES.length; s++) {
     const d = 0.002 + ((i * 7 + s * 13) % 50) * 0.01;
@@ -76,6 +87,7 @@ function oneRequest(t: Telemetry, i: number, t0: number): void {
     at += d;
   }
   span.end(i % 100 === 0 ? 'UNAVAILABLE' : 'OK', at);
+  return traced;
 }
 
 interface Variant {
@@ -118,7 +130,7 @@ async function main(): Promise<void> {
     { name: 'otel', telemetry: createOtelTelemetry(base), yields: false },
     { name: 'sdk-instruments', telemetry: sdkInstrumentsTelemetry(), yields: false },
     { name: 'otel+traces', telemetry: createOtelTelemetry({ ...base, otlpEndpoint }), yields: true },
-    { name: 'otel+traces 1%', telemetry: createOtelTelemetry({ ...base, otlpEndpoint, traceSampleRatio: 0.01 }), yields: true },
+    { name: 'otel+traces 1%', telemetry: createOtelTelemetry({ ...base, otlpEndpoint, sampler: { name: 'parentbased_traceidratio', ratio: 0.01 } }), yields: true },
   ];
   const sync = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const cpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));
@@ -135,7 +147,7 @@ async function main(): Promise<void> {
   receiver.close();
 
   const noop = median(sync.get('noop')!);
-  console.log(`telemetry per request (startRequest + 4 stages + end), ${N} requests x ${ROUNDS} rounds, median round`);
+  console.log(`telemetry per request (startRequest, trace, served, 5 stages, end), ${N} requests x ${ROUNDS} rounds, median round`);
   console.log('variant           sync ns   minus noop   cpu ns (incl. export)');
   for (const v of variants) {
     const s = median(sync.get(v.name)!);

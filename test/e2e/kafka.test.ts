@@ -49,4 +49,18 @@ describe('prediction log in Kafka', () => {
     expect(defaulted.rows[0].defaultedFeatures).toEqual(['prep_time_avg_7d', 'prep_time_avg_1h', 'orders_last_30m', 'cancel_rate_7d', 'rating_avg_30d', 'kitchen_load']);
     expect(new Set(messages.map((m) => m.id)).size).toBe(messages.length);
   }, 90_000);
+
+  it("carries the request's trace context as the CloudEvents distributed-tracing extension, and names the data's schema", async () => {
+    const r = expectedFor('delivery-eta', '2').rows[0]!;
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const res = await postJson(`${gw.http}/v1/models/delivery-eta:predict`, { rows: [{ entities: r.entities, features: r.request }] }, { traceparent, tracestate: 'caller=kafka' });
+    expect(res.status).toBe(200);
+    await gw.gateway.sink.flush();
+    let m;
+    for (let i = 0; i < 10 && !m; i++) m = (await consumeTopic(TEST_BROKERS, topic, 1)).find((x) => x.key === res.json.requestId);
+    expect(m).toBeDefined();
+    // No OTLP endpoint here: the gateway traces nothing and passes the caller's context on as it came.
+    expect(m!.event).toMatchObject({ traceparent, tracestate: 'caller=kafka', dataschema: 'urn:sibyl:proto:sibyl.v1.PredictionRecord' });
+    expect(m!.event.data).toMatchObject({ requestId: res.json.requestId, traceparent, tracestate: 'caller=kafka' });
+  }, 90_000);
 });

@@ -99,5 +99,17 @@ describe('prediction record (ProtoJSON of sibyl.v1.PredictionRecord)', () => {
     expect(plain).not.toHaveProperty('tracestate');
   });
 
-
+  it("is built with the request's trace context, or the one given (a shadow's own span)", () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const traced: RequestContext = { ...ctx, trace: { traceparent, tracestate: 'vendor=a', recorded: true } };
+    const live = buildRecord('cell-a', traced, route, '', input.slice(0, 1), [{}], [{ outputs: { y: 1 }, defaulted: [] }], 1, 2, undefined);
+    expect(JSON.parse(recordToJson(live))).toMatchObject({ traceparent, tracestate: 'vendor=a' });
+    const own = { traceparent: '00-1af7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01', tracestate: '', recorded: true };
+    const shadow = buildRecord('cell-a', traced, route, '', input.slice(0, 1), [{}], [{ outputs: { y: 1 }, defaulted: [] }], 1, 2, undefined, 'ROLE_SHADOW', own);
+    const json = recordToJson(shadow);
+    expect(json).toBe(canonical(json));
+    expect(JSON.parse(json).traceparent).toBe(own.traceparent);
+    expect(JSON.parse(json)).not.toHaveProperty('tracestate');
+    expect(JSON.parse(recordToJson(buildRecord('cell-a', ctx, route, '', input.slice(0, 1), undefined, undefined, 0, 1, undefined)))).not.toHaveProperty('traceparent');
+  });
 });

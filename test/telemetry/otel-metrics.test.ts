@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createOtelTelemetry, PROMETHEUS_CONTENT_TYPE } from '../../gateway/telemetry/otel-telemetry.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../../gateway/telemetry/metric-families.ts';
-import type { Telemetry } from '../../gateway/telemetry/telemetry.ts';
+import type { ArrivalInfo, Telemetry } from '../../gateway/telemetry/telemetry.ts';
+import { grpcEndpoint, httpEndpoint } from '../../gateway/telemetry/endpoint.ts';
 import type { SinkStats } from '../../gateway/log/prediction-sink.ts';
 import { AdmissionControl, type AdmissionStats } from '../../gateway/pipeline/admission.ts';
 import { parseExposition, sample, samples, type Exposition } from './prom-text.ts';
@@ -12,9 +13,17 @@ afterEach(async () => {
   telemetry = undefined;
 });
 
-function make(opts: { sinkStats?: () => SinkStats; admissionStats?: () => AdmissionStats; maxModels?: number } = {}): Telemetry {
+function make(opts: Partial<Parameters<typeof createOtelTelemetry>[0]> = {}): Telemetry {
   telemetry = createOtelTelemetry({ serviceName: 'sibyl-gateway', cell: 'eu-1', ...opts });
   return telemetry;
+}
+
+const REST = httpEndpoint('POST', '/v1/models/{model}:predict');
+const GRPC = grpcEndpoint('sibyl.v1.PredictionService', 'Predict');
+
+/** An arrival on `transport` at `startMs` (the endpoint matters to spans only). */
+function arrival(transport: string, startMs: number): ArrivalInfo {
+  return { transport, startMs, endpoint: transport.endsWith('grpc') ? GRPC : REST };
 }
 
 async function scrape(t: Telemetry): Promise<Exposition> {
@@ -25,7 +34,7 @@ async function scrape(t: Telemetry): Promise<Exposition> {
 
 /** One request through all four live stages, each `stageMs` long, ending with `code`. */
 function request(t: Telemetry, model: string, transport: string, code: string, stageMs: number, t0 = 1000): void {
-  const span = t.startRequest(model, transport, t0);
+  const span = t.startRequest(model, arrival(transport, t0), 'req-1', model);
   let at = t0;
   for (const stage of ['resolve', 'enrich', 'dispatch', 'respond'] as const) {
     span.stage(stage, at, at + stageMs);
@@ -58,7 +67,7 @@ describe('otel telemetry: Prometheus exposition', () => {
 
   it('counts a request once even when end is called twice', async () => {
     const t = make();
-    const span = t.startRequest('fraud', 'rest', 0);
+    const span = t.startRequest('fraud', arrival('rest', 0), 'req-1', 'fraud');
     span.end('OK', 1);
     span.end('INTERNAL', 2);
     const e = await scrape(t);
@@ -96,7 +105,7 @@ describe('otel telemetry: Prometheus exposition', () => {
 
   it('records each stage under its own name, only for stages that ran', async () => {
     const t = make();
-    const span = t.startRequest('fraud', 'grpc', 0);
+    const span = t.startRequest('fraud', arrival('grpc', 0), 'req-1', 'fraud');
     span.stage('resolve', 0, 0.002); // 2 µs
     span.stage('enrich', 0.002, 0.302); // 300 µs
     span.stage('dispatch', 0.302, 2.302); // 2 ms

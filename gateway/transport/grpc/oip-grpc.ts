@@ -6,7 +6,6 @@ import type * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import {
   GRPCInferenceService,
-  ModelInferRequestSchema,
   ModelInferResponseSchema,
   ModelMetadataRequestSchema,
   ModelMetadataResponseSchema,
@@ -50,7 +49,7 @@ export function addOipService(server: grpc.Server, pipeline: Pipeline, health: O
         outputs: md.outputs.map((t) => ({ ...t, shape: t.shape.map(BigInt) })),
       });
     }),
-    modelInfer: predictUnary(ModelInferRequestSchema, max, pipeline, 'oip-grpc', parseInfer, encodeInfer),
+    modelInfer: predictUnary(GRPCInferenceService, GRPCInferenceService.method.modelInfer, max, pipeline, 'oip-grpc', parseInfer, encodeInfer),
   });
 }
 

@@ -3,9 +3,10 @@
  * as raw bytes and are decoded by `unary`, so that a malformed message is INVALID_ARGUMENT, not grpc-js's INTERNAL.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
+import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import { SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline, PredictOutput, Transport } from '../../pipeline/pipeline.ts';
+import { grpcEndpoint } from '../../telemetry/endpoint.ts';
 
 export function serviceDefinition(service: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
@@ -27,8 +28,9 @@ export interface UnaryContext {
   /** Milliseconds until the client's deadline; undefined without one. */
   readonly timeoutMs: number | undefined;
   readonly requestId: string | undefined;
-  /** The caller's W3C trace context, from the `traceparent` metadata. */
+  /** The caller's W3C trace context, from the `traceparent` and `tracestate` metadata. */
   readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
   readonly metadata: grpc.Metadata;
 }
 
@@ -56,23 +58,29 @@ export function unary<I extends DescMessage, O>(
 }
 
 /**
- * A prediction RPC as a codec over the pipeline's one entry: the entry admits the call, then `parse` decodes the
- * message (so a refused call is never decoded, and one that fails to decode is counted like any request);
- * `encode` builds the answer from the output and the decoded message.
+ * A prediction RPC (`method` of `service`) as a codec over the pipeline's one entry: the entry admits the call,
+ * then `parse` decodes the message (so a refused call is never decoded, and one that fails to decode is counted
+ * like any request); `encode` builds the answer from the output and the decoded message.
  */
-export function predictUnary<I extends DescMessage, O>(
-  input: I,
+export function predictUnary<M extends DescMethod, O>(
+  service: DescService,
+  method: M,
   maxBytes: number,
   pipeline: Pipeline,
   transport: Transport,
-  parse: (req: MessageShape<I>, ctx: UnaryContext) => ParsedRequest,
-  encode: (out: PredictOutput, req: MessageShape<I>) => O,
+  parse: (req: MessageShape<M['input']>, ctx: UnaryContext) => ParsedRequest,
+  encode: (out: PredictOutput, req: MessageShape<M['input']>) => O,
 ): grpc.handleUnaryCall<Buffer, O> {
+  const endpoint = grpcEndpoint(service.typeName, method.name);
+  const input: M['input'] = method.input;
   return function handlePredict(call, callback) {
     const ctx = contextOf(call);
-    let req: MessageShape<I> | undefined;
+    let req: MessageShape<M['input']> | undefined;
     void pipeline
-      .predict({ transport, startMs: performance.now(), requestId: ctx.requestId, traceparent: ctx.traceparent }, () => parse((req = decode(input, call.request, maxBytes)), ctx))
+      .predict(
+        { transport, startMs: performance.now(), endpoint, requestId: ctx.requestId, traceparent: ctx.traceparent, tracestate: ctx.tracestate },
+        () => parse((req = decode<M['input']>(input, call.request, maxBytes)), ctx),
+      )
       .then((outcome) => {
         if (outcome.error) return fail(callback, outcome.error);
         let res: O;
@@ -101,7 +109,14 @@ function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown>): UnaryContext {
   const timeoutMs = Number.isFinite(at) ? Math.max(1, at - Date.now()) : undefined;
   const rid = call.metadata.get('x-request-id')[0];
   const tp = call.metadata.get('traceparent')[0];
-  return { timeoutMs, requestId: typeof rid === 'string' ? rid : undefined, traceparent: typeof tp === 'string' ? tp : undefined, metadata: call.metadata };
+  const ts = tp === undefined ? undefined : call.metadata.get('tracestate')[0];
+  return {
+    timeoutMs,
+    requestId: typeof rid === 'string' ? rid : undefined,
+    traceparent: typeof tp === 'string' ? tp : undefined,
+    tracestate: typeof ts === 'string' ? ts : undefined,
+    metadata: call.metadata,
+  };
 }
 
 function fail(callback: grpc.sendUnaryData<never>, e: SibylError): void {

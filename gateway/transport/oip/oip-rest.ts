@@ -9,6 +9,7 @@ import type { Hono } from 'hono';
 import type { z } from 'zod';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
+import { httpEndpoint, type Endpoint } from '../../telemetry/endpoint.ts';
 import { httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
@@ -17,6 +18,8 @@ import { decodeContent } from './content-encoding.ts';
 import { InferRequest, type InferResponse, type Live, type ModelMetadata, type ModelReady, type OipError, type Ready, type ServerMetadata } from './oip-rest-schemas.ts';
 
 const HEADER_LENGTH = 'inference-header-content-length';
+const INFER = httpEndpoint('POST', '/v2/models/{model}/infer');
+const INFER_VERSION = httpEndpoint('POST', '/v2/models/{model}/versions/{version}/infer');
 
 export interface OipHealth {
   live(): boolean;
@@ -47,16 +50,24 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
   app.get('/v2/models/:model/versions/:version', (c) => metadata(c.req.param('model'), c.req.param('version')));
   app.get('/v2/models/:model/ready', (c) => ready(c.req.param('model'), ''));
   app.get('/v2/models/:model/versions/:version/ready', (c) => ready(c.req.param('model'), c.req.param('version')));
-  app.post('/v2/models/:model/infer', (c) => infer(httpIn(c), c.req.param('model'), ''));
-  app.post('/v2/models/:model/versions/:version/infer', (c) => infer(httpIn(c), c.req.param('model'), c.req.param('version')));
+  app.post('/v2/models/:model/infer', (c) => infer(httpIn(c), INFER, c.req.path, c.req.param('model'), ''));
+  app.post('/v2/models/:model/versions/:version/infer', (c) => infer(httpIn(c), INFER_VERSION, c.req.path, c.req.param('model'), c.req.param('version')));
   for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
     app.on(['GET', 'PUT', 'PATCH', 'DELETE'], path, (c) => oipError(SibylError.because('METHOD_NOT_ALLOWED', `${c.req.method} ${c.req.path}: inference requests are POST requests`)));
   }
   // Registered last: only what no route above answered (other methods, Triton's model config, statistics, ...).
   app.all('/v2/*', (c) => oipError(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
 
-  async function infer(req: HttpIn, model: string, version: string): Promise<Response> {
-    const arrival = { transport: 'oip-rest', startMs: performance.now(), requestId: req.header(requestIdHeader), traceparent: req.header('traceparent') } as const;
+  async function infer(req: HttpIn, endpoint: Endpoint, path: string, model: string, version: string): Promise<Response> {
+    const arrival = {
+      transport: 'oip-rest',
+      startMs: performance.now(),
+      endpoint,
+      path,
+      requestId: req.header(requestIdHeader),
+      traceparent: req.header('traceparent'),
+      tracestate: req.header('tracestate'),
+    } as const;
     let wanted: { name: string; binary: boolean | undefined }[] = [];
     let binaryAll = false;
     const outcome = await pipeline.predict(arrival, async (): Promise<ParsedRequest> => {
