@@ -8,8 +8,9 @@ import type { AdmissionStats } from './pipeline/admission.ts';
 import type { FeatureStore } from '../execution/feature-store.ts';
 import type { PredictionSink } from './log/prediction-sink.ts';
 import type { SinkLogger } from './log/kafka-sink-options.ts';
-import type { ShadowPairSnapshot } from './shadow/shadow-stats.ts';
+import type { ShadowStats } from './shadow/shadow-stats.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
+import { readBuildInfo } from './telemetry/build-info.ts';
 import { createOtelTelemetry } from './telemetry/otel-telemetry.ts';
 
 // Implementations are imported when configured, so a gateway without Kafka never loads the Kafka client.
@@ -62,15 +63,17 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
   }
 }
 
-export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: () => ShadowPairSnapshot[], admissionStats?: () => AdmissionStats): Telemetry {
+export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: ShadowStats, admissionStats?: () => AdmissionStats): Telemetry {
   return createOtelTelemetry({
     serviceName: config.otel.serviceName,
     resourceAttributes: config.otel.resourceAttributes,
     cell: config.cell,
     otlpEndpoint: config.otlpEndpoint,
     sampler: config.otel.sampler,
+    build: readBuildInfo(),
     sinkStats: () => sink.stats(),
-    shadowStats,
+    shadowStats: shadowStats && (() => shadowStats.snapshot()),
+    shadowLatency: shadowStats?.latencyFamily,
     admissionStats,
   });
 }

@@ -4,9 +4,16 @@
  * use too (execution/comparison.ts: absolute differences of numbers and vectors, agreement of labels).
  * A pair is (live model, live version) against (shadow model, shadow version). Updated off the request path (by
  * the shadow runner); read by `/metrics` and `GET /v1/shadows`.
+ *
+ * Latency is kept twice: in an HDR histogram for the percentiles of the reports (`/v1/shadows`, the gateway's report
+ * to the tower), and in the explicit buckets of the request latency histograms for Prometheus
+ * (`sibyl_shadow_latency_seconds`, `latencyFamily`), so that percentiles are computed where they are aggregated.
+ * Reported percentiles never exceed the maximum (an HDR bucket's upper end can).
  */
+import type { OutputRow } from '../../runtimes/contract.ts';
 import type { OutputSpec } from '../../runtimes/manifest.ts';
 import { VersionComparison, type ComparisonSnapshot } from '../../execution/comparison.ts';
+import { HistogramFamily, LATENCY_BUCKETS_SECONDS, type HistogramCell } from '../telemetry/metric-families.ts';
 
 export type { OutputComparison, Percentiles } from '../../execution/comparison.ts';
 
@@ -24,13 +31,32 @@ export class ShadowPair extends VersionComparison {
   readonly shadowModel: string;
   readonly shadowVersion: string;
   shed = 0;
+  /** Seconds, in the buckets of `latencyFamily` (labels model, version, shadow_model, shadow_version). */
+  readonly latencyCell: HistogramCell;
 
-  constructor(live: { model: string; version: string; outputs: readonly OutputSpec[] }, shadow: { model: string; version: string; outputs: readonly OutputSpec[] }) {
+  constructor(
+    live: { model: string; version: string; outputs: readonly OutputSpec[] },
+    shadow: { model: string; version: string; outputs: readonly OutputSpec[] },
+    latencyFamily: HistogramFamily = new HistogramFamily(SHADOW_LATENCY, LATENCY_BUCKETS_SECONDS),
+  ) {
     super(live, shadow);
     this.liveModel = live.model;
     this.liveVersion = live.version;
     this.shadowModel = shadow.model;
     this.shadowVersion = shadow.version;
+    this.latencyCell = latencyFamily.cell({ model: live.model, version: live.version, shadow_model: shadow.model, shadow_version: shadow.version });
+  }
+
+  /** Records one successful shadow execution: per row, live outputs against shadow outputs. */
+  override recordSuccess(latencyMs: number, live: readonly OutputRow[], shadow: readonly OutputRow[]): void {
+    super.recordSuccess(latencyMs, live, shadow);
+    this.latencyCell.record(latencyMs / 1000);
+  }
+
+  /** Records a failed shadow execution (DEADLINE_EXCEEDED for a shadow past its own deadline). */
+  override recordError(latencyMs: number, code: string): void {
+    super.recordError(latencyMs, code);
+    this.latencyCell.record(latencyMs / 1000);
   }
 
   recordShed(): void {
@@ -51,14 +77,18 @@ export class ShadowPair extends VersionComparison {
   }
 }
 
+const SHADOW_LATENCY = { name: 'sibyl_shadow_latency_seconds', description: 'Shadow execution latency (its own enrichment and model call).', unit: 's' };
+
 /** All pairs of one gateway, created on first use. Pairs whose models were undeployed stay until `reset`. */
 export class ShadowStats {
   readonly #pairs = new Map<string, ShadowPair>();
+  /** Every pair's latency histogram, for the metric reader (otel-telemetry.ts). */
+  readonly latencyFamily = new HistogramFamily(SHADOW_LATENCY, LATENCY_BUCKETS_SECONDS);
 
   pair(live: { model: string; version: string; outputs: readonly OutputSpec[] }, shadow: { model: string; version: string; outputs: readonly OutputSpec[] }): ShadowPair {
     const key = `${live.model}\u0000${live.version}\u0000${shadow.model}\u0000${shadow.version}`;
     let p = this.#pairs.get(key);
-    if (!p) this.#pairs.set(key, (p = new ShadowPair(live, shadow)));
+    if (!p) this.#pairs.set(key, (p = new ShadowPair(live, shadow, this.latencyFamily)));
     return p;
   }
 
@@ -71,6 +101,7 @@ export class ShadowStats {
 
   reset(): void {
     this.#pairs.clear();
+    this.latencyFamily.cells.length = 0;
   }
 }
 

@@ -11,11 +11,12 @@
  *   sibyl_prediction_log_pending                                   gauge
  * Shadow series (when `shadowStats` is given; labels model, version, shadow_model, shadow_version):
  *   sibyl_shadow_{executions,shed}_total, sibyl_shadow_errors_total{code}   counters
- *   sibyl_shadow_latency_p99_seconds                                        gauge
+ *   sibyl_shadow_latency_seconds                                            histogram (`shadowLatency`)
  *   sibyl_shadow_mean_abs_diff{output}, sibyl_shadow_agreement_ratio{output} gauges
  * Admission series (when `admissionStats` is given):
  *   sibyl_admission_rejected_total{reason}   counter, reason: inflight | lag
  *   sibyl_admission_inflight, sibyl_admission_limit, sibyl_admission_utilization, sibyl_admission_lag_seconds   gauges
+ * Process and runtime series: runtime-metrics.ts. Build: sibyl_build_info{version,commit} 1 (commit when known).
  * The resource (`service.name`, `sibyl.cell`, and `OTEL_RESOURCE_ATTRIBUTES`' attributes) is exported as
  * Prometheus `target_info` and on every span.
  */
@@ -25,9 +26,10 @@ import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { SinkStats } from '../log/prediction-sink.ts';
 import type { AdmissionStats } from '../pipeline/admission.ts';
 import type { ShadowPairSnapshot } from '../shadow/shadow-stats.ts';
-import { familiesProducer } from './metric-families.ts';
+import { familiesProducer, type CounterFamily, type HistogramFamily } from './metric-families.ts';
 import { RequestMetrics, type TransportCells } from './request-metrics.ts';
 import { createRequestTracer, type RequestTracer, type TracedSpan } from './request-tracer.ts';
+import { startRuntimeMetrics } from './runtime-metrics.ts';
 import type { SamplerConfig } from './sampler.ts';
 import { passedOnContext, type RequestSpan, type Stage, type Telemetry, type TraceContext } from './telemetry.ts';
 import type { SibylError } from '../../core/errors.ts';
@@ -44,10 +46,16 @@ export interface OtelTelemetryOptions {
   readonly sampler?: SamplerConfig;
   /** Distinct model labels kept before new names are folded into model="_other"; default 1000. */
   readonly maxModels?: number;
+  /** The build, exported as sibyl_build_info{version,commit}; commit omitted when unknown. */
+  readonly build?: { readonly version: string; readonly commit?: string | undefined };
+  /** Exports process and Node.js runtime metrics (runtime-metrics.ts); default true. */
+  readonly runtimeMetrics?: boolean;
   /** The prediction sink's counters, read at each scrape. */
   readonly sinkStats?: () => SinkStats;
   /** The live-versus-shadow comparison, read at each scrape. */
   readonly shadowStats?: (() => ShadowPairSnapshot[]) | undefined;
+  /** The shadow latency histograms (ShadowStats.latencyFamily). */
+  readonly shadowLatency?: HistogramFamily | undefined;
   /** Admission control's state, read at each scrape. */
   readonly admissionStats?: (() => AdmissionStats) | undefined;
 }
@@ -58,12 +66,17 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
   const resource = resourceFromAttributes({ ...opts.resourceAttributes, 'service.name': opts.serviceName, 'sibyl.cell': opts.cell });
   const metrics = new RequestMetrics(opts.maxModels ?? 1000);
+  // Read at each collection: the runtime's families join once the meter exists.
+  const families: (CounterFamily | HistogramFamily)[] = [...metrics.families, ...(opts.shadowLatency ? [opts.shadowLatency] : [])];
   const reader = new PrometheusExporter({
     preventServerStart: true,
-    metricProducers: [familiesProducer('sibyl-gateway', metrics.families)],
+    metricProducers: [familiesProducer('sibyl-gateway', families)],
   });
   const meterProvider = new MeterProvider({ resource, readers: [reader] });
+  const runtime = opts.runtimeMetrics === false ? undefined : startRuntimeMetrics(meterProvider.getMeter('sibyl-gateway'));
+  if (runtime) families.push(...runtime.families);
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
+  if (opts.build) observeBuild(meterProvider, opts.build);
   if (opts.sinkStats) observeSink(meterProvider, opts.sinkStats);
   if (opts.shadowStats) observeShadows(meterProvider, opts.shadowStats);
   if (opts.admissionStats) observeAdmission(meterProvider, opts.admissionStats);
@@ -102,7 +115,7 @@ export function createOtelTelemetry(opts: OtelTelemetryOptions): Telemetry {
       await tracer?.flush();
     },
     shutdown() {
-      shutdown ??= Promise.all([meterProvider.shutdown(), tracer?.shutdown()]).then(() => undefined);
+      shutdown ??= Promise.all([meterProvider.shutdown(), tracer?.shutdown()]).then(() => runtime?.stop());
       return shutdown;
     },
   };
@@ -161,6 +174,12 @@ class TracedRequest extends MeteredRequest {
   }
 }
 
+function observeBuild(provider: MeterProvider, build: { readonly version: string; readonly commit?: string | undefined }): void {
+  const info = provider.getMeter('sibyl-gateway').createObservableGauge('sibyl_build_info', { description: 'The running build: always 1, labelled with its version and commit.' });
+  const labels = build.commit ? { version: build.version, commit: build.commit } : { version: build.version };
+  info.addCallback((result) => result.observe(1, labels));
+}
+
 function observeSink(provider: MeterProvider, sinkStats: () => SinkStats): void {
   const meter = provider.getMeter('sibyl-gateway');
   const counter = (what: string, description: string) =>
@@ -190,7 +209,6 @@ function observeShadows(provider: MeterProvider, shadowStats: () => ShadowPairSn
   const executions = meter.createObservableCounter('sibyl_shadow_executions_total', { description: 'Shadow executions run (succeeded or failed).' });
   const shed = meter.createObservableCounter('sibyl_shadow_shed_total', { description: 'Shadow executions shed (queue full or gateway busy).' });
   const errors = meter.createObservableCounter('sibyl_shadow_errors_total', { description: 'Failed shadow executions by code.' });
-  const p99 = meter.createObservableGauge('sibyl_shadow_latency_p99_seconds', { description: 'Shadow execution latency, 99th percentile.' });
   const mad = meter.createObservableGauge('sibyl_shadow_mean_abs_diff', { description: 'Mean absolute difference of a numeric output, live versus shadow.' });
   const agreement = meter.createObservableGauge('sibyl_shadow_agreement_ratio', { description: 'Share of rows where a label output agrees, live versus shadow.' });
   meter.addBatchObservableCallback(
@@ -199,7 +217,6 @@ function observeShadows(provider: MeterProvider, shadowStats: () => ShadowPairSn
         const labels = { model: p.live.model, version: p.live.version, shadow_model: p.shadow.model, shadow_version: p.shadow.version };
         result.observe(executions, p.executed, labels);
         result.observe(shed, p.shed, labels);
-        result.observe(p99, p.latencyMs.p99 / 1000, labels);
         for (const [code, n] of Object.entries(p.errors)) result.observe(errors, n, { ...labels, code });
         for (const [output, c] of Object.entries(p.outputs)) {
           if (c.kind === 'number') result.observe(mad, c.meanAbsDiff, { ...labels, output });
@@ -207,7 +224,7 @@ function observeShadows(provider: MeterProvider, shadowStats: () => ShadowPairSn
         }
       }
     },
-    [executions, shed, errors, p99, mad, agreement],
+    [executions, shed, errors, mad, agreement],
   );
 }
 

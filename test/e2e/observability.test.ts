@@ -3,7 +3,7 @@
  * OpenTelemetry semantic conventions say on every door (a local OTLP/HTTP receiver decodes the exporter's JSON),
  * the caller's trace continued with its tracestate, the span's trace context in the prediction log (the file
  * sink's JSON lines, and the CloudEvent built from them), shadows traced in their own linked traces, the sampled
- * access log, the resource from OTEL_* variables, pino's pid and hostname, and unknown model names that add no
+ * access log, the resource from OTEL_* variables, runtime and build metrics, and unknown model names that add no
  * series to /metrics.
  */
 import { spawn } from 'node:child_process';
@@ -327,5 +327,16 @@ describe('observability by the conventions', () => {
     }
   }, 60_000);
 
-
+  it('exports process, Node.js runtime and build metrics, and the resource as target_info', async () => {
+    const e = parseExposition(await (await fetch(`${gw.http}/metrics`)).text());
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'nodejs_eventloop_utilization_ratio']) {
+      expect(samples(e, name), name).toHaveLength(1);
+    }
+    expect(e.types.get('v8js_gc_duration_seconds')).toBe('histogram');
+    expect(samples(e, 'v8js_memory_heap_used_bytes').length).toBeGreaterThan(3);
+    const build = samples(e, 'sibyl_build_info');
+    expect(build).toHaveLength(1);
+    expect(build[0]!.labels.version).toBe(JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')).version);
+    expect(sample(e, 'target_info', { service_name: 'sibyl-gateway-test', deployment_environment_name: 'e2e' })).toBe(1);
+  });
 });

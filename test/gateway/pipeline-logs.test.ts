@@ -29,7 +29,7 @@ function setup(accessLogRatio?: number) {
   });
   const routes = new RouteTableRef(new RouteTable([{ name: 'm', versions: new Map([['1', ok], ['2', broken]]), defaultVersion: '1', aliases: new Map() }]));
   const lines: { level: 'error' | 'info'; obj: Record<string, unknown>; msg: string }[] = [];
-  const telemetry = createOtelTelemetry({ serviceName: 't', cell: 'c' });
+  const telemetry = createOtelTelemetry({ serviceName: 't', cell: 'c', runtimeMetrics: false });
   const pipeline = createPipeline({
     routes,
     store: createMemoryFeatureStore(),

@@ -3,6 +3,7 @@ import { createOtelTelemetry, PROMETHEUS_CONTENT_TYPE } from '../../gateway/tele
 import { LATENCY_BUCKETS_SECONDS } from '../../gateway/telemetry/metric-families.ts';
 import type { ArrivalInfo, Telemetry } from '../../gateway/telemetry/telemetry.ts';
 import { grpcEndpoint, httpEndpoint } from '../../gateway/telemetry/endpoint.ts';
+import { ShadowStats } from '../../gateway/shadow/shadow-stats.ts';
 import type { SinkStats } from '../../gateway/log/prediction-sink.ts';
 import { AdmissionControl, type AdmissionStats } from '../../gateway/pipeline/admission.ts';
 import { parseExposition, sample, samples, type Exposition } from './prom-text.ts';
@@ -207,6 +208,68 @@ describe('otel telemetry: Prometheus exposition', () => {
     const e = await scrape(t);
     expect(sample(e, 'sibyl_requests_total', { model: 'fraud' })).toBe(2);
     expect(sample(e, 'sibyl_request_duration_seconds_count', { model: 'fraud' })).toBe(2);
+  });
+
+  it('exports process and Node.js runtime metrics, and the build', async () => {
+    const t = make({ build: { version: '1.2.3', commit: 'abc123' } });
+    // Garbage, so that the GC histogram has a sample, and time for the event-loop monitor's first samples (20 ms
+    // resolution); polled, since a busy machine delays both.
+    let e = await scrape(t);
+    for (let i = 0; i < 100; i++) {
+      for (let j = 0; j < 20; j++) new Array(200_000).fill(j);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      e = await scrape(t);
+      const gcs = samples(e, 'v8js_gc_duration_seconds_count').reduce((n, s) => n + s.value, 0);
+      if (gcs > 0 && samples(e, 'nodejs_eventloop_delay_p99_seconds').length === 1) break;
+    }
+    expect(sample(e, 'sibyl_build_info', { version: '1.2.3', commit: 'abc123' })).toBe(1);
+    expect(e.types.get('process_cpu_seconds_total')).toBe('counter');
+    expect(sample(e, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(sample(e, 'process_resident_memory_bytes')).toBeGreaterThan(1e6);
+    expect(sample(e, 'process_start_time_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(sample(e, 'process_open_fds')).toBeGreaterThan(0);
+    expect(sample(e, 'process_max_fds')).toBeGreaterThan(0);
+    expect(sample(e, 'nodejs_eventloop_utilization_ratio')).toBeGreaterThanOrEqual(0);
+    expect(sample(e, 'nodejs_eventloop_delay_p99_seconds')).toBeGreaterThanOrEqual(0);
+    expect(sample(e, 'nodejs_eventloop_delay_max_seconds')).toBeGreaterThanOrEqual(sample(e, 'nodejs_eventloop_delay_p50_seconds'));
+    expect(samples(e, 'v8js_memory_heap_used_bytes').map((s) => s.labels.v8js_heap_space_name)).toContain('old_space');
+    expect(e.types.get('v8js_gc_duration_seconds')).toBe('histogram');
+    const gcCounts = samples(e, 'v8js_gc_duration_seconds_count');
+    expect(gcCounts.reduce((n, s) => n + s.value, 0)).toBeGreaterThan(0);
+    for (const s of gcCounts) expect(['major', 'minor', 'incremental', 'weakcb']).toContain(s.labels.v8js_gc_type);
+  });
+
+  it('leaves the build commit out when it is not known, and runtime metrics out when asked', async () => {
+    const t = make({ build: { version: '1.2.3' }, runtimeMetrics: false });
+    const e = await scrape(t);
+    expect(samples(e, 'sibyl_build_info')[0]!.labels).toEqual({ version: '1.2.3' });
+    expect(samples(e, 'process_cpu_seconds_total')).toHaveLength(0);
+    expect(samples(e, 'nodejs_eventloop_delay_p99_seconds')).toHaveLength(0);
+  });
+
+  it('exports shadow latency as a histogram per pair, whose percentiles stay within the maximum', async () => {
+    const stats = new ShadowStats();
+    const t = make({ shadowStats: () => stats.snapshot(), shadowLatency: stats.latencyFamily });
+    const outputs = [{ name: 'y', kind: 'scalar', dtype: 'float32' }] as never;
+    const pair = stats.pair({ model: 'eta', version: '2', outputs }, { model: 'eta', version: '3', outputs });
+    for (const ms of [0.2, 0.3, 4, 4, 4, 120]) pair.recordSuccess(ms, [{ y: 1 }], [{ y: 1.5 }]);
+    pair.recordError(0.05, 'DEADLINE_EXCEEDED');
+    const e = await scrape(t);
+    const labels = { model: 'eta', version: '2', shadow_model: 'eta', shadow_version: '3' };
+    expect(e.types.get('sibyl_shadow_latency_seconds')).toBe('histogram');
+    expect(sample(e, 'sibyl_shadow_latency_seconds_count', labels)).toBe(7);
+    expect(sample(e, 'sibyl_shadow_latency_seconds_sum', labels)).toBeCloseTo((0.2 + 0.3 + 12 + 120 + 0.05) / 1000, 9);
+    expect(sample(e, 'sibyl_shadow_latency_seconds_bucket', { ...labels, le: '0.0001' })).toBe(1);
+    expect(sample(e, 'sibyl_shadow_latency_seconds_bucket', { ...labels, le: '0.0005' })).toBe(3);
+    expect(sample(e, 'sibyl_shadow_latency_seconds_bucket', { ...labels, le: '0.005' })).toBe(6);
+    expect(sample(e, 'sibyl_shadow_latency_seconds_bucket', { ...labels, le: '+Inf' })).toBe(7);
+    expect(samples(e, 'sibyl_shadow_latency_p99_seconds')).toHaveLength(0);
+    expect(sample(e, 'sibyl_shadow_executions_total', labels)).toBe(7);
+    const snap = stats.snapshot()[0]!;
+    expect(snap.latencyMs.max).toBeCloseTo(120, 0);
+    for (const p of [snap.latencyMs.p50, snap.latencyMs.p90, snap.latencyMs.p99]) expect(p).toBeLessThanOrEqual(snap.latencyMs.max);
+    const diff = snap.outputs['y'];
+    expect(diff?.kind === 'number' && diff.absDiff.p99 <= diff.absDiff.max).toBe(true);
   });
 
   it('shuts down once and then refuses to scrape', async () => {
