@@ -12,6 +12,8 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { postJson, startGateway, type TestGateway } from '../helpers/gateway.ts';
 import { bundleEntries, makeZip } from '../runtimes/bundle/zips.ts';
@@ -25,7 +27,9 @@ import { mergeVersionStatistics } from '../../stats/summary.ts';
 let t: TestTower;
 let towerUrl: string;
 const replicas: TestGateway[] = [];
-const MODELS = new URL('../../models/', import.meta.url).pathname;
+const ROOT = new URL('../../', import.meta.url).pathname;
+const execFileAsync = promisify(execFile);
+const MODELS = join(ROOT, 'models');
 const manifestOf = (model: string, version: string): Manifest => parseManifest(readFileSync(join(MODELS, model, version, 'sibyl.yaml'), 'utf8'));
 
 beforeAll(async () => {
@@ -200,6 +204,14 @@ describe('serving statistics', () => {
       if (shifted.has(f.name)) expect(psi, f.name).toBeGreaterThan(0.2);
       else expect(psi, f.name).toBeLessThan(0.05);
     }
+
+    // The same through `sibyl stats`.
+    // Asynchronously: the tower answers from this process.
+    const text = (await execFileAsync(process.execPath, [join(ROOT, 'cli/sibyl.ts'), 'stats', 'delivery-eta', '2', '--tower', towerUrl, '--token', t.tower.adminToken], { timeout: 60_000 })).stdout;
+    expect(text).toMatch(/^delivery-eta version 2 in cell local: 2000 rows from 1 replica\(s\)/);
+    expect(text).toMatch(/DRIFTED: features\.basket_value, features\.distance_km/);
+    expect(text).toMatch(/^feature +distance_km +2000 +0 .* DRIFTED$/m);
+    expect(text).toMatch(/^feature +traffic_index +2000 +0 .*\d$/m);
 
     // The same figures over Prometheus.
     const metrics = await (await fetch(`${towerUrl}/metrics`)).text();
