@@ -1,7 +1,8 @@
 /**
- * Bundles packaged with the function as its desired-state source: `npm run package:lambda` reads a models
- * directory with the gateway's own reader (runtimes/bundle/models-dir.ts: the CellState the tower would serve, each
- * version named by the sha256 of its deterministic zip) and writes what it read into the package:
+ * Bundles packaged with the function as its desired-state source: `npm run package:lambda`
+ * (lambda/packaging/package-bundles.ts) reads a models directory with the gateway's own reader
+ * (runtimes/bundle/models-dir.ts: the CellState the tower would serve, each version named by the sha256 of its
+ * deterministic zip) and writes what it read into the package:
  *
  *   bundles/state.json        the CellState (ProtoJSON)
  *   bundles/{sha256}.zip      each version's bundle zip
@@ -9,14 +10,13 @@
  * At init the cell follower takes these like any state and bundles (hash checked, unpacked to /tmp, loaded, warmed
  * up, swapped in), without reading YAML or zipping directories again. Local and fixed: it changes with a deploy only.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fromJson, toJsonString } from '@bufbuild/protobuf';
+import { fromJson } from '@bufbuild/protobuf';
 import { CellStateSchema, type CellState } from '../proto/gen/sibyl/v1/deployment_pb.js';
 import { SibylError } from '../core/errors.ts';
 import { isSha256 } from '../core/names.ts';
 import type { DesiredStateSource } from '../gateway/sync/desired-state-source.ts';
-import { readModelsDir } from '../runtimes/bundle/models-dir.ts';
 
 export const PACKAGED_STATE = 'state.json';
 
@@ -52,16 +52,4 @@ export async function openPackagedSource(dir: string, cell: string): Promise<Des
     },
     async report() {},
   };
-}
-
-/**
- * Writes a models directory as packaged bundles into `outDir` (state.json and one zip per version); throws an Error
- * naming the file when a manifest or deployment.yaml is invalid. Resolves with the models and versions written.
- */
-export async function packageBundles(modelsDir: string, cell: string, outDir: string): Promise<string[]> {
-  const read = await readModelsDir(modelsDir, cell);
-  await mkdir(outDir, { recursive: true });
-  for (const [sha, bundle] of read.bundles) await writeFile(join(outDir, `${sha}.zip`), bundle.zip);
-  await writeFile(join(outDir, PACKAGED_STATE), toJsonString(CellStateSchema, read.state, { prettySpaces: 2 }));
-  return read.state.models.flatMap((m) => m.versions.map((v) => `${m.name}/${v.version}`));
 }

@@ -6,15 +6,16 @@
  * on thaw) and a change it returned would be loaded in slices of whatever invocations happen to run. This source
  * gives the follower the same interface with a different clock: a call that asks to wait (`waitMs` > 0) waits until
  * the function calls `checkIfDue` at the start of an invocation at least `intervalMs` after the previous check, and
- * then asks the tower for the current state at once (`wait_ms=0`). Calls that do not wait (the first state, a retry
- * after a failed download) go to the tower at once, as before.
+ * then asks the tower for the current state at once (`wait_ms=0`), once more at once if the tower could not be
+ * reached (a kept-alive connection closed during a freeze). Calls that do not wait (the first state, a retry after a
+ * failed download) go to the tower at once, as before.
  *
  * `checkIfDue` returns a promise that settles when the follower is done with the check: it asks to wait again
  * (nothing changed, or the change is loaded, warmed and swapped in), or the tower could not be reached. The
  * function awaits it, bounded, before the invocation returns, so a change is never left half-loaded in a frozen
  * process, and the next invocation serves it.
  */
-import { SibylError } from '../core/errors.ts';
+import { SibylError, toSibylError } from '../core/errors.ts';
 import type { DesiredStateSource } from '../gateway/sync/desired-state-source.ts';
 
 export interface PolledSource extends DesiredStateSource {
@@ -63,9 +64,18 @@ export function pollOnDemand(inner: DesiredStateSource, intervalMs: number, cloc
       });
       try {
         return await inner.cellState(cell, after, 0, signal);
-      } catch (err) {
-        settle();
-        throw err;
+      } catch (first) {
+        // A connection kept alive across a freeze may have been closed meanwhile: one retry on a new one.
+        if (signal?.aborted || toSibylError(first).code !== 'UNAVAILABLE') {
+          settle();
+          throw first;
+        }
+        try {
+          return await inner.cellState(cell, after, 0, signal);
+        } catch (err) {
+          settle();
+          throw err;
+        }
       }
     },
 

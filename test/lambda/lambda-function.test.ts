@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { loadLambdaConfig } from '../../lambda/lambda-config.ts';
 import { createLambdaFunction, type LambdaFunction } from '../../lambda/lambda-function.ts';
-import { packageBundles } from '../../lambda/packaged-source.ts';
+import { packageBundles } from '../../lambda/packaging/package-bundles.ts';
 import type { PredictionSink, SinkStats } from '../../gateway/log/prediction-sink.ts';
 import type { PredictionRecord } from '../../gateway/log/prediction-record.ts';
 import { startGateway, type TestGateway } from '../helpers/gateway.ts';
