@@ -13,22 +13,15 @@
  * answers in their ProtoJSON form, as grpcurl prints them); failures as `sibyl: CODE: message` with exit status 1.
  */
 import { readFile } from 'node:fs/promises';
-import * as grpc from '@grpc/grpc-js';
-import { fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
 import { Command, Option } from 'commander';
-import { Code, type CodeName } from '../core/errors.ts';
-import { PredictionService } from '../proto/gen/sibyl/v1/predict_pb.js';
-import { GRPCInferenceService } from '../proto/gen/inference/open_inference_grpc_pb.js';
 
-interface GatewayOptions {
+export interface GatewayOptions {
   readonly gateway: string;
   readonly grpcAddress: string;
   readonly grpc?: boolean;
   readonly data: string;
   readonly timeoutMs: number;
 }
-
-const CODE_NAMES = new Map<number, string>(Object.entries(Code).map(([name, n]) => [n, name]));
 
 export function gatewayCommands(): Command[] {
   const make = (name: string, description: string, call: (target: Target, body: unknown, o: GatewayOptions) => Promise<unknown>) =>
@@ -47,13 +40,12 @@ export function gatewayCommands(): Command[] {
   return [
     make('predict', "predict with a model over Sibyl's API (REST, or gRPC with --grpc)", async (t, body, o) => {
       if (!o.grpc) return rest(o, `/v1/models/${enc(t.model)}${t.version ? `/versions/${enc(t.version)}` : ''}:predict`, body);
-      const method = PredictionService.method.predict;
-      return grpcCall(o, `/${PredictionService.typeName}/${method.name}`, method.input, method.output, { ...(body as object), model: t.model, ...(t.version ? { version: t.version } : {}) });
+      // gRPC and the protobuf descriptors load only when asked for (~3x the start-up of every other command).
+      return (await import('./gateway-grpc.ts')).grpcPredict(o, { ...(body as object), model: t.model, ...(t.version ? { version: t.version } : {}) });
     }),
     make('infer', 'inference over the Open Inference Protocol (REST, or gRPC with --grpc)', async (t, body, o) => {
       if (!o.grpc) return rest(o, `/v2/models/${enc(t.model)}${t.version ? `/versions/${enc(t.version)}` : ''}/infer`, body);
-      const method = GRPCInferenceService.method.modelInfer;
-      return grpcCall(o, `/${GRPCInferenceService.typeName}/${method.name}`, method.input, method.output, { ...(body as object), modelName: t.model, ...(t.version ? { modelVersion: t.version } : {}) });
+      return (await import('./gateway-grpc.ts')).grpcInfer(o, { ...(body as object), modelName: t.model, ...(t.version ? { modelVersion: t.version } : {}) });
     }),
   ];
 }
@@ -108,34 +100,4 @@ async function rest(o: GatewayOptions, path: string, body: unknown): Promise<unk
     throw new Error(`${e.code ?? `HTTP_${res.status}`}: ${e.message ?? e.error ?? text}`);
   }
   return json;
-}
-
-function grpcCall(o: GatewayOptions, path: string, input: DescMessage, output: DescMessage, body: unknown): Promise<unknown> {
-  let request: Uint8Array;
-  try {
-    request = toBinary(input, fromJson(input, body as JsonValue));
-  } catch (err) {
-    throw new Error(`INVALID_ARGUMENT: -d is not a ${input.typeName}: ${(err as Error).message}`);
-  }
-  const client = new grpc.Client(o.grpcAddress, grpc.credentials.createInsecure());
-  return new Promise<unknown>((resolve, reject) => {
-    client.makeUnaryRequest(
-      path,
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      Buffer.from(request),
-      new grpc.Metadata(),
-      { deadline: Date.now() + o.timeoutMs },
-      (err, value) => {
-        client.close();
-        if (err) {
-          const code: CodeName | string = CODE_NAMES.get(err.code) ?? `GRPC_${err.code}`;
-          const unreachable = err.code === grpc.status.UNAVAILABLE && /connect|ECONNREFUSED|No connection/i.test(err.details);
-          reject(new Error(`${code}: ${unreachable ? `cannot reach the gateway at ${o.grpcAddress}: ${err.details}` : err.details}`));
-          return;
-        }
-        resolve(toJson(output, fromBinary(output, value as Buffer)));
-      },
-    );
-  });
 }
