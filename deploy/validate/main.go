@@ -111,4 +111,3 @@ func stripComments(doc []byte) []byte {
 	}
 	return []byte(strings.Join(out, "\n"))
 }
-

@@ -25,7 +25,8 @@ BASE=localhost/sibyl-node-base:24
 
 exists() { podman image exists "$1"; }
 
-# debian_rootfs NAME PACKAGES...: a minbase root filesystem tarball with PACKAGES, docs and man pages left out.
+# debian_rootfs NAME PACKAGES...: a minbase root filesystem tarball with PACKAGES, docs and man pages left out
+# (man1 stays as an empty directory: Java's postinst links its man pages there through update-alternatives).
 debian_rootfs() {
   local name=$1
   shift
@@ -36,6 +37,7 @@ debian_rootfs() {
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
+    --essential-hook='mkdir -p "$1/usr/share/man/man1"' \
     --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
     "${EXTRA_HOOKS[@]}" "$SUITE" "$WORK/$name.tar"
 }
@@ -74,13 +76,13 @@ redis() {
   if exists localhost/sibyl-redis:dev && [ "${SIBYL_REBUILD_BASE:-0}" != 1 ]; then sibyl_log "sibyl-redis exists"; return 0; fi
   EXTRA_HOOKS=()
   debian_rootfs redis redis-server
-  podman import --change 'USER 999:999' --change 'CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]' \
+  podman import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'USER 999:999' --change 'CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]' \
     "$WORK/redis.tar" localhost/sibyl-redis:dev >/dev/null
   rm -f "$WORK/redis.tar"
 }
 
 kafka() {
-  if exists localhost/sibyl-kafka:dev && [ "${SIBYL_REBUILD_BASE:-0}" != 1 ]; then sibyl_log "sibyl-kafka exists"; return 0; fi
+  if exists localhost/sibyl-kafka:dev && [ "${SIBYL_REBUILD_BASE:-0}" != 1 ] && [ "${SIBYL_REBUILD_KAFKA:-0}" != 1 ]; then sibyl_log "sibyl-kafka exists"; return 0; fi
   local lib="$WORK/kafka-lib" version
   version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/services/kafka/pom.xml)"
   if [ ! -f "$lib/.complete-$version" ]; then
@@ -92,9 +94,11 @@ kafka() {
   fi
   EXTRA_HOOKS=(
     --customize-hook="mkdir -p \"\$1/opt/kafka\" && cp -a '$lib' \"\$1/opt/kafka/lib\" && cp scripts/services/kafka/log4j2.properties deploy/podman/kafka-run.sh \"\$1/opt/kafka/\""
+    # The data directory belongs to the broker's user: podman does not apply a pod's fsGroup to its volumes.
+    --customize-hook='mkdir -p "$1/var/lib/kafka/data" && chown -R 1000:1000 "$1/var/lib/kafka"'
   )
   debian_rootfs kafka openjdk-17-jre-headless
-  podman import --change 'USER 1000:1000' --change 'ENV KAFKA_DATA=/var/lib/kafka' --change 'CMD ["sh", "/opt/kafka/kafka-run.sh"]' \
+  podman import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' --change 'USER 1000:1000' --change 'ENV KAFKA_DATA=/var/lib/kafka' --change 'CMD ["sh", "/opt/kafka/kafka-run.sh"]' \
     "$WORK/kafka.tar" localhost/sibyl-kafka:dev >/dev/null
   rm -f "$WORK/kafka.tar"
 }

@@ -18,5 +18,5 @@ fi
 # The validator is rebuilt when its sources change (go build caches the rest).
 (cd deploy/validate && go build -o "$GOBIN/sibyl-validate" .)
 if [ "${1:-}" = --podman ]; then
-  sibyl_apt_install podman runc mmdebstrap uidmap fuse-overlayfs
+  sibyl_apt_install podman runc catatonit netavark aardvark-dns mmdebstrap uidmap fuse-overlayfs
 fi
