@@ -12,9 +12,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { zipDirectory } from '../runtimes/bundle/zip-dir.ts';
 import type { ReplayReport } from '../replay/replay.ts';
-import { runReplay } from '../replay/run-replay.ts';
 import { towerCall, type TowerOptions } from './tower-client.ts';
 import { withTower } from './tower.ts';
 
@@ -55,6 +53,8 @@ export function replayCommand(): Command {
         if (o.onTower) {
           report = await onTower(o, model, { candidate: `${candidateModel}/${candidateVersion}`, cell: o.cell, from: fromMs && new Date(fromMs).toISOString(), to: toMs && new Date(toMs).toISOString(), limit });
         } else {
+          // Imported here: the Kafka client and the runtimes would slow every other command's start by ~1 s.
+          const [{ runReplay }, { zipDirectory }] = await Promise.all([import('../replay/run-replay.ts'), import('../runtimes/bundle/zip-dir.ts')]);
           const brokers = (o.brokers ?? '').split(',').map((b) => b.trim()).filter(Boolean);
           if (brokers.length === 0) throw new Error('replay: name the prediction log brokers (--brokers or KAFKA_BROKERS), or use --on-tower');
           const zip = o.bundle
