@@ -67,7 +67,9 @@ sibyl() {
   sibyl_log "building localhost/sibyl:dev from deploy/Containerfile"
   # The host's CA bundle goes in as a build secret: npm reaches the registry the way the host does (a proxy
   # that re-signs TLS needs its CA), and the image keeps Debian's bundle.
-  podman build --network=host --build-arg "BASE_IMAGE=$BASE" ${NODE_EXTRA_CA_CERTS:+--secret "id=ca,src=$NODE_EXTRA_CA_CERTS"} \
+  local ca="${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}" secret=()
+  [ -s "$ca" ] && secret=(--secret "id=ca,src=$ca")
+  podman build --network=host --build-arg "BASE_IMAGE=$BASE" "${secret[@]}" \
     -f deploy/Containerfile -t localhost/sibyl:dev . >&2
   sibyl_log "localhost/sibyl:dev: $(podman image inspect localhost/sibyl:dev --format '{{.Size}}') bytes"
 }
