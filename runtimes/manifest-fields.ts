@@ -115,6 +115,7 @@ export const ValueStatistics = z
     min: finite.optional(),
     max: finite.optional(),
     histogram: Histogram.optional(),
+    /** Per category, as its string: a string's value, `true`/`false`, a class label's number (`'0'`, `'1'`). */
     categories: z.record(z.string(), z.number().nonnegative()).optional(),
     /** Values of categories not listed. */
     other: z.number().nonnegative().default(0),

@@ -5,8 +5,8 @@
  * scores drift against the version's training statistics.
  *
  * Recorded by the entry (gateway/pipeline/pipeline.ts) right after a live execution succeeds, synchronously, on the
- * request path: per row, per feature and output, a type check and a sketch insert, about 1 µs per delivery-eta row
- * of 20 features and 1 output (loadtest/micro/serving-stats.bench.ts). Shadow executions are not recorded: their
+ * request path: per row, per feature and output, a type check, two sums, a sketch insert and a training-bin search,
+ * 1.0-1.5 µs of CPU per delivery-eta row of 20 features and 1 output (loadtest/micro/serving-stats.bench.ts). Shadow executions are not recorded: their
  * comparison with the live version is the shadow report.
  *
  * Windows: values go to the current window; every `windowMs` it is closed and the last `windows` closed ones are
