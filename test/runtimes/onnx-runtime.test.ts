@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -251,3 +252,17 @@ function externalManifest() {
     onnx: { file: 'model.onnx', inputs: [{ name: 'x', dtype: 'float32', features: ['a', 'b', 'c', 'd'] }], outputs: [{ name: 'y', kind: 'vector' }] },
   };
 }
+
+describe('onnx runtime, process side effects', () => {
+  it("leaves no empty /tmp/mat-debug-<pid>.log behind (onnxruntime's telemetry is off unless the environment turns it on)", async () => {
+    const rt = createOnnxRuntime();
+    const model = await rt.load(bundle(linearManifest(), linearDir));
+    try {
+      expect(process.env['ORT_DISABLE_TELEMETRY']).toBe('1');
+      expect(existsSync(`/tmp/mat-debug-${process.pid}.log`)).toBe(false);
+    } finally {
+      await model.dispose();
+      await rt.close();
+    }
+  });
+});
