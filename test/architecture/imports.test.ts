@@ -66,6 +66,13 @@ describe('import boundaries', () => {
     expect(violations('control-tower', 'gateway')).toEqual([]);
   });
 
+  it('what the tower shares with the gateway (execution/, stats/, replay/) imports nothing from gateway/ or control-tower/', () => {
+    expect(sourceFiles('stats').length).toBeGreaterThan(3);
+    expect(sourceFiles('replay').length).toBeGreaterThan(3);
+    const bad = ['execution', 'stats', 'replay'].flatMap((dir) => [...violations(dir, 'gateway'), ...violations(dir, 'control-tower')]);
+    expect(bad).toEqual([]);
+  });
+
   it('the doors are codecs: nothing under gateway/transport/ imports the route table, admission or the execution step', () => {
     expect(sourceFiles('gateway/transport').length).toBeGreaterThan(8);
     const bad = [
