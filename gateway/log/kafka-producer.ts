@@ -36,7 +36,11 @@ export interface KafkaProducerOptions {
   compression: KafkaCompression;
   /** Bound on each request (client side) and the broker's ack wait, ms; connecting waits at most min(this, 3000). */
   requestTimeoutMs: number;
-  /** Retries of a failed request (connect, metadata, produce) before the call rejects; 100 ms doubling to 1 s. */
+  /**
+   * Retries of a failed request (connect, metadata, produce) before the call rejects; 100 ms doubling to 1 s. With
+   * `idempotent`, at least 2: @platformatic/kafka retries an idempotent producer forever when given 0 or 1, and a
+   * send that never settles would hold the sink's replay.
+   */
   retries: number;
   /** Broker-side deduplication of the client's own retries (see above). */
   idempotent: boolean;
@@ -66,7 +70,7 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
     connectTimeout: Math.min(requestTimeoutMs, 3000),
     requestTimeout: requestTimeoutMs,
     timeout: requestTimeoutMs,
-    retries,
+    retries: idempotent ? Math.max(2, retries) : retries,
     retryDelay: (_client: unknown, _op: string, attempt: number) => Math.min(100 * 2 ** (attempt - 1), 1000),
     metadataMaxAge: 60_000,
   };

@@ -65,7 +65,7 @@ export interface KafkaSinkOptions {
   idempotent?: boolean;
   /** Bound on each Kafka request and the broker's ack wait, ms (connecting: at most 3 000). Default 10 000. */
   requestTimeoutMs?: number;
-  /** Retries per Kafka request (connect, metadata, send) before a send fails; 100 ms doubling to 1 s. Default 2. */
+  /** Retries per Kafka request (connect, metadata, send) before a send fails; 100 ms doubling to 1 s. Default 2 (the least with `idempotent`). */
   retries?: number;
   /** First wait of the replayer after a failed replay; doubles up to 10 s. Default 500 ms. */
   retryBackoffMs?: number;
