@@ -44,7 +44,7 @@ export interface PredictionRecord {
   readonly tracestate?: string;
 }
 
-/** The record's ProtoJSON (the file sink's line, the spill log's line, the CloudEvent's `data`). */
+/** The record's ProtoJSON (the file sink's line, the CloudEvent's `data`). */
 export function recordToJson(record: PredictionRecord): string {
   return JSON.stringify(record);
 }

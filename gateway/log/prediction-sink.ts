@@ -1,6 +1,6 @@
 /**
  * The prediction-log role. Implementations: file-sink.ts (embedded default: JSON lines in a local directory),
- * kafka-sink.ts (production: CloudEvents over Kafka, batched, spilling to a local log while Kafka is away),
+ * kafka-sink.ts (production: CloudEvents over Kafka, batched, every record first in a local write-ahead log),
  * null-sink.ts (logging off).
  */
 import type { PredictionRecord } from './prediction-record.ts';
@@ -10,19 +10,22 @@ export interface SinkStats {
   readonly accepted: number;
   /** Records acknowledged by the destination. */
   readonly delivered: number;
-  /** Records written to the local spill log (Kafka away or buffer full). */
+  /** Records sent from the Kafka sink's write-ahead log rather than from memory (Kafka away, slow, or memory full). */
   readonly spilled: number;
   /** Records lost (disk full): counted and alarmed, never silent. */
   readonly lost: number;
-  /** Records waiting in memory or in the spill log. */
+  /** Records not yet acknowledged by the destination: in memory, in flight, or in the write-ahead log. */
   readonly pending: number;
 }
 
 export interface PredictionSink {
   readonly kind: string;
-  /** Never blocks, never throws: the request path calls it and moves on. */
+  /**
+   * Never waits on the network, never throws: the request path calls it before the answer is sent. The file and
+   * Kafka sinks append the record to a local file before returning (a process crash after the answer loses nothing).
+   */
   write(record: PredictionRecord): void;
-  /** Resolves when everything written before the call has been delivered or spilled to disk. */
+  /** Resolves when everything written before the call has been delivered, or is on disk waiting for the destination. */
   flush(): Promise<void>;
   /** Flushes and closes; idempotent. */
   shutdown(): Promise<void>;

@@ -186,10 +186,10 @@ function observeSink(provider: MeterProvider, sinkStats: () => SinkStats): void 
     meter.createObservableCounter(`sibyl_prediction_log_${what}_total`, { description });
   const accepted = counter('accepted', 'Prediction-log records accepted by the sink.');
   const delivered = counter('delivered', 'Prediction-log records acknowledged by the destination.');
-  const spilled = counter('spilled', 'Prediction-log records written to the local spill log.');
+  const spilled = counter('spilled', 'Prediction-log records sent from the write-ahead log rather than from memory (Kafka away, slow, or memory full).');
   const lost = counter('lost', 'Prediction-log records lost (disk full).');
   const pending = meter.createObservableGauge('sibyl_prediction_log_pending', {
-    description: 'Prediction-log records waiting in memory or in the spill log.',
+    description: 'Prediction-log records not yet acknowledged: in memory, in flight, or in the write-ahead log.',
   });
   meter.addBatchObservableCallback(
     (result) => {
