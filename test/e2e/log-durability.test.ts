@@ -28,10 +28,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kafkaInstance, uniqueName } from '../log/records.ts';
 import { expectedFor } from '../helpers/expected.ts';
 
-/** Ports below the ephemeral range; a fixed directory, so that kafka.sh finds a broker an interrupted run left. */
+/**
+ * Ports below the ephemeral range (SIBYL_TEST_KAFKA_DURABILITY_PORT moves them; the controller listens on the next
+ * port); a fixed directory, so that kafka.sh finds a broker an interrupted run left.
+ */
+const port = Number(process.env.SIBYL_TEST_KAFKA_DURABILITY_PORT ?? 28092);
 const instance = {
-  port: 28092,
-  controllerPort: 28093,
+  port,
+  controllerPort: port + 1,
   dir: fileURLToPath(new URL('../../.data/services/kafka/durability-test', import.meta.url)),
 };
 const BROKERS = [`127.0.0.1:${instance.port}`];
