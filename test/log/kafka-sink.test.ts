@@ -64,6 +64,7 @@ describe('kafka sink (real broker)', () => {
         type: 'sibyl.prediction.v1',
         subject: 'fraud/3',
         datacontenttype: 'application/json',
+        dataschema: 'urn:sibyl:proto:sibyl.v1.PredictionRecord',
       });
     }
   });
