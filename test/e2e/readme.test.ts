@@ -12,10 +12,10 @@
  * export. The Redis block uses the test Redis (SIBYL_TEST_REDIS_URL).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchOutput, parseShownJson, readmeBlocks, type ReadmeBlock } from '../helpers/readme-output.ts';
@@ -87,7 +87,9 @@ afterAll(async () => {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
     if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
   }
-}, 30_000);
+  // The clone holds its own node_modules and Node 24 (~600 MB).
+  if (clone) rmSync(dirname(clone), { recursive: true, force: true });
+}, 60_000);
 
 /** The block's commands with the README's default addresses moved to this run's. */
 function localize(code: string): string {
