@@ -121,6 +121,35 @@ describe('kafka sink (real broker)', () => {
     expect(errors.some((m) => m.includes('LOST 100'))).toBe(true);
   });
 
+  it('holds at most maxBuffered records and maxBufferedBytes in memory: past either, it sends from the write-ahead log', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      for (const bound of [{ maxBuffered: 100 }, { maxBufferedBytes: 20_000 }]) {
+        const warnings: string[] = [];
+        const logger = { warn: (m: string) => void warnings.push(m), error: () => {} };
+        // The stall budget is out of reach: only the memory bound can make the sink spill.
+        const sink = createKafkaSink(
+          sinkOptions({ walDir: await mkdtemp(join(tmpdir(), 'sibyl-wal-')), brokers: [`127.0.0.1:${port}`], stallMs: 60_000, shutdownTimeoutMs: 500, logger, ...bound }),
+        );
+        for (let i = 0; i < 300; i++) sink.write(makeRecord('b', i));
+        await sink.flush();
+        expect(sink.mode).toBe('spilling');
+        expect(sink.stats()).toMatchObject({ accepted: 300, spilled: 300, lost: 0, pending: 300 });
+        expect(warnings.filter((m) => m.includes('memory bound reached'))).toHaveLength(1);
+        await sink.shutdown();
+      }
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it('spills within its stall budget, not the client\'s timeouts, when the broker accepts connections but never answers', async () => {
     // A "broker" that takes the TCP connection and then says nothing: only timeouts end the client's requests.
     const sockets = new Set<Socket>();
