@@ -16,9 +16,17 @@ export interface ReadmeBlock {
   readonly kind?: 'json' | 'text';
 }
 
-/** The ```sh blocks of a Markdown text, each with the ```json or ```text block right after it (if any). */
-export function readmeBlocks(markdown: string): ReadmeBlock[] {
-  const lines = markdown.split('\n');
+/**
+ * The ```sh blocks of a Markdown text, each with the ```json or ```text block right after it (if any); with
+ * `section`, only those under the `## section` heading (its ### parts included, up to the next ## heading).
+ */
+export function readmeBlocks(markdown: string, section?: string): ReadmeBlock[] {
+  const all = markdown.split('\n');
+  const start = section === undefined ? 0 : all.indexOf(`## ${section}`);
+  if (start < 0) throw new Error(`no "## ${section}" heading`);
+  const after = all.findIndex((l, i) => i > start && section !== undefined && /^## /.test(l));
+  // Lines outside the section are blanked, so that line numbers stay the file's.
+  const lines = all.map((l, i) => (i < start || (after >= 0 && i >= after) ? '' : l));
   const fences: { line: number; lang: string; body: string; end: number }[] = [];
   for (let i = 0; i < lines.length; i++) {
     const open = /^```(\w*)\s*$/.exec(lines[i]!);
