@@ -87,7 +87,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const statistics = parts.statistics ?? new ServingStatistics();
   statistics.start();
   // Read at scrape time only, after `admission` below exists.
-  const telemetry = parts.telemetry ?? createTelemetry(config, sink, shadowStats, () => admission.stats());
+  const telemetry = parts.telemetry ?? (await createTelemetry(config, sink, shadowStats, () => admission.stats()));
   const runtimes: Runtimes = parts.runtimes ?? createRuntimes();
   // The cell's desired state provides the routes, loaded, warmed and swapped in the same way from either source.
   // From the tower: served from the local cache at once when there is one; until a table is loaded, predictions

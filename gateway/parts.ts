@@ -11,7 +11,6 @@ import type { SinkLogger } from './log/kafka-sink-options.ts';
 import type { ShadowStats } from './shadow/shadow-stats.ts';
 import type { Telemetry } from './telemetry/telemetry.ts';
 import { readBuildInfo } from './telemetry/build-info.ts';
-import { createOtelTelemetry } from './telemetry/otel-telemetry.ts';
 
 // Implementations are imported when configured, so a gateway without Kafka never loads the Kafka client.
 
@@ -63,7 +62,9 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
   }
 }
 
-export function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: ShadowStats, admissionStats?: () => AdmissionStats): Telemetry {
+/** OpenTelemetry's SDK is imported here, so a gateway given its telemetry (the Lambda function's no-op one) never loads it. */
+export async function createTelemetry(config: Config, sink: PredictionSink, shadowStats?: ShadowStats, admissionStats?: () => AdmissionStats): Promise<Telemetry> {
+  const { createOtelTelemetry } = await import('./telemetry/otel-telemetry.ts');
   return createOtelTelemetry({
     serviceName: config.otel.serviceName,
     resourceAttributes: config.otel.resourceAttributes,

@@ -25,6 +25,7 @@ import { createGateway, type Gateway, type GatewayParts } from '../gateway/gatew
 import { createFeatureStore, createSink } from '../gateway/parts.ts';
 import { noopTelemetry } from '../gateway/telemetry/noop-telemetry.ts';
 import { createTowerClient } from '../gateway/sync/tower-client.ts';
+import { openModelsDirSource } from '../gateway/sync/models-dir-source.ts';
 import type { DesiredStateSource } from '../gateway/sync/desired-state-source.ts';
 import type { FeatureStore } from '../execution/feature-store.ts';
 import { errorResponse, timeoutHeaderName } from '../gateway/transport/rest-common.ts';
@@ -153,6 +154,7 @@ export async function createLambdaFunction(config: LambdaConfig, parts: GatewayP
       const t1 = performance.now();
       const settled = await settle(check, context);
       last = { answerMs: t1 - t0, settleMs: performance.now() - t1, settled };
+      logger.debug({ invocation: round(last), checked: check !== undefined }, 'invocation');
       return result;
     },
 
@@ -190,9 +192,7 @@ async function openSource(config: LambdaConfig, timing: { stateMs: number; bundl
     timing.stateMs += performance.now() - t;
     return { source: timed(source, timing), kind: 'packaged' };
   }
-  // The models directory is read (and each bundle zipped) when opened: that is its state and its bundles. Imported
-  // here only: a packaged function does not load the YAML reader.
-  const { openModelsDirSource } = await import('../gateway/sync/models-dir-source.ts');
+  // The models directory is read (and each bundle zipped) when opened: that is its state and its bundles.
   const source = await openModelsDirSource(g.modelsDir, g.cell);
   timing.stateMs += performance.now() - t;
   return { source: timed(source, timing), kind: 'models-dir' };

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
-export const ROOT = resolve(import.meta.dirname, '../../..');
+export const ROOT = resolve(import.meta.dirname, '../..');
 export const RIE = join(ROOT, '.tools/bin/aws-lambda-rie');
 export const RIC = join(ROOT, '.tools/lambda-ric/node_modules/aws-lambda-ric/index.mjs');
 

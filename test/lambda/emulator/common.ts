@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageBundles } from '../../../lambda/packaging/package-bundles.ts';
-import { ROOT } from './rie.ts';
+import { ROOT } from '../../../loadtest/lambda/emulator.ts';
 
 /** Where `npm run package:lambda` unpacks the function (scripts/lambda/test.sh runs it first). */
 export const FUNCTION_DIR = join(ROOT, '.build/lambda/function');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { startGateway, type TestGateway } from '../../helpers/gateway.ts';
 import { MODELS_DIR } from '../../helpers/expected.ts';
 import { albEvent, badCases, httpApiEvent, MAX_BODY_BYTES, predictCases, readable, resultAnswer, serverAnswer } from '../http-cases.ts';
-import { startFunction, type EmulatedFunction } from './rie.ts';
+import { startFunction, type EmulatedFunction } from '../../../loadtest/lambda/emulator.ts';
 import { packagedFunction, parseStreamed, tempDir } from './common.ts';
 
 const env = { SIBYL_MAX_BODY_BYTES: String(MAX_BODY_BYTES), SIBYL_PREDICTION_LOG: 'off', SIBYL_LOG_LEVEL: 'warn' };

@@ -16,7 +16,7 @@ import { MODELS_DIR } from '../../helpers/expected.ts';
 import { makeModelsDir } from '../../helpers/models-dir.ts';
 import { consumeTopic, TEST_BROKERS, uniqueName } from '../../log/records.ts';
 import { httpApiEvent, predictCases, readable, resultAnswer, serverAnswer, type HttpCase } from '../http-cases.ts';
-import { startFunction, type EmulatedFunction } from './rie.ts';
+import { startFunction, type EmulatedFunction } from '../../../loadtest/lambda/emulator.ts';
 import { bundlesOf, packagedFunction, tempDir } from './common.ts';
 
 const REDIS_URL = process.env.SIBYL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6399';

@@ -12,7 +12,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { startTestTower, type TestTower } from '../../control-tower/api/tower.ts';
 import { bundleZip, makeZip, withManifest } from '../../control-tower/validation/hostile-zips.ts';
 import { httpApiEvent, predictCases, readable, resultAnswer } from '../http-cases.ts';
-import { startFunction, type EmulatedFunction } from './rie.ts';
+import { startFunction, type EmulatedFunction } from '../../../loadtest/lambda/emulator.ts';
 import { packagedFunction, tempDir } from './common.ts';
 
 const CELL = 'lambda-cell';
