@@ -3,7 +3,7 @@
 # the Runtime Interface Emulator, the Node runtime interface client, cfn-lint), the package (`npm run package:lambda`,
 # within Lambda's size limits), the SAM template through cfn-lint, and the packaged function under the emulator
 # against real Redis, Kafka, moto and a control tower (test/lambda/emulator/). On a fresh machine the tools take
-# ~5 min (the client's native build ~3 min, cfn-lint ~1 min); then ~1.5 min, most of it the suites' cold starts.
+# ~3 min (the client's native build ~2 min, cfn-lint ~40 s); then ~1 min, most of it the suites' cold starts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/env.sh
