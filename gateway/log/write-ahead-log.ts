@@ -58,6 +58,8 @@ export class WriteAheadLog {
   #segments: WalSegment[] = [];
   #nextNo = 0;
   #closed = false;
+  /** Segment deletions under way. */
+  readonly #removing = new Set<Promise<void>>();
 
   constructor(options: WriteAheadLogOptions) {
     this.dir = options.dir;
@@ -168,6 +170,8 @@ export class WriteAheadLog {
     this.#closed = true;
     await this.#writer.close();
     await Promise.all(this.#segments.map((s) => this.#removeIfDone(s)));
+    // Deletions started by acknowledgements before the close finish before it resolves.
+    await Promise.all([...this.#removing]);
     for (const s of this.#segments) {
       closeQuietly(s.ackFd);
       s.ackFd = undefined;
@@ -187,13 +191,16 @@ export class WriteAheadLog {
       }
       segment.ackFd = undefined;
     }
-    return Promise.all([
+    const removing: Promise<void> = Promise.all([
       rm(join(this.dir, segment.name), { force: true }),
       rm(join(this.dir, name(segment.no, 'acks')), { force: true }),
     ]).then(
       () => undefined,
       (err: unknown) => this.#o.onError(`write-ahead log: ${segment.name} not deleted`, err),
     );
+    this.#removing.add(removing);
+    void removing.finally(() => this.#removing.delete(removing));
+    return removing;
   }
 }
 
