@@ -4,6 +4,8 @@ import type { Context } from 'hono';
 import type { IncomingMessage } from 'node:http';
 import { ErrorBodySchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../core/errors.ts';
+import type { Arrival } from '../pipeline/pipeline.ts';
+import type { Endpoint } from '../telemetry/endpoint.ts';
 
 export const requestIdHeader = 'x-request-id';
 /** Header a client uses to shorten its deadline, in milliseconds. */
@@ -126,4 +128,17 @@ export function errorResponse(err: unknown, requestId: string): Response {
   if (retry !== undefined) headers['retry-after'] = String(retry);
   if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
   return new Response(body, { status: e.httpStatus, headers });
+}
+
+/** What a REST door tells the entry of a request before its body is read: when, where, and the trace headers. */
+export function httpArrival(transport: 'rest' | 'oip-rest', req: HttpIn, endpoint: Endpoint, path: string): Arrival {
+  return {
+    transport,
+    startMs: performance.now(),
+    endpoint,
+    path,
+    requestId: req.header(requestIdHeader),
+    traceparent: req.header('traceparent'),
+    tracestate: req.header('tracestate'),
+  };
 }

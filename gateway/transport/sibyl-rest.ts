@@ -11,7 +11,7 @@ import { SibylError } from '../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../telemetry/endpoint.ts';
 import { toParsedRequest, toPredictResponse } from './sibyl-api.ts';
-import { errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
+import { httpArrival, errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 const OTHER_METHODS = ['GET', 'PUT', 'PATCH', 'DELETE'];
@@ -44,15 +44,7 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
   }
 
   async function handle(req: HttpIn, endpoint: Endpoint, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
-    const arrival = {
-      transport: 'rest',
-      startMs: performance.now(),
-      endpoint,
-      path,
-      requestId: req.header(requestIdHeader),
-      traceparent: req.header('traceparent'),
-      tracestate: req.header('tracestate'),
-    } as const;
+    const arrival = httpArrival('rest', req, endpoint, path);
     const outcome = await pipeline.predict(arrival, () => parse(req, path, target, version));
     if (outcome.error) return errorResponse(outcome.error, outcome.requestId);
     return new Response(toJsonString(PredictResponseSchema, toPredictResponse(outcome.output)), {

@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../../telemetry/endpoint.ts';
-import { httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
+import { httpArrival, httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
@@ -59,15 +59,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
   app.all('/v2/*', (c) => oipError(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
 
   async function infer(req: HttpIn, endpoint: Endpoint, path: string, model: string, version: string): Promise<Response> {
-    const arrival = {
-      transport: 'oip-rest',
-      startMs: performance.now(),
-      endpoint,
-      path,
-      requestId: req.header(requestIdHeader),
-      traceparent: req.header('traceparent'),
-      tracestate: req.header('tracestate'),
-    } as const;
+    const arrival = httpArrival('oip-rest', req, endpoint, path);
     let wanted: { name: string; binary: boolean | undefined }[] = [];
     let binaryAll = false;
     const outcome = await pipeline.predict(arrival, async (): Promise<ParsedRequest> => {
