@@ -14,7 +14,8 @@
 # Instance settings (environment): SIBYL_KAFKA_PORT (default: the port of SIBYL_TEST_KAFKA_BROKERS, 19092),
 # SIBYL_KAFKA_CONTROLLER_PORT (the next port),
 # SIBYL_KAFKA_DIR (default .data/services/kafka/default: properties, KRaft logs, server.log, pid),
-# SIBYL_KAFKA_START_TIMEOUT (seconds, default 120). A second instance needs other ports and another dir.
+# SIBYL_KAFKA_START_TIMEOUT (seconds, default 120), SIBYL_KAFKA_MAX_DATA_MB (default 1024: a stopped broker whose
+# KRaft data is larger is wiped before it starts). A second instance needs other ports and another dir.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -70,6 +71,18 @@ ensure_lib() {
   touch "$marker"
 }
 
+# Every test topic stays in the broker's data; past a few GB the broker spends minutes loading it at start. The data
+# is only ever test traffic, so a stopped broker with too much of it starts empty.
+wipe_when_large() {
+  local max_mb="${SIBYL_KAFKA_MAX_DATA_MB:-1024}" used_mb
+  [ -d "$DIR/kraft-logs" ] || return 0
+  used_mb="$(du -sm "$DIR/kraft-logs" | cut -f1)"
+  if ((used_mb > max_mb)); then
+    log "KRaft data is $used_mb MB (> $max_mb MB): wiping it before the start"
+    rm -rf "$DIR/kraft-logs"
+  fi
+}
+
 ensure_formatted() {
   mkdir -p "$DIR" "$LOGDIR"
   sed -e "s|@PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CPORT|g" -e "s|@DATA_DIR@|$DIR|g" \
@@ -92,6 +105,7 @@ start() {
   fi
   ensure_tools
   ensure_lib
+  wipe_when_large
   ensure_formatted
   local mark=0
   [ -f "$LOGDIR/server.log" ] && mark="$(wc -l <"$LOGDIR/server.log")"
