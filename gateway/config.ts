@@ -2,9 +2,10 @@
  * The gateway's configuration, read once from the environment at startup, validated (every problem reported at
  * once), and frozen. Nothing else reads `process.env`.
  */
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { CELL, nameSchema } from '../core/names.ts';
+import { cpuQuotaCores } from './pipeline/cpu-quota.ts';
 import { SAMPLER_NAMES, type SamplerConfig, type SamplerName } from './telemetry/sampler.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -15,6 +16,10 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 const fraction = z.coerce.number().min(0).max(1);
+/** Most request-path processes per gateway. */
+const MAX_WORKERS = 64;
+/** SIBYL_WORKERS: `auto` or a whole number of processes. */
+const workers = z.union([z.literal('auto'), z.coerce.number().int().min(1).max(MAX_WORKERS)]);
 
 /** The samplers of the OpenTelemetry SDK configuration that need a remote service or vendor code: refused. */
 const REMOTE_SAMPLERS = ['jaeger_remote', 'parentbased_jaeger_remote', 'xray'];
@@ -94,7 +99,21 @@ const Env = z.object({
   SIBYL_CACHE_DIR: optionalString,
   SIBYL_SYNC_WAIT_MS: positiveMs.default(30_000),
   SIBYL_REPORT_INTERVAL_MS: z.coerce.number().int().nonnegative().default(10_000),
-}).refine((e) => e.SIBYL_DRAIN_GRACE_MS < e.SIBYL_DRAIN_TIMEOUT_MS, { path: ['SIBYL_DRAIN_GRACE_MS'], message: 'must be less than SIBYL_DRAIN_TIMEOUT_MS' });
+  SIBYL_WORKERS: z.preprocess((v) => (typeof v === 'string' ? v.trim().toLowerCase() || undefined : v), workers.default(1)),
+  // Set by the supervisor (gateway/workers/supervisor.ts) in each worker it starts; not a setting.
+  SIBYL_WORKER_INDEX: z.coerce.number().int().min(0).max(MAX_WORKERS - 1).optional(),
+})
+  .refine((e) => e.SIBYL_DRAIN_GRACE_MS < e.SIBYL_DRAIN_TIMEOUT_MS, { path: ['SIBYL_DRAIN_GRACE_MS'], message: 'must be less than SIBYL_DRAIN_TIMEOUT_MS' });
+
+/** What `auto` workers are counted from (tests give their own). */
+export interface HostCpus {
+  /** The CPU quota of the process's cgroup in cores, undefined without one (gateway/pipeline/cpu-quota.ts). */
+  cpuQuotaCores(): number | undefined;
+  /** The CPUs the process may run on (`os.availableParallelism`). */
+  availableParallelism(): number;
+}
+
+const HOST: HostCpus = { cpuQuotaCores: () => cpuQuotaCores(), availableParallelism };
 
 export interface Config {
   readonly host: string;
@@ -122,9 +141,10 @@ export interface Config {
   readonly maxRows: number;
   /**
    * Admission control: most predictions in flight, the event-loop lag (ms) above which new ones are refused, and
-   * the queueing time (ms) the in-flight limit allows while the event loop is saturated (0: fixed limit).
+   * the queueing time (ms) the in-flight limit allows while the event loop is saturated (0: fixed limit); in a
+   * worker under a CPU quota, `cpuCores`, its part of the quota (admission's default is the whole quota).
    */
-  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number };
+  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number; readonly cpuCores?: number };
   /** How long a drain (SIGTERM) may take before the connections still open are closed, from its start, ms. */
   readonly drainTimeoutMs: number;
   /** How long a drain keeps accepting while readiness already fails, so that load balancers see it, ms. */
@@ -163,6 +183,20 @@ export interface Config {
    * changes) to 10000.
    */
   readonly sync: { readonly replica: string; readonly cacheDir: string; readonly waitMs: number; readonly reportIntervalMs: number };
+  /**
+   * Request-path processes of this gateway (SIBYL_WORKERS, default 1): `auto` is the CPU quota of the process's
+   * cgroup rounded up (one event loop uses at most one core, so a quota of 1.5 cores takes two), or every CPU the
+   * process may run on when there is no quota; at most 64. With more than one, `gateway/main.ts` runs a supervisor
+   * that starts that many workers, each listening on both ports with SO_REUSEPORT (ARCHITECTURE.md, "Workers").
+   */
+  readonly workers: number;
+  /**
+   * In a worker of a gateway with several (set by the supervisor): its index, 0 to workers - 1; undefined in a
+   * single-process gateway and in the supervisor. A worker has a write-ahead log and a bundle cache of its own
+   * (`<walDir>/<index>`, `<cacheDir>/<index>`), reports to the tower as `<replica>-w<index>`, and measures its CPU
+   * share against its part of the quota.
+   */
+  readonly workerIndex: number | undefined;
 }
 
 export class ConfigError extends Error {
@@ -175,12 +209,25 @@ export class ConfigError extends Error {
 }
 
 /** Reads the configuration from an environment; throws ConfigError naming every invalid variable. */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, host: HostCpus = HOST): Config {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(env[String(i.path[0])])})`));
   }
   const e = parsed.data;
+  const quota = e.SIBYL_WORKERS === 'auto' || e.SIBYL_WORKER_INDEX !== undefined ? host.cpuQuotaCores() : undefined;
+  const workerCount = e.SIBYL_WORKERS === 'auto' ? Math.min(MAX_WORKERS, Math.max(1, quota === undefined ? host.availableParallelism() : Math.ceil(quota - 1e-9))) : e.SIBYL_WORKERS;
+  const workerIndex = e.SIBYL_WORKER_INDEX;
+  const problems: string[] = [];
+  if (workerCount > 1 && (e.SIBYL_HTTP_PORT === 0 || e.SIBYL_GRPC_PORT === 0)) {
+    problems.push(`SIBYL_WORKERS: ${workerCount} workers need fixed ports: SIBYL_HTTP_PORT and SIBYL_GRPC_PORT must not be 0 (each worker would bind a port of its own) (got ${JSON.stringify(env['SIBYL_WORKERS'])})`);
+  }
+  if (workerIndex !== undefined && workerIndex >= workerCount) {
+    problems.push(`SIBYL_WORKER_INDEX: must be less than the number of workers, ${workerCount} (got ${JSON.stringify(env['SIBYL_WORKER_INDEX'])})`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  /** A worker's own directory under a directory the whole gateway shares. */
+  const own = (dir: string) => (workerIndex === undefined ? dir : `${dir}/${workerIndex}`);
   const dataDir = e.SIBYL_DATA_DIR;
   const featureStore = e.REDIS_URL
     ? ({ kind: 'redis', url: e.REDIS_URL, prefix: e.SIBYL_FEATURE_PREFIX, timeoutMs: e.SIBYL_FEATURE_TIMEOUT_MS } as const)
@@ -192,7 +239,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
           kind: 'kafka',
           brokers: e.KAFKA_BROKERS.split(',').map((b) => b.trim()).filter(Boolean),
           topic: e.SIBYL_KAFKA_TOPIC,
-          walDir: `${dataDir}/wal/${e.SIBYL_CELL}`,
+          walDir: own(`${dataDir}/wal/${e.SIBYL_CELL}`),
         } as const)
       : ({ kind: 'file', dir: `${dataDir}/predictions/${e.SIBYL_CELL}` } as const);
   return deepFreeze({
@@ -206,7 +253,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     requestTimeoutMs: e.SIBYL_REQUEST_TIMEOUT_MS,
     maxBodyBytes: e.SIBYL_MAX_BODY_BYTES,
     maxRows: e.SIBYL_MAX_ROWS,
-    admission: { maxInflight: e.SIBYL_MAX_INFLIGHT, maxLagMs: e.SIBYL_MAX_LAG_MS, queueMs: e.SIBYL_ADMISSION_QUEUE_MS },
+    admission: {
+      maxInflight: e.SIBYL_MAX_INFLIGHT,
+      maxLagMs: e.SIBYL_MAX_LAG_MS,
+      queueMs: e.SIBYL_ADMISSION_QUEUE_MS,
+      // A worker shares the quota with the others: it is saturated at its part of it.
+      ...(workerIndex !== undefined && quota !== undefined ? { cpuCores: quota / workerCount } : {}),
+    },
     drainTimeoutMs: e.SIBYL_DRAIN_TIMEOUT_MS,
     drainGraceMs: e.SIBYL_DRAIN_GRACE_MS,
     keepAliveTimeoutMs: e.SIBYL_KEEP_ALIVE_TIMEOUT_MS,
@@ -221,11 +274,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
     tower: e.SIBYL_CONTROL_TOWER_URL ? { url: e.SIBYL_CONTROL_TOWER_URL, token: e.SIBYL_TOWER_TOKEN } : undefined,
     sync: {
-      replica: e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`,
-      cacheDir: e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`,
+      // A worker's name stays the same when the supervisor restarts it (the supervisor's pid, the worker's index).
+      replica: workerIndex === undefined ? (e.SIBYL_REPLICA ?? `${hostname()}-${process.pid}`) : `${e.SIBYL_REPLICA ?? `${hostname()}-${process.ppid}`}-w${workerIndex}`,
+      cacheDir: own(e.SIBYL_CACHE_DIR ?? `${dataDir}/cache/${e.SIBYL_CELL}`),
       waitMs: e.SIBYL_SYNC_WAIT_MS,
       reportIntervalMs: e.SIBYL_REPORT_INTERVAL_MS,
     },
+    workers: workerCount,
+    workerIndex,
   });
 }
 

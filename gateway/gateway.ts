@@ -29,6 +29,7 @@ import { createCellFollower, type CellFollower, type CellFollowerOptions } from 
 import { openModelsDirSource, type ModelsDirSource } from './sync/models-dir-source.ts';
 import { PendingRouteTable } from './sync/pending-route-table.ts';
 import { createTowerClient } from './sync/tower-client.ts';
+import { withPodMetrics, type PodLink } from './workers/pod-link.ts';
 
 /** The HTTP listener's accept queue (Node's default is 511). */
 const LISTEN_BACKLOG = 4096;
@@ -44,6 +45,11 @@ export interface GatewayParts {
   readonly sync?: Partial<Pick<CellFollowerOptions, 'backoff' | 'loadRetry' | 'warmUpTimeoutMs' | 'source' | 'reportIntervalMs'>>;
   /** The serving statistics (default: 1-minute windows, the last 15 kept). */
   readonly statistics?: ServingStatistics;
+  /**
+   * In a worker of a gateway with several (gateway/workers/): the pod's readiness, which readiness endpoints and
+   * gRPC health then report (this worker's own and the pod's), and the pod's metrics, which /metrics then serves.
+   */
+  readonly pod?: PodLink;
 }
 
 export interface Gateway {
@@ -80,7 +86,8 @@ export interface Gateway {
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway> {
   // pino's own base fields (pid, hostname) and the cell on every line.
-  const logger = parts.logger ?? pino({ level: config.logLevel, base: { pid: process.pid, hostname: hostname(), cell: config.cell } });
+  const worker = config.workerIndex === undefined ? {} : { worker: config.workerIndex };
+  const logger = parts.logger ?? pino({ level: config.logLevel, base: { pid: process.pid, hostname: hostname(), cell: config.cell, ...worker } });
   const store = parts.store ?? (await createFeatureStore(config, logger));
   const sink = parts.sink ?? (await createSink(config, logger));
   const shadowStats = new ShadowStats();
@@ -147,16 +154,19 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   });
 
   let draining = false;
+  const pod = parts.pod;
   const health = {
     live: () => true,
-    ready: () => !draining && follower.isReady,
+    ready: () => !draining && follower.isReady && (pod?.podReady() ?? true),
   };
   admission.start();
   const limits = { maxBodyBytes: config.maxBodyBytes };
-  const app = createRestApp({ pipeline, health, telemetry, limits, logger, shadowStats });
+  const app = createRestApp({ pipeline, health, telemetry: pod ? withPodMetrics(telemetry, pod) : telemetry, limits, logger, shadowStats });
   // Made by `start`: a gateway served in process (the Lambda function) never loads the listeners.
   let grpcServer: GrpcServer | undefined;
   let http: ServerType | undefined;
+  /** On a shared port: closes the gRPC listener alone (its door's drain would also send GOAWAY). */
+  let stopAcceptingGrpc: (() => void) | undefined;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -182,7 +192,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
         import('@grpc/grpc-js'),
         import('./transport/grpc/grpc-server.ts'),
       ]);
-      const grpcDoor = (grpcServer = createGrpcServer({ pipeline, health, limits }));
+      let grpcDoor = createGrpcServer({ pipeline, health, limits });
+      // Several workers share both ports (SO_REUSEPORT: the kernel spreads connections over them).
+      const reusePort = config.workers > 1;
       const httpPort = await new Promise<number>((resolve, reject) => {
         const createServer = ((options: ServerOptions, listener: RequestListener) =>
           withKeepAlive(createHttpServer(options, withFastReject(listener, pipeline)), config.keepAliveTimeoutMs)) as typeof createHttpServer;
@@ -190,13 +202,23 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
         s.once('error', reject);
         // A deep accept queue: a burst of new connections while the loop is saturated waits there instead of
         // having its SYNs dropped (the client then retries after a second). The kernel caps it at somaxconn.
-        s.listen({ port: config.httpPort, host: config.host, backlog: LISTEN_BACKLOG }, () => resolve((s.address() as AddressInfo).port));
+        s.listen({ port: config.httpPort, host: config.host, backlog: LISTEN_BACKLOG, reusePort }, () => resolve((s.address() as AddressInfo).port));
         http = s;
       });
-      const grpcPort = await new Promise<number>((resolve, reject) =>
-        grpcDoor.server.bindAsync(`${config.host}:${config.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-      );
-      grpcDoor.setServing(true);
+      let grpcPort: number;
+      if (reusePort) {
+        const { listenSharedPort } = await import('./workers/shared-port.ts');
+        let stopAccepting: () => void;
+        ({ door: grpcDoor, port: grpcPort, stopAccepting } = await listenSharedPort(grpcDoor, grpc.ServerCredentials.createInsecure(), { host: config.host, port: config.grpcPort, backlog: LISTEN_BACKLOG }));
+        stopAcceptingGrpc = stopAccepting;
+      } else {
+        grpcPort = await new Promise<number>((resolve, reject) =>
+          grpcDoor.server.bindAsync(`${config.host}:${config.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+        );
+      }
+      grpcServer = grpcDoor;
+      grpcDoor.setServing(pod?.podReady() ?? true);
+      pod?.onPodReady((ready) => draining || grpcServer?.setServing(ready));
       logger.info({ httpPort, grpcPort, models: [...routes.current.models()].map((m) => m.name) }, 'sibyl gateway serving');
       return { httpPort, grpcPort };
     },
@@ -208,7 +230,14 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
         const following = follower.stop();
         if (grpcServer) {
           const { drainFrontDoors } = await import('./transport/drain.ts');
-          await drainFrontDoors({ http: http as HttpServer | undefined, grpc: grpcServer, graceMs: config.drainGraceMs, timeoutMs: config.drainTimeoutMs, logger });
+          // With several workers, clients are moved away only once every worker has stopped accepting.
+          const stoppedAccepting = pod
+            ? async () => {
+                stopAcceptingGrpc?.();
+                await pod.stoppedAccepting();
+              }
+            : undefined;
+          await drainFrontDoors({ http: http as HttpServer | undefined, grpc: grpcServer, graceMs: config.drainGraceMs, timeoutMs: config.drainTimeoutMs, logger, stoppedAccepting });
         }
         await following;
         admission.stop();

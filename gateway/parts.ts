@@ -49,6 +49,12 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
   switch (log.kind) {
     case 'kafka':
       logger.info({ brokers: log.brokers, topic: log.topic }, 'prediction log: kafka');
+      if (config.workerIndex === undefined) {
+        // A single process owns the cell's whole write-ahead log: it takes over what workers of an earlier run with
+        // several left (with several, the supervisor does this before starting them).
+        const { adoptOrphanLogs } = await import('./workers/wal-adoption.ts');
+        for (const a of adoptOrphanLogs(log.walDir, [log.walDir])) logger.warn(a, 'write-ahead log of a former worker taken over; its unacknowledged records will be sent');
+      }
       const { createKafkaSink } = await import('./log/kafka-sink.ts');
       return createKafkaSink({ brokers: [...log.brokers], topic: log.topic, cell: config.cell, walDir: log.walDir, logger: sinkLogger(logger) });
     case 'file':

@@ -50,6 +50,13 @@ export interface WriteAheadLogOptions {
 const SEGMENT = /^wal-(\d{16})\.log$/;
 const name = (no: number, ext: 'log' | 'acks') => `wal-${String(no).padStart(16, '0')}.${ext}`;
 
+/** A write-ahead log file's name (`walFileName`) and back: its segment number and kind, undefined for any other file. */
+export { name as walFileName };
+export function parseWalFileName(file: string): { no: number; ext: 'log' | 'acks' } | undefined {
+  const m = /^wal-(\d{16})\.(log|acks)$/.exec(file);
+  return m ? { no: Number(m[1]), ext: m[2] as 'log' | 'acks' } : undefined;
+}
+
 export class WriteAheadLog {
   readonly dir: string;
   readonly #o: WriteAheadLogOptions;

@@ -36,6 +36,13 @@ export interface DrainOptions {
   /** The last resort, from the start of the drain: connections still open then are closed, ms. */
   readonly timeoutMs: number;
   readonly logger: Pick<Logger, 'info' | 'warn'>;
+  /**
+   * Awaited once the HTTP listener is closed, before clients are moved away (step 2's `Connection: close` and
+   * GOAWAY). A worker of a gateway with several (gateway/workers/) closes its gRPC listener here and waits until
+   * every worker has closed its listeners: a client moved away earlier would reconnect to a worker about to close
+   * its listener, and a connection still in that listener's accept queue is reset.
+   */
+  readonly stoppedAccepting?: () => Promise<void>;
 }
 
 /** Drains both front doors (see above); resolves when every connection has closed. Call once. */
@@ -49,7 +56,9 @@ export async function drainFrontDoors(o: DrainOptions): Promise<void> {
   // already waiting first (on a starved event loop, they may have waited since before the signal).
   await afterPoll();
   const http = o.http;
-  const closed = Promise.all([http ? stopAccepting(http) : undefined, o.grpc.drain()]);
+  const httpClosed = http ? stopAccepting(http) : undefined;
+  if (o.stoppedAccepting) await Promise.race([o.stoppedAccepting(), timeout]);
+  const closed = Promise.all([httpClosed, o.grpc.drain()]);
   if (http) {
     closeAfterEachResponse(http);
     timers.push(setTimeout(() => setImmediate(() => http.closeIdleConnections()), SETTLE_MS));

@@ -51,8 +51,23 @@ refuse 'a chart-managed variable in gateway.env' "invalid propertyName 'SIBYL_CE
 refuse 'a drain grace not below its timeout' "graceMs must be less than" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set gateway.drain.graceMs=5000
 refuse 'no Redis address for an external Redis' "redis.external.url" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set redis.mode=external
 refuse 'no tower URL' "tower.url is required" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set tower.url=
+refuse 'no workers' "/gateway/workers" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set gateway.workers=0
+refuse 'workers neither a count nor auto' "/gateway/workers" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set gateway.workers=many
 refuse 'two tower replicas on PGlite' "replicas > 1 needs PostgreSQL" deploy/helm/sibyl-tower $ex/dev-tower.yaml --set replicas=2
 refuse 'a tower without an admin token' "adminTokenSecret.name is required" deploy/helm/sibyl-tower $ex/dev-tower.yaml --set adminTokenSecret.name=
+
+# The gateway's workers (SIBYL_WORKERS): auto follows the CPU limit, else the request (downward API), else 1.
+workers() { # workers EXPECTED-GREP HELM-ARGS...: the SIBYL_WORKERS entry of the rendered gateway
+  local expect=$1
+  shift
+  local out
+  out="$(helm template x deploy/helm/sibyl-cell -f $ex/dev-cell-a.yaml "$@" | grep -A5 'name: SIBYL_WORKERS' | head -6)"
+  if grep -qF -- "$expect" <<<"$out"; then ok "workers $* → $expect"; else echo "$out" >&2; bad "workers $*: expected '$expect'"; fi
+}
+workers 'resource: requests.cpu'
+workers 'resource: limits.cpu' --set gateway.resources.limits.cpu=2
+workers 'value: "1"' --set gateway.resources.requests.cpu=null
+workers 'value: "3"' --set gateway.workers=3
 
 # The validator itself refuses unknown fields and wrong types.
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {selector: {a: b}, ports: [{port: 80, bogus: 1}]}\n' |
