@@ -9,6 +9,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { pino, type Logger } from 'pino';
 import { createTowerApp, type ValidationGateOptions } from './api/index.ts';
+import { createConsoleHandler, isConsolePath } from './console.ts';
 import { createReplays } from './replay/replays.ts';
 import type { TowerEnv } from './api/http.ts';
 import type { TowerConfig } from './config.ts';
@@ -21,6 +22,8 @@ export interface ControlTowerParts {
   readonly artifacts?: ArtifactStore;
   /** Uploads validated at once and waiting (default 2 and 8). */
   readonly validations?: ValidationGateOptions;
+  /** The built web console (default console/dist of the repository; console.ts). */
+  readonly consoleDir?: string;
 }
 
 export interface ControlTower {
@@ -52,6 +55,9 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
   const { token: adminToken, generated } = await ensureAdminToken(store, config.adminToken);
   const replays = createReplays({ store, artifacts, ...config.replay });
   const app = createTowerApp({ store, artifacts, validator, maxUploadBytes: config.maxUploadBytes, maxWaitMs: config.maxWaitMs, drift: config.drift, replays, logger, ...(parts.validations ? { validations: parts.validations } : {}) });
+  const serveConsole = createConsoleHandler(parts.consoleDir);
+  // The console's few paths first (console.ts), everything else is the API.
+  const fetch = (req: Request) => (isConsolePath(new URL(req.url).pathname) ? serveConsole(req) : app.fetch(req));
   let server: ServerType | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -66,7 +72,7 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
     logger,
     async start() {
       const port = await new Promise<number>((resolve, reject) => {
-        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => resolve(info.port));
+        const s = serve({ fetch, port: config.port, hostname: config.host }, (info) => resolve(info.port));
         s.once('error', reject);
         server = s;
       });

@@ -29,22 +29,51 @@ export interface RunTestCasesOptions {
   readonly timeoutMs?: number;
 }
 
+/** One case (or one free-form row) as it ran: what went in, what came out, what differed, how long it took. */
+export interface CaseReport {
+  readonly name: string;
+  /** The row the model saw: the case's features completed with the manifest's defaults. */
+  readonly features: Readonly<Record<string, Scalar>>;
+  readonly expected: Readonly<Record<string, Value>>;
+  /** The model's outputs; absent when it failed or the features did not fit. */
+  readonly outputs?: Readonly<Record<string, Value>>;
+  /** The model's error, when it failed. */
+  readonly error?: { readonly code: string; readonly message: string };
+  /** One line per problem, as in TestCaseFailure; empty when the case passed. */
+  readonly problems: readonly string[];
+  /** Wall-clock time of the execution step, milliseconds (0 when it did not run). */
+  readonly ms: number;
+}
+
 /** Runs every case in order; resolves with the failures (empty when all pass). Never rejects for a failing model. */
 export async function runTestCases(version: ModelVersion, options: RunTestCasesOptions = {}): Promise<TestCaseFailure[]> {
-  const failures: TestCaseFailure[] = [];
-  for (const tc of version.manifest.tests) {
+  const reports = await reportTestCases(version, version.manifest.tests, options);
+  return reports.filter((r) => r.problems.length > 0).map((r) => ({ name: r.name, problems: r.problems }));
+}
+
+/**
+ * Runs `cases` in order (the manifest's, or free-form rows as cases with nothing expected) and reports each: its
+ * row, outputs, error, problems and time. Never rejects for a failing model.
+ */
+export async function reportTestCases(version: ModelVersion, cases: readonly TestCase[], options: RunTestCasesOptions = {}): Promise<CaseReport[]> {
+  const reports: CaseReport[] = [];
+  for (const tc of cases) {
     const problems = checkFeatures(tc, version.manifest);
-    if (problems.length === 0) {
-      try {
-        problems.push(...compare(tc, await runTestCase(version, tc, options)));
-      } catch (err) {
-        const e = toSibylError(err);
-        problems.push(`the model failed: ${e.code}: ${e.message}`);
-      }
+    const base = { name: tc.name, features: testCaseRow(version.manifest, tc).features, expected: tc.expected };
+    if (problems.length) {
+      reports.push({ ...base, problems, ms: 0 });
+      continue;
     }
-    if (problems.length) failures.push({ name: tc.name, problems });
+    const started = performance.now();
+    try {
+      const outputs = await runTestCase(version, tc, options);
+      reports.push({ ...base, outputs, problems: compare(tc, outputs), ms: performance.now() - started });
+    } catch (err) {
+      const e = toSibylError(err);
+      reports.push({ ...base, error: { code: e.code, message: e.message }, problems: [`the model failed: ${e.code}: ${e.message}`], ms: performance.now() - started });
+    }
   }
-  return failures;
+  return reports;
 }
 
 /**

@@ -1,10 +1,15 @@
-/** The audit log (viewer) and API tokens (admin). */
+/** Who the caller is (any token), the audit log (viewer) and API tokens (admin). */
 import type { Hono } from 'hono';
 import type { MetadataStore } from '../store/index.ts';
 import { parseBody, reply, requireRole, type TowerEnv } from './http.ts';
-import { AuditLog, CreateTokenBody, TokenCreated, TokenList } from './schemas.ts';
+import { AuditLog, CreateTokenBody, TokenCreated, TokenList, Whoami } from './schemas.ts';
 
 export function mountAdminApi(app: Hono<TowerEnv>, store: MetadataStore): void {
+  app.get('/v1/whoami', (c) => {
+    const p = requireRole(c, 'viewer');
+    return reply(c, Whoami, { name: p.name, role: p.role });
+  });
+
   app.get('/v1/audit', async (c) => {
     requireRole(c, 'viewer');
     const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));

@@ -16,6 +16,7 @@ import { authenticate, errorJson, reply, type TowerEnv } from './http.ts';
 import { mountModelsApi } from './models-api.ts';
 import { mountStatisticsApi } from './statistics-api.ts';
 import { mountReplaysApi } from './replays-api.ts';
+import { mountValidationsApi } from './validations-api.ts';
 import type { Replays } from '../replay/replays.ts';
 import type { DriftSettings } from '../../stats/view.ts';
 import { towerOpenApi } from './openapi.ts';
@@ -65,9 +66,11 @@ export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
   app.get('/openapi.json', () => new Response((openApi ??= JSON.stringify(towerOpenApi())), { headers: { 'content-type': 'application/json' } }));
   app.use('/v1/*', authenticate(deps.store));
   app.use('/v1/*', function limitBody(c, next) {
-    return c.req.method === 'POST' && c.req.path === '/v1/models' ? uploadLimit(c, next) : jsonLimit(c, next);
+    const bundle = c.req.method === 'POST' && (c.req.path === '/v1/models' || c.req.path === '/v1/validations');
+    return bundle ? uploadLimit(c, next) : jsonLimit(c, next);
   });
   mountModelsApi(app, { ...deps, validator });
+  mountValidationsApi(app, { store: deps.store, validator, maxUploadBytes: deps.maxUploadBytes });
   mountCellsApi(app, deps);
   if (deps.replays) mountReplaysApi(app, deps.replays);
   mountStatisticsApi(app, { store: deps.store, drift: deps.drift ?? { threshold: 0.2, minValues: 100 }, ...(deps.logger ? { logger: deps.logger as { warn?(obj: object, msg: string): void } } : {}) });

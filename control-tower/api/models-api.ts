@@ -3,7 +3,7 @@
  * aliases, deploy/undeploy, retire, traffic split, shadows, and the live-versus-shadow comparison the gateways
  * report. Reads need the viewer role; changes need publisher.
  */
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import type { z } from 'zod';
 import { SibylError } from '../../core/errors.ts';
 import type { ArtifactStore, MetadataStore, ShadowTargetState, SplitArmInput, VersionRecord } from '../store/index.ts';
@@ -24,22 +24,7 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
 
   app.post('/v1/models', async (c) => {
     const p = requireRole(c, 'publisher');
-    const declared = Number(c.req.header('content-length') ?? NaN);
-    if (declared > deps.maxUploadBytes) throw tooBig(declared, deps.maxUploadBytes);
-    const type = c.req.header('content-type') ?? '';
-    let zip: Buffer;
-    let fields: Record<string, unknown> = {};
-    if (type.startsWith('multipart/form-data')) {
-      const form = await c.req.parseBody();
-      const file = form['bundle'];
-      if (!(file instanceof File)) throw new SibylError('INVALID_ARGUMENT', 'multipart upload: the zip goes in a file field named "bundle"');
-      zip = Buffer.from(await file.arrayBuffer());
-      fields = form;
-    } else {
-      zip = Buffer.from(await c.req.arrayBuffer());
-    }
-    if (zip.byteLength > deps.maxUploadBytes) throw tooBig(zip.byteLength, deps.maxUploadBytes);
-    if (zip.byteLength === 0) throw new SibylError('INVALID_ARGUMENT', 'the body is empty: send the bundle zip (application/zip) or a multipart field "bundle"');
+    const { zip, fields } = await bundleBody(c, deps.maxUploadBytes);
     const q = (name: string) => c.req.query(name) ?? (typeof fields[name] === 'string' ? (fields[name] as string) : undefined);
     const result = await publishBundle(deps, { zip, cells: cellSelector(q('cells')), makeDefault: flag(q('default'), 'default'), actor: p.name });
     return reply(c, UploadResult, { ...versionJson(result.version), created: result.created, changed: result.changed }, result.created ? 201 : 200);
@@ -143,6 +128,31 @@ export function mountModelsApi(app: Hono<TowerEnv>, deps: ModelsApiDeps): void {
     }
     return reply(c, ShadowsReport, { model: name, configured: model.cells.map((x) => ({ cell: x.cell, shadows: x.shadows, split: x.split })), replicas });
   });
+}
+
+/**
+ * The bundle zip of an upload or an inspection: the raw body (application/zip or octet-stream), or multipart with
+ * the zip in file field `bundle` and the other fields as strings. INVALID_ARGUMENT when larger than `maxBytes`
+ * (SIBYL_MAX_UPLOAD_BYTES), empty, or multipart without the field.
+ */
+export async function bundleBody(c: Context, maxBytes: number): Promise<{ zip: Buffer; fields: Record<string, unknown> }> {
+  const declared = Number(c.req.header('content-length') ?? NaN);
+  if (declared > maxBytes) throw tooBig(declared, maxBytes);
+  const type = c.req.header('content-type') ?? '';
+  let zip: Buffer;
+  let fields: Record<string, unknown> = {};
+  if (type.startsWith('multipart/form-data')) {
+    const form = await c.req.parseBody();
+    const file = form['bundle'];
+    if (!(file instanceof File)) throw new SibylError('INVALID_ARGUMENT', 'multipart upload: the zip goes in a file field named "bundle"');
+    zip = Buffer.from(await file.arrayBuffer());
+    fields = form;
+  } else {
+    zip = Buffer.from(await c.req.arrayBuffer());
+  }
+  if (zip.byteLength > maxBytes) throw tooBig(zip.byteLength, maxBytes);
+  if (zip.byteLength === 0) throw new SibylError('INVALID_ARGUMENT', 'the body is empty: send the bundle zip (application/zip) or a multipart field "bundle"');
+  return { zip, fields };
 }
 
 function versionJson(v: VersionRecord): z.output<typeof Version> {

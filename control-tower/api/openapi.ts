@@ -29,6 +29,8 @@ import {
   TowerError,
   UploadResult,
   VersionDetail,
+  Verdict,
+  Whoami,
 } from './schemas.ts';
 import { StatisticsAnswer } from './statistics-api.ts';
 import { ReplayBody, ReplayJobAnswer, ReplayList } from './replays-api.ts';
@@ -70,6 +72,23 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
       },
     },
     responses: { '201': { description: 'stored', content: { 'application/json': UploadResult } }, ...json('an identical retry', UploadResult) },
+  }),
+  op('post', '/v1/validations', 'inspect', 'models', 'Run a bundle through the upload gate without storing it: every check, test case and free-form row (publisher)', {
+    description: 'The same validation process and limits as an upload, and its turn in the same queue (429 when full). A failing bundle answers 200 with ok: false.',
+    requestBody: {
+      content: {
+        'application/zip': { raw: zip },
+        'application/octet-stream': { raw: zip },
+        'multipart/form-data': {
+          raw: {
+            type: 'object',
+            properties: { bundle: { ...zip, description: 'the zip' }, rows: { type: 'string', contentMediaType: 'application/json', description: 'JSON: [{ name?, features: { NAME: value }, models?: { AS: { OUTPUT: value } } }], at most 100 rows run as cases with nothing expected' } },
+            required: ['bundle'],
+          },
+        },
+      },
+    },
+    responses: json('the verdict', Verdict),
   }),
   op('get', '/v1/models', 'listModels', 'models', 'Every model', { responses: json('models by name', ModelList) }),
   op('get', '/v1/models/{name}', 'getModel', 'models', 'A model: its versions and, per cell, versions, default, aliases, split, shadows', { parameters: [name], responses: json('the model', ModelDetail) }),
@@ -150,6 +169,7 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
     parameters: [param('sha256', '64 lowercase hex digits'), { name: 'if-none-match', in: 'header', description: 'the ETag held' }],
     responses: { '200': { description: 'the zip', content: { 'application/zip': { raw: zip } } }, '304': { description: 'not modified' }, default: error },
   }),
+  op('get', '/v1/whoami', 'whoami', 'admin', "The caller's token name and role", { responses: json('the principal', Whoami) }),
   op('get', '/v1/audit', 'audit', 'admin', 'The audit log, newest first', {
     parameters: [
       { name: 'limit', in: 'query', description: '1-1000, default 100', schema: nonNegative },

@@ -148,3 +148,32 @@ export const AuditLog = z
 export const TokenList = z.object({ tokens: z.array(z.object({ name: z.string(), role, createdBy: z.string(), created: isoDate })) }).meta({ id: 'TokenList' });
 
 export const TokenCreated = z.object({ name: z.string(), role, token: z.string() }).meta({ id: 'TokenCreated', description: 'the secret, shown this once' });
+
+export const Whoami = z.object({ name: z.string(), role }).meta({ id: 'Whoami', description: "the token's name and role" });
+
+const CaseResult = z
+  .object({
+    name: z.string(),
+    features: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+    expected: z.record(z.string(), z.unknown()),
+    outputs: z.record(z.string(), z.unknown()).optional(),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+    problems: z.array(z.string()),
+    ms: z.number(),
+  })
+  .meta({ id: 'CaseResult', description: 'a test case (or row) as it ran: the row with defaults filled, outputs or error, one line per difference, milliseconds' });
+
+export const Verdict = z
+  .object({
+    ok: z.boolean(),
+    sha256: z.string(),
+    sizeBytes: int,
+    checks: z.array(z.object({ name: z.string(), ok: z.boolean(), code: z.string().optional(), message: z.string().optional() })),
+    cases: z.array(CaseResult),
+    rows: z.array(CaseResult),
+    manifest: Manifest.optional(),
+  })
+  .meta({
+    id: 'Verdict',
+    description: 'the upload gate run without storing: each check in order (bundle, test cases declared, runtime, model loads, test cases pass, composed models, version is new; it stops at the first failure), every test case and row',
+  });

@@ -25,23 +25,27 @@ export function limitValidations(validator: UploadValidator, options: Validation
     else running--;
   }
 
+  async function inTurn<T>(work: () => Promise<T>): Promise<T> {
+    if (running >= concurrency) {
+      if (waiting.length >= queue) {
+        throw new SibylError('RESOURCE_EXHAUSTED', `too many uploads are being validated (${concurrency} running, ${queue} waiting); retry later`);
+      }
+      // The slot is handed over by release(): `running` stays the same.
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    } else {
+      running++;
+    }
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
+
   return {
-    async validate(zip) {
-      if (running >= concurrency) {
-        if (waiting.length >= queue) {
-          throw new SibylError('RESOURCE_EXHAUSTED', `too many uploads are being validated (${concurrency} running, ${queue} waiting); retry later`);
-        }
-        // The slot is handed over by release(): `running` stays the same.
-        await new Promise<void>((resolve) => waiting.push(resolve));
-      } else {
-        running++;
-      }
-      try {
-        return await validator.validate(zip);
-      } finally {
-        release();
-      }
-    },
+    validate: (zip) => inTurn(() => validator.validate(zip)),
+    // An inspection is a validation of its own process: it takes a turn like an upload.
+    inspect: (zip, rows) => inTurn(() => validator.inspect(zip, rows)),
     close: () => validator.close(),
   };
 }

@@ -1,2 +1,2 @@
 /** Upload validation: the gate a bundle passes before the control tower stores anything. */
-export { createUploadValidator, type UploadValidator, type UploadValidatorOptions, type ValidatedUpload } from './upload-validator.ts';
+export { createUploadValidator, type Check, type UploadValidator, type UploadValidatorOptions, type ValidatedUpload, type Verdict } from './upload-validator.ts';

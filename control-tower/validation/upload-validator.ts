@@ -14,8 +14,10 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ZipLimits } from '../../runtimes/bundle/index.ts';
 import { Code, SibylError, type CodeName } from '../../core/errors.ts';
-import { requireTestCases, validateManifest, type Manifest } from '../../runtimes/manifest.ts';
-import type { ChildReply, ChildRequest } from './validation-child.ts';
+import { requireTestCases, validateManifest, type Manifest, type TestCase } from '../../runtimes/manifest.ts';
+import type { ChildReply, ChildRequest, Verdict } from './validation-child.ts';
+
+export type { Check, Verdict } from './validation-child.ts';
 
 export interface ValidatedUpload {
   readonly manifest: Manifest;
@@ -34,6 +36,13 @@ export interface UploadValidator {
    * concurrently.
    */
   validate(zip: Buffer): Promise<ValidatedUpload>;
+  /**
+   * Runs the same gate in the same kind of process, stores nothing, and resolves with every check, every test case
+   * (row, outputs, problems, time) and `rows` run as cases with nothing expected. Rejects only when the process
+   * could not give an answer (crashed, out of time or memory: the messages of `validate`), or UNAVAILABLE after
+   * `close`.
+   */
+  inspect(zip: Buffer, rows: readonly TestCase[]): Promise<Verdict>;
   /** Kills validations still running (they reject) and refuses new ones; resolves once their files are removed. */
   close(): Promise<void>;
 }
@@ -84,26 +93,35 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
   }
 
   async function validateOne(zip: Buffer): Promise<ValidatedUpload> {
-    if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator is closed');
     const sha256 = createHash('sha256').update(zip).digest('hex');
+    const manifest = await inChild(zip, undefined);
+    return { manifest: manifest as Manifest, sha256, sizeBytes: zip.byteLength };
+  }
+
+  /** The child's answer: the manifest (gate, no rows) or the verdict (inspect, with these rows). */
+  async function inChild(zip: Buffer, rows: readonly TestCase[] | undefined): Promise<Manifest | Verdict> {
+    if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator is closed');
     await turn();
     const id = randomUUID();
     const zipFile = join(workDir, `${id}.zip`);
+    const rowsFile = join(workDir, `${id}.rows.json`);
     const unpackDir = join(workDir, id);
     try {
       if (closed) throw new SibylError('UNAVAILABLE', 'the upload validator is closed');
       await mkdir(workDir, { recursive: true });
       await writeFile(zipFile, zip, { flag: 'wx', mode: 0o600 });
-      const manifest = await runChild({ zipFile, unpackDir, limits });
-      return { manifest, sha256, sizeBytes: zip.byteLength };
+      // Rows go in a file: the request travels as one argument, which the kernel caps at 128 KiB.
+      if (rows) await writeFile(rowsFile, JSON.stringify(rows), { flag: 'wx', mode: 0o600 });
+      return await runChild({ zipFile, unpackDir, limits, ...(rows ? { inspect: { rowsFile } } : {}) });
     } finally {
       await rm(zipFile, { force: true }).catch(() => undefined);
+      await rm(rowsFile, { force: true }).catch(() => undefined);
       await rm(unpackDir, { recursive: true, force: true }).catch(() => undefined);
       release();
     }
   }
 
-  function runChild(request: ChildRequest): Promise<Manifest> {
+  function runChild(request: ChildRequest): Promise<Manifest | Verdict> {
     return new Promise((resolvePromise, reject) => {
       const child = fork(CHILD, [JSON.stringify(request)], {
         execArgv: [`--max-old-space-size=${maxOldSpaceMb}`, '--disable-warning=ExperimentalWarning'],
@@ -135,7 +153,7 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
         clearTimeout(timer);
         running.delete(kill);
         try {
-          resolvePromise(outcome(reply, code, signal, timedOut, stderr));
+          resolvePromise(outcome(reply, code, signal, timedOut, stderr, request.inspect !== undefined));
         } catch (err) {
           reject(err);
         }
@@ -143,10 +161,15 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
     });
   }
 
-  function outcome(reply: unknown, code: number | null, signal: NodeJS.Signals | null, timedOut: boolean, stderr: string): Manifest {
+  function outcome(reply: unknown, code: number | null, signal: NodeJS.Signals | null, timedOut: boolean, stderr: string, inspecting: boolean): Manifest | Verdict {
     const r = reply as Partial<ChildReply> | undefined;
+    if (inspecting && r?.ok === true && code === 0 && r.verdict) {
+      // Checked like any input from the child: a manifest in the verdict is validated again.
+      const v = r.verdict;
+      return { ...v, ...(v.manifest ? { manifest: validateManifest(v.manifest) } : {}) };
+    }
     // The child handled untrusted input: its reply is checked like any other input.
-    if (r?.ok === true && code === 0) {
+    if (r?.ok === true && code === 0 && r.manifest) {
       const manifest = validateManifest(r.manifest);
       requireTestCases(manifest);
       return manifest;
@@ -172,6 +195,13 @@ export function createUploadValidator(options: UploadValidatorOptions): UploadVa
   }
 
   return {
+    inspect(zip, rows) {
+      const p = inChild(zip, rows) as Promise<Verdict>;
+      pending.add(p);
+      const forget = () => pending.delete(p);
+      p.then(forget, forget);
+      return p;
+    },
     validate(zip) {
       const p = validateOne(zip);
       pending.add(p);

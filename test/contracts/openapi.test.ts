@@ -178,6 +178,9 @@ describe('the control tower OpenAPI document', () => {
     await call('GET', '/v1/models/{name}/versions/{version}', '/v1/models/delivery-eta/versions/2');
     await call('GET', '/v1/models/{name}/versions/{version}/manifest', '/v1/models/delivery-eta/versions/2/manifest');
     await call('GET', '/v1/models/{name}/versions/{version}/bundle', '/v1/models/delivery-eta/versions/2/bundle');
+    const verdict = await call('POST', '/v1/validations', '/v1/validations', { body: eta2, headers: { 'content-type': 'application/zip' } });
+    expect([verdict.ok, verdict.checks.at(-1)]).toEqual([true, { name: 'version is new', ok: true }]);
+    expect(await call('GET', '/v1/whoami', '/v1/whoami')).toEqual({ name: 'dev-admin', role: 'admin' });
     await call('PUT', '/v1/models/{name}/default', '/v1/models/delivery-eta/default', { json: { version: '2' } });
     await call('PUT', '/v1/models/{name}/aliases/{alias}', '/v1/models/delivery-eta/aliases/stable', { json: { version: '1', cells: ['cell-a'] } });
     await call('DELETE', '/v1/models/{name}/aliases/{alias}', '/v1/models/delivery-eta/aliases/stable?cells=cell-a');

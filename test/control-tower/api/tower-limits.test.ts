@@ -20,6 +20,7 @@ function heldValidator() {
       await new Promise<void>((resolve) => held.push(resolve));
       throw new SibylError('INVALID_ARGUMENT', 'held');
     },
+    inspect: () => Promise.reject(new SibylError('UNIMPLEMENTED', 'not used here')),
     close: async () => undefined,
   };
   return {
