@@ -1,0 +1,193 @@
+#!/usr/bin/env node
+/**
+ * The gateway's event-loop long tasks under a steady open-loop load: which code held the loop, and for how long
+ * (loadtest/lib/long-tasks.ts reads them from a V8 CPU profile taken through the inspector).
+ *
+ *   node loadtest/long-tasks.ts [--a DIR] [--rate N | --fraction 0.5] [--seconds 10] [--rounds 1]
+ *       [--threshold 0.2] [--interval 100] [--log on|off] [--protocol sibyl-rest] [--mix eta-store]
+ *
+ * Default scenario: S1 of the suite (Sibyl REST, delivery-eta with 13 features from Redis, Kafka log on) at half of
+ * its max rate, measured first with a closed loop (48 concurrent, 5 s) on the first arm. Each gateway runs with
+ * `--inspect` on the server core (1), the generator on core 0 (vegeta when installed). Per arm and round: 2 s of
+ * unprofiled warm-up at the rate, then the profiler on (`--interval` µs) for `--seconds` at the rate. Printed per
+ * run: the client's and the gateway's own p99 (its histogram), GC pauses (its v8js_gc_duration_seconds), and the
+ * long-task report. `--a DIR` adds a second checkout (e.g. .data/ab/<sha> from loadtest/ab.sh) as arm A, run before
+ * this tree (B) in each round, the order swapped every round. Profiles and the report go to
+ * loadtest/results/tmp/long-tasks-<time>/.
+ *
+ * Needs Redis and the Kafka broker of scripts/services (started here) and the seeded feature population.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { RunResult, RunSpec } from './generate.ts';
+import { longTaskReport, renderLongTasks, type CpuProfile } from './lib/long-tasks.ts';
+import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
+import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import type { Mix, Protocol } from './lib/requests.ts';
+import { seedRedis } from './lib/seed.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    a: { type: 'string' },
+    rate: { type: 'string' },
+    fraction: { type: 'string', default: '0.5' },
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '1' },
+    threshold: { type: 'string', default: '0.2' },
+    interval: { type: 'string', default: '100' },
+    log: { type: 'string', default: 'on' },
+    protocol: { type: 'string', default: 'sibyl-rest' },
+    mix: { type: 'string', default: 'eta-store' },
+  },
+});
+const SECONDS = Number(flags.seconds);
+const ROUNDS = Number(flags.rounds);
+const THRESHOLD_MS = Number(flags.threshold);
+const INTERVAL_US = Number(flags.interval);
+const PROTOCOL = flags.protocol as Protocol;
+const MIX = flags.mix as Mix;
+const SERVER_CORE = '1';
+const LOAD_CORE = '0';
+const REDIS_URL = 'redis://127.0.0.1:6399';
+const PREFIX = 'bench';
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const outDir = join('loadtest', 'results', 'tmp', `long-tasks-${stamp}`);
+mkdirSync(outDir, { recursive: true });
+const log = (msg: string) => process.stderr.write(`[long-tasks] ${msg}\n`);
+
+interface Arm {
+  readonly name: 'A' | 'B';
+  readonly dir: string;
+  readonly http: number;
+  readonly grpc: number;
+  readonly inspect: number;
+  child?: Child;
+}
+const arms: Arm[] = [
+  ...(flags.a ? [{ name: 'A' as const, dir: resolve(flags.a), http: 27680, grpc: 27681, inspect: 27690 }] : []),
+  { name: 'B', dir: resolve('.'), http: 27780, grpc: 27781, inspect: 27790 },
+];
+
+async function startArm(arm: Arm): Promise<void> {
+  arm.child = startChild(`gateway-${arm.name}`, 'node', [`--inspect=127.0.0.1:${arm.inspect}`, 'gateway/main.ts'], {
+    cores: SERVER_CORE,
+    cwd: arm.dir,
+    logFile: join(outDir, `gateway-${arm.name}.log`),
+    env: {
+      SIBYL_HOST: '127.0.0.1',
+      SIBYL_HTTP_PORT: String(arm.http),
+      SIBYL_GRPC_PORT: String(arm.grpc),
+      REDIS_URL,
+      SIBYL_FEATURE_PREFIX: PREFIX,
+      KAFKA_BROKERS: '127.0.0.1:19092',
+      SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
+      SIBYL_PREDICTION_LOG: flags.log === 'off' ? 'off' : 'on',
+      SIBYL_DATA_DIR: resolve(outDir, `data-${arm.name}`),
+      SIBYL_LOG_LEVEL: 'warn',
+    },
+  });
+  await waitHttpOk(`http://127.0.0.1:${arm.http}/readyz`, 60_000, arm.child);
+}
+
+/** A Chrome DevTools Protocol session with the gateway's inspector (Node's global WebSocket). */
+async function inspector(port: number): Promise<{ send(method: string, params?: object): Promise<Record<string, unknown>>; close(): void }> {
+  const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
+  const ws = new WebSocket(list[0]!.webSocketDebuggerUrl);
+  await new Promise<void>((ok, fail) => {
+    ws.onopen = () => ok();
+    ws.onerror = () => fail(new Error(`inspector on port ${port} unreachable`));
+  });
+  let next = 1;
+  const waiting = new Map<number, { ok: (v: Record<string, unknown>) => void; fail: (e: Error) => void }>();
+  ws.onmessage = (ev) => {
+    const m = JSON.parse(String(ev.data)) as { id?: number; result?: Record<string, unknown>; error?: { message: string } };
+    const w = m.id === undefined ? undefined : waiting.get(m.id);
+    if (!w) return;
+    waiting.delete(m.id!);
+    if (m.error) w.fail(new Error(m.error.message));
+    else w.ok(m.result ?? {});
+  };
+  return {
+    send(method, params = {}) {
+      const id = next++;
+      ws.send(JSON.stringify({ id, method, params }));
+      return new Promise((ok, fail) => waiting.set(id, { ok, fail }));
+    },
+    close: () => ws.close(),
+  };
+}
+
+async function generate(spec: RunSpec): Promise<RunResult> {
+  const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
+  return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
+}
+
+function target(arm: Arm): string {
+  return PROTOCOL.endsWith('grpc') ? `127.0.0.1:${arm.grpc}` : `http://127.0.0.1:${arm.http}`;
+}
+
+/** Pauses of one GC histogram delta: count and the sum, ms, and how many took ≥ 1 ms (bucket bounds permitting). */
+function gcSummary(before: Buckets, after: Buckets): string {
+  const d = (b: number) => (after.get(b) ?? 0) - (before.get(b) ?? 0);
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = d(Infinity);
+  const under1 = d(0.001);
+  const parts = bounds.filter((b) => b !== Infinity).map((b) => `≤${b * 1000} ms: ${d(b)}`);
+  return `${total} pauses, ${total - under1} of 1 ms or more (cumulative ${parts.join(', ')})`;
+}
+
+async function measure(arm: Arm, rate: number, round: number): Promise<string> {
+  const base = `http://127.0.0.1:${arm.http}`;
+  const open = (durationS: number, warmupS: number): RunSpec => ({ name: `long-tasks ${arm.name}`, target: target(arm), protocol: PROTOCOL, mix: MIX, mode: 'open', steps: [{ rate, durationS }], warmupS, tool: 'vegeta' });
+  await generate(open(2, 0));
+  const session = await inspector(arm.inspect);
+  await session.send('Profiler.enable');
+  await session.send('Profiler.setSamplingInterval', { interval: INTERVAL_US });
+  const req0 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
+  const gc0 = await scrapeBuckets(base, 'v8js_gc_duration_seconds');
+  await session.send('Profiler.start');
+  const result = await generate(open(SECONDS, 0));
+  const { profile } = (await session.send('Profiler.stop')) as unknown as { profile: CpuProfile };
+  const req1 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
+  const gc1 = await scrapeBuckets(base, 'v8js_gc_duration_seconds');
+  session.close();
+  const file = join(outDir, `${arm.name}-round${round + 1}.cpuprofile`);
+  writeFileSync(file, JSON.stringify(profile));
+  const s = result.steps[0]!;
+  const q = (p: number) => bucketQuantileMs(p, req0, req1);
+  const head = [
+    `${arm.name} (${arm.dir}), round ${round + 1}: ${PROTOCOL} ${MIX}, log ${flags.log}, ${rate}/s for ${SECONDS} s: ${s.throughput} ok/s, codes ${JSON.stringify(s.codes)}`,
+    `client p50 / p99 / p99.9 ${s.latency.p50} / ${s.latency.p99} / ${s.latency.p999} ms; the gateway's own p50 / p99 / p99.9 ${q(0.5)} / ${q(0.99)} / ${q(0.999)} ms`,
+    `GC: ${gcSummary(gc0, gc1)}`,
+    `profile: ${file}`,
+    '',
+  ];
+  return `${head.join('\n')}\n${renderLongTasks(longTaskReport(profile, THRESHOLD_MS), `Long tasks: ${arm.name}, round ${round + 1}`)}`;
+}
+
+try {
+  await run('bash', ['scripts/services/redis.sh', 'start']);
+  await run('bash', ['scripts/services/kafka.sh', 'start']);
+  log(await seedRedis(REDIS_URL, PREFIX));
+  for (const arm of arms) await startArm(arm);
+  let rate = flags.rate ? Number(flags.rate) : NaN;
+  if (!Number.isFinite(rate)) {
+    const first = arms[0]!;
+    const max = await generate({ name: 'long-tasks max', target: target(first), protocol: PROTOCOL, mix: MIX, mode: 'closed', concurrency: 48, durationS: 5, warmupS: 1 });
+    rate = Math.max(10, Math.round(max.steps[0]!.throughput * Number(flags.fraction)));
+    log(`max of ${first.name}: ${max.steps[0]!.throughput} ok/s; profiling at ${rate}/s`);
+  }
+  const sections: string[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const arm of round % 2 === 0 ? arms : [...arms].reverse()) {
+      const text = await measure(arm, rate, round);
+      sections.push(text);
+      process.stdout.write(`${text}\n`);
+    }
+  }
+  writeFileSync(join(outDir, 'long-tasks.md'), `${sections.join('\n')}\n`);
+  log(`report: ${join(outDir, 'long-tasks.md')}`);
+} finally {
+  for (const arm of arms) await arm.child?.stop();
+}
