@@ -111,12 +111,12 @@ async function generate(key: string, server: string, spec: RunSpec, recorded = t
 }
 
 /** Closed loop for the maximum, then open loop at `fraction` of it (or at `rate`). */
-async function maxThenOpen(key: string, server: string, target: string, protocol: Protocol, mix: Mix, open: { fraction?: number; rate?: number } = { fraction: 0.5 }): Promise<{ max: StepResult; open: StepResult }> {
+async function maxThenOpen(key: string, server: string, target: string, protocol: Protocol, mix: Mix, open: { fraction?: number; rate?: number } = { fraction: 0.5 }): Promise<{ max: StepResult; open: StepResult; openGatewayP99Ms?: number | undefined }> {
   const closed = await generate(`${key}/max`, server, { name: key, target, protocol, mix, mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W });
   const max = closed.steps[0]!;
   const rate = Math.max(10, Math.round(open.rate ?? max.throughput * (open.fraction ?? 0.5)));
   const o = await generate(`${key}/open@${rate}`, server, { name: key, target, protocol, mix, mode: 'open', steps: [{ rate, durationS: D }], warmupS: W, ...OPEN_TOOL });
-  return { max, open: o.steps[0]! };
+  return { max, open: o.steps[0]!, openGatewayP99Ms: o.gatewayP99Ms };
 }
 
 async function check(target: string, protocol: Protocol, mix: Mix, expectNoDefaults: boolean): Promise<void> {
@@ -397,15 +397,19 @@ try {
       ? { target: 'S1 max throughput ≥ 30% of the bare Hono echo', measured: `interleaved medians ${ab.on} / ${ab.echo} = ${pct(ab.on / ab.echo)} (sequential runs: ${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)})`, met: ab.on >= 0.3 * ab.echo }
       : { target: 'S1 max throughput ≥ 30% of the bare Hono echo', measured: `${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)}`, met: s1.max.throughput >= 0.3 * echoRestEta.throughput },
     {
-      target: 'S1 p99 at half of its max rate < 2 ms',
-      measured: `p99 ${s1.open.latency.p99} ms at ${s1.open.rate}/s (p50 ${s1.open.latency.p50} ms); the bare Hono echo at the same rate, same generator: p99 ${echoOpen.latency.p99} ms (p50 ${echoOpen.latency.p50} ms)`,
-      met: s1.open.latency.p99 < 2 && s1.open.ok > 0,
+      // The tail is judged by the gateway's own histogram (arrival to response), and by the client's p99 less the
+      // bare echo's at the same rate in the same run: the generator's and the machine's own tail are in both.
+      target: "S1's own p99 at half of its max rate < 1 ms (the gateway's histogram)",
+      measured:
+        `gateway's own p99 ${s1.openGatewayP99Ms ?? '-'} ms at ${s1.open.rate}/s; client p99 ${s1.open.latency.p99} ms - the bare Hono echo's ${echoOpen.latency.p99} ms at the same rate = ` +
+        `${Math.round((s1.open.latency.p99 - echoOpen.latency.p99) * 100) / 100} ms (client p50 ${s1.open.latency.p50} ms, echo's ${echoOpen.latency.p50} ms)`,
+      met: s1.openGatewayP99Ms !== undefined && s1.openGatewayP99Ms < 1 && s1.open.ok > 0,
     },
     kafkaOn
       ? ab
-        ? { target: 'Kafka logging costs < 15% of max throughput', measured: `interleaved medians 1 - ${ab.on} / ${ab.off} = ${pct(1 - ab.on / ab.off)} (sequential runs: 1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)})`, met: ab.on >= 0.85 * ab.off }
-        : { target: 'Kafka logging costs < 15% of max throughput', measured: `1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)}`, met: s1.max.throughput >= 0.85 * s2.max.throughput }
-      : { target: 'Kafka logging costs < 15% of max throughput', measured: 'not measured: the Kafka-on gateway did not start', met: false },
+        ? { target: 'Kafka logging costs < 10% of max throughput', measured: `interleaved medians 1 - ${ab.on} / ${ab.off} = ${pct(1 - ab.on / ab.off)} (sequential runs: 1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)})`, met: ab.on >= 0.9 * ab.off }
+        : { target: 'Kafka logging costs < 10% of max throughput', measured: `1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)}`, met: s1.max.throughput >= 0.9 * s2.max.throughput }
+      : { target: 'Kafka logging costs < 10% of max throughput', measured: 'not measured: the Kafka-on gateway did not start', met: false },
   ];
   if (peer && inline) {
     // Judged like for like (neither server logs predictions) when the log-off runs exist; the Kafka-on ratio is shown too.

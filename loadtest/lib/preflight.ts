@@ -78,7 +78,7 @@ function grpcCheck(address: string, pool: RequestPool, path: string, body: Buffe
 }
 
 /** Little-endian raw tensor bytes of a numeric OIP datatype → numbers (enough for a preflight's eyeball check). */
-function decodeRaw(datatype: string, raw: Uint8Array): number[] {
+export function decodeRaw(datatype: string, raw: Uint8Array): number[] {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const out: number[] = [];
   const size = datatype === 'FP64' || datatype === 'INT64' ? 8 : 4;

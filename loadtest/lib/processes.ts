@@ -142,3 +142,33 @@ export function childCpuMs(): number {
   // fields 16 and 17 of /proc/pid/stat (cutime, cstime), in clock ticks (100/s on Linux)
   return (Number(f[13]) + Number(f[14])) * 10;
 }
+
+/**
+ * CPU time of `pid` and all its descendants, ms: the live ones' own time, plus what finished children handed up to
+ * their parents (cutime, cstime). A server that works in child processes (BentoML's workers, Ray's raylet and
+ * actors) is charged for all of them; undefined when `pid` is gone.
+ */
+export function processTreeCpuMs(pid: number): number | undefined {
+  const stats = new Map<number, { ppid: number; ms: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // fields 4 (ppid) and 14-17 (utime, stime, cutime, cstime, clock ticks) of /proc/pid/stat
+      stats.set(Number(entry), { ppid: Number(f[1]), ms: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10 });
+    } catch {
+      /* exited while listing */
+    }
+  }
+  if (!stats.has(pid)) return undefined;
+  const children = new Map<number, number[]>();
+  for (const [p, s] of stats) children.set(s.ppid, [...(children.get(s.ppid) ?? []), p]);
+  let total = 0;
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    total += stats.get(p)?.ms ?? 0;
+    todo.push(...(children.get(p) ?? []));
+  }
+  return total;
+}

@@ -2,6 +2,7 @@
 import type { LatencySummary } from './histogram.ts';
 import type { StepResult } from './loops.ts';
 import type { Machine } from './machine.ts';
+import { renderPeers, type PeerSection } from '../peer/peer-report.ts';
 
 export interface Measurement {
   readonly key: string;
@@ -47,6 +48,8 @@ export interface Report {
   ratios?: { name: string; value: number }[];
   targets: Target[];
   profile: { file: string; totalMs: number; top: { fn: string; share: number; ms: number }[] } | undefined;
+  /** The peers' comparison (loadtest/peer/), when any peer was selected. */
+  peers?: PeerSection;
   durationS?: number;
 }
 
@@ -110,6 +113,7 @@ export function renderMarkdown(r: Report): string {
     for (const o of r.ort) out.push(`| ${o.model}/${o.version} | ${o.throughput} | ${o.latency.p50} | ${o.latency.p99} | ${o.latency.p999} |`);
     out.push('');
   }
+  if (r.peers) out.push(...renderPeers(r.peers));
   if (r.ratios?.length) {
     out.push('## Ratios (max throughput, same run)', '', '| ratio | value |', '| --- | ---: |');
     for (const x of r.ratios) out.push(`| ${x.name} | ${x.value} |`);
