@@ -49,7 +49,7 @@ await gateway.start();
 await Promise.race([gateway.follower?.ready, new Promise((r) => setTimeout(r, 30_000).unref())]);
 if (tower.devToken) {
   process.stderr.write(
-    `\nControl tower on http://127.0.0.1:${towerPort}; development admin token (valid until the next start):\n  export SIBYL_TOKEN=${tower.adminToken}\n\n`,
+    `\nControl tower on http://127.0.0.1:${towerPort} (web console: http://127.0.0.1:${towerPort}/console/); development admin token (valid until the next start):\n  export SIBYL_TOKEN=${tower.adminToken}\n\n`,
   );
 }
 

@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 [ -d node_modules/onnxruntime-node ] || npm ci --no-audit --no-fund
+# The web console the tower serves at /console/ (esbuild, about a second).
+node console/build.ts
 exec node local/main.ts "$@"

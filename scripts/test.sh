@@ -10,6 +10,9 @@ bash scripts/tools.sh
 .tools/bin/buf generate >/dev/null
 git diff --quiet --exit-code -- proto/gen 2>/dev/null || { echo "proto/gen is stale: run 'npm run gen' and commit" >&2; exit 1; }
 npx tsc --noEmit -p .
+# The web console: its own types (DOM) and its build, which the tower serves (the browser suite is npm run test:console).
+npx tsc --noEmit -p console
+node console/build.ts
 # Real services for the integration suites (idempotent: reuse running ones).
 for svc in scripts/services/*.sh; do
   [ "$(basename "$svc")" = common.sh ] && continue
