@@ -4,29 +4,33 @@
  * scenarios in one run on this machine, written as JSON and Markdown under loadtest/results/, and (full runs) into
  * loadtest/RESULTS.md.
  *
- *   node loadtest/suite.ts [--quick] [--no-peer] [--no-overload] [--profile]
+ *   node loadtest/suite.ts [--quick] [--peers mlserver,kserve,bentoml,ray,pytriton | --no-peer] [--no-overload] [--profile]
  *
  * Processes: every server (gateway, echo baselines, onnxruntime loop, MLServer) runs pinned to core 1; the load
  * generator, Redis and Kafka run on core 0. Each load run is its own generator process (loadtest/generate.ts).
  */
-import { cpSync, mkdirSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RunResult, RunSpec } from './generate.ts';
 import type { StepResult } from './lib/loops.ts';
 import { describeMachine } from './lib/machine.ts';
 import { preflight } from './lib/preflight.ts';
-import { processCpuMs, run, setAffinity, setPriority, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { processTreeCpuMs, run, setAffinity, setPriority, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { bucketQuantileMs, delta, scrape, scrapeBuckets } from './lib/metrics.ts';
 import { topSelfTime } from './lib/cpuprofile.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
+import { installPeers, runPeers, selectPeers } from './peer/peers.ts';
+import { peerSection } from './peer/peer-report.ts';
 
 const { values: flags } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     'no-peer': { type: 'boolean', default: false },
+    /** Comma-separated peers (loadtest/peer/peers.ts); default: all that install. */
+    peers: { type: 'string' },
     'no-overload': { type: 'boolean', default: false },
     'no-shadows': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
@@ -88,13 +92,14 @@ async function generate(key: string, server: string, spec: RunSpec, recorded = t
   const metricsBase = spec.target.startsWith('http') ? spec.target : http(PORTS.gwHttp);
   const metrics0 = sibyl ? await scrape(metricsBase) : {};
   const buckets0 = sibyl ? await scrapeBuckets(metricsBase, 'sibyl_request_duration_seconds') : new Map<number, number>();
-  const cpu0 = [serverPid, redisPid].map((p) => (p ? processCpuMs(p) : undefined));
+  // Process trees: a peer may work in child processes (BentoML's workers, Ray's raylet and actors).
+  const cpu0 = [serverPid, redisPid].map((p) => (p ? processTreeCpuMs(p) : undefined));
   const w0 = performance.now();
   const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
   const wall = performance.now() - w0;
   const share = (i: number, pid: number | undefined): number | undefined => {
     const a = cpu0[i];
-    const b = pid ? processCpuMs(pid) : undefined;
+    const b = pid ? processTreeCpuMs(pid) : undefined;
     return a === undefined || b === undefined ? undefined : Math.round(((b - a) / wall) * 100) / 100;
   };
   const serverCpu = share(0, serverPid);
@@ -198,6 +203,8 @@ function grpcAddr(port: number): string {
 
 try {
   log(`suite ${QUICK ? '(quick)' : ''} → ${outDir}`);
+  const peerNames = selectPeers(flags.peers, flags['no-peer']);
+  const installed = await installPeers(peerNames, log);
   await services();
 
   // ---- baselines: the model's and the transports' ceilings ----
@@ -214,22 +221,12 @@ try {
   const echoGrpcMlp = (await generate('echo-grpc/mlp-tensor/max', 'grpc-js echo', { name: 'echo', target: grpcAddr(PORTS.grpcEcho), protocol: 'oip-grpc', mix: 'mlp-tensor', mode: 'closed', concurrency: CONCURRENCY, durationS: D, warmupS: W })).steps[0]!;
   await stopServer(grpcEcho);
 
-  // ---- the peer: MLServer, one worker, the same LightGBM model, all 20 features inline ----
-  let peer: { rest: { max: StepResult; open: StepResult }; grpc: { max: StepResult; open: StepResult } } | undefined;
-  if (!flags['no-peer'] && existsSync('.venv-mlserver/bin/mlserver')) {
-    await run('bash', ['loadtest/peer/export-model.sh']);
-    const ml = await startServer('mlserver', ['start', 'loadtest/peer'], { OMP_NUM_THREADS: '1' }, '.venv-mlserver/bin/mlserver');
-    await waitHttpOk(`${http(PORTS.mlHttp)}/v2/models/delivery-eta/ready`, 120_000, ml);
-    await check(http(PORTS.mlHttp), 'oip-rest', 'eta-inline', false);
-    await check(grpcAddr(PORTS.mlGrpc), 'oip-grpc', 'eta-inline', false);
-    peer = {
-      rest: await maxThenOpen('mlserver-rest/eta-inline', 'MLServer', http(PORTS.mlHttp), 'oip-rest', 'eta-inline'),
-      grpc: await maxThenOpen('mlserver-grpc/eta-inline', 'MLServer', grpcAddr(PORTS.mlGrpc), 'oip-grpc', 'eta-inline'),
-    };
-    await stopServer(ml);
-  } else {
-    report.notes.push('peer skipped (--no-peer, or .venv-mlserver missing: run bash loadtest/peer/install.sh)');
-  }
+  // ---- the peers (loadtest/peer/peers.ts): MLServer, KServe, BentoML, Ray Serve; the same model, 20 features inline ----
+  const peers = await runPeers({ outDir, log, startServer, stopServer, maxThenOpen }, installed, peerNames);
+  const mlserver = (p: string) => peers.runs.find((r) => r.peer === 'mlserver' && !r.batching && r.protocol === p);
+  const [mlRest, mlGrpc] = [mlserver('oip-rest'), mlserver('oip-grpc')];
+  const peer = mlRest && mlGrpc ? { rest: mlRest, grpc: mlGrpc } : undefined;
+  if (peerNames.length === 0) report.notes.push('peers skipped (--no-peer)');
 
   // ---- Sibyl, prediction log to Kafka on ----
   await seedRedis(REDIS_URL, PREFIX);
@@ -261,10 +258,10 @@ try {
   const s4a = await maxThenOpen(`S4a sibyl-grpc/eta-store/${LOG}`, SIBYL, gwGrpc, 'sibyl-grpc', 'eta-store');
   const s4b = await maxThenOpen(`S4b oip-grpc/mlp-tensor/${LOG}`, SIBYL, gwGrpc, 'oip-grpc', 'mlp-tensor');
   let inline: { rest: { max: StepResult; open: StepResult }; grpc: { max: StepResult; open: StepResult } } | undefined;
-  if (peer) {
+  if (peers.rates.rest) {
     inline = {
-      rest: await maxThenOpen(`P sibyl oip-rest/eta-inline/${LOG}`, SIBYL, gwHttp, 'oip-rest', 'eta-inline', { rate: peer.rest.open.rate }),
-      grpc: await maxThenOpen(`P sibyl oip-grpc/eta-inline/${LOG}`, SIBYL, gwGrpc, 'oip-grpc', 'eta-inline', { rate: peer.grpc.open.rate }),
+      rest: await maxThenOpen(`P sibyl oip-rest/eta-inline/${LOG}`, SIBYL, gwHttp, 'oip-rest', 'eta-inline', { rate: peers.rates.rest }),
+      grpc: await maxThenOpen(`P sibyl oip-grpc/eta-inline/${LOG}`, SIBYL, gwGrpc, 'oip-grpc', 'eta-inline', { rate: peers.rates.grpc ?? peers.rates.rest }),
     };
   }
   if (!flags['no-overload']) {
@@ -288,10 +285,10 @@ try {
     await check(gwHttp, 'sibyl-rest', 'eta-store', true);
     s2 = await maxThenOpen('S2 sibyl-rest/eta-store/log-off', 'Sibyl (log off)', gwHttp, 'sibyl-rest', 'eta-store');
     // Like for like with the peer, which keeps no prediction log: the same requests with Sibyl's log off too.
-    if (peer) {
+    if (peers.rates.rest) {
       inlineNoLog = {
-        rest: await maxThenOpen('P sibyl oip-rest/eta-inline/log-off', 'Sibyl (log off)', gwHttp, 'oip-rest', 'eta-inline', { rate: peer.rest.open.rate }),
-        grpc: await maxThenOpen('P sibyl oip-grpc/eta-inline/log-off', 'Sibyl (log off)', gwGrpc, 'oip-grpc', 'eta-inline', { rate: peer.grpc.open.rate }),
+        rest: await maxThenOpen('P sibyl oip-rest/eta-inline/log-off', 'Sibyl (log off)', gwHttp, 'oip-rest', 'eta-inline', { rate: peers.rates.rest }),
+        grpc: await maxThenOpen('P sibyl oip-grpc/eta-inline/log-off', 'Sibyl (log off)', gwGrpc, 'oip-grpc', 'eta-inline', { rate: peers.rates.grpc ?? peers.rates.rest }),
       };
     }
     await stopServer(gwB);
@@ -443,6 +440,7 @@ try {
     );
   }
   report.targets = targets;
+  if (peerNames.length) report.peers = peerSection(peers, report.runs);
 } catch (err) {
   report.notes.push(`suite stopped early: ${(err as Error).message}`);
   log(`FAILED: ${(err as Error).stack ?? err}`);
