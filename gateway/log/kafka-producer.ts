@@ -58,6 +58,12 @@ export interface KafkaProducer {
   send(messages: readonly KafkaMessage[]): Promise<void>;
   /** Ends pending requests (they reject) and closes the connections. Never rejects. */
   close(): Promise<void>;
+  /**
+   * On a thread of its own (kafka-producer-thread.ts): resolves once that thread has loaded its modules and the
+   * client can start connecting (0.3-6 s here, more on a loaded machine). Absent when the client runs on the
+   * calling thread: it can start at once. Never rejects.
+   */
+  readonly started?: Promise<void>;
 }
 
 type Bytes = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;

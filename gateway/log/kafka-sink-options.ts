@@ -61,6 +61,11 @@ export interface KafkaSinkOptions {
    * rest of the sink) and sends about 8 times fewer bytes (gateway/log/README.md has the measurement).
    */
   compression?: KafkaCompression;
+  /**
+   * Where the Kafka client runs: 'worker' (default), a thread of its own (kafka-producer-thread.ts), so that
+   * encoding a batch, compression and the sockets stay off the event loop; 'main', on the event loop.
+   */
+  producerThread?: 'worker' | 'main';
   /** Broker-side deduplication of the client's retries (kafka-producer.ts). Default true. */
   idempotent?: boolean;
   /** Bound on each Kafka request and the broker's ack wait, ms (connecting: at most 3 000). Default 10 000. */
@@ -99,6 +104,7 @@ export function resolveKafkaSinkOptions(options: KafkaSinkOptions): ResolvedKafk
     replayBatchSize: options.replayBatchSize ?? 100,
     replayRecordsPerSecond: options.replayRecordsPerSecond ?? 20_000,
     compression: options.compression ?? 'none',
+    producerThread: options.producerThread ?? 'worker',
     idempotent: options.idempotent ?? true,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     retries: options.retries ?? 2,

@@ -1,7 +1,8 @@
 /**
  * The production prediction log: CloudEvents (cloud-event.ts) to a Kafka topic with @platformatic/kafka
- * (kafka-producer.ts), batched, acks=all, idempotent, uncompressed by default (README: why), with a local
- * write-ahead log (write-ahead-log.ts) that holds every record until Kafka acknowledges it.
+ * (kafka-producer.ts, on a worker thread of its own: kafka-producer-thread.ts), batched, acks=all, idempotent,
+ * uncompressed by default (README: why), with a local write-ahead log (write-ahead-log.ts) that holds every record
+ * until Kafka acknowledges it.
  *
  * Life of a record:
  * - `write` serializes it into its Kafka message and appends that to the write-ahead log before returning (the
@@ -33,6 +34,7 @@ import type { PredictionRecord } from './prediction-record.ts';
 import { resolveKafkaSinkOptions } from './kafka-sink-options.ts';
 import type { KafkaSinkOptions, ResolvedKafkaSinkOptions, SinkLogger } from './kafka-sink-options.ts';
 import { createKafkaProducer } from './kafka-producer.ts';
+import { createThreadedKafkaProducer } from './kafka-producer-thread.ts';
 import type { KafkaMessage, KafkaProducer } from './kafka-producer.ts';
 import { WriteAheadLog } from './write-ahead-log.ts';
 import type { WalSegment } from './write-ahead-log.ts';
@@ -79,7 +81,11 @@ export class KafkaSink implements PredictionSink {
   readonly #producer: KafkaProducer;
   readonly #wal: WriteAheadLog;
   #mode: KafkaSinkMode = 'starting';
-  readonly #startedAt = Date.now();
+  /**
+   * When the Kafka client could start connecting (its thread loaded), undefined until then: "not reached after
+   * start" counts from here.
+   */
+  #startedAt: number | undefined;
   /** Records held for direct sends, oldest at `#head`. */
   #queue: Entry[] = [];
   #head = 0;
@@ -115,7 +121,8 @@ export class KafkaSink implements PredictionSink {
   constructor(options: KafkaSinkOptions) {
     this.#o = resolveKafkaSinkOptions(options);
     this.#logger = options.logger ?? console;
-    this.#producer = createKafkaProducer({
+    const producer = this.#o.producerThread === 'worker' ? createThreadedKafkaProducer : createKafkaProducer;
+    this.#producer = producer({
       brokers: this.#o.brokers,
       topic: this.#o.topic,
       partitions: this.#o.partitions,
@@ -125,6 +132,11 @@ export class KafkaSink implements PredictionSink {
       idempotent: this.#o.idempotent,
       clientId: options.clientId ?? 'sibyl-gateway',
     });
+    if (this.#producer.started === undefined) this.#startedAt = Date.now();
+    else
+      void this.#producer.started.then(() => {
+        this.#startedAt = Date.now();
+      });
     const dir = this.#o.walDir;
     this.#wal = new WriteAheadLog({
       dir,
@@ -207,6 +219,14 @@ export class KafkaSink implements PredictionSink {
 
   get mode(): KafkaSinkMode {
     return this.#mode;
+  }
+
+  /**
+   * Resolves when the Kafka client can start connecting: at once with `producerThread: 'main'`, when its thread
+   * has loaded otherwise. Stall budgets at start count from then.
+   */
+  get clientStarted(): Promise<void> {
+    return this.#producer.started ?? Promise.resolve();
   }
 
   async #connect(): Promise<void> {
@@ -342,7 +362,7 @@ export class KafkaSink implements PredictionSink {
       let oldest = now;
       for (const b of this.#inFlight) oldest = Math.min(oldest, b.sentAt);
       if (now - oldest >= this.#o.stallMs) this.#enterSpilling(`no acknowledgement from Kafka for ${now - oldest} ms`);
-    } else if (this.#mode === 'starting' && this.#buffered() > 0 && now - this.#startedAt >= this.#o.stallMs) {
+    } else if (this.#mode === 'starting' && this.#startedAt !== undefined && this.#buffered() > 0 && now - this.#startedAt >= this.#o.stallMs) {
       this.#enterSpilling(`Kafka not reached ${now - this.#startedAt} ms after start`);
     }
   }

@@ -7,7 +7,8 @@
  *   index.mjs                 sets the cold-start mark, then imports handler.mjs (lambda/handler.ts)
  *   handler.mjs, *-HASH.mjs   esbuild's ESM bundle of the function, split: code behind a dynamic import (the ONNX
  *                             and rules runtimes, Kafka, Redis, S3, the tower client) loads only when used
- *   onnx-worker.mjs           the ONNX worker thread (big batches), sandbox-process.mjs the rules sandbox process
+ *   onnx-worker.mjs           the ONNX worker thread (big batches), sandbox-process.mjs the rules sandbox process,
+ *                             kafka-producer-worker.mjs the prediction log's Kafka client thread
  *   node_modules/             what cannot be bundled: onnxruntime-node (its Linux x64 binaries only),
  *                             onnxruntime-common, isolated-vm (its Linux x64 glibc prebuild for Node 24 only),
  *                             node-gyp-build, acorn (resolved by path for the sandbox), @platformatic/wasm-utils
@@ -56,6 +57,7 @@ const ENTRY_FILES: readonly { readonly file: string; readonly literal: string; r
   { file: 'runtimes/onnx/worker-pool.ts', literal: "'./onnx-worker.ts'", stem: 'onnx-worker${' },
   { file: 'runtimes/rules/process-sandbox.ts', literal: "'sandbox-process.ts'", stem: 'sandbox-process${' },
   { file: 'runtimes/rules/containment.ts', literal: "'sandbox-process.ts'", stem: 'sandbox-process${' },
+  { file: 'gateway/log/kafka-producer-thread.ts', literal: "'./kafka-producer-worker.ts'", stem: 'kafka-producer-worker${' },
 ];
 
 function entryFilePaths(): Plugin {
@@ -109,6 +111,7 @@ export async function packageLambda(opts: PackageOptions): Promise<PackageResult
       handler: join(ROOT, 'lambda/handler.ts'),
       'onnx-worker': join(ROOT, 'runtimes/onnx/onnx-worker.ts'),
       'sandbox-process': join(ROOT, 'runtimes/rules/sandbox-process.ts'),
+      'kafka-producer-worker': join(ROOT, 'gateway/log/kafka-producer-worker.ts'),
     },
     outdir: dir,
     bundle: true,

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { packBatch, unpackBatch } from '../../gateway/log/kafka-producer-thread.ts';
+import { PREDICTION_HEADERS } from '../../gateway/log/cloud-event.ts';
+import { messageOfLine, walLine } from '../../gateway/log/wal-line.ts';
+import type { KafkaMessage } from '../../gateway/log/kafka-producer.ts';
+
+const text = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
+
+describe('a batch handed to the Kafka producer thread', () => {
+  it('arrives as the same keys, values and headers, from log lines, strings and multi-byte text', () => {
+    const lines = [walLine('req-1', '{"id":"p-1","data":{"x":1}}'), walLine('req "quoted"\t2', '{"id":"p-2","data":{"city":"Zürich ✓"}}')];
+    const messages: KafkaMessage[] = [
+      ...lines.map((l) => messageOfLine(l, 0, l.length - 1)!),
+      { key: 'ключ', value: '{"id":"p-3"}', headers: PREDICTION_HEADERS },
+      { key: Buffer.alloc(0), value: Buffer.alloc(0), headers: PREDICTION_HEADERS },
+    ];
+    const { batch, headers } = packBatch(messages);
+    // One object for the whole batch when every message shares it (the sink's case).
+    expect(headers).toBe(PREDICTION_HEADERS);
+    const back = unpackBatch(structuredClone(batch), headers);
+    expect(back.map((m) => [text(m.key), text(m.value), m.headers])).toEqual(messages.map((m) => [text(m.key), text(m.value), PREDICTION_HEADERS]));
+    expect(text(back[1]!.key)).toBe('req "quoted"\t2');
+    expect(text(back[1]!.value)).toContain('Zürich ✓');
+  });
+
+  it('keeps per-message headers when messages differ', () => {
+    const messages: KafkaMessage[] = [
+      { key: 'a', value: '1', headers: { 'content-type': 'x' } },
+      { key: 'b', value: '2', headers: { 'content-type': 'y' } },
+    ];
+    const { batch, headers } = packBatch(messages);
+    expect(unpackBatch(batch, headers).map((m) => m.headers['content-type'])).toEqual(['x', 'y']);
+  });
+
+  it('is one transferable buffer: the sender keeps nothing of it after the transfer', () => {
+    const { batch } = packBatch([{ key: 'k', value: 'v'.repeat(1000), headers: PREDICTION_HEADERS }]);
+    expect(batch.byteLength).toBe(4 * 3 + 1 + 1000);
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(batch, [batch]);
+    expect(batch.byteLength).toBe(0);
+    port1.close();
+    port2.close();
+  });
+});
