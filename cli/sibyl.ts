@@ -6,15 +6,17 @@
 import { Command } from 'commander';
 import { featuresCommand } from './features.ts';
 import { gatewayCommands } from './gateway.ts';
+import { rolloutCommands } from './rollout.ts';
 import { rulesCommand } from './rules.ts';
 import { replayCommand } from './replay.ts';
 import { statsCommand } from './stats.ts';
 import { towerCommands } from './tower.ts';
 
-const subcommands: readonly (() => Command | Command[])[] = [gatewayCommands, featuresCommand, rulesCommand, towerCommands, statsCommand, replayCommand];
+const subcommands: readonly (() => Command | Command[])[] = [gatewayCommands, featuresCommand, rulesCommand, towerCommands, rolloutCommands, statsCommand, replayCommand];
 
 export function createProgram(): Command {
-  const program = new Command('sibyl').description('Sibyl prediction gateway tools').showHelpAfterError();
+  // Positional options: `sibyl rollout status ID --wait` gives --wait to `status`, not to `rollout`, which has one too.
+  const program = new Command('sibyl').description('Sibyl prediction gateway tools').showHelpAfterError().enablePositionalOptions();
   for (const make of subcommands) for (const c of [make()].flat()) program.addCommand(c);
   return program;
 }

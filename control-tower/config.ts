@@ -15,6 +15,8 @@
  * | KAFKA_BROKERS | unset | the brokers of the prediction log, for replays started here (unset: replays refused) |
  * | SIBYL_KAFKA_TOPIC | sibyl.predictions | the prediction-log topic replays read |
  * | SIBYL_REPLAY_TIMEOUT_MS | 600000 | deadline of one replay process |
+ * | SIBYL_ROLLOUT_TICK_MS | 1000 | how often the rollout driver looks at unfinished rollouts |
+ * | SIBYL_ROLLOUT_LEASE_MS | 15000 | how long a tower replica's lease on driving rollouts lasts unrenewed |
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -46,6 +48,8 @@ const Env = z.object({
     .transform((v) => (v ?? '').split(',').map((b) => b.trim()).filter(Boolean)),
   SIBYL_KAFKA_TOPIC: z.string().min(1).default('sibyl.predictions'),
   SIBYL_REPLAY_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
+  SIBYL_ROLLOUT_TICK_MS: z.coerce.number().int().positive().default(1000),
+  SIBYL_ROLLOUT_LEASE_MS: z.coerce.number().int().positive().default(15_000),
 });
 
 export interface TowerConfig {
@@ -66,6 +70,8 @@ export interface TowerConfig {
   readonly drift: { readonly threshold: number; readonly minValues: number };
   /** The prediction log replays read (empty brokers: replays are refused), and a replay's deadline. */
   readonly replay: { readonly brokers: readonly string[]; readonly topic: string; readonly timeoutMs: number; readonly workDir: string };
+  /** The rollout driver: how often it looks at unfinished rollouts, and how long its lease lasts unrenewed, ms. */
+  readonly rollouts: { readonly tickMs: number; readonly leaseMs: number };
 }
 
 export class TowerConfigError extends Error {
@@ -99,5 +105,6 @@ export function loadTowerConfig(env: Readonly<Record<string, string | undefined>
     logLevel: e.SIBYL_LOG_LEVEL,
     drift: Object.freeze({ threshold: e.SIBYL_DRIFT_THRESHOLD, minValues: e.SIBYL_DRIFT_MIN_VALUES }),
     replay: Object.freeze({ brokers: Object.freeze([...e.KAFKA_BROKERS]), topic: e.SIBYL_KAFKA_TOPIC, timeoutMs: e.SIBYL_REPLAY_TIMEOUT_MS, workDir: join(base, 'replays') }),
+    rollouts: Object.freeze({ tickMs: e.SIBYL_ROLLOUT_TICK_MS, leaseMs: e.SIBYL_ROLLOUT_LEASE_MS }),
   } satisfies TowerConfig) as TowerConfig;
 }

@@ -1,7 +1,7 @@
 /**
  * The control tower assembled from its configuration: metadata store (PGlite or PostgreSQL, migrated at start),
- * cells from the configuration, artifact store (local directory or S3), upload validator, the admin token, and the
- * REST API. `start` listens; `stop` closes everything once.
+ * cells from the configuration, artifact store (local directory or S3), upload validator, the admin token, the
+ * REST API and the rollout driver. `start` listens and starts driving rollouts; `stop` closes everything once.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import { createTowerApp, type ValidationGateOptions } from './api/index.ts';
 import { createConsoleHandler, isConsolePath } from './console.ts';
 import { createReplays } from './replay/replays.ts';
+import { createRolloutDriver, type RolloutDriver } from './rollout/driver.ts';
 import type { TowerEnv } from './api/http.ts';
 import type { TowerConfig } from './config.ts';
 import { createLocalArtifactStore, createMetadataStore, createS3ArtifactStore, openSql, type ArtifactStore, type MetadataStore, type Sql } from './store/index.ts';
@@ -32,6 +33,8 @@ export interface ControlTower {
   readonly store: MetadataStore;
   readonly artifacts: ArtifactStore;
   readonly validator: UploadValidator;
+  /** Moves unfinished rollouts on (started by `start`; one tower replica at a time holds its lease). */
+  readonly rollouts: RolloutDriver;
   /** The admin bearer token: SIBYL_ADMIN_TOKEN, or the development token made at this start. */
   readonly adminToken: string;
   /** True when `adminToken` was generated (no SIBYL_ADMIN_TOKEN). */
@@ -58,6 +61,13 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
   const serveConsole = createConsoleHandler(parts.consoleDir);
   // The console's few paths first (console.ts), everything else is the API.
   const fetch = (req: Request) => (isConsolePath(new URL(req.url).pathname) ? serveConsole(req) : app.fetch(req));
+  const rollouts = createRolloutDriver({
+    store,
+    holder: `${hostname()}/${process.pid}/${randomBytes(6).toString('hex')}`,
+    tickMs: config.rollouts.tickMs,
+    leaseMs: config.rollouts.leaseMs,
+    logger,
+  });
   let server: ServerType | undefined;
   let stopping: Promise<void> | undefined;
 
@@ -67,6 +77,7 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
     store,
     artifacts,
     validator,
+    rollouts,
     adminToken,
     devToken: generated,
     logger,
@@ -77,10 +88,12 @@ export async function createControlTower(config: TowerConfig, parts: ControlTowe
         server = s;
       });
       logger.info({ port, cells: config.cells, database: config.database.kind, bundles: config.bundles.kind }, 'control tower serving');
+      rollouts.start();
       return { port };
     },
     stop() {
       stopping ??= (async () => {
+        await rollouts.stop();
         if (server) {
           (server as { closeAllConnections?: () => void }).closeAllConnections?.();
           await new Promise<void>((resolve) => server!.close(() => resolve()));

@@ -203,7 +203,8 @@ function addBins(a: readonly number[], b: readonly number[]): number[] {
 }
 
 /**
- * Merges statistics of one model version (windows, replicas, cells) into one: rows and summaries added, the window
+ * Merges statistics of one model version (windows, replicas, cells) into one: rows, requests, errors, latency and
+ * summaries added, the window
  * from the earliest start to the latest end. `list` must not be empty.
  */
 export function mergeVersionStatistics(list: readonly VersionStatistics[]): VersionStatistics {
@@ -211,10 +212,20 @@ export function mergeVersionStatistics(list: readonly VersionStatistics[]): Vers
   const features: Record<string, ValueSummary> = {};
   const outputs: Record<string, ValueSummary> = {};
   let rows = 0n;
+  let requests = 0n;
+  const errors: Record<string, bigint> = {};
+  let latency: Sketch | undefined;
   let start: Date | undefined;
   let end: Date | undefined;
   for (const s of list) {
     rows += s.rows;
+    requests += s.requests;
+    for (const [code, n] of Object.entries(s.errors)) errors[code] = (errors[code] ?? 0n) + n;
+    if (s.latencyMs) {
+      const l = sketchFromMessage(s.latencyMs);
+      if (latency) mergeSketch(latency, l);
+      else latency = l;
+    }
     for (const [k, v] of Object.entries(s.features)) features[k] = mergeSummaries(features[k], v);
     for (const [k, v] of Object.entries(s.outputs)) outputs[k] = mergeSummaries(outputs[k], v);
     if (s.windowStart) {
@@ -232,6 +243,9 @@ export function mergeVersionStatistics(list: readonly VersionStatistics[]): Vers
     ...(start ? { windowStart: timestampFromDate(start) } : {}),
     ...(end ? { windowEnd: timestampFromDate(end) } : {}),
     rows,
+    requests,
+    errors,
+    ...(latency ? { latencyMs: create(QuantileSketchSchema, sketchMessage(latency)) } : {}),
     features,
     outputs,
   });

@@ -16,6 +16,8 @@ import { authenticate, errorJson, reply, type TowerEnv } from './http.ts';
 import { mountModelsApi } from './models-api.ts';
 import { mountStatisticsApi } from './statistics-api.ts';
 import { mountReplaysApi } from './replays-api.ts';
+import { mountRolloutsApi } from './rollouts-api.ts';
+import { rolloutMetrics } from '../rollout/metrics.ts';
 import { mountValidationsApi } from './validations-api.ts';
 import type { Replays } from '../replay/replays.ts';
 import type { DriftSettings } from '../../stats/view.ts';
@@ -73,7 +75,19 @@ export function createTowerApp(deps: TowerApiDeps): Hono<TowerEnv> {
   mountValidationsApi(app, { store: deps.store, validator, maxUploadBytes: deps.maxUploadBytes });
   mountCellsApi(app, deps);
   if (deps.replays) mountReplaysApi(app, deps.replays);
-  mountStatisticsApi(app, { store: deps.store, drift: deps.drift ?? { threshold: 0.2, minValues: 100 }, ...(deps.logger ? { logger: deps.logger as { warn?(obj: object, msg: string): void } } : {}) });
+  mountRolloutsApi(app, deps.store);
+  mountStatisticsApi(app, {
+    store: deps.store,
+    drift: deps.drift ?? { threshold: 0.2, minValues: 100 },
+    ...(deps.logger ? { logger: deps.logger as { warn?(obj: object, msg: string): void } } : {}),
+    // Unfinished rollouts and the last 20 finished ones.
+    moreMetrics: async () => {
+      const recent = await deps.store.listRollouts({ limit: 20 });
+      const active = await deps.store.listRollouts({ active: true, limit: 1000 });
+      const ids = new Set(recent.map((r) => r.id));
+      return rolloutMetrics([...recent, ...active.filter((r) => !ids.has(r.id))]);
+    },
+  });
   mountAdminApi(app, deps.store);
   app.notFound((c) => errorJson(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((err) => errorJson(err, deps.logger));

@@ -34,6 +34,7 @@ import {
 } from './schemas.ts';
 import { StatisticsAnswer } from './statistics-api.ts';
 import { ReplayBody, ReplayJobAnswer, ReplayList } from './replays-api.ts';
+import { HaltBody, RolloutAnswer, RolloutBody, RolloutList } from './rollouts-api.ts';
 
 const param = (name: string, description: string): ParameterSpec => ({ name, in: 'path', description });
 const name = param('name', "the model's name");
@@ -150,6 +151,29 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
     parameters: [name, param('id', "the replay's id")],
     responses: json('the job', ReplayJobAnswer),
   }),
+  op('post', '/v1/rollouts', 'startRollout', 'rollouts', "Start a rollout: the version moved through waves of cells, each baked and checked against guards from the gateways' reports (publisher)", {
+    description: 'FAILED_PRECONDITION (412) while the model has an unfinished rollout. The tower moves it on; poll GET /v1/rollouts/{id}.',
+    requestBody: { content: { 'application/json': RolloutBody } },
+    responses: json('the rollout, pending', RolloutAnswer, '201'),
+  }),
+  op('get', '/v1/rollouts', 'listRollouts', 'rollouts', 'Rollouts, newest first', {
+    parameters: [
+      { name: 'model', in: 'query', description: 'only this model' },
+      { name: 'active', in: 'query', description: 'only unfinished ones', schema: z.enum(['true', 'false']) },
+      { name: 'limit', in: 'query', description: '1-1000, default 100', schema: nonNegative },
+    ],
+    responses: json('the rollouts', RolloutList),
+  }),
+  op('get', '/v1/rollouts/{id}', 'getRollout', 'rollouts', "A rollout: its state, current wave, each wave's figures and guard results, the reason for a halt", {
+    parameters: [param('id', "the rollout's id")],
+    responses: json('the rollout', RolloutAnswer),
+  }),
+  op('post', '/v1/rollouts/{id}:halt', 'haltRollout', 'rollouts', "Halt a rollout: the current wave's cells (every wave's with rollback all) restored, no later wave started (publisher)", {
+    description: 'FAILED_PRECONDITION (412) when the rollout has finished. The body is optional.',
+    parameters: [param('id', "the rollout's id")],
+    requestBody: { required: false, content: { 'application/json': HaltBody } },
+    responses: json('the rollout, halted', RolloutAnswer),
+  }),
   op('get', '/v1/cells', 'listCells', 'cells', 'Every cell and its revision', { responses: json('cells by name', CellList) }),
   op('get', '/v1/cells/{cell}', 'getCell', 'cells', 'The desired state against what each replica reported', { parameters: [cell], responses: json('the cell', CellStatus) }),
   op('get', '/v1/cells/{cell}/state', 'cellState', 'cells', "The cell's desired state, long-polled on its revision (gateways)", {
@@ -185,7 +209,7 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
     path: '/metrics',
     operationId: 'metrics',
     tags: ['operations'],
-    summary: 'Drift and serving statistics as Prometheus gauges (no token)',
+    summary: 'Drift, serving statistics and rollouts as Prometheus gauges (no token)',
     responses: { '200': { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { raw: { type: 'string' } } } } },
   },
   { method: 'get', path: '/healthz', operationId: 'live', tags: ['operations'], summary: 'Liveness', responses: { '200': { description: 'live', content: { 'application/json': Live } } } },
@@ -208,6 +232,7 @@ export function towerOpenApi(): JsonSchema {
     tags: [
       { name: 'models', description: 'bundles, versions, defaults, aliases, splits, shadows' },
       { name: 'cells', description: 'what gateways follow and report' },
+      { name: 'rollouts', description: 'versions moved through waves of cells with bake times and guards' },
       { name: 'admin', description: 'audit log and tokens' },
       { name: 'operations', description: 'health, this document' },
     ],

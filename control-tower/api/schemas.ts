@@ -15,7 +15,7 @@ import { CellStateSchema, ShadowComparisonSchema } from '../../proto/gen/sibyl/v
 import { ROLES, type Role } from '../store/metadata-types.ts';
 
 /** A time: a Date in the handler, an ISO 8601 string on the wire. */
-const isoDate = z.codec(z.iso.datetime({ offset: true }), z.date(), {
+export const isoDate = z.codec(z.iso.datetime({ offset: true }), z.date(), {
   decode: (s) => new Date(s),
   encode: (d) => d.toISOString(),
 });

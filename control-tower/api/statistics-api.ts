@@ -25,6 +25,8 @@ export interface StatisticsApiDeps {
   /** Reports older than this are left out, ms (default 120 000, as the cells' staleness). */
   readonly staleAfterMs?: number;
   readonly logger?: { warn?(obj: object, msg: string): void };
+  /** More Prometheus text for `GET /metrics` (the rollouts' gauges, control-tower/rollout/metrics.ts). */
+  readonly moreMetrics?: () => Promise<string>;
 }
 
 const num = z.number();
@@ -93,7 +95,10 @@ export function mountStatisticsApi(app: Hono<TowerEnv>, deps: StatisticsApiDeps)
     return c.json({ model: name, version, statistics: await collect(deps, { model: name, version, cell: c.req.query('cell') }) });
   });
 
-  app.get('/metrics', async () => new Response(prometheusText(await collect(deps, {})), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } }));
+  app.get('/metrics', async () => {
+    const text = prometheusText(await collect(deps, {})) + ((await deps.moreMetrics?.()) ?? '');
+    return new Response(text, { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
+  });
 }
 
 /** Merged statistics per (cell, model, version) that match `filter`, sorted by cell, model, version. */

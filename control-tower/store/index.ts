@@ -14,6 +14,8 @@ export { migrate, loadMigrations, type Migration } from './migrate.ts';
 export { createMetadataStore, type MetadataStoreOptions } from './metadata-store.ts';
 export type * from './metadata-types.ts';
 export { ROLES } from './metadata-types.ts';
+export type * from './rollout-types.ts';
+export { FINISHED, ROLLOUT_STATES } from './rollout-types.ts';
 export { createLocalArtifactStore, checkArtifact, sha256Hex, type ArtifactStore } from './artifact-store.ts';
 export { createS3ArtifactStore, type S3ArtifactStoreOptions } from './s3-artifact-store.ts';
 export { REVISION_CHANNEL } from './change-context.ts';

@@ -1,6 +1,6 @@
 /**
  * `createMetadataStore(sql)`: the MetadataStore role (contracts in metadata-types.ts) over PGlite or PostgreSQL.
- * Changes to cells are in deployment-changes.ts, tokens in token-store.ts; this file holds versions, reads,
+ * Changes to cells are in deployment-changes.ts, tokens in token-store.ts, rollouts in rollout-store.ts; this file holds versions, reads,
  * reports, the audit log and the revision wake-ups.
  */
 import { create } from '@bufbuild/protobuf';
@@ -13,6 +13,7 @@ import * as changes from './deployment-changes.ts';
 import { migrate } from './migrate.ts';
 import { createRevisionNotifier } from './revision-notifier.ts';
 import type { Sql, SqlQueryable } from './sql.ts';
+import { createRolloutStore } from './rollout-store.ts';
 import { createTokenStore } from './token-store.ts';
 import type {
   AddVersionResult,
@@ -80,6 +81,11 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
   }
 
   const tokens = createTokenStore(sql);
+  const rollouts = createRolloutStore(sql, async function changeReturning(fn) {
+    const { value, bumped } = await sql.transaction((tx) => runChange(tx, fn));
+    for (const [cell, revision] of bumped) notifier.publish(cell, revision);
+    return value;
+  });
 
   return {
     async addVersion(input) {
@@ -266,6 +272,7 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
     },
 
     ...tokens,
+    ...rollouts,
 
     close() {
       closed ??= unlisten().catch(() => {});

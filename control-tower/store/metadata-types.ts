@@ -16,6 +16,7 @@
  * no audit row. Listeners of `onRevision` hear about a bump after its commit.
  */
 import type { CellState, DeployedModel, LoadedVersion, LoadError, ShadowTarget, SplitArm } from '../../proto/gen/sibyl/v1/deployment_pb.js';
+import type { RolloutStore } from './rollout-types.ts';
 
 export type Role = 'admin' | 'publisher' | 'viewer';
 export const ROLES: readonly Role[] = ['admin', 'publisher', 'viewer'];
@@ -123,7 +124,8 @@ export interface AuditEntry {
   time: Date;
   actor: string;
   /** version.add, version.retire, deploy, undeploy, default.set, alias.set, alias.delete, split.set, shadows.set, cell.create,
-   * token.create, token.revoke. */
+   * token.create, token.revoke, rollout.create, rollout.wave.apply, rollout.wave.bake, rollout.wave.pass, rollout.halt,
+   * rollout.complete. */
   action: string;
   /** `model/version`, `model`, a cell or a token name. */
   target: string;
@@ -169,7 +171,8 @@ export interface CreateTokenInput {
   token?: string;
 }
 
-export interface MetadataStore {
+/** Rollouts (rollout-types.ts) are part of the store: their transitions change cells in the same transaction. */
+export interface MetadataStore extends RolloutStore {
   // --- versions -------------------------------------------------------------------------------------------------
   /**
    * Records a version (and its model on first upload). The same name+version with the same sha256 again returns

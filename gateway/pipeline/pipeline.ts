@@ -112,7 +112,10 @@ export interface PipelineDeps {
   readonly admission?: AdmissionControl;
   /** Runs the models' shadows after the response; without it shadows are not run. */
   readonly shadows?: ShadowRunner;
-  /** Records each successful live execution's features and outputs (serving statistics); without it none are kept. */
+  /**
+   * Records each live execution's features and outputs, its latency, and each failure's code (serving
+   * statistics); without it none are kept.
+   */
   readonly statistics?: StatisticsRecorder;
   /**
    * Where the causes of INTERNAL errors go (clients only see "internal error"), with the request's `trace_id` and
@@ -214,7 +217,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // Serving statistics: the version's features and outputs, summarized for drift (gateway/stats/).
       let t2 = t1;
       if (deps.statistics) {
-        deps.statistics.record(route, run);
+        deps.statistics.record(route, run, t1 - ctx.startMs);
         t2 = performance.now();
       }
 
@@ -251,6 +254,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (e.code === 'INTERNAL') deps.logger?.error({ err: e.cause ?? e, model: req.model, requestId: ctx.requestId, ...(ctx.trace && traceIds(ctx.trace)) }, 'prediction failed');
       const t = performance.now();
       span.end(e.code, t, e);
+      // The version's failures, for rollout guards: not a malformed request, not a caller that went away.
+      if (route && deps.statistics && e.code !== 'INVALID_ARGUMENT' && e.code !== 'CANCELLED') deps.statistics.recordFailure(route, e.code, t - ctx.startMs);
       if (logging && route && rows && e.code !== 'INVALID_ARGUMENT') {
         sink.write(buildRecord(deps.cell, ctx, route, arm, rows, undefined, undefined, 0, t - ctx.startMs, e));
         span.stage('log', t, performance.now());

@@ -4,8 +4,8 @@
  * statistics and drift") and sent to the control tower with every gateway report, which merges the replicas and
  * scores drift against the version's training statistics.
  *
- * Recorded by the entry (gateway/pipeline/pipeline.ts) right after a live execution succeeds, synchronously, on the
- * request path: per row, per feature and output, a type check, two sums, a sketch insert and a training-bin search,
+ * Recorded by the entry (gateway/pipeline/pipeline.ts) right after a live execution succeeds (and, for a failed one,
+ * its error code and latency: what rollout guards read), synchronously, on the request path: per row, per feature and output, a type check, two sums, a sketch insert and a training-bin search,
  * 1.0-1.5 µs of CPU per delivery-eta row of 20 features and 1 output (loadtest/micro/serving-stats.bench.ts). Shadow executions are not recorded: their
  * comparison with the live version is the shadow report.
  *
@@ -19,6 +19,7 @@ import { VersionStatisticsSchema, type ValueSummary, type VersionStatistics } fr
 import type { Execution } from '../../execution/execute.ts';
 import type { ModelVersion } from '../../execution/model-version.ts';
 import { MAX_VECTOR_ELEMENTS, valueKind } from '../../runtimes/manifest-fields.ts';
+import { mergeSketch, newSketch, sketchMessage, type Sketch } from '../../stats/sketch.ts';
 import { CategoricalAccumulator, NumericAccumulator, type Accumulator } from '../../stats/summary.ts';
 
 export interface ServingStatisticsOptions {
@@ -30,9 +31,12 @@ export interface ServingStatisticsOptions {
   readonly now?: () => number;
 }
 
-/** What the entry records: the version that ran and its execution. */
+/** What the entry records: the version that ran, its execution or its failure, and the request's latency. */
 export interface StatisticsRecorder {
-  record(version: ModelVersion, run: Execution): void;
+  /** A live request that `version` answered; `latencyMs` from arrival to the end of the execution. */
+  record(version: ModelVersion, run: Execution, latencyMs: number): void;
+  /** A live request of `version` that failed with `code` (the entry leaves out INVALID_ARGUMENT and CANCELLED). */
+  recordFailure(version: ModelVersion, code: string, latencyMs: number): void;
 }
 
 interface FeatureSlot {
@@ -57,6 +61,12 @@ class Window {
   /** Set when the window is closed. */
   endMs: number | undefined;
   rows = 0;
+  /** Live requests answered, and failed by code (rollout guards: ARCHITECTURE.md, "Rollouts"). */
+  requests = 0;
+  failed = 0;
+  readonly errors = new Map<string, number>();
+  /** Latency of answered and failed requests, ms. */
+  readonly latency: Sketch = newSketch();
   readonly features: FeatureSlot[];
   readonly byName: Map<string, FeatureSlot>;
   readonly outputs: OutputSlot[];
@@ -79,7 +89,20 @@ class Window {
     });
   }
 
-  record(run: Execution): void {
+  /** Whether anything was recorded in this window. */
+  get active(): boolean {
+    return this.requests + this.failed > 0;
+  }
+
+  fail(code: string, latencyMs: number): void {
+    this.failed++;
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+    this.latency.accept(Math.max(0, latencyMs));
+  }
+
+  record(run: Execution, latencyMs: number): void {
+    this.requests++;
+    this.latency.accept(Math.max(0, latencyMs));
     const { rows, outputs, defaulted } = run;
     const reason = run.storeFailure === 'timeout' ? 'late' : run.storeFailure === 'error' ? 'down' : 'missing';
     const features = this.features;
@@ -112,6 +135,10 @@ class Window {
   /** Adds another window's accumulators (of the same version) into this one. */
   mergeFrom(o: Window): void {
     this.rows += o.rows;
+    this.requests += o.requests;
+    this.failed += o.failed;
+    for (const [code, n] of o.errors) this.errors.set(code, (this.errors.get(code) ?? 0) + n);
+    mergeSketch(this.latency, o.latency);
     for (let j = 0; j < this.features.length; j++) (this.features[j]!.acc as { mergeFrom(a: Accumulator): void }).mergeFrom(o.features[j]!.acc);
     for (let j = 0; j < this.outputs.length; j++) (this.outputs[j]!.acc as { mergeFrom(a: Accumulator): void }).mergeFrom(o.outputs[j]!.acc);
   }
@@ -129,6 +156,9 @@ class Window {
       windowStart: timestampFromMs(this.startMs),
       windowEnd: timestampFromMs(endMs),
       rows: BigInt(this.rows),
+      requests: BigInt(this.requests),
+      errors: Object.fromEntries([...this.errors].map(([code, n]) => [code, BigInt(n)])),
+      latencyMs: sketchMessage(this.latency),
       features: summaries(this.features, () => true),
       // A vector's elements past the longest vector seen are left out.
       outputs: summaries(this.outputs, (s) => s.element < 0 || seen(s.acc)),
@@ -162,13 +192,22 @@ export class ServingStatistics implements StatisticsRecorder {
   }
 
   /** Records a successful live execution of `version`. Never throws. */
-  record(version: ModelVersion, run: Execution): void {
+  record(version: ModelVersion, run: Execution, latencyMs: number): void {
+    this.#windowOf(version).record(run, latencyMs);
+  }
+
+  /** Records a failed live request of `version`. Never throws. */
+  recordFailure(version: ModelVersion, code: string, latencyMs: number): void {
+    this.#windowOf(version).fail(code, latencyMs);
+  }
+
+  #windowOf(version: ModelVersion): Window {
     let v = this.#versions.get(version);
     if (v === undefined) {
       v = { version, current: new Window(version, this.#windowStart), closed: [] };
       this.#versions.set(version, v);
     }
-    v.current.record(run);
+    return v.current;
   }
 
   /** Closes the current window of every version and starts the next; drops versions idle for every kept window. */
@@ -179,7 +218,7 @@ export class ServingStatistics implements StatisticsRecorder {
       v.closed.push(v.current);
       if (v.closed.length > this.#windows) v.closed.shift();
       v.current = new Window(v.version, now);
-      if (v.closed.every((w) => w.rows === 0)) this.#versions.delete(key);
+      if (v.closed.every((w) => !w.active)) this.#versions.delete(key);
     }
     this.#windowStart = now;
   }
@@ -190,7 +229,7 @@ export class ServingStatistics implements StatisticsRecorder {
     const out: VersionStatistics[] = [];
     for (const v of this.#versions.values()) {
       const { model, version } = v.version;
-      const windows = [...v.closed, v.current].filter((w) => w.rows > 0);
+      const windows = [...v.closed, v.current].filter((w) => w.active);
       if (windows.length === 0) continue;
       const all = new Window(v.version, windows[0]!.startMs);
       for (const w of windows) all.mergeFrom(w);

@@ -40,12 +40,12 @@ const batches = Array.from({ length: 50 }, (_, i) => execution(16, i, false));
 
 const cases: Record<string, (stats: ServingStatistics) => number> = {
   '1-row executions (10% with 2 defaults)': (stats) => {
-    for (let i = 0; i < N; i++) stats.record(version, single[i % single.length]!);
+    for (let i = 0; i < N; i++) stats.record(version, single[i % single.length]!, 1.5);
     return N;
   },
   '16-row executions': (stats) => {
     const n = Math.floor(N / 16);
-    for (let i = 0; i < n; i++) stats.record(version, batches[i % batches.length]!);
+    for (let i = 0; i < n; i++) stats.record(version, batches[i % batches.length]!, 1.5);
     return n * 16;
   },
 };
@@ -61,7 +61,7 @@ for (let r = 0; r < ROUNDS; r++) {
       // 16 windows of traffic, as a gateway that has run a while holds them.
       for (let w = 0; w < 15; w++) {
         stats.rotate();
-        for (let i = 0; i < 2000; i++) stats.record(version, single[i % single.length]!);
+        for (let i = 0; i < 2000; i++) stats.record(version, single[i % single.length]!, 1.5);
       }
       for (let k = 0; k < 3; k++) {
         const s0 = process.cpuUsage();

@@ -222,6 +222,14 @@ describe('the control tower OpenAPI document', () => {
     expect((await call('GET', '/v1/cells/{cell}', '/v1/cells/cell-a')).replicas[0].replica).toBe('r1');
     await call('GET', '/v1/bundles/{sha256}', `/v1/bundles/${sha}`);
     await call('GET', '/v1/bundles/{sha256}', `/v1/bundles/${sha}`, { headers: { 'if-none-match': `"${sha}"` } });
+    const rollout = await call('POST', '/v1/rollouts', '/v1/rollouts', { json: { model: 'delivery-eta', version: '1', waves: [{ name: 'canary', cells: ['cell-a'] }], bakeMs: 60_000, guards: { minRequests: 5 } } });
+    expect(rollout).toMatchObject({ state: 'pending', currentWave: 'canary', guards: { minRequests: 5, maxErrorRate: 0.01 } });
+    expect((await call('POST', '/v1/rollouts', '/v1/rollouts', { json: { model: 'delivery-eta', version: '1', waves: [], bakeMs: 1 } })).code).toBe('INVALID_ARGUMENT');
+    expect((await call('GET', '/v1/rollouts', '/v1/rollouts?model=delivery-eta&active=true')).rollouts).toHaveLength(1);
+    expect((await call('GET', '/v1/rollouts/{id}', `/v1/rollouts/${rollout.id}`)).id).toBe(rollout.id);
+    expect((await call('GET', '/v1/rollouts/{id}', '/v1/rollouts/nope')).code).toBe('INVALID_ARGUMENT');
+    expect(await call('POST', '/v1/rollouts/{id}:halt', `/v1/rollouts/${rollout.id}:halt`, { json: { reason: 'contract test' } })).toMatchObject({ state: 'halted', haltReason: expect.stringMatching(/^halted by .+: contract test$/) });
+    expect((await call('POST', '/v1/rollouts/{id}:halt', `/v1/rollouts/${rollout.id}:halt`)).code).toBe('FAILED_PRECONDITION');
     await call('POST', '/v1/models/{name}/versions/{version}:retire', '/v1/models/tabular-mlp/versions/1:retire');
     expect((await call('GET', '/v1/audit', '/v1/audit?limit=5')).entries).toHaveLength(5);
     await call('POST', '/v1/tokens', '/v1/tokens', { json: { name: 'ci', role: 'viewer' } });

@@ -31,10 +31,10 @@ function run(n: number, opts: { defaulted?: string[]; storeFailure?: 'timeout' |
 describe('serving statistics of one gateway', () => {
   it('counts defaulted values by reason, outside the summary; labels by category; vectors per element', () => {
     const stats = new ServingStatistics();
-    stats.record(risk, run(8));
+    stats.record(risk, run(8), 2);
     // The store was late: its features defaulted as "late", a request feature the caller left out as "missing".
-    stats.record(risk, run(2, { defaulted: ['distance_km', 'kitchen_load'], storeFailure: 'timeout' }));
-    stats.record(risk, run(1, { defaulted: ['kitchen_load'], storeFailure: 'error' }));
+    stats.record(risk, run(2, { defaulted: ['distance_km', 'kitchen_load'], storeFailure: 'timeout' }), 2);
+    stats.record(risk, run(1, { defaulted: ['kitchen_load'], storeFailure: 'error' }), 2);
     const [s] = stats.snapshot();
     expect(s).toMatchObject({ model: 'eta-risk', version: '1', rows: 11n });
     expect(s!.features.distance_km).toMatchObject({ count: 11n, values: 9n, defaulted: { missing: 2n }, min: 1, max: 8 });
@@ -50,16 +50,40 @@ describe('serving statistics of one gateway', () => {
     expect(bins.reduce((a, b) => a + b, 0)).toBe(9);
   });
 
+  it('counts requests, failures by code and their latency, which rollout guards read; a version with only failures is kept', () => {
+    let now = 1_000_000;
+    const stats = new ServingStatistics({ windows: 2, now: () => now });
+    for (let i = 0; i < 98; i++) stats.record(risk, run(2), 1 + (i % 10));
+    stats.recordFailure(risk, 'INTERNAL', 50);
+    stats.recordFailure(risk, 'DEADLINE_EXCEEDED', 250);
+    let [s] = stats.snapshot();
+    expect(s).toMatchObject({ rows: 196n, requests: 98n, errors: { INTERNAL: 1n, DEADLINE_EXCEEDED: 1n } });
+    expect(s!.latencyMs).toBeDefined();
+    for (let i = 0; i < 3; i++) {
+      now += 60_000;
+      stats.rotate();
+    }
+    expect(stats.snapshot()).toEqual([]);
+    // Failures alone keep a version in the report: an always-failing version must show up.
+    stats.recordFailure(risk, 'INTERNAL', 5);
+    [s] = stats.snapshot();
+    expect(s).toMatchObject({ rows: 0n, requests: 0n, errors: { INTERNAL: 1n } });
+    now += 60_000;
+    stats.rotate();
+    [s] = stats.snapshot();
+    expect(s).toMatchObject({ errors: { INTERNAL: 1n } });
+  });
+
   it('keeps the last windows, covers them and the current one, and forgets an idle version', () => {
     let now = 1_000_000;
     const stats = new ServingStatistics({ windows: 2, now: () => now });
-    stats.record(risk, run(3));
+    stats.record(risk, run(3), 2);
     now += 60_000;
     stats.rotate();
-    stats.record(risk, run(4));
+    stats.record(risk, run(4), 2);
     now += 60_000;
     stats.rotate();
-    stats.record(risk, run(5));
+    stats.record(risk, run(5), 2);
     now += 30_000;
     let [s] = stats.snapshot();
     expect(s!.rows).toBe(12n);

@@ -62,6 +62,29 @@ export declare type VersionStatistics = Message<"sibyl.v1.VersionStatistics"> & 
    * @generated from field: map<string, sibyl.v1.ValueSummary> outputs = 7;
    */
   outputs: { [key: string]: ValueSummary };
+
+  /**
+   * Live requests the version answered in the window (a request may carry several rows).
+   *
+   * @generated from field: uint64 requests = 8;
+   */
+  requests: bigint;
+
+  /**
+   * Live requests of the version that failed in the window, by error code. A malformed request (INVALID_ARGUMENT)
+   * and a caller that went away (CANCELLED) are not the version's failures and are not counted.
+   *
+   * @generated from field: map<string, uint64> errors = 9;
+   */
+  errors: { [key: string]: bigint };
+
+  /**
+   * Latency of the version's live requests, answered and failed, from arrival to the end of the execution, in
+   * milliseconds. Rollout guards compare a new version's p99 with the previous one's.
+   *
+   * @generated from field: sibyl.v1.QuantileSketch latency_ms = 10;
+   */
+  latencyMs?: QuantileSketch | undefined;
 };
 
 /**
