@@ -45,6 +45,11 @@ export interface RunSpec {
    * open/ramp over HTTP: `vegeta` when installed (`bash loadtest/tools/install.sh vegeta`), else this generator.
    */
   readonly tool?: 'own' | 'autocannon' | 'ghz' | 'vegeta';
+  /**
+   * gRPC runs of this generator: `h2` (default), the gRPC wire protocol on node:http2 (lib/h2-grpc-sender.ts), or
+   * `grpc-js`, whose client spends about three times the CPU per call (loadtest/README.md, "The gRPC generator").
+   */
+  readonly grpcClient?: 'h2' | 'grpc-js';
 }
 
 export interface RunResult {
@@ -73,18 +78,20 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
     return { spec, tool: 'vegeta (open loop)', steps };
   }
   if (grpc) await waitReady(spec.target);
-  const sender = createSender({ target: spec.target, grpc, connections, deadlineMs });
+  const grpcClient = spec.grpcClient ?? 'h2';
+  const sender = createSender({ target: spec.target, grpc, connections, deadlineMs, grpcClient });
+  const own = grpc ? `own, ${grpcClient}` : 'own';
   try {
     if (spec.mode === 'closed') {
       const concurrency = spec.concurrency ?? 32;
       if (warmupS > 0) await closedLoop(sender, pool.requests, { concurrency, durationS: warmupS, deadlineMs });
       const step = await closedLoop(sender, pool.requests, { concurrency, durationS: spec.durationS ?? 10, deadlineMs });
-      return { spec, tool: 'own (closed loop)', steps: [step] };
+      return { spec, tool: `${own} (closed loop)`, steps: [step] };
     }
     const steps = spec.steps ?? [];
     if (steps.length === 0) throw new Error(`${spec.name}: open/ramp mode needs steps`);
     if (warmupS > 0) await openLoop(sender, pool.requests, { steps: [{ rate: steps[0]!.rate, durationS: warmupS }], deadlineMs, drainMs: 2000 });
-    return { spec, tool: 'own (open loop)', steps: await openLoop(sender, pool.requests, { steps, deadlineMs }) };
+    return { spec, tool: `${own} (open loop)`, steps: await openLoop(sender, pool.requests, { steps, deadlineMs }) };
   } finally {
     await sender.close();
   }
@@ -112,6 +119,7 @@ if (import.meta.main) {
       warmup: { type: 'string', default: '2' },
       deadline: { type: 'string', default: '1000' },
       tool: { type: 'string' },
+      'grpc-client': { type: 'string' },
     },
   });
   let spec: RunSpec;
@@ -133,6 +141,7 @@ if (import.meta.main) {
       warmupS: Number(values.warmup),
       deadlineMs: Number(values.deadline),
       tool: values.tool as RunSpec['tool'],
+      ...(values['grpc-client'] ? { grpcClient: values['grpc-client'] as RunSpec['grpcClient'] } : {}),
     };
   }
   const result = await runSpec(spec);

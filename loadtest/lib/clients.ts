@@ -8,6 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Pool } from 'undici';
 import type { EncodedRequest } from './requests.ts';
+import { h2GrpcSender } from './h2-grpc-sender.ts';
 
 export interface Outcome {
   readonly code: string;
@@ -31,12 +32,18 @@ export interface SenderOptions {
   readonly deadlineMs: number;
   /** HTTP client-side timeout, ms (default 10 s). */
   readonly clientTimeoutMs?: number;
+  /**
+   * gRPC client: grpc-js (default) or `h2`, the gRPC wire protocol straight on node:http2 (lib/h2-grpc-sender.ts),
+   * which spends a fraction of grpc-js's CPU per call, so that one generator core can load a server harder.
+   */
+  readonly grpcClient?: 'grpc-js' | 'h2';
 }
 
 const GRPC_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k]));
 
 export function createSender(opts: SenderOptions): Sender {
-  return opts.grpc ? grpcSender(opts) : httpSender(opts);
+  if (!opts.grpc) return httpSender(opts);
+  return opts.grpcClient === 'h2' ? h2GrpcSender(opts) : grpcSender(opts);
 }
 
 function httpSender(opts: SenderOptions): Sender {

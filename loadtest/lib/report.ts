@@ -77,7 +77,7 @@ export function renderMarkdown(r: Report): string {
     '',
     `**Pinning**: ${r.pinning}.`,
     '',
-    `**Settings**: closed loop (max throughput) with ${r.settings['concurrency']} concurrent requests (HTTP: autocannon, one connection each; gRPC: this generator, grpc-js, 4 connections), ` +
+    `**Settings**: closed loop (max throughput) with ${r.settings['concurrency']} concurrent requests (HTTP: autocannon, one connection each; gRPC: this generator, the gRPC protocol on node:http2 (lib/h2-grpc-sender.ts), 4 connections), ` +
       `${r.settings['measuredS']} s measured after ${r.settings['warmupS']} s warm-up; open loop (constant arrival rate, latency from the scheduled send time) at the rate shown, ` +
       'same durations; open-loop HTTP runs use vegeta when it is installed (the Run table says which tool ran). ' +
       '"gateway p99" is the gateway\'s own view, arrival of the request in its handler to the response, interpolated in its Prometheus histogram buckets (1, 2.5, 5 ms ...): ' +

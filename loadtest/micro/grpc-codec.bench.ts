@@ -1,0 +1,71 @@
+/**
+ * CPU per call of the gRPC doors' codec work, outside any server: decoding the request message (protobuf-es
+ * `fromBinary`), turning it into the pipeline's ParsedRequest, and building and encoding the answer (`create`,
+ * `toBinary`, the copy into a Buffer), for the suite's S4a request (Sibyl gRPC, delivery-eta, 7 request features and
+ * 3 entities) and S4b request (OIP gRPC, tabular-mlp, one FP32 tensor [1, 6]). Rounds alternate; CPU from
+ * process.cpuUsage per round; medians printed.
+ *
+ * Run: node loadtest/micro/grpc-codec.bench.ts [callsPerRound=50000] [rounds=7]
+ */
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
+import { ModelInferRequestSchema, ModelInferResponseSchema } from '../../proto/gen/inference/open_inference_grpc_pb.js';
+import { toParsedRequest, toPredictResponse } from '../../gateway/transport/sibyl-api.ts';
+import { buildPool } from '../lib/requests.ts';
+
+const N = Number(process.argv[2] ?? 50_000);
+const ROUNDS = Number(process.argv[3] ?? 7);
+
+const s4a = buildPool({ protocol: 'sibyl-grpc', mix: 'eta-store', seed: 42 }).requests.map((r) => r.body);
+const s4b = buildPool({ protocol: 'oip-grpc', mix: 'mlp-tensor', seed: 42 }).requests.map((r) => r.body);
+const etaOut = { eta_minutes: 31.25 };
+const output = { requestId: '6f1c8a52-8a43-4a7e-b1a8-2f3c5d7e9a10', model: 'delivery-eta', version: '2', arm: '', results: [{ outputs: etaOut, defaulted: [] }], route: undefined as never };
+
+let sink = 0;
+const cases: Record<string, (i: number) => void> = {
+  'S4a decode (fromBinary PredictRequest)': (i) => {
+    sink += fromBinary(PredictRequestSchema, s4a[i % s4a.length]!).rows.length;
+  },
+  'S4a decode, readUnknownFields false': (i) => {
+    sink += fromBinary(PredictRequestSchema, s4a[i % s4a.length]!, { readUnknownFields: false }).rows.length;
+  },
+  'S4a decode + toParsedRequest': (i) => {
+    sink += toParsedRequest(fromBinary(PredictRequestSchema, s4a[i % s4a.length]!), 1000).model.length;
+  },
+  'S4a answer (toPredictResponse + toBinary + Buffer.from)': () => {
+    sink += Buffer.from(toBinary(PredictResponseSchema, toPredictResponse(output))).byteLength;
+  },
+  'S4a answer, toBinary without a copy': () => {
+    const u8 = toBinary(PredictResponseSchema, toPredictResponse(output));
+    sink += Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).byteLength;
+  },
+  'S4b decode (fromBinary ModelInferRequest)': (i) => {
+    sink += fromBinary(ModelInferRequestSchema, s4b[i % s4b.length]!).inputs.length;
+  },
+  'S4b answer (create + toBinary ModelInferResponse)': () => {
+    const raw = new Uint8Array(4);
+    const msg = create(ModelInferResponseSchema, {
+      modelName: 'tabular-mlp',
+      modelVersion: '1',
+      id: output.requestId,
+      parameters: {},
+      outputs: [{ name: 'score', datatype: 'FP32', shape: [1n, 1n] }],
+      rawOutputContents: [raw],
+    });
+    sink += Buffer.from(toBinary(ModelInferResponseSchema, msg)).byteLength;
+  },
+};
+
+const samples = new Map<string, number[]>();
+for (let r = 0; r < ROUNDS; r++) {
+  for (const [name, fn] of Object.entries(cases)) {
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < N; i++) fn(i);
+    const c = process.cpuUsage(c0);
+    const us = (c.user + c.system) / N;
+    samples.set(name, [...(samples.get(name) ?? []), us]);
+  }
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+for (const [name, xs] of samples) console.log(`${median(xs).toFixed(2).padStart(7)} µs  (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})  ${name}`);
+if (sink === 42) console.log('');
