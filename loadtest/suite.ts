@@ -21,6 +21,7 @@ import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { bucketQuantileMs, delta, scrape, scrapeBuckets } from './lib/metrics.ts';
 import { topSelfTime } from './lib/cpuprofile.ts';
+import { coresTarget, measureCores, type CoresResult } from './lib/cores.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
 import { installPeers, runPeers, selectPeers } from './peer/peers.ts';
 import { peerSection } from './peer/peer-report.ts';
@@ -33,6 +34,7 @@ const { values: flags } = parseArgs({
     peers: { type: 'string' },
     'no-overload': { type: 'boolean', default: false },
     'no-shadows': { type: 'boolean', default: false },
+    'no-cores': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
   },
 });
@@ -362,6 +364,18 @@ try {
     await stopServer(gwS);
   }
 
+  // ---- one worker held to 0.35 of a core against two held to 0.7 (loadtest/lib/cores.ts) ----
+  let cores: CoresResult | undefined;
+  let coresSkipped = flags['no-cores'] ? '--no-cores' : undefined;
+  if (!coresSkipped) {
+    try {
+      cores = await measureCores({ cores: 0.35, rounds: QUICK ? 1 : 4, durationS: D, warmupS: W, ports: { one: [18480, 18481], two: [18490, 18491] }, outDir, log });
+      report.notes.push(`cores: ${JSON.stringify(cores.runs)}`);
+    } catch (err) {
+      coresSkipped = (err as Error).message;
+    }
+  }
+
   // ---- ratios and targets ----
   const eta = report.ort.find((o) => o.model === 'delivery-eta')!;
   const mlp = report.ort.find((o) => o.model === 'tabular-mlp')!;
@@ -439,6 +453,7 @@ try {
       },
     );
   }
+  targets.push(coresTarget(cores, coresSkipped));
   report.targets = targets;
   if (peerNames.length) report.peers = peerSection(peers, report.runs);
 } catch (err) {
