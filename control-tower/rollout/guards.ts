@@ -7,7 +7,8 @@
  *   judged, and fails as inconclusive rather than pass on no evidence);
  * - errorRate: its failed share of them is at most `maxErrorRate`;
  * - p99: its p99 latency is at most max(previous p99 x `maxP99Ratio`, previous p99 + `p99SlackMs`), where the
- *   previous p99 is that of the versions the cells served before, when they have `minRequests` requests of figures;
+ *   previous p99 is that of the versions the cells served before; applied when both versions have at least
+ *   max(`minRequests`, P99_MIN_REQUESTS) requests of figures (the p99 of fewer is about their slowest one);
  * - shadowDisagreement / shadowMeanAbsDiff: when the version ran as a shadow of the live model, the share of rows
  *   whose label output disagreed (and, when set, the mean |difference| of numeric outputs) stay within bounds.
  */
@@ -20,6 +21,9 @@ export const DEFAULT_GUARDS: Readonly<RolloutGuards> = Object.freeze({
   maxDisagreement: 0.1,
   minRequests: 20,
 });
+
+/** Fewest requests of each version for a p99 comparison: the p99 of fewer is about their slowest one. */
+export const P99_MIN_REQUESTS = 50;
 
 const pct = (x: number) => `${Math.round(x * 10_000) / 100}%`;
 const ms = (x: number) => `${Math.round(x * 100) / 100} ms`;
@@ -46,15 +50,16 @@ export function evaluateGuards(f: WaveFigures, g: RolloutGuards): GuardResult[] 
     detail: `error rate ${pct(v.errorRate)} (${failed} of ${v.requests} requests${failed ? `: ${codes(v.errors)}` : ''}), at most ${pct(g.maxErrorRate)} allowed`,
   });
   const prev = f.previous;
-  if (!prev || prev.p99Ms === undefined || prev.requests < Math.max(1, g.minRequests)) {
+  const enough = Math.max(g.minRequests, P99_MIN_REQUESTS);
+  if (!prev || prev.p99Ms === undefined || prev.requests < enough) {
     out.push({
       guard: 'p99',
       passed: true,
       ...(v.p99Ms !== undefined ? { value: v.p99Ms } : {}),
-      detail: `not applied: the previous version${prev?.versions.length ? ` (${prev.versions.join(', ')})` : ''} has ${prev?.requests ?? 0} requests of figures in these cells, fewer than ${Math.max(1, g.minRequests)}`,
+      detail: `not applied: the previous version${prev?.versions.length ? ` (${prev.versions.join(', ')})` : ''} has ${prev?.requests ?? 0} requests of figures in these cells, fewer than ${enough}`,
     });
-  } else if (v.p99Ms === undefined) {
-    out.push({ guard: 'p99', passed: true, detail: 'not applied: no latency figures of the new version' });
+  } else if (v.p99Ms === undefined || v.requests < enough) {
+    out.push({ guard: 'p99', passed: true, ...(v.p99Ms !== undefined ? { value: v.p99Ms } : {}), detail: `not applied: the new version has ${v.requests} requests of figures, fewer than ${enough}` });
   } else {
     const limit = Math.max(prev.p99Ms * g.maxP99Ratio, prev.p99Ms + g.p99SlackMs);
     out.push({

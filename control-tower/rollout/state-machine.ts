@@ -5,8 +5,10 @@
  *
  *   pending ──apply──> applying ──(every live replica serves the wave's revision)──> baking ──(bake over)──>
  *   checking ──(every live replica reported after the bake, or the report timeout)──> judge: passed ──> pending
- *   (next wave) | completed;  failed ──> halted.  Any state: the version fails to load ──> halted; applying longer
- *   than the apply timeout ──> halted; an operator's halt ──> halted.
+ *   (next wave) | completed;  failed ──> halted.  Applying longer than the apply timeout ──> halted (naming the
+ *   load errors, if any: a gateway retries a failed load, and a sandbox that did not start in time on a busy node
+ *   may load the next time); baking or checking, the version fails to load ──> halted at once; an operator's
+ *   halt ──> halted.
  *
  * Times come from the record (appliedAt, bakeEndsAt), so a restarted tower resumes a bake where it was.
  */
@@ -57,19 +59,21 @@ export function nextStep(r: Rollout, nowMs: number, replicas: readonly ReplicaVi
   const wave = r.waves[r.wave]!;
   if (r.state === 'pending') return { kind: 'apply' };
   const inWave = replicas.filter((x) => wave.cells.includes(x.cell));
-  const failing = inWave.find((x) => x.loadError !== undefined && x.revision >= (wave.revisions?.[x.cell] ?? 0));
-  if (failing) return { kind: 'halt', reason: `${r.model}/${r.version} failed to load in cell ${failing.cell} (replica ${failing.replica}): ${failing.loadError}` };
+  const failing = inWave.filter((x) => x.loadError !== undefined && x.revision >= (wave.revisions?.[x.cell] ?? 0));
+  const loadFailure = (x: ReplicaView) => `${r.model}/${r.version} failed to load in cell ${x.cell} (replica ${x.replica}): ${x.loadError}`;
 
   if (r.state === 'applying') {
     const behind = inWave.filter((x) => x.revision < (wave.revisions?.[x.cell] ?? 0) || !x.loaded);
     if (behind.length === 0) return { kind: 'bake' };
     const since = Date.parse(wave.appliedAt ?? '');
     if (nowMs - since > r.spec.applyTimeoutMs) {
+      if (failing[0]) return { kind: 'halt', reason: `wave ${wave.name}: ${loadFailure(failing[0])}${failing.length > 1 ? ` (and ${failing.length - 1} more)` : ''}` };
       const names = behind.map((x) => `${x.cell}/${x.replica} at revision ${x.revision}`).join(', ');
       return { kind: 'halt', reason: `wave ${wave.name}: gateways did not serve the change within ${r.spec.applyTimeoutMs} ms (${names})` };
     }
-    return { kind: 'wait', why: `${behind.length} replica(s) not serving the change yet` };
+    return { kind: 'wait', why: `${behind.length} replica(s) not serving the change yet${failing.length ? ` (${failing.length} failed to load; gateways retry)` : ''}` };
   }
+  if (failing[0]) return { kind: 'halt', reason: `wave ${wave.name}: ${loadFailure(failing[0])}` };
 
   const bakeEnds = Date.parse(wave.bakeEndsAt ?? '');
   if (r.state === 'baking') return nowMs >= bakeEnds ? { kind: 'check' } : { kind: 'wait', why: `baking until ${wave.bakeEndsAt}` };

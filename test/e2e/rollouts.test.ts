@@ -64,6 +64,9 @@ beforeAll(async () => {
         SIBYL_SYNC_WAIT_MS: '5000',
         SIBYL_REPORT_INTERVAL_MS: '200',
         SIBYL_PREDICTION_LOG: 'off',
+        // Counted answers, not latency: a request held up by a neighbour's load on this shared machine must not
+        // become a DEADLINE_EXCEEDED that a healthy version's error-rate guard would count.
+        SIBYL_REQUEST_TIMEOUT_MS: '30000',
       }),
     );
   }
@@ -90,7 +93,7 @@ function ruleZip(model: string, version: string, failAbove?: number): Promise<Bu
     default: false,
     features: [{ name: 'x', dtype: 'float64', source: 'request', default: 0 }],
     outputs: [{ name: 'score', dtype: 'float64' }],
-    rules: { file: 'rule.js' },
+    rules: { file: 'rule.js', timeoutMs: 1000 },
     tests: [{ name: 'low', features: { x: 0.25 }, expected: { score: 0.5 } }],
   };
   const check = failAbove === undefined ? '' : `if (f.x > ${failAbove}) throw new Error('x out of range');\n  `;

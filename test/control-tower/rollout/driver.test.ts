@@ -264,12 +264,14 @@ describe('rollout driver', () => {
     expect(after.versions.map((v) => v.version)).toEqual(['1']);
   });
 
-  it('halts when a gateway of the wave cannot load the version', async () => {
+  it('halts when a gateway of the wave cannot load the version by the apply timeout', async () => {
     behaviour['2'] = { failRate: 0, latencyMs: 1, loadError: 'rule.js does not compile' };
     const d = driver();
-    const r = await start('2');
+    const r = await start('2', { applyTimeoutMs: 5000 });
     const halted = await runUntil(d, r, (x) => x.state === 'halted');
-    expect(halted.haltReason).toBe('m/2 failed to load in cell cell-a (replica cell-a-gw): rule.js does not compile');
+    expect(halted.haltReason).toBe('wave canary: m/2 failed to load in cell cell-a (replica cell-a-gw): rule.js does not compile');
+    // It waited the apply timeout for a retry that would load it.
+    expect(now - T0).toBeGreaterThan(5000);
     expect(await defaults()).toEqual({ 'cell-a': '1', 'cell-b': '1', 'cell-c': '1' });
   });
 

@@ -46,9 +46,15 @@ describe('evaluateGuards', () => {
     expect(byGuard(figures({ version: { requests: 100, errors: {}, errorRate: 0, p99Ms: 61 }, previous: { requests: 100, errors: {}, errorRate: 0, p99Ms: 40, versions: ['1'] } }), { ...DEFAULT_GUARDS, maxP99Ratio: 2 }).p99!.passed).toBe(true);
   });
 
-  it('does not apply the p99 guard without enough figures of the previous version', () => {
+  it('does not apply the p99 guard without enough figures of either version (50, or minRequests if more)', () => {
     expect(byGuard(figures({ previous: undefined })).p99).toMatchObject({ passed: true, detail: expect.stringMatching(/^not applied/) });
-    expect(byGuard(figures({ previous: { requests: 5, errors: {}, errorRate: 0, p99Ms: 1, versions: ['1'] }, version: { requests: 100, errors: {}, errorRate: 0, p99Ms: 500 } })).p99!.passed).toBe(true);
+    expect(byGuard(figures({ previous: { requests: 49, errors: {}, errorRate: 0, p99Ms: 1, versions: ['1'] }, version: { requests: 100, errors: {}, errorRate: 0, p99Ms: 500 } })).p99).toMatchObject({
+      passed: true,
+      detail: 'not applied: the previous version (1) has 49 requests of figures in these cells, fewer than 50',
+    });
+    expect(byGuard(figures({ version: { requests: 49, errors: {}, errorRate: 0, p99Ms: 500 } })).p99).toMatchObject({ passed: true, detail: 'not applied: the new version has 49 requests of figures, fewer than 50' });
+    expect(byGuard(figures({ version: { requests: 50, errors: {}, errorRate: 0, p99Ms: 500 } })).p99!.passed).toBe(false);
+    expect(byGuard(figures({ version: { requests: 150, errors: {}, errorRate: 0, p99Ms: 500 } }), { ...DEFAULT_GUARDS, minRequests: 200 }).p99!.passed).toBe(true);
   });
 
   it('fails a wave with too little traffic as inconclusive (unless minRequests is 0)', () => {

@@ -51,12 +51,15 @@ describe('nextStep', () => {
     expect(nextStep(rollout('applying', applied), T0 + 10_000, [replica({ revision: 6 })])).toMatchObject({ kind: 'wait' });
   });
 
-  it('halts at once when a replica fails to load the version at the new revision', () => {
+  it('halts on a load failure: while applying once the gateways had the apply timeout to retry, while baking at once', () => {
     const failing = replica({ loaded: false, loadError: 'rule.js does not compile' });
-    expect(nextStep(rollout('applying', applied), T0 + 1, [failing])).toEqual({ kind: 'halt', reason: 'm/2 failed to load in cell cell-a (replica r1): rule.js does not compile' });
-    expect(nextStep(rollout('baking', baked), T0 + 1500, [failing])).toMatchObject({ kind: 'halt' });
+    expect(nextStep(rollout('applying', applied), T0 + 1, [failing])).toEqual({ kind: 'wait', why: '1 replica(s) not serving the change yet (1 failed to load; gateways retry)' });
+    expect(nextStep(rollout('applying', applied), T0 + 10_001, [failing, replica({ replica: 'r2' })])).toEqual({ kind: 'halt', reason: 'wave canary: m/2 failed to load in cell cell-a (replica r1): rule.js does not compile' });
+    // A retry that loads it lets the bake start.
+    expect(nextStep(rollout('applying', applied), T0 + 5000, [replica()])).toEqual({ kind: 'bake' });
+    expect(nextStep(rollout('baking', baked), T0 + 1500, [failing])).toEqual({ kind: 'halt', reason: 'wave canary: m/2 failed to load in cell cell-a (replica r1): rule.js does not compile' });
     // An error reported at an older revision is not about this change.
-    expect(nextStep(rollout('applying', applied), T0 + 1, [{ ...failing, revision: 6 }])).toMatchObject({ kind: 'wait' });
+    expect(nextStep(rollout('baking', baked), T0 + 1500, [{ ...failing, revision: 6 }])).toMatchObject({ kind: 'wait' });
   });
 
   it('bakes until the stored bake end, whoever asks and whenever', () => {
