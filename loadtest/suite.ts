@@ -229,6 +229,8 @@ try {
   const [mlRest, mlGrpc] = [mlserver('oip-rest'), mlserver('oip-grpc')];
   const peer = mlRest && mlGrpc ? { rest: mlRest, grpc: mlGrpc } : undefined;
   if (peerNames.length === 0) report.notes.push('peers skipped (--no-peer)');
+  // Reported now (without Sibyl's ratios) in case a later part stops the suite; rebuilt at the end.
+  else report.peers = peerSection(peers, report.runs);
 
   // ---- Sibyl, prediction log to Kafka on ----
   await seedRedis(REDIS_URL, PREFIX);

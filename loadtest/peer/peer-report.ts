@@ -21,6 +21,8 @@ export interface PeerRow {
   readonly p99Ms: number;
   /** Server CPU (µs) per successful request at max; undefined when the CPU could not be sampled. */
   readonly cpuUsPerRequest: number | undefined;
+  /** The server's CPU with no load (its process tree, before the runs), cores. */
+  readonly idleCores: number | undefined;
   /** Sibyl's max / this max, same protocol and requests; Sibyl's prediction log to Kafka on, and off. */
   readonly sibylLogOn: number | undefined;
   readonly sibylLogOff: number | undefined;
@@ -60,6 +62,7 @@ export function peerSection(results: PeerResults, runs: readonly Measurement[]):
     p50Ms: r.open.latency.p50,
     p99Ms: r.open.latency.p99,
     cpuUsPerRequest: cpuUs(byKey.get(`${r.key}/max`), r.max.throughput),
+    idleCores: r.idleCores,
     sibylLogOn: ratio(sibylMax(r.protocol, 'kafka'), r.max.throughput),
     sibylLogOff: ratio(sibylMax(r.protocol, 'log-off'), r.max.throughput),
   }));
@@ -71,7 +74,7 @@ export function peerSection(results: PeerResults, runs: readonly Measurement[]):
       if (!max || !open) continue;
       const s = max.steps[0]!;
       const o = open.steps[0]!;
-      sibyl.push({ server: max.server, protocol, batching: 'concurrent requests share runs', maxOkPerS: s.throughput, maxErrors: errors(s.codes), openRate: o.rate, p50Ms: o.latency.p50, p99Ms: o.latency.p99, cpuUsPerRequest: cpuUs(max, s.throughput), sibylLogOn: undefined, sibylLogOff: undefined });
+      sibyl.push({ server: max.server, protocol, batching: 'concurrent requests share runs', maxOkPerS: s.throughput, maxErrors: errors(s.codes), openRate: o.rate, p50Ms: o.latency.p50, p99Ms: o.latency.p99, cpuUsPerRequest: cpuUs(max, s.throughput), idleCores: undefined, sibylLogOn: undefined, sibylLogOff: undefined });
     }
   }
   const installS = Object.fromEntries(Object.entries(results.installS).filter((e): e is [string, number] => e[1] !== undefined));
@@ -91,15 +94,16 @@ export function renderPeers(p: PeerSection): string[] {
     '## Peers: the same model and requests (delivery-eta/2, 20 features inline)',
     '',
     'Each peer on one worker/replica on core 1, its answers checked against Sibyl\'s for the same rows before load. ' +
-      'Max: closed loop; p50/p99: open loop at half of that peer\'s max. CPU/request: the server\'s whole process tree over the max run (warm-up included) / its ok per s. ' +
+      'Max: closed loop; p50/p99: open loop at half of that peer\'s max. CPU/request: the server\'s whole process tree over the max run (warm-up included) / its ok per s; ' +
+      'idle: the same tree\'s CPU with no load, cores (included in CPU/request). ' +
       'Sibyl ÷ peer: Sibyl\'s max on the same protocol and requests (runs "P sibyl", this suite) over the peer\'s.',
     '',
-    '| server | protocol | adaptive batching | max ok/s | errors at max | p50 / p99 ms (at rate/s) | CPU µs/request | Sibyl ÷ peer, log on | Sibyl ÷ peer, log off |',
-    '| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: |',
+    '| server | protocol | adaptive batching | max ok/s | errors at max | p50 / p99 ms (at rate/s) | CPU µs/request | idle CPU | Sibyl ÷ peer, log on | Sibyl ÷ peer, log off |',
+    '| --- | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: |',
   ];
   const fmt = (x: number | undefined) => (x === undefined ? '-' : String(x));
   for (const r of [...p.sibyl, ...p.rows]) {
-    out.push(`| ${r.server} | ${r.protocol} | ${r.batching} | ${r.maxOkPerS} | ${codes(r.maxErrors)} | ${r.p50Ms} / ${r.p99Ms} (${r.openRate}) | ${fmt(r.cpuUsPerRequest)} | ${fmt(r.sibylLogOn)} | ${fmt(r.sibylLogOff)} |`);
+    out.push(`| ${r.server} | ${r.protocol} | ${r.batching} | ${r.maxOkPerS} | ${codes(r.maxErrors)} | ${r.p50Ms} / ${r.p99Ms} (${r.openRate}) | ${fmt(r.cpuUsPerRequest)} | ${fmt(r.idleCores)} | ${fmt(r.sibylLogOn)} | ${fmt(r.sibylLogOff)} |`);
   }
   out.push('');
   for (const [peer, how] of Object.entries(p.batching)) out.push(`- ${peer} batching: ${how}`);

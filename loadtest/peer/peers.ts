@@ -19,7 +19,7 @@
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { StepResult } from '../lib/loops.ts';
-import { run, waitHttpOk, type Child } from '../lib/processes.ts';
+import { processTreeCpuMs, run, waitHttpOk, type Child } from '../lib/processes.ts';
 import type { Mix, Protocol } from '../lib/requests.ts';
 import { checkAgreement, type OipProtocol } from './agreement.ts';
 
@@ -198,6 +198,8 @@ export interface PeerRun {
   readonly max: StepResult;
   readonly open: StepResult;
   readonly agreement: string;
+  /** CPU the server's process tree used while idle (after its preflight, before load), cores. */
+  readonly idleCores: number | undefined;
 }
 
 export interface PeerResults {
@@ -256,16 +258,26 @@ async function measure(bench: PeerBench, peer: Peer, batched: boolean, tag: stri
       agreement.set(protocol, a);
       bench.log(`preflight ${tag} ${protocol}: ${a}`);
     }
+    const idleCores = await idleCpu(child.pid, 2000);
     const out: PeerRun[] = [];
     for (const [protocol, target] of targets) {
       const key = `${tag}-${protocol === 'oip-rest' ? 'rest' : 'grpc'}/eta-inline`;
       const r = await bench.maxThenOpen(key, label, target, protocol, 'eta-inline');
-      out.push({ peer: peer.name, label, protocol, batching: batched, key, ...r, agreement: agreement.get(protocol)! });
+      out.push({ peer: peer.name, label, protocol, batching: batched, key, max: r.max, open: r.open, agreement: agreement.get(protocol)!, idleCores });
     }
     return out;
   } finally {
     await bench.stopServer(child);
   }
+}
+
+/** CPU of `pid`'s process tree over `ms` of no load, cores (Ray's raylet, GCS and agents work when idle too). */
+async function idleCpu(pid: number, ms: number): Promise<number | undefined> {
+  const a = processTreeCpuMs(pid);
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = processTreeCpuMs(pid);
+  return a === undefined || b === undefined ? undefined : Math.round(((b - a) / (performance.now() - t0)) * 100) / 100;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
