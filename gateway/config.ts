@@ -83,6 +83,7 @@ const Env = z.object({
   SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(512),
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
   SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(25),
+  SIBYL_ADMISSION_TARGET_UTILIZATION: z.coerce.number().min(0.5).max(1).default(0.9),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
   OTEL_SERVICE_NAME: optionalString,
@@ -140,11 +141,12 @@ export interface Config {
   /** Most rows in one request. */
   readonly maxRows: number;
   /**
-   * Admission control: most predictions in flight, the event-loop lag (ms) above which new ones are refused, and
-   * the queueing time (ms) the in-flight limit allows while the event loop is saturated (0: fixed limit); in a
-   * worker under a CPU quota, `cpuCores`, its part of the quota (admission's default is the whole quota).
+   * Admission control (pipeline/admission.ts): most predictions in flight, the event-loop lag (ms) above which new
+   * ones are refused, the burst (ms of the paced rate) admitted at once while the process is CPU-saturated (0: no
+   * CPU pacing), and the utilization of its CPU it is held at then (0.5-1, default 0.9); in a worker under a CPU
+   * quota, `cpuCores`, its part of the quota (admission's default is the whole quota).
    */
-  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number; readonly cpuCores?: number };
+  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number; readonly targetUtilization: number; readonly cpuCores?: number };
   /** How long a drain (SIGTERM) may take before the connections still open are closed, from its start, ms. */
   readonly drainTimeoutMs: number;
   /** How long a drain keeps accepting while readiness already fails, so that load balancers see it, ms. */
@@ -257,6 +259,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ho
       maxInflight: e.SIBYL_MAX_INFLIGHT,
       maxLagMs: e.SIBYL_MAX_LAG_MS,
       queueMs: e.SIBYL_ADMISSION_QUEUE_MS,
+      targetUtilization: e.SIBYL_ADMISSION_TARGET_UTILIZATION,
       // A worker shares the quota with the others: it is saturated at its part of it.
       ...(workerIndex !== undefined && quota !== undefined ? { cpuCores: quota / workerCount } : {}),
     },

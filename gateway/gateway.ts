@@ -127,12 +127,11 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     traces: telemetry,
     ...config.shadows,
     // Shadows give way first: shed while live traffic is past half of what admission control allows, and whenever
-    // the process is CPU-saturated (admission has lowered its in-flight limit), since a shadow's CPU would come out
-    // of live requests' admission.
+    // the process is CPU-saturated (admission paces admissions to its CPU), since a shadow's CPU would come out of
+    // live requests' admission.
     busy: () => {
       const a = admission.stats();
-      const max = config.admission.maxInflight;
-      return a.limit < max || a.inflight * 2 > max || a.lagMs * 2 > config.admission.maxLagMs;
+      return a.saturated || a.inflight * 2 > a.limit || a.lagMs * 2 > config.admission.maxLagMs;
     },
     logger,
   });

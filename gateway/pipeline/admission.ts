@@ -2,31 +2,68 @@
  * Admission control: under overload the gateway answers what it can within its deadline and refuses the rest at
  * once (RESOURCE_EXHAUSTED / 429), instead of queueing everything until every request is late.
  *
- * Two signals, both cheap to read per request:
- * - requests in flight (admitted and not finished) against a limit: `maxInflight`, lowered while the event loop
- *   is saturated (below);
- * - event-loop lag, sampled by a timer every `sampleMs` and smoothed, against `maxLagMs`. Lag is what a new
- *   request would wait before its first line runs; when it stays high, admitting more only makes everyone late.
- *   One sample counts for at most 2 x `maxLagMs`, so only lag that persists over samples refuses, never one stall.
- *   Lag refuses only while predictions are in flight: with none, the lag is not the requests' doing (a model loading
- *   and warming up, start-up, a neighbour on the machine) and one more request cannot make others late; refusing
- *   it would only turn a gateway that just started into one that answers 429 to its first request.
+ * Three checks, in this order, each a few comparisons per request:
+ * - requests in flight (admitted and not finished) against `maxInflight`: a bound on memory and on work waiting on
+ *   slow I/O (a SageMaker endpoint, a slow store);
+ * - the CPU rate (reason 'cpu'): while the process is CPU-saturated, admissions are paced by a token bucket at the
+ *   rate it can complete within its CPU (below);
+ * - event-loop lag, sampled by a timer every `sampleMs` and smoothed, against `maxLagMs`. One sample counts for at
+ *   most 2 x `maxLagMs`, so only lag that persists over samples refuses, never one stall. Lag refuses only while
+ *   predictions are in flight: with none, the lag is not the requests' doing (a model loading and warming up,
+ *   start-up, a neighbour on the machine) and refusing would only turn a gateway that just started into one that
+ *   answers 429 to its first request.
  * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
  * door then writes the answer); the REST fast path asks `refuseEarly()` before anything is read.
  *
- * The adaptive limit: while the event loop is busy nearly all the time (event-loop utilization above
- * `busyUtilization`, smoothed), the process is CPU-bound and every request admitted beyond what it completes in
- * `queueMs` only waits in the process's own queue: the limit becomes its capacity (completions per second over
- * utilization) x `queueMs` (Little's law), so admitted requests finish within about `queueMs` and the excess is refused at once instead of timing
- * out after it was paid for. When the loop has room again the limit climbs back to `maxInflight` within a few
- * samples. Requests that wait on I/O (a SageMaker endpoint, a slow store) leave the loop idle and are never limited
- * by this, however many are in flight.
+ * Why a CPU rate and not a queue: a request waits where the gateway cannot see it, in the kernel's socket buffers,
+ * whenever the event loop is not reading (busy with a long turn, or stopped by the cgroup's CPU quota for the rest
+ * of a period once the quota is used up: up to 50 ms of every 100 ms under half a core). Time spent there is
+ * invisible to the process, and refusing a request that already waited there is no faster than serving it. So the
+ * controller keeps the process from using its whole CPU: every `windowMs` (one CFS period by default) it measures
+ * utilization (the larger of event-loop utilization and the CPU share against the quota, `cpu-quota.ts`) and,
+ * above `targetUtilization`, sets the admission rate to what was admitted x target / utilization, so that admitted
+ * work plus the refusals' own cost leave headroom and the loop keeps reading at once. Refusals then cost a few tens of
+ * microseconds at the socket (the fast path), and the requests admitted finish within their deadline. While
+ * utilization is below target and the rate refused requests, it rises in proportion to the headroom; after
+ * `calmWindows` windows without a refusal the pacing is off. Up to `queueMs` worth of admissions may arrive in a
+ * burst (the bucket's depth): admitted requests wait in the process for at most about that long.
  */
 import { SibylError } from '../../core/errors.ts';
 import { cpuQuotaCores } from './cpu-quota.ts';
 
-/** The adaptive limit's floor: a stalled sample must not close the door. */
-const MIN_LIMIT = 16;
+/** Why a request is refused: in-flight limit, CPU rate, event-loop lag. */
+export type Refusal = 'inflight' | 'cpu' | 'lag';
+
+/** What the controller reads of the process; tests give their own (an injected clock). */
+export interface AdmissionProbe {
+  /** Monotonic time, ms. */
+  now(): number;
+  /** CPU time this process has used (user + system), ms. */
+  cpuMs(): number;
+  /** Cumulative event-loop time, ms: active (running callbacks) and idle (waiting in the poll phase). */
+  loop(): { readonly active: number; readonly idle: number };
+  /** The process's CPU quota, cores, or undefined without one; read again every `QUOTA_REFRESH_MS`. */
+  quotaCores?(): number | undefined;
+}
+
+/**
+ * How often the cgroup's quota is read again, ms: a quota can change while the process runs (Kubernetes' in-place
+ * resize, a benchmark moving the process into a cgroup). A read is a few small files.
+ */
+const QUOTA_REFRESH_MS = 1000;
+/** The paced rate's floor, as a share of the recent peak admission rate; the peak's decay per window (~3 s to halve). */
+const PEAK_FLOOR = 0.25;
+const PEAK_DECAY = 0.98;
+
+const processProbe: AdmissionProbe = {
+  quotaCores: () => cpuQuotaCores(),
+  now: () => performance.now(),
+  cpuMs() {
+    const c = process.cpuUsage();
+    return (c.user + c.system) / 1000;
+  },
+  loop: () => performance.eventLoopUtilization(),
+};
 
 export interface AdmissionOptions {
   /** Most requests in flight (default 512). */
@@ -35,27 +72,44 @@ export interface AdmissionOptions {
   readonly maxLagMs: number;
   /** Lag sampling period, milliseconds (default 10). */
   readonly sampleMs?: number;
-  /** Queueing time the adaptive limit allows when the loop is saturated, milliseconds (default 25; 0 turns it off). */
-  readonly queueMs?: number;
-  /** Smoothed event-loop utilization (0-1) above which the process counts as CPU-bound (default 0.95). */
-  readonly busyUtilization?: number;
   /**
-   * The most CPU the process may use, in cores (default: its cgroup's quota, else 1). Under a quota of half a core,
-   * the process is saturated at a CPU share of 0.5. More than 1 counts as 1: the event loop is one thread.
+   * Burst of admissions the CPU pacing allows, in milliseconds of its rate (default 25): about the longest an
+   * admitted request queues in the process while it is saturated. 0 turns the CPU pacing off.
+   */
+  readonly queueMs?: number;
+  /** Utilization (0-1) the CPU pacing holds the process at while saturated (default 0.9). */
+  readonly targetUtilization?: number;
+  /** The control window, ms (default 100: the CFS period, so that a throttled period is measured whole). */
+  readonly windowMs?: number;
+  /** Windows without a refusal before the CPU pacing is off again (default 3). */
+  readonly calmWindows?: number;
+  /**
+   * The most CPU the process may use, in cores (default: its cgroup's quota, else 1, read again every second). Under
+   * a quota of half a core, the process is saturated at a CPU share of 0.5. More than 1 counts as 1: the event loop
+   * is one thread.
    */
   readonly cpuCores?: number;
+  /** Clock, CPU and event-loop readings (default: this process's). */
+  readonly probe?: AdmissionProbe;
 }
 
 export interface AdmissionStats {
   readonly inflight: number;
-  /** The in-flight limit now (maxInflight unless the loop is saturated). */
+  /** The in-flight limit (maxInflight). */
   readonly limit: number;
-  /** Smoothed utilization, 0-1: the smaller of event-loop utilization and the process's CPU share. */
+  /** Admissions per second the CPU pacing allows now; undefined while it is off. */
+  readonly rate: number | undefined;
+  /** Whether the process is CPU-saturated (the CPU pacing is on): shadows give way. */
+  readonly saturated: boolean;
+  /** Utilization over the last window, 0-1: the larger of event-loop utilization and the CPU share of the quota. */
   readonly utilization: number;
-  /** Refusals because of the in-flight limit (the rest of `rejected` were for event-loop lag). */
+  /** Refusals because of the in-flight limit. */
   readonly rejectedInflight: number;
+  /** Refusals because of the CPU pacing. */
+  readonly rejectedCpu: number;
   readonly lagMs: number;
   readonly admitted: number;
+  /** All refusals (in flight + CPU + lag). */
   readonly rejected: number;
 }
 
@@ -63,54 +117,64 @@ export class AdmissionControl {
   readonly #maxInflight: number;
   readonly #maxLagMs: number;
   readonly #sampleMs: number;
+  readonly #queueMs: number;
+  readonly #target: number;
+  readonly #windowMs: number;
+  readonly #calmWindows: number;
+  /** The CPU share (cores) at which the process is saturated: its quota, at most 1. */
+  #cpuCores: number;
+  /** Whether the quota is read from the cgroup (again every QUOTA_REFRESH_MS), not given. */
+  readonly #readsQuota: boolean;
+  #quotaAt = 0;
+  readonly #probe: AdmissionProbe;
   #inflight = 0;
   #lagMs = 0;
   #admitted = 0;
   #rejected = 0;
+  #rejectedInflight = 0;
+  #rejectedCpu = 0;
   #timer: NodeJS.Timeout | undefined;
   #expected = 0;
-  readonly #queueMs: number;
-  readonly #busyUtilization: number;
-  /** The CPU share (cores) at which the process is saturated: its quota, at most 1. */
-  readonly #cpuCores: number;
-  #limit: number;
   #utilization = 0;
-  #completed = 0;
-  /** Completions per millisecond, smoothed. */
-  #rate = 0;
-  #elu = performance.eventLoopUtilization();
-  #cpu = process.cpuUsage();
-  #sampledAt = 0;
-  #rejectedInflight = 0;
+  /** Admissions per ms while pacing; Infinity when off. */
+  #rate = Infinity;
+  #tokens = 0;
+  #tokensAt = 0;
+  #calm = 0;
+  /** Admissions per ms, smoothed over windows; and the highest of recent windows (decaying by PEAK_DECAY a window). */
+  #admittedRate = 0;
+  #peakRate = 0;
+  /** The current window: its start, and the readings and counts at its start. */
+  #windowAt = 0;
+  #windowCpu = 0;
+  #windowLoop = { active: 0, idle: 0 };
+  #windowAdmitted = 0;
+  #windowRejectedCpu = 0;
 
   constructor(opts: AdmissionOptions) {
     this.#maxInflight = opts.maxInflight;
     this.#maxLagMs = opts.maxLagMs;
     this.#sampleMs = opts.sampleMs ?? 10;
     this.#queueMs = opts.queueMs ?? 25;
-    this.#busyUtilization = opts.busyUtilization ?? 0.95;
-    this.#cpuCores = Math.min(1, opts.cpuCores ?? cpuQuotaCores() ?? 1);
-    this.#limit = opts.maxInflight;
+    this.#target = opts.targetUtilization ?? 0.9;
+    this.#windowMs = opts.windowMs ?? 100;
+    this.#calmWindows = opts.calmWindows ?? 3;
+    this.#probe = opts.probe ?? processProbe;
+    this.#readsQuota = opts.cpuCores === undefined;
+    this.#cpuCores = Math.min(1, opts.cpuCores ?? this.#probe.quotaCores?.() ?? 1);
+    const now = this.#probe.now();
+    this.#quotaAt = now;
+    this.#expected = now + this.#sampleMs;
+    this.#openWindow(now);
   }
 
-  /** Starts the lag sampler (an unref'd timer). Idempotent. */
+  /** Starts the sampler (an unref'd timer). Idempotent. */
   start(): void {
     if (this.#timer) return;
-    this.#expected = performance.now() + this.#sampleMs;
-    this.#sampledAt = performance.now();
-    this.#elu = performance.eventLoopUtilization();
-    this.#cpu = process.cpuUsage();
-    this.#timer = setInterval(() => {
-      const now = performance.now();
-      // One sample counts for at most twice the limit: a single stall, however long (a major GC, the hypervisor
-      // taking the core), is over by the time it is measured, and refusing the requests that queued behind it only
-      // wastes the wait they already paid. Lag that persists over consecutive samples (overload) still crosses the
-      // limit within two or three samples, and the smoothed value falls as fast once the load drops.
-      const lag = Math.min(Math.max(0, now - this.#expected), this.#maxLagMs * 2);
-      this.#expected = now + this.#sampleMs;
-      this.#lagMs = this.#lagMs * 0.7 + lag * 0.3;
-      this.#adapt(now);
-    }, this.#sampleMs);
+    const now = this.#probe.now();
+    this.#expected = now + this.#sampleMs;
+    this.#openWindow(now);
+    this.#timer = setInterval(() => this.sample(), this.#sampleMs);
     this.#timer.unref();
   }
 
@@ -119,30 +183,76 @@ export class AdmissionControl {
     this.#timer = undefined;
   }
 
-  #adapt(now: number): void {
-    const elu = performance.eventLoopUtilization();
-    const window = performance.eventLoopUtilization(elu, this.#elu);
-    this.#elu = elu;
-    const cpu = process.cpuUsage();
-    const cpuMs = (cpu.user - this.#cpu.user + cpu.system - this.#cpu.system) / 1000;
-    this.#cpu = cpu;
-    const ms = now - this.#sampledAt;
-    this.#sampledAt = now;
-    if (ms <= 0) return;
-    // Busy means the loop was running AND the process got the CPU for it: event-loop utilization alone counts the
-    // time the process waited for a core (a noisy neighbour, the hypervisor, a cgroup quota) as busy. Under a quota
-    // the CPU share is measured against the quota.
-    const busy = Math.min(window.utilization, cpuMs / ms / this.#cpuCores);
-    // Smoothed over ~10 samples: one busy sample (a GC pause, a burst) must not close the door.
-    this.#utilization = this.#utilization * 0.9 + busy * 0.1;
-    this.#rate = this.#rate * 0.9 + (this.#completed / ms) * 0.1;
-    this.#completed = 0;
-    if (this.#queueMs > 0 && this.#utilization > this.#busyUtilization) {
-      // Capacity (completions per ms at full utilization) x the queueing time allowed; at least a few in flight.
-      const capacity = this.#rate / this.#utilization;
-      this.#limit = Math.min(this.#maxInflight, Math.max(MIN_LIMIT, Math.round(capacity * this.#queueMs)));
-    } else if (this.#limit < this.#maxInflight) {
-      this.#limit = Math.min(this.#maxInflight, Math.ceil(this.#limit * 1.25) + 1);
+  /**
+   * One sample: the lag since the last one, and at the end of a window the CPU pacing. The timer calls it every
+   * `sampleMs`; tests call it with an injected probe.
+   */
+  sample(): void {
+    const now = this.#probe.now();
+    // One sample counts for at most twice the limit: a single stall, however long (a major GC, the hypervisor
+    // taking the core), is over by the time it is measured, and refusing the requests that queued behind it only
+    // wastes the wait they already paid. Lag that persists over consecutive samples (overload) still crosses the
+    // limit within two or three samples, and the smoothed value falls as fast once the load drops.
+    const lag = Math.min(Math.max(0, now - this.#expected), this.#maxLagMs * 2);
+    this.#expected = now + this.#sampleMs;
+    this.#lagMs = this.#lagMs * 0.7 + lag * 0.3;
+    if (now - this.#windowAt >= this.#windowMs) this.#closeWindow(now);
+  }
+
+  #openWindow(now: number): void {
+    this.#windowAt = now;
+    this.#windowCpu = this.#probe.cpuMs();
+    const l = this.#probe.loop();
+    this.#windowLoop = { active: l.active, idle: l.idle };
+    this.#windowAdmitted = this.#admitted;
+    this.#windowRejectedCpu = this.#rejectedCpu;
+  }
+
+  #closeWindow(now: number): void {
+    const ms = now - this.#windowAt;
+    const cpuMs = this.#probe.cpuMs() - this.#windowCpu;
+    const l = this.#probe.loop();
+    const active = l.active - this.#windowLoop.active;
+    const idle = l.idle - this.#windowLoop.idle;
+    const admitted = this.#admitted - this.#windowAdmitted;
+    const refused = this.#rejectedCpu - this.#windowRejectedCpu;
+    this.#openWindow(now);
+    if (this.#readsQuota && now - this.#quotaAt >= QUOTA_REFRESH_MS) {
+      this.#quotaAt = now;
+      this.#cpuCores = Math.min(1, this.#probe.quotaCores?.() ?? 1);
+    }
+    // Saturated means the process cannot do more: its loop never waits for work (whether it runs or waits for a core
+    // that a neighbour or the hypervisor holds: either way what arrives waits), or it uses its whole CPU quota (a
+    // throttled process may be stopped while its loop is idle, which event-loop utilization counts as idle).
+    const elu = active + idle > 0 ? active / (active + idle) : 0;
+    const utilization = Math.max(elu, cpuMs / ms / this.#cpuCores);
+    this.#utilization = utilization;
+    if (this.#queueMs <= 0) return;
+    const admittedRate = admitted / ms;
+    this.#admittedRate = this.#admittedRate * 0.7 + admittedRate * 0.3;
+    this.#peakRate = Math.max(this.#peakRate * PEAK_DECAY, admittedRate);
+    if (utilization > this.#target && admitted > 0) {
+      // Saturated: pace admissions at what was admitted, scaled to leave the headroom; at most halved per window,
+      // and from no less than half the recent rate, so that one stalled window (a major GC) does not close the door.
+      let next = Math.max(admittedRate, this.#admittedRate / 2) * (this.#target / utilization);
+      // Nor below a quarter of the recent peak: when the process stays busy whatever it admits (refusing a flood, or
+      // a neighbour holding the core), admitting less frees nothing, and the rate must not spiral down to zero.
+      next = Math.max(next, this.#rate === Infinity ? 0 : this.#rate / 2, this.#peakRate * PEAK_FLOOR);
+      if (this.#rate === Infinity) {
+        this.#tokens = 1;
+        this.#tokensAt = now;
+      }
+      this.#rate = Math.min(this.#rate, next);
+      this.#calm = 0;
+    } else if (this.#rate !== Infinity) {
+      if (refused > 0) {
+        // Headroom and still refusing: raise the rate in proportion to the headroom (at most +25% a window).
+        this.#rate *= 1 + Math.min(0.25, Math.max(0.02, (this.#target - utilization) / this.#target));
+        this.#calm = 0;
+      } else if (++this.#calm >= this.#calmWindows) {
+        this.#rate = Infinity;
+        this.#calm = 0;
+      }
     }
   }
 
@@ -152,24 +262,38 @@ export class AdmissionControl {
     if (why === 'inflight') {
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is at capacity (${this.#inflight} requests in flight); retry with backoff`);
     }
+    if (why === 'cpu') {
+      throw new SibylError('RESOURCE_EXHAUSTED', 'the gateway is at its CPU capacity; retry with backoff');
+    }
     if (why === 'lag') {
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is overloaded (event loop ${Math.round(this.#lagMs)} ms behind); retry with backoff`);
     }
+    if (this.#rate !== Infinity) this.#tokens -= 1;
     this.#inflight++;
     this.#admitted++;
   }
 
   /**
-   * Refuses a request before anything is read or allocated for it, when `admit` would refuse it: 'inflight' or
-   * 'lag' says why (and the refusal is counted), undefined means go on (and call `admit` as usual). For the
-   * transports' fast path: under overload a refusal must cost a small fraction of a prediction, or refusing
-   * eats the capacity that serving needs.
+   * Refuses a request before anything is read or allocated for it, when `admit` would refuse it: the reason (the
+   * refusal is counted), or undefined to go on (then call `admit` as usual, in the same turn). For the transports'
+   * fast path: under overload a refusal must cost a small fraction of a prediction, or refusing eats the capacity
+   * that serving needs.
    */
-  refuseEarly(): 'inflight' | 'lag' | undefined {
-    if (this.#inflight >= this.#limit) {
+  refuseEarly(): Refusal | undefined {
+    if (this.#inflight >= this.#maxInflight) {
       this.#rejected++;
       this.#rejectedInflight++;
       return 'inflight';
+    }
+    if (this.#rate !== Infinity) {
+      const now = this.#probe.now();
+      this.#tokens = Math.min(Math.max(1, this.#rate * this.#queueMs), this.#tokens + (now - this.#tokensAt) * this.#rate);
+      this.#tokensAt = now;
+      if (this.#tokens < 1) {
+        this.#rejected++;
+        this.#rejectedCpu++;
+        return 'cpu';
+      }
     }
     if (this.#lagMs > this.#maxLagMs && this.#inflight > 0) {
       this.#rejected++;
@@ -180,10 +304,20 @@ export class AdmissionControl {
 
   release(): void {
     this.#inflight--;
-    this.#completed++;
   }
 
   stats(): AdmissionStats {
-    return { inflight: this.#inflight, limit: this.#limit, utilization: this.#utilization, lagMs: this.#lagMs, admitted: this.#admitted, rejected: this.#rejected, rejectedInflight: this.#rejectedInflight };
+    return {
+      inflight: this.#inflight,
+      limit: this.#maxInflight,
+      rate: this.#rate === Infinity ? undefined : Math.round(this.#rate * 1000 * 10) / 10,
+      saturated: this.#rate !== Infinity,
+      utilization: this.#utilization,
+      lagMs: this.#lagMs,
+      admitted: this.#admitted,
+      rejected: this.#rejected,
+      rejectedInflight: this.#rejectedInflight,
+      rejectedCpu: this.#rejectedCpu,
+    };
   }
 }

@@ -17,12 +17,13 @@ import type { FeatureStore } from '../../execution/feature-store.ts';
 import type { PredictionSink } from '../log/prediction-sink.ts';
 import { traceIds, UNKNOWN_MODEL, type ArrivalInfo, type Telemetry, type TraceContext } from '../telemetry/telemetry.ts';
 import type { Route, RouteTable, RouteTableRef } from '../routing/route-table.ts';
-import type { AdmissionControl } from './admission.ts';
+import type { AdmissionControl, Refusal } from './admission.ts';
 import { buildRecord } from './record.ts';
 import type { ShadowRunner } from '../shadow/shadow-runner.ts';
 import type { StatisticsRecorder } from '../stats/serving-statistics.ts';
 
 export type { InputRow } from '../../execution/feature-plan.ts';
+export type { Refusal } from './admission.ts';
 
 /** The four doors, as metrics and the prediction log name them. */
 export type Transport = 'rest' | 'grpc' | 'oip-rest' | 'oip-grpc';
@@ -135,10 +136,10 @@ export interface Pipeline {
   /** The version serving (model, version | alias | '') now, for metadata and readiness. Throws NOT_FOUND. */
   describe(model: string, version: string): Described;
   /**
-   * For a door's fast path before anything of the request is read: 'inflight' or 'lag' when admission refuses new
-   * work now (counted as a refusal), else undefined.
+   * For a door's fast path before anything of the request is read: why admission refuses new work now ('inflight',
+   * 'cpu', 'lag'; counted as a refusal), else undefined.
    */
-  refuseEarly(): 'inflight' | 'lag' | undefined;
+  refuseEarly(): Refusal | undefined;
 }
 
 const NONE: readonly ModelVersion[] = Object.freeze([]);

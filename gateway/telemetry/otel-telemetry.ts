@@ -230,21 +230,24 @@ function observeShadows(provider: MeterProvider, shadowStats: () => ShadowPairSn
 
 function observeAdmission(provider: MeterProvider, admissionStats: () => AdmissionStats): void {
   const meter = provider.getMeter('sibyl-gateway');
-  const rejected = meter.createObservableCounter('sibyl_admission_rejected_total', { description: 'Predictions refused by admission control, by reason (inflight limit or event-loop lag).' });
+  const rejected = meter.createObservableCounter('sibyl_admission_rejected_total', { description: 'Predictions refused by admission control, by reason (inflight limit, cpu pacing, or event-loop lag).' });
   const inflight = meter.createObservableGauge('sibyl_admission_inflight', { description: 'Predictions admitted and not finished.' });
-  const limit = meter.createObservableGauge('sibyl_admission_limit', { description: 'The in-flight limit now (lowered while the event loop is saturated).' });
-  const utilization = meter.createObservableGauge('sibyl_admission_utilization', { description: 'Smoothed event-loop utilization, counted only while the process had the CPU (0-1).' });
+  const limit = meter.createObservableGauge('sibyl_admission_limit', { description: 'The in-flight limit.' });
+  const rate = meter.createObservableGauge('sibyl_admission_rate', { description: 'Admissions per second allowed while the process is CPU-saturated; 0 while admissions are not paced.' });
+  const utilization = meter.createObservableGauge('sibyl_admission_utilization', { description: 'Utilization over the last control window: event-loop utilization, counted only while the process had the CPU of its quota (0-1).' });
   const lag = meter.createObservableGauge('sibyl_admission_lag_seconds', { description: 'Smoothed event-loop lag.', unit: 's' });
   meter.addBatchObservableCallback(
     (result) => {
       const a = admissionStats();
       result.observe(rejected, a.rejectedInflight, { reason: 'inflight' });
-      result.observe(rejected, a.rejected - a.rejectedInflight, { reason: 'lag' });
+      result.observe(rejected, a.rejectedCpu, { reason: 'cpu' });
+      result.observe(rejected, a.rejected - a.rejectedInflight - a.rejectedCpu, { reason: 'lag' });
       result.observe(inflight, a.inflight);
       result.observe(limit, a.limit);
+      result.observe(rate, a.rate ?? 0);
       result.observe(utilization, a.utilization);
       result.observe(lag, a.lagMs / 1000);
     },
-    [rejected, inflight, limit, utilization, lag],
+    [rejected, inflight, limit, rate, utilization, lag],
   );
 }

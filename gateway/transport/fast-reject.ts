@@ -9,20 +9,22 @@
  */
 import { httpStatus, retryAfterSeconds } from '../../core/errors.ts';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Pipeline } from '../pipeline/pipeline.ts';
+import type { Pipeline, Refusal } from '../pipeline/pipeline.ts';
 
 const STATUS = httpStatus.RESOURCE_EXHAUSTED;
 const RETRY_AFTER = String(retryAfterSeconds('RESOURCE_EXHAUSTED'));
-const MESSAGES = { inflight: 'the gateway is at capacity; retry with backoff', lag: 'the gateway is overloaded; retry with backoff' } as const;
+const MESSAGES: Record<Refusal, string> = {
+  inflight: 'the gateway is at capacity; retry with backoff',
+  cpu: 'the gateway is at its CPU capacity; retry with backoff',
+  lag: 'the gateway is overloaded; retry with backoff',
+};
 /** Sibyl's ErrorBody for /v1, the Open Inference Protocol's `{ error }` (what Triton's and KServe's clients read) for /v2. */
-const BODIES = {
-  inflight: Buffer.from(JSON.stringify({ code: 'RESOURCE_EXHAUSTED', message: MESSAGES.inflight, requestId: '' })),
-  lag: Buffer.from(JSON.stringify({ code: 'RESOURCE_EXHAUSTED', message: MESSAGES.lag, requestId: '' })),
-} as const;
-const OIP_BODIES = {
-  inflight: Buffer.from(JSON.stringify({ error: MESSAGES.inflight, code: 'RESOURCE_EXHAUSTED' })),
-  lag: Buffer.from(JSON.stringify({ error: MESSAGES.lag, code: 'RESOURCE_EXHAUSTED' })),
-} as const;
+const BODIES = bodies((message) => ({ code: 'RESOURCE_EXHAUSTED', message, requestId: '' }));
+const OIP_BODIES = bodies((message) => ({ error: message, code: 'RESOURCE_EXHAUSTED' }));
+
+function bodies(body: (message: string) => object): Record<Refusal, Buffer> {
+  return { inflight: Buffer.from(JSON.stringify(body(MESSAGES.inflight))), cpu: Buffer.from(JSON.stringify(body(MESSAGES.cpu))), lag: Buffer.from(JSON.stringify(body(MESSAGES.lag))) };
+}
 
 export function withFastReject(listener: RequestListener, pipeline: Pick<Pipeline, 'refuseEarly'>): RequestListener {
   return function fastReject(req: IncomingMessage, res: ServerResponse): void {

@@ -1,10 +1,65 @@
+/**
+ * Admission control's decisions, on an injected clock: the process's CPU time and event-loop time are what the
+ * test says they are, so every figure below is exact, whatever else runs on the machine.
+ */
 import { describe, expect, it } from 'vitest';
-import { AdmissionControl } from '../../gateway/pipeline/admission.ts';
+import { AdmissionControl, type AdmissionOptions } from '../../gateway/pipeline/admission.ts';
 
-/** Keeps the event loop busy for `ms` milliseconds. */
-function busyFor(ms: number): void {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
+/** A process whose clock, CPU time and event-loop time the test advances. */
+function fakeProcess() {
+  let now = 1000;
+  let cpu = 0;
+  let active = 0;
+  let idle = 0;
+  return {
+    probe: { now: () => now, cpuMs: () => cpu, loop: () => ({ active, idle }) },
+    /** `ms` pass; the process uses `cores` of CPU and its loop is busy `elu` of the time. */
+    run(ms: number, cores: number, elu: number) {
+      now += ms;
+      cpu += ms * cores;
+      active += ms * elu;
+      idle += ms * (1 - elu);
+    },
+  };
+}
+
+/** `n` requests admitted and finished. */
+function serve(a: AdmissionControl, n: number): void {
+  for (let i = 0; i < n; i++) {
+    a.admit();
+    a.release();
+  }
+}
+
+/** Admissions until the first refusal (at most `max`), released; returns how many were admitted. */
+function admitUntilRefused(a: AdmissionControl, max = 10_000): number {
+  let n = 0;
+  while (n < max && a.refuseEarly() === undefined) {
+    a.admit();
+    a.release();
+    n++;
+  }
+  return n;
+}
+
+const base = (probe: ReturnType<typeof fakeProcess>['probe'], more: Partial<AdmissionOptions> = {}): AdmissionOptions => ({
+  maxInflight: 1000,
+  maxLagMs: 1e6,
+  sampleMs: 10,
+  windowMs: 100,
+  queueMs: 10,
+  cpuCores: 1,
+  probe,
+  ...more,
+});
+
+/** One control window of 10 samples, 10 ms each, the process using `cores` with the loop busy `elu`, serving `n`. */
+function window(a: AdmissionControl, p: ReturnType<typeof fakeProcess>, cores: number, elu: number, n: number): void {
+  for (let i = 0; i < 10; i++) {
+    serve(a, n / 10);
+    p.run(10, cores, elu);
+    a.sample();
+  }
 }
 
 describe('AdmissionControl', () => {
@@ -15,120 +70,159 @@ describe('AdmissionControl', () => {
     expect(() => a.admit()).toThrow(expect.objectContaining({ code: 'RESOURCE_EXHAUSTED' }));
     a.release();
     expect(() => a.admit()).not.toThrow();
-    expect(a.stats()).toMatchObject({ inflight: 2, admitted: 3, rejected: 1 });
+    expect(a.stats()).toMatchObject({ inflight: 2, admitted: 3, rejected: 1, rejectedInflight: 1 });
   });
 
-  it('refuses while the event loop stays behind (not for one stall), and recovers once it catches up', async () => {
-    const a = new AdmissionControl({ maxInflight: 100, maxLagMs: 20, sampleMs: 5 });
-    a.start();
-    try {
-      await new Promise((r) => setTimeout(r, 20));
-      expect(() => a.admit()).not.toThrow();
-      a.release();
-      // One long stall (a major GC, the hypervisor taking the core) is over when it is measured: no refusals.
-      busyFor(200);
-      await new Promise((r) => setTimeout(r, 6));
-      expect(a.stats().lagMs).toBeGreaterThan(5);
-      expect(() => a.admit()).not.toThrow();
-      a.release();
-      await new Promise((r) => setTimeout(r, 100));
-      // Lag that persists turn after turn, as under overload (requests in flight): refused.
-      a.admit();
-      for (let i = 0; i < 6; i++) {
-        busyFor(60);
-        await new Promise((r) => setTimeout(r, 0));
+  it('under a CPU quota of half a core, paces admissions once the process uses its quota, at the rate that leaves the target headroom', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5, targetUtilization: 0.9 }));
+    // 200 requests in 100 ms while using the whole half core: saturated.
+    window(a, p, 0.5, 1, 200);
+    // 2 admissions per ms x 0.9 / 1.0.
+    expect(a.stats()).toMatchObject({ saturated: true, rate: 1800, utilization: 1 });
+    // The bucket starts with one admission; then 1.8 per ms, at most 10 ms worth (queueMs) at once.
+    expect(admitUntilRefused(a)).toBe(1);
+    expect(() => a.admit()).toThrow(/CPU capacity/);
+    p.run(5, 0.5, 1);
+    expect(admitUntilRefused(a)).toBe(9);
+    p.run(100, 0.5, 1);
+    expect(admitUntilRefused(a)).toBe(18);
+    expect(a.refuseEarly()).toBe('cpu');
+    expect(a.stats()).toMatchObject({ rejectedCpu: 5, rejectedInflight: 0 });
+  });
+
+  it('does not pace the same process against a whole core: it is not saturated', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 1 }));
+    window(a, p, 0.5, 0.5, 200);
+    expect(a.stats()).toMatchObject({ saturated: false, rate: undefined, utilization: 0.5 });
+    expect(admitUntilRefused(a, 5000)).toBe(5000);
+  });
+
+  it('counts a loop that never waits for work as saturated, even when it gets only a tenth of a core (a neighbour holds the rest)', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 1 }));
+    window(a, p, 0.1, 1, 200);
+    expect(a.stats()).toMatchObject({ saturated: true, rate: 1800 });
+  });
+
+  it('counts a process that uses its whole quota as saturated, even when its loop looks idle (stopped by the quota while waiting)', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5 }));
+    window(a, p, 0.5, 0.4, 200);
+    expect(a.stats()).toMatchObject({ saturated: true, rate: 1800 });
+  });
+
+  it('while refusing with headroom, raises the rate in proportion to it; after calm windows, stops pacing', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5, calmWindows: 3 }));
+    window(a, p, 0.5, 1, 200);
+    expect(a.stats().rate).toBe(1800);
+    // Refusing, and the process at 0.6 of its quota: +25% (the most per window).
+    for (let i = 0; i < 10; i++) {
+      admitUntilRefused(a);
+      p.run(10, 0.3, 0.6);
+      a.sample();
+    }
+    expect(a.stats().rate).toBe(2250);
+    // Refusing at 0.855 of the quota: +5% ((0.9 - 0.855) / 0.9).
+    for (let i = 0; i < 10; i++) {
+      admitUntilRefused(a);
+      p.run(10, 0.4275, 0.855);
+      a.sample();
+    }
+    expect(a.stats().rate).toBeCloseTo(2362.5, 1);
+    // Load gone: nothing refused for three windows, and the pacing is off.
+    window(a, p, 0.1, 0.2, 10);
+    window(a, p, 0.1, 0.2, 10);
+    expect(a.stats().saturated).toBe(true);
+    window(a, p, 0.1, 0.2, 10);
+    expect(a.stats()).toMatchObject({ saturated: false, rate: undefined });
+    expect(admitUntilRefused(a, 5000)).toBe(5000);
+  });
+
+  it('lowers the rate while utilization stays above the target, at most halving it per window (one stall does not close the door)', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5 }));
+    window(a, p, 0.5, 1, 200);
+    expect(a.stats().rate).toBe(1800);
+    // Admitting at the paced rate (18 per 10 ms) and still over the target (the refusals cost CPU too): 1.8 x 0.9 per ms.
+    for (let i = 0; i < 10; i++) {
+      p.run(10, 0.5, 1);
+      admitUntilRefused(a, 18);
+      a.sample();
+    }
+    expect(a.stats().rate).toBeCloseTo(1620, 0);
+    // A window in which the process was stopped (a major GC): busy, one admission. Halved, not closed.
+    for (let i = 0; i < 10; i++) {
+      p.run(10, 0.5, 1);
+      if (i === 0) admitUntilRefused(a, 1);
+      a.sample();
+    }
+    expect(a.stats().rate).toBeCloseTo(810, 0);
+  });
+
+  it('while the process stays busy whatever it admits (refusing a flood), keeps the rate above a quarter of the recent peak', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5 }));
+    // A peak of 2 admissions per ms, then 20 windows that admit what the rate allows and stay at full utilization.
+    window(a, p, 0.5, 1, 200);
+    for (let w = 0; w < 20; w++) {
+      for (let i = 0; i < 10; i++) {
+        p.run(10, 0.5, 1);
+        admitUntilRefused(a);
+        a.sample();
       }
-      expect(a.stats().lagMs).toBeGreaterThan(20);
-      expect(() => a.admit()).toThrow(/event loop \d+ ms behind/);
-      // The same lag with nothing in flight (a model loading, start-up): not the requests' doing, admitted.
-      a.release();
-      expect(() => a.admit()).not.toThrow();
-      a.release();
-      await new Promise((r) => setTimeout(r, 100));
-      expect(() => a.admit()).not.toThrow();
-    } finally {
-      a.stop();
     }
+    // Without the floor, 1800 x 0.9^20 = 219 per second and falling; the peak has decayed to 2000 x 0.98^20 = 1335.
+    expect(a.stats().rate).toBeGreaterThanOrEqual(333);
+    expect(a.stats().rate).toBeLessThan(340);
   });
 
-  it('under a CPU quota, counts the process as saturated when it uses its quota, not a whole core', async () => {
-    // A throttled process: its loop is never idle, but it gets the CPU only a quarter of the time (1 ms of work,
-    // then 3 ms blocked without using the CPU, as a cgroup quota or the hypervisor would hold it).
-    const held = new Int32Array(new SharedArrayBuffer(4));
-    const quota = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20, cpuCores: 0.1 });
-    const core = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20, cpuCores: 1 });
-    quota.start();
-    core.start();
-    try {
-      const until = performance.now() + 500;
-      while (performance.now() < until) {
-        busyFor(1);
-        for (let i = 0; i < 10; i++) {
-          quota.admit();
-          quota.release();
-          core.admit();
-          core.release();
-        }
-        Atomics.wait(held, 0, 0, 3);
-        await new Promise((r) => setImmediate(r));
-      }
-      // Against a tenth of a core, a quarter of a core is all it may have: saturated, so the limit adapts.
-      expect(quota.stats().utilization).toBeGreaterThan(0.95);
-      expect(quota.stats().limit).toBeLessThan(500);
-      // Against a whole core, the same process is mostly waiting, not CPU-bound: the limit stays.
-      expect(core.stats().utilization).toBeLessThan(0.6);
-      expect(core.stats().limit).toBe(500);
-    } finally {
-      quota.stop();
-      core.stop();
-    }
+  it('never paces requests that wait on I/O, however many are in flight; the in-flight limit still holds', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { maxInflight: 500, cpuCores: 0.5 }));
+    for (let i = 0; i < 400; i++) a.admit();
+    for (let w = 0; w < 3; w++) window(a, p, 0.01, 0.02, 0);
+    expect(a.stats().saturated).toBe(false);
+    for (let i = 0; i < 100; i++) a.admit();
+    expect(() => a.admit()).toThrow(/at capacity \(500 requests in flight\)/);
+    expect(a.refuseEarly()).toBe('inflight');
   });
 
-  it('while the event loop is saturated, admits only what it completes in queueMs, and reopens when the loop has room', async () => {
-    // The threshold is lowered here: while other test files run on the machine's cores this process gets only part
-    // of one, and busy means busy with the CPU the process actually got.
-    const a = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20, busyUtilization: 0.3 });
-    a.start();
-    try {
-      // A CPU-bound process: the loop is busy in 4 ms slices and completes 10 requests per slice (~2.5 per ms).
-      const until = performance.now() + 400;
-      while (performance.now() < until) {
-        const slice = performance.now() + 4;
-        for (let i = 0; i < 10; i++) {
-          a.admit();
-          a.release();
-        }
-        while (performance.now() < slice);
-        await new Promise((r) => setImmediate(r));
-      }
-      const busy = a.stats();
-      expect(busy.utilization).toBeGreaterThan(0.3);
-      // ~2.5 completions per ms of wall time over a utilization of 0.3-1, x 20 ms: 50-170, far below maxInflight.
-      expect(busy.limit).toBeGreaterThanOrEqual(16);
-      expect(busy.limit).toBeLessThan(200);
-      for (let i = 0; i < busy.limit; i++) a.admit();
-      expect(() => a.admit()).toThrow(expect.objectContaining({ code: 'RESOURCE_EXHAUSTED' }));
-      expect(a.refuseEarly()).toBe('inflight');
-      for (let i = 0; i < busy.limit; i++) a.release();
-      // Idle: the limit climbs back to maxInflight.
-      await new Promise((r) => setTimeout(r, 400));
-      expect(a.stats().limit).toBe(500);
-    } finally {
-      a.stop();
-    }
+  it('with queueMs 0, never paces', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5, queueMs: 0 }));
+    window(a, p, 0.5, 1, 200);
+    expect(a.stats().saturated).toBe(false);
   });
 
-  it('does not limit requests that wait on I/O, however many are in flight', async () => {
-    const a = new AdmissionControl({ maxInflight: 500, maxLagMs: 10_000, sampleMs: 5, queueMs: 20 });
-    a.start();
-    try {
-      for (let i = 0; i < 400; i++) a.admit();
-      await new Promise((r) => setTimeout(r, 200)); // an idle loop: the requests are waiting on a remote endpoint
-      expect(a.stats().limit).toBe(500);
-      for (let i = 0; i < 100; i++) a.admit();
-      expect(() => a.admit()).toThrow(/at capacity \(500 requests in flight\)/);
-    } finally {
-      a.stop();
+  it('refuses while the event loop stays behind (not for one stall), only with requests in flight, and recovers once it catches up', () => {
+    const p = fakeProcess();
+    // The CPU pacing off (queueMs 0): the lag check alone.
+    const a = new AdmissionControl(base(p.probe, { maxLagMs: 20, queueMs: 0 }));
+    // One stall of 200 ms: it counts as 40 ms (twice the limit), smoothed to 12 ms: admitted.
+    p.run(210, 1, 1);
+    a.sample();
+    expect(a.stats().lagMs).toBeCloseTo(12, 5);
+    a.admit();
+    // Lag that persists sample after sample, as under overload: refused.
+    for (let i = 0; i < 5; i++) {
+      p.run(40, 1, 1);
+      a.sample();
     }
+    expect(a.stats().lagMs).toBeGreaterThan(20);
+    expect(() => a.admit()).toThrow(/event loop \d+ ms behind/);
+    // The same lag with nothing in flight (a model loading, start-up): not the requests' doing, admitted.
+    a.release();
+    expect(a.refuseEarly()).toBeUndefined();
+    // Caught up: samples on time bring the smoothed lag down.
+    a.admit();
+    for (let i = 0; i < 10; i++) {
+      p.run(10, 0.1, 0.1);
+      a.sample();
+    }
+    expect(a.refuseEarly()).toBeUndefined();
+    expect(a.stats().rejected).toBe(1);
   });
 });

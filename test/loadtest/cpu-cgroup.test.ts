@@ -26,8 +26,8 @@ describe('CPU quota for benchmark processes (cgroup v1)', () => {
       expect(cg.pids()).toEqual([spin.pid]);
       expect(cgroupOf(spin.pid)).toBe(`/${cg.dir.split('/').pop()}`);
       // A spinning process uses its 1 ms per 10 ms period at once: the kernel counts each period it had to stop it.
-      while (cg.stat().throttledPeriods < 5) await new Promise((r) => setTimeout(r, 20));
-      expect(cg.stat().throttledMs).toBeGreaterThan(0);
+      // (The kernel adds to the throttled time when a period's throttling ends.)
+      while (cg.stat().throttledPeriods < 5 || cg.stat().throttledMs <= 0) await new Promise((r) => setTimeout(r, 20));
       cg.setCores(0.5);
       expect(readFileSync(`${cg.dir}/cpu.cfs_quota_us`, 'utf8').trim()).toBe('5000');
       cg.remove();
