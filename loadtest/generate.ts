@@ -17,6 +17,7 @@ import { createSender, waitReady } from './lib/clients.ts';
 import { closedLoop, openLoop, type StepResult } from './lib/loops.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { vegetaAvailable, vegetaOpen } from './lib/vegeta-run.ts';
+import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
 
 export interface RunSpec {
   readonly name: string;
@@ -50,6 +51,11 @@ export interface RunSpec {
    * `grpc-js`, whose client spends about three times the CPU per call (loadtest/README.md, "The gRPC generator").
    */
   readonly grpcClient?: 'h2' | 'grpc-js';
+  /**
+   * open/ramp over HTTP with vegeta: the gateway's base URL whose /metrics is scraped at each step's boundaries, so
+   * that each step reports the gateway's own p99 (`gatewayP99Ms`).
+   */
+  readonly metricsUrl?: string;
 }
 
 export interface RunResult {
@@ -74,8 +80,11 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
     return { spec, tool: 'ghz', steps: [step] };
   }
   if (spec.mode !== 'closed' && !grpc && spec.tool === 'vegeta' && vegetaAvailable()) {
-    const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64 });
-    return { spec, tool: 'vegeta (open loop)', steps };
+    const boundaries: Buckets[] = [];
+    const onStepBoundary = spec.metricsUrl ? async () => void boundaries.push(await scrapeBuckets(spec.metricsUrl!, 'sibyl_request_duration_seconds', 'model=""')) : undefined;
+    const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64, ...(onStepBoundary ? { onStepBoundary } : {}) });
+    if (!onStepBoundary) return { spec, tool: 'vegeta (open loop)', steps };
+    return { spec, tool: 'vegeta (open loop)', steps: steps.map((s, i) => ({ ...s, gatewayP99Ms: bucketQuantileMs(0.99, boundaries[i]!, boundaries[i + 1]!) })) };
   }
   if (grpc) await waitReady(spec.target);
   const grpcClient = spec.grpcClient ?? 'h2';

@@ -22,6 +22,7 @@ import { seedRedis } from './lib/seed.ts';
 import { bucketQuantileMs, delta, scrape, scrapeBuckets } from './lib/metrics.ts';
 import { topSelfTime } from './lib/cpuprofile.ts';
 import { coresTarget, measureCores, type CoresResult } from './lib/cores.ts';
+import { overloadTargets, runOverload } from './lib/overload.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
 import { installPeers, runPeers, selectPeers } from './peer/peers.ts';
 import { peerSection } from './peer/peer-report.ts';
@@ -56,6 +57,8 @@ const KAFKA = process.env['SIBYL_BENCH_KAFKA_BROKERS'] ?? '127.0.0.1:19092';
 const PREFIX = 'bench';
 const PORTS = { hono: 18101, grpcEcho: 18102, gwHttp: 18280, gwGrpc: 18281, gw2Http: 18380, gw2Grpc: 18381, mlHttp: 18180, mlGrpc: 18181 };
 const OVERLOAD_DEADLINE_MS = 100;
+/** The overload ramp's CPU quota for the gateway, cores (0: none). */
+const OVERLOAD_CORES = 0.5;
 /** Open-loop runs: vegeta (Go) for HTTP; the generator ignores it for gRPC, or runs its own loop when vegeta is missing. */
 const OPEN_TOOL = { tool: 'vegeta' } as const;
 
@@ -269,10 +272,11 @@ try {
     };
   }
   if (!flags['no-overload']) {
-    const cap = s1.max.throughput;
-    const steps = [0.5, 1, 1.5, 2, 3, 0.5].map((f) => ({ rate: Math.max(10, Math.round(cap * f)), durationS: RAMP_STEP_S }));
-    const m = await generate('overload sibyl-rest/eta-store', SIBYL, { name: 'overload', target: gwHttp, protocol: 'sibyl-rest', mix: 'eta-store', mode: 'ramp', steps, warmupS: W, deadlineMs: OVERLOAD_DEADLINE_MS, connections: 1024, ...OPEN_TOOL });
-    report.ramp = { capacity: cap, deadlineMs: OVERLOAD_DEADLINE_MS, steps: m.steps };
+    // Held to a CPU quota, so that the generator can offer 3x what the gateway serves (lib/overload.ts).
+    report.ramp = await runOverload(
+      { target: gwHttp, gatewayPid: gwA.pid, cores: OVERLOAD_CORES, deadlineMs: OVERLOAD_DEADLINE_MS, stepS: RAMP_STEP_S, capacityS: Math.max(3, D / 2), warmupS: W },
+      { log, generate: async (key, spec) => (await generate(key, SIBYL, spec)).steps },
+    );
   }
   await stopServer(gwA);
   if (flags.profile) {
@@ -457,6 +461,7 @@ try {
   }
   targets.push(coresTarget(cores, coresSkipped));
   report.targets = targets;
+  if (report.ramp) report.targets.push(...overloadTargets(report.ramp));
   if (peerNames.length) report.peers = peerSection(peers, report.runs);
 } catch (err) {
   report.notes.push(`suite stopped early: ${(err as Error).message}`);

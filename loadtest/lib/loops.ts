@@ -35,6 +35,11 @@ export interface StepResult {
   readonly errorLatency: LatencySummary;
   /** Generator CPU over the step, as a share of one core (near 1 means the generator may be the bottleneck). */
   readonly generatorCpu: number;
+  /**
+   * The gateway's own p99 over the step (its histogram, arrival in its handler to the answer, requests that named a
+   * model), ms; set when the run spec names the gateway's metrics (`metricsUrl`).
+   */
+  readonly gatewayP99Ms?: number | undefined;
 }
 
 /** Outcomes and latencies of one step (shared by the generators that record per request). */

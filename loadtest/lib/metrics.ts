@@ -36,13 +36,14 @@ export function delta(before: Record<string, number>, after: Record<string, numb
 /** Cumulative bucket counts (upper bound in seconds → count) of one histogram family, summed over its series. */
 export type Buckets = Map<number, number>;
 
-export async function scrapeBuckets(baseUrl: string, family: string): Promise<Buckets> {
+/** `exclude`: series whose labels contain this text are left out (e.g. `model=""`, the gateway's refusals). */
+export async function scrapeBuckets(baseUrl: string, family: string, exclude?: string): Promise<Buckets> {
   const out: Buckets = new Map();
   try {
     const text = await (await fetch(`${baseUrl}/metrics`)).text();
     const prefix = `${family}_bucket{`;
     for (const line of text.split('\n')) {
-      if (!line.startsWith(prefix)) continue;
+      if (!line.startsWith(prefix) || (exclude !== undefined && line.includes(exclude))) continue;
       const le = /le="([^"]+)"/.exec(line)?.[1];
       if (le === undefined) continue;
       const bound = le === '+Inf' ? Infinity : Number(le);

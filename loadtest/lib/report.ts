@@ -2,6 +2,7 @@
 import type { LatencySummary } from './histogram.ts';
 import type { StepResult } from './loops.ts';
 import type { Machine } from './machine.ts';
+import { renderOverload, type OverloadResult } from './overload.ts';
 import { renderPeers, type PeerSection } from '../peer/peer-report.ts';
 
 export interface Measurement {
@@ -44,7 +45,7 @@ export interface Report {
   notes: string[];
   ort: OrtResult[];
   runs: Measurement[];
-  ramp: { capacity: number; deadlineMs: number; steps: readonly StepResult[] } | undefined;
+  ramp: OverloadResult | undefined;
   ratios?: { name: string; value: number }[];
   targets: Target[];
   profile: { file: string; totalMs: number; top: { fn: string; share: number; ms: number }[] } | undefined;
@@ -119,26 +120,7 @@ export function renderMarkdown(r: Report): string {
     for (const x of r.ratios) out.push(`| ${x.name} | ${x.value} |`);
     out.push('');
   }
-  if (r.ramp) {
-    out.push(
-      `## Overload ramp (S1 REST, deadline ${r.ramp.deadlineMs} ms, measured capacity ${r.ramp.capacity}/s)`,
-      '',
-      'Open loop over 1024 connections (more than the gateway\'s in-flight cap, so the gateway, not the client pool, sees the excess; with vegeta, one process per step, so each step opens its connections anew). ' +
-        'Each step\'s requests are counted whenever they were answered: ok/s = the step\'s successes per second of step, ' +
-        'goodput = its successes within the deadline per second. Rejected = 429 / RESOURCE_EXHAUSTED.',
-      '',
-      '| step | offered /s | ok/s | goodput /s | ok p50 / p99 ms | rejected | rejected p50 / p99 ms | other errors | generator CPU |',
-      '| --- | ---: | ---: | ---: | --- | ---: | --- | --- | ---: |',
-    );
-    r.ramp.steps.forEach((s, i) => {
-      const rejected = (s.codes['429'] ?? 0) + (s.codes['RESOURCE_EXHAUSTED'] ?? 0);
-      const other = Object.fromEntries(Object.entries(s.codes).filter(([k]) => !['200', 'OK', '429', 'RESOURCE_EXHAUSTED'].includes(k)));
-      out.push(
-        `| ${i + 1} (${(s.rate / r.ramp!.capacity).toFixed(1)}x) | ${s.rate} | ${s.throughput} | ${s.goodput} | ${s.latency.p50} / ${s.latency.p99} | ${rejected} | ${s.rejectedLatency.p50} / ${s.rejectedLatency.p99} | ${codes(other)} | ${Math.round(s.generatorCpu * 100)}% |`,
-      );
-    });
-    out.push('');
-  }
+  if (r.ramp) out.push(...renderOverload(r.ramp));
   if (r.profile) {
     out.push(`## Gateway CPU profile (self time, whole Kafka-on gateway run, ${r.profile.totalMs} ms)`, '', '| share | ms | function |', '| ---: | ---: | --- |');
     for (const t of r.profile.top) out.push(`| ${(t.share * 100).toFixed(1)}% | ${t.ms} | \`${t.fn}\` |`);

@@ -25,6 +25,12 @@ export interface VegetaOptions {
   readonly warmupS: number;
   /** Workers and keep-alive connections (each worker has one request outstanding at a time). */
   readonly connections: number;
+  /**
+   * Called before each step's attack and once after the last (with `steps.length`), between the attacks: e.g. to
+   * scrape the server's metrics at step boundaries. Steps run back to back; results are read after the last one,
+   * so that no pause between steps lets the server recover.
+   */
+  readonly onStepBoundary?: (step: number) => Promise<void>;
 }
 
 /** One line of `vegeta encode -to json` (the fields used here). */
@@ -42,15 +48,18 @@ export async function vegetaOpen(requests: readonly EncodedRequest[], opts: Vege
     const targets = join(dir, 'targets.jsonl');
     const header = { 'Content-Type': ['application/json'], 'X-Request-Timeout-Ms': [String(opts.deadlineMs)] };
     writeFileSync(targets, requests.map((r) => JSON.stringify({ method: 'POST', url: `${opts.url}${r.path}`, body: r.body.toString('base64'), header })).join('\n') + '\n');
-    const out: StepResult[] = [];
     if (opts.warmupS > 0) await attack(dir, targets, opts.steps[0]!.rate, opts.warmupS, opts, 'warmup');
+    const attacked: { file: string; cpu: number }[] = [];
     for (const [i, step] of opts.steps.entries()) {
+      await opts.onStepBoundary?.(i);
       const cpu0 = childCpuMs();
       const t0 = performance.now();
       const file = await attack(dir, targets, step.rate, step.durationS, opts, `step${i}`);
-      const cpu = (childCpuMs() - cpu0) / (performance.now() - t0);
-      out.push(await readStep(file, step.rate, step.durationS, opts.deadlineMs, cpu));
+      attacked.push({ file, cpu: (childCpuMs() - cpu0) / (performance.now() - t0) });
     }
+    await opts.onStepBoundary?.(opts.steps.length);
+    const out: StepResult[] = [];
+    for (const [i, step] of opts.steps.entries()) out.push(await readStep(attacked[i]!.file, step.rate, step.durationS, opts.deadlineMs, attacked[i]!.cpu));
     return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });

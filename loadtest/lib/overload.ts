@@ -1,0 +1,213 @@
+/**
+ * The overload ramp: the gateway held to a CPU quota (a cgroup, lib/cpu-cgroup.ts) so that the load generator has
+ * the rest of the machine and can offer 3x what the gateway serves; its capacity measured under that quota (closed
+ * loop, goodput within the deadline); then an open-loop ramp 0.5x → 1x → 1.5x → 2x → 3x → 0.5x of that capacity,
+ * back to back in one generator process (no pause between steps in which the gateway could recover).
+ *
+ * Per step: offered rate, goodput (answered OK within the deadline), refusals (429 / RESOURCE_EXHAUSTED) and their
+ * latency as the client saw it, the answered requests' p99, and the gateway's own p99 (its histogram, arrival in
+ * its handler to the answer): the client's figure minus the gateway's is time spent outside the gateway's
+ * JavaScript (the kernel's queues, throttled periods, the generator). Used by the suite (suite.ts) and alone
+ * (loadtest/overload.ts, `npm run bench -- --only overload`).
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import type { RunSpec } from '../generate.ts';
+import { createCpuCgroup, CpuCgroupUnavailable, type CpuCgroup, type CpuCgroupStat } from './cpu-cgroup.ts';
+import type { StepResult } from './loops.ts';
+import { processCpuMs } from './processes.ts';
+import type { Mix, Protocol } from './requests.ts';
+
+/** Multiples of the measured capacity, in order. The last step checks recovery. */
+export const RAMP_FACTORS = [0.5, 1, 1.5, 2, 3, 0.5] as const;
+
+export interface OverloadOptions {
+  /** The gateway's HTTP base URL (its /metrics is scraped at step boundaries). */
+  readonly target: string;
+  readonly protocol?: Protocol;
+  readonly mix?: Mix;
+  /** The gateway's pid, held to the quota for the measurement and released afterwards. */
+  readonly gatewayPid: number;
+  /** The quota, cores (0.5 by default; 0: none, the gateway keeps whatever it had). */
+  readonly cores?: number;
+  /** The requests' deadline, told to the gateway (x-request-timeout-ms) and used for goodput, ms (default 100). */
+  readonly deadlineMs?: number;
+  /** Seconds per ramp step (default 4). */
+  readonly stepS?: number;
+  /** Closed-loop capacity run, seconds (default 6), after `warmupS` unmeasured. */
+  readonly capacityS?: number;
+  readonly warmupS?: number;
+  /** Closed-loop concurrency for the capacity (default 48, as the suite's max runs). */
+  readonly concurrency?: number;
+  /** Open-loop connections (default 1024: more than the gateway's in-flight cap, so the gateway sees the excess). */
+  readonly connections?: number;
+  /**
+   * Nice value of the gateway's threads while it is measured (e.g. -10), restored to 0 afterwards: on a machine
+   * shared with other work, so that the quota, not a neighbour, is what limits it. Default: unchanged.
+   */
+  readonly nice?: number;
+}
+
+export interface OverloadDeps {
+  /** Runs one spec in the generator process (off the gateway's core) and returns its steps. */
+  generate(key: string, spec: RunSpec): Promise<readonly StepResult[]>;
+  log(msg: string): void;
+}
+
+export interface OverloadStep extends StepResult {
+  /** Multiple of the capacity offered. */
+  readonly factor: number;
+}
+
+export interface OverloadResult {
+  readonly protocol: Protocol;
+  readonly deadlineMs: number;
+  /** The quota the gateway was held to, cores; undefined when none could be set (see `quota`). */
+  readonly cores: number | undefined;
+  /** How the quota was set, or why it was not. */
+  readonly quota: string;
+  /** Closed-loop goodput under the quota, requests/s: the ramp's 1x. */
+  readonly capacity: number;
+  readonly capacityRun: StepResult;
+  readonly steps: readonly OverloadStep[];
+  /** Over the ramp: the gateway's CPU, cores; and the kernel's throttling of it (with a quota). */
+  readonly gatewayCpu: number | undefined;
+  readonly throttle: CpuCgroupStat | undefined;
+  /** The gateway's nice value while measured, when it was set. */
+  readonly nice?: number | undefined;
+}
+
+export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Promise<OverloadResult> {
+  const protocol = opts.protocol ?? 'sibyl-rest';
+  const mix = opts.mix ?? 'eta-store';
+  const deadlineMs = opts.deadlineMs ?? 100;
+  const want = opts.cores ?? 0.5;
+  let cg: CpuCgroup | undefined;
+  let quota = 'none asked';
+  if (want > 0) {
+    try {
+      cg = createCpuCgroup({ name: `gateway-${opts.gatewayPid}`, cores: want });
+      cg.add(opts.gatewayPid);
+      quota = `cgroup v1 cpu quota ${want} core (${Math.round(want * cg.periodUs)} µs per ${cg.periodUs} µs period)`;
+    } catch (err) {
+      cg?.remove();
+      cg = undefined;
+      if (!(err instanceof CpuCgroupUnavailable)) throw err;
+      quota = `NOT held to a quota: ${err.message}; the generator shares the machine with an unlimited gateway, so 3x may measure the generator`;
+      deps.log(`overload: ${quota}`);
+    }
+  }
+  const reniced = opts.nice !== undefined && renice(opts.gatewayPid, opts.nice);
+  if (opts.nice !== undefined && !reniced) deps.log(`overload: could not renice the gateway to ${opts.nice}`);
+  try {
+    const base = { name: 'overload', target: opts.target, protocol, mix, deadlineMs } as const;
+    const capacityRun = (await deps.generate(`overload capacity ${protocol}/${mix}${cg ? ` @${want} core` : ''}`, { ...base, mode: 'closed', concurrency: opts.concurrency ?? 48, durationS: opts.capacityS ?? 6, warmupS: opts.warmupS ?? 2, tool: 'own' }))[0]!;
+    const capacity = capacityRun.goodput;
+    if (!(capacity > 0)) throw new Error(`overload: no goodput in the capacity run (codes ${JSON.stringify(capacityRun.codes)})`);
+    const steps = RAMP_FACTORS.map((f) => ({ rate: Math.max(10, Math.round(capacity * f)), durationS: opts.stepS ?? 4 }));
+    const cpu0 = processCpuMs(opts.gatewayPid);
+    const stat0 = cg?.stat();
+    const t0 = performance.now();
+    const ramp = await deps.generate(`overload ramp ${protocol}/${mix}`, { ...base, mode: 'ramp', steps, warmupS: 0, connections: opts.connections ?? 1024, tool: 'vegeta', metricsUrl: opts.target });
+    const wall = performance.now() - t0;
+    const cpu1 = processCpuMs(opts.gatewayPid);
+    const stat1 = cg?.stat();
+    const result: OverloadResult = {
+      protocol,
+      deadlineMs,
+      cores: cg ? want : undefined,
+      quota,
+      capacity,
+      capacityRun,
+      steps: ramp.map((s, i) => ({ ...s, factor: RAMP_FACTORS[i]! })),
+      gatewayCpu: cpu0 !== undefined && cpu1 !== undefined ? Math.round(((cpu1 - cpu0) / wall) * 100) / 100 : undefined,
+      ...(reniced ? { nice: opts.nice } : {}),
+      throttle: stat0 && stat1 ? { periods: stat1.periods - stat0.periods, throttledPeriods: stat1.throttledPeriods - stat0.throttledPeriods, throttledMs: Math.round(stat1.throttledMs - stat0.throttledMs) } : undefined,
+    };
+    for (const s of result.steps) deps.log(`overload ${s.factor}x: ${stepLine(s, capacity)}`);
+    return result;
+  } finally {
+    cg?.remove();
+    if (reniced) renice(opts.gatewayPid, 0);
+  }
+}
+
+/** Sets the nice value of every thread of `pid`; false when it could not. */
+function renice(pid: number, nice: number): boolean {
+  let threads: string[];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return false;
+  }
+  return threads.every((t) => spawnSync('renice', ['-n', String(nice), '-p', t], { stdio: 'ignore' }).status === 0);
+}
+
+/** A refusal: HTTP 429 or gRPC RESOURCE_EXHAUSTED. */
+export function refused(s: StepResult): number {
+  return (s.codes['429'] ?? 0) + (s.codes['RESOURCE_EXHAUSTED'] ?? 0);
+}
+
+/** The targets of issue 15 for the ramp: goodput held at 2x and 3x, refusals fast, recovery immediate. */
+export function overloadTargets(r: OverloadResult): { target: string; measured: string; met: boolean }[] {
+  const at = (f: number) => r.steps.filter((s) => s.factor === f);
+  const heavy = [...at(2), ...at(3)];
+  const withRefusals = r.steps.filter((s) => refused(s) > 0);
+  const worstRefusal = Math.max(0, ...withRefusals.map((s) => s.rejectedLatency.p99));
+  const first = r.steps[0]!;
+  const last = r.steps[r.steps.length - 1]!;
+  const p99Bound = Math.max(first.latency.p99 * 1.5, first.latency.p99 + 2);
+  const where = `capacity ${r.capacity}/s${r.cores ? ` at ${r.cores} core` : ', no quota'}`;
+  return [
+    {
+      target: 'Overload: goodput ≥ 90% of capacity at 2x and 3x',
+      measured: `${heavy.map((s) => `${s.factor}x: ${s.goodput}/s = ${pct(s.goodput / r.capacity)}`).join(', ')} (${where})`,
+      met: heavy.length > 0 && heavy.every((s) => s.goodput >= 0.9 * r.capacity),
+    },
+    {
+      target: 'Overload: refused requests answered in < 5 ms (p99, every step)',
+      measured: withRefusals.length ? withRefusals.map((s) => `${s.factor}x: ${refused(s)} refused, p99 ${s.rejectedLatency.p99} ms`).join(', ') : 'nothing refused',
+      met: worstRefusal < 5,
+    },
+    {
+      target: 'Overload: recovery at the final 0.5x immediate (goodput = offered, p99 back to the first step\'s)',
+      measured: `goodput ${last.goodput}/s of ${last.rate}/s offered; p99 ${last.latency.p99} ms vs ${first.latency.p99} ms at the first 0.5x (bound ${round(p99Bound)} ms)`,
+      met: last.goodput >= 0.99 * last.rate && last.latency.p99 <= p99Bound,
+    },
+  ];
+}
+
+/** The ramp as a Markdown section. */
+export function renderOverload(r: OverloadResult): string[] {
+  const out = [
+    `## Overload ramp (${r.protocol}, deadline ${r.deadlineMs} ms, capacity ${r.capacity}/s${r.cores ? ` under ${r.cores} core` : ''})`,
+    '',
+    `The gateway: ${r.quota}. Capacity: closed loop, ${r.capacityRun.throughput} ok/s, goodput ${r.capacityRun.goodput}/s, p99 ${r.capacityRun.latency.p99} ms. ` +
+      'Then open loop (vegeta, a fixed pool of 1024 connections; the steps back to back): offered = arrival rate; goodput = answered OK within the deadline, per second of step; ' +
+      'refused = 429 / RESOURCE_EXHAUSTED, with their latency as the client saw it; gateway p99 = the gateway\'s own histogram over the step (requests that named a model). ' +
+      `${r.nice !== undefined ? `Its threads ran at nice ${r.nice} and the generator's too (a machine shared with other work). ` : ''}Over the ramp the gateway used ${r.gatewayCpu ?? '?'} core${r.throttle ? `, and was throttled in ${r.throttle.throttledPeriods} of ${r.throttle.periods} periods (${r.throttle.throttledMs} ms in all)` : ''}.`,
+    '',
+    '| step | offered /s | goodput /s | of capacity | answered p50 / p99 ms | gateway p99 ms | refused | refused p50 / p99 ms | other errors | generator CPU |',
+    '| --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- | ---: |',
+  ];
+  r.steps.forEach((s, i) => {
+    const other = Object.entries(s.codes).filter(([k]) => !['200', 'OK', '429', 'RESOURCE_EXHAUSTED'].includes(k));
+    out.push(
+      `| ${i + 1} (${s.factor}x) | ${s.rate} | ${s.goodput} | ${pct(s.goodput / r.capacity)} | ${s.latency.p50} / ${s.latency.p99} | ${s.gatewayP99Ms ?? '-'} | ${refused(s)} | ${s.rejectedLatency.p50} / ${s.rejectedLatency.p99} | ${other.length ? other.map(([k, v]) => `${k}: ${v}`).join(', ') : '0'} | ${Math.round(s.generatorCpu * 100)}% |`,
+    );
+  });
+  out.push('');
+  return out;
+}
+
+function stepLine(s: OverloadStep, capacity: number): string {
+  return `offered ${s.rate}/s, goodput ${s.goodput}/s (${pct(s.goodput / capacity)}), answered p99 ${s.latency.p99} ms, gateway p99 ${s.gatewayP99Ms ?? '-'} ms, refused ${refused(s)} (p50 ${s.rejectedLatency.p50} / p99 ${s.rejectedLatency.p99} ms), codes ${JSON.stringify(s.codes)}, generator CPU ${s.generatorCpu}`;
+}
+
+function pct(v: number): string {
+  return `${(v * 100).toFixed(1)}%`;
+}
+
+function round(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/**
+ * The overload ramp alone (lib/overload.ts), in ~1 min per gateway instead of the whole suite:
+ *
+ *   npm run bench -- --only overload [--quick] [--cores 0.5] [--log off] [--rounds 2] [--dir DIR ...]
+ *   node loadtest/overload.ts ...                       (the same, without run.sh's installs)
+ *
+ * Each `--dir` is a checkout whose gateway is measured (default: this one); with several, e.g. an earlier revision
+ * under .data/ab/ (`git worktree add`, as loadtest/ab.sh does) and this tree, every round measures each in turn, so
+ * that a before/after comparison shares the machine's state. The gateway runs on core 1 held to `--cores` of CPU
+ * (a cgroup quota; needs root and cgroup v1), the generator, Redis and Kafka on core 0. Writes
+ * loadtest/results/tmp/overload-<time>/overload.{md,json}.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { RunResult } from './generate.ts';
+import { overloadTargets, renderOverload, runOverload, type OverloadResult } from './lib/overload.ts';
+import { preflight } from './lib/preflight.ts';
+import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
+import { seedRedis } from './lib/seed.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    cores: { type: 'string', default: '0.5' },
+    log: { type: 'string', default: 'on' },
+    rounds: { type: 'string', default: '1' },
+    dir: { type: 'string', multiple: true },
+    protocol: { type: 'string', default: 'sibyl-rest' },
+    mix: { type: 'string', default: 'eta-store' },
+    deadline: { type: 'string', default: '100' },
+    'step-seconds': { type: 'string' },
+    /** Nice value of the gateway and the generator while measured (default -10; 0 leaves them). */
+    nice: { type: 'string', default: '-10' },
+  },
+  // run.sh passes the suite's own flags through; the ones that do not concern the ramp are ignored.
+  strict: false,
+});
+const QUICK = flags.quick === true;
+const CORES = Number(flags.cores);
+const ROUNDS = Number(flags.rounds);
+const DIRS = ((flags.dir as string[] | undefined) ?? ['.']).map((d) => resolve(d));
+const PROTOCOL = flags.protocol as Protocol;
+const NICE = Number(flags.nice);
+const MIX = flags.mix as Mix;
+const SERVER_CORE = '1';
+const LOAD_CORE = '0';
+const REDIS_URL = process.env['SIBYL_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6399';
+const KAFKA = process.env['SIBYL_BENCH_KAFKA_BROKERS'] ?? '127.0.0.1:19092';
+const PREFIX = 'bench';
+const HTTP_PORT = 18680;
+const GRPC_PORT = 18681;
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const outDir = join('loadtest', 'results', 'tmp', `overload-${stamp}`);
+mkdirSync(outDir, { recursive: true });
+const t0 = Date.now();
+const log = (msg: string): void => void process.stderr.write(`[overload ${Math.round((Date.now() - t0) / 1000)}s] ${msg}\n`);
+
+async function startGateway(dir: string, name: string): Promise<Child> {
+  const child = startChild(name, 'node', ['gateway/main.ts'], {
+    cores: SERVER_CORE,
+    cwd: dir,
+    logFile: join(outDir, `${name}.log`),
+    env: {
+      SIBYL_HOST: '127.0.0.1',
+      SIBYL_HTTP_PORT: String(HTTP_PORT),
+      SIBYL_GRPC_PORT: String(GRPC_PORT),
+      REDIS_URL,
+      SIBYL_FEATURE_PREFIX: PREFIX,
+      KAFKA_BROKERS: KAFKA,
+      SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
+      SIBYL_PREDICTION_LOG: flags.log === 'off' ? 'off' : 'on',
+      SIBYL_DATA_DIR: resolve(outDir, `${name}-data`),
+      SIBYL_LOG_LEVEL: 'warn',
+    },
+  });
+  await waitHttpOk(`http://127.0.0.1:${HTTP_PORT}/readyz`, 60_000, child);
+  return child;
+}
+
+const results: { dir: string; commit: string; round: number; result: OverloadResult }[] = [];
+let current: Child | undefined;
+try {
+  await run('bash', ['scripts/services/redis.sh', 'start']);
+  if (flags.log !== 'off') await run('bash', ['scripts/services/kafka.sh', 'start']);
+  log(await seedRedis(REDIS_URL, PREFIX));
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const dir of round % 2 === 1 ? DIRS : [...DIRS].reverse()) {
+      const commit = (await run('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'])).trim() + ((await run('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'])).trim() ? '+changes' : '');
+      current = await startGateway(dir, `gateway-${round}-${commit}`);
+      const target = `http://127.0.0.1:${HTTP_PORT}`;
+      log(`round ${round}: ${dir} (${commit}); preflight ${await preflight(target, buildPool({ protocol: PROTOCOL, mix: MIX, seed: 42, size: 8 }), { expectNoDefaults: MIX === 'eta-store' })}`);
+      const result = await runOverload(
+        { target, protocol: PROTOCOL, mix: MIX, gatewayPid: current.pid, cores: CORES, deadlineMs: Number(flags.deadline), stepS: Number(flags['step-seconds'] ?? (QUICK ? 2 : 4)), capacityS: QUICK ? 3 : 6, warmupS: QUICK ? 1 : 2, ...(NICE ? { nice: NICE } : {}) },
+        {
+          log,
+          async generate(key, spec) {
+            log(`${key} ...`);
+            const cmd = ['node', 'loadtest/generate.ts', '--spec', JSON.stringify(spec)];
+            const out = await run(NICE ? 'nice' : 'node', NICE ? ['-n', String(NICE), ...cmd] : cmd.slice(1), { cores: LOAD_CORE });
+            return (JSON.parse(out.trim().split('\n').pop()!) as RunResult).steps;
+          },
+        },
+      );
+      results.push({ dir, commit, round, result });
+      await current.stop();
+      current = undefined;
+    }
+  }
+} catch (err) {
+  log(`FAILED: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  await current?.stop();
+  const md = [`# Overload ramp, ${stamp}${QUICK ? ' (quick)' : ''}`, ''];
+  for (const r of results) {
+    md.push(`# ${r.dir} (${r.commit}), round ${r.round}`, '', ...renderOverload(r.result), '| target | measured | met |', '| --- | --- | --- |');
+    for (const t of overloadTargets(r.result)) md.push(`| ${t.target} | ${t.measured} | ${t.met ? 'yes' : 'NO'} |`);
+    md.push('');
+  }
+  writeFileSync(join(outDir, 'overload.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(outDir, 'overload.md'), `${md.join('\n')}\n`);
+  process.stdout.write(`${md.join('\n')}\n`);
+  log(`done: ${join(outDir, 'overload.md')}`);
+}
