@@ -38,6 +38,12 @@ export interface CoresOptions {
   readonly durationS: number;
   readonly warmupS: number;
   /**
+   * An unmeasured run of each arm before the rounds, seconds (default 15): each worker of two gets half the
+   * requests, so its code takes twice as long to reach the JIT's top tier (without it the two-worker arm kept
+   * getting cheaper per request over four rounds: 196, 150, 129, 102 µs).
+   */
+  readonly settleS?: number;
+  /**
    * Concurrent requests and connections of the closed loop per worker (default 48: the suite's concurrency for one
    * gateway): twice as many for two workers, as a pod with twice the cores takes twice the clients. At the same total
    * concurrency each worker of two has half the requests in flight, and the request path's per-turn batching
@@ -135,23 +141,34 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
       return { ...a, cg, child, base: `http://127.0.0.1:${a.ports[0]}` };
     });
     for (const a of arms) await waitHttpOk(`${a.base}/readyz`, 90_000, a.child);
+    const specFor = (a: (typeof arms)[number], durationS: number, warmupS: number): RunSpec => {
+      const concurrency = perWorker * a.workers;
+      return { name: `cores-${a.workers}w`, target: a.base, protocol: 'sibyl-rest', mix: 'eta-inline', mode: 'closed', concurrency, connections: concurrency, durationS, warmupS };
+    };
+    const generate = async (spec: RunSpec): Promise<StepResult> => {
+      const specFile = join(o.outDir, `${spec.name}-spec.json`);
+      writeFileSync(specFile, JSON.stringify(spec));
+      const out = await run('sh', ['-c', `echo $$ > ${join(gen.dir, 'cgroup.procs')} && exec node loadtest/generate.ts --spec-file ${specFile}`]);
+      return (JSON.parse(out.trim().split('\n').pop()!) as RunResult).steps[0]!;
+    };
+    for (const a of arms) {
+      const s = await generate(specFor(a, o.settleS ?? 15, 0));
+      o.log(`cores settling, ${a.workers} worker(s): ${s.throughput} ok/s (not measured)`);
+    }
     const runs: CoresRun[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const a of round % 2 === 0 ? arms : [...arms].reverse()) {
-        const concurrency = perWorker * a.workers;
-        const spec: RunSpec = { name: `cores-${a.workers}w`, target: a.base, protocol: 'sibyl-rest', mix: 'eta-inline', mode: 'closed', concurrency, connections: concurrency, durationS: o.durationS, warmupS: o.warmupS };
+        const spec = specFor(a, o.durationS, o.warmupS);
+        const concurrency = spec.concurrency!;
         const pids = a.cg.pids();
         const cpu0 = sumCpuMs(pids);
         const stat0 = a.cg.stat();
         const m0 = a.workers > 1 ? await okByWorker(a.base) : undefined;
         const t0 = performance.now();
-        const specFile = join(o.outDir, `cores-spec-${a.workers}w.json`);
-        writeFileSync(specFile, JSON.stringify(spec));
-        const out = await run('sh', ['-c', `echo $$ > ${join(gen.dir, 'cgroup.procs')} && exec node loadtest/generate.ts --spec-file ${specFile}`]);
+        const step = await generate(spec);
         const wallMs = performance.now() - t0;
         const cpuMs = sumCpuMs(pids) - cpu0;
         const stat1 = a.cg.stat();
-        const step = (JSON.parse(out.trim().split('\n').pop()!) as RunResult).steps[0]!;
         const m1 = a.workers > 1 ? await okByWorker(a.base) : undefined;
         const r: CoresRun = {
           workers: a.workers,
