@@ -21,7 +21,7 @@
  * invisible to the process, and refusing a request that already waited there is no faster than serving it. So the
  * controller keeps the process from using its whole CPU: every `windowMs` (one CFS period by default) it measures
  * utilization (the larger of event-loop utilization and the CPU share against the quota, `cpu-quota.ts`) and,
- * above `targetUtilization`, sets the admission rate to what was admitted x target / utilization, so that admitted
+ * above `targetUtilization` with requests queuing (at least 4 in flight at some moment of the window), sets the admission rate to what was admitted x target / utilization, so that admitted
  * work plus the refusals' own cost leave headroom and the loop keeps reading at once. Refusals then cost a few tens of
  * microseconds at the socket (the fast path), and the requests admitted finish within their deadline. While
  * utilization is below target and the rate refused requests, it rises in proportion to the headroom; after
@@ -53,6 +53,8 @@ export interface AdmissionProbe {
 const QUOTA_REFRESH_MS = 1000;
 /** The paced rate's floor, as a share of the recent peak admission rate; the peak's decay per window (~3 s to halve). */
 const PEAK_FLOOR = 0.25;
+/** Requests in flight at once, at some moment of a window, before it may start or lower the pacing. */
+const PACE_MIN_INFLIGHT = 4;
 const PEAK_DECAY = 0.98;
 
 const processProbe: AdmissionProbe = {
@@ -144,6 +146,8 @@ export class AdmissionControl {
   /** Admissions per ms, smoothed over windows; and the highest of recent windows (decaying by PEAK_DECAY a window). */
   #admittedRate = 0;
   #peakRate = 0;
+  /** The most requests in flight at once in the current window. */
+  #windowPeakInflight = 0;
   /** The current window: its start, and the readings and counts at its start. */
   #windowAt = 0;
   #windowCpu = 0;
@@ -231,7 +235,11 @@ export class AdmissionControl {
     const admittedRate = admitted / ms;
     this.#admittedRate = this.#admittedRate * 0.7 + admittedRate * 0.3;
     this.#peakRate = Math.max(this.#peakRate * PEAK_DECAY, admittedRate);
-    if (utilization > this.#target && admitted > 0) {
+    // Busy with requests: a few at once at least. A process busy with anything else (starting, loading a model, a
+    // neighbour on its core) while it serves a request at a time gains nothing from admitting fewer.
+    const queued = this.#windowPeakInflight >= PACE_MIN_INFLIGHT;
+    this.#windowPeakInflight = this.#inflight;
+    if (utilization > this.#target && admitted > 0 && queued) {
       // Saturated: pace admissions at what was admitted, scaled to leave the headroom; at most halved per window,
       // and from no less than half the recent rate, so that one stalled window (a major GC) does not close the door.
       let next = Math.max(admittedRate, this.#admittedRate / 2) * (this.#target / utilization);
@@ -269,7 +277,7 @@ export class AdmissionControl {
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is overloaded (event loop ${Math.round(this.#lagMs)} ms behind); retry with backoff`);
     }
     if (this.#rate !== Infinity) this.#tokens -= 1;
-    this.#inflight++;
+    if (++this.#inflight > this.#windowPeakInflight) this.#windowPeakInflight = this.#inflight;
     this.#admitted++;
   }
 
