@@ -1,5 +1,6 @@
+import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { packBatch, unpackBatch } from '../../gateway/log/kafka-producer-thread.ts';
+import { createThreadedKafkaProducer, packBatch, unpackBatch } from '../../gateway/log/kafka-producer-thread.ts';
 import { PREDICTION_HEADERS } from '../../gateway/log/cloud-event.ts';
 import { messageOfLine, walLine } from '../../gateway/log/wal-line.ts';
 import type { KafkaMessage } from '../../gateway/log/kafka-producer.ts';
@@ -41,4 +42,37 @@ describe('a batch handed to the Kafka producer thread', () => {
     port1.close();
     port2.close();
   });
+
+  it('closing ends the thread: what is pending rejects (the sink then sends it from its write-ahead log), later calls reject', async () => {
+    // A "broker" that accepts connections and never answers: the client's calls stay pending.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const producer = createThreadedKafkaProducer({
+        brokers: [`127.0.0.1:${port}`],
+        topic: 't',
+        partitions: 1,
+        compression: 'none',
+        requestTimeoutMs: 60_000,
+        retries: 2,
+        idempotent: true,
+        clientId: 'test',
+      });
+      const ready = producer.ready();
+      const sent = producer.send([{ key: 'k', value: 'v', headers: PREDICTION_HEADERS }]);
+      await producer.started;
+      await producer.close();
+      await expect(ready).rejects.toThrow(/thread stopped/);
+      await expect(sent).rejects.toThrow(/thread stopped/);
+      await expect(producer.send([{ key: 'k', value: 'v', headers: PREDICTION_HEADERS }])).rejects.toThrow(/closed/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  }, 60_000);
 });
