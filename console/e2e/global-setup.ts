@@ -40,7 +40,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       SIBYL_ADMIN_TOKEN: ADMIN_TOKEN,
       SIBYL_REPORT_INTERVAL_MS: '1000',
       SIBYL_PREDICTION_LOG: 'off',
-      SIBYL_LOG_LEVEL: 'warn',
+      SIBYL_LOG_LEVEL: 'info',
       REDIS_URL: '',
       KAFKA_BROKERS: '',
       DATABASE_URL: '',
@@ -50,8 +50,15 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`local/main.ts exited with ${code}; see ${join(dataDir, 'sibyl.log')}`))));
-  const deadline = Date.now() + 120_000;
-  await Promise.race([Promise.all([waitFor(`http://127.0.0.1:${towerPort}/healthz`, deadline), waitFor(`http://127.0.0.1:${towerPort + 1}/readyz`, deadline)]), exited]);
+  // The first start publishes the demo models through the upload gate (a validation process each): on a loaded
+  // 2-core machine that takes minutes.
+  const deadline = Date.now() + 300_000;
+  try {
+    await Promise.race([Promise.all([waitFor(`http://127.0.0.1:${towerPort}/healthz`, deadline), waitFor(`http://127.0.0.1:${towerPort + 1}/readyz`, deadline)]), exited]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
   process.env.SIBYL_CONSOLE_TEST_GATEWAY = `http://127.0.0.1:${towerPort + 1}`;
   process.env.SIBYL_CONSOLE_TEST_TOWER = `http://127.0.0.1:${towerPort}`;
   exited.catch(() => undefined);

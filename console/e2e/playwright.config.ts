@@ -13,8 +13,8 @@ export default defineConfig({
   globalSetup: './global-setup.ts',
   workers: 1,
   fullyParallel: false,
-  timeout: 180_000,
-  expect: { timeout: 30_000 },
+  timeout: 300_000,
+  expect: { timeout: 60_000 },
   reporter: [['list']],
   outputDir: '../../.data/console-e2e-results',
   use: {

@@ -61,6 +61,8 @@ export function CodeEditor({ id, label, language, value, onChange }: { id: strin
       parent: host.current!,
       extensions: [
         basicSetup,
+        // Long lines wrap: the editor never scrolls sideways (a scrolling region must be reachable by keyboard).
+        EditorView.lineWrapping,
         LANGUAGES[language](),
         linter((ev) => lint(language, ev.state.doc.toString()), { delay: 250 }),
         lintGutter(),

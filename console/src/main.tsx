@@ -1,7 +1,7 @@
 /**
  * The Sibyl console: a single-page app served by the control tower under /console/ (control-tower/console.ts),
  * talking only to the tower's REST API with the signed-in token. Hash routes: #/models, #/models/NAME,
- * #/upload, #/playground[/MODEL/VERSION], #/shadows/NAME, #/cells[/CELL], #/audit, #/tokens.
+ * #/upload, #/playground[/MODEL/VERSION], #/shadows/NAME, #/cells[/CELL], #/rollouts, #/audit, #/tokens.
  */
 import './style.css';
 import { render } from 'preact';
@@ -13,6 +13,7 @@ import { LoginPage } from './pages/login.tsx';
 import { ModelPage } from './pages/model.tsx';
 import { ModelsPage } from './pages/models.tsx';
 import { PlaygroundPage } from './pages/playground.tsx';
+import { RolloutsPage } from './pages/rollouts.tsx';
 import { ShadowsPage } from './pages/shadows.tsx';
 import { TokensPage } from './pages/tokens.tsx';
 import { UploadPage } from './pages/upload.tsx';
@@ -34,6 +35,7 @@ const NAV: { href: string; label: string; section: string; admin?: boolean }[] =
   { href: '#/upload', label: 'Upload', section: 'upload' },
   { href: '#/playground', label: 'Rule playground', section: 'playground' },
   { href: '#/cells', label: 'Cells', section: 'cells' },
+  { href: '#/rollouts', label: 'Rollouts', section: 'rollouts' },
   { href: '#/audit', label: 'Audit log', section: 'audit' },
   { href: '#/tokens', label: 'Tokens', section: 'tokens', admin: true },
 ];
@@ -51,6 +53,8 @@ function Route({ parts }: { parts: string[] }) {
       return a ? <ShadowsPage name={a} /> : <ModelsPage />;
     case 'cells':
       return a ? <CellPage cell={a} /> : <CellsPage />;
+    case 'rollouts':
+      return <RolloutsPage />;
     case 'audit':
       return <AuditPage />;
     case 'tokens':

@@ -189,7 +189,7 @@ export function PlaygroundPage({ model, version }: { model?: string | undefined;
           <CodeEditor id="pg-rows" label="Rows" language="json" value={rows} onChange={setRows} />
         </div>
       </div>
-      <div class="buttons sticky">
+      <div class="buttons">
         <button type="button" onClick={run} disabled={!!busy}>
           Run test cases and rows
         </button>
