@@ -2,7 +2,8 @@
 # Tools for the deployment checks, installed idempotently:
 #   helm           built from the Go module proxy into .tools/bin (~3 min the first time)
 #   sibyl-validate deploy/validate/ (k8s.io/api + apimachinery from the Go module proxy) into .tools/bin
-#   --podman       also Debian's podman, runc and mmdebstrap (the container test; needs root or sudo)
+#   --podman       also Debian's podman, runc, netavark, aardvark-dns, iptables (netavark's port forwarding and
+#                  NAT; not a dependency of the package) and mmdebstrap (the container test; needs root or sudo)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/services/common.sh
@@ -18,5 +19,5 @@ fi
 # The validator is rebuilt when its sources change (go build caches the rest).
 (cd deploy/validate && go build -o "$GOBIN/sibyl-validate" .)
 if [ "${1:-}" = --podman ]; then
-  sibyl_apt_install podman runc catatonit netavark aardvark-dns mmdebstrap uidmap fuse-overlayfs
+  sibyl_apt_install podman runc catatonit netavark aardvark-dns iptables mmdebstrap uidmap fuse-overlayfs
 fi
