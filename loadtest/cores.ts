@@ -29,7 +29,6 @@ const result = await measureCores({
   warmupS: Number(values.warmup),
   concurrencyPerWorker: Number(values['per-worker']),
   ...(values['pin-two'] ? { pinTwo: values['pin-two'] } : {}),
-  ports: { one: [18480, 18481], two: [18490, 18491] },
   outDir,
   log: (m) => process.stderr.write(`[cores ${Math.round((Date.now() - t0) / 1000)}s] ${m}\n`),
 });

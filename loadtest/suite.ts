@@ -375,7 +375,7 @@ try {
   let coresSkipped = flags['no-cores'] ? '--no-cores' : undefined;
   if (!coresSkipped) {
     try {
-      cores = await measureCores({ cores: 0.35, rounds: QUICK ? 1 : 4, durationS: D, warmupS: W, ports: { one: [18480, 18481], two: [18490, 18491] }, outDir, log });
+      cores = await measureCores({ cores: 0.35, rounds: QUICK ? 1 : 4, durationS: D, warmupS: W, outDir, log });
       report.notes.push(`cores: ${JSON.stringify(cores.runs)}`);
     } catch (err) {
       coresSkipped = (err as Error).message;

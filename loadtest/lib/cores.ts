@@ -22,6 +22,7 @@
  * serves no request). What is measured is the request path's scaling, not Redis's or Kafka's.
  */
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createCpuCgroup, type CpuCgroup } from './cpu-cgroup.ts';
@@ -50,8 +51,8 @@ export interface CoresOptions {
    * (ONNX calls of one turn share a run, Redis reads one pipeline) gets less out of each turn.
    */
   readonly concurrencyPerWorker?: number;
-  /** Two pairs of ports (HTTP, gRPC): one per gateway. */
-  readonly ports: { readonly one: readonly [number, number]; readonly two: readonly [number, number] };
+  /** Two pairs of ports (HTTP, gRPC), one per gateway (default: free ones, picked at start). */
+  readonly ports?: { readonly one: readonly [number, number]; readonly two: readonly [number, number] };
   /** Where the gateways' logs and data go. */
   readonly outDir: string;
   readonly log: (msg: string) => void;
@@ -108,13 +109,14 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
   const children: Child[] = [];
   const shares = String(o.shares ?? 65536);
   try {
+    const ports = o.ports ?? { one: [await freePort(), await freePort()], two: [await freePort(), await freePort()] };
     // The generator: no quota worth the name (every core), the same weight as the gateways.
     const gen = createCpuCgroup({ name: 'cores-generator', cores: availableParallelism() });
     groups.push(gen);
     writeFileSync(join(gen.dir, 'cpu.shares'), shares);
     const arms = [
-      { workers: 1, quota: q, ports: o.ports.one },
-      { workers: 2, quota: 2 * q, ports: o.ports.two },
+      { workers: 1, quota: q, ports: ports.one },
+      { workers: 2, quota: 2 * q, ports: ports.two },
     ].map((a) => {
       const cg = createCpuCgroup({ name: `cores-${a.workers}w`, cores: a.quota });
       groups.push(cg);
@@ -141,6 +143,11 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
       return { ...a, cg, child, base: `http://127.0.0.1:${a.ports[0]}` };
     });
     for (const a of arms) await waitHttpOk(`${a.base}/readyz`, 90_000, a.child);
+    // Another process answering on the port would be measured instead: the gateway must be alive and in its cgroup.
+    const alive = (a: (typeof arms)[number]): void => {
+      if (a.child.proc.exitCode !== null || a.cg.pids().length < a.workers) throw new Error(`the ${a.workers}-worker gateway is not running in its cgroup; see ${join(o.outDir, `cores-${a.workers}w.log`)}`);
+    };
+    arms.forEach(alive);
     const specFor = (a: (typeof arms)[number], durationS: number, warmupS: number): RunSpec => {
       const concurrency = perWorker * a.workers;
       return { name: `cores-${a.workers}w`, target: a.base, protocol: 'sibyl-rest', mix: 'eta-inline', mode: 'closed', concurrency, connections: concurrency, durationS, warmupS };
@@ -167,6 +174,7 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
         const t0 = performance.now();
         const step = await generate(spec);
         const wallMs = performance.now() - t0;
+        alive(a);
         const cpuMs = sumCpuMs(pids) - cpu0;
         const stat1 = a.cg.stat();
         const m1 = a.workers > 1 ? await okByWorker(a.base) : undefined;
@@ -212,6 +220,17 @@ export function coresTarget(r: CoresResult | undefined, why?: string): Target {
     measured: `${r.ratio}x, the median of each round's ratio (${r.ratios.join(', ')}); medians ${r.two} / ${r.one} ok/s at quotas ${2 * r.cores} / ${r.cores} cores, CPU used ${cpu(2)} / ${cpu(1)} cores`,
     met: r.ratio >= 1.8,
   };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 function sumCpuMs(pids: readonly number[]): number {
