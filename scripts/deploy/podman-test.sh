@@ -28,7 +28,7 @@ t2=$SECONDS
 limit="${SIBYL_CELLS_TEST_TIMEOUT_S:-1800}"
 status=0
 # The checks stop themselves at the limit (removing the deployment); `timeout` is the backstop if they hang.
-timeout --kill-after=60 "$((limit + 120))" node scripts/deploy/cells-test.ts || status=$?
+timeout --foreground --kill-after=60 "$((limit + 120))" node scripts/deploy/cells-test.ts || status=$?
 if [ "$status" = 124 ] || [ "$status" = 137 ]; then
   [ "${SIBYL_KEEP_CELLS:-0}" = 1 ] || node scripts/deploy/cells-test.ts --down || true
 fi
