@@ -15,7 +15,7 @@ export interface Group {
 
 const W = 560;
 const H = 220;
-const PAD = { left: 56, right: 12, top: 12, bottom: 40 };
+const PAD = { left: 56, right: 12, top: 26, bottom: 40 };
 
 function niceMax(v: number): number {
   if (v <= 0) return 1;
@@ -60,7 +60,7 @@ export function BarChart({ title, unit, groups, testId }: { title: string; unit:
             </text>
           </g>
         ))}
-        <text class="axis" x={4} y={PAD.top + 4}>
+        <text class="axis" x={PAD.left} y={12}>
           {unit}
         </text>
       </svg>
@@ -110,7 +110,7 @@ export function LineChart({ title, unit, series, testId }: { title: string; unit
         <text class="axis end" x={W - PAD.right} y={H - PAD.bottom + 16}>
           {all.length ? new Date(t1).toISOString().slice(11, 19) : ''} UTC
         </text>
-        <text class="axis" x={4} y={PAD.top + 4}>
+        <text class="axis" x={PAD.left} y={12}>
           {unit}
         </text>
       </svg>
