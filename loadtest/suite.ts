@@ -6,7 +6,7 @@
  *
  *   node loadtest/suite.ts [--quick] [--peers mlserver,kserve,bentoml,ray,pytriton | --no-peer] [--no-overload] [--profile]
  *
- * Processes: every server (gateway, echo baselines, onnxruntime loop, MLServer) runs pinned to core 1; the load
+ * Processes: every server (gateway, echo baselines, onnxruntime loop, the peers) runs pinned to core 1; the load
  * generator, Redis and Kafka run on core 0. Each load run is its own generator process (loadtest/generate.ts).
  */
 import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -74,7 +74,7 @@ const report: Report = {
   quick: QUICK,
   settings: { measuredS: D, warmupS: W, concurrency: CONCURRENCY, rampStepS: RAMP_STEP_S, overloadDeadlineMs: OVERLOAD_DEADLINE_MS },
   pinning: hasTaskset
-    ? 'servers (Sibyl gateway, echo baselines, onnxruntime loop, MLServer) pinned to core 1 with taskset; load generator, Redis and Kafka pinned to core 0, Redis in the real-time scheduling class (SCHED_FIFO, so that it answers at once, as on a host of its own) and the Kafka broker at nice 19 (its work is off the request path)'
+    ? 'servers (Sibyl gateway, echo baselines, onnxruntime loop, the peers with their child processes) pinned to core 1 with taskset; load generator, Redis and Kafka pinned to core 0, Redis in the real-time scheduling class (SCHED_FIFO, so that it answers at once, as on a host of its own) and the Kafka broker at nice 19 (its work is off the request path)'
     : 'taskset not found: nothing pinned',
   notes: [],
   ort: [],
