@@ -41,6 +41,12 @@ export interface CpuCgroupOptions {
   readonly cores: number;
   /** The enforcement period, µs (default 100,000: the kernel's and Kubernetes' default). 1,000-1,000,000. */
   readonly periodUs?: number;
+  /**
+   * The group's weight against other groups when the CPU is contended (`cpu.shares`, 2-262144; default 1024, what
+   * one task at nice 0 weighs). The group competes with the rest of the machine as ONE entity of this weight,
+   * whatever the nice values of its threads: on a busy machine a group of 1024 gets what one nice-0 task gets.
+   */
+  readonly shares?: number;
 }
 
 /** The group's `cpu.stat` counters since it was made. */
@@ -116,6 +122,7 @@ export function createCpuCgroup(opts: CpuCgroupOptions): CpuCgroup {
     write('cpu.cfs_quota_us', '-1');
     write('cpu.cfs_period_us', String(periodUs));
     setQuota(opts.cores);
+    if (opts.shares !== undefined) write('cpu.shares', String(Math.min(262144, Math.max(2, Math.round(opts.shares)))));
   } catch (err) {
     tryRmdir(dir);
     throw err;

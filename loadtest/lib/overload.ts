@@ -34,16 +34,25 @@ export interface OverloadOptions {
   readonly deadlineMs?: number;
   /** Seconds per ramp step (default 4). */
   readonly stepS?: number;
+  /**
+   * The capacity the ramp's steps are multiples of, requests/s; default: measured (closed loop). Given, e.g. to offer
+   * two revisions the very same rates, the closed loop still runs (as a warm-up, and reported) but is not used.
+   */
+  readonly capacity?: number;
   /** Closed-loop capacity run, seconds (default 6), after `warmupS` unmeasured. */
   readonly capacityS?: number;
   readonly warmupS?: number;
-  /** Closed-loop concurrency for the capacity (default 48, as the suite's max runs). */
+  /**
+   * Closed-loop concurrency for the capacity (default 16: under half a core, 48 in flight queue ~50-100 ms, so
+   * their goodput within a 100 ms deadline falls well below what the gateway serves in the open loop).
+   */
   readonly concurrency?: number;
   /** Open-loop connections (default 1024: more than the gateway's in-flight cap, so the gateway sees the excess). */
   readonly connections?: number;
   /**
-   * Nice value of the gateway's threads while it is measured (e.g. -10), restored to 0 afterwards: on a machine
-   * shared with other work, so that the quota, not a neighbour, is what limits it. Default: unchanged.
+   * Nice value of the gateway's threads while it is measured (e.g. -10), restored to 0 afterwards, and its cgroup's
+   * weight to match: on a machine shared with other work, so that the quota, not a neighbour, is what limits it.
+   * Default: unchanged.
    */
   readonly nice?: number;
 }
@@ -86,7 +95,8 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
   let quota = 'none asked';
   if (want > 0) {
     try {
-      cg = createCpuCgroup({ name: `gateway-${opts.gatewayPid}`, cores: want });
+      // The group weighs what one task at the gateway's nice value weighs (the kernel's table: x1.25 per step).
+      cg = createCpuCgroup({ name: `gateway-${opts.gatewayPid}`, cores: want, ...(opts.nice !== undefined ? { shares: 1024 * 1.25 ** -opts.nice } : {}) });
       cg.add(opts.gatewayPid);
       quota = `cgroup v1 cpu quota ${want} core (${Math.round(want * cg.periodUs)} µs per ${cg.periodUs} µs period)`;
     } catch (err) {
@@ -101,8 +111,8 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
   if (opts.nice !== undefined && !reniced) deps.log(`overload: could not renice the gateway to ${opts.nice}`);
   try {
     const base = { name: 'overload', target: opts.target, protocol, mix, deadlineMs } as const;
-    const capacityRun = (await deps.generate(`overload capacity ${protocol}/${mix}${cg ? ` @${want} core` : ''}`, { ...base, mode: 'closed', concurrency: opts.concurrency ?? 48, durationS: opts.capacityS ?? 6, warmupS: opts.warmupS ?? 2, tool: 'own' }))[0]!;
-    const capacity = capacityRun.goodput;
+    const capacityRun = (await deps.generate(`overload capacity ${protocol}/${mix}${cg ? ` @${want} core` : ''}`, { ...base, mode: 'closed', concurrency: opts.concurrency ?? 16, durationS: opts.capacityS ?? 6, warmupS: opts.warmupS ?? 2, tool: 'own' }))[0]!;
+    const capacity = opts.capacity ?? capacityRun.goodput;
     if (!(capacity > 0)) throw new Error(`overload: no goodput in the capacity run (codes ${JSON.stringify(capacityRun.codes)})`);
     const steps = RAMP_FACTORS.map((f) => ({ rate: Math.max(10, Math.round(capacity * f)), durationS: opts.stepS ?? 4 }));
     const cpu0 = processCpuMs(opts.gatewayPid);
