@@ -34,6 +34,9 @@ export function createGrpcServer(deps: {
     // Our own limit is checked per message (INVALID_ARGUMENT); this is the transport's hard ceiling.
     'grpc.max_receive_message_length': Math.max(deps.limits.maxBodyBytes * 4, 4 << 20),
     'grpc.keepalive_permit_without_calls': 1,
+    // Channelz keeps per-call and per-connection counters, timestamps and closures for a channelz service that the
+    // gateway does not serve; grpc-js enables it unless told (gateway/transport/grpc/README.md, "Where the time goes").
+    'grpc.enable_channelz': 0,
   });
   addSibylService(server, deps.pipeline, deps.limits);
   addOipService(server, deps.pipeline, deps.health, deps.limits);

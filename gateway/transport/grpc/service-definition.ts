@@ -17,11 +17,16 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
       responseStream: false,
       requestSerialize: (msg: unknown) => Buffer.from(toBinary(m.input, msg as MessageShape<DescMessage>)),
       requestDeserialize: (buf: Buffer) => buf,
-      responseSerialize: (msg: unknown) => Buffer.from(toBinary(m.output, msg as MessageShape<DescMessage>)),
+      responseSerialize: (msg: unknown) => asBuffer(toBinary(m.output, msg as MessageShape<DescMessage>)),
       responseDeserialize: (buf: Buffer) => fromBinary(m.output, buf),
     };
   }
   return def;
+}
+
+/** The encoded bytes as a Buffer over the same memory (toBinary returns a fresh array; grpc-js copies it into its frame). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export interface UnaryContext {
