@@ -7,10 +7,11 @@
  * measured windows only (lib/profile-breakdown.ts).
  *
  *   taskset -c 0 node loadtest/grpc-breakdown.ts [--rounds 3] [--seconds 5] [--profile] [--client h2|grpc-js]
- *       [--gateway DIR] [--log kafka|off] [--scenarios S4a,S4b,P]
+ *       [--gateway DIR] [--log kafka|off] [--scenarios S4a,S4b,P] [--mlserver] [--echo-options JSON]
  *
  * Scenarios: S4a Sibyl gRPC delivery-eta with 13 Redis features, S4b OIP gRPC tabular-mlp, P OIP gRPC delivery-eta
- * with 20 features inline (the request MLServer gets). Needs Redis and Kafka of scripts/services (started here).
+ * with 20 features inline (the request MLServer gets; with --mlserver, MLServer from .venv-mlserver serves it too, see
+ * loadtest/peer/). Needs Redis and Kafka of scripts/services (started here).
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -36,6 +37,7 @@ const { values: flags } = parseArgs({
     log: { type: 'string', default: 'kafka' },
     scenarios: { type: 'string', default: 'S4a,S4b,P' },
     'echo-options': { type: 'string', default: '' },
+    mlserver: { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -70,7 +72,7 @@ async function freePort(): Promise<number> {
 }
 
 interface Server {
-  readonly name: 'echo' | 'gateway';
+  readonly name: 'echo' | 'gateway' | 'mlserver';
   readonly child: Child;
   readonly grpc: number;
   readonly windows: { startUs: number; endUs: number }[];
@@ -107,6 +109,13 @@ async function startGateway(): Promise<Server & { http: number }> {
   });
   await waitHttpOk(`http://127.0.0.1:${http}/readyz`, 60_000, child);
   return { name: 'gateway', child, grpc, http, windows: [], profileDir: flags.profile ? join(outDir, 'gateway-profile') : undefined };
+}
+
+/** MLServer with the suite's peer settings (loadtest/peer/settings.json: gRPC on 18181), on the server core. */
+async function startMlserver(): Promise<Server> {
+  const child = startChild('mlserver', '.venv-mlserver/bin/mlserver', ['start', 'loadtest/peer'], { cores: SERVER_CORE, env: { OMP_NUM_THREADS: '1' }, logFile: join(outDir, 'mlserver.log') });
+  await waitHttpOk('http://127.0.0.1:18180/v2/models/delivery-eta/ready', 180_000, child);
+  return { name: 'mlserver', child, grpc: 18181, windows: [], profileDir: undefined };
 }
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
@@ -153,8 +162,9 @@ const median = (xs: readonly number[]): number => {
 };
 const spread = (xs: readonly number[], d = 0): string => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`;
 
-const results = new Map<string, { echo: Sample[]; gateway: Sample[] }>();
+const results = new Map<string, { echo: Sample[]; gateway: Sample[]; mlserver: Sample[] }>();
 let echo: Server | undefined;
+let mlserver: Server | undefined;
 let gateway: (Server & { http: number }) | undefined;
 try {
   await run('bash', ['scripts/services/redis.sh', 'start']);
@@ -162,13 +172,15 @@ try {
   log(await seedRedis(REDIS_URL, PREFIX));
   echo = await startEcho();
   gateway = await startGateway();
+  if (flags.mlserver) mlserver = await startMlserver();
   log(`echo on ${echo.grpc}, gateway (${resolve(flags.gateway)}) on ${gateway.grpc}; client ${client}, ${CONCURRENCY} concurrent, ${flags.connections} connections; output ${outDir}`);
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of scenarios) {
-      const order = round % 2 === 0 ? [echo, gateway] : [gateway, echo];
+      const servers = s.key === 'P' && mlserver ? [echo, gateway, mlserver] : [echo, gateway];
+      const order = round % 2 === 0 ? servers : servers.reverse();
       for (const server of order) {
         const m = await measure(server, s);
-        const r = results.get(s.key) ?? { echo: [], gateway: [] };
+        const r = results.get(s.key) ?? { echo: [], gateway: [], mlserver: [] };
         r[server.name].push(m);
         results.set(s.key, r);
         log(
@@ -181,6 +193,7 @@ try {
 } finally {
   await gateway?.child.stop();
   await echo?.child.stop();
+  await mlserver?.child.stop();
 }
 
 const lines = [
@@ -197,6 +210,14 @@ for (const s of scenarios) {
   const ratio = median(r.gateway.map((g) => g.rps)) / median(r.echo.map((e) => e.rps));
   lines.push(
     `| ${s.label} | ${spread(r.echo.map((x) => x.rps))} | ${spread(r.gateway.map((x) => x.rps))} | ${(ratio * 100).toFixed(1)}% | ${spread(r.echo.map((x) => x.serverUs), 1)} | ${spread(r.gateway.map((x) => x.serverUs), 1)} | ${median(r.echo.map((x) => x.generatorUs)).toFixed(1)} / ${median(r.gateway.map((x) => x.generatorUs)).toFixed(1)} | ${(median(r.echo.map((x) => x.generatorCpu)) * 100).toFixed(0)}% / ${(median(r.gateway.map((x) => x.generatorCpu)) * 100).toFixed(0)}% |`,
+  );
+}
+const p = results.get('P');
+if (p && p.mlserver.length) {
+  const ratio = median(p.gateway.map((g) => g.rps)) / median(p.mlserver.map((m) => m.rps));
+  lines.push(
+    '',
+    `MLServer, OIP gRPC, delivery-eta, 20 features inline: ${spread(p.mlserver.map((x) => x.rps))} ok/s, ${spread(p.mlserver.map((x) => x.serverUs), 1)} µs CPU/req, generator ${median(p.mlserver.map((x) => x.generatorUs)).toFixed(1)} µs/req; Sibyl (${flags.log === 'off' ? 'log off' : 'Kafka log'}) / MLServer ${ratio.toFixed(2)}x`,
   );
 }
 for (const server of [echo, gateway]) {

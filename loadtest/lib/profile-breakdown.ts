@@ -41,7 +41,8 @@ const PARTS: readonly [RegExp, string][] = [
   [/\/gateway\/routing\//, 'routing'],
   [/\/core\//, 'core'],
   [/node_modules\/pino/, 'logger'],
-  [/\/gateway\/|\/loadtest\//, 'gateway (other)'],
+  [/\/loadtest\//, 'load-test code (the echo handler)'],
+  [/\/gateway\//, 'gateway (other)'],
   [/node_modules\//, 'other libraries'],
 ];
 
