@@ -9,8 +9,9 @@ With PEER_BATCHING=1 Triton's dynamic batcher groups concurrent requests (up to 
 at most PEER_MAX_BATCH_WAIT_MS); without it every request is one call.
 
 Runs on the Python of Debian 12 (3.11.2; loadtest/peer/install.sh makes the venv from /usr/bin/python3.11): the
-Python backend stub the wheel carries embeds an older 3.11 runtime and fails on the standard library of 3.11.6 and
-later (`'_thread.RLock' object has no attribute '_recursion_count'` in multiprocessing's resource tracker).
+wheel's Python backend stub links libpython3.11.so.1.0, which the loader finds in /lib/x86_64-linux-gnu (Debian's
+3.11.2), and runs the venv's standard library; with a 3.11.6+ standard library the two disagree
+(`'_thread.RLock' object has no attribute '_recursion_count'` in multiprocessing's resource tracker).
 """
 import argparse
 import json
