@@ -13,7 +13,9 @@ export function mountAdminApi(app: Hono<TowerEnv>, store: MetadataStore): void {
   app.get('/v1/audit', async (c) => {
     requireRole(c, 'viewer');
     const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-    return reply(c, AuditLog, { entries: await store.auditLog({ limit: num(c.req.query('limit')), before: num(c.req.query('before')) }) });
+    const q = (name: string) => c.req.query(name) || undefined;
+    const filters = { actor: q('actor'), action: q('action'), model: q('model') };
+    return reply(c, AuditLog, { entries: await store.auditLog({ limit: num(c.req.query('limit')), before: num(c.req.query('before')), ...filters }) });
   });
 
   app.get('/v1/tokens', async (c) => {

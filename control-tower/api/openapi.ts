@@ -198,6 +198,9 @@ export const TOWER_OPERATIONS: readonly OperationSpec[] = [
     parameters: [
       { name: 'limit', in: 'query', description: '1-1000, default 100', schema: nonNegative },
       { name: 'before', in: 'query', description: 'only entries with a smaller id', schema: nonNegative },
+      { name: 'model', in: 'query', description: 'only changes of this model and its versions (target NAME or NAME/VERSION)' },
+      { name: 'actor', in: 'query', description: 'only changes by this token' },
+      { name: 'action', in: 'query', description: 'only this action (e.g. default.set)' },
     ],
     responses: json('entries', AuditLog),
   }),

@@ -227,8 +227,12 @@ export async function createMetadataStore(sql: Sql, options: MetadataStoreOption
       if (options.before !== undefined && !Number.isSafeInteger(options.before)) throw new SibylError('INVALID_ARGUMENT', 'before must be an integer');
       const rows = await sql.query<{ id: unknown; time: unknown; actor: string; action: string; target: string; details: Record<string, unknown> }>(
         `SELECT id, time, actor, action, target, details FROM audit_log
-         WHERE ($1::bigint IS NULL OR id < $1::bigint) ORDER BY id DESC LIMIT $2`,
-        [options.before ?? null, limit],
+         WHERE ($1::bigint IS NULL OR id < $1::bigint)
+           AND ($3::text IS NULL OR actor = $3::text)
+           AND ($4::text IS NULL OR action = $4::text)
+           AND ($5::text IS NULL OR target = $5::text OR left(target, length($5::text) + 1) = $5::text || '/')
+         ORDER BY id DESC LIMIT $2`,
+        [options.before ?? null, limit, options.actor || null, options.action || null, options.model || null],
       );
       return rows.map((r): AuditEntry => ({ ...r, id: Number(r.id), time: toDate(r.time) }));
     },

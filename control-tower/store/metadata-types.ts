@@ -265,7 +265,11 @@ export interface MetadataStore extends RolloutStore {
   /** Calls `listener(revision)` after each committed bump of `cell`'s revision; returns the unsubscribe function. */
   onRevision(cell: string, listener: (revision: number) => void): () => void;
   /** Newest first. `limit`: 1-1000, default 100; `before`: only entries with a smaller id. */
-  auditLog(options?: { limit?: number; before?: number }): Promise<AuditEntry[]>;
+  /**
+   * Newest first, at most `limit` (1-1000, default 100) entries with ids below `before`; only those of `actor`, of
+   * `action`, and of `model` (target the model or one of its versions, `NAME` or `NAME/VERSION`) when given.
+   */
+  auditLog(options?: { limit?: number; before?: number; actor?: string; action?: string; model?: string }): Promise<AuditEntry[]>;
 
   // --- reports ------------------------------------------------------------------------------------------------------
   /** Stores the replica's latest report, replacing its previous one. NOT_FOUND: unknown cell. */

@@ -128,6 +128,12 @@ describe('control tower audit log', () => {
     expect(entries.map((e) => e.id)).toEqual([...entries.map((e) => e.id)].sort((a, b) => b - a));
     const page = (await t.call(`GET`, `/v1/audit?limit=3&before=${entries[5].id}`)).json.entries;
     expect(page.map((e: any) => e.id)).toEqual(entries.slice(6, 9).map((e) => e.id));
+    // Filtered by the tower: by model (its versions too), actor and action.
+    const filtered = async (q: string) => ((await t.call('GET', `/v1/audit?limit=1000&${q}`)).json.entries as any[]).map((e) => `${e.action} ${e.target}`);
+    expect(await filtered('model=tabular-mlp&action=default.set')).toEqual(['default.set tabular-mlp/r1', 'default.set tabular-mlp/a1']);
+    expect((await filtered('model=tabular-mlp&actor=' + entries[0].actor)).slice(0, 9)).toEqual(entries.map((e) => `${e.action} ${e.target}`));
+    expect(await filtered('model=tabular&action=deploy')).toEqual([]);
+    expect(await filtered('actor=nobody')).toEqual([]);
     expect((await t.call('GET', '/v1/audit?limit=abc')).json.code).toBe('INVALID_ARGUMENT');
     expect((await t.call('GET', '/v1/audit?limit=0')).json.code).toBe('INVALID_ARGUMENT');
     // A call that changes nothing writes nothing.

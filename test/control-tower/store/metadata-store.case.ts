@@ -531,6 +531,21 @@ export function describeMetadataStore(label: string, backend: Backend): void {
         await expect(store.auditLog({ limit: 0 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
         await expect(store.auditLog({ limit: 1001 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       });
+
+      it('filters by model (the model and its versions, not a model whose name starts the same), actor and action', async () => {
+        await store.ensureCells(['a']);
+        await addVersion('eta', 'v1');
+        await addVersion('eta-risk', 'v1', sha(99));
+        await store.deploy('eta', 'v1', ['a'], 'alice');
+        await store.deploy('eta-risk', 'v1', ['a'], 'bob');
+        await store.setSplit('eta', [{ version: 'v1', weight: 1 }], ['a'], 'bob');
+        const targets = async (o: Parameters<MetadataStore['auditLog']>[0]) => (await store.auditLog(o)).map((e) => `${e.actor} ${e.action} ${e.target}`);
+        expect(await targets({ model: 'eta', action: 'deploy' })).toEqual(['alice deploy eta/v1']);
+        expect(await targets({ model: 'eta', actor: 'bob' })).toEqual(['bob split.set eta']);
+        expect(await targets({ model: 'eta-risk', actor: 'bob' })).toEqual(['bob deploy eta-risk/v1']);
+        expect(await targets({ model: 'et' })).toEqual([]);
+        expect((await store.auditLog({ model: 'eta', limit: 2 })).map((e) => e.target)).toEqual(['eta', 'eta/v1']);
+      });
     });
 
     describe('gateway reports', () => {
