@@ -8,6 +8,8 @@
  *
  *   taskset -c 0 node loadtest/grpc-breakdown.ts [--rounds 3] [--seconds 5] [--profile] [--client h2|grpc-js]
  *       [--gateway DIR] [--log kafka|off] [--scenarios S4a,S4b,P] [--mlserver] [--echo-options JSON]
+ *       [--gateway-env JSON]   (extra environment of the gateway, e.g. '{"SIBYL_MAX_LAG_MS":"10000"}' to keep lag
+ *                              admission from refusing on a machine other work slows down)
  *
  * Scenarios: S4a Sibyl gRPC delivery-eta with 13 Redis features, S4b OIP gRPC tabular-mlp, P OIP gRPC delivery-eta
  * with 20 features inline (the request MLServer gets; with --mlserver, MLServer from .venv-mlserver serves it too, see
@@ -38,6 +40,7 @@ const { values: flags } = parseArgs({
     scenarios: { type: 'string', default: 'S4a,S4b,P' },
     'echo-options': { type: 'string', default: '' },
     mlserver: { type: 'boolean', default: false },
+    'gateway-env': { type: 'string', default: '{}' },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -105,6 +108,7 @@ async function startGateway(): Promise<Server & { http: number }> {
       ...(flags.log === 'off' ? { SIBYL_PREDICTION_LOG: 'off' } : { KAFKA_BROKERS: '127.0.0.1:19092', SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions' }),
       SIBYL_DATA_DIR: join(outDir, 'data'),
       SIBYL_LOG_LEVEL: 'warn',
+      ...(JSON.parse(flags['gateway-env']) as Record<string, string>),
     },
   });
   await waitHttpOk(`http://127.0.0.1:${http}/readyz`, 60_000, child);
