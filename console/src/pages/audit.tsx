@@ -2,22 +2,30 @@ import { useState } from 'preact/hooks';
 import { call, type AuditLog } from '../api.ts';
 import { ErrorBox, json, Page, Table, time, useLoad } from '../ui.tsx';
 
-/** The audit log, newest first, filtered by model, actor and action (over the latest 1000 entries). */
+/** The audit log, newest first, filtered by the tower by model, actor and action (the latest 1000 matches). */
 export function AuditPage() {
-  const { data, error } = useLoad(() => call<AuditLog>('GET', '/v1/audit?limit=1000'), []);
   const [model, setModel] = useState('');
   const [actor, setActor] = useState('');
   const [action, setAction] = useState('');
-  const entries = data?.entries ?? [];
-  const actors = [...new Set(entries.map((e) => e.actor))].sort();
-  const actions = [...new Set(entries.map((e) => e.action))].sort();
+  // The choices offered come from the latest 1000 entries; the entries shown are the tower's filtered answer.
+  const recent = useLoad(() => call<AuditLog>('GET', '/v1/audit?limit=1000'), []);
   const m = model.trim();
-  const shown = entries.filter((e) => (!m || e.target === m || e.target.startsWith(`${m}/`) || e.target.startsWith(`${m}@`) || e.target.includes(m)) && (!actor || e.actor === actor) && (!action || e.action === action));
+  const { data, error } = useLoad(() => {
+    const q = new URLSearchParams({ limit: '1000' });
+    if (m) q.set('model', m);
+    if (actor) q.set('actor', actor);
+    if (action) q.set('action', action);
+    return call<AuditLog>('GET', `/v1/audit?${q}`);
+  }, [m, actor, action]);
+  const all = recent.data?.entries ?? [];
+  const actors = [...new Set(all.map((e) => e.actor))].sort();
+  const actions = [...new Set(all.map((e) => e.action))].sort();
+  const shown = data?.entries ?? [];
   return (
     <Page title="Audit log">
       <form class="toolbar" onSubmit={(e) => e.preventDefault()}>
         <label for="audit-model">Model</label>
-        <input id="audit-model" type="search" value={model} onInput={(e) => setModel(e.currentTarget.value)} />
+        <input id="audit-model" type="search" value={model} onChange={(e) => setModel(e.currentTarget.value)} onInput={(e) => setModel(e.currentTarget.value)} />
         <label for="audit-actor">Actor</label>
         <select id="audit-actor" value={actor} onChange={(e) => setActor(e.currentTarget.value)}>
           <option value="">any</option>
@@ -33,9 +41,9 @@ export function AuditPage() {
           ))}
         </select>
       </form>
-      <ErrorBox error={error} />
+      <ErrorBox error={error ?? recent.error} />
       <p class="muted" role="status">
-        {shown.length} of {entries.length} entries
+        {shown.length} {shown.length === 1 ? 'entry' : 'entries'}
       </p>
       <Table label="Audit entries">
         <thead>
