@@ -27,6 +27,7 @@ import { Pool } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kafkaInstance, uniqueName } from '../log/records.ts';
 import { expectedFor } from '../helpers/expected.ts';
+import { freePort } from '../helpers/ports.ts';
 
 /**
  * Ports below the ephemeral range (SIBYL_TEST_KAFKA_DURABILITY_PORT moves them; the controller listens on the next
@@ -48,14 +49,6 @@ const DUPLICATES_PER_FAULT = 2 * 4 * 500;
 const row = expectedFor('delivery-eta', '2').rows[0]!;
 const body = JSON.stringify({ rows: [{ entities: row.entities, features: row.request }] });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface LogLine {
   msg: string;

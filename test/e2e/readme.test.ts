@@ -20,6 +20,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchOutput, parseShownJson, readmeBlocks, type ReadmeBlock } from '../helpers/readme-output.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const REDIS_URL = process.env.SIBYL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6399';
@@ -27,16 +28,6 @@ const REDIS_URL = process.env.SIBYL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6399';
 /** PATH without the repository's Node 24 (scripts/env.sh puts it first): the machine's own Node, whatever it is. */
 const machinePath = (process.env.PATH ?? '').split(delimiter).filter((p) => !p.includes(`${join('.tools', 'node24')}`)).join(delimiter);
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let clone = '';
 let child: ChildProcess | undefined;

@@ -29,6 +29,7 @@ import { Client } from 'undici';
 import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as ServingStatus } from '../../proto/gen/grpc/health/v1/health_pb.js';
 import { expectedFor } from '../helpers/expected.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const DRAIN_TIMEOUT_MS = 20_000;
 /** The whole drain, SIGTERM to exit, beyond the grace period: a few seconds, for a slow, shared 2-core machine. */
@@ -49,14 +50,6 @@ interface Sent {
   connectionClose?: boolean;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A GET on a new connection: the status, or undefined when the connection failed. */
 function probe(url: string): Promise<number | undefined> {

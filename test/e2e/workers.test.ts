@@ -31,19 +31,12 @@ import { expectedFor } from '../helpers/expected.ts';
 import { makeModelsDir } from '../helpers/models-dir.ts';
 import { BLEND, writeRule } from '../helpers/rule-dirs.ts';
 import { consumeTopic, TEST_BROKERS, uniqueName } from '../log/records.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const PREDICT = '/sibyl.v1.PredictionService/Predict';
 const REST_CONNECTIONS = 8;
 const GRPC_CONNECTIONS = 4;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function probe(url: string): Promise<number | undefined> {
   return new Promise((resolve) => {
