@@ -82,7 +82,7 @@ const Env = z.object({
   SIBYL_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(65_000),
   SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(512),
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
-  SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(25),
+  SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(0),
   SIBYL_ADMISSION_TARGET_UTILIZATION: z.coerce.number().min(0.5).max(1).default(0.9),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,

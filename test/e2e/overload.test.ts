@@ -51,6 +51,8 @@ beforeAll(async () => {
       SIBYL_HTTP_PORT: String(http),
       SIBYL_GRPC_PORT: String(grpc),
       SIBYL_PREDICTION_LOG: 'off',
+      // The CPU pacing is opt-in (README, SIBYL_ADMISSION_QUEUE_MS): this test is about it.
+      SIBYL_ADMISSION_QUEUE_MS: '25',
       SIBYL_DATA_DIR: mkdtempSync(join(tmpdir(), 'sibyl-overload-')),
       SIBYL_LOG_LEVEL: 'warn',
     },
