@@ -150,12 +150,16 @@ export async function freePorts<K extends string>(wanted: Record<K, number>): Pr
 export async function podmanUntil(args: readonly string[], done: () => Promise<boolean>, seconds = 120): Promise<void> {
   let error = '';
   await podman(args).catch((err: Error) => (error = err.message));
+  await until(done, seconds, error || `podman ${args.join(' ')}: state not reached after ${seconds} s`);
+}
+
+async function until(done: () => Promise<boolean>, seconds: number, message: string): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
     if (await done().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error(error || `podman ${args.join(' ')}: state not reached after ${seconds} s`);
+  throw new Error(message);
 }
 
 /** A pod's state as podman names it: Running, Exited, Degraded, ... */
@@ -163,17 +167,3 @@ export const podState = async (name: string) => (await podman(['pod', 'inspect',
 
 export const stopPod = (name: string) => podmanUntil(['pod', 'stop', name], async () => ['Exited', 'Stopped'].includes(await podState(name)));
 export const startPod = (name: string) => podmanUntil(['pod', 'start', name], async () => (await podState(name)) === 'Running');
-
-/** A container's status and start time: "running 2026-12-03 13:52:27.1 +0000 UTC". */
-const containerState = async (name: string) => (await podman(['container', 'inspect', '--format', '{{.State.Status}} {{.State.StartedAt}}', name])).trim();
-
-/** Stops and starts a container (SIGTERM, so a gateway drains); resolves when it runs again with a new start time. */
-export async function restartContainer(name: string): Promise<void> {
-  const before = await containerState(name);
-  const restarted = async () => {
-    const now = await containerState(name);
-    return now.startsWith('running ') && now !== before;
-  };
-  // A restart that stopped the container and then failed is finished with a start.
-  await podmanUntil(['restart', name], restarted, 60).catch(() => podmanUntil(['start', name], restarted));
-}
