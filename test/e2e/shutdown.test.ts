@@ -17,7 +17,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -30,6 +29,7 @@ import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sib
 import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as ServingStatus } from '../../proto/gen/grpc/health/v1/health_pb.js';
 import { expectedFor } from '../helpers/expected.ts';
 import { freePort } from '../helpers/ports.ts';
+import { probe } from '../helpers/probe.ts';
 
 const DRAIN_TIMEOUT_MS = 20_000;
 /** The whole drain, SIGTERM to exit, beyond the grace period: a few seconds, for a slow, shared 2-core machine. */
@@ -51,17 +51,6 @@ interface Sent {
 }
 
 
-/** A GET on a new connection: the status, or undefined when the connection failed. */
-function probe(url: string): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const req = get(url, { agent: false, timeout: 2_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('error', () => resolve(undefined));
-    req.on('timeout', () => req.destroy());
-  });
-}
 
 const HEALTH_WATCH = '/grpc.health.v1.Health/Watch';
 const HEALTH_CHECK = '/grpc.health.v1.Health/Check';

@@ -18,7 +18,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,22 +31,13 @@ import { makeModelsDir } from '../helpers/models-dir.ts';
 import { BLEND, writeRule } from '../helpers/rule-dirs.ts';
 import { consumeTopic, TEST_BROKERS, uniqueName } from '../log/records.ts';
 import { freePort } from '../helpers/ports.ts';
+import { probe } from '../helpers/probe.ts';
 
 const PREDICT = '/sibyl.v1.PredictionService/Predict';
 const REST_CONNECTIONS = 8;
 const GRPC_CONNECTIONS = 4;
 
 
-function probe(url: string): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const req = get(url, { agent: false, timeout: 2_000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
-    req.on('error', () => resolve(undefined));
-    req.on('timeout', () => req.destroy());
-  });
-}
 
 interface LogLine {
   msg?: string;
