@@ -64,7 +64,17 @@ export async function consumeTopic(
   let last = Date.now();
   await consumer.connect();
   try {
-    await consumer.subscribe({ topic, fromBeginning: true });
+    // The topic may not exist yet (a fresh broker creates it on the gateway's first send, which can come after the
+    // caller starts reading): wait for it rather than fail with UNKNOWN_TOPIC_OR_PARTITION.
+    for (let waited = 0; ; waited += 250) {
+      try {
+        await consumer.subscribe({ topic, fromBeginning: true });
+        break;
+      } catch (err) {
+        if ((err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' || waited >= timeoutMs) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         const headers: Record<string, string> = {};
