@@ -40,14 +40,7 @@ export function BarChart({ title, unit, groups, testId }: { title: string; unit:
     <figure class="chart" data-testid={testId} data-points={groups.reduce((t, g) => t + g.bars.length, 0)}>
       <figcaption>{title}</figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={alt}>
-        {[0, 0.5, 1].map((f) => (
-          <g key={f}>
-            <line class="grid" x1={PAD.left} x2={W - PAD.right} y1={y(max * f)} y2={y(max * f)} />
-            <text class="axis end" x={PAD.left - 6} y={y(max * f) + 4}>
-              {fmt(max * f)}
-            </text>
-          </g>
-        ))}
+        <ValueAxis max={max} y={y} />
         {groups.map((g, gi) => (
           <g key={g.label}>
             {g.bars.map((b) => {
@@ -66,6 +59,22 @@ export function BarChart({ title, unit, groups, testId }: { title: string; unit:
       </svg>
       <Legend names={names} />
     </figure>
+  );
+}
+
+/** Grid lines and labels at 0, half and the top of a chart's value axis. */
+function ValueAxis({ max, y }: { max: number; y: (v: number) => number }) {
+  return (
+    <>
+      {[0, 0.5, 1].map((f) => (
+        <g key={f}>
+          <line class="grid" x1={PAD.left} x2={W - PAD.right} y1={y(max * f)} y2={y(max * f)} />
+          <text class="axis end" x={PAD.left - 6} y={y(max * f) + 4}>
+            {fmt(max * f)}
+          </text>
+        </g>
+      ))}
+    </>
   );
 }
 
@@ -88,14 +97,7 @@ export function LineChart({ title, unit, series, testId }: { title: string; unit
     <figure class="chart" data-testid={testId} data-points={all.length}>
       <figcaption>{title}</figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={alt}>
-        {[0, 0.5, 1].map((f) => (
-          <g key={f}>
-            <line class="grid" x1={PAD.left} x2={W - PAD.right} y1={y(max * f)} y2={y(max * f)} />
-            <text class="axis end" x={PAD.left - 6} y={y(max * f) + 4}>
-              {fmt(max * f)}
-            </text>
-          </g>
-        ))}
+        <ValueAxis max={max} y={y} />
         {series.map((s, i) => (
           <g key={s.name}>
             <polyline class={`line s${i % 6}`} points={s.points.map((p) => `${x(p.t)},${y(p.v)}`).join(' ')} />
