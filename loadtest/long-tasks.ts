@@ -5,6 +5,7 @@
  *
  *   node loadtest/long-tasks.ts [--a DIR] [--rate N | --fraction 0.5] [--seconds 10] [--rounds 1]
  *       [--threshold 0.2] [--interval 100] [--log on|off] [--protocol sibyl-rest] [--mix eta-store]
+ *       [--node-flags=--single-threaded-gc]
  *
  * Default scenario: S1 of the suite (Sibyl REST, delivery-eta with 13 features from Redis, Kafka log on) at half of
  * its max rate, measured first with a closed loop (48 concurrent, 5 s) on the first arm. Each gateway runs with
@@ -38,6 +39,10 @@ const { values: flags } = parseArgs({
     interval: { type: 'string', default: '100' },
     log: { type: 'string', default: 'on' },
     protocol: { type: 'string', default: 'sibyl-rest' },
+    /** Extra Node/V8 flags for the gateways, space-separated (e.g. '--single-threaded-gc'). */
+    'node-flags': { type: 'string', default: '' },
+    /** Also sample the heap: where the objects that outlive a scavenge (promoted, or still alive) were allocated. */
+    heap: { type: 'boolean', default: false },
     mix: { type: 'string', default: 'eta-store' },
   },
 });
@@ -70,7 +75,7 @@ const arms: Arm[] = [
 ];
 
 async function startArm(arm: Arm): Promise<void> {
-  arm.child = startChild(`gateway-${arm.name}`, 'node', [`--inspect=127.0.0.1:${arm.inspect}`, 'gateway/main.ts'], {
+  arm.child = startChild(`gateway-${arm.name}`, 'node', [...(flags['node-flags'] as string).split(' ').filter(Boolean), `--inspect=127.0.0.1:${arm.inspect}`, 'gateway/main.ts'], {
     cores: SERVER_CORE,
     cwd: arm.dir,
     logFile: join(outDir, `gateway-${arm.name}.log`),
@@ -137,6 +142,41 @@ function gcSummary(before: Buckets, after: Buckets): string {
   return `${total} pauses, ${total - under1} of 1 ms or more (cumulative ${parts.join(', ')})`;
 }
 
+interface HeapNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+  readonly selfSize: number;
+  readonly children: readonly HeapNode[];
+}
+interface HeapProfile {
+  readonly head: HeapNode;
+}
+
+/** The sampled bytes that outlived a scavenge, by allocation site (with two callers), per request served. */
+function renderSurvivors(profile: HeapProfile, requests: number): string {
+  const sites = new Map<string, number>();
+  let total = 0;
+  const frame = (n: HeapNode) => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(node_modules\/)?/, '')}:${n.callFrame.lineNumber + 1}`;
+  const walk = (n: HeapNode, path: readonly HeapNode[]): void => {
+    const here = [...path, n];
+    if (n.selfSize > 0) {
+      total += n.selfSize;
+      const key = here.slice(-3).reverse().map(frame).join(' ← ');
+      sites.set(key, (sites.get(key) ?? 0) + n.selfSize);
+    }
+    for (const c of n.children) walk(c, here);
+  };
+  walk(profile.head, []);
+  const rows = [...sites].sort((a, b) => b[1] - a[1]).slice(0, 20);
+  return [
+    `### Objects that outlived a scavenge: ${Math.round(total / 1024)} KiB sampled, ${Math.round(total / Math.max(1, requests))} B per request`,
+    '',
+    '| allocated at (← callers) | KiB | B/request |',
+    '| --- | ---: | ---: |',
+    ...rows.map(([k, v]) => `| ${k} | ${Math.round(v / 1024)} | ${Math.round(v / Math.max(1, requests))} |`),
+    '',
+  ].join('\n');
+}
+
 async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   const base = `http://127.0.0.1:${arm.http}`;
   const open = (durationS: number, warmupS: number): RunSpec => ({ name: `long-tasks ${arm.name}`, target: target(arm), protocol: PROTOCOL, mix: MIX, mode: 'open', steps: [{ rate, durationS }], warmupS, tool: 'vegeta' });
@@ -146,9 +186,15 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   await session.send('Profiler.setSamplingInterval', { interval: INTERVAL_US });
   const req0 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
   const gc0 = await scrapeBuckets(base, 'v8js_gc_duration_seconds');
+  if (flags.heap) {
+    await session.send('HeapProfiler.enable');
+    // Samples that a scavenge collects are dropped; those a mark-compact collects (they were promoted first) are kept.
+    await session.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+  }
   await session.send('Profiler.start');
   const result = await generate(open(SECONDS, 0));
   const { profile } = (await session.send('Profiler.stop')) as unknown as { profile: CpuProfile };
+  const heap = flags.heap ? ((await session.send('HeapProfiler.stopSampling')) as unknown as { profile: HeapProfile }).profile : undefined;
   const req1 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
   const gc1 = await scrapeBuckets(base, 'v8js_gc_duration_seconds');
   session.close();
@@ -163,7 +209,8 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
     `profile: ${file}`,
     '',
   ];
-  return `${head.join('\n')}\n${renderLongTasks(longTaskReport(profile, THRESHOLD_MS), `Long tasks: ${arm.name}, round ${round + 1}`)}`;
+  const survivors = heap ? `\n${renderSurvivors(heap, s.throughput * SECONDS)}` : '';
+  return `${head.join('\n')}\n${renderLongTasks(longTaskReport(profile, THRESHOLD_MS), `Long tasks: ${arm.name}, round ${round + 1}`)}${survivors}`;
 }
 
 try {

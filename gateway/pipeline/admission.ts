@@ -31,8 +31,8 @@
 import { SibylError } from '../../core/errors.ts';
 import { cpuQuotaCores } from './cpu-quota.ts';
 
-/** Why a request is refused: in-flight limit, CPU rate, event-loop lag. */
-export type Refusal = 'inflight' | 'cpu' | 'lag';
+/** Why a request is refused: in-flight limit, CPU rate, event-loop lag, the loop turn's length. */
+export type Refusal = 'inflight' | 'cpu' | 'lag' | 'turn';
 
 /** What the controller reads of the process; tests give their own (an injected clock). */
 export interface AdmissionProbe {
@@ -44,6 +44,10 @@ export interface AdmissionProbe {
   loop(): { readonly active: number; readonly idle: number };
   /** The process's CPU quota, cores, or undefined without one; read again every `QUOTA_REFRESH_MS`. */
   quotaCores?(): number | undefined;
+  /** Cumulative time the event loop waited idle in its poll phase, ms (the turn bound reads it once per request). */
+  idleMs?(): number;
+  /** Runs `fn` once the loop's current turn has polled (setImmediate: the check phase, after the I/O callbacks). */
+  afterTurn?(fn: () => void): void;
 }
 
 /**
@@ -65,6 +69,8 @@ const processProbe: AdmissionProbe = {
     return (c.user + c.system) / 1000;
   },
   loop: () => performance.eventLoopUtilization(),
+  idleMs: () => performance.nodeTiming.idleTime,
+  afterTurn: (fn) => void setImmediate(fn),
 };
 
 export interface AdmissionOptions {
@@ -91,6 +97,11 @@ export interface AdmissionOptions {
    * is one thread.
    */
   readonly cpuCores?: number;
+  /**
+   * The longest a request may wait behind the work of the loop turn that reads it, ms (default 5; 0 turns the
+   * bound off): a prediction read after the turn has been busy that long is refused at once. See `refuseEarly`.
+   */
+  readonly maxTurnMs?: number;
   /** Clock, CPU and event-loop readings (default: this process's). */
   readonly probe?: AdmissionProbe;
 }
@@ -109,6 +120,8 @@ export interface AdmissionStats {
   readonly rejectedInflight: number;
   /** Refusals because of the CPU pacing. */
   readonly rejectedCpu: number;
+  /** Refusals because the loop turn that read the request had been busy longer than `maxTurnMs`. */
+  readonly rejectedTurn: number;
   readonly lagMs: number;
   readonly admitted: number;
   /** All refusals (in flight + CPU + lag). */
@@ -135,6 +148,14 @@ export class AdmissionControl {
   #rejected = 0;
   #rejectedInflight = 0;
   #rejectedCpu = 0;
+  #rejectedTurn = 0;
+  readonly #maxTurnMs: number;
+  /** The current turn: when its work began (ms, the clock's), or -1 while no turn is being watched. */
+  #turnAt = -1;
+  /** The loop's idle time and the clock when the last watched turn ended (its check phase). */
+  #turnEndAt = 0;
+  #turnEndIdle = 0;
+  readonly #endTurn = (): void => this.#onTurnEnd();
   #timer: NodeJS.Timeout | undefined;
   #expected = 0;
   #utilization = 0;
@@ -164,6 +185,7 @@ export class AdmissionControl {
     this.#windowMs = opts.windowMs ?? 100;
     this.#calmWindows = opts.calmWindows ?? 3;
     this.#probe = opts.probe ?? processProbe;
+    this.#maxTurnMs = opts.maxTurnMs ?? 5;
     this.#readsQuota = opts.cpuCores === undefined;
     this.#cpuCores = Math.min(1, opts.cpuCores ?? this.#probe.quotaCores?.() ?? 1);
     const now = this.#probe.now();
@@ -277,6 +299,9 @@ export class AdmissionControl {
     if (why === 'lag') {
       throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is overloaded (event loop ${Math.round(this.#lagMs)} ms behind); retry with backoff`);
     }
+    if (why === 'turn') {
+      throw new SibylError('RESOURCE_EXHAUSTED', `the gateway is overloaded (requests wait more than ${this.#maxTurnMs} ms to be read); retry with backoff`);
+    }
     if (this.#rate !== Infinity) this.#tokens -= 1;
     if (++this.#inflight > this.#windowPeakInflight) this.#windowPeakInflight = this.#inflight;
     this.#admitted++;
@@ -308,8 +333,43 @@ export class AdmissionControl {
       this.#rejected++;
       return 'lag';
     }
+    if (this.#maxTurnMs > 0 && this.#turnBusyMs() > this.#maxTurnMs && this.#inflight > 0) {
+      this.#rejected++;
+      this.#rejectedTurn++;
+      return 'turn';
+    }
     return undefined;
   }
+
+  /**
+   * How long the loop's current turn has been busy, ms. A turn that reads requests is watched: its check phase
+   * (one setImmediate) records when it ended and the loop's idle time then, so the next turn's work is counted from
+   * that end less the time the loop then waited idle for I/O, including the work done before its first request (I/O
+   * callbacks of requests in flight). A turn that follows one without requests counts from its first request: an
+   * idle gateway schedules nothing, so its poll still blocks. CFS throttling and a neighbour holding the core count
+   * as busy: requests waiting in the kernel's socket buffers wait through them too.
+   */
+  #turnBusyMs(): number {
+    const now = this.#probe.now();
+    if (this.#turnAt < 0) {
+      this.#turnAt = this.#turnEndAt > 0 ? Math.min(now, this.#turnEndAt + ((this.#probe.idleMs?.() ?? 0) - this.#turnEndIdle)) : now;
+      this.#probe.afterTurn?.(this.#endTurn);
+    }
+    return now - this.#turnAt;
+  }
+
+  /** The check phase of a turn that read requests: the next turn is counted from here. */
+  #onTurnEnd(): void {
+    this.#turnAt = -1;
+    this.#turnEndAt = this.#probe.now();
+    this.#turnEndIdle = this.#probe.idleMs?.() ?? 0;
+    // Cleared by the next turn that reads no request: a gap of idle turns must not count as one busy turn.
+    this.#probe.afterTurn?.(this.#gapTurn);
+  }
+
+  readonly #gapTurn = (): void => {
+    if (this.#turnAt < 0) this.#turnEndAt = 0;
+  };
 
   release(): void {
     this.#inflight--;
@@ -327,6 +387,7 @@ export class AdmissionControl {
       rejected: this.#rejected,
       rejectedInflight: this.#rejectedInflight,
       rejectedCpu: this.#rejectedCpu,
+      rejectedTurn: this.#rejectedTurn,
     };
   }
 }

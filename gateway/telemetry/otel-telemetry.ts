@@ -14,7 +14,7 @@
  *   sibyl_shadow_latency_seconds                                            histogram (`shadowLatency`)
  *   sibyl_shadow_mean_abs_diff{output}, sibyl_shadow_agreement_ratio{output} gauges
  * Admission series (when `admissionStats` is given):
- *   sibyl_admission_rejected_total{reason}   counter, reason: inflight | lag
+ *   sibyl_admission_rejected_total{reason}   counter, reason: inflight | cpu | lag | turn
  *   sibyl_admission_inflight, sibyl_admission_limit, sibyl_admission_utilization, sibyl_admission_lag_seconds   gauges
  * Process and runtime series: runtime-metrics.ts. Build: sibyl_build_info{version,commit} 1 (commit when known).
  * The resource (`service.name`, `sibyl.cell`, and `OTEL_RESOURCE_ATTRIBUTES`' attributes) is exported as
@@ -230,7 +230,7 @@ function observeShadows(provider: MeterProvider, shadowStats: () => ShadowPairSn
 
 function observeAdmission(provider: MeterProvider, admissionStats: () => AdmissionStats): void {
   const meter = provider.getMeter('sibyl-gateway');
-  const rejected = meter.createObservableCounter('sibyl_admission_rejected_total', { description: 'Predictions refused by admission control, by reason (inflight limit, cpu pacing, or event-loop lag).' });
+  const rejected = meter.createObservableCounter('sibyl_admission_rejected_total', { description: 'Predictions refused by admission control, by reason (inflight limit, cpu pacing, event-loop lag, or a loop turn busy past its bound).' });
   const inflight = meter.createObservableGauge('sibyl_admission_inflight', { description: 'Predictions admitted and not finished.' });
   const limit = meter.createObservableGauge('sibyl_admission_limit', { description: 'The in-flight limit.' });
   const rate = meter.createObservableGauge('sibyl_admission_rate', { description: 'Admissions per second allowed while the process is CPU-saturated; 0 while admissions are not paced.' });
@@ -241,7 +241,8 @@ function observeAdmission(provider: MeterProvider, admissionStats: () => Admissi
       const a = admissionStats();
       result.observe(rejected, a.rejectedInflight, { reason: 'inflight' });
       result.observe(rejected, a.rejectedCpu, { reason: 'cpu' });
-      result.observe(rejected, a.rejected - a.rejectedInflight - a.rejectedCpu, { reason: 'lag' });
+      result.observe(rejected, a.rejectedTurn, { reason: 'turn' });
+      result.observe(rejected, a.rejected - a.rejectedInflight - a.rejectedCpu - a.rejectedTurn, { reason: 'lag' });
       result.observe(inflight, a.inflight);
       result.observe(limit, a.limit);
       result.observe(rate, a.rate ?? 0);

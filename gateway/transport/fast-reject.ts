@@ -17,13 +17,15 @@ const MESSAGES: Record<Refusal, string> = {
   inflight: 'the gateway is at capacity; retry with backoff',
   cpu: 'the gateway is at its CPU capacity; retry with backoff',
   lag: 'the gateway is overloaded; retry with backoff',
+  turn: 'the gateway is overloaded; retry with backoff',
 };
 /** Sibyl's ErrorBody for /v1, the Open Inference Protocol's `{ error }` (what Triton's and KServe's clients read) for /v2. */
 const BODIES = bodies((message) => ({ code: 'RESOURCE_EXHAUSTED', message, requestId: '' }));
 const OIP_BODIES = bodies((message) => ({ error: message, code: 'RESOURCE_EXHAUSTED' }));
 
 function bodies(body: (message: string) => object): Record<Refusal, Buffer> {
-  return { inflight: Buffer.from(JSON.stringify(body(MESSAGES.inflight))), cpu: Buffer.from(JSON.stringify(body(MESSAGES.cpu))), lag: Buffer.from(JSON.stringify(body(MESSAGES.lag))) };
+  const b = (why: Refusal) => Buffer.from(JSON.stringify(body(MESSAGES[why])));
+  return { inflight: b('inflight'), cpu: b('cpu'), lag: b('lag'), turn: b('turn') };
 }
 
 export function withFastReject(listener: RequestListener, pipeline: Pick<Pipeline, 'refuseEarly'>): RequestListener {

@@ -47,9 +47,37 @@ const base = (probe: ReturnType<typeof fakeProcess>['probe'], more: Partial<Admi
   windowMs: 100,
   queueMs: 10,
   cpuCores: 1,
+  // The turn bound is tested on its own below, with a loop whose turns the test runs.
+  maxTurnMs: 0,
   probe,
   ...more,
 });
+
+/** A process whose clock, idle time and loop turns the test runs: `checkPhase()` ends the current turn. */
+function fakeLoop() {
+  let now = 1000;
+  let idle = 0;
+  let immediates: (() => void)[] = [];
+  return {
+    probe: { now: () => now, cpuMs: () => 0, loop: () => ({ active: 0, idle }), idleMs: () => idle, afterTurn: (fn: () => void) => void immediates.push(fn) },
+    /** The loop works (runs callbacks) for `ms`. */
+    work(ms: number) {
+      now += ms;
+    },
+    /** The loop waits idle in its poll phase for `ms`. */
+    poll(ms: number) {
+      now += ms;
+      idle += ms;
+    },
+    /** The check phase: what the turn scheduled runs; what that schedules runs in the next turn's. */
+    checkPhase() {
+      const run = immediates;
+      immediates = [];
+      for (const fn of run) fn();
+    },
+    pending: () => immediates.length,
+  };
+}
 
 /** One control window of 10 samples, 10 ms each, the process using `cores` with the loop busy `elu`, serving `n`. */
 function window(a: AdmissionControl, p: ReturnType<typeof fakeProcess>, cores: number, elu: number, n: number): void {
@@ -239,5 +267,77 @@ describe('AdmissionControl', () => {
     }
     expect(a.refuseEarly()).toBeUndefined();
     expect(a.stats().rejected).toBe(1);
+  });
+
+  describe('the turn bound (maxTurnMs)', () => {
+    const turnOptions = (probe: ReturnType<typeof fakeLoop>['probe'], maxTurnMs = 10): AdmissionOptions => ({ maxInflight: 1000, maxLagMs: 1e6, queueMs: 0, maxTurnMs, probe });
+
+    it('refuses the requests a turn reads after it has been busy longer than maxTurnMs, while others are in flight; the next turn admits', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      // Turn 1 reads 20 requests, each taking 0.9 ms of its work: the first 12 are read within 10 ms.
+      let admitted = 0;
+      let refused = 0;
+      for (let i = 0; i < 20; i++) {
+        const why = a.refuseEarly();
+        if (why === undefined) {
+          a.admit();
+          admitted++;
+        } else {
+          expect(why).toBe('turn');
+          refused++;
+        }
+        l.work(0.9);
+      }
+      expect({ admitted, refused }).toEqual({ admitted: 12, refused: 8 });
+      expect(() => a.admit()).toThrow(/requests wait more than 10 ms to be read/);
+      expect(a.stats()).toMatchObject({ rejectedTurn: 9, rejected: 9, admitted: 12 });
+      // The turn ends; the next one polls (idle 5 ms) and reads a request at once: admitted.
+      l.checkPhase();
+      l.poll(5);
+      expect(a.refuseEarly()).toBeUndefined();
+    });
+
+    it('counts the work a turn did before its first request (I/O of requests in flight), not the time the loop waited idle', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      a.admit();
+      l.checkPhase();
+      // Next turn: 50 ms idle in poll, then 12 ms of callbacks (replies of requests in flight), then a request.
+      l.poll(50);
+      l.work(12);
+      expect(a.refuseEarly()).toBe('turn');
+      l.checkPhase();
+      // Next: 50 ms idle, 8 ms of callbacks: within the bound.
+      l.poll(50);
+      l.work(8);
+      expect(a.refuseEarly()).toBeUndefined();
+    });
+
+    it('after a turn that read no request, counts from the next request read: a gap is not one long turn, and an idle loop schedules nothing', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      a.admit();
+      l.checkPhase();
+      // A turn with no request (30 ms of other work: a model loading), then its check phase.
+      l.work(30);
+      l.checkPhase();
+      expect(l.pending()).toBe(0);
+      // The next turn reads a request after 2 ms of work: counted from that read, admitted.
+      l.work(2);
+      expect(a.refuseEarly()).toBeUndefined();
+    });
+
+    it('never refuses with nothing in flight (a long turn at start-up), nor with the bound off', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      expect(a.refuseEarly()).toBeUndefined();
+      l.work(500);
+      expect(a.refuseEarly()).toBeUndefined();
+      const off = new AdmissionControl(turnOptions(l.probe, 0));
+      off.admit();
+      l.work(500);
+      expect(off.refuseEarly()).toBeUndefined();
+    });
   });
 });
