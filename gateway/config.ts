@@ -144,8 +144,9 @@ export interface Config {
   /**
    * Admission control (pipeline/admission.ts): most predictions in flight, the event-loop lag (ms) above which new
    * ones are refused, the burst (ms of the paced rate) admitted at once while the process is CPU-saturated (0: no
-   * CPU pacing), and the utilization of its CPU it is held at then (0.5-1, default 0.9); in a worker under a CPU
-   * quota, `cpuCores`, its part of the quota (admission's default is the whole quota).
+   * CPU pacing), and the utilization of its CPU it is held at then (0.5-1, default 0.9); the turn bound (ms a loop
+   * turn may be busy before the predictions it reads are refused, 0: off); in a worker under a CPU quota,
+   * `cpuCores`, its part of the quota (admission's default is the whole quota).
    */
   readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number; readonly targetUtilization: number; readonly maxTurnMs: number; readonly cpuCores?: number };
   /** How long a drain (SIGTERM) may take before the connections still open are closed, from its start, ms. */

@@ -41,6 +41,8 @@ export interface RunSpec {
   readonly warmupS?: number;
   /** The request deadline (told to the server; goodput counts successes within it), ms (default 1000). */
   readonly deadlineMs?: number;
+  /** Open loop with vegeta: when the client gives up on a request, ms (default 10x the deadline, at least 1 s). */
+  readonly clientTimeoutMs?: number;
   /**
    * closed loop: autocannon for HTTP by default; this generator (`own`) for gRPC by default, or ghz when installed.
    * open/ramp over HTTP: `vegeta` when installed (`bash loadtest/tools/install.sh vegeta`), else this generator.
@@ -82,7 +84,7 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
   if (spec.mode !== 'closed' && !grpc && spec.tool === 'vegeta' && vegetaAvailable()) {
     const boundaries: Buckets[] = [];
     const onStepBoundary = spec.metricsUrl ? async () => void boundaries.push(await scrapeBuckets(spec.metricsUrl!, 'sibyl_request_duration_seconds', 'model=""')) : undefined;
-    const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64, ...(onStepBoundary ? { onStepBoundary } : {}) });
+    const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64, ...(spec.clientTimeoutMs ? { clientTimeoutMs: spec.clientTimeoutMs } : {}), ...(onStepBoundary ? { onStepBoundary } : {}) });
     if (!onStepBoundary) return { spec, tool: 'vegeta (open loop)', steps };
     return { spec, tool: 'vegeta (open loop)', steps: steps.map((s, i) => ({ ...s, gatewayP99Ms: bucketQuantileMs(0.99, boundaries[i]!, boundaries[i + 1]!) })) };
   }

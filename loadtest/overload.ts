@@ -3,6 +3,7 @@
  * The overload ramp alone (lib/overload.ts), in ~1 min per gateway instead of the whole suite:
  *
  *   npm run bench -- --only overload [--quick] [--cores 0.5] [--log off] [--rounds 2] [--dir DIR ...]
+ *       [--capacity N] [--period-us 100000] [--client-timeout-ms 5000]
  *   node loadtest/overload.ts ...                       (the same, without run.sh's installs)
  *
  * Each `--dir` is a checkout whose gateway is measured (default: this one); with several, e.g. an earlier revision
@@ -35,6 +36,10 @@ const { values: flags } = parseArgs({
     'step-seconds': { type: 'string' },
     /** The ramp's 1x, requests/s, the same for every checkout (default: each one's measured capacity). */
     capacity: { type: 'string' },
+    /** The gateway cgroup's CFS period, µs (default 100000). */
+    'period-us': { type: 'string' },
+    /** When the open-loop client gives up on a request, ms (default 5000). */
+    'client-timeout-ms': { type: 'string' },
     /** Nice value of the gateway and the generator while measured (default -10; 0 leaves them). */
     nice: { type: 'string', default: '-10' },
   },
@@ -99,7 +104,7 @@ try {
       try {
         log(`round ${round}: ${dir} (${commit}); preflight ${await preflight(target, buildPool({ protocol: PROTOCOL, mix: MIX, seed: 42, size: 8 }), { expectNoDefaults: MIX === 'eta-store' })}`);
         result = await runOverload(
-          { target, protocol: PROTOCOL, mix: MIX, gatewayPid: current.pid, cores: CORES, deadlineMs: Number(flags.deadline), stepS: Number(flags['step-seconds'] ?? (QUICK ? 2 : 4)), capacityS: QUICK ? 3 : 6, warmupS: QUICK ? 1 : 2, ...(NICE ? { nice: NICE } : {}), ...(flags.capacity ? { capacity: Number(flags.capacity) } : {}) },
+          { target, protocol: PROTOCOL, mix: MIX, gatewayPid: current.pid, cores: CORES, deadlineMs: Number(flags.deadline), stepS: Number(flags['step-seconds'] ?? (QUICK ? 2 : 4)), capacityS: QUICK ? 3 : 6, warmupS: QUICK ? 1 : 2, ...(NICE ? { nice: NICE } : {}), ...(flags.capacity ? { capacity: Number(flags.capacity) } : {}), ...(flags['period-us'] ? { periodUs: Number(flags['period-us']) } : {}), ...(flags['client-timeout-ms'] ? { clientTimeoutMs: Number(flags['client-timeout-ms']) } : {}) },
           {
             log,
             async generate(key, spec) {

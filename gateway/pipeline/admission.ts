@@ -48,6 +48,8 @@ export interface AdmissionProbe {
   idleMs?(): number;
   /** Runs `fn` once the loop's current turn has polled (setImmediate: the check phase, after the I/O callbacks). */
   afterTurn?(fn: () => void): void;
+  /** CPU time the event loop's thread has used, ms (a syscall, ~0.6 µs: read once a turn, and for suspect requests). */
+  threadCpuMs?(): number;
 }
 
 /**
@@ -71,6 +73,10 @@ const processProbe: AdmissionProbe = {
   loop: () => performance.eventLoopUtilization(),
   idleMs: () => performance.nodeTiming.idleTime,
   afterTurn: (fn) => void setImmediate(fn),
+  threadCpuMs() {
+    const c = process.threadCpuUsage();
+    return (c.user + c.system) / 1000;
+  },
 };
 
 export interface AdmissionOptions {
@@ -155,6 +161,9 @@ export class AdmissionControl {
   /** The loop's idle time and the clock when the last watched turn ended (its check phase). */
   #turnEndAt = 0;
   #turnEndIdle = 0;
+  /** The loop thread's CPU time when the last watched turn ended, and when the current turn's count began. */
+  #turnEndCpu = 0;
+  #turnCpuAt = 0;
   readonly #endTurn = (): void => this.#onTurnEnd();
   #timer: NodeJS.Timeout | undefined;
   #expected = 0;
@@ -343,19 +352,25 @@ export class AdmissionControl {
 
   /**
    * How long the loop's current turn has been busy, ms. A turn that reads requests is watched: its check phase
-   * (one setImmediate) records when it ended and the loop's idle time then, so the next turn's work is counted from
-   * that end less the time the loop then waited idle for I/O, including the work done before its first request (I/O
-   * callbacks of requests in flight). A turn that follows one without requests counts from its first request: an
-   * idle gateway schedules nothing, so its poll still blocks. CFS throttling and a neighbour holding the core count
-   * as busy: requests waiting in the kernel's socket buffers wait through them too.
+   * (one setImmediate) records when it ended, the loop's idle time and its thread's CPU time then, so the next turn's
+   * work is counted from that end, including the work done before its first request (I/O callbacks of requests in
+   * flight). A turn that follows one without requests counts from its first request: an idle gateway schedules
+   * nothing, so its poll still blocks. Busy is the loop thread's CPU time (GC pauses count), read only when the wall
+   * clock less the loop's idle wait already exceeds the bound: time the thread did not run (CFS throttling at the end
+   * of its quota, a neighbour holding the core) is not the turn's work, and refusing after it frees nothing; the CPU
+   * pacing and the lag check are the answers to those.
    */
   #turnBusyMs(): number {
     const now = this.#probe.now();
     if (this.#turnAt < 0) {
-      this.#turnAt = this.#turnEndAt > 0 ? Math.min(now, this.#turnEndAt + ((this.#probe.idleMs?.() ?? 0) - this.#turnEndIdle)) : now;
+      const chained = this.#turnEndAt > 0;
+      this.#turnAt = chained ? Math.min(now, this.#turnEndAt + ((this.#probe.idleMs?.() ?? 0) - this.#turnEndIdle)) : now;
+      this.#turnCpuAt = chained ? this.#turnEndCpu : (this.#probe.threadCpuMs?.() ?? 0);
       this.#probe.afterTurn?.(this.#endTurn);
     }
-    return now - this.#turnAt;
+    const wall = now - this.#turnAt;
+    if (wall <= this.#maxTurnMs || !this.#probe.threadCpuMs) return wall;
+    return Math.min(wall, this.#probe.threadCpuMs() - this.#turnCpuAt);
   }
 
   /** The check phase of a turn that read requests: the next turn is counted from here. */
@@ -363,6 +378,7 @@ export class AdmissionControl {
     this.#turnAt = -1;
     this.#turnEndAt = this.#probe.now();
     this.#turnEndIdle = this.#probe.idleMs?.() ?? 0;
+    this.#turnEndCpu = this.#probe.threadCpuMs?.() ?? 0;
     // Cleared by the next turn that reads no request: a gap of idle turns must not count as one busy turn.
     this.#probe.afterTurn?.(this.#gapTurn);
   }

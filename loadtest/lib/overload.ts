@@ -50,6 +50,17 @@ export interface OverloadOptions {
   /** Open-loop connections (default 1024: more than the gateway's in-flight cap, so the gateway sees the excess). */
   readonly connections?: number;
   /**
+   * When the open-loop client gives up on a request, ms (default 5000). Goodput counts answers within the deadline
+   * whatever this is; it only decides when a worker's connection is closed and dialled again. At 1 s (10x the
+   * deadline) the generator itself collapsed here: once answers passed 1 s its 1,024 connections were closed and
+   * dialled again, vegeta went to 98-100% of its core (it shares core 0 with Redis and Kafka), and both revisions
+   * measured then showed goodput 0 at every later step, the 0.5x included, while the gateway's own p99 stayed under
+   * 100 ms.
+   */
+  readonly clientTimeoutMs?: number;
+  /** The cgroup's CFS period, µs (default 100000, Linux's and Kubernetes' default): how long a throttled process stops. */
+  readonly periodUs?: number;
+  /**
    * Nice value of the gateway's threads while it is measured (e.g. -10), restored to 0 afterwards, and its cgroup's
    * weight to match: on a machine shared with other work, so that the quota, not a neighbour, is what limits it.
    * Default: unchanged.
@@ -71,6 +82,8 @@ export interface OverloadStep extends StepResult {
 export interface OverloadResult {
   readonly protocol: Protocol;
   readonly deadlineMs: number;
+  /** When the open-loop client gave up on a request, ms. */
+  readonly clientTimeoutMs: number;
   /** The quota the gateway was held to, cores; undefined when none could be set (see `quota`). */
   readonly cores: number | undefined;
   /** How the quota was set, or why it was not. */
@@ -96,7 +109,7 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
   if (want > 0) {
     try {
       // The group weighs what one task at the gateway's nice value weighs (the kernel's table: x1.25 per step).
-      cg = createCpuCgroup({ name: `gateway-${opts.gatewayPid}`, cores: want, ...(opts.nice !== undefined ? { shares: 1024 * 1.25 ** -opts.nice } : {}) });
+      cg = createCpuCgroup({ name: `gateway-${opts.gatewayPid}`, cores: want, ...(opts.periodUs ? { periodUs: opts.periodUs } : {}), ...(opts.nice !== undefined ? { shares: 1024 * 1.25 ** -opts.nice } : {}) });
       cg.add(opts.gatewayPid);
       quota = `cgroup v1 cpu quota ${want} core (${Math.round(want * cg.periodUs)} µs per ${cg.periodUs} µs period)`;
     } catch (err) {
@@ -118,13 +131,14 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
     const cpu0 = processCpuMs(opts.gatewayPid);
     const stat0 = cg?.stat();
     const t0 = performance.now();
-    const ramp = await deps.generate(`overload ramp ${protocol}/${mix}`, { ...base, mode: 'ramp', steps, warmupS: 0, connections: opts.connections ?? 1024, tool: 'vegeta', metricsUrl: opts.target });
+    const ramp = await deps.generate(`overload ramp ${protocol}/${mix}`, { ...base, mode: 'ramp', steps, warmupS: 0, connections: opts.connections ?? 1024, clientTimeoutMs: opts.clientTimeoutMs ?? 5000, tool: 'vegeta', metricsUrl: opts.target });
     const wall = performance.now() - t0;
     const cpu1 = processCpuMs(opts.gatewayPid);
     const stat1 = cg?.stat();
     const result: OverloadResult = {
       protocol,
       deadlineMs,
+      clientTimeoutMs: opts.clientTimeoutMs ?? 5000,
       cores: cg ? want : undefined,
       quota,
       capacity,
@@ -193,7 +207,7 @@ export function renderOverload(r: OverloadResult): string[] {
     `## Overload ramp (${r.protocol}, deadline ${r.deadlineMs} ms, capacity ${r.capacity}/s${r.cores ? ` under ${r.cores} core` : ''})`,
     '',
     `The gateway: ${r.quota}. Capacity: closed loop, ${r.capacityRun.throughput} ok/s, goodput ${r.capacityRun.goodput}/s, p99 ${r.capacityRun.latency.p99} ms. ` +
-      'Then open loop (vegeta, a fixed pool of 1024 connections; the steps back to back): offered = arrival rate; goodput = answered OK within the deadline, per second of step; ' +
+      `Then open loop (vegeta, a fixed pool of 1024 connections, giving up on a request after ${r.clientTimeoutMs} ms; the steps back to back): offered = arrival rate; goodput = answered OK within the deadline, per second of step; ` +
       'refused = 429 / RESOURCE_EXHAUSTED, with their latency as the client saw it; gateway p99 = the gateway\'s own histogram over the step (requests that named a model). ' +
       `${r.nice !== undefined ? `Its threads ran at nice ${r.nice} and the generator's too (a machine shared with other work). ` : ''}Over the ramp the gateway used ${r.gatewayCpu ?? '?'} core${r.throttle ? `, and was throttled in ${r.throttle.throttledPeriods} of ${r.throttle.periods} periods (${r.throttle.throttledMs} ms in all)` : ''}.`,
     '',

@@ -25,6 +25,8 @@ export interface VegetaOptions {
   readonly warmupS: number;
   /** Workers and keep-alive connections (each worker has one request outstanding at a time). */
   readonly connections: number;
+  /** When the client gives up on a request, ms (default 10x the deadline, at least 1 s). */
+  readonly clientTimeoutMs?: number;
   /**
    * Called before each step's attack and once after the last (with `steps.length`), between the attacks: e.g. to
    * scrape the server's metrics at step boundaries. Steps run back to back; results are read after the last one,
@@ -76,7 +78,7 @@ async function attack(dir: string, targets: string, rate: number, durationS: num
     `-rate=${Math.round(rate)}/1s`,
     `-duration=${durationS}s`,
     // The client gives up at 10x the deadline: late answers are measured (and fail the deadline), not dropped.
-    `-timeout=${Math.max(1000, deadlineMs * 10)}ms`,
+    `-timeout=${opts.clientTimeoutMs ?? Math.max(1000, deadlineMs * 10)}ms`,
     '-http2=false',
     '-keepalive=true',
     // A fixed pool: when every worker waits, hits start late and that lag is counted (stepFromResults), rather than

@@ -57,11 +57,17 @@ const base = (probe: ReturnType<typeof fakeProcess>['probe'], more: Partial<Admi
 function fakeLoop() {
   let now = 1000;
   let idle = 0;
+  let cpu = 0;
   let immediates: (() => void)[] = [];
   return {
-    probe: { now: () => now, cpuMs: () => 0, loop: () => ({ active: 0, idle }), idleMs: () => idle, afterTurn: (fn: () => void) => void immediates.push(fn) },
-    /** The loop works (runs callbacks) for `ms`. */
+    probe: { now: () => now, cpuMs: () => cpu, threadCpuMs: () => cpu, loop: () => ({ active: 0, idle }), idleMs: () => idle, afterTurn: (fn: () => void) => void immediates.push(fn) },
+    /** The loop works (runs callbacks, or a GC pause) for `ms`. */
     work(ms: number) {
+      now += ms;
+      cpu += ms;
+    },
+    /** The loop's thread does not run for `ms` (stopped by the CPU quota, or a neighbour holds the core). */
+    stall(ms: number) {
       now += ms;
     },
     /** The loop waits idle in its poll phase for `ms`. */
@@ -326,6 +332,22 @@ describe('AdmissionControl', () => {
       // The next turn reads a request after 2 ms of work: counted from that read, admitted.
       l.work(2);
       expect(a.refuseEarly()).toBeUndefined();
+    });
+
+    it('counts the turn\'s CPU time, not a stall in which its thread did not run (CFS throttling)', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      a.admit();
+      l.checkPhase();
+      // The next turn: 2 ms of work, 40 ms throttled, 2 ms of work: 4 ms busy, admitted.
+      l.work(2);
+      l.stall(40);
+      l.work(2);
+      expect(a.refuseEarly()).toBeUndefined();
+      a.admit();
+      // 7 ms more of work in the same turn: 11 ms busy, refused.
+      l.work(7);
+      expect(a.refuseEarly()).toBe('turn');
     });
 
     it('never refuses with nothing in flight (a long turn at start-up), nor with the bound off', () => {
