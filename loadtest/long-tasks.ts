@@ -43,6 +43,10 @@ const { values: flags } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     /** Also sample the heap: where the objects that outlive a scavenge (promoted, or still alive) were allocated. */
     heap: { type: 'boolean', default: false },
+    /** Without the CPU profiler (its sampling costs the gateway time): only the p99s and GC pauses, e.g. for an A/B. */
+    'no-profile': { type: 'boolean', default: false },
+    /** Node/V8 flags for arm A only (e.g. to compare a flag on the same checkout: --a . --a-node-flags=...). */
+    'a-node-flags': { type: 'string' },
     mix: { type: 'string', default: 'eta-store' },
   },
 });
@@ -75,7 +79,7 @@ const arms: Arm[] = [
 ];
 
 async function startArm(arm: Arm): Promise<void> {
-  arm.child = startChild(`gateway-${arm.name}`, 'node', [...(flags['node-flags'] as string).split(' ').filter(Boolean), `--inspect=127.0.0.1:${arm.inspect}`, 'gateway/main.ts'], {
+  arm.child = startChild(`gateway-${arm.name}`, 'node', [...((arm.name === 'A' && flags['a-node-flags'] !== undefined ? flags['a-node-flags'] : flags['node-flags']) as string).split(' ').filter(Boolean), `--inspect=127.0.0.1:${arm.inspect}`, 'gateway/main.ts'], {
     cores: SERVER_CORE,
     cwd: arm.dir,
     logFile: join(outDir, `gateway-${arm.name}.log`),
@@ -191,15 +195,16 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
     // Samples that a scavenge collects are dropped; those a mark-compact collects (they were promoted first) are kept.
     await session.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
   }
-  await session.send('Profiler.start');
+  const profiling = !flags['no-profile'];
+  if (profiling) await session.send('Profiler.start');
   const result = await generate(open(SECONDS, 0));
-  const { profile } = (await session.send('Profiler.stop')) as unknown as { profile: CpuProfile };
+  const profile = profiling ? ((await session.send('Profiler.stop')) as unknown as { profile: CpuProfile }).profile : undefined;
   const heap = flags.heap ? ((await session.send('HeapProfiler.stopSampling')) as unknown as { profile: HeapProfile }).profile : undefined;
   const req1 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
   const gc1 = await scrapeBuckets(base, 'v8js_gc_duration_seconds');
   session.close();
   const file = join(outDir, `${arm.name}-round${round + 1}.cpuprofile`);
-  writeFileSync(file, JSON.stringify(profile));
+  if (profile) writeFileSync(file, JSON.stringify(profile));
   const s = result.steps[0]!;
   const q = (p: number) => bucketQuantileMs(p, req0, req1);
   const head = [
@@ -210,7 +215,8 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
     '',
   ];
   const survivors = heap ? `\n${renderSurvivors(heap, s.throughput * SECONDS)}` : '';
-  return `${head.join('\n')}\n${renderLongTasks(longTaskReport(profile, THRESHOLD_MS), `Long tasks: ${arm.name}, round ${round + 1}`)}${survivors}`;
+  const tasks = profile ? renderLongTasks(longTaskReport(profile, THRESHOLD_MS), `Long tasks: ${arm.name}, round ${round + 1}`) : '';
+  return `${head.join('\n')}\n${tasks}${survivors}`;
 }
 
 try {

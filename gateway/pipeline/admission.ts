@@ -155,6 +155,8 @@ export class AdmissionControl {
   #rejectedInflight = 0;
   #rejectedCpu = 0;
   #rejectedTurn = 0;
+  /** Consecutive control windows whose utilization was above the target (the turn bound acts from the second). */
+  #busyWindows = 0;
   readonly #maxTurnMs: number;
   /** The current turn: when its work began (ms, the clock's), or -1 while no turn is being watched. */
   #turnAt = -1;
@@ -263,6 +265,7 @@ export class AdmissionControl {
     const elu = active + idle > 0 ? active / (active + idle) : 0;
     const utilization = Math.min(elu, cpuMs / ms / this.#cpuCores);
     this.#utilization = utilization;
+    this.#busyWindows = utilization > this.#target ? this.#busyWindows + 1 : 0;
     if (this.#queueMs <= 0) return;
     const admittedRate = admitted / ms;
     this.#admittedRate = this.#admittedRate * 0.7 + admittedRate * 0.3;
@@ -342,7 +345,11 @@ export class AdmissionControl {
       this.#rejected++;
       return 'lag';
     }
-    if (this.#maxTurnMs > 0 && this.#turnBusyMs() > this.#maxTurnMs && this.#inflight > 0) {
+    // Only while the process is saturated (the last two windows' utilization above the target; turns are not watched
+    // otherwise): a turn made long by one GC pause or one batch of the log's work below capacity is over by the time
+    // it is measured, and refusing the requests it read frees nothing (measured: 0.1-0.8% of requests refused at 50-70%
+    // of capacity without this gate, 0.6% with a gate of one window).
+    if (this.#maxTurnMs > 0 && this.#busyWindows >= 2 && this.#turnBusyMs() > this.#maxTurnMs && this.#inflight > 0) {
       this.#rejected++;
       this.#rejectedTurn++;
       return 'turn';

@@ -60,7 +60,7 @@ function fakeLoop() {
   let cpu = 0;
   let immediates: (() => void)[] = [];
   return {
-    probe: { now: () => now, cpuMs: () => cpu, threadCpuMs: () => cpu, loop: () => ({ active: 0, idle }), idleMs: () => idle, afterTurn: (fn: () => void) => void immediates.push(fn) },
+    probe: { now: () => now, cpuMs: () => cpu, threadCpuMs: () => cpu, loop: () => ({ active: cpu, idle }), idleMs: () => idle, afterTurn: (fn: () => void) => void immediates.push(fn) },
     /** The loop works (runs callbacks, or a GC pause) for `ms`. */
     work(ms: number) {
       now += ms;
@@ -276,11 +276,21 @@ describe('AdmissionControl', () => {
   });
 
   describe('the turn bound (maxTurnMs)', () => {
-    const turnOptions = (probe: ReturnType<typeof fakeLoop>['probe'], maxTurnMs = 10): AdmissionOptions => ({ maxInflight: 1000, maxLagMs: 1e6, queueMs: 0, maxTurnMs, probe });
+    const turnOptions = (probe: ReturnType<typeof fakeLoop>['probe'], maxTurnMs = 10): AdmissionOptions => ({ maxInflight: 1000, maxLagMs: 1e6, queueMs: 0, maxTurnMs, cpuCores: 1, windowMs: 100, probe });
+    /** Two control windows in which the loop was busy all the time: the process is saturated (utilization 1). */
+    const saturated = (a: AdmissionControl, l: ReturnType<typeof fakeLoop>) => {
+      for (let w = 0; w < 2; w++) {
+        l.work(100);
+        a.sample();
+      }
+      l.checkPhase();
+      expect(a.stats().utilization).toBe(1);
+    };
 
     it('refuses the requests a turn reads after it has been busy longer than maxTurnMs, while others are in flight; the next turn admits', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
+      saturated(a, l);
       // Turn 1 reads 20 requests, each taking 0.9 ms of its work: the first 12 are read within 10 ms.
       let admitted = 0;
       let refused = 0;
@@ -307,6 +317,7 @@ describe('AdmissionControl', () => {
     it('counts the work a turn did before its first request (I/O of requests in flight), not the time the loop waited idle', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
+      saturated(a, l);
       a.admit();
       l.checkPhase();
       // Next turn: 50 ms idle in poll, then 12 ms of callbacks (replies of requests in flight), then a request.
@@ -323,6 +334,7 @@ describe('AdmissionControl', () => {
     it('after a turn that read no request, counts from the next request read: a gap is not one long turn, and an idle loop schedules nothing', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
+      saturated(a, l);
       a.admit();
       l.checkPhase();
       // A turn with no request (30 ms of other work: a model loading), then its check phase.
@@ -337,6 +349,7 @@ describe('AdmissionControl', () => {
     it('counts the turn\'s CPU time, not a stall in which its thread did not run (CFS throttling)', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
+      saturated(a, l);
       a.admit();
       l.checkPhase();
       // The next turn: 2 ms of work, 40 ms throttled, 2 ms of work: 4 ms busy, admitted.
@@ -350,13 +363,33 @@ describe('AdmissionControl', () => {
       expect(a.refuseEarly()).toBe('turn');
     });
 
+    it('refuses nothing until the process has been saturated for two windows: a long turn at half load (a GC pause) is over once measured', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      // A window at half load (busy 50 of 100 ms), then one saturated window: not yet.
+      l.work(50);
+      l.poll(50);
+      a.sample();
+      expect(a.stats().utilization).toBe(0.5);
+      l.work(100);
+      a.sample();
+      expect(a.stats().utilization).toBe(1);
+      a.admit();
+      l.checkPhase();
+      // A turn with a 25 ms pause before the next request: admitted.
+      l.work(25);
+      expect(a.refuseEarly()).toBeUndefined();
+    });
+
     it('never refuses with nothing in flight (a long turn at start-up), nor with the bound off', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
+      saturated(a, l);
       expect(a.refuseEarly()).toBeUndefined();
       l.work(500);
       expect(a.refuseEarly()).toBeUndefined();
       const off = new AdmissionControl(turnOptions(l.probe, 0));
+      saturated(off, l);
       off.admit();
       l.work(500);
       expect(off.refuseEarly()).toBeUndefined();
