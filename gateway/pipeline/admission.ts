@@ -62,6 +62,13 @@ const PEAK_FLOOR = 0.25;
 /** Requests in flight at once, at some moment of a window, before it may start or lower the pacing. */
 const PACE_MIN_INFLIGHT = 4;
 const PEAK_DECAY = 0.98;
+/**
+ * Requests in flight at once, at some moment of a window, for it to count towards the turn bound: a flood keeps many
+ * admitted requests waiting on their I/O, while a few clients in a closed loop, whose gateway loads a new version in
+ * long turns, keep it just as busy with no queue to shed (measured: 5 of ~100 refused during a version switch under
+ * 4 clients, with the threshold at 4).
+ */
+const TURN_MIN_INFLIGHT = 8;
 
 const processProbe: AdmissionProbe = {
   quotaCores: () => cpuQuotaCores(),
@@ -265,15 +272,16 @@ export class AdmissionControl {
     const elu = active + idle > 0 ? active / (active + idle) : 0;
     const utilization = Math.min(elu, cpuMs / ms / this.#cpuCores);
     this.#utilization = utilization;
-    this.#busyWindows = utilization > this.#target ? this.#busyWindows + 1 : 0;
+    // Busy with requests: a few at once at least. A process busy with anything else (starting, loading a model, a
+    // neighbour on its core) while it serves a request at a time gains nothing from admitting fewer.
+    const peakInflight = this.#windowPeakInflight;
+    const queued = peakInflight >= PACE_MIN_INFLIGHT;
+    this.#windowPeakInflight = this.#inflight;
+    this.#busyWindows = utilization > this.#target && peakInflight >= TURN_MIN_INFLIGHT ? this.#busyWindows + 1 : 0;
     if (this.#queueMs <= 0) return;
     const admittedRate = admitted / ms;
     this.#admittedRate = this.#admittedRate * 0.7 + admittedRate * 0.3;
     this.#peakRate = Math.max(this.#peakRate * PEAK_DECAY, admittedRate);
-    // Busy with requests: a few at once at least. A process busy with anything else (starting, loading a model, a
-    // neighbour on its core) while it serves a request at a time gains nothing from admitting fewer.
-    const queued = this.#windowPeakInflight >= PACE_MIN_INFLIGHT;
-    this.#windowPeakInflight = this.#inflight;
     if (utilization > this.#target && admitted > 0 && queued) {
       // Saturated: pace admissions at what was admitted, scaled to leave the headroom; at most halved per window,
       // and from no less than half the recent rate, so that one stalled window (a major GC) does not close the door.
@@ -345,8 +353,8 @@ export class AdmissionControl {
       this.#rejected++;
       return 'lag';
     }
-    // Only while the process is saturated (the last two windows' utilization above the target; turns are not watched
-    // otherwise): a turn made long by one GC pause or one batch of the log's work below capacity is over by the time
+    // Only while the process is saturated with requests (the last two windows' utilization above the target, with
+    // TURN_MIN_INFLIGHT in flight at some moment of each; turns are not watched otherwise): a turn made long by one GC pause or one batch of the log's work below capacity is over by the time
     // it is measured, and refusing the requests it read frees nothing (measured: 0.1-0.8% of requests refused at 50-70%
     // of capacity without this gate, 0.6% with a gate of one window).
     if (this.#maxTurnMs > 0 && this.#busyWindows >= 2 && this.#turnBusyMs() > this.#maxTurnMs && this.#inflight > 0) {

@@ -277,9 +277,11 @@ describe('AdmissionControl', () => {
 
   describe('the turn bound (maxTurnMs)', () => {
     const turnOptions = (probe: ReturnType<typeof fakeLoop>['probe'], maxTurnMs = 10): AdmissionOptions => ({ maxInflight: 1000, maxLagMs: 1e6, queueMs: 0, maxTurnMs, cpuCores: 1, windowMs: 100, probe });
-    /** Two control windows in which the loop was busy all the time: the process is saturated (utilization 1). */
-    const saturated = (a: AdmissionControl, l: ReturnType<typeof fakeLoop>) => {
+    /** Two control windows in which the loop was busy all the time with 8 requests in flight: saturated. */
+    const saturated = (a: AdmissionControl, l: ReturnType<typeof fakeLoop>, inflight = 8) => {
       for (let w = 0; w < 2; w++) {
+        for (let i = 0; i < inflight; i++) a.admit();
+        for (let i = 0; i < inflight; i++) a.release();
         l.work(100);
         a.sample();
       }
@@ -307,7 +309,8 @@ describe('AdmissionControl', () => {
       }
       expect({ admitted, refused }).toEqual({ admitted: 12, refused: 8 });
       expect(() => a.admit()).toThrow(/requests wait more than 10 ms to be read/);
-      expect(a.stats()).toMatchObject({ rejectedTurn: 9, rejected: 9, admitted: 12 });
+      // 16 admitted by the two saturated windows before, 12 in this turn.
+      expect(a.stats()).toMatchObject({ rejectedTurn: 9, rejected: 9, admitted: 28 });
       // The turn ends; the next one polls (idle 5 ms) and reads a request at once: admitted.
       l.checkPhase();
       l.poll(5);
@@ -363,14 +366,28 @@ describe('AdmissionControl', () => {
       expect(a.refuseEarly()).toBe('turn');
     });
 
+    it('refuses nothing while busy with a few requests only (a version loading under 4 clients)', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      saturated(a, l, 4);
+      a.admit();
+      l.checkPhase();
+      l.work(25);
+      expect(a.refuseEarly()).toBeUndefined();
+    });
+
     it('refuses nothing until the process has been saturated for two windows: a long turn at half load (a GC pause) is over once measured', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
       // A window at half load (busy 50 of 100 ms), then one saturated window: not yet.
+      for (let i = 0; i < 8; i++) a.admit();
+      for (let i = 0; i < 8; i++) a.release();
       l.work(50);
       l.poll(50);
       a.sample();
       expect(a.stats().utilization).toBe(0.5);
+      for (let i = 0; i < 8; i++) a.admit();
+      for (let i = 0; i < 8; i++) a.release();
       l.work(100);
       a.sample();
       expect(a.stats().utilization).toBe(1);
