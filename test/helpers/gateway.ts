@@ -56,7 +56,8 @@ export async function startGateway(env: Record<string, string> = {}, parts: Gate
   };
 }
 
-export type GrpcResult<O> = { ok: true; value: O } | { ok: false; code: number; details: string };
+/** A call's outcome, with the trailing metadata the server sent (first value of each key). */
+export type GrpcResult<O> = ({ ok: true; value: O } | { ok: false; code: number; details: string }) & { trailers?: Record<string, string> };
 
 type Methods<S extends DescService> = S['methods'][number];
 export interface GrpcClient<S extends DescService> {
@@ -72,15 +73,22 @@ export function grpcClient<S extends DescService>(service: S, address: string): 
     new Promise<GrpcResult<O>>((resolve) => {
       const md = new grpc.Metadata();
       for (const [k, v] of Object.entries(opts.metadata ?? {})) md.set(k, v);
-      client.makeUnaryRequest(
+      let result: GrpcResult<O> | undefined;
+      const call = client.makeUnaryRequest(
         path,
         (b: Buffer) => b,
         (b: Buffer) => fromBinary(output, b) as O,
         Buffer.from(bytes),
         md,
         { deadline: Date.now() + (opts.deadlineMs ?? 10_000) },
-        (err, value) => resolve(err ? { ok: false, code: err.code ?? 2, details: err.details ?? '' } : { ok: true, value: value as O }),
+        (err, value) => void (result = err ? { ok: false, code: err.code ?? 2, details: err.details ?? '' } : { ok: true, value: value as O }),
       );
+      // grpc-js calls back first, then emits the status with the trailers.
+      call.on('status', (st: grpc.StatusObject) => {
+        const trailers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(st.metadata.getMap())) trailers[k] = String(v);
+        resolve({ ...(result ?? { ok: false, code: st.code, details: st.details }), trailers });
+      });
     });
   return {
     call(method, req, opts) {

@@ -3,8 +3,9 @@
  * as raw bytes and are decoded by `unary`, so that a malformed message is INVALID_ARGUMENT, not grpc-js's INTERNAL.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageShape } from '@bufbuild/protobuf';
-import { SibylError, toSibylError } from '../../../core/errors.ts';
+import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline, PredictOutput, Transport } from '../../pipeline/pipeline.ts';
 import { grpcEndpoint } from '../../telemetry/endpoint.ts';
 
@@ -87,14 +88,14 @@ export function predictUnary<M extends DescMethod, O>(
         () => parse((req = decode<M['input']>(input, call.request, maxBytes)), ctx),
       )
       .then((outcome) => {
-        if (outcome.error) return fail(callback, outcome.error);
+        if (outcome.error) return fail(callback, outcome.error, outcome.requestId);
         let res: O;
         try {
           res = encode(outcome.output, req!);
         } catch (err) {
-          return fail(callback, toSibylError(err));
+          return fail(callback, toSibylError(err), outcome.requestId);
         }
-        callback(null, res);
+        callback(null, res, trailers(outcome.requestId, undefined));
       });
   };
 }
@@ -124,6 +125,19 @@ function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown>): UnaryContext {
   };
 }
 
-function fail(callback: grpc.sendUnaryData<never>, e: SibylError): void {
-  callback({ code: e.grpcCode, details: e.message });
+/**
+ * A prediction's trailers: its request id (`x-request-id`, as REST's header), and for a refusal the client's retry
+ * pushback (`grpc-retry-pushback-ms`, gRFC A6: what gRPC clients with a retry policy wait before trying again; REST
+ * says it with `retry-after`, from the same `retryAfterSeconds`).
+ */
+function trailers(requestId: string, e: SibylError | undefined): grpc.Metadata {
+  const md = new Metadata();
+  if (requestId) md.set('x-request-id', requestId);
+  const retry = e && retryAfterSeconds(e.code);
+  if (retry !== undefined) md.set('grpc-retry-pushback-ms', String(retry * 1000));
+  return md;
+}
+
+function fail(callback: grpc.sendUnaryData<never>, e: SibylError, requestId?: string): void {
+  callback(requestId === undefined ? { code: e.grpcCode, details: e.message } : { code: e.grpcCode, details: e.message, metadata: trailers(requestId, e) });
 }
