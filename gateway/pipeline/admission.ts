@@ -162,8 +162,14 @@ export class AdmissionControl {
   #rejectedInflight = 0;
   #rejectedCpu = 0;
   #rejectedTurn = 0;
-  /** Consecutive control windows whose utilization was above the target (the turn bound acts from the second). */
+  /**
+   * Consecutive control windows in which requests queued behind the loop: utilization above the target, enough in
+   * flight, and every request-reading turn longer than the bound (the turn bound acts from the second such window).
+   */
   #busyWindows = 0;
+  /** Request-reading turns that ended in the current window, and those of them within the bound. */
+  #windowTurns = 0;
+  #windowShortTurns = 0;
   readonly #maxTurnMs: number;
   /** The current turn: when its work began (ms, the clock's), or -1 while no turn is being watched. */
   #turnAt = -1;
@@ -277,7 +283,10 @@ export class AdmissionControl {
     const peakInflight = this.#windowPeakInflight;
     const queued = peakInflight >= PACE_MIN_INFLIGHT;
     this.#windowPeakInflight = this.#inflight;
-    this.#busyWindows = utilization > this.#target && peakInflight >= TURN_MIN_INFLIGHT ? this.#busyWindows + 1 : 0;
+    const standing = this.#windowTurns > 0 && this.#windowShortTurns === 0;
+    this.#windowTurns = 0;
+    this.#windowShortTurns = 0;
+    this.#busyWindows = utilization > this.#target && peakInflight >= TURN_MIN_INFLIGHT && standing ? this.#busyWindows + 1 : 0;
     if (this.#queueMs <= 0) return;
     const admittedRate = admitted / ms;
     this.#admittedRate = this.#admittedRate * 0.7 + admittedRate * 0.3;
@@ -353,11 +362,12 @@ export class AdmissionControl {
       this.#rejected++;
       return 'lag';
     }
-    // Only while the process is saturated with requests (the last two windows' utilization above the target, with
-    // TURN_MIN_INFLIGHT in flight at some moment of each; turns are not watched otherwise): a turn made long by one GC pause or one batch of the log's work below capacity is over by the time
-    // it is measured, and refusing the requests it read frees nothing (measured: 0.1-0.8% of requests refused at 50-70%
-    // of capacity without this gate, 0.6% with a gate of one window).
-    if (this.#maxTurnMs > 0 && this.#busyWindows >= 2 && this.#turnBusyMs() > this.#maxTurnMs && this.#inflight > 0) {
+    // Only while requests queue behind the loop (the last two windows saturated, each with TURN_MIN_INFLIGHT in flight
+    // at some moment and no turn within the bound: the queue never drained): a turn made long by one GC pause or one
+    // batch of the log's work below capacity is over by the time it is measured, and refusing the requests it read
+    // frees nothing (measured at half of the closed-loop maximum: 0.1-0.8% of requests refused without this gate,
+    // 0.2-0.6% with the utilization and in-flight conditions alone).
+    if (this.#maxTurnMs > 0 && this.#turnBusyMs() > this.#maxTurnMs && this.#busyWindows >= 2 && this.#inflight > 0) {
       this.#rejected++;
       this.#rejectedTurn++;
       return 'turn';
@@ -390,10 +400,15 @@ export class AdmissionControl {
 
   /** The check phase of a turn that read requests: the next turn is counted from here. */
   #onTurnEnd(): void {
+    const now = this.#probe.now();
+    const cpu = this.#probe.threadCpuMs?.();
+    // Whether this turn stayed within the bound: one such turn in a window means the queue drained in it.
+    this.#windowTurns++;
+    if ((cpu === undefined ? now - this.#turnAt : Math.min(now - this.#turnAt, cpu - this.#turnCpuAt)) <= this.#maxTurnMs) this.#windowShortTurns++;
     this.#turnAt = -1;
-    this.#turnEndAt = this.#probe.now();
+    this.#turnEndAt = now;
     this.#turnEndIdle = this.#probe.idleMs?.() ?? 0;
-    this.#turnEndCpu = this.#probe.threadCpuMs?.() ?? 0;
+    this.#turnEndCpu = cpu ?? 0;
     // Cleared by the next turn that reads no request: a gap of idle turns must not count as one busy turn.
     this.#probe.afterTurn?.(this.#gapTurn);
   }

@@ -277,12 +277,16 @@ describe('AdmissionControl', () => {
 
   describe('the turn bound (maxTurnMs)', () => {
     const turnOptions = (probe: ReturnType<typeof fakeLoop>['probe'], maxTurnMs = 10): AdmissionOptions => ({ maxInflight: 1000, maxLagMs: 1e6, queueMs: 0, maxTurnMs, cpuCores: 1, windowMs: 100, probe });
-    /** Two control windows in which the loop was busy all the time with 8 requests in flight: saturated. */
+    /**
+     * Two control windows in which requests queued behind the loop: each one long turn (100 ms of work) that read
+     * `inflight` requests, so the loop was busy all the time and no turn stayed within the bound.
+     */
     const saturated = (a: AdmissionControl, l: ReturnType<typeof fakeLoop>, inflight = 8) => {
       for (let w = 0; w < 2; w++) {
         for (let i = 0; i < inflight; i++) a.admit();
         for (let i = 0; i < inflight; i++) a.release();
         l.work(100);
+        l.checkPhase();
         a.sample();
       }
       l.checkPhase();
@@ -372,6 +376,27 @@ describe('AdmissionControl', () => {
       saturated(a, l, 4);
       a.admit();
       l.checkPhase();
+      l.work(25);
+      expect(a.refuseEarly()).toBeUndefined();
+    });
+
+    it('refuses nothing while some turn of each window stays within the bound (the queue drains), however busy the loop', () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      for (let w = 0; w < 2; w++) {
+        // A turn of 95 ms and one of 5 ms, 8 requests in flight: busy all the time, but the queue drained once.
+        for (let i = 0; i < 8; i++) a.admit();
+        for (let i = 0; i < 8; i++) a.release();
+        l.work(95);
+        l.checkPhase();
+        a.admit();
+        a.release();
+        l.work(5);
+        l.checkPhase();
+        a.sample();
+      }
+      expect(a.stats().utilization).toBe(1);
+      a.admit();
       l.work(25);
       expect(a.refuseEarly()).toBeUndefined();
     });
