@@ -2,7 +2,7 @@
  * Admission control: under overload the gateway answers what it can within its deadline and refuses the rest at
  * once (RESOURCE_EXHAUSTED / 429), instead of queueing everything until every request is late.
  *
- * Three checks, in this order, each a few comparisons per request:
+ * Four checks, in this order, each a few comparisons per request:
  * - requests in flight (admitted and not finished) against `maxInflight`: a bound on memory and on work waiting on
  *   slow I/O (a SageMaker endpoint, a slow store);
  * - the CPU rate (reason 'cpu'): while the process is CPU-saturated, admissions are paced by a token bucket at the
@@ -11,7 +11,9 @@
  *   most 2 x `maxLagMs`, so only lag that persists over samples refuses, never one stall. Lag refuses only while
  *   predictions are in flight: with none, the lag is not the requests' doing (a model loading and warming up,
  *   start-up, a neighbour on the machine) and refusing would only turn a gateway that just started into one that
- *   answers 429 to its first request.
+ *   answers 429 to its first request;
+ * - the turn bound (reason 'turn', REST's fast path only): once requests queue behind the loop, a prediction read
+ *   after the loop's current turn has used `maxTurnMs` of CPU is refused at once (`#turnBusyMs`, `#refusal`).
  * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
  * door then writes the answer); the REST fast path asks `refuseEarly()` before anything is read.
  *
@@ -137,7 +139,7 @@ export interface AdmissionStats {
   readonly rejectedTurn: number;
   readonly lagMs: number;
   readonly admitted: number;
-  /** All refusals (in flight + CPU + lag). */
+  /** All refusals (in flight + CPU + lag + turn). */
   readonly rejected: number;
 }
 
@@ -334,10 +336,10 @@ export class AdmissionControl {
   }
 
   /**
-   * Refuses a request before anything is read or allocated for it, when `admit` would refuse it: the reason (the
-   * refusal is counted), or undefined to go on (then call `admit` as usual, in the same turn). For the transports'
-   * fast path: under overload a refusal must cost a small fraction of a prediction, or refusing eats the capacity
-   * that serving needs.
+   * Refuses a request before anything is read or allocated for it, when `admit` would refuse it or the turn bound
+   * does: the reason (the refusal is counted), or undefined to go on (then call `admit` as usual, in the same turn).
+   * For the transports' fast path: under overload a refusal must cost a small fraction of a prediction, or refusing
+   * eats the capacity that serving needs.
    */
   refuseEarly(): Refusal | undefined {
     return this.#refusal(true);
