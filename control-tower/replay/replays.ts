@@ -91,7 +91,10 @@ export function createReplays(o: ReplaysOptions): Replays {
   return {
     async start(request, actor) {
       if (o.brokers.length === 0) throw new SibylError('FAILED_PRECONDITION', 'this control tower reads no prediction log: set KAFKA_BROKERS (and SIBYL_KAFKA_TOPIC) to start replays here, or run sibyl replay with --brokers');
-      if (running.size >= (o.maxRunning ?? 1)) throw new SibylError('RESOURCE_EXHAUSTED', `${running.size} replay(s) running; try again when one has ended`);
+      // Jobs still running, not processes: a job is done when its report arrives, a moment before its process has
+      // exited, and a client that saw it done may start the next one at once.
+      const active = jobs.reduce((n, j) => (j.status === 'running' ? n + 1 : n), 0);
+      if (active >= (o.maxRunning ?? 1)) throw new SibylError('RESOURCE_EXHAUSTED', `${active} replay(s) running; try again when one has ended`);
       const version = await o.store.getVersion(request.candidate.model, request.candidate.version);
       const zip = await o.artifacts.get(version.sha256);
       if (!zip) throw new SibylError('NOT_FOUND', `the bundle of ${request.candidate.model}/${request.candidate.version} is missing from the store`);

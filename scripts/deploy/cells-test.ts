@@ -107,6 +107,7 @@ async function renderAll(ports: Ports): Promise<{ tower: K8sObject[]; cells: K8s
         'gateway.env.SIBYL_REQUEST_TIMEOUT_MS': 5000,
         'gateway.env.SIBYL_MAX_LAG_MS': 1000,
         'gateway.env.SIBYL_ADMISSION_QUEUE_MS': 0,
+        'gateway.env.SIBYL_ADMISSION_MAX_TURN_MS': 0,
       }),
     ),
   );

@@ -86,7 +86,7 @@ describe('Sibyl gRPC', () => {
       model: 'tabular-mlp',
       rows: [{ features: { distance_km: { kind: { case: 'stringValue', value: 'far' } } } }],
     });
-    expect(res).toEqual({ ok: false, code: Code.INVALID_ARGUMENT, details: 'rows[0].features.distance_km: must be a finite number within ±3.4028235e+38 (float32), got "far"' });
+    expect(res).toMatchObject({ ok: false, code: Code.INVALID_ARGUMENT, details: 'rows[0].features.distance_km: must be a finite number within ±3.4028235e+38 (float32), got "far"' });
   });
 });
 

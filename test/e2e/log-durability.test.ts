@@ -313,6 +313,7 @@ describe('prediction log durability, real gateway and broker processes', () => {
       // The log is under test, not admission control: the suite's own load shares the 2 cores.
       SIBYL_MAX_LAG_MS: '1000',
       SIBYL_ADMISSION_QUEUE_MS: '0',
+      SIBYL_ADMISSION_MAX_TURN_MS: '0',
     };
     const gateways: GatewayProcess[] = [new GatewayProcess(env, httpPort)];
     const gw = () => gateways.at(-1)!;

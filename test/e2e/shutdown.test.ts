@@ -78,6 +78,7 @@ describe('gateway process', () => {
         // The drain is under test, not admission control: the test's own load shares the 2 cores.
         SIBYL_MAX_LAG_MS: '1000',
         SIBYL_ADMISSION_QUEUE_MS: '0',
+        SIBYL_ADMISSION_MAX_TURN_MS: '0',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

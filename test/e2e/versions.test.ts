@@ -81,7 +81,7 @@ describe('unknown names', () => {
   });
   it('NOT_FOUND over gRPC names the version', async () => {
     const res = await gw.sibyl.call(PredictionService.method.predict, { model: 'delivery-eta', version: 'beta', rows: [{}] });
-    expect(res).toEqual({ ok: false, code: Code.NOT_FOUND, details: 'model "delivery-eta" has no version or alias "beta"' });
+    expect(res).toMatchObject({ ok: false, code: Code.NOT_FOUND, details: 'model "delivery-eta" has no version or alias "beta"' });
   });
   it('OIP metadata and readiness answer 404 for an unknown model, and describe a known one', async () => {
     expect((await fetch(`${gw.http}/v2/models/nope`)).status).toBe(404);

@@ -238,6 +238,7 @@ describe('a gateway with two workers', () => {
         // The workers are under test, not admission control: the test's own load shares the 2 cores.
         SIBYL_MAX_LAG_MS: '1000',
         SIBYL_ADMISSION_QUEUE_MS: '0',
+        SIBYL_ADMISSION_MAX_TURN_MS: '0',
       },
       ports,
     );
@@ -351,7 +352,7 @@ describe('a gateway with two workers', () => {
   it("keeps every answered record in its worker's write-ahead log while Kafka is away, and a single process started later sends them all", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'sibyl-workers-wal-'));
     const topic = uniqueName('e2e-workers');
-    const env = { SIBYL_DATA_DIR: dataDir, SIBYL_CELL: 'test', SIBYL_KAFKA_TOPIC: topic, SIBYL_MAX_LAG_MS: '1000', SIBYL_ADMISSION_QUEUE_MS: '0' };
+    const env = { SIBYL_DATA_DIR: dataDir, SIBYL_CELL: 'test', SIBYL_KAFKA_TOPIC: topic, SIBYL_MAX_LAG_MS: '1000', SIBYL_ADMISSION_QUEUE_MS: '0', SIBYL_ADMISSION_MAX_TURN_MS: '0' };
     // No broker at this port: every record stays in the write-ahead logs.
     const nowhere = await freePort();
     const ports = { http: await freePort(), grpc: await freePort() };

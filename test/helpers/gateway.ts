@@ -34,6 +34,7 @@ export async function startGateway(env: Record<string, string> = {}, parts: Gate
     // Likewise the adaptive in-flight limit: the test's own client runs in the gateway's process and keeps it busy,
     // which is CPU saturation to admission control (and sheds shadows).
     SIBYL_ADMISSION_QUEUE_MS: '0',
+    SIBYL_ADMISSION_MAX_TURN_MS: '0',
     ...env,
   });
   const gateway = await createGateway(config, { logger: pino({ level: 'warn' }), ...parts });
