@@ -403,9 +403,15 @@ export class AdmissionControl {
       this.#turnCpuAt = chained ? this.#turnEndCpu : (this.#probe.threadCpuMs?.() ?? 0);
       this.#probe.afterTurn?.(this.#endTurn);
     }
+    // The wall clock first: it is never less than the thread's CPU, so within the bound no syscall is needed.
+    if (now - this.#turnAt <= this.#maxTurnMs || !this.#probe.threadCpuMs) return now - this.#turnAt;
+    return this.#busySince(now, this.#probe.threadCpuMs());
+  }
+
+  /** The current turn's busy time at `now`: its thread's CPU time when `cpu` is known, else the wall clock's. */
+  #busySince(now: number, cpu: number | undefined): number {
     const wall = now - this.#turnAt;
-    if (wall <= this.#maxTurnMs || !this.#probe.threadCpuMs) return wall;
-    return Math.min(wall, this.#probe.threadCpuMs() - this.#turnCpuAt);
+    return cpu === undefined ? wall : Math.min(wall, cpu - this.#turnCpuAt);
   }
 
   /** The check phase of a turn that read requests: the next turn is counted from here. */
@@ -414,7 +420,7 @@ export class AdmissionControl {
     const cpu = this.#probe.threadCpuMs?.();
     // Whether this turn stayed within the bound: one such turn in a window means the queue drained in it.
     this.#windowTurns++;
-    if ((cpu === undefined ? now - this.#turnAt : Math.min(now - this.#turnAt, cpu - this.#turnCpuAt)) <= this.#maxTurnMs) this.#windowShortTurns++;
+    if (this.#busySince(now, cpu) <= this.#maxTurnMs) this.#windowShortTurns++;
     this.#turnAt = -1;
     this.#turnEndAt = now;
     this.#turnEndIdle = this.#probe.idleMs?.() ?? 0;
