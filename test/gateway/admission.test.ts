@@ -297,6 +297,16 @@ describe('AdmissionControl', () => {
       expect(a.stats().utilization).toBe(1);
     };
 
+    /** A saturated gateway with one request in flight, read in a turn that has just ended (its check phase ran). */
+    const oneInFlightAfterSaturation = () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      saturated(a, l);
+      read(a);
+      l.checkPhase();
+      return { l, a };
+    };
+
     it('refuses the requests a turn reads after it has been busy longer than maxTurnMs, while others are in flight; the next turn admits', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
@@ -327,11 +337,7 @@ describe('AdmissionControl', () => {
     });
 
     it('counts the work a turn did before its first request (I/O of requests in flight), not the time the loop waited idle', () => {
-      const l = fakeLoop();
-      const a = new AdmissionControl(turnOptions(l.probe));
-      saturated(a, l);
-      read(a);
-      l.checkPhase();
+      const { l, a } = oneInFlightAfterSaturation();
       // Next turn: 50 ms idle in poll, then 12 ms of callbacks (replies of requests in flight), then a request.
       l.poll(50);
       l.work(12);
@@ -344,11 +350,7 @@ describe('AdmissionControl', () => {
     });
 
     it('after a turn that read no request, counts from the next request read: a gap is not one long turn, and an idle loop schedules nothing', () => {
-      const l = fakeLoop();
-      const a = new AdmissionControl(turnOptions(l.probe));
-      saturated(a, l);
-      read(a);
-      l.checkPhase();
+      const { l, a } = oneInFlightAfterSaturation();
       // A turn with no request (30 ms of other work: a model loading), then its check phase.
       l.work(30);
       l.checkPhase();
@@ -359,11 +361,7 @@ describe('AdmissionControl', () => {
     });
 
     it('counts the turn\'s CPU time, not a stall in which its thread did not run (CFS throttling)', () => {
-      const l = fakeLoop();
-      const a = new AdmissionControl(turnOptions(l.probe));
-      saturated(a, l);
-      read(a);
-      l.checkPhase();
+      const { l, a } = oneInFlightAfterSaturation();
       // The next turn: 2 ms of work, 40 ms throttled, 2 ms of work: 4 ms busy, admitted.
       l.work(2);
       l.stall(40);
