@@ -22,6 +22,7 @@ import { AdmissionControl } from './pipeline/admission.ts';
 import { createRestApp } from './transport/rest-app.ts';
 import type { GrpcServer } from './transport/grpc/grpc-server.ts';
 import { createFeatureStore, createSink, createTelemetry } from './parts.ts';
+import { tuneGarbageCollector } from './gc-tuning.ts';
 import { ShadowRunner } from './shadow/shadow-runner.ts';
 import { ShadowStats } from './shadow/shadow-stats.ts';
 import { ServingStatistics } from './stats/serving-statistics.ts';
@@ -85,6 +86,7 @@ export interface Gateway {
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway> {
+  tuneGarbageCollector();
   // pino's own base fields (pid, hostname) and the cell on every line.
   const worker = config.workerIndex === undefined ? {} : { worker: config.workerIndex };
   const logger = parts.logger ?? pino({ level: config.logLevel, base: { pid: process.pid, hostname: hostname(), cell: config.cell, ...worker } });

@@ -142,31 +142,36 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     });
   }
 
-  /** Sends the reads' lookups as one pipeline, arms their deadlines, then hands each read its own replies. */
+  /**
+   * Sends the reads' lookups in one write, arms their deadlines, then hands each read its own replies. The HMGETs are
+   * written while the socket is corked, so they leave in one writev, as a pipeline would. Not ioredis's Pipeline: each
+   * Pipeline defines an accessor on itself, which gives every instance a hidden class of its own, allocated in the
+   * old generation; until the next full GC that class keeps the pipeline's commands, replies and the requests
+   * waiting on them alive through every scavenge (ARCHITECTURE.md, "Garbage collection on the request path").
+   */
   function send(reads: readonly PendingRead[]): void {
-    const pipeline = client.pipeline();
-    let commands = 0;
-    for (const read of reads) {
-      for (const l of read.lookups) {
-        // HMGET needs at least one field; a lookup of none answers [] without asking.
-        if (l.fields.length > 0) {
-          pipeline.hmget(l.key, ...l.fields);
-          commands++;
+    let answered: Promise<Reply[]>;
+    const replies: Promise<Reply>[] = [];
+    const stream = client.status === 'ready' ? client.stream : undefined;
+    stream?.cork();
+    try {
+      for (const read of reads) {
+        for (const l of read.lookups) {
+          // HMGET needs at least one field; a lookup of none answers [] without asking.
+          if (l.fields.length > 0) replies.push(client.hmget(l.key, ...l.fields).then(replied, refused));
         }
       }
-    }
-    let answered: Promise<[Error | null, unknown][] | null>;
-    try {
-      answered = commands === 0 ? Promise.resolve([]) : pipeline.exec();
+      answered = Promise.all(replies);
     } catch (err) {
       // send may run from setImmediate: a throw there would take the process down.
       answered = Promise.reject(err);
+    } finally {
+      stream?.uncork();
     }
     const timers = armDeadlines(reads, markUnhealthy);
     answered.then(
       function deliver(results) {
         for (const t of timers) clearTimeout(t);
-        if (!results) return failAll(reads, new Error('pipeline was not executed'));
         let anyOk = false;
         let anyFailed = false;
         for (let i = 0, r = 0; i < reads.length; i++) {
@@ -196,7 +201,7 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
         if (anyOk) healthy = true;
         else if (anyFailed) healthy = false;
       },
-      function pipelineFailed(err: unknown) {
+      function sendFailed(err: unknown) {
         for (const t of timers) clearTimeout(t);
         failAll(reads, err);
       },
@@ -285,6 +290,11 @@ function reconnectDelay(maxMs: number): (times: number) => number {
     return Math.min(times * 50, maxMs);
   };
 }
+
+/** One HMGET's outcome: its error, or its values. */
+type Reply = readonly [Error | null, unknown];
+const replied = (values: unknown): Reply => [null, values];
+const refused = (err: unknown): Reply => [err instanceof Error ? err : new Error(String(err)), null];
 
 interface PendingRead {
   readonly lookups: readonly FeatureLookup[];

@@ -244,4 +244,44 @@ describe('redis feature store pipelines (auto-pipelining on)', () => {
       await new Promise<void>((resolve) => proxy.close(() => resolve()));
     }
   });
+
+  it('writes the HMGETs of one turn in one write', async () => {
+    const upstream = new URL(REDIS_URL);
+    const writes: string[] = [];
+    const sockets: Socket[] = [];
+    const proxy = createServer((client: Socket) => {
+      const server = connect(Number(upstream.port), upstream.hostname);
+      sockets.push(client, server);
+      client.on('data', (d: Buffer) => {
+        const text = d.toString('latin1').toLowerCase();
+        if (text.includes('hmget')) writes.push(text);
+        server.write(d);
+      });
+      server.on('data', (d: Buffer) => client.write(d));
+      client.on('error', () => server.destroy());
+      server.on('error', () => client.destroy());
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+    const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}` });
+    try {
+      await store.ready(10_000);
+      const keys = [1, 2, 3].map((i) => `${PREFIX}:one-write:r${i}`);
+      await store.write(keys.map((key, i) => ({ key, fields: { a: String(i), b: String(i * 10) } })));
+      // Four reads in one turn, eight lookups between them (one of no fields: nothing to send).
+      const reads = [
+        store.read([{ key: keys[0]!, fields: ['a'] }, { key: keys[1]!, fields: ['a', 'b'] }], 2000),
+        store.read([{ key: keys[2]!, fields: ['b'] }], 2000),
+        store.read([{ key: keys[0]!, fields: [] }, { key: keys[1]!, fields: ['b'] }], 2000),
+        store.read([{ key: keys[2]!, fields: ['a'] }, { key: keys[0]!, fields: ['b'] }, { key: `${PREFIX}:one-write:missing`, fields: ['a'] }], 2000),
+      ];
+      expect(await Promise.all(reads)).toEqual([[['0'], ['1', '10']], [['20']], [[], ['10']], [['2'], ['0'], [null]]]);
+      expect(writes).toHaveLength(1);
+      expect(writes[0]!.match(/hmget/g)).toHaveLength(7);
+    } finally {
+      await store.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
 });
