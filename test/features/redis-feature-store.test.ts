@@ -205,30 +205,53 @@ for (const autoPipelining of [true, false]) {
   });
 }
 
+/**
+ * A TCP proxy in front of the shared Redis: `fromClient` sees each chunk the store wrote and passes it on (or not) with
+ * `toServer`; `fromServer` each chunk of answers, with `toClient`. `close` ends it and its connections.
+ */
+async function redisProxy(hooks: {
+  fromClient: (chunk: Buffer, toServer: (d: Buffer) => void, toClient: (d: Buffer) => void) => void;
+  fromServer?: (chunk: Buffer, toClient: (d: Buffer) => void) => void;
+}): Promise<{ url: string; close(): Promise<void> }> {
+  const upstream = new URL(REDIS_URL);
+  const sockets: Socket[] = [];
+  const proxy = createServer((client: Socket) => {
+    const server = connect(Number(upstream.port), upstream.hostname);
+    sockets.push(client, server);
+    const toServer = (d: Buffer) => server.write(d);
+    const toClient = (d: Buffer) => client.write(d);
+    client.on('data', (d: Buffer) => hooks.fromClient(d, toServer, toClient));
+    server.on('data', (d: Buffer) => (hooks.fromServer ? hooks.fromServer(d, toClient) : toClient(d)));
+    client.on('error', () => server.destroy());
+    server.on('error', () => client.destroy());
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    },
+  };
+}
+
 describe('redis feature store pipelines (auto-pipelining on)', () => {
   it('sends each turn\'s reads at once, without waiting for an earlier turn\'s answers', async () => {
     // A proxy in front of Redis that holds the answers back from the first read on, until a second pipeline of
     // reads has arrived. A client that keeps one pipeline in flight never sends the second, and its first read
     // misses its deadline.
-    const upstream = new URL(REDIS_URL);
     let pipelines = 0;
     const held: Buffer[] = [];
-    const sockets: Socket[] = [];
-    const proxy = createServer((client: Socket) => {
-      const server = connect(Number(upstream.port), upstream.hostname);
-      sockets.push(client, server);
-      client.on('data', (d: Buffer) => {
+    const proxy = await redisProxy({
+      fromClient(d, toServer, toClient) {
         if (d.toString('latin1').toLowerCase().includes('hmget')) pipelines++;
-        server.write(d);
-        if (pipelines >= 2) for (const h of held.splice(0)) client.write(h);
-      });
-      server.on('data', (d: Buffer) => (pipelines === 1 ? held.push(d) : client.write(d)));
-      client.on('error', () => server.destroy());
-      server.on('error', () => client.destroy());
+        toServer(d);
+        if (pipelines >= 2) for (const h of held.splice(0)) toClient(h);
+      },
+      fromServer: (d, toClient) => (pipelines === 1 ? held.push(d) : toClient(d)),
     });
-    const port = await freePort();
-    await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
-    const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}` });
+    const store = createRedisFeatureStore({ url: proxy.url });
     try {
       await store.ready(10_000);
       const key = `${PREFIX}:turns:r1`;
@@ -240,30 +263,20 @@ describe('redis feature store pipelines (auto-pipelining on)', () => {
       expect(pipelines).toBe(2);
     } finally {
       await store.close();
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      await proxy.close();
     }
   });
 
   it('writes the HMGETs of one turn in one write', async () => {
-    const upstream = new URL(REDIS_URL);
     const writes: string[] = [];
-    const sockets: Socket[] = [];
-    const proxy = createServer((client: Socket) => {
-      const server = connect(Number(upstream.port), upstream.hostname);
-      sockets.push(client, server);
-      client.on('data', (d: Buffer) => {
+    const proxy = await redisProxy({
+      fromClient(d, toServer) {
         const text = d.toString('latin1').toLowerCase();
         if (text.includes('hmget')) writes.push(text);
-        server.write(d);
-      });
-      server.on('data', (d: Buffer) => client.write(d));
-      client.on('error', () => server.destroy());
-      server.on('error', () => client.destroy());
+        toServer(d);
+      },
     });
-    const port = await freePort();
-    await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
-    const store = createRedisFeatureStore({ url: `redis://127.0.0.1:${port}` });
+    const store = createRedisFeatureStore({ url: proxy.url });
     try {
       await store.ready(10_000);
       const keys = [1, 2, 3].map((i) => `${PREFIX}:one-write:r${i}`);
@@ -280,8 +293,7 @@ describe('redis feature store pipelines (auto-pipelining on)', () => {
       expect(writes[0]!.match(/hmget/g)).toHaveLength(7);
     } finally {
       await store.close();
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      await proxy.close();
     }
   });
 });
