@@ -10,11 +10,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-let tuned = false;
-
-/** Applies the flags once per process; idempotent. Call before the first request. */
+/** Applies the flags (setting them again changes nothing). Call before the first request. */
 export function tuneGarbageCollector(): void {
-  if (tuned) return;
-  tuned = true;
   setFlagsFromString('--no-allocation-site-pretenuring');
 }
