@@ -448,6 +448,12 @@ async function main(): Promise<void> {
   await startPod(pod('sibyl-cell-a-gateway'));
   log('cell A gateway restarted with the tower down');
   await startGateway(a);
+  // The pod's network comes back with it; in one CI run of many, the restarted pod could not resolve names for a
+  // while (EAI_AGAIN from podman's DNS), so the gateway served its cached models with the store's features
+  // defaulted until its Redis client reconnected (every second at most). Serving from the cache is what is checked
+  // here, so the count starts once A reads its store again, and how long that took is printed.
+  s = await waitFor('restarted A reading its store', async () => fromStore(await predict(a, 'delivery-eta', ETA_ROW)), 180).catch(() => NaN);
+  log(`restarted cell A reads its store after ${s.toFixed(0)} s`);
   const [cacheEta, cacheMlp] = await Promise.all([series(a, 20), series(a, 20, 'tabular-mlp')]);
   check(
     '... a restarted gateway serves from its cache',
@@ -460,7 +466,7 @@ async function dumpLogs(): Promise<void> {
   process.stdout.write(await podman(['pod', 'ps', '--filter', `network=${NETWORK}`], true));
   for (const [deployment, container] of [['sibyl-tower', 'tower'], ['sibyl-cell-a-gateway', 'gateway'], ['sibyl-cell-b-gateway', 'gateway'], ['sibyl-cell-a-kafka', 'kafka'], ['sibyl-cell-b-kafka', 'kafka']] as const) {
     const name = `${pod(deployment)}-${container}`;
-    const logs = await podman(['logs', '--tail', '15', name], true);
+    const logs = await podman(['logs', '--tail', '40', name], true);
     if (logs) process.stdout.write(`--- last lines of ${name}:\n${logs}\n`);
   }
 }
