@@ -336,6 +336,28 @@ describe('AdmissionControl', () => {
       expect(a.refuseEarly()).toBeUndefined();
     });
 
+    it('under a CPU quota, counts a window in which the process used its quota as saturated, though its throttled loop waited half of it in poll', () => {
+      // Half a core: each 100 ms window, 50 ms of work, then the rest of the period throttled while the loop's poll
+      // would have returned (which the loop counts as idle). Event-loop utilization 0.5; CPU share of the quota 1.
+      const l = fakeLoop();
+      const a = new AdmissionControl({ ...turnOptions(l.probe), cpuCores: 0.5 });
+      for (let w = 0; w < 2; w++) {
+        for (let i = 0; i < 8; i++) read(a);
+        for (let i = 0; i < 8; i++) a.release();
+        l.work(50);
+        l.checkPhase();
+        l.poll(50);
+        a.sample();
+      }
+      l.checkPhase();
+      read(a);
+      l.checkPhase();
+      // A turn then reads requests behind 12 ms of callbacks: those read past the bound are refused.
+      l.work(12);
+      expect(a.refuseEarly()).toBe('turn');
+      expect(a.stats().rejectedTurn).toBe(1);
+    });
+
     it('counts the work a turn did before its first request (I/O of requests in flight), not the time the loop waited idle', () => {
       const { l, a } = oneInFlightAfterSaturation();
       // Next turn: 50 ms idle in poll, then 12 ms of callbacks (replies of requests in flight), then a request.
