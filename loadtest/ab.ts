@@ -17,6 +17,7 @@ import type { RunResult, RunSpec } from './generate.ts';
 import { bucketQuantileMs, scrapeBuckets } from './lib/metrics.ts';
 import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { seedRedis } from './lib/seed.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,9 +37,7 @@ const SECONDS = Number(flags.seconds);
 const WARMUP = Number(flags.warmup);
 const SERVER_CORE = '1';
 const LOAD_CORE = '0';
-const REDIS_URL = 'redis://127.0.0.1:6399';
 const CONCURRENCY = 48;
-const PREFIX = 'bench';
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join('loadtest', 'results', 'tmp', `ab-${stamp}`);
 mkdirSync(outDir, { recursive: true });
@@ -78,17 +77,7 @@ async function startArm(arm: Arm): Promise<void> {
     cores: SERVER_CORE,
     cwd: arm.dir,
     logFile: join(outDir, `gateway-${arm.name}.log`),
-    env: {
-      SIBYL_HOST: '127.0.0.1',
-      SIBYL_HTTP_PORT: String(arm.http),
-      SIBYL_GRPC_PORT: String(arm.grpc),
-      REDIS_URL,
-      SIBYL_FEATURE_PREFIX: PREFIX,
-      KAFKA_BROKERS: '127.0.0.1:19092',
-      SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
-      SIBYL_DATA_DIR: resolve(outDir, `data-${arm.name}`),
-      SIBYL_LOG_LEVEL: 'warn',
-    },
+    env: benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}`), log: true }),
   });
   await waitHttpOk(`http://127.0.0.1:${arm.http}/readyz`, 60_000, arm.child);
 }

@@ -21,6 +21,7 @@ import { preflight } from './lib/preflight.ts';
 import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -55,9 +56,6 @@ const NICE = Number(flags.nice);
 const MIX = flags.mix as Mix;
 const SERVER_CORE = '1';
 const LOAD_CORE = '0';
-const REDIS_URL = process.env['SIBYL_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6399';
-const KAFKA = process.env['SIBYL_BENCH_KAFKA_BROKERS'] ?? '127.0.0.1:19092';
-const PREFIX = 'bench';
 const HTTP_PORT = 18680;
 const GRPC_PORT = 18681;
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -71,18 +69,7 @@ async function startGateway(dir: string, name: string): Promise<Child> {
     cores: SERVER_CORE,
     cwd: dir,
     logFile: join(outDir, `${name}.log`),
-    env: {
-      SIBYL_HOST: '127.0.0.1',
-      SIBYL_HTTP_PORT: String(HTTP_PORT),
-      SIBYL_GRPC_PORT: String(GRPC_PORT),
-      REDIS_URL,
-      SIBYL_FEATURE_PREFIX: PREFIX,
-      KAFKA_BROKERS: KAFKA,
-      SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
-      SIBYL_PREDICTION_LOG: flags.log === 'off' ? 'off' : 'on',
-      SIBYL_DATA_DIR: resolve(outDir, `${name}-data`),
-      SIBYL_LOG_LEVEL: 'warn',
-    },
+    env: benchGatewayEnv({ http: HTTP_PORT, grpc: GRPC_PORT, dataDir: resolve(outDir, `${name}-data`), log: flags.log !== 'off' }),
   });
   await waitHttpOk(`http://127.0.0.1:${HTTP_PORT}/readyz`, 60_000, child);
   return child;

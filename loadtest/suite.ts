@@ -26,6 +26,7 @@ import { overloadTargets, runOverload } from './lib/overload.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
 import { installPeers, runPeers, selectPeers } from './peer/peers.ts';
 import { peerSection } from './peer/peer-report.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -52,9 +53,6 @@ const AB_WARM_S = QUICK ? 1 : 5; // unmeasured warm-up of each freshly started a
 const CONCURRENCY = 48;
 const SERVER_CORE = '1';
 const LOAD_CORE = '0';
-const REDIS_URL = process.env['SIBYL_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6399';
-const KAFKA = process.env['SIBYL_BENCH_KAFKA_BROKERS'] ?? '127.0.0.1:19092';
-const PREFIX = 'bench';
 const PORTS = { hono: 18101, grpcEcho: 18102, gwHttp: 18280, gwGrpc: 18281, gw2Http: 18380, gw2Grpc: 18381, mlHttp: 18180, mlGrpc: 18181 };
 const OVERLOAD_DEADLINE_MS = 100;
 /** The overload ramp's CPU quota for the gateway, cores (0: none). */
@@ -179,16 +177,7 @@ async function services(): Promise<void> {
 function gatewayEnv(logOn: boolean, name: string, modelsDir?: string, ports = { http: PORTS.gwHttp, grpc: PORTS.gwGrpc }): NodeJS.ProcessEnv {
   return {
     ...(modelsDir ? { SIBYL_MODELS_DIR: modelsDir } : {}),
-    SIBYL_HOST: '127.0.0.1',
-    SIBYL_HTTP_PORT: String(ports.http),
-    SIBYL_GRPC_PORT: String(ports.grpc),
-    REDIS_URL,
-    SIBYL_FEATURE_PREFIX: PREFIX,
-    KAFKA_BROKERS: KAFKA,
-    SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
-    SIBYL_PREDICTION_LOG: logOn ? 'on' : 'off',
-    SIBYL_DATA_DIR: join(outDir, `${name}-data`),
-    SIBYL_LOG_LEVEL: 'warn',
+    ...benchGatewayEnv({ http: ports.http, grpc: ports.grpc, dataDir: join(outDir, `${name}-data`), log: logOn }),
   };
 }
 

@@ -25,6 +25,7 @@ import type { RunResult, RunSpec } from './generate.ts';
 import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -46,8 +47,6 @@ const PROTOCOL = flags.protocol as Protocol;
 const MIX = flags.mix as Mix;
 const SERVER_CORE = '1';
 const LOAD_CORE = '0';
-const REDIS_URL = 'redis://127.0.0.1:6399';
-const PREFIX = 'bench';
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join('loadtest', 'results', 'tmp', `threads-${stamp}`);
 mkdirSync(outDir, { recursive: true });
@@ -82,19 +81,7 @@ async function startArm(arm: Arm, round: number, rate: number): Promise<Child> {
     cores: SERVER_CORE,
     cwd: arm.dir,
     logFile: join(outDir, `gateway-${arm.name}-${round}-${rate}.log`),
-    env: {
-      SIBYL_HOST: '127.0.0.1',
-      SIBYL_HTTP_PORT: String(arm.http),
-      SIBYL_GRPC_PORT: String(arm.grpc),
-      REDIS_URL,
-      SIBYL_FEATURE_PREFIX: PREFIX,
-      KAFKA_BROKERS: '127.0.0.1:19092',
-      SIBYL_KAFKA_TOPIC: 'sibyl.bench.predictions',
-      SIBYL_PREDICTION_LOG: flags.log === 'off' ? 'off' : 'on',
-      SIBYL_DATA_DIR: resolve(outDir, `data-${arm.name}-${round}-${rate}`),
-      SIBYL_LOG_LEVEL: 'warn',
-      ...arm.env,
-    },
+    env: { ...benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}-${round}-${rate}`), log: flags.log !== 'off' }), ...arm.env },
   });
   await waitHttpOk(`http://127.0.0.1:${arm.http}/readyz`, 60_000, child);
   return child;
