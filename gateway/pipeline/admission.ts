@@ -293,7 +293,7 @@ export class AdmissionControl {
     // poll for the rest of the period, throttled, which counts as idle (event-loop utilization read 0.47-0.52 while
     // the process used all of its half core, in the suite's overload ramp at 1.5x and 2x), so the bound never acted
     // there. Measured with the fix (loadtest/overload.ts, 1x = 2,000/s under half a core, the revision before
-    // alternated, 4 rounds each): goodput at 2x 21-75% of capacity against 5-18%, at 1x 97% against 79-95%. The
+    // alternated, 4 rounds each): goodput at 2x 14-75% of capacity against 5-18%, at 1x 95-97% against 72-95%. The
     // CPU pacing keeps `utilization`: fed the quota's share, its target (below) made it refuse 1,326 of 3,000
     // requests at 0.5x.
     const saturated = (this.#cpuCores < 1 ? Math.min(1, cpuShare) : utilization) > this.#target;
