@@ -17,7 +17,8 @@ import type { RunResult, RunSpec } from './generate.ts';
 import { bucketQuantileMs, scrapeBuckets } from './lib/metrics.ts';
 import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { seedRedis } from './lib/seed.ts';
-import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { median } from './lib/histogram.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -35,8 +36,6 @@ if (!flags.a || !flags.b) {
 const ROUNDS = Number(flags.rounds);
 const SECONDS = Number(flags.seconds);
 const WARMUP = Number(flags.warmup);
-const SERVER_CORE = '1';
-const LOAD_CORE = '0';
 const CONCURRENCY = 48;
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join('loadtest', 'results', 'tmp', `ab-${stamp}`);
@@ -114,11 +113,6 @@ function count(buckets: ReadonlyMap<number, number>): number {
   return n;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 try {
   await run('bash', ['scripts/services/redis.sh', 'start']);

@@ -25,6 +25,7 @@ import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/pro
 import { breakdown } from './lib/profile-breakdown.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { median } from './lib/histogram.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -159,11 +160,6 @@ async function measure(server: Server, s: (typeof scenarios)[number]): Promise<S
   }
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const spread = (xs: readonly number[], d = 0): string => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`;
 
 const results = new Map<string, { echo: Sample[]; gateway: Sample[]; mlserver: Sample[] }>();

@@ -21,13 +21,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { RunResult, RunSpec } from './generate.ts';
+import type { RunSpec } from './generate.ts';
 import { longTaskReport, renderLongTasks, type CpuProfile } from './lib/long-tasks.ts';
 import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
 import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
-import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, generateOnLoadCore } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -57,8 +57,6 @@ const THRESHOLD_MS = Number(flags.threshold);
 const INTERVAL_US = Number(flags.interval);
 const PROTOCOL = flags.protocol as Protocol;
 const MIX = flags.mix as Mix;
-const SERVER_CORE = '1';
-const LOAD_CORE = '0';
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join('loadtest', 'results', 'tmp', `long-tasks-${stamp}`);
 mkdirSync(outDir, { recursive: true });
@@ -115,10 +113,6 @@ async function inspector(port: number): Promise<{ send(method: string, params?: 
   };
 }
 
-async function generate(spec: RunSpec): Promise<RunResult> {
-  const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
-  return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
-}
 
 function target(arm: Arm): string {
   return PROTOCOL.endsWith('grpc') ? `127.0.0.1:${arm.grpc}` : `http://127.0.0.1:${arm.http}`;
@@ -172,7 +166,7 @@ function renderSurvivors(profile: HeapProfile, requests: number): string {
 async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   const base = `http://127.0.0.1:${arm.http}`;
   const open = (durationS: number, warmupS: number): RunSpec => ({ name: `long-tasks ${arm.name}`, target: target(arm), protocol: PROTOCOL, mix: MIX, mode: 'open', steps: [{ rate, durationS }], warmupS, tool: 'vegeta' });
-  await generate(open(2, 0));
+  await generateOnLoadCore(open(2, 0));
   const session = await inspector(arm.inspect);
   await session.send('Profiler.enable');
   await session.send('Profiler.setSamplingInterval', { interval: INTERVAL_US });
@@ -185,7 +179,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   }
   const profiling = !flags['no-profile'];
   if (profiling) await session.send('Profiler.start');
-  const result = await generate(open(SECONDS, 0));
+  const result = await generateOnLoadCore(open(SECONDS, 0));
   const profile = profiling ? ((await session.send('Profiler.stop')) as unknown as { profile: CpuProfile }).profile : undefined;
   const heap = flags.heap ? ((await session.send('HeapProfiler.stopSampling')) as unknown as { profile: HeapProfile }).profile : undefined;
   const req1 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
@@ -215,7 +209,7 @@ try {
   let rate = flags.rate ? Number(flags.rate) : NaN;
   if (!Number.isFinite(rate)) {
     const first = arms[0]!;
-    const max = await generate({ name: 'long-tasks max', target: target(first), protocol: PROTOCOL, mix: MIX, mode: 'closed', concurrency: 48, durationS: 5, warmupS: 1 });
+    const max = await generateOnLoadCore({ name: 'long-tasks max', target: target(first), protocol: PROTOCOL, mix: MIX, mode: 'closed', concurrency: 48, durationS: 5, warmupS: 1 });
     rate = Math.max(10, Math.round(max.steps[0]!.throughput * Number(flags.fraction)));
     log(`max of ${first.name}: ${max.steps[0]!.throughput} ok/s; profiling at ${rate}/s`);
   }

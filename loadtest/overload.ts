@@ -21,7 +21,7 @@ import { preflight } from './lib/preflight.ts';
 import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
-import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,8 +54,6 @@ const DIRS = ((flags.dir as string[] | undefined) ?? ['.']).map((d) => resolve(d
 const PROTOCOL = flags.protocol as Protocol;
 const NICE = Number(flags.nice);
 const MIX = flags.mix as Mix;
-const SERVER_CORE = '1';
-const LOAD_CORE = '0';
 const HTTP_PORT = 18680;
 const GRPC_PORT = 18681;
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');

@@ -26,7 +26,8 @@ import { overloadTargets, runOverload } from './lib/overload.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
 import { installPeers, runPeers, selectPeers } from './peer/peers.ts';
 import { peerSection } from './peer/peer-report.ts';
-import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { median } from './lib/histogram.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -51,8 +52,6 @@ const AB_S = QUICK ? 2 : 5;
 const AB_WARM_S = QUICK ? 1 : 5; // unmeasured warm-up of each freshly started arm before the interleaved rounds
 /** Closed-loop concurrency: enough to keep a gateway whose requests wait ~10 ms on Redis busy (32 left it latency-bound here). */
 const CONCURRENCY = 48;
-const SERVER_CORE = '1';
-const LOAD_CORE = '0';
 const PORTS = { hono: 18101, grpcEcho: 18102, gwHttp: 18280, gwGrpc: 18281, gw2Http: 18380, gw2Grpc: 18381, mlHttp: 18180, mlGrpc: 18181 };
 const OVERLOAD_DEADLINE_MS = 100;
 /** The overload ramp's CPU quota for the gateway, cores (0: none). */
@@ -485,11 +484,6 @@ function diffCounts(a: ShadowCounts, b: ShadowCounts): ShadowCounts {
   return { executed: a.executed - b.executed, shed: a.shed - b.shed };
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 function pct(v: number): string {
   return `${(v * 100).toFixed(1)}%`;

@@ -21,11 +21,12 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { RunResult, RunSpec } from './generate.ts';
-import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import type { RunSpec } from './generate.ts';
+import { startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
-import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, generateOnLoadCore } from './lib/bench-gateway.ts';
+import { median } from './lib/histogram.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -45,8 +46,6 @@ const SECONDS = Number(flags.seconds);
 const ROUNDS = Number(flags.rounds);
 const PROTOCOL = flags.protocol as Protocol;
 const MIX = flags.mix as Mix;
-const SERVER_CORE = '1';
-const LOAD_CORE = '0';
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join('loadtest', 'results', 'tmp', `threads-${stamp}`);
 mkdirSync(outDir, { recursive: true });
@@ -104,10 +103,6 @@ function threadTicks(pid: number): Map<string, number> {
   return out;
 }
 
-async function generate(spec: RunSpec): Promise<RunResult> {
-  const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: LOAD_CORE });
-  return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
-}
 
 /** One measurement: per thread name, µs of CPU per answered request. */
 async function measure(arm: Arm, round: number, rate: number): Promise<Map<string, number>> {
@@ -115,9 +110,9 @@ async function measure(arm: Arm, round: number, rate: number): Promise<Map<strin
   try {
     const target = PROTOCOL.endsWith('grpc') ? `127.0.0.1:${arm.grpc}` : `http://127.0.0.1:${arm.http}`;
     const spec = (name: string, durationS: number): RunSpec => ({ name, target, protocol: PROTOCOL, mix: MIX, mode: 'open', steps: [{ rate, durationS }], warmupS: 0 });
-    await generate(spec('warm-up', 3));
+    await generateOnLoadCore(spec('warm-up', 3));
     const before = threadTicks(child.pid);
-    const result = await generate(spec('measured', SECONDS));
+    const result = await generateOnLoadCore(spec('measured', SECONDS));
     const after = threadTicks(child.pid);
     const ok = result.steps[0]!.ok;
     const perRequest = new Map<string, number>();
@@ -129,10 +124,6 @@ async function measure(arm: Arm, round: number, rate: number): Promise<Map<strin
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   log(await seedRedis(REDIS_URL, PREFIX));

@@ -1,9 +1,15 @@
+import type { RunResult, RunSpec } from '../generate.ts';
+import { run } from './processes.ts';
+
 /**
  * The services the benchmark tools run a gateway against, and that gateway's environment: one place for the suite,
  * the overload ramp, the A/B, the long-task and the by-thread tools.
  */
 export const BENCH_REDIS_URL = process.env['SIBYL_BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6399';
 export const BENCH_KAFKA_BROKERS = process.env['SIBYL_BENCH_KAFKA_BROKERS'] ?? '127.0.0.1:19092';
+/** Where the tools pin what they measure: servers on core 1; the generator, Redis and Kafka on core 0. */
+export const BENCH_SERVER_CORE = '1';
+export const BENCH_LOAD_CORE = '0';
 /** The key prefix of the seeded feature population (lib/seed.ts). */
 export const BENCH_PREFIX = 'bench';
 
@@ -21,4 +27,10 @@ export function benchGatewayEnv(o: { http: number; grpc: number; dataDir: string
     SIBYL_DATA_DIR: o.dataDir,
     SIBYL_LOG_LEVEL: 'warn',
   };
+}
+
+/** Runs the load generator (loadtest/generate.ts) on the load core and returns its result. */
+export async function generateOnLoadCore(spec: RunSpec): Promise<RunResult> {
+  const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: BENCH_LOAD_CORE });
+  return JSON.parse(out.trim().split('\n').pop()!) as RunResult;
 }

@@ -42,3 +42,10 @@ export function summarize(h: Histogram): LatencySummary {
     max: ms(h.maxValue),
   };
 }
+
+/** The median of `xs` (the mean of the two middle values for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
