@@ -278,7 +278,9 @@ describe('rules that cannot outlive their answer', () => {
       await ruleBundle('export function predict(f) { const m = new WebAssembly.Memory({ initial: 16384 }); new Uint8Array(m.buffer).fill(1); return { result: "never" }; }', {
         name: 'always-killed',
         outputs: [{ name: 'result', dtype: 'string' }],
-        // Time enough that the kernel's memory limit, not the clock, ends every call (where a cgroup bounds memory).
+        // The longest deadline a manifest takes, so that where a cgroup bounds memory the kernel's limit usually
+        // ends a call first. Not always: in one full CI run the deadline ended one of these calls (not reproduced
+        // since, even with dropped caches and busy cores), so the counts below take either reason per kill.
         rules: { timeoutMs: 1000, memoryMb: 32 },
       }),
     );
@@ -294,14 +296,16 @@ describe('rules that cannot outlive their answer', () => {
       expect(third.code).toBe('UNAVAILABLE');
       expect(third.message).toMatch(/restarting after it was killed \(it (reached its memory limit|kept running past its deadline), 2 in a row\); retry in \d+ ms/);
       expect(always.kills.memory + always.kills.deadline).toBe(2);
-      if (containment().memory.startsWith('cgroup')) expect(always.kills.memory).toBe(2);
       expect(always.restarts).toBe(2);
       await sleep(400);
       expect(['RESOURCE_EXHAUSTED', 'DEADLINE_EXCEEDED']).toContain((await send(always, { a: 4 })).code);
       expect((await send(always, { a: 5 })).message).toMatch(/3 in a row\); retry in \d+ ms/);
       expect(always.restarts).toBe(3);
-      totals.push(['always-killed', always.restarts, always.kills]);
+      const killedHow = events.filter((e) => e.type === 'killed' && e.model === 'always-killed').map((e) => e.message);
+      if (containment().memory.startsWith('cgroup')) expect(always.kills.memory, killedHow.join('\n')).toBeGreaterThanOrEqual(1);
     } finally {
+      // Counted even when an assertion above fails, so the tally below reports only its own failures.
+      totals.push(['always-killed', always.restarts, always.kills]);
       await always.dispose();
     }
   });
@@ -356,8 +360,8 @@ describe('rules that cannot outlive their answer', () => {
       outcomes.push(`rlimit-as, wasmMemory: ${r.code}, quiet ${quietMs.toFixed(0)} ms later, process ${rule.pid === pid ? 'kept' : 'killed'}`);
       await sleep(300);
       expect(await send(rule, { attack: 'ok', n: 4 })).toMatchObject({ code: 'OK', result: 'ok:4' });
-      totals.push(['rlimited', rule.restarts, rule.kills]);
     } finally {
+      totals.push(['rlimited', rule.restarts, rule.kills]);
       await rule.dispose();
     }
   });
