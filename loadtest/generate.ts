@@ -17,7 +17,7 @@ import { createSender, waitReady } from './lib/clients.ts';
 import { closedLoop, openLoop, type StepResult } from './lib/loops.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { vegetaAvailable, vegetaOpen } from './lib/vegeta-run.ts';
-import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
+import { bucketQuantileMs, bucketsOf, metricsText, valueOf, type Buckets } from './lib/metrics.ts';
 
 export interface RunSpec {
   readonly name: string;
@@ -82,11 +82,25 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
     return { spec, tool: 'ghz', steps: [step] };
   }
   if (spec.mode !== 'closed' && !grpc && spec.tool === 'vegeta' && vegetaAvailable()) {
-    const boundaries: Buckets[] = [];
-    const onStepBoundary = spec.metricsUrl ? async () => void boundaries.push(await scrapeBuckets(spec.metricsUrl!, 'sibyl_request_duration_seconds', 'model=""')) : undefined;
+    // At each step's boundary: the gateway's request histogram and its process CPU (one scrape).
+    const boundaries: { buckets: Buckets; cpuS: number | undefined }[] = [];
+    const onStepBoundary = spec.metricsUrl
+      ? async () => {
+          const text = await metricsText(spec.metricsUrl!);
+          boundaries.push({ buckets: bucketsOf(text, 'sibyl_request_duration_seconds', 'model=""'), cpuS: valueOf(text, 'process_cpu_seconds_total') });
+        }
+      : undefined;
     const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64, ...(spec.clientTimeoutMs ? { clientTimeoutMs: spec.clientTimeoutMs } : {}), ...(onStepBoundary ? { onStepBoundary } : {}) });
     if (!onStepBoundary) return { spec, tool: 'vegeta (open loop)', steps };
-    return { spec, tool: 'vegeta (open loop)', steps: steps.map((s, i) => ({ ...s, gatewayP99Ms: bucketQuantileMs(0.99, boundaries[i]!, boundaries[i + 1]!) })) };
+    return {
+      spec,
+      tool: 'vegeta (open loop)',
+      steps: steps.map((s, i) => {
+        const [a, b] = [boundaries[i]!, boundaries[i + 1]!];
+        const gatewayCpuS = a.cpuS !== undefined && b.cpuS !== undefined ? Math.round((b.cpuS - a.cpuS) * 1000) / 1000 : undefined;
+        return { ...s, gatewayP99Ms: bucketQuantileMs(0.99, a.buckets, b.buckets), ...(gatewayCpuS !== undefined ? { gatewayCpuS } : {}) };
+      }),
+    };
   }
   if (grpc) await waitReady(spec.target);
   const grpcClient = spec.grpcClient ?? 'h2';

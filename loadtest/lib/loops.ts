@@ -40,6 +40,8 @@ export interface StepResult {
    * model), ms; set when the run spec names the gateway's metrics (`metricsUrl`).
    */
   readonly gatewayP99Ms?: number | undefined;
+  /** The gateway's process CPU over the step, seconds (its process_cpu_seconds_total), set with `gatewayP99Ms`. */
+  readonly gatewayCpuS?: number | undefined;
 }
 
 /** Outcomes and latencies of one step (shared by the generators that record per request). */

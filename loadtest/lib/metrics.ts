@@ -38,21 +38,41 @@ export type Buckets = Map<number, number>;
 
 /** `exclude`: series whose labels contain this text are left out (e.g. `model=""`, the gateway's refusals). */
 export async function scrapeBuckets(baseUrl: string, family: string, exclude?: string): Promise<Buckets> {
-  const out: Buckets = new Map();
+  return bucketsOf(await metricsText(baseUrl), family, exclude);
+}
+
+/** The /metrics text, or '' when it does not answer. */
+export async function metricsText(baseUrl: string): Promise<string> {
   try {
-    const text = await (await fetch(`${baseUrl}/metrics`)).text();
-    const prefix = `${family}_bucket{`;
-    for (const line of text.split('\n')) {
-      if (!line.startsWith(prefix) || (exclude !== undefined && line.includes(exclude))) continue;
-      const le = /le="([^"]+)"/.exec(line)?.[1];
-      if (le === undefined) continue;
-      const bound = le === '+Inf' ? Infinity : Number(le);
-      out.set(bound, (out.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-    }
+    return await (await fetch(`${baseUrl}/metrics`)).text();
   } catch {
-    /* no metrics */
+    return '';
+  }
+}
+
+/** One histogram family's cumulative buckets in a /metrics text (see scrapeBuckets). */
+export function bucketsOf(text: string, family: string, exclude?: string): Buckets {
+  const out: Buckets = new Map();
+  const prefix = `${family}_bucket{`;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix) || (exclude !== undefined && line.includes(exclude))) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le === undefined) continue;
+    const bound = le === '+Inf' ? Infinity : Number(le);
+    out.set(bound, (out.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
   return out;
+}
+
+/** The sum of one family's samples in a /metrics text (a counter over its series), or undefined when absent. */
+export function valueOf(text: string, family: string): number | undefined {
+  let sum: number | undefined;
+  for (const line of text.split('\n')) {
+    if (!(line.startsWith(`${family} `) || line.startsWith(`${family}{`))) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) sum = (sum ?? 0) + v;
+  }
+  return sum;
 }
 
 /**

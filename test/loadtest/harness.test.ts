@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { bucketQuantileMs } from '../../loadtest/lib/metrics.ts';
+import type { StepResult } from '../../loadtest/lib/loops.ts';
+import { bucketQuantileMs, valueOf } from '../../loadtest/lib/metrics.ts';
+import { overloadCost, type OverloadResult } from '../../loadtest/lib/overload.ts';
 import { stepFromResults, type VegetaResult } from '../../loadtest/lib/vegeta-run.ts';
 
 describe('load-test harness', () => {
@@ -32,5 +34,35 @@ describe('load-test harness', () => {
     expect(bucketQuantileMs(0.9, before, after)).toBeCloseTo(2.5, 3);
     expect(bucketQuantileMs(0.99, before, after)).toBeCloseTo(4.75, 3);
     expect(bucketQuantileMs(0.99, after, after)).toBeUndefined();
+  });
+
+  it('reads a counter summed over its series, and not a family whose name it prefixes', () => {
+    const text = ['# HELP process_cpu_seconds_total CPU', 'process_cpu_seconds_total 2.5', 'process_cpu_seconds_total_created 99', 'x{a="1"} 1', 'x{a="2"} 2.5', 'xy 7'].join('\n');
+    expect(valueOf(text, 'process_cpu_seconds_total')).toBe(2.5);
+    expect(valueOf(text, 'x')).toBe(3.5);
+    expect(valueOf(text, 'absent')).toBeUndefined();
+  });
+
+  it('fits the CPU of an answer and of a refusal over the overload steps that refused, and bounds goodput by them', () => {
+    // A gateway whose answers cost 200 µs and refusals 40 µs of CPU, 4 s steps under half a core; the calm steps
+    // cost more per answer (a vCPU waking for each request) and must not enter the fit.
+    const step = (factor: number, rate: number, ok: number, late504: number, refusedN: number, cpuS: number) =>
+      ({ factor, rate, durationS: 4, ok, codes: { '200': ok, ...(late504 ? { '504': late504 } : {}), ...(refusedN ? { '429': refusedN } : {}) }, gatewayCpuS: cpuS }) as unknown as StepResult & { factor: number };
+    const steps = [
+      step(0.5, 1000, 4000, 0, 0, 2.0),
+      step(1.5, 3000, 9000, 0, 3000, 9000 * 200e-6 + 3000 * 40e-6),
+      step(2, 4000, 9000, 200, 6800, 9200 * 200e-6 + 6800 * 40e-6),
+      step(3, 6000, 8000, 0, 16000, 8000 * 200e-6 + 16000 * 40e-6),
+    ];
+    const r = { cores: 0.5, gatewayCpu: 0.5, steps } as unknown as OverloadResult;
+    const c = overloadCost(r)!;
+    expect(c.answerUs).toBeCloseTo(200, 3);
+    expect(c.refusalUs).toBeCloseTo(40, 3);
+    expect(c.ratio).toBeCloseTo(0.2, 3);
+    expect(c.cpuCapacity).toBe(2500);
+    // E.g. at 6,000/s: (0.5 - 6000 x 40e-6) / 160e-6 = 1,625/s; nothing for the step without refusals.
+    expect(c.bound).toEqual([undefined, 2375, 2125, 1625]);
+    // One refusing step cannot separate the two costs.
+    expect(overloadCost({ ...r, steps: steps.slice(0, 2) } as OverloadResult)).toBeUndefined();
   });
 });
