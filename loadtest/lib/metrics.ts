@@ -8,17 +8,11 @@ const WATCHED = ['sibyl_features_defaulted_total', 'sibyl_feature_store_failures
 /** Metric family name → sum of its samples, for the watched families; empty when /metrics does not answer. */
 export async function scrape(baseUrl: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  try {
-    const res = await fetch(`${baseUrl}/metrics`);
-    const text = await res.text();
-    for (const line of text.split('\n')) {
-      if (line.startsWith('#') || !WATCHED.some((w) => line.startsWith(w))) continue;
-      const name = line.split(/[{ ]/)[0]!;
-      const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-      if (Number.isFinite(v)) out[name] = (out[name] ?? 0) + v;
-    }
-  } catch {
-    /* no metrics */
+  for (const line of (await metricsText(baseUrl)).split('\n')) {
+    if (line.startsWith('#') || !WATCHED.some((w) => line.startsWith(w))) continue;
+    const name = line.split(/[{ ]/)[0]!;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) out[name] = (out[name] ?? 0) + v;
   }
   return out;
 }
