@@ -17,7 +17,7 @@ import { createSender, waitReady } from './lib/clients.ts';
 import { closedLoop, openLoop, type StepResult } from './lib/loops.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { vegetaAvailable, vegetaOpen } from './lib/vegeta-run.ts';
-import { bucketQuantileMs, bucketsOf, metricsText, valueOf, type Buckets } from './lib/metrics.ts';
+import { bucketQuantileMs, bucketsOf, metricsText, valueOf, valuesBy, type Buckets } from './lib/metrics.ts';
 
 export interface RunSpec {
   readonly name: string;
@@ -83,11 +83,15 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
   }
   if (spec.mode !== 'closed' && !grpc && spec.tool === 'vegeta' && vegetaAvailable()) {
     // At each step's boundary: the gateway's request histogram and its process CPU (one scrape).
-    const boundaries: { buckets: Buckets; cpuS: number | undefined }[] = [];
+    const boundaries: { buckets: Buckets; cpuS: number | undefined; refused: Record<string, number> }[] = [];
     const onStepBoundary = spec.metricsUrl
       ? async () => {
           const text = await metricsText(spec.metricsUrl!);
-          boundaries.push({ buckets: bucketsOf(text, 'sibyl_request_duration_seconds', 'model=""'), cpuS: valueOf(text, 'process_cpu_seconds_total') });
+          boundaries.push({
+            buckets: bucketsOf(text, 'sibyl_request_duration_seconds', 'model=""'),
+            cpuS: valueOf(text, 'process_cpu_seconds_total'),
+            refused: valuesBy(text, 'sibyl_admission_rejected_total', 'reason'),
+          });
         }
       : undefined;
     const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64, ...(spec.clientTimeoutMs ? { clientTimeoutMs: spec.clientTimeoutMs } : {}), ...(onStepBoundary ? { onStepBoundary } : {}) });
@@ -98,7 +102,8 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
       steps: steps.map((s, i) => {
         const [a, b] = [boundaries[i]!, boundaries[i + 1]!];
         const gatewayCpuS = a.cpuS !== undefined && b.cpuS !== undefined ? Math.round((b.cpuS - a.cpuS) * 1000) / 1000 : undefined;
-        return { ...s, gatewayP99Ms: bucketQuantileMs(0.99, a.buckets, b.buckets), ...(gatewayCpuS !== undefined ? { gatewayCpuS } : {}) };
+        const gatewayRefusals = Object.fromEntries(Object.entries(b.refused).map(([k, v]) => [k, v - (a.refused[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+        return { ...s, gatewayP99Ms: bucketQuantileMs(0.99, a.buckets, b.buckets), ...(gatewayCpuS !== undefined ? { gatewayCpuS } : {}), gatewayRefusals };
       }),
     };
   }

@@ -89,7 +89,7 @@ try {
       try {
         log(`round ${round}: ${dir} (${commit}); preflight ${await preflight(target, buildPool({ protocol: PROTOCOL, mix: MIX, seed: 42, size: 8 }), { expectNoDefaults: MIX === 'eta-store' })}`);
         result = await runOverload(
-          { target, protocol: PROTOCOL, mix: MIX, gatewayPid: current.pid, cores: CORES, deadlineMs: Number(flags.deadline), stepS: Number(flags['step-seconds'] ?? (QUICK ? 2 : 4)), capacityS: QUICK ? 3 : 6, warmupS: QUICK ? 1 : 2, ...(NICE ? { nice: NICE } : {}), ...(flags.capacity ? { capacity: Number(flags.capacity) } : {}), ...(flags['period-us'] ? { periodUs: Number(flags['period-us']) } : {}), ...(flags['client-timeout-ms'] ? { clientTimeoutMs: Number(flags['client-timeout-ms']) } : {}) },
+          { target, protocol: PROTOCOL, mix: MIX, gatewayPid: current.pid, cores: CORES, deadlineMs: Number(flags.deadline), stepS: Number(flags['step-seconds'] ?? (QUICK ? 2 : 4)), capacityS: QUICK ? 3 : 6, searchStepS: QUICK ? 2 : 3, warmupS: QUICK ? 1 : 2, ...(NICE ? { nice: NICE } : {}), ...(flags.capacity ? { capacity: Number(flags.capacity) } : {}), ...(flags['period-us'] ? { periodUs: Number(flags['period-us']) } : {}), ...(flags['client-timeout-ms'] ? { clientTimeoutMs: Number(flags['client-timeout-ms']) } : {}) },
           {
             log,
             async generate(key, spec) {

@@ -42,6 +42,8 @@ export interface StepResult {
   readonly gatewayP99Ms?: number | undefined;
   /** The gateway's process CPU over the step, seconds (its process_cpu_seconds_total), set with `gatewayP99Ms`. */
   readonly gatewayCpuS?: number | undefined;
+  /** The gateway's refusals over the step by admission's reason (its sibyl_admission_rejected_total), set with it. */
+  readonly gatewayRefusals?: Readonly<Record<string, number>> | undefined;
 }
 
 /** Outcomes and latencies of one step (shared by the generators that record per request). */

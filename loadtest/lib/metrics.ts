@@ -58,6 +58,19 @@ export function bucketsOf(text: string, family: string, exclude?: string): Bucke
   return out;
 }
 
+/** One family's samples in a /metrics text summed by the value of one label (e.g. refusals by `reason`). */
+export function valuesBy(text: string, family: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const at = new RegExp(`${label}="([^"]*)"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${family}{`)) continue;
+    const key = at.exec(line)?.[1];
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (key !== undefined && Number.isFinite(v)) out[key] = (out[key] ?? 0) + v;
+  }
+  return out;
+}
+
 /** The sum of one family's samples in a /metrics text (a counter over its series), or undefined when absent. */
 export function valueOf(text: string, family: string): number | undefined {
   let sum: number | undefined;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StepResult } from '../../loadtest/lib/loops.ts';
-import { bucketQuantileMs, valueOf } from '../../loadtest/lib/metrics.ts';
-import { overloadCost, type OverloadResult } from '../../loadtest/lib/overload.ts';
+import { bucketQuantileMs, valueOf, valuesBy } from '../../loadtest/lib/metrics.ts';
+import { overloadCost, peakGoodput, type OverloadResult } from '../../loadtest/lib/overload.ts';
 import { stepFromResults, type VegetaResult } from '../../loadtest/lib/vegeta-run.ts';
 
 describe('load-test harness', () => {
@@ -41,6 +41,7 @@ describe('load-test harness', () => {
     expect(valueOf(text, 'process_cpu_seconds_total')).toBe(2.5);
     expect(valueOf(text, 'x')).toBe(3.5);
     expect(valueOf(text, 'absent')).toBeUndefined();
+    expect(valuesBy(['r{reason="turn",a="1"} 3', 'r{a="2",reason="turn"} 4', 'r{reason="inflight"} 1', 'rr{reason="turn"} 9'].join('\n'), 'r', 'reason')).toEqual({ turn: 7, inflight: 1 });
   });
 
   it('fits the CPU of an answer and of a refusal over the overload steps that refused, and bounds goodput by them', () => {
@@ -64,5 +65,12 @@ describe('load-test harness', () => {
     expect(c.bound).toEqual([undefined, 2375, 2125, 1625]);
     // One refusing step cannot separate the two costs.
     expect(overloadCost({ ...r, steps: steps.slice(0, 2) } as OverloadResult)).toBeUndefined();
+  });
+
+  it('takes as capacity the highest goodput of the search steps after the lead-in, or the closed loop\'s if higher', () => {
+    const at = (rate: number, goodput: number) => ({ rate, goodput }) as StepResult;
+    // The lead-in (its goodput is not counted), then the knee at 3,600/s.
+    expect(peakGoodput([at(9000, 9000), at(2500, 2480), at(3000, 2950), at(3600, 3300), at(4300, 900)], 2500)).toBe(3300);
+    expect(peakGoodput([at(1250, 1250), at(2500, 2000)], 2500)).toBe(2500);
   });
 });
