@@ -3,12 +3,13 @@
  * The overload ramp alone (lib/overload.ts), in ~1 min per gateway instead of the whole suite:
  *
  *   npm run bench -- --only overload [--quick] [--cores 0.5] [--log off] [--rounds 2] [--dir DIR ...]
- *       [--capacity N] [--period-us 100000] [--client-timeout-ms 5000]
+ *       [--capacity N] [--period-us 100000] [--client-timeout-ms 5000] [--env I:K=V ...]
  *   node loadtest/overload.ts ...                       (the same, without run.sh's installs)
  *
  * Each `--dir` is a checkout whose gateway is measured (default: this one); with several, e.g. an earlier revision
  * under .data/ab/ (`git worktree add`, as loadtest/ab.sh does) and this tree, every round measures each in turn, so
- * that a before/after comparison shares the machine's state. The gateway runs on core 1 held to `--cores` of CPU
+ * that a before/after comparison shares the machine's state. `--env I:K=V` sets a variable for the gateway of the
+ * I-th `--dir` (from 0), so one checkout given twice compares a setting (`--dir . --dir . --env 1:SIBYL_MAX_LAG_MS=60`). The gateway runs on core 1 held to `--cores` of CPU
  * (a cgroup quota; needs root and cgroup v1), the generator, Redis and Kafka on core 0. Writes
  * loadtest/results/tmp/overload-<time>/overload.{md,json}.
  */
@@ -43,6 +44,8 @@ const { values: flags } = parseArgs({
     'client-timeout-ms': { type: 'string' },
     /** Nice value of the gateway and the generator while measured (default -10; 0 leaves them). */
     nice: { type: 'string', default: '-10' },
+    /** `I:K=V`: a variable for the I-th --dir's gateway. */
+    env: { type: 'string', multiple: true },
   },
   // run.sh passes the suite's own flags through; the ones that do not concern the ramp are ignored.
   strict: false,
@@ -51,6 +54,16 @@ const QUICK = flags.quick === true;
 const CORES = Number(flags.cores);
 const ROUNDS = Number(flags.rounds);
 const DIRS = ((flags.dir as string[] | undefined) ?? ['.']).map((d) => resolve(d));
+/** Each checkout to measure with its own variables (`--env`). */
+const ARMS = DIRS.map((dir, i) => {
+  const env: Record<string, string> = {};
+  for (const e of (flags.env as string[] | undefined) ?? []) {
+    const m = /^(\d+):([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(e);
+    if (!m) throw new Error(`--env ${e}: expected I:K=V`);
+    if (Number(m[1]) === i) env[m[2]!] = m[3]!;
+  }
+  return { dir, env, label: Object.entries(env).map(([k, v]) => ` ${k}=${v}`).join('') };
+});
 const PROTOCOL = flags.protocol as Protocol;
 const NICE = Number(flags.nice);
 const MIX = flags.mix as Mix;
@@ -62,12 +75,12 @@ mkdirSync(outDir, { recursive: true });
 const t0 = Date.now();
 const log = (msg: string): void => void process.stderr.write(`[overload ${Math.round((Date.now() - t0) / 1000)}s] ${msg}\n`);
 
-async function startGateway(dir: string, name: string): Promise<Child> {
+async function startGateway(dir: string, name: string, extraEnv: Record<string, string>): Promise<Child> {
   const child = startChild(name, 'node', ['gateway/main.ts'], {
     cores: SERVER_CORE,
     cwd: dir,
     logFile: join(outDir, `${name}.log`),
-    env: benchGatewayEnv({ http: HTTP_PORT, grpc: GRPC_PORT, dataDir: resolve(outDir, `${name}-data`), log: flags.log !== 'off' }),
+    env: { ...benchGatewayEnv({ http: HTTP_PORT, grpc: GRPC_PORT, dataDir: resolve(outDir, `${name}-data`), log: flags.log !== 'off' }), ...extraEnv },
   });
   await waitHttpOk(`http://127.0.0.1:${HTTP_PORT}/readyz`, 60_000, child);
   return child;
@@ -81,9 +94,9 @@ try {
   if (flags.log !== 'off') await run('bash', ['scripts/services/kafka.sh', 'start']);
   log(await seedRedis(REDIS_URL, PREFIX));
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const dir of round % 2 === 1 ? DIRS : [...DIRS].reverse()) {
-      const commit = (await run('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'])).trim() + ((await run('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'])).trim() ? '+changes' : '');
-      current = await startGateway(dir, `gateway-${round}-${commit}`);
+    for (const [arm, { dir, env, label }] of (round % 2 === 1 ? ARMS.entries() : [...ARMS.entries()].reverse())) {
+      const commit = (await run('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'])).trim() + ((await run('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'])).trim() ? '+changes' : '') + label;
+      current = await startGateway(dir, `gateway-${round}-${arm}`, env);
       const target = `http://127.0.0.1:${HTTP_PORT}`;
       let result: OverloadResult;
       try {
