@@ -9,7 +9,8 @@
  * Each `--dir` is a checkout whose gateway is measured (default: this one); with several, e.g. an earlier revision
  * under .data/ab/ (`git worktree add`, as loadtest/ab.sh does) and this tree, every round measures each in turn, so
  * that a before/after comparison shares the machine's state. `--env I:K=V` sets a variable for the gateway of the
- * I-th `--dir` (from 0), so one checkout given twice compares a setting (`--dir . --dir . --env 1:SIBYL_MAX_LAG_MS=60`). The gateway runs on core 1 held to `--cores` of CPU
+ * I-th `--dir` (from 0), so one checkout given twice compares a setting (`--dir . --dir . --env
+ * 1:SIBYL_MAX_INFLIGHT=96`). The gateway runs on core 1 held to `--cores` of CPU
  * (a cgroup quota; needs root and cgroup v1), the generator, Redis and Kafka on core 0. Writes
  * loadtest/results/tmp/overload-<time>/overload.{md,json}.
  */
