@@ -23,7 +23,7 @@ import { preflight } from './lib/preflight.ts';
 import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
-import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -57,13 +57,13 @@ const ROUNDS = Number(flags.rounds);
 const DIRS = ((flags.dir as string[] | undefined) ?? ['.']).map((d) => resolve(d));
 /** Each checkout to measure with its own variables (`--env`). */
 const ARMS = DIRS.map((dir, i) => {
-  const env: Record<string, string> = {};
-  for (const e of (flags.env as string[] | undefined) ?? []) {
-    const m = /^(\d+):([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(e);
+  const mine = ((flags.env as string[] | undefined) ?? []).flatMap((e) => {
+    const m = /^(\d+):(.*)$/.exec(e);
     if (!m) throw new Error(`--env ${e}: expected I:K=V`);
-    if (Number(m[1]) === i) env[m[2]!] = m[3]!;
-  }
-  return { dir, env, label: Object.entries(env).map(([k, v]) => ` ${k}=${v}`).join('') };
+    return Number(m[1]) === i ? [m[2]!] : [];
+  });
+  const env = envOfPairs(mine);
+  return { dir, env, label: mine.map((p) => ` ${p}`).join('') };
 });
 const PROTOCOL = flags.protocol as Protocol;
 const NICE = Number(flags.nice);

@@ -25,7 +25,7 @@ import type { RunSpec } from './generate.ts';
 import { startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
-import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, generateOnLoadCore } from './lib/bench-gateway.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs, generateOnLoadCore } from './lib/bench-gateway.ts';
 import { median } from './lib/histogram.ts';
 
 const { values: flags } = parseArgs({
@@ -61,18 +61,9 @@ interface Arm {
   readonly env: Record<string, string>;
 }
 
-const envOf = (pairs: readonly string[]): Record<string, string> =>
-  Object.fromEntries(
-    pairs.map((p) => {
-      const i = p.indexOf('=');
-      if (i <= 0) throw new Error(`--env ${p}: expected K=V`);
-      return [p.slice(0, i), p.slice(i + 1)];
-    }),
-  );
-
 const arms: Arm[] = [
-  ...(flags.a ? [{ name: 'A' as const, dir: resolve(flags.a), http: 27680, grpc: 27681, env: envOf(flags['a-env']) }] : []),
-  { name: 'B', dir: resolve('.'), http: 27780, grpc: 27781, env: envOf(flags.env) },
+  ...(flags.a ? [{ name: 'A' as const, dir: resolve(flags.a), http: 27680, grpc: 27681, env: envOfPairs(flags['a-env']) }] : []),
+  { name: 'B', dir: resolve('.'), http: 27780, grpc: 27781, env: envOfPairs(flags.env) },
 ];
 
 async function startArm(arm: Arm, round: number, rate: number): Promise<Child> {

@@ -29,6 +29,17 @@ export function benchGatewayEnv(o: { http: number; grpc: number; dataDir: string
   };
 }
 
+/** Variables from `K=V` flags (the bench tools' `--env`); throws on a pair without a name. */
+export function envOfPairs(pairs: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((p) => {
+      const i = p.indexOf('=');
+      if (i <= 0) throw new Error(`--env ${p}: expected K=V`);
+      return [p.slice(0, i), p.slice(i + 1)];
+    }),
+  );
+}
+
 /** Runs the load generator (loadtest/generate.ts) on the load core and returns its result. */
 export async function generateOnLoadCore(spec: RunSpec): Promise<RunResult> {
   const out = await run('node', ['loadtest/generate.ts', '--spec', JSON.stringify(spec)], { cores: BENCH_LOAD_CORE });

@@ -1,10 +1,17 @@
 import { describe, expect, it } from 'vitest';
+import { envOfPairs } from '../../loadtest/lib/bench-gateway.ts';
 import type { StepResult } from '../../loadtest/lib/loops.ts';
 import { bucketQuantileMs, valueOf, valuesBy } from '../../loadtest/lib/metrics.ts';
 import { overloadCost, peakGoodput, type OverloadResult } from '../../loadtest/lib/overload.ts';
 import { stepFromResults, type VegetaResult } from '../../loadtest/lib/vegeta-run.ts';
 
 describe('load-test harness', () => {
+  it('reads the tools\' --env pairs: the value keeps any "=", a pair without a name is an error', () => {
+    expect(envOfPairs(['SIBYL_MAX_INFLIGHT=96', 'X=a=b', 'EMPTY='])).toEqual({ SIBYL_MAX_INFLIGHT: '96', X: 'a=b', EMPTY: '' });
+    expect(() => envOfPairs(['=1'])).toThrow(/expected K=V/);
+    expect(() => envOfPairs(['NOVALUE'])).toThrow(/expected K=V/);
+  });
+
   it('counts an open-loop hit that started late from its due time (no coordinated omission)', () => {
     // 1,000/s: hit n is due 1 ms after hit n-1. Hit 2 started 3 ms late (the generator stalled); every answer took 0.5 ms.
     const at = (ms: number) => `2026-11-29T04:00:00.${String(ms * 1000).padStart(6, '0')}+00:00`;
