@@ -166,4 +166,20 @@ async function until(done: () => Promise<boolean>, seconds: number, message: str
 export const podState = async (name: string) => (await podman(['pod', 'inspect', '--format', '{{.State}}', name])).trim();
 
 export const stopPod = (name: string) => podmanUntil(['pod', 'stop', name], async () => ['Exited', 'Stopped'].includes(await podState(name)));
-export const startPod = (name: string) => podmanUntil(['pod', 'start', name], async () => (await podState(name)) === 'Running');
+/**
+ * Starts a stopped pod and waits until it runs. Once in many CI runs podman 4.3 left a pod it had started Exited:
+ * `pod start` returned, the gateway in it logged that it was serving, and then its containers were gone with no
+ * shutdown of their own (podman's cleanup of the stop before racing the start). A pod found stopped after 60 s is
+ * started once more; any other state, or a second failure, throws.
+ */
+export async function startPod(name: string): Promise<void> {
+  const running = async () => (await podState(name)) === 'Running';
+  try {
+    await podmanUntil(['pod', 'start', name], running, 60);
+  } catch (err) {
+    const state = await podState(name).catch(() => 'unknown');
+    if (!['Exited', 'Stopped'].includes(state)) throw err;
+    process.stderr.write(`podman: ${name} ${state} after its start; starting it again\n`);
+    await podmanUntil(['pod', 'start', name], running);
+  }
+}
