@@ -11,11 +11,14 @@ import type { OipHealth } from '../oip/oip-rest.ts';
 import { addOipService } from './oip-grpc.ts';
 import { addSibylService } from './sibyl-grpc.ts';
 import { HealthService } from './health-service.ts';
+import { answerOnStreams } from './unary-stream.ts';
 
 const SERVICES = ['sibyl.v1.PredictionService', 'inference.GRPCInferenceService'];
 
 export interface GrpcServer {
   readonly server: grpc.Server;
+  /** True when the prediction calls are answered on their streams (unary-stream.ts), false when grpc-js runs them. */
+  readonly ownUnaryPath: boolean;
   /** Sets every service's health status (SERVING while ready). */
   setServing(serving: boolean): void;
   /**
@@ -30,16 +33,20 @@ export function createGrpcServer(deps: {
   health: OipHealth;
   limits: { maxBodyBytes: number };
 }): GrpcServer {
+  // Our own limit is checked per message (INVALID_ARGUMENT); this is the transport's hard ceiling.
+  const maxReceive = Math.max(deps.limits.maxBodyBytes * 4, 4 << 20);
   const server = new grpc.Server({
-    // Our own limit is checked per message (INVALID_ARGUMENT); this is the transport's hard ceiling.
-    'grpc.max_receive_message_length': Math.max(deps.limits.maxBodyBytes * 4, 4 << 20),
+    'grpc.max_receive_message_length': maxReceive,
     'grpc.keepalive_permit_without_calls': 1,
     // Channelz keeps per-call and per-connection counters, timestamps and closures for a channelz service that the
     // gateway does not serve; grpc-js enables it unless told (gateway/transport/grpc/README.md, "Where the time goes").
     'grpc.enable_channelz': 0,
   });
-  addSibylService(server, deps.pipeline, deps.limits);
-  addOipService(server, deps.pipeline, deps.health, deps.limits);
+  const predict = addSibylService(server, deps.pipeline, deps.limits);
+  const modelInfer = addOipService(server, deps.pipeline, deps.health, deps.limits);
+  // The prediction calls on their streams, past grpc-js's per-call machinery (channelz off is what makes grpc-js
+  // use the stream handler this wraps).
+  const ownUnaryPath = answerOnStreams(server, [predict, modelInfer], maxReceive);
 
   const healthService = new HealthService(['', ...SERVICES], 'NOT_SERVING');
   healthService.addToServer(server);
@@ -54,6 +61,7 @@ export function createGrpcServer(deps: {
 
   return {
     server,
+    ownUnaryPath,
     setServing(serving) {
       for (const s of ['', ...SERVICES]) healthService.setStatus(s, serving ? 'SERVING' : 'NOT_SERVING');
     },

@@ -29,10 +29,12 @@ import { modelMetadata, ROUTING_KEY_PARAMETER, serverMetadata } from '../oip/met
 import type { OipHealth } from '../oip/oip-rest.ts';
 import { signatureOf } from '../oip/signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from '../oip/tensors.ts';
-import { predictUnary, serviceDefinition, unary, type UnaryContext } from './service-definition.ts';
+import { predictMethod, serviceDefinition, unary, type PredictMethod, type UnaryContext } from './service-definition.ts';
 
-export function addOipService(server: grpc.Server, pipeline: Pipeline, health: OipHealth, limits: { maxBodyBytes: number }): void {
+/** Adds the service; returns its prediction method, ModelInfer (for the door's own unary path, unary-stream.ts). */
+export function addOipService(server: grpc.Server, pipeline: Pipeline, health: OipHealth, limits: { maxBodyBytes: number }): PredictMethod {
   const max = limits.maxBodyBytes;
+  const modelInfer = predictMethod(GRPCInferenceService, GRPCInferenceService.method.modelInfer, max, pipeline, 'oip-grpc', parseInfer, encodeInfer);
   server.addService(serviceDefinition(GRPCInferenceService), {
     serverLive: unary(ServerLiveRequestSchema, max, async () => create(ServerLiveResponseSchema, { live: health.live() })),
     serverReady: unary(ServerReadyRequestSchema, max, async () => create(ServerReadyResponseSchema, { ready: health.ready() })),
@@ -49,8 +51,9 @@ export function addOipService(server: grpc.Server, pipeline: Pipeline, health: O
         outputs: md.outputs.map((t) => ({ ...t, shape: t.shape.map(BigInt) })),
       });
     }),
-    modelInfer: predictUnary(GRPCInferenceService, GRPCInferenceService.method.modelInfer, max, pipeline, 'oip-grpc', parseInfer, encodeInfer),
+    modelInfer: modelInfer.handler,
   });
+  return modelInfer;
 }
 
 function parseInfer(req: ModelInferRequest, call: UnaryContext): ParsedRequest {

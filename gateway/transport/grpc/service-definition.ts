@@ -18,7 +18,8 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
       responseStream: false,
       requestSerialize: (msg: unknown) => Buffer.from(toBinary(m.input, msg as MessageShape<DescMessage>)),
       requestDeserialize: (buf: Buffer) => buf,
-      responseSerialize: (msg: unknown) => asBuffer(toBinary(m.output, msg as MessageShape<DescMessage>)),
+      // A prediction method's handler hands over the reply already encoded (PredictMethod); others a message.
+      responseSerialize: (msg: unknown) => asBuffer(msg instanceof Uint8Array ? msg : toBinary(m.output, msg as MessageShape<DescMessage>)),
       responseDeserialize: (buf: Buffer) => fromBinary(m.output, buf),
     };
   }
@@ -26,18 +27,19 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
 }
 
 /** The encoded bytes as a Buffer over the same memory (toBinary returns a fresh array; grpc-js copies it into its frame). */
-function asBuffer(bytes: Uint8Array): Buffer {
+export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export interface UnaryContext {
+  /** When the call arrived (performance.now()). */
+  readonly startMs: number;
   /** Milliseconds until the client's deadline; undefined without one. */
   readonly timeoutMs: number | undefined;
   readonly requestId: string | undefined;
   /** The caller's W3C trace context, from the `traceparent` and `tracestate` metadata. */
   readonly traceparent: string | undefined;
   readonly tracestate: string | undefined;
-  readonly metadata: grpc.Metadata;
 }
 
 /**
@@ -63,12 +65,30 @@ export function unary<I extends DescMessage, O>(
   };
 }
 
+/** What a unary call answers: the encoded reply message, or the error; with the request id for its trailers. */
+export type UnaryReply =
+  | { readonly body: Uint8Array; readonly requestId: string; readonly error?: undefined }
+  | { readonly error: SibylError; readonly requestId?: string };
+
+/**
+ * A prediction RPC: its path, and one `call` from the message's bytes and the call's context to the encoded reply.
+ * grpc-js runs it (`handler`), and so does the door's own unary path on the HTTP/2 stream (unary-stream.ts); both
+ * go through this one function.
+ */
+export interface PredictMethod {
+  readonly path: string;
+  /** The message's bytes (never a copy the caller changes later) to the reply; never rejects. */
+  call(bytes: Buffer, ctx: UnaryContext): Promise<UnaryReply>;
+  /** The same call as a grpc-js handler (the method's response serializer takes the reply's bytes as they are). */
+  readonly handler: grpc.handleUnaryCall<Buffer, Uint8Array>;
+}
+
 /**
  * A prediction RPC (`method` of `service`) as a codec over the pipeline's one entry: the entry admits the call,
  * then `parse` decodes the message (so a refused call is never decoded, and one that fails to decode is counted
  * like any request); `encode` builds the answer from the output and the decoded message.
  */
-export function predictUnary<M extends DescMethod, O>(
+export function predictMethod<M extends DescMethod, O extends MessageShape<M['output']>>(
   service: DescService,
   method: M,
   maxBytes: number,
@@ -76,27 +96,32 @@ export function predictUnary<M extends DescMethod, O>(
   transport: Transport,
   parse: (req: MessageShape<M['input']>, ctx: UnaryContext) => ParsedRequest,
   encode: (out: PredictOutput, req: MessageShape<M['input']>) => O,
-): grpc.handleUnaryCall<Buffer, O> {
+): PredictMethod {
   const endpoint = grpcEndpoint(service.typeName, method.name);
   const input: M['input'] = method.input;
-  return function handlePredict(call, callback) {
-    const ctx = contextOf(call);
+  const output: M['output'] = method.output;
+  const call = async (bytes: Buffer, ctx: UnaryContext): Promise<UnaryReply> => {
     let req: MessageShape<M['input']> | undefined;
-    void pipeline
-      .predict(
-        { transport, startMs: performance.now(), endpoint, requestId: ctx.requestId, traceparent: ctx.traceparent, tracestate: ctx.tracestate },
-        () => parse((req = decode<M['input']>(input, call.request, maxBytes)), ctx),
-      )
-      .then((outcome) => {
-        if (outcome.error) return fail(callback, outcome.error, outcome.requestId);
-        let res: O;
-        try {
-          res = encode(outcome.output, req!);
-        } catch (err) {
-          return fail(callback, toSibylError(err), outcome.requestId);
-        }
-        callback(null, res, trailers(outcome.requestId, undefined));
+    const outcome = await pipeline.predict(
+      { transport, startMs: ctx.startMs, endpoint, requestId: ctx.requestId, traceparent: ctx.traceparent, tracestate: ctx.tracestate },
+      () => parse((req = decode<M['input']>(input, bytes, maxBytes)), ctx),
+    );
+    if (outcome.error) return { error: outcome.error, requestId: outcome.requestId };
+    try {
+      return { body: toBinary(output, encode(outcome.output, req!)), requestId: outcome.requestId };
+    } catch (err) {
+      return { error: toSibylError(err), requestId: outcome.requestId };
+    }
+  };
+  return {
+    path: `/${service.typeName}/${method.name}`,
+    call,
+    handler(unaryCall, callback) {
+      void call(unaryCall.request, contextOf(unaryCall)).then((reply) => {
+        if (reply.error) fail(callback, reply.error, reply.requestId);
+        else callback(null, reply.body, trailers(reply.requestId, undefined));
       });
+    },
   };
 }
 
@@ -110,6 +135,7 @@ function decode<I extends DescMessage>(input: I, bytes: Buffer, maxBytes: number
 }
 
 function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown>): UnaryContext {
+  const startMs = performance.now();
   const deadline = call.getDeadline();
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   const timeoutMs = Number.isFinite(at) ? Math.max(1, at - Date.now()) : undefined;
@@ -117,24 +143,30 @@ function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown>): UnaryContext {
   const tp = call.metadata.get('traceparent')[0];
   const ts = tp === undefined ? undefined : call.metadata.get('tracestate')[0];
   return {
+    startMs,
     timeoutMs,
     requestId: typeof rid === 'string' ? rid : undefined,
     traceparent: typeof tp === 'string' ? tp : undefined,
     tracestate: typeof ts === 'string' ? ts : undefined,
-    metadata: call.metadata,
   };
 }
 
 /**
  * A prediction's trailers: its request id (`x-request-id`, as REST's header), and for a refusal the client's retry
  * pushback (`grpc-retry-pushback-ms`, gRFC A6: what gRPC clients with a retry policy wait before trying again; REST
- * says it with `retry-after`, from the same `retryAfterSeconds`).
+ * says it with `retry-after`, from the same `retryAfterSeconds`). Both unary paths send these.
  */
+export function predictionTrailers(requestId: string | undefined, e: SibylError | undefined): Record<string, string> {
+  const t: Record<string, string> = {};
+  if (requestId) t['x-request-id'] = requestId;
+  const retry = e && retryAfterSeconds(e.code);
+  if (retry !== undefined) t['grpc-retry-pushback-ms'] = String(retry * 1000);
+  return t;
+}
+
 function trailers(requestId: string, e: SibylError | undefined): grpc.Metadata {
   const md = new Metadata();
-  if (requestId) md.set('x-request-id', requestId);
-  const retry = e && retryAfterSeconds(e.code);
-  if (retry !== undefined) md.set('grpc-retry-pushback-ms', String(retry * 1000));
+  for (const [k, v] of Object.entries(predictionTrailers(requestId, e))) md.set(k, v);
   return md;
 }
 

@@ -3,10 +3,11 @@ import type * as grpc from '@grpc/grpc-js';
 import { PredictionService } from '../../../proto/gen/sibyl/v1/predict_pb.js';
 import type { Pipeline } from '../../pipeline/pipeline.ts';
 import { toParsedRequest, toPredictResponse } from '../sibyl-api.ts';
-import { predictUnary, serviceDefinition } from './service-definition.ts';
+import { predictMethod, serviceDefinition, type PredictMethod } from './service-definition.ts';
 
-export function addSibylService(server: grpc.Server, pipeline: Pipeline, limits: { maxBodyBytes: number }): void {
-  server.addService(serviceDefinition(PredictionService), {
-    predict: predictUnary(PredictionService, PredictionService.method.predict, limits.maxBodyBytes, pipeline, 'grpc', (req, call) => toParsedRequest(req, call.timeoutMs), toPredictResponse),
-  });
+/** Adds the service; returns its prediction method (for the door's own unary path, unary-stream.ts). */
+export function addSibylService(server: grpc.Server, pipeline: Pipeline, limits: { maxBodyBytes: number }): PredictMethod {
+  const predict = predictMethod(PredictionService, PredictionService.method.predict, limits.maxBodyBytes, pipeline, 'grpc', (req, call) => toParsedRequest(req, call.timeoutMs), toPredictResponse);
+  server.addService(serviceDefinition(PredictionService), { predict: predict.handler });
+  return predict;
 }
