@@ -12,10 +12,11 @@
  *   predictions are in flight: with none, the lag is not the requests' doing (a model loading and warming up,
  *   start-up, a neighbour on the machine) and refusing would only turn a gateway that just started into one that
  *   answers 429 to its first request;
- * - the turn bound (reason 'turn', REST's fast path only): once requests queue behind the loop, a prediction read
- *   after the loop's current turn has used `maxTurnMs` of CPU is refused at once (`#turnBusyMs`, `#refusal`).
+ * - the turn bound (reason 'turn', the doors' fast paths only): once requests queue behind the loop, a prediction
+ *   read after the loop's current turn has used `maxTurnMs` of CPU is refused at once (`#turnBusyMs`, `#refusal`).
  * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
- * door then writes the answer); the REST fast path asks `refuseEarly()` before anything is read.
+ * door then writes the answer); the doors' fast paths (REST's listener, gRPC's stream path) ask `refuseEarly()`
+ * before anything of the request's body is read.
  *
  * Why a CPU rate and not a queue: a request waits where the gateway cannot see it, in the kernel's socket buffers,
  * whenever the event loop is not reading (busy with a long turn, or stopped by the cgroup's CPU quota for the rest
@@ -35,6 +36,14 @@ import { cpuQuotaCores } from './cpu-quota.ts';
 
 /** Why a request is refused: in-flight limit, CPU rate, event-loop lag, the loop turn's length. */
 export type Refusal = 'inflight' | 'cpu' | 'lag' | 'turn';
+
+/** What the doors' fast paths tell a client refused by `refuseEarly`, by reason (RESOURCE_EXHAUSTED, retry later). */
+export const EARLY_REFUSAL_MESSAGES: Readonly<Record<Refusal, string>> = Object.freeze({
+  inflight: 'the gateway is at capacity; retry with backoff',
+  cpu: 'the gateway is at its CPU capacity; retry with backoff',
+  lag: 'the gateway is overloaded; retry with backoff',
+  turn: 'the gateway is overloaded; retry with backoff',
+});
 
 /** What the controller reads of the process; tests give their own (an injected clock). */
 export interface AdmissionProbe {
@@ -356,10 +365,10 @@ export class AdmissionControl {
 
   /**
    * Why admission refuses a request now, counted, or undefined. The turn bound applies only where the refusal is
-   * the fast path's (`refuseEarly`): refusing there costs what node:http costs to answer anything (22.7 µs), which is
-   * what makes bounding a turn pay; a request that reaches `admit` has been read, routed and (over gRPC) decoded by
-   * grpc-js already, and refusing it saves little (measured: a full run refused 0.1-2% of gRPC requests at half of
-   * their closed-loop maximum when `admit` applied the bound).
+   * a fast path's (`refuseEarly`): refusing there costs what node:http costs to answer anything (22.7 µs), which is
+   * what makes bounding a turn pay; a request that reaches `admit` has been read and routed already, and refusing
+   * it saves little (measured when gRPC calls still went through grpc-js, which decoded them before `admit`: a full
+   * run refused 0.1-2% of gRPC requests at half of their closed-loop maximum when `admit` applied the bound).
    */
   #refusal(withTurn: boolean): Refusal | undefined {
     if (this.#inflight >= this.#maxInflight) {

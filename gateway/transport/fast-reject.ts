@@ -10,15 +10,10 @@
 import { httpStatus, retryAfterSeconds } from '../../core/errors.ts';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Pipeline, Refusal } from '../pipeline/pipeline.ts';
+import { EARLY_REFUSAL_MESSAGES as MESSAGES } from '../pipeline/admission.ts';
 
 const STATUS = httpStatus.RESOURCE_EXHAUSTED;
 const RETRY_AFTER = String(retryAfterSeconds('RESOURCE_EXHAUSTED'));
-const MESSAGES: Record<Refusal, string> = {
-  inflight: 'the gateway is at capacity; retry with backoff',
-  cpu: 'the gateway is at its CPU capacity; retry with backoff',
-  lag: 'the gateway is overloaded; retry with backoff',
-  turn: 'the gateway is overloaded; retry with backoff',
-};
 /** Sibyl's ErrorBody for /v1, the Open Inference Protocol's `{ error }` (what Triton's and KServe's clients read) for /v2. */
 const BODIES = bodies((message) => ({ code: 'RESOURCE_EXHAUSTED', message, requestId: '' }));
 const OIP_BODIES = bodies((message) => ({ error: message, code: 'RESOURCE_EXHAUSTED' }));

@@ -1,11 +1,15 @@
 /**
- * Overload refusals on the REST front door: while admission control refuses work, prediction requests get 429
- * RESOURCE_EXHAUSTED with the ErrorBody and retry-after, at once; health, metrics and metadata still answer.
+ * Overload refusals on the front doors' fast paths: while admission control refuses work, REST prediction requests
+ * get 429 RESOURCE_EXHAUSTED with the ErrorBody and retry-after, and gRPC prediction calls RESOURCE_EXHAUSTED with
+ * the retry pushback, at once; health, metrics and metadata still answer.
  * The overload here is real: SIBYL_MAX_INFLIGHT=1 and one request held in flight by a client that sends its
  * headers and never finishes its body.
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PredictionService } from '../../proto/gen/sibyl/v1/predict_pb.js';
+import { GRPCInferenceService } from '../../proto/gen/inference/open_inference_grpc_pb.js';
+import { Code } from '../../core/errors.ts';
 import { startGateway, postJson, type TestGateway } from '../helpers/gateway.ts';
 
 let gw: TestGateway;
@@ -35,6 +39,16 @@ describe('overload fast path', () => {
       expect(res.headers.get('retry-after')).toBe('1');
     }
     expect(gw.gateway.admission.stats().rejected).toBe(before + 3);
+    // gRPC: both prediction calls refused on the stream path, before their messages are read (the fast path's
+    // message; the entry's would name the requests in flight); metadata still answers.
+    const predict = await gw.sibyl.call(PredictionService.method.predict, { model: 'tabular-mlp', rows: [] });
+    const infer = await gw.oip.call(GRPCInferenceService.method.modelInfer, { modelName: 'tabular-mlp' });
+    for (const r of [predict, infer]) {
+      expect(r).toMatchObject({ ok: false, code: Code.RESOURCE_EXHAUSTED, details: 'the gateway is at capacity; retry with backoff' });
+      expect(r.trailers?.['grpc-retry-pushback-ms']).toBe('1000');
+    }
+    expect(gw.gateway.admission.stats().rejected).toBe(before + 5);
+    expect((await gw.oip.call(GRPCInferenceService.method.modelReady, { name: 'tabular-mlp' })).ok).toBe(true);
     expect((await fetch(`${gw.http}/healthz`)).status).toBe(200);
     expect((await fetch(`${gw.http}/metrics`)).status).toBe(200);
     expect((await fetch(`${gw.http}/v2/models/tabular-mlp`)).status).toBe(200);

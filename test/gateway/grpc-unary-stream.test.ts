@@ -11,7 +11,7 @@ import { SibylError } from '../../core/errors.ts';
 import { createGrpcServer } from '../../gateway/transport/grpc/grpc-server.ts';
 import { answerOnStreams } from '../../gateway/transport/grpc/unary-stream.ts';
 import type { PredictMethod, UnaryContext, UnaryReply } from '../../gateway/transport/grpc/service-definition.ts';
-import type { Outcome, Pipeline } from '../../gateway/pipeline/pipeline.ts';
+import type { Outcome, Pipeline, Refusal } from '../../gateway/pipeline/pipeline.ts';
 
 const PATH = '/test.Echo/Predict';
 const MAX = 64 * 1024;
@@ -50,12 +50,13 @@ let server: grpc.Server;
 let port: number;
 let echo: ReturnType<typeof echoMethod>;
 let installed: boolean;
+let refusing: Refusal | undefined;
 
 beforeAll(async () => {
   echo = echoMethod();
   server = new grpc.Server({ 'grpc.enable_channelz': 0, 'grpc.max_receive_message_length': MAX });
   server.addService(definition, { predict: echo.method.handler });
-  installed = answerOnStreams(server, [echo.method], MAX);
+  installed = answerOnStreams(server, [echo.method], MAX, () => refusing);
   port = await new Promise((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
 });
 afterAll(() => server.forceShutdown());
@@ -185,6 +186,28 @@ describe('the prediction calls answered on their streams', () => {
     const next = await callWith(c, 'after');
     expect(next.err).toBeNull();
     expect(next.res?.toString()).toBe('echo:after');
+    c.close();
+  });
+
+  it("refuses a call on admission's fast path before reading it, with the retry pushback; other paths still answer", async () => {
+    const before = { stream: echo.seen.stream.length, grpcJs: echo.seen.grpcJs };
+    refusing = 'cpu';
+    try {
+      const c = client();
+      const r = await callWith(c, 'x'.repeat(1000));
+      expect(r.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(r.err?.details).toBe('the gateway is at its CPU capacity; retry with backoff');
+      expect(r.err?.metadata.get('grpc-retry-pushback-ms')).toEqual(['1000']);
+      const unknown = await raw({ ':path': '/test.Echo/Missing' }, framed('x'));
+      expect(Number(unknown.headers['grpc-status'] ?? unknown.trailers?.['grpc-status'])).toBe(grpc.status.UNIMPLEMENTED);
+      c.close();
+    } finally {
+      refusing = undefined;
+    }
+    expect(echo.seen.stream.length).toBe(before.stream);
+    expect(echo.seen.grpcJs).toBe(before.grpcJs);
+    const c = client();
+    expect((await callWith(c, 'again')).res?.toString()).toBe('echo:again');
     c.close();
   });
 

@@ -46,7 +46,7 @@ export function createGrpcServer(deps: {
   const modelInfer = addOipService(server, deps.pipeline, deps.health, deps.limits);
   // The prediction calls on their streams, past grpc-js's per-call machinery (channelz off is what makes grpc-js
   // use the stream handler this wraps).
-  const ownUnaryPath = answerOnStreams(server, [predict, modelInfer], maxReceive);
+  const ownUnaryPath = answerOnStreams(server, [predict, modelInfer], maxReceive, () => deps.pipeline.refuseEarly());
 
   const healthService = new HealthService(['', ...SERVICES], 'NOT_SERVING');
   healthService.addToServer(server);

@@ -3,7 +3,8 @@
  * serves everything else (health, reflection, the OIP's other methods, compressed messages); for a prediction call
  * with an uncompressed message, the door reads the one length-prefixed message from the stream, runs the method's
  * one `call` (service-definition.ts, the same function grpc-js runs) and writes the headers, the message and the
- * trailers itself. grpc-js's per-call machinery (the call object and its interceptor chain, Metadata objects, a
+ * trailers itself. Admission's fast path is asked first, when the call's headers arrive: a call it refuses is
+ * answered RESOURCE_EXHAUSTED before its message is read, as REST's is. grpc-js's per-call machinery (the call object and its interceptor chain, Metadata objects, a
  * deadline timer, a message decoder and a read queue) cost ~25 µs of CPU per call here, about what the rest of a
  * bare echo's server costs (gateway/transport/grpc/README.md, "The prediction calls' own path").
  *
@@ -20,7 +21,8 @@
  */
 import type * as http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
-import { Code } from '../../../core/errors.ts';
+import { Code, SibylError } from '../../../core/errors.ts';
+import { EARLY_REFUSAL_MESSAGES, type Refusal } from '../../pipeline/admission.ts';
 import { predictionTrailers, type PredictMethod, type UnaryContext, type UnaryReply } from './service-definition.ts';
 
 type StreamHandler = (extraInterceptors: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
@@ -39,13 +41,23 @@ const RESPONSE_HEADERS = {
 /** grpc-timeout's units in milliseconds (the gRPC over HTTP/2 spec). */
 const TIMEOUT_UNITS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 const TIMEOUT = /^(\d{1,8})\s*([HMSmun])$/;
+/** A refusal's trailers: the retry pushback (no request id: none was read). */
+const REFUSAL_TRAILERS = predictionTrailers(undefined, new SibylError('RESOURCE_EXHAUSTED', 'refused'));
 
 /**
  * Answers `methods` on their streams from now on (call before binding a port or making a connection injector).
  * `maxReceiveBytes` is the transport's ceiling for one message (the server's `grpc.max_receive_message_length`).
+ * `refuseEarly` is admission's fast path (Pipeline.refuseEarly): asked when a call's headers arrive, and a call it
+ * refuses is answered RESOURCE_EXHAUSTED with the retry pushback before its message is read, as REST's fast path
+ * answers 429 (gateway/transport/fast-reject.ts).
  * Returns false, changing nothing, when this grpc-js has no stream handler to wrap.
  */
-export function answerOnStreams(server: grpc.Server, methods: readonly PredictMethod[], maxReceiveBytes: number): boolean {
+export function answerOnStreams(
+  server: grpc.Server,
+  methods: readonly PredictMethod[],
+  maxReceiveBytes: number,
+  refuseEarly: () => Refusal | undefined = () => undefined,
+): boolean {
   const hookable = server as unknown as Hookable;
   const inner = hookable._streamHandler;
   if (typeof inner !== 'function') return false;
@@ -55,6 +67,8 @@ export function answerOnStreams(server: grpc.Server, methods: readonly PredictMe
     const method = byPath.get(headers[':path'] as string);
     if (method === undefined || !plainCall(headers)) return inner.call(this, extraInterceptors, stream, headers);
     if (typeof opened === 'function') opened.call(this, stream);
+    const why = refuseEarly();
+    if (why !== undefined) return refuse(stream, why);
     serve(method, stream, headers, maxReceiveBytes);
   };
   return true;
@@ -65,6 +79,13 @@ function plainCall(headers: http2.IncomingHttpHeaders): boolean {
   const type = headers['content-type'];
   const encoding = headers['grpc-encoding'];
   return headers[':method'] === 'POST' && typeof type === 'string' && type.startsWith('application/grpc') && (encoding === undefined || encoding === 'identity');
+}
+
+/** A call refused before its message is read: the status, then what the client still sends is discarded. */
+function refuse(stream: http2.ServerHttp2Stream, why: Refusal): void {
+  stream.once('error', ignore);
+  status(stream, Code.RESOURCE_EXHAUSTED, EARLY_REFUSAL_MESSAGES[why], REFUSAL_TRAILERS);
+  stream.resume();
 }
 
 function serve(method: PredictMethod, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, max: number): void {
