@@ -12,11 +12,11 @@
  *   predictions are in flight: with none, the lag is not the requests' doing (a model loading and warming up,
  *   start-up, a neighbour on the machine) and refusing would only turn a gateway that just started into one that
  *   answers 429 to its first request;
- * - the turn bound (reason 'turn', the doors' fast paths only): once requests queue behind the loop, a prediction
+ * - the turn bound (reason 'turn', REST's fast path only): once requests queue behind the loop, a prediction
  *   read after the loop's current turn has used `maxTurnMs` of CPU is refused at once (`#turnBusyMs`, `#refusal`).
  * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
  * door then writes the answer); the doors' fast paths (REST's listener, gRPC's stream path) ask `refuseEarly()`
- * before anything of the request's body is read.
+ * before anything of the request's body is read (gRPC's without the turn bound).
  *
  * Why a CPU rate and not a queue: a request waits where the gateway cannot see it, in the kernel's socket buffers,
  * whenever the event loop is not reading (busy with a long turn, or stopped by the cgroup's CPU quota for the rest
@@ -354,21 +354,24 @@ export class AdmissionControl {
   }
 
   /**
-   * Refuses a request before anything is read or allocated for it, when `admit` would refuse it or the turn bound
-   * does: the reason (the refusal is counted), or undefined to go on (then call `admit` as usual, in the same turn).
-   * For the transports' fast path: under overload a refusal must cost a small fraction of a prediction, or refusing
-   * eats the capacity that serving needs.
+   * Refuses a request before anything is read or allocated for it, when `admit` would refuse it or (with
+   * `turnBound`, the default) the turn bound does: the reason (the refusal is counted), or undefined to go on (then
+   * call `admit` as usual, in the same turn). For the transports' fast path: under overload a refusal must cost a
+   * small fraction of a prediction, or refusing eats the capacity that serving needs. gRPC's passes `false`: one
+   * read of an HTTP/2 connection hands the loop many calls at once, and the bound refused calls below capacity
+   * (ARCHITECTURE.md, "Admission control").
    */
-  refuseEarly(): Refusal | undefined {
-    return this.#refusal(true);
+  refuseEarly(turnBound = true): Refusal | undefined {
+    return this.#refusal(turnBound);
   }
 
   /**
    * Why admission refuses a request now, counted, or undefined. The turn bound applies only where the refusal is
-   * a fast path's (`refuseEarly`): refusing there costs what node:http costs to answer anything (22.7 µs), which is
-   * what makes bounding a turn pay; a request that reaches `admit` has been read and routed already, and refusing
-   * it saves little (measured when gRPC calls still went through grpc-js, which decoded them before `admit`: a full
-   * run refused 0.1-2% of gRPC requests at half of their closed-loop maximum when `admit` applied the bound).
+   * REST's fast path's (`refuseEarly()`): refusing there costs what node:http costs to answer anything (22.7 µs),
+   * which is what makes bounding a turn pay; a request that reaches `admit` has been read and routed already, and
+   * refusing it saves little. Over gRPC it refused calls below capacity both ways: a full run refused 0.1-2% of gRPC
+   * calls at half of their closed-loop maximum when `admit` applied it, and one refused 1% (328 of 33,200, S4a) when
+   * the stream path's `refuseEarly` did.
    */
   #refusal(withTurn: boolean): Refusal | undefined {
     if (this.#inflight >= this.#maxInflight) {

@@ -137,9 +137,9 @@ export interface Pipeline {
   describe(model: string, version: string): Described;
   /**
    * For a door's fast path before anything of the request is read: why admission refuses new work now ('inflight',
-   * 'cpu', 'lag'; counted as a refusal), else undefined.
+   * 'cpu', 'lag', and with `turnBound` (default true) 'turn'; counted as a refusal), else undefined.
    */
-  refuseEarly(): Refusal | undefined;
+  refuseEarly(turnBound?: boolean): Refusal | undefined;
 }
 
 const NONE: readonly ModelVersion[] = Object.freeze([]);
@@ -309,7 +309,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const route = table.resolve(model, version);
       return { route, composed: route.composed.length === 0 ? NONE : resolveComposed(route, table), versions: [...table.model(model)!.versions.keys()] };
     },
-    refuseEarly: () => admission?.refuseEarly(),
+    refuseEarly: (turnBound) => admission?.refuseEarly(turnBound),
   };
 }
 

@@ -46,7 +46,8 @@ export function createGrpcServer(deps: {
   const modelInfer = addOipService(server, deps.pipeline, deps.health, deps.limits);
   // The prediction calls on their streams, past grpc-js's per-call machinery (channelz off is what makes grpc-js
   // use the stream handler this wraps).
-  const ownUnaryPath = answerOnStreams(server, [predict, modelInfer], maxReceive, () => deps.pipeline.refuseEarly());
+  // Admission's fast path without the turn bound: one read of an HTTP/2 connection hands the loop many calls at once.
+  const ownUnaryPath = answerOnStreams(server, [predict, modelInfer], maxReceive, () => deps.pipeline.refuseEarly(false));
 
   const healthService = new HealthService(['', ...SERVICES], 'NOT_SERVING');
   healthService.addToServer(server);

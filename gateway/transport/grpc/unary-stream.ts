@@ -47,7 +47,8 @@ const REFUSAL_TRAILERS = predictionTrailers(undefined, new SibylError('RESOURCE_
 /**
  * Answers `methods` on their streams from now on (call before binding a port or making a connection injector).
  * `maxReceiveBytes` is the transport's ceiling for one message (the server's `grpc.max_receive_message_length`).
- * `refuseEarly` is admission's fast path (Pipeline.refuseEarly): asked when a call's headers arrive, and a call it
+ * `refuseEarly` is admission's fast path (the door passes `Pipeline.refuseEarly(false)`, without the turn bound):
+ * asked when a call's headers arrive, and a call it
  * refuses is answered RESOURCE_EXHAUSTED with the retry pushback before its message is read, as REST's fast path
  * answers 429 (gateway/transport/fast-reject.ts).
  * Returns false, changing nothing, when this grpc-js has no stream handler to wrap.
