@@ -160,6 +160,13 @@ describe('the prediction calls answered on their streams', () => {
     expect(refused.headers['grpc-retry-pushback-ms']).toBe('1000');
   });
 
+  it('reads a message that arrives in many HTTP/2 frames', async () => {
+    const text = 'x'.repeat(MAX - 10);
+    const r = await raw({}, framed(text));
+    expect(r.trailers?.['grpc-status']).toBe('0');
+    expect(r.data).toEqual(framed(`echo:${text}`));
+  });
+
   it("refuses protocol faults with grpc-js's codes and never runs the method", async () => {
     const before = echo.seen.stream.length;
     const status = async (headers: http2.OutgoingHttpHeaders, body: Buffer) => {

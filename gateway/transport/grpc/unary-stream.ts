@@ -4,9 +4,10 @@
  * with an uncompressed message, the door reads the one length-prefixed message from the stream, runs the method's
  * one `call` (service-definition.ts, the same function grpc-js runs) and writes the headers, the message and the
  * trailers itself. Admission's fast path is asked first, when the call's headers arrive: a call it refuses is
- * answered RESOURCE_EXHAUSTED before its message is read, as REST's is. grpc-js's per-call machinery (the call object and its interceptor chain, Metadata objects, a
- * deadline timer, a message decoder and a read queue) cost ~25 µs of CPU per call here, about what the rest of a
- * bare echo's server costs (gateway/transport/grpc/README.md, "The prediction calls' own path").
+ * answered RESOURCE_EXHAUSTED before its message is read, as REST's is. grpc-js's per-call machinery (the call
+ * object and its interceptor chain, Metadata objects, a deadline timer, a message decoder and a read queue) cost
+ * ~25 µs of CPU per call here, about what the rest of a bare echo's server costs (gateway/transport/grpc/README.md,
+ * "The prediction calls' own path").
  *
  * The wire format is the one grpc-js writes: response headers `content-type: application/grpc+proto`,
  * `grpc-encoding: identity`, `grpc-accept-encoding`; trailers `grpc-status`, `grpc-message` (encodeURI) and the
@@ -48,9 +49,8 @@ const REFUSAL_TRAILERS = predictionTrailers(undefined, new SibylError('RESOURCE_
  * Answers `methods` on their streams from now on (call before binding a port or making a connection injector).
  * `maxReceiveBytes` is the transport's ceiling for one message (the server's `grpc.max_receive_message_length`).
  * `refuseEarly` is admission's fast path (the door passes `Pipeline.refuseEarly(false)`, without the turn bound):
- * asked when a call's headers arrive, and a call it
- * refuses is answered RESOURCE_EXHAUSTED with the retry pushback before its message is read, as REST's fast path
- * answers 429 (gateway/transport/fast-reject.ts).
+ * asked when a call's headers arrive, and a call it refuses is answered RESOURCE_EXHAUSTED with the retry pushback
+ * before its message is read, as REST's fast path answers 429 (gateway/transport/fast-reject.ts).
  * Returns false, changing nothing, when this grpc-js has no stream handler to wrap.
  */
 export function answerOnStreams(
@@ -104,7 +104,7 @@ function serve(method: PredictMethod, stream: http2.ServerHttp2Stream, headers: 
   let size = 0;
   let refused = false;
   let end = -1;
-  const refuse = (code: number, message: string): void => {
+  const fault = (code: number, message: string): void => {
     refused = true;
     chunks.length = 0;
     status(stream, code, message);
@@ -116,10 +116,10 @@ function serve(method: PredictMethod, stream: http2.ServerHttp2Stream, headers: 
     if (end < 0 && size >= 5) {
       // The message's length, once its prefix is in: over the ceiling, it is refused before it is read.
       const length = (chunks.length === 1 ? chunk : Buffer.concat(chunks, size)).readUInt32BE(1);
-      if (length > max) return refuse(Code.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${max})`);
+      if (length > max) return fault(Code.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${max})`);
       end = 5 + length;
     }
-    if (end >= 0 && size > end) refuse(Code.UNIMPLEMENTED, `Received a second request message for unary method ${method.path}`);
+    if (end >= 0 && size > end) fault(Code.UNIMPLEMENTED, `Received a second request message for unary method ${method.path}`);
   });
   stream.on('end', () => {
     if (refused) return;
