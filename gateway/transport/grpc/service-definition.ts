@@ -27,7 +27,7 @@ export function serviceDefinition(service: DescService): grpc.ServiceDefinition 
 }
 
 /** The encoded bytes as a Buffer over the same memory (toBinary returns a fresh array; grpc-js copies it into its frame). */
-export function asBuffer(bytes: Uint8Array): Buffer {
+function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
