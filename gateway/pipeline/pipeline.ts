@@ -24,6 +24,8 @@ import type { StatisticsRecorder } from '../stats/serving-statistics.ts';
 
 export type { InputRow } from '../../execution/feature-plan.ts';
 export type { Refusal } from './admission.ts';
+/** What the doors' fast paths tell a client `refuseEarly` refused, by reason (defined with the reasons, in admission). */
+export { EARLY_REFUSAL_MESSAGES } from './admission.ts';
 
 /** The four doors, as metrics and the prediction log name them. */
 export type Transport = 'rest' | 'grpc' | 'oip-rest' | 'oip-grpc';

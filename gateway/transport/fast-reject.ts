@@ -9,8 +9,7 @@
  */
 import { httpStatus, retryAfterSeconds } from '../../core/errors.ts';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Pipeline, Refusal } from '../pipeline/pipeline.ts';
-import { EARLY_REFUSAL_MESSAGES as MESSAGES } from '../pipeline/admission.ts';
+import { EARLY_REFUSAL_MESSAGES as MESSAGES, type Pipeline, type Refusal } from '../pipeline/pipeline.ts';
 
 const STATUS = httpStatus.RESOURCE_EXHAUSTED;
 const RETRY_AFTER = String(retryAfterSeconds('RESOURCE_EXHAUSTED'));

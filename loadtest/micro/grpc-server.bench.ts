@@ -5,7 +5,7 @@
  * alternate their order; the process is meant to be pinned to one core, so the CPU per call is the client's plus the
  * server's and the difference between two variants is the servers'. Medians over rounds.
  *
- * Variants: `echo` (the bare echo: loadtest/baselines/grpc-echo.ts with grpc-js's defaults), `echo, channelz off`,
+ * Variants: `echo` (the bare echo: loadtest/baselines/grpc-echo.ts with grpc-js's defaults), `echo (channelz off)`,
  * `door` (the gateway's Sibyl gRPC door, gateway/transport/grpc/, with its server options, over a pipeline stub
  * that answers every request at once with one output: the door's decoding, context and encoding on top of grpc-js).
  *
@@ -56,7 +56,7 @@ const stub: Pipeline = {
 const doorDeps = { pipeline: stub, health: { live: () => true, ready: () => true }, limits: { maxBodyBytes: 1 << 20 } };
 const variants: Record<string, () => grpc.Server> = {
   echo: () => echoServer(undefined),
-  'echo, channelz off': () => echoServer({ 'grpc.enable_channelz': 0 }),
+  'echo (channelz off)': () => echoServer({ 'grpc.enable_channelz': 0 }),
   door: () => createGrpcServer(doorDeps).server,
 };
 if (baselineDir) {

@@ -23,7 +23,7 @@
 import type * as http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 import { Code, SibylError } from '../../../core/errors.ts';
-import { EARLY_REFUSAL_MESSAGES, type Refusal } from '../../pipeline/admission.ts';
+import { EARLY_REFUSAL_MESSAGES, type Refusal } from '../../pipeline/pipeline.ts';
 import { predictionTrailers, type PredictMethod, type UnaryContext, type UnaryReply } from './service-definition.ts';
 
 type StreamHandler = (extraInterceptors: unknown, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
