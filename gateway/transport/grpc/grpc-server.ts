@@ -45,8 +45,8 @@ export function createGrpcServer(deps: {
   const predict = addSibylService(server, deps.pipeline, deps.limits);
   const modelInfer = addOipService(server, deps.pipeline, deps.health, deps.limits);
   // The prediction calls on their streams, past grpc-js's per-call machinery (channelz off is what makes grpc-js
-  // use the stream handler this wraps).
-  // Admission's fast path without the turn bound: one read of an HTTP/2 connection hands the loop many calls at once.
+  // use the stream handler this wraps), asking admission's fast path without the turn bound: one read of an HTTP/2
+  // connection hands the loop many calls at once.
   const ownUnaryPath = answerOnStreams(server, [predict, modelInfer], maxReceive, () => deps.pipeline.refuseEarly(false));
 
   const healthService = new HealthService(['', ...SERVICES], 'NOT_SERVING');

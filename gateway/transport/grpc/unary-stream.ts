@@ -32,12 +32,10 @@ interface Hookable {
   onStreamOpened?: (stream: http2.ServerHttp2Stream) => void;
 }
 
-const RESPONSE_HEADERS = {
-  ':status': 200,
-  'content-type': 'application/grpc+proto',
-  'grpc-accept-encoding': 'identity,deflate,gzip',
-  'grpc-encoding': 'identity',
-} as const;
+/** What every answer's headers say (a trailers-only answer adds its status to these, as grpc-js's does). */
+const BASE_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto' } as const;
+/** An answer with a message: also its encoding and the encodings accepted. */
+const RESPONSE_HEADERS = { ...BASE_HEADERS, 'grpc-accept-encoding': 'identity,deflate,gzip', 'grpc-encoding': 'identity' } as const;
 
 /** grpc-timeout's units in milliseconds (the gRPC over HTTP/2 spec). */
 const TIMEOUT_UNITS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
@@ -162,7 +160,7 @@ function answer(stream: http2.ServerHttp2Stream, reply: UnaryReply): void {
 function status(stream: http2.ServerHttp2Stream, code: number, message: string, extra?: Record<string, string>): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
   try {
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': encodeURI(message), ...extra }, { endStream: true });
+    stream.respond({ ...BASE_HEADERS, 'grpc-status': String(code), 'grpc-message': encodeURI(message), ...extra }, { endStream: true });
   } catch {
     // The stream closed between the check and the write.
   }
