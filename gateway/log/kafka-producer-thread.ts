@@ -5,9 +5,17 @@
  * The client encodes a batch synchronously: ~1-5 ms for a 500-record batch here, a long task for every request in
  * flight (gateway/log/README.md, "The Kafka client and compression").
  *
- * A batch crosses as one transferred ArrayBuffer: per message the key's and value's lengths, then their bytes
- * (one copy of each line on this thread, ~0.1 µs per KB; the other side reads views, no copy). Headers are
- * cloned once per batch when every message shares one object (the sink's case), else per message.
+ * The sink's direct sends (`sendLines`) cross as the write-ahead log's lines themselves: one transferred buffer
+ * holding them back to back and the offset where each ends. This thread copies each line once and does nothing
+ * else per message; the worker splits each line into key and value (views, no copy) and sends. The worker hands
+ * the buffer back with its answer once Kafka acknowledged the batch, and a later batch is copied into it: a new
+ * buffer of a few hundred KB costs its page faults on first touch. The loop's time per 300-line batch, p50 / p99
+ * (loadtest/micro/producer-handoff.bench.ts, one core): 46 / 181 µs into a buffer handed back, 118 / 2,168 into
+ * a new one, 146 / 880 to split the lines and pack the messages apart on this thread (the way before); 500 lines:
+ * 79 / 517 against 255 / 1,863.
+ * Other batches (`send`: replay's, read from the log's files) cross as one transferred ArrayBuffer: per message
+ * the key's and value's lengths, then their bytes. Headers are cloned once per batch when every message shares
+ * one object (the sink's case), else per message.
  *
  * The worker is started on the first call, is unref'd while nothing is pending (it never keeps the process
  * alive), and is started again by the next call after it died; calls pending when it dies reject. Loading its
@@ -25,10 +33,48 @@ export type ProducerRequest =
       readonly batch: ArrayBuffer;
       /** One object for every message, or one per message. */
       readonly headers: Readonly<Record<string, string>> | readonly Readonly<Record<string, string>>[];
+    }
+  | {
+      readonly op: 'sendLines';
+      readonly id: number;
+      /** The lines back to back from offset 0 (the buffer may be longer: it is reused). */
+      readonly data: ArrayBuffer;
+      /** Uint32: where each line ends, newline included. */
+      readonly ends: ArrayBuffer;
     };
 
-/** Id 0 is the worker's first message: its modules are loaded. */
-export type ProducerReply = { readonly id: number; readonly ok: true } | { readonly id: number; readonly ok: false; readonly error: string };
+/**
+ * Id 0 is the worker's first message: its modules are loaded. `data`: a `sendLines` buffer handed back for the next
+ * batch.
+ */
+export type ProducerReply = ({ readonly id: number; readonly ok: true } | { readonly id: number; readonly ok: false; readonly error: string }) & { readonly data?: ArrayBuffer };
+
+/** The smallest buffer made for a batch of lines: a 500-line batch of ~1.1 KB records fits. */
+const MIN_LINES_BUFFER = 1 << 20;
+/** Buffers kept for reuse: one per batch in flight, and then some. */
+const MAX_FREE_BUFFERS = 8;
+
+/**
+ * Packs lines (each ending with its newline) into `free`'s first buffer that holds them, else a new one (taken out
+ * of `free`: the caller transfers it). Returns the buffer and the Uint32 end offsets.
+ */
+export function packLines(lines: readonly Uint8Array[], free: ArrayBuffer[] = []): { data: ArrayBuffer; ends: ArrayBuffer } {
+  const n = lines.length;
+  let bytes = 0;
+  for (let i = 0; i < n; i++) bytes += lines[i]!.length;
+  const reuse = free.findIndex((b) => b.byteLength >= bytes);
+  const data = reuse >= 0 ? free.splice(reuse, 1)[0]! : new ArrayBuffer(Math.max(bytes, MIN_LINES_BUFFER));
+  const out = new Uint8Array(data);
+  const ends = new Uint32Array(n);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const line = lines[i]!;
+    out.set(line, at);
+    at += line.length;
+    ends[i] = at;
+  }
+  return { data, ends: ends.buffer };
+}
 
 // The worker's file, with this module's own extension (.ts in the repository, .mjs in the Lambda package).
 const WORKER_URL = new URL(`./kafka-producer-worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url);
@@ -87,6 +133,8 @@ export function createThreadedKafkaProducer(options: KafkaProducerOptions): Kafk
   let nextId = 1;
   const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
   let closed = false;
+  /** `sendLines` buffers the worker handed back. */
+  const free: ArrayBuffer[] = [];
   let markStarted: () => void = () => {};
   const started = new Promise<void>((resolve) => (markStarted = resolve));
 
@@ -95,6 +143,7 @@ export function createThreadedKafkaProducer(options: KafkaProducerOptions): Kafk
     const w = new Worker(WORKER_URL, { workerData: options });
     w.unref();
     w.on('message', (reply: ProducerReply) => {
+      if (reply.data !== undefined && free.length < MAX_FREE_BUFFERS) free.push(reply.data);
       if (reply.id === 0) return markStarted();
       const p = pending.get(reply.id);
       if (!p) return;
@@ -136,6 +185,12 @@ export function createThreadedKafkaProducer(options: KafkaProducerOptions): Kafk
       if (messages.length === 0) return Promise.resolve();
       const { batch, headers } = packBatch(messages);
       return call({ op: 'send', id: nextId++, batch, headers }, [batch]);
+    },
+    sendLines(lines) {
+      if (closed) return Promise.reject(new Error('producer closed'));
+      if (lines.length === 0) return Promise.resolve();
+      const { data, ends } = packLines(lines, free);
+      return call({ op: 'sendLines', id: nextId++, data, ends }, [data, ends]);
     },
     async close() {
       if (closed) return;

@@ -16,6 +16,7 @@
 import { Admin, Producer, ProduceAcks, findErrorBy } from '@platformatic/kafka';
 import type { MessageToProduce } from '@platformatic/kafka';
 import { javaCompatiblePartitioner } from './murmur2-partitioner.ts';
+import { messagesOfLines } from './wal-line.ts';
 
 /** Batch compression on the wire. 'gzip' runs in libuv's thread pool, off the event loop. */
 export type KafkaCompression = 'none' | 'gzip';
@@ -56,6 +57,12 @@ export interface KafkaProducer {
   ready(): Promise<void>;
   /** Sends one batch to the topic; resolves when the broker acked all of it (acks=all), rejects otherwise. */
   send(messages: readonly KafkaMessage[]): Promise<void>;
+  /**
+   * `send` for write-ahead log lines (wal-line.ts: each line the message it holds, newline included), the sink's
+   * direct sends: on the producer's own thread the lines cross as they are and are read there, so the event loop
+   * neither parses them nor copies each message's key and value apart.
+   */
+  sendLines(lines: readonly Buffer[]): Promise<void>;
   /** Ends pending requests (they reject) and closes the connections. Never rejects. */
   close(): Promise<void>;
   /**
@@ -138,6 +145,10 @@ export function createKafkaProducer(options: KafkaProducerOptions): KafkaProduce
         batch[i] = { topic, key, value, headers: headersOf(m.headers) };
       }
       await producer.send({ messages: batch });
+    },
+
+    sendLines(lines) {
+      return this.send(messagesOfLines(lines));
     },
 
     async close() {

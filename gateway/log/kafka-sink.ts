@@ -34,12 +34,12 @@ import type { PredictionRecord } from './prediction-record.ts';
 import { resolveKafkaSinkOptions } from './kafka-sink-options.ts';
 import type { KafkaSinkOptions, ResolvedKafkaSinkOptions, SinkLogger } from './kafka-sink-options.ts';
 import { createThreadedKafkaProducer } from './kafka-producer-thread.ts';
-import type { KafkaMessage, KafkaProducer, KafkaProducerOptions } from './kafka-producer.ts';
+import type { KafkaProducer, KafkaProducerOptions } from './kafka-producer.ts';
 import { WriteAheadLog } from './write-ahead-log.ts';
 import type { WalSegment } from './write-ahead-log.ts';
 import { WalReader } from './wal-reader.ts';
 import type { ReplayBatch } from './wal-reader.ts';
-import { messageOfLine, walLine } from './wal-line.ts';
+import { walLine } from './wal-line.ts';
 
 export type { KafkaSinkOptions } from './kafka-sink-options.ts';
 
@@ -307,16 +307,16 @@ export class KafkaSink implements PredictionSink {
   }
 
   #send(entries: Entry[]): void {
-    const messages: KafkaMessage[] = new Array(entries.length);
+    const lines: Buffer[] = new Array(entries.length);
     let durable = true;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
-      messages[i] = messageOfLine(e.line, 0, e.line.length - 1)!;
+      lines[i] = e.line;
       if (e.segment === undefined) durable = false;
     }
     const batch: Batch = { entries, lo: entries[0]!.seq, durable, sentAt: Date.now() };
     this.#inFlight.add(batch);
-    this.#producer.send(messages).then(
+    this.#producer.sendLines(lines).then(
       () => {
         this.#inFlight.delete(batch);
         this.#delivered += this.#ackEntries(entries);
@@ -600,6 +600,7 @@ function onLoopProducer(options: KafkaProducerOptions): KafkaProducer {
     ),
     ready: () => loading.then((p) => p.ready()),
     send: (messages) => loading.then((p) => p.send(messages)),
+    sendLines: (lines) => loading.then((p) => p.sendLines(lines)),
     close: () => loading.then(
       (p) => p.close(),
       () => undefined,

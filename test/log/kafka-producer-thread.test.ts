@@ -1,8 +1,8 @@
 import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { createThreadedKafkaProducer, packBatch, unpackBatch } from '../../gateway/log/kafka-producer-thread.ts';
+import { createThreadedKafkaProducer, packBatch, packLines, unpackBatch } from '../../gateway/log/kafka-producer-thread.ts';
 import { PREDICTION_HEADERS } from '../../gateway/log/cloud-event.ts';
-import { messageOfLine, walLine } from '../../gateway/log/wal-line.ts';
+import { messageOfLine, messagesOfLines, messagesOfPackedLines, walLine } from '../../gateway/log/wal-line.ts';
 import type { KafkaMessage } from '../../gateway/log/kafka-producer.ts';
 
 const text = (v: string | Buffer) => (typeof v === 'string' ? v : v.toString('utf8'));
@@ -22,6 +22,37 @@ describe('a batch handed to the Kafka producer thread', () => {
     expect(back.map((m) => [text(m.key), text(m.value), m.headers])).toEqual(messages.map((m) => [text(m.key), text(m.value), PREDICTION_HEADERS]));
     expect(text(back[1]!.key)).toBe('req "quoted"\t2');
     expect(text(back[1]!.value)).toContain('Zürich ✓');
+  });
+
+  it('crosses as the log lines themselves: the worker reads the same messages from them as the lines hold', () => {
+    const lines = [walLine('req-1', '{"id":"p-1","data":{"x":1}}'), walLine('req "quoted"\t2', '{"id":"p-2","data":{"city":"Zürich ✓"}}'), walLine('ключ', '{"id":"p-3"}')];
+    const { data, ends } = packLines(lines);
+    const back = messagesOfPackedLines(Buffer.from(structuredClone(data)), new Uint32Array(ends));
+    const direct = lines.map((l) => messageOfLine(l, 0, l.length - 1)!);
+    expect(back.map((m) => [text(m.key), text(m.value), m.headers])).toEqual(direct.map((m) => [text(m.key), text(m.value), PREDICTION_HEADERS]));
+    expect(text(back[1]!.key)).toBe('req "quoted"\t2');
+    expect(messagesOfLines(lines).map((m) => text(m.value))).toEqual(direct.map((m) => text(m.value)));
+  });
+
+  it('packs lines into a buffer handed back when one is large enough, else into a new one', () => {
+    const lines = [walLine('k', `{"v":"${'v'.repeat(2000)}"}`), walLine('k2', `{"w":"${'w'.repeat(3000)}"}`)];
+    const small = new ArrayBuffer(100);
+    const large = new ArrayBuffer(1 << 21);
+    const free = [small, large];
+    const first = packLines(lines, free);
+    expect(first.data).toBe(large);
+    expect(free).toEqual([small]);
+    const second = packLines(lines, free);
+    expect(second.data).not.toBe(small);
+    expect(free).toEqual([small]);
+    // Only the lines count: what a reused buffer held before beyond them is never read.
+    expect(messagesOfPackedLines(Buffer.from(first.data), new Uint32Array(first.ends)).map((m) => text(m.key))).toEqual(['k', 'k2']);
+  });
+
+  it('refuses a line that is not a message line rather than sending something else', () => {
+    const buf = Buffer.from('not a line\n');
+    expect(() => messagesOfPackedLines(buf, new Uint32Array([buf.length]))).toThrow(/not a Kafka message line/);
+    expect(() => messagesOfLines([buf])).toThrow(/not a Kafka message line/);
   });
 
   it('keeps per-message headers when messages differ', () => {
