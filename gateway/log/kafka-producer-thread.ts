@@ -128,7 +128,14 @@ export function unpackBatch(batch: ArrayBuffer, headers: Extract<ProducerRequest
   return messages;
 }
 
-export function createThreadedKafkaProducer(options: KafkaProducerOptions): KafkaProducer {
+/** What the worker thread is started with. */
+export interface ProducerWorkerData {
+  readonly client: KafkaProducerOptions;
+  /** Nice steps the thread lowers itself by (kafka-sink-options.ts, `producerThreadNice`). */
+  readonly nice: number;
+}
+
+export function createThreadedKafkaProducer(options: KafkaProducerOptions, thread: { readonly nice?: number } = {}): KafkaProducer {
   let worker: Worker | undefined;
   let nextId = 1;
   const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
@@ -140,7 +147,7 @@ export function createThreadedKafkaProducer(options: KafkaProducerOptions): Kafk
 
   function ensureWorker(): Worker {
     if (worker) return worker;
-    const w = new Worker(WORKER_URL, { workerData: options });
+    const w = new Worker(WORKER_URL, { workerData: { client: options, nice: thread.nice ?? 0 } satisfies ProducerWorkerData });
     w.unref();
     w.on('message', (reply: ProducerReply) => {
       if (reply.data !== undefined && free.length < MAX_FREE_BUFFERS) free.push(reply.data);

@@ -4,12 +4,16 @@
  * `terminate()`, which closes its connections.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { createKafkaProducer, type KafkaProducerOptions } from './kafka-producer.ts';
-import { unpackBatch, type ProducerReply, type ProducerRequest } from './kafka-producer-thread.ts';
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
+import { createKafkaProducer } from './kafka-producer.ts';
+import { unpackBatch, type ProducerReply, type ProducerRequest, type ProducerWorkerData } from './kafka-producer-thread.ts';
 import { messagesOfPackedLines } from './wal-line.ts';
 
 const port = parentPort!;
-const producer = createKafkaProducer(workerData as KafkaProducerOptions);
+const data = workerData as ProducerWorkerData;
+lowerPriority(data.nice);
+const producer = createKafkaProducer(data.client);
 
 /** The answer to request `id`; `data` (a `sendLines` buffer, no longer read here) goes back with it for reuse. */
 const reply = (id: number, data?: ArrayBuffer) => (err?: unknown) => {
@@ -44,3 +48,19 @@ port.on('message', (msg: ProducerRequest) => {
     }
   }
 });
+
+/**
+ * Lowers this thread's priority by `steps` nice steps (kafka-sink-options.ts, `producerThreadNice`: why). On Linux
+ * a thread is a task of its own, and `setpriority` given its id changes that thread alone; its id is the last part
+ * of /proc/thread-self. Elsewhere, or when it cannot, nothing changes.
+ */
+function lowerPriority(steps: number): void {
+  if (!(steps > 0)) return;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid) || tid <= 0) return;
+    setPriority(tid, Math.min(19, getPriority(tid) + steps));
+  } catch {
+    // Not Linux, or no /proc: the thread keeps the process's priority.
+  }
+}

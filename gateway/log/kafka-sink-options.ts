@@ -71,6 +71,14 @@ export interface KafkaSinkOptions {
    * encoding a batch, compression and the sockets stay off the event loop; 'main', on the event loop.
    */
   producerThread?: 'worker' | 'main';
+  /**
+   * How much lower than the process that thread runs, in nice steps (Linux; elsewhere nothing changes). Default 10.
+   * At the same priority the kernel hands it the core the moment a batch arrives (it has slept, so it is owed time),
+   * and the event loop waits there, in the middle of its turn, while the thread encodes the batch: ~1.5 ms per
+   * 350-record batch on one core. Ten steps lower it runs when the loop waits or its slice ends (gateway/log/README.md,
+   * "The producer's thread and the event loop"). 0 leaves it at the process's priority.
+   */
+  producerThreadNice?: number;
   /** Broker-side deduplication of the client's retries (kafka-producer.ts). Default true. */
   idempotent?: boolean;
   /** Bound on each Kafka request and the broker's ack wait, ms (connecting: at most 3 000). Default 10 000. */
@@ -110,6 +118,7 @@ export function resolveKafkaSinkOptions(options: KafkaSinkOptions): ResolvedKafk
     replayRecordsPerSecond: options.replayRecordsPerSecond ?? 20_000,
     compression: options.compression ?? 'none',
     producerThread: options.producerThread ?? 'worker',
+    producerThreadNice: options.producerThreadNice ?? 10,
     idempotent: options.idempotent ?? true,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     retries: options.retries ?? 2,

@@ -120,8 +120,7 @@ export class KafkaSink implements PredictionSink {
   constructor(options: KafkaSinkOptions) {
     this.#o = resolveKafkaSinkOptions(options);
     this.#logger = options.logger ?? console;
-    const producer = this.#o.producerThread === 'worker' ? createThreadedKafkaProducer : onLoopProducer;
-    this.#producer = producer({
+    const client: KafkaProducerOptions = {
       brokers: this.#o.brokers,
       topic: this.#o.topic,
       partitions: this.#o.partitions,
@@ -130,7 +129,8 @@ export class KafkaSink implements PredictionSink {
       retries: this.#o.retries,
       idempotent: this.#o.idempotent,
       clientId: options.clientId ?? 'sibyl-gateway',
-    });
+    };
+    this.#producer = this.#o.producerThread === 'worker' ? createThreadedKafkaProducer(client, { nice: this.#o.producerThreadNice }) : onLoopProducer(client);
     if (this.#producer.started === undefined) this.#startedAt = Date.now();
     else
       void this.#producer.started.then(() => {

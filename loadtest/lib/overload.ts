@@ -11,7 +11,7 @@
  * (loadtest/overload.ts, `npm run bench -- --only overload`).
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { RunSpec } from '../generate.ts';
 import { createCpuCgroup, CpuCgroupUnavailable, type CpuCgroup, type CpuCgroupStat } from './cpu-cgroup.ts';
 import type { StepResult } from './loops.ts';
@@ -195,12 +195,29 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
 /** Sets the nice value of every thread of `pid`; false when it could not. */
 function renice(pid: number, nice: number): boolean {
   let threads: string[];
+  let shift: number;
   try {
     threads = readdirSync(`/proc/${pid}/task`);
+    shift = nice - niceOf(pid, pid);
   } catch {
     return false;
   }
-  return threads.every((t) => spawnSync('renice', ['-n', String(nice), '-p', t], { stdio: 'ignore' }).status === 0);
+  // Threads keep their distance from the main thread (the prediction log's Kafka thread runs below it).
+  return threads.every((t) => {
+    let target = nice;
+    try {
+      target = Math.max(-20, Math.min(19, niceOf(pid, Number(t)) + shift));
+    } catch {
+      // gone meanwhile
+    }
+    return spawnSync('renice', ['-n', String(target), '-p', t], { stdio: 'ignore' }).status === 0;
+  });
+}
+
+/** The nice value of thread `tid` of process `pid` (/proc's stat, field 19). */
+function niceOf(pid: number, tid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }
 
 /** A refusal: HTTP 429 or gRPC RESOURCE_EXHAUSTED. */

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createThreadedKafkaProducer, packBatch, packLines, unpackBatch } from '../../gateway/log/kafka-producer-thread.ts';
@@ -73,6 +74,27 @@ describe('a batch handed to the Kafka producer thread', () => {
     port1.close();
     port2.close();
   });
+
+  it.runIf(process.platform === 'linux')('runs its thread the given nice steps below the process, and the process where it was', async () => {
+    const niceOf = (tid: string): number => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const before = new Set(readdirSync('/proc/self/task'));
+    const producer = createThreadedKafkaProducer(
+      { brokers: ['127.0.0.1:9'], topic: 't', partitions: 1, compression: 'none', requestTimeoutMs: 1000, retries: 2, idempotent: true, clientId: 'test' },
+      { nice: 7 },
+    );
+    const ready = producer.ready().catch(() => undefined);
+    try {
+      await producer.started;
+      const added = readdirSync('/proc/self/task').filter((t) => !before.has(t) && readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'WorkerThread');
+      expect(added).toHaveLength(1);
+      const own = niceOf(String(process.pid));
+      expect(niceOf(added[0]!)).toBe(Math.min(19, own + 7));
+      expect(niceOf(String(process.pid))).toBe(own);
+    } finally {
+      await producer.close();
+      await ready;
+    }
+  }, 60_000);
 
   it('closing ends the thread: what is pending rejects (the sink then sends it from its write-ahead log), later calls reject', async () => {
     // A "broker" that accepts connections and never answers: the client's calls stay pending.
