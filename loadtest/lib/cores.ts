@@ -5,7 +5,10 @@
  *
  * Method. Both gateways run at once, each in a cgroup v1 CPU quota of its own (cpu-cgroup.ts), entered before the
  * process starts (`sh -c 'echo $$ > cgroup.procs; exec node ...'`), so the supervisor and every worker it forks are
- * inside; neither is pinned, so two workers can run on both cores. The load generator runs outside them, unpinned:
+ * inside; neither is pinned, so two workers can run on both cores (both gateways and the generator are started
+ * on every core, `ALL_CORES`: a child inherits its parent's affinity, and the suite itself runs pinned to the load
+ * core, which held the two-worker arm and the generator to one core between them: 1.76x, the arm below its quota in
+ * all but 1-6 of ~130 periods). The load generator runs outside them, unpinned:
  * on 2 cores, Q = 0.35 leaves it (and the machine's other work) 1.3 cores while the two-worker gateway uses its
  * whole quota. Closed loop over as many keep-alive connections as requests in flight, 48 per worker (SO_REUSEPORT
  * balances connections, not requests); the request path alone (20 features inline, no Redis, prediction log off:
@@ -23,13 +26,20 @@
  */
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createCpuCgroup, type CpuCgroup } from './cpu-cgroup.ts';
 import { processCpuMs, run, startChild, waitHttpOk, type Child } from './processes.ts';
 import type { RunResult, RunSpec } from '../generate.ts';
 import type { StepResult } from './loops.ts';
 import type { Target } from './report.ts';
+
+/**
+ * The machine's cores (online CPUs, not this process's affinity: under the suite that is one core), as taskset's
+ * list: what the measured processes may run on, whatever their parent's affinity.
+ */
+const CORE_COUNT = cpus().length;
+const ALL_CORES = `0-${CORE_COUNT - 1}`;
 
 export interface CoresOptions {
   /** The one-worker gateway's quota, cores; the two-worker one gets twice this (default 0.35). */
@@ -111,7 +121,7 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
   try {
     const ports = o.ports ?? { one: [await freePort(), await freePort()], two: [await freePort(), await freePort()] };
     // The generator: no quota worth the name (every core), the same weight as the gateways.
-    const gen = createCpuCgroup({ name: 'cores-generator', cores: availableParallelism() });
+    const gen = createCpuCgroup({ name: 'cores-generator', cores: CORE_COUNT });
     groups.push(gen);
     writeFileSync(join(gen.dir, 'cpu.shares'), shares);
     const arms = [
@@ -138,7 +148,7 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
       const child = startChild(`cores-${a.workers}w`, 'sh', ['-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} && exec node gateway/main.ts`], {
         env,
         logFile: join(o.outDir, `cores-${a.workers}w.log`),
-        ...(a.workers > 1 && o.pinTwo ? { cores: o.pinTwo } : {}),
+        cores: a.workers > 1 && o.pinTwo ? o.pinTwo : ALL_CORES,
       });
       children.push(child);
       return { ...a, cg, child, base: `http://127.0.0.1:${a.ports[0]}` };
@@ -156,7 +166,7 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
     const generate = async (spec: RunSpec): Promise<StepResult> => {
       const specFile = join(o.outDir, `${spec.name}-spec.json`);
       writeFileSync(specFile, JSON.stringify(spec));
-      const out = await run('sh', ['-c', `echo $$ > ${join(gen.dir, 'cgroup.procs')} && exec node loadtest/generate.ts --spec-file ${specFile}`]);
+      const out = await run('sh', ['-c', `echo $$ > ${join(gen.dir, 'cgroup.procs')} && exec node loadtest/generate.ts --spec-file ${specFile}`], { cores: ALL_CORES });
       return (JSON.parse(out.trim().split('\n').pop()!) as RunResult).steps[0]!;
     };
     for (const a of arms) {
