@@ -1,7 +1,7 @@
 /**
  * The worker thread of kafka-producer-thread.ts: one Kafka producer (kafka-producer.ts) built from `workerData`,
- * serving `ready`, `send` (a packed batch) and `sendLines` (log lines), one reply per request, in any order. The caller ends it with
- * `terminate()`, which closes its connections.
+ * serving `ready`, `send` (a packed batch) and `sendLines` (log lines), one reply per request, in any order. The
+ * caller ends it with `terminate()`, which closes its connections.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { readlinkSync } from 'node:fs';
@@ -11,9 +11,9 @@ import { unpackBatch, type ProducerReply, type ProducerRequest, type ProducerWor
 import { messagesOfPackedLines } from './wal-line.ts';
 
 const port = parentPort!;
-const data = workerData as ProducerWorkerData;
-lowerPriority(data.nice);
-const producer = createKafkaProducer(data.client);
+const init = workerData as ProducerWorkerData;
+lowerPriority(init.nice);
+const producer = createKafkaProducer(init.client);
 
 /** The answer to request `id`; `data` (a `sendLines` buffer, no longer read here) goes back with it for reuse. */
 const reply = (id: number, data?: ArrayBuffer) => (err?: unknown) => {

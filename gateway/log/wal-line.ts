@@ -40,30 +40,26 @@ export function messageOfLine(buf: Buffer, start: number, end: number): KafkaMes
 }
 
 /**
- * The messages of `count` consecutive lines in `buf`, the i-th ending (newline included) at `ends[i]`; views into
- * `buf`. Throws on a line not in this format: callers pass lines the sink wrote itself.
+ * The messages of the lines in `buf`, one after another from offset 0, the i-th ending (newline included) at
+ * `ends[i]`; views into `buf`. Throws on a line not in this format: callers pass lines the sink wrote itself.
  */
 export function messagesOfPackedLines(buf: Buffer, ends: Uint32Array): KafkaMessage[] {
   const messages: KafkaMessage[] = new Array(ends.length);
   let start = 0;
   for (let i = 0; i < ends.length; i++) {
-    const end = ends[i]!;
-    const m = messageOfLine(buf, start, end - 1);
-    if (m === undefined) throw new Error(`log line ${i} of a batch is not a Kafka message line`);
-    messages[i] = m;
-    start = end;
+    messages[i] = sinkMessage(buf, start, ends[i]! - 1, i);
+    start = ends[i]!;
   }
   return messages;
 }
 
 /** The messages of whole lines (each ends with its newline); views into them. Throws like `messagesOfPackedLines`. */
 export function messagesOfLines(lines: readonly Buffer[]): KafkaMessage[] {
-  const messages: KafkaMessage[] = new Array(lines.length);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const m = messageOfLine(line, 0, line.length - 1);
-    if (m === undefined) throw new Error(`log line ${i} of a batch is not a Kafka message line`);
-    messages[i] = m;
-  }
-  return messages;
+  return lines.map((line, i) => sinkMessage(line, 0, line.length - 1, i));
+}
+
+function sinkMessage(buf: Buffer, start: number, end: number, i: number): KafkaMessage {
+  const m = messageOfLine(buf, start, end);
+  if (m === undefined) throw new Error(`log line ${i} of a batch is not a Kafka message line`);
+  return m;
 }
