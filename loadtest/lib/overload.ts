@@ -11,7 +11,8 @@
  * (loadtest/overload.ts, `npm run bench -- --only overload`).
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import type { RunSpec } from '../generate.ts';
 import { createCpuCgroup, CpuCgroupUnavailable, type CpuCgroup, type CpuCgroupStat } from './cpu-cgroup.ts';
 import type { StepResult } from './loops.ts';
@@ -198,7 +199,7 @@ function renice(pid: number, nice: number): boolean {
   let shift: number;
   try {
     threads = readdirSync(`/proc/${pid}/task`);
-    shift = nice - niceOf(pid, pid);
+    shift = nice - getPriority(pid);
   } catch {
     return false;
   }
@@ -206,18 +207,12 @@ function renice(pid: number, nice: number): boolean {
   return threads.every((t) => {
     let target = nice;
     try {
-      target = Math.max(-20, Math.min(19, niceOf(pid, Number(t)) + shift));
+      target = Math.max(-20, Math.min(19, getPriority(Number(t)) + shift));
     } catch {
       // gone meanwhile
     }
     return spawnSync('renice', ['-n', String(target), '-p', t], { stdio: 'ignore' }).status === 0;
   });
-}
-
-/** The nice value of thread `tid` of process `pid` (/proc's stat, field 19). */
-function niceOf(pid: number, tid: number): number {
-  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
 }
 
 /** A refusal: HTTP 429 or gRPC RESOURCE_EXHAUSTED. */
