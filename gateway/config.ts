@@ -92,7 +92,8 @@ const Env = z.object({
   OTEL_TRACES_SAMPLER: samplerName,
   OTEL_TRACES_SAMPLER_ARG: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), fraction.optional()),
   SIBYL_ACCESS_LOG_RATIO: fraction.default(0),
-  SIBYL_SHADOW_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  SIBYL_SHADOW_CONCURRENCY: z.coerce.number().int().positive().default(64),
+  SIBYL_SHADOW_BATCH_MS: z.coerce.number().nonnegative().default(2),
   SIBYL_SHADOW_QUEUE: z.coerce.number().int().nonnegative().default(1000),
   SIBYL_SHADOW_TIMEOUT_MS: positiveMs.default(250),
   SIBYL_CONTROL_TOWER_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
@@ -176,7 +177,7 @@ export interface Config {
   /** The fraction of requests written to the access log (SIBYL_ACCESS_LOG_RATIO), 0..1; 0 is off. */
   readonly accessLogRatio: number;
   /** Shadow executions: at most `concurrency` at once, `maxQueue` waiting, each within `timeoutMs`. */
-  readonly shadows: { readonly concurrency: number; readonly maxQueue: number; readonly timeoutMs: number };
+  readonly shadows: { readonly concurrency: number; readonly batchMs: number; readonly maxQueue: number; readonly timeoutMs: number };
   /** The control tower whose desired state for the cell this gateway follows; unset: `modelsDir` is followed. */
   readonly tower: { readonly url: string; readonly token: string | undefined } | undefined;
   /**
@@ -277,7 +278,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ho
       sampler: { name: e.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on', ratio: e.OTEL_TRACES_SAMPLER_ARG ?? 1 },
     },
     accessLogRatio: e.SIBYL_ACCESS_LOG_RATIO,
-    shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
+    shadows: { concurrency: e.SIBYL_SHADOW_CONCURRENCY, batchMs: e.SIBYL_SHADOW_BATCH_MS, maxQueue: e.SIBYL_SHADOW_QUEUE, timeoutMs: e.SIBYL_SHADOW_TIMEOUT_MS },
     tower: e.SIBYL_CONTROL_TOWER_URL ? { url: e.SIBYL_CONTROL_TOWER_URL, token: e.SIBYL_TOWER_TOKEN } : undefined,
     sync: {
       // A worker's name stays the same when the supervisor restarts it (the supervisor's pid, the worker's index).

@@ -128,13 +128,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     onRuntimeCall: (runtime, code, seconds) => telemetry.runtimeCall(runtime, code, seconds),
     traces: telemetry,
     ...config.shadows,
-    // Shadows give way first: shed while live traffic is past half of what admission control allows, and whenever
-    // the process is CPU-saturated (admission paces admissions to its CPU), since a shadow's CPU would come out of
-    // live requests' admission.
-    busy: () => {
-      const a = admission.stats();
-      return a.saturated || a.inflight * 2 > a.limit || a.lagMs * 2 > config.admission.maxLagMs;
-    },
+    // Shadows give way first (admission.ts, `backgroundBusy`): their CPU comes out of the live requests' headroom.
+    busy: () => admission.backgroundBusy(),
     logger,
   });
   const pipeline = createPipeline({

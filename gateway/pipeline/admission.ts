@@ -72,6 +72,8 @@ const QUOTA_REFRESH_MS = 1000;
 const PEAK_FLOOR = 0.25;
 /** Requests in flight at once, at some moment of a window, before it may start or lower the pacing. */
 const PACE_MIN_INFLIGHT = 4;
+/** Utilization above which work no caller waits for gives way (`backgroundBusy`), below the pacing's default target. */
+const BACKGROUND_MAX_UTILIZATION = 0.8;
 const PEAK_DECAY = 0.98;
 /**
  * Requests in flight at once, at some moment of a window, for it to count towards the turn bound: a flood keeps many
@@ -202,8 +204,9 @@ export class AdmissionControl {
   /** Admissions per ms, smoothed over windows; and the highest of recent windows (decaying by PEAK_DECAY a window). */
   #admittedRate = 0;
   #peakRate = 0;
-  /** The most requests in flight at once in the current window. */
+  /** The most requests in flight at once in the current window, and in the last one. */
   #windowPeakInflight = 0;
+  #lastPeakInflight = 0;
   /** The current window: its start, and the readings and counts at its start. */
   #windowAt = 0;
   #windowCpu = 0;
@@ -293,6 +296,7 @@ export class AdmissionControl {
     // Busy with requests: a few at once at least. A process busy with anything else (starting, loading a model, a
     // neighbour on its core) while it serves a request at a time gains nothing from admitting fewer.
     const peakInflight = this.#windowPeakInflight;
+    this.#lastPeakInflight = peakInflight;
     const queued = peakInflight >= PACE_MIN_INFLIGHT;
     this.#windowPeakInflight = this.#inflight;
     const standing = this.#windowTurns > 0 && this.#windowShortTurns === 0;
@@ -456,6 +460,22 @@ export class AdmissionControl {
 
   release(): void {
     this.#inflight--;
+  }
+
+  /**
+   * Whether work that no caller waits for (shadow executions) should give way now: while admissions are paced, past
+   * half the in-flight limit, with the smoothed lag past half its bound, or when the last window's utilization was
+   * above BACKGROUND_MAX_UTILIZATION with requests queuing (PACE_MIN_INFLIGHT in flight at once): below the pacing's
+   * target, so that such work stops before live requests are paced. A process busy with anything else while it serves
+   * a request at a time (starting, loading a model) keeps running it.
+   */
+  backgroundBusy(): boolean {
+    return (
+      this.#rate !== Infinity ||
+      (this.#utilization > BACKGROUND_MAX_UTILIZATION && this.#lastPeakInflight >= PACE_MIN_INFLIGHT) ||
+      this.#inflight * 2 > this.#maxInflight ||
+      this.#lagMs * 2 > this.#maxLagMs
+    );
   }
 
   stats(): AdmissionStats {

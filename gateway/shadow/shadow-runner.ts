@@ -5,7 +5,13 @@
  *
  * Bounded like a batch processor: at most `concurrency` shadow executions run at once and at most `maxQueue` wait;
  * work beyond that is shed and counted, and so is work submitted while the gateway is busy (`busy()` true), so that
- * shadows give way before live requests suffer. Each execution has its own deadline (`timeoutMs`).
+ * shadows give way before live requests suffer. Each execution has a deadline (`timeoutMs`).
+ *
+ * Shadows start in batches. Work waits up to `batchMs` after the first of it was queued (or until `concurrency`
+ * executions are waiting), then everything that may run starts in one callback, under one deadline timer. Executions
+ * started together reach their runtime in the same turn, so an ONNX shadow's rows of many requests share one
+ * coalesced run (runtimes/onnx/onnx-runtime.ts): for a small model the run's fixed cost is most of it (measured in
+ * ARCHITECTURE.md, "The other callers of `execute()`"). No caller awaits a shadow, so the wait costs nobody time.
  *
  * A shadow runs through the one execution step (execution/execute.ts) like the live version: the live row's values
  * are reused for every feature the shadow declares under the same name, except the ones the live path defaulted;
@@ -36,8 +42,10 @@ export interface ShadowRunnerOptions {
   readonly sink: PredictionSink;
   readonly cell: string;
   readonly stats: ShadowStats;
-  /** Shadow executions running at once (default 2). */
+  /** Shadow executions running at once (default 64). */
   readonly concurrency?: number;
+  /** Longest wait of queued work before its batch starts, milliseconds (default 2; 0: the next check phase). */
+  readonly batchMs?: number;
   /** Shadow executions waiting (default 1000); more are shed. */
   readonly maxQueue?: number;
   /** Deadline of one shadow execution, enrichment included, milliseconds (default 250). */
@@ -86,11 +94,13 @@ export class ShadowRunner {
   #executed = 0;
   #shed = 0;
   #scheduled = false;
+  /** The batch window's timer, while one is open. */
+  #window: NodeJS.Timeout | undefined;
   #closed = false;
   #idle: (() => void)[] = [];
 
   constructor(options: ShadowRunnerOptions) {
-    this.#o = { concurrency: 2, maxQueue: 1000, timeoutMs: 250, ...options };
+    this.#o = { concurrency: 64, batchMs: 2, maxQueue: 1000, timeoutMs: 250, ...options };
     this.#logging = options.sink.kind !== 'null';
     this.#exec = {
       store: options.store,
@@ -136,39 +146,55 @@ export class ShadowRunner {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#queue.length === this.#head) return;
+    const queued = this.#queue.length - this.#head;
+    const room = this.#o.concurrency - this.#running;
+    if (queued === 0 || room <= 0) return;
+    // After the pending I/O of this turn, which includes writing the live response: at once (the check phase) when a
+    // full batch waits, else once the batch window that the first queued execution opened has passed.
+    const full = this.#o.batchMs === 0 || queued >= room;
+    if (this.#window !== undefined) {
+      if (!full) return;
+      clearTimeout(this.#window);
+      this.#window = undefined;
+    } else if (this.#scheduled) return;
     this.#scheduled = true;
-    // setImmediate: after the pending I/O of this turn, which includes writing the live response.
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#drain();
-    });
+    if (full) setImmediate(this.#drainNow);
+    else this.#window = setTimeout(this.#drainNow, this.#o.batchMs);
   }
 
+  readonly #drainNow = (): void => {
+    this.#scheduled = false;
+    if (this.#window !== undefined) clearTimeout(this.#window);
+    this.#window = undefined;
+    this.#drain();
+  };
+
+  /** Starts every queued execution there is room for, in this callback, under one deadline. */
   #drain(): void {
+    if (this.#running >= this.#o.concurrency || this.#head === this.#queue.length) return;
+    const signal = AbortSignal.timeout(this.#o.timeoutMs);
     while (this.#running < this.#o.concurrency && this.#head < this.#queue.length) {
       const task = this.#queue[this.#head]!;
       this.#queue[this.#head++] = undefined as unknown as Task;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
       this.#running++;
-      void this.#run(task).finally(() => {
+      void this.#run(task, signal).finally(() => {
         this.#running--;
         task.shadow.release();
-        if (this.#head < this.#queue.length) this.#drain();
+        if (this.#head < this.#queue.length) this.#schedule();
         else if (this.#running === 0) for (const w of this.#idle.splice(0)) w();
       });
     }
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
   }
 
-  async #run({ job, shadow }: Task): Promise<void> {
+  async #run({ job, shadow }: Task, signal: AbortSignal): Promise<void> {
     const pair = this.#pairOf(job.live, shadow);
     const start = performance.now();
     const span = this.#o.traces?.startShadow(job.ctx.trace, shadow.model, shadow.version, job.ctx.requestId, start);
     const trace = span?.trace ?? job.ctx.trace;
-    const signal = AbortSignal.timeout(this.#o.timeoutMs);
     let rows: FeatureRow[] | undefined;
     let results: PredictResult[] | undefined;
     let error: SibylError | undefined;

@@ -123,6 +123,29 @@ describe('AdmissionControl', () => {
     expect(a.stats()).toMatchObject({ rejectedCpu: 5, rejectedInflight: 0 });
   });
 
+  it('has work no caller waits for (shadows) give way above 0.8 utilization with requests queuing, before live requests are paced', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { cpuCores: 1 }));
+    window(a, p, 0.6, 0.6, 200);
+    expect(a.backgroundBusy()).toBe(false);
+    // 0.85: below the pacing's target (0.9), 20 requests in flight at once.
+    window(a, p, 0.85, 0.85, 200);
+    expect(a.stats()).toMatchObject({ saturated: false, utilization: 0.85 });
+    expect(a.backgroundBusy()).toBe(true);
+    expect(admitUntilRefused(a, 500)).toBe(500);
+    // Just as busy while serving one request at a time (a model loading beside it): nothing queues, nothing gives way
+    // (from the second window: the first still saw the 500 above in flight at once).
+    window(a, p, 0.85, 0.85, 10);
+    expect(a.backgroundBusy()).toBe(true);
+    window(a, p, 0.85, 0.85, 10);
+    expect(a.backgroundBusy()).toBe(false);
+    // Past half the in-flight limit.
+    for (let i = 0; i < 501; i++) a.admit();
+    expect(a.backgroundBusy()).toBe(true);
+    for (let i = 0; i < 501; i++) a.release();
+    expect(a.backgroundBusy()).toBe(false);
+  });
+
   it('does not pace the same process against a whole core: it is not saturated', () => {
     const p = fakeProcess();
     const a = new AdmissionControl(base(p.probe, { cpuCores: 1 }));

@@ -1,8 +1,15 @@
-/** The shadow runner on its own: bounded concurrency and queue, shedding, errors and deadlines recorded, never thrown. */
+/**
+ * The shadow runner on its own: bounded concurrency and queue, batches, shedding, errors and deadlines recorded,
+ * never thrown.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { FeatureRow, LoadedModel, OutputRow } from '../../runtimes/contract.ts';
 import { SibylError } from '../../core/errors.ts';
-import { validateManifest } from '../../runtimes/manifest.ts';
+import { parseManifest, validateManifest } from '../../runtimes/manifest.ts';
+import { createOnnxRuntime } from '../../runtimes/onnx/onnx-runtime.ts';
 import { createMemoryFeatureStore } from '../../gateway/features/memory-feature-store.ts';
 import { Route } from '../../gateway/routing/route-table.ts';
 import { ShadowRunner, type ShadowJob } from '../../gateway/shadow/shadow-runner.ts';
@@ -65,7 +72,7 @@ describe('shadow runner', () => {
   it('runs at most `concurrency` at once, queues up to `maxQueue`, and sheds and counts the rest', async () => {
     const gate = gatedModel(2);
     const shadow = new Route(manifest('m', '2'), gate.model, 'h2');
-    const { r, stats, sink } = runner({ concurrency: 2, maxQueue: 3, timeoutMs: 10_000 });
+    const { r, stats, sink } = runner({ concurrency: 2, batchMs: 0, maxQueue: 3, timeoutMs: 10_000 });
     for (let i = 0; i < 8; i++) r.submit(job(live, [shadow], i));
     await tick();
     expect(gate.calls()).toBe(2);
@@ -86,6 +93,75 @@ describe('shadow runner', () => {
       ['ROLE_SHADOW', 'req-1'],
       ['ROLE_SHADOW', 'req-2'],
     ]);
+  });
+
+  it('holds queued work for the batch window, then starts it in one turn', async () => {
+    const gate = gatedModel(1);
+    const shadow = new Route(manifest('m', '2'), gate.model, 'h2');
+    const { r } = runner({ concurrency: 8, batchMs: 40, timeoutMs: 10_000 });
+    for (let i = 0; i < 3; i++) {
+      r.submit(job(live, [shadow], i));
+      await tick();
+    }
+    expect(gate.calls()).toBe(0);
+    expect(r.stats()).toMatchObject({ queued: 3, running: 0 });
+    await sleep(60);
+    expect(gate.calls()).toBe(3);
+    expect(r.stats()).toMatchObject({ queued: 0, running: 3 });
+    gate.release();
+    await r.flush();
+  });
+
+  it('starts a full batch at once, without waiting for the window', async () => {
+    const gate = gatedModel(1);
+    const shadow = new Route(manifest('m', '2'), gate.model, 'h2');
+    const { r } = runner({ concurrency: 4, batchMs: 60_000, timeoutMs: 10_000 });
+    r.submit(job(live, [shadow], 0));
+    await tick();
+    expect(gate.calls()).toBe(0);
+    for (let i = 1; i < 6; i++) r.submit(job(live, [shadow], i));
+    await tick();
+    // Four may run: they start together; the other two wait for room.
+    expect(gate.calls()).toBe(4);
+    expect(r.stats()).toMatchObject({ queued: 2, running: 4 });
+    gate.release();
+    await tick();
+    await tick();
+    // Room opened while more waited than it held: the rest started at once, without a window of their own.
+    expect(gate.calls()).toBe(6);
+    expect(r.stats()).toMatchObject({ queued: 0, running: 2 });
+    gate.release();
+    await r.close();
+  });
+
+  it("an ONNX shadow's rows of requests submitted across turns share one model run", async () => {
+    const dir = path.resolve(import.meta.dirname, '../../models/delivery-eta/1');
+    const rt = createOnnxRuntime();
+    try {
+      const eta = parseManifest(readFileSync(path.join(dir, 'sibyl.yaml'), 'utf8'));
+      const loaded = await rt.load({ manifest: eta, dir, hash: 'eta-1' });
+      const shadow = new Route(eta, loaded, 'eta-1');
+      const rows = (JSON.parse(readFileSync(path.join(dir, 'expected.json'), 'utf8')) as { rows: { entities: Record<string, string>; request: FeatureRow; features: FeatureRow }[] }).rows.slice(0, 20);
+      const etaLive = new Route(manifest('delivery-eta', '2'), instantModel((rs) => rs.map(() => ({ score: 0 }))), 'h-live');
+      const jobOf = (i: number): ShadowJob => ({
+        ...job(etaLive, [shadow], i),
+        input: [{ entities: rows[i]!.entities, features: rows[i]!.request as Record<string, number> }],
+        liveRows: [rows[i]!.features],
+      });
+      const { r, sink, stats } = runner({ batchMs: 30, timeoutMs: 10_000 });
+      const runs = loaded.runs;
+      for (let i = 0; i < rows.length; i++) {
+        r.submit(jobOf(i));
+        await tick();
+      }
+      await r.flush();
+      expect(loaded.runs - runs).toBe(1);
+      expect(stats.snapshot()[0]).toMatchObject({ executed: rows.length, errors: {} });
+      expect(sink.records.map((rec) => rec.requestId)).toEqual(rows.map((_, i) => `req-${i}`));
+      expect(sink.records.every((rec) => rec.error === undefined && typeof rec.rows[0]!.outputs['eta_minutes'] === 'number')).toBe(true);
+    } finally {
+      await rt.close();
+    }
   });
 
   it('sheds everything while the gateway is busy, and runs again when it is not', async () => {
@@ -114,9 +190,10 @@ describe('shadow runner', () => {
   it('skips a shadow that is the live route itself, and holds each shadow route until its execution ends', async () => {
     const gate = gatedModel(1);
     const shadow = new Route(manifest('m', '2'), gate.model, 'h2');
-    const { r, stats } = runner();
+    const { r, stats } = runner({ batchMs: 0, timeoutMs: 10_000 });
     r.submit(job(live, [live, shadow], 1));
     await tick();
+    expect(gate.calls()).toBe(1);
     let disposed = false;
     void shadow.retire().then(() => (disposed = true));
     await tick();
@@ -131,9 +208,10 @@ describe('shadow runner', () => {
   it('sheds what is submitted after close, and close waits for running executions', async () => {
     const gate = gatedModel(1);
     const shadow = new Route(manifest('m', '2'), gate.model, 'h2');
-    const { r, stats } = runner();
+    const { r, stats } = runner({ batchMs: 0, timeoutMs: 10_000 });
     r.submit(job(live, [shadow], 1));
     await tick();
+    expect(gate.calls()).toBe(1);
     let closed = false;
     const closing = r.close().then(() => (closed = true));
     r.submit(job(live, [shadow], 2));
