@@ -5,7 +5,10 @@
  * ticks as a gateway's requests arrive. The prediction log is off (a null sink), so the figure is the runner, the
  * execution step and the model runs. Per arm: process CPU (all threads) per shadow executed, shadows shed, model runs
  * per shadow (an ONNX run that served several requests counts once), the event loop's own CPU per shadow, and the event loop's delay p99 (1 ms
- * resolution). Arms alternate, the order reversed every round; medians over rounds.
+ * resolution). Then one pass per arm measures the loop's turns: a setImmediate chain records the time between its
+ * callbacks (with an immediate pending the loop never waits in its poll, so each gap is one turn's work, the
+ * shadows' and the submissions'): turns longer than 0.5 ms and 2 ms per second (V8's full collections are among
+ * them, in every arm) and the longest; the chain keeps the loop busy, so it is kept out of the CPU figures. Arms alternate, the order reversed every round; medians over rounds.
  *
  * Run: node loadtest/micro/shadow-batch.bench.ts [jobs per second=5000] [seconds=4] [rounds=4]
  */
@@ -72,6 +75,23 @@ interface Result {
   delayP99Ms: number;
 }
 
+/** Runs `work` with a setImmediate chain timing every loop turn; returns the turns' lengths, ms. */
+async function turns(work: () => Promise<void>): Promise<number[]> {
+  const gaps: number[] = [];
+  let last = performance.now();
+  let on = true;
+  const probe = () => {
+    const now = performance.now();
+    gaps.push(now - last);
+    last = now;
+    if (on) setImmediate(probe);
+  };
+  setImmediate(probe);
+  await work();
+  on = false;
+  return gaps;
+}
+
 async function measure(arm: Arm): Promise<Result> {
   const runner = new ShadowRunner({
     store: createMemoryFeatureStore(),
@@ -125,16 +145,23 @@ for (let round = 0; round < ROUNDS; round++) {
     await sleep(200);
   }
 }
+const stalls = new Map<string, { over05: number; over2: number; max: number }>();
+for (const arm of ARMS) {
+  const started = performance.now();
+  const gaps = await turns(() => measure(arm).then(() => undefined));
+  const seconds = (performance.now() - started) / 1000;
+  stalls.set(arm.name, { over05: gaps.filter((g) => g > 0.5).length / seconds, over2: gaps.filter((g) => g > 2).length / seconds, max: gaps.reduce((a, g) => Math.max(a, g), 0) });
+}
 const lines = [
   `# Shadow executions at ${RATE} requests/s with 2 shadows each (${RATE * 2} shadows/s), ${SECONDS} s, medians of ${ROUNDS} rounds`,
   '',
-  '| arm | CPU µs per shadow, all threads | of which the event loop | shed | model runs per shadow | event-loop delay p99 ms |',
-  '| --- | ---: | ---: | ---: | ---: | ---: |',
+  '| arm | CPU µs per shadow, all threads | of which the event loop | shed | model runs per shadow | event-loop delay p99 ms | loop turns > 0.5 / > 2 ms per s, longest ms |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
 ];
 for (const arm of ARMS) {
   const r = results.get(arm.name)!;
   const m = (f: (x: Result) => number) => median(r.map(f));
-  lines.push(`| ${arm.name} | ${m((x) => x.cpuUsPerShadow).toFixed(1)} | ${m((x) => x.loopCpuUsPerShadow).toFixed(1)} | ${m((x) => x.shedPct).toFixed(1)}% | ${m((x) => x.runsPerShadow).toFixed(3)} | ${m((x) => x.delayP99Ms).toFixed(2)} |`);
+  lines.push(`| ${arm.name} | ${m((x) => x.cpuUsPerShadow).toFixed(1)} | ${m((x) => x.loopCpuUsPerShadow).toFixed(1)} | ${m((x) => x.shedPct).toFixed(1)}% | ${m((x) => x.runsPerShadow).toFixed(3)} | ${m((x) => x.delayP99Ms).toFixed(2)} | ${stalls.get(arm.name)!.over05.toFixed(1)} / ${stalls.get(arm.name)!.over2.toFixed(1)}, ${stalls.get(arm.name)!.max.toFixed(1)} |`);
 }
 process.stdout.write(`${lines.join('\n')}\n`);
 await runtime.close();
