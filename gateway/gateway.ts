@@ -128,8 +128,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     onRuntimeCall: (runtime, code, seconds) => telemetry.runtimeCall(runtime, code, seconds),
     traces: telemetry,
     ...config.shadows,
-    // Shadows give way first (admission.ts, `backgroundBusy`): their CPU comes out of the live requests' headroom.
-    busy: () => admission.backgroundBusy(),
+    // Shadows give way first (admission.ts, `admitBackground`): their CPU comes out of the live requests' headroom.
+    busy: () => !admission.admitBackground(),
     logger,
   });
   const pipeline = createPipeline({

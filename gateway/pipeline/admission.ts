@@ -14,6 +14,8 @@
  *   answers 429 to its first request;
  * - the turn bound (reason 'turn', REST's fast path only): once requests queue behind the loop, a prediction
  *   read after the loop's current turn has used `maxTurnMs` of CPU is refused at once (`#turnBusyMs`, `#refusal`).
+ * Work that no caller waits for (a request's shadow executions) asks `admitBackground()`, which gives it what the
+ * requests leave of the CPU, up to a utilization below the pacing's target.
  * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
  * door then writes the answer); the doors' fast paths (REST's listener, gRPC's stream path) ask `refuseEarly()`
  * before anything of the request's body is read (gRPC's without the turn bound).
@@ -72,8 +74,12 @@ const QUOTA_REFRESH_MS = 1000;
 const PEAK_FLOOR = 0.25;
 /** Requests in flight at once, at some moment of a window, before it may start or lower the pacing. */
 const PACE_MIN_INFLIGHT = 4;
-/** Utilization above which work no caller waits for gives way (`backgroundBusy`), below the pacing's default target. */
+/**
+ * Work no caller waits for (`admitBackground`): the utilization its share holds the process at while requests queue,
+ * below the pacing's default target; and how much the share climbs back per window with headroom.
+ */
 const BACKGROUND_MAX_UTILIZATION = 0.8;
+const BACKGROUND_SHARE_STEP = 0.1;
 const PEAK_DECAY = 0.98;
 /**
  * Requests in flight at once, at some moment of a window, for it to count towards the turn bound: a flood keeps many
@@ -207,6 +213,9 @@ export class AdmissionControl {
   /** The most requests in flight at once in the current window, and in the last one. */
   #windowPeakInflight = 0;
   #lastPeakInflight = 0;
+  /** The share of background work admitted (0-1), and the credit that spreads it evenly over the jobs offered. */
+  #backgroundShare = 1;
+  #backgroundCredit = 0;
   /** The current window: its start, and the readings and counts at its start. */
   #windowAt = 0;
   #windowCpu = 0;
@@ -298,6 +307,11 @@ export class AdmissionControl {
     const peakInflight = this.#windowPeakInflight;
     this.#lastPeakInflight = peakInflight;
     const queued = peakInflight >= PACE_MIN_INFLIGHT;
+    // Background work takes what the requests leave, up to BACKGROUND_MAX_UTILIZATION: its share falls in proportion
+    // to the overshoot while requests queue, and climbs back by a step per window with headroom (a share, not an
+    // on/off switch, which would alternate windows of every shadow and of none, the first ones over the target).
+    if (utilization > BACKGROUND_MAX_UTILIZATION && queued) this.#backgroundShare *= BACKGROUND_MAX_UTILIZATION / utilization;
+    else this.#backgroundShare = Math.min(1, this.#backgroundShare + BACKGROUND_SHARE_STEP);
     this.#windowPeakInflight = this.#inflight;
     const standing = this.#windowTurns > 0 && this.#windowShortTurns === 0;
     this.#windowTurns = 0;
@@ -463,19 +477,19 @@ export class AdmissionControl {
   }
 
   /**
-   * Whether work that no caller waits for (shadow executions) should give way now: while admissions are paced, past
-   * half the in-flight limit, with the smoothed lag past half its bound, or when the last window's utilization was
-   * above BACKGROUND_MAX_UTILIZATION with requests queuing (PACE_MIN_INFLIGHT in flight at once): below the pacing's
-   * target, so that such work stops before live requests are paced. A process busy with anything else while it serves
-   * a request at a time (starting, loading a model) keeps running it.
+   * Whether a piece of work that no caller waits for (a request's shadow executions) may run now. None while
+   * admissions are paced, past half the in-flight limit, or with the smoothed lag past half its bound. Otherwise
+   * its share: all of it while utilization stays at or below BACKGROUND_MAX_UTILIZATION, less in proportion to the
+   * overshoot while requests queue (PACE_MIN_INFLIGHT in flight at once), so that background work stops before live
+   * requests are paced. A process busy with anything else while it serves a request at a time (starting, loading a
+   * model) keeps all of it. The jobs admitted are spread evenly over those offered.
    */
-  backgroundBusy(): boolean {
-    return (
-      this.#rate !== Infinity ||
-      (this.#utilization > BACKGROUND_MAX_UTILIZATION && this.#lastPeakInflight >= PACE_MIN_INFLIGHT) ||
-      this.#inflight * 2 > this.#maxInflight ||
-      this.#lagMs * 2 > this.#maxLagMs
-    );
+  admitBackground(): boolean {
+    if (this.#rate !== Infinity || this.#inflight * 2 > this.#maxInflight || this.#lagMs * 2 > this.#maxLagMs) return false;
+    this.#backgroundCredit += this.#backgroundShare;
+    if (this.#backgroundCredit < 1) return false;
+    this.#backgroundCredit -= 1;
+    return true;
   }
 
   stats(): AdmissionStats {

@@ -133,9 +133,10 @@ export class ShadowRunner {
     return { queued: this.#queue.length - this.#head, running: this.#running, executed: this.#executed, shed: this.#shed };
   }
 
-  /** Resolves when nothing is queued or running. */
+  /** Starts queued work without waiting for its batch window; resolves when nothing is queued or running. */
   flush(): Promise<void> {
     if (this.#running === 0 && this.#queue.length === this.#head) return Promise.resolve();
+    if (this.#window !== undefined) this.#drainNow();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 

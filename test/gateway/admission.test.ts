@@ -123,27 +123,37 @@ describe('AdmissionControl', () => {
     expect(a.stats()).toMatchObject({ rejectedCpu: 5, rejectedInflight: 0 });
   });
 
-  it('has work no caller waits for (shadows) give way above 0.8 utilization with requests queuing, before live requests are paced', () => {
+  it("admits work no caller waits for (shadows) at a share that holds utilization at 0.8 while requests queue, below the pacing's target", () => {
     const p = fakeProcess();
     const a = new AdmissionControl(base(p.probe, { cpuCores: 1 }));
+    /** Of `n` background jobs offered now, how many may run. */
+    const offered = (n: number) => Array.from({ length: n }, () => a.admitBackground()).filter(Boolean).length;
+    /** `n` offered at a share of `share`: that many admitted, give or take the one the rounding carries over. */
+    const expectShare = (n: number, share: number) => expect(Math.abs(offered(n) - n * share)).toBeLessThanOrEqual(1);
     window(a, p, 0.6, 0.6, 200);
-    expect(a.backgroundBusy()).toBe(false);
-    // 0.85: below the pacing's target (0.9), 20 requests in flight at once.
-    window(a, p, 0.85, 0.85, 200);
-    expect(a.stats()).toMatchObject({ saturated: false, utilization: 0.85 });
-    expect(a.backgroundBusy()).toBe(true);
+    expect(offered(100)).toBe(100);
+    // 0.9 with 20 requests in flight at once: not paced (the target is 0.9), and background work gets 0.8 / 0.9 of
+    // what it got, spread evenly over the jobs offered.
+    window(a, p, 0.9, 0.9, 200);
+    expect(a.stats()).toMatchObject({ saturated: false, utilization: 0.9 });
+    expectShare(900, 0.8 / 0.9);
     expect(admitUntilRefused(a, 500)).toBe(500);
-    // Just as busy while serving one request at a time (a model loading beside it): nothing queues, nothing gives way
-    // (from the second window: the first still saw the 500 above in flight at once).
-    window(a, p, 0.85, 0.85, 10);
-    expect(a.backgroundBusy()).toBe(true);
-    window(a, p, 0.85, 0.85, 10);
-    expect(a.backgroundBusy()).toBe(false);
-    // Past half the in-flight limit.
+    // Still 0.9 (the live load alone, say): the share keeps falling, by the same ratio each window.
+    window(a, p, 0.9, 0.9, 200);
+    expectShare(900, (0.8 / 0.9) ** 2);
+    // Headroom again: the share climbs back by a tenth per window, up to all of it.
+    window(a, p, 0.5, 0.5, 200);
+    expectShare(1000, (0.8 / 0.9) ** 2 + 0.1);
+    for (let i = 0; i < 3; i++) window(a, p, 0.5, 0.5, 200);
+    expect(offered(100)).toBe(100);
+    // Just as busy while serving one request at a time (a model loading beside it): nothing queues, nothing gives way.
+    window(a, p, 0.95, 0.95, 10);
+    expect(offered(100)).toBe(100);
+    // Past half the in-flight limit: none.
     for (let i = 0; i < 501; i++) a.admit();
-    expect(a.backgroundBusy()).toBe(true);
+    expect(offered(10)).toBe(0);
     for (let i = 0; i < 501; i++) a.release();
-    expect(a.backgroundBusy()).toBe(false);
+    expect(offered(10)).toBe(10);
   });
 
   it('does not pace the same process against a whole core: it is not saturated', () => {

@@ -134,6 +134,17 @@ describe('shadow runner', () => {
     await r.close();
   });
 
+  it('flush starts queued work at once, without waiting for the window (a Lambda invocation, a drain)', async () => {
+    const shadow = new Route(manifest('m', '2'), instantModel((rows) => rows.map(() => ({ score: 1 }))), 'h2');
+    const { r, stats } = runner({ batchMs: 600_000 });
+    for (let i = 0; i < 3; i++) r.submit(job(live, [shadow], i));
+    await tick();
+    expect(r.stats()).toMatchObject({ queued: 3, executed: 0 });
+    // Resolves long before the window (ten minutes) would end; the test's own timeout is seconds.
+    await r.flush();
+    expect(stats.snapshot()[0]).toMatchObject({ executed: 3, shed: 0 });
+  });
+
   it("an ONNX shadow's rows of requests submitted across turns share one model run", async () => {
     const dir = path.resolve(import.meta.dirname, '../../models/delivery-eta/1');
     const rt = createOnnxRuntime();
