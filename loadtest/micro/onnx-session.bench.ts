@@ -168,6 +168,8 @@ async function options(): Promise<void> {
   }
 }
 
-console.log(`# onnxruntime-node ${ort.env.versions.common}, Node ${process.version}, ${(await import('node:os')).availableParallelism()} CPUs`);
+const os = await import('node:os');
+// availableParallelism() counts the CPUs this process may run on (its affinity: 1 under `taskset -c 1`), cpus() the machine's.
+console.log(`# onnxruntime-node ${ort.env.versions.common}, Node ${process.version}, ${os.cpus().length} CPUs, this process may use ${os.availableParallelism()}`);
 await stall();
 await options();
