@@ -176,7 +176,7 @@ export interface Config {
   };
   /** The fraction of requests written to the access log (SIBYL_ACCESS_LOG_RATIO), 0..1; 0 is off. */
   readonly accessLogRatio: number;
-  /** Shadow executions: at most `concurrency` at once, `maxQueue` waiting, each within `timeoutMs`. */
+  /** Shadow executions: started in batches of up to `concurrency` every `batchMs`, `maxQueue` waiting, each within `timeoutMs`. */
   readonly shadows: { readonly concurrency: number; readonly batchMs: number; readonly maxQueue: number; readonly timeoutMs: number };
   /** The control tower whose desired state for the cell this gateway follows; unset: `modelsDir` is followed. */
   readonly tower: { readonly url: string; readonly token: string | undefined } | undefined;

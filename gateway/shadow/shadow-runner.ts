@@ -50,7 +50,7 @@ export interface ShadowRunnerOptions {
   readonly maxQueue?: number;
   /** Deadline of one shadow execution, enrichment included, milliseconds (default 250). */
   readonly timeoutMs?: number;
-  /** True while live traffic needs the process; new shadow work is shed meanwhile. */
+  /** Asked once per job submitted: true sheds the job's shadows (live traffic needs the process's CPU). */
   readonly busy?: () => boolean;
   readonly logger?: { warn(obj: object, msg: string): void };
   /** Told of every runtime call a shadow makes, as the live path's are (runtime kind, 'OK' or the code, seconds). */
