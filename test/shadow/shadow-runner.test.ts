@@ -98,14 +98,14 @@ describe('shadow runner', () => {
   it('holds queued work for the batch window, then starts it in one turn', async () => {
     const gate = gatedModel(1);
     const shadow = new Route(manifest('m', '2'), gate.model, 'h2');
-    const { r } = runner({ concurrency: 8, batchMs: 40, timeoutMs: 10_000 });
+    const { r } = runner({ concurrency: 8, batchMs: 400, timeoutMs: 10_000 });
     for (let i = 0; i < 3; i++) {
       r.submit(job(live, [shadow], i));
       await tick();
     }
     expect(gate.calls()).toBe(0);
     expect(r.stats()).toMatchObject({ queued: 3, running: 0 });
-    await sleep(60);
+    await sleep(500);
     expect(gate.calls()).toBe(3);
     expect(r.stats()).toMatchObject({ queued: 0, running: 3 });
     gate.release();
@@ -159,7 +159,8 @@ describe('shadow runner', () => {
         input: [{ entities: rows[i]!.entities, features: rows[i]!.request as Record<string, number> }],
         liveRows: [rows[i]!.features],
       });
-      const { r, sink, stats } = runner({ batchMs: 30, timeoutMs: 10_000 });
+      // A window no stall of the machine can close early; flush starts the batch.
+      const { r, sink, stats } = runner({ batchMs: 600_000, timeoutMs: 10_000 });
       const runs = loaded.runs;
       for (let i = 0; i < rows.length; i++) {
         r.submit(jobOf(i));
