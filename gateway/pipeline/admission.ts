@@ -106,7 +106,7 @@ const processProbe: AdmissionProbe = {
 };
 
 export interface AdmissionOptions {
-  /** Most requests in flight (default 512). */
+  /** Most requests in flight (the gateway passes `SIBYL_MAX_INFLIGHT`, default 256). */
   readonly maxInflight: number;
   /** Smoothed event-loop lag above which new requests are refused, milliseconds (default 30). */
   readonly maxLagMs: number;
