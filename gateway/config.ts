@@ -80,9 +80,8 @@ const Env = z.object({
   SIBYL_DRAIN_TIMEOUT_MS: positiveMs.default(10_000),
   SIBYL_DRAIN_GRACE_MS: z.coerce.number().nonnegative().default(0),
   SIBYL_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().positive().max(600_000).default(65_000),
-  // 256, not 512: held to half a core, the overload ramp kept 88% of capacity at 2x (median of 7 alternated rounds)
-  // against 48% at 512, and 91% at 1x against 99% (README, "Overload").
-  SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(256),
+  // Half of it while the process is CPU-saturated (admission.ts, SATURATED_INFLIGHT_SHARE).
+  SIBYL_MAX_INFLIGHT: z.coerce.number().int().positive().default(512),
   SIBYL_MAX_LAG_MS: positiveMs.default(30),
   SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(0),
   SIBYL_ADMISSION_TARGET_UTILIZATION: z.coerce.number().min(0.5).max(1).default(0.9),

@@ -4,7 +4,9 @@
  *
  * Four checks, in this order, each a few comparisons per request:
  * - requests in flight (admitted and not finished) against `maxInflight`: a bound on memory and on work waiting on
- *   slow I/O (a SageMaker endpoint, a slow store);
+ *   slow I/O (a SageMaker endpoint, a slow store). While the process is CPU-saturated (the last control window: under
+ *   a quota, it used it; else its utilization passed the target) the bound is half that: admitted requests then
+ *   queue for the CPU, and fewer of them answer within a client's deadline (`SATURATED_INFLIGHT_SHARE`);
  * - the CPU rate (reason 'cpu'): while the process is CPU-saturated, admissions are paced by a token bucket at the
  *   rate it can complete within its CPU (below);
  * - event-loop lag, sampled by a timer every `sampleMs` and smoothed, against `maxLagMs`. One sample counts for at
@@ -72,6 +74,15 @@ export interface AdmissionProbe {
 const QUOTA_REFRESH_MS = 1000;
 /** The paced rate's floor, as a share of the recent peak admission rate; the peak's decay per window (~3 s to halve). */
 const PEAK_FLOOR = 0.25;
+/**
+ * The share of `maxInflight` admitted while the process is CPU-saturated. Every request in flight then shares one
+ * core, so the bound is a bound on how long they queue for it. Measured with the overload ramp (half a core, 1x =
+ * 3,800/s, alternated rounds, README "Overload"): a bound of 256 kept 88% of capacity at 2x against 48% with 512,
+ * 103% at 1.5x against 79%, 91% at 1x against 99%. Only while saturated, because a bound that low refused calls at
+ * half load when applied always: the suite's gRPC runs at half of their maximum (no quota, ~0.7 of the core) read
+ * bursts of 256 or more calls at once after a stall, and 26-202 of 58,000 were refused, none with 512.
+ */
+const SATURATED_INFLIGHT_SHARE = 0.5;
 /** Requests in flight at once, at some moment of a window, before it may start or lower the pacing. */
 const PACE_MIN_INFLIGHT = 4;
 /**
@@ -106,7 +117,7 @@ const processProbe: AdmissionProbe = {
 };
 
 export interface AdmissionOptions {
-  /** Most requests in flight (the gateway passes `SIBYL_MAX_INFLIGHT`, default 256). */
+  /** Most requests in flight (the gateway passes `SIBYL_MAX_INFLIGHT`, default 512); half of it while CPU-saturated. */
   readonly maxInflight: number;
   /** Smoothed event-loop lag above which new requests are refused, milliseconds (default 30). */
   readonly maxLagMs: number;
@@ -140,7 +151,7 @@ export interface AdmissionOptions {
 
 export interface AdmissionStats {
   readonly inflight: number;
-  /** The in-flight limit (maxInflight). */
+  /** The in-flight limit in force: `maxInflight`, half of it while the process is CPU-saturated. */
   readonly limit: number;
   /** Admissions per second the CPU pacing allows now; undefined while it is off. */
   readonly rate: number | undefined;
@@ -162,6 +173,10 @@ export interface AdmissionStats {
 
 export class AdmissionControl {
   readonly #maxInflight: number;
+  /** The in-flight bound while CPU-saturated (SATURATED_INFLIGHT_SHARE of `maxInflight`). */
+  readonly #saturatedInflight: number;
+  /** The last control window found the process CPU-saturated. */
+  #cpuSaturated = false;
   readonly #maxLagMs: number;
   readonly #sampleMs: number;
   readonly #queueMs: number;
@@ -225,6 +240,7 @@ export class AdmissionControl {
 
   constructor(opts: AdmissionOptions) {
     this.#maxInflight = opts.maxInflight;
+    this.#saturatedInflight = Math.max(1, Math.floor(opts.maxInflight * SATURATED_INFLIGHT_SHARE));
     this.#maxLagMs = opts.maxLagMs;
     this.#sampleMs = opts.sampleMs ?? 10;
     this.#queueMs = opts.queueMs ?? 25;
@@ -324,6 +340,7 @@ export class AdmissionControl {
     // CPU pacing keeps `utilization`: fed the quota's share, its target (below) made it refuse 1,326 of 3,000
     // requests at 0.5x.
     const saturated = (this.#cpuCores < 1 ? Math.min(1, cpuShare) : utilization) > this.#target;
+    this.#cpuSaturated = saturated;
     this.#busyWindows = saturated && peakInflight >= TURN_MIN_INFLIGHT && standing ? this.#busyWindows + 1 : 0;
     if (this.#queueMs <= 0) return;
     const admittedRate = admitted / ms;
@@ -392,7 +409,7 @@ export class AdmissionControl {
    * the stream path's `refuseEarly` did.
    */
   #refusal(withTurn: boolean): Refusal | undefined {
-    if (this.#inflight >= this.#maxInflight) {
+    if (this.#inflight >= this.#inflightLimit()) {
       this.#rejected++;
       this.#rejectedInflight++;
       return 'inflight';
@@ -476,16 +493,21 @@ export class AdmissionControl {
     this.#inflight--;
   }
 
+  /** The in-flight bound in force: `maxInflight`, or its saturated share while the CPU is saturated. */
+  #inflightLimit(): number {
+    return this.#cpuSaturated ? this.#saturatedInflight : this.#maxInflight;
+  }
+
   /**
    * Whether a piece of work that no caller waits for (a request's shadow executions) may run now. None while
-   * admissions are paced, past half the in-flight limit, or with the smoothed lag past half its bound. Otherwise
+   * admissions are paced, past half the in-flight limit in force, or with the smoothed lag past half its bound. Otherwise
    * its share: all of it while utilization stays at or below BACKGROUND_MAX_UTILIZATION, less in proportion to the
    * overshoot while requests queue (PACE_MIN_INFLIGHT in flight at once), so that background work stops before live
    * requests are paced. A process busy with anything else while it serves a request at a time (starting, loading a
    * model) keeps all of it. The jobs admitted are spread evenly over those offered.
    */
   admitBackground(): boolean {
-    if (this.#rate !== Infinity || this.#inflight * 2 > this.#maxInflight || this.#lagMs * 2 > this.#maxLagMs) return false;
+    if (this.#rate !== Infinity || this.#inflight * 2 > this.#inflightLimit() || this.#lagMs * 2 > this.#maxLagMs) return false;
     this.#backgroundCredit += this.#backgroundShare;
     if (this.#backgroundCredit < 1) return false;
     this.#backgroundCredit -= 1;
@@ -495,7 +517,7 @@ export class AdmissionControl {
   stats(): AdmissionStats {
     return {
       inflight: this.#inflight,
-      limit: this.#maxInflight,
+      limit: this.#inflightLimit(),
       rate: this.#rate === Infinity ? undefined : Math.round(this.#rate * 1000 * 10) / 10,
       saturated: this.#rate !== Infinity,
       utilization: this.#utilization,

@@ -149,7 +149,8 @@ describe('AdmissionControl', () => {
     // Just as busy while serving one request at a time (a model loading beside it): nothing queues, nothing gives way.
     window(a, p, 0.95, 0.95, 10);
     expect(offered(100)).toBe(100);
-    // Past half the in-flight limit: none.
+    // Past half the in-flight limit in force (the whole of it with CPU to spare): none.
+    window(a, p, 0.5, 0.5, 200);
     for (let i = 0; i < 501; i++) a.admit();
     expect(offered(10)).toBe(0);
     for (let i = 0; i < 501; i++) a.release();
@@ -270,6 +271,35 @@ describe('AdmissionControl', () => {
     for (let i = 0; i < 100; i++) a.admit();
     expect(() => a.admit()).toThrow(/at capacity \(500 requests in flight\)/);
     expect(a.refuseEarly()).toBe('inflight');
+  });
+
+  it('while the process is CPU-saturated, holds half as many in flight; with CPU to spare (or waiting on I/O), the whole limit', () => {
+    const p = fakeProcess();
+    // No pacing (queueMs 0): the in-flight bound alone, under a quota of half a core.
+    const a = new AdmissionControl(base(p.probe, { maxInflight: 300, cpuCores: 0.5, queueMs: 0 }));
+    const limitNow = (): number => {
+      const n = admitUntilRefused(a);
+      expect(a.stats().limit).toBe(n);
+      return n;
+    };
+    expect(limitNow()).toBe(300);
+    // A window that used the whole quota: requests queue for the CPU, and 150 in flight is the bound.
+    window(a, p, 0.5, 0.5, 200);
+    expect(limitNow()).toBe(150);
+    expect(() => {
+      for (let i = 0; i < 151; i++) a.admit();
+    }).toThrow(/at capacity \(150 requests in flight\)/);
+    for (let i = 0; i < 150; i++) a.release();
+    // Still saturated: the same bound; then a window with CPU to spare restores the whole limit.
+    window(a, p, 0.5, 0.5, 200);
+    expect(limitNow()).toBe(150);
+    window(a, p, 0.2, 0.4, 200);
+    expect(limitNow()).toBe(300);
+    // Many requests waiting on a slow endpoint use little CPU: the whole limit holds for them.
+    for (let i = 0; i < 280; i++) a.admit();
+    window(a, p, 0.01, 0.02, 0);
+    expect(a.refuseEarly()).toBeUndefined();
+    expect(a.stats()).toMatchObject({ limit: 300, inflight: 280 });
   });
 
   it('with queueMs 0, never paces', () => {
