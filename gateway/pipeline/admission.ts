@@ -155,7 +155,10 @@ export interface AdmissionStats {
   readonly limit: number;
   /** Admissions per second the CPU pacing allows now; undefined while it is off. */
   readonly rate: number | undefined;
-  /** Whether the process is CPU-saturated (the CPU pacing is on): shadows give way. */
+  /**
+   * Whether the CPU pacing is on (admissions paced): shadows give way. The window's saturation test alone, which halves
+   * the in-flight bound, shows in `limit`.
+   */
   readonly saturated: boolean;
   /** Utilization over the last window, 0-1: the smaller of event-loop utilization and the CPU share of the quota. */
   readonly utilization: number;
