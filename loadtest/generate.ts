@@ -16,6 +16,7 @@ import { ghzAvailable, ghzRun } from './lib/ghz-run.ts';
 import { createSender, waitReady } from './lib/clients.ts';
 import { closedLoop, openLoop, type StepResult } from './lib/loops.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
+import { grpcOpen, grpcOpenAvailable } from './lib/grpc-open-run.ts';
 import { vegetaAvailable, vegetaOpen } from './lib/vegeta-run.ts';
 import { bucketQuantileMs, bucketsOf, metricsText, valueOf, valuesBy, type Buckets } from './lib/metrics.ts';
 
@@ -45,16 +46,17 @@ export interface RunSpec {
   readonly clientTimeoutMs?: number;
   /**
    * closed loop: autocannon for HTTP by default; this generator (`own`) for gRPC by default, or ghz when installed.
-   * open/ramp over HTTP: `vegeta` when installed (`bash loadtest/tools/install.sh vegeta`), else this generator.
+   * open/ramp: `go`, a Go generator when installed (HTTP: vegeta, `bash loadtest/tools/install.sh vegeta`; gRPC:
+   * grpc-open on grpc-go's client, `bash loadtest/tools/install.sh grpc-open`), else this generator.
    */
-  readonly tool?: 'own' | 'autocannon' | 'ghz' | 'vegeta';
+  readonly tool?: 'own' | 'autocannon' | 'ghz' | 'go';
   /**
    * gRPC runs of this generator: `h2` (default), the gRPC wire protocol on node:http2 (lib/h2-grpc-sender.ts), or
    * `grpc-js`, whose client spends about three times the CPU per call (loadtest/README.md, "The gRPC generator").
    */
   readonly grpcClient?: 'h2' | 'grpc-js';
   /**
-   * open/ramp over HTTP with vegeta: the gateway's base URL whose /metrics is scraped at each step's boundaries, so
+   * open/ramp with the Go generators: the gateway's base URL whose /metrics is scraped at each step's boundaries, so
    * that each step reports the gateway's own p99 (`gatewayP99Ms`).
    */
   readonly metricsUrl?: string;
@@ -81,7 +83,7 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
     const step = await ghzRun(spec.target, pool, { concurrency: spec.concurrency ?? 32, connections, durationS: spec.durationS ?? 10, warmupS, deadlineMs });
     return { spec, tool: 'ghz', steps: [step] };
   }
-  if (spec.mode !== 'closed' && !grpc && spec.tool === 'vegeta' && vegetaAvailable()) {
+  if (spec.mode !== 'closed' && spec.tool === 'go' && (grpc ? grpcOpenAvailable() : vegetaAvailable())) {
     // At each step's boundary: the gateway's request histogram and its process CPU (one scrape).
     const boundaries: { buckets: Buckets; cpuS: number | undefined; refused: Record<string, number> }[] = [];
     const onStepBoundary = spec.metricsUrl
@@ -94,11 +96,15 @@ export async function runSpec(spec: RunSpec): Promise<RunResult> {
           });
         }
       : undefined;
-    const steps = await vegetaOpen(pool.requests, { url: spec.target, steps: spec.steps ?? [], deadlineMs, warmupS, connections: spec.connections ?? 64, ...(spec.clientTimeoutMs ? { clientTimeoutMs: spec.clientTimeoutMs } : {}), ...(onStepBoundary ? { onStepBoundary } : {}) });
-    if (!onStepBoundary) return { spec, tool: 'vegeta (open loop)', steps };
+    const common = { steps: spec.steps ?? [], deadlineMs, warmupS, ...(onStepBoundary ? { onStepBoundary } : {}) };
+    const steps: StepResult[] = grpc
+      ? await grpcOpen(pool.requests, { ...common, target: spec.target, connections })
+      : await vegetaOpen(pool.requests, { ...common, url: spec.target, connections: spec.connections ?? 64, ...(spec.clientTimeoutMs ? { clientTimeoutMs: spec.clientTimeoutMs } : {}) });
+    const tool = grpc ? 'grpc-open (open loop)' : 'vegeta (open loop)';
+    if (!onStepBoundary) return { spec, tool, steps };
     return {
       spec,
-      tool: 'vegeta (open loop)',
+      tool,
       steps: steps.map((s, i) => {
         const [a, b] = [boundaries[i]!, boundaries[i + 1]!];
         const gatewayCpuS = a.cpuS !== undefined && b.cpuS !== undefined ? Math.round((b.cpuS - a.cpuS) * 1000) / 1000 : undefined;

@@ -165,7 +165,7 @@ function renderSurvivors(profile: HeapProfile, requests: number): string {
 
 async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   const base = `http://127.0.0.1:${arm.http}`;
-  const open = (durationS: number, warmupS: number): RunSpec => ({ name: `long-tasks ${arm.name}`, target: target(arm), protocol: PROTOCOL, mix: MIX, mode: 'open', steps: [{ rate, durationS }], warmupS, tool: 'vegeta' });
+  const open = (durationS: number, warmupS: number): RunSpec => ({ name: `long-tasks ${arm.name}`, target: target(arm), protocol: PROTOCOL, mix: MIX, mode: 'open', steps: [{ rate, durationS }], warmupS, tool: 'go' });
   await generateOnLoadCore(open(2, 0));
   const session = await inspector(arm.inspect);
   await session.send('Profiler.enable');

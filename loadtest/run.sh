@@ -7,8 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-# vegeta (open-loop HTTP runs) from the Go module proxy; without Go the suite falls back to its own open loop.
+# vegeta (open-loop HTTP runs) and grpc-open (open-loop gRPC runs) from the Go module proxy; without Go the suite
+# falls back to its own open loop.
 bash loadtest/tools/install.sh vegeta || echo "vegeta not installed: open-loop HTTP runs use the suite's own generator" >&2
+bash loadtest/tools/install.sh grpc-open || echo "grpc-open not built: open-loop gRPC runs use the suite's own generator" >&2
 # `--only overload`: the overload ramp alone (loadtest/overload.ts, ~1 min per gateway).
 script=loadtest/suite.ts
 prev=""

@@ -56,8 +56,8 @@ const PORTS = { hono: 18101, grpcEcho: 18102, gwHttp: 18280, gwGrpc: 18281, gw2H
 const OVERLOAD_DEADLINE_MS = 100;
 /** The overload ramp's CPU quota for the gateway, cores (0: none). */
 const OVERLOAD_CORES = 0.5;
-/** Open-loop runs: vegeta (Go) for HTTP; the generator ignores it for gRPC, or runs its own loop when vegeta is missing. */
-const OPEN_TOOL = { tool: 'vegeta' } as const;
+/** Open-loop runs: a Go generator (vegeta for HTTP, grpc-open for gRPC), or the suite's own loop when it is missing. */
+const OPEN_TOOL = { tool: 'go' } as const;
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const outDir = join('loadtest', 'results', `${stamp}${QUICK ? '-quick' : ''}`);

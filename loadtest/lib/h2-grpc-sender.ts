@@ -14,7 +14,8 @@ import * as http2 from 'node:http2';
 import type { Outcome, Sender, SenderOptions } from './clients.ts';
 import type { EncodedRequest } from './requests.ts';
 
-const NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
+/** gRPC status names by code. */
+export const GRPC_STATUS_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
 const RESOURCE_EXHAUSTED = 8;
 
 /** The framed body (5-byte prefix + message) of each request, made once. */
@@ -79,7 +80,7 @@ export function h2GrpcSender(opts: SenderOptions): Sender {
           ? { code: 'OK', ok: true, rejected: false }
           : status === undefined
             ? { code: 'NO_STATUS', ok: false, rejected: false }
-            : { code: NAMES[status] ?? String(status), ok: false, rejected: status === RESOURCE_EXHAUSTED };
+            : { code: GRPC_STATUS_NAMES[status] ?? String(status), ok: false, rejected: status === RESOURCE_EXHAUSTED };
       let stream: http2.ClientHttp2Stream;
       try {
         stream = session.request({

@@ -157,7 +157,7 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
             warmupS: 0,
             connections: opts.connections ?? 1024,
             clientTimeoutMs: opts.clientTimeoutMs ?? 5000,
-            tool: 'vegeta',
+            tool: 'go',
           })
         : undefined;
     const capacity = opts.capacity ?? peakGoodput(capacitySearch!, capacityRun.goodput);
@@ -167,7 +167,7 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
     const cpu0 = processCpuMs(opts.gatewayPid);
     const stat0 = cg?.stat();
     const t0 = performance.now();
-    const ramp = await deps.generate(`overload ramp ${protocol}/${mix}`, { ...base, mode: 'ramp', steps, warmupS: 0, connections: opts.connections ?? 1024, clientTimeoutMs: opts.clientTimeoutMs ?? 5000, tool: 'vegeta', metricsUrl: opts.target });
+    const ramp = await deps.generate(`overload ramp ${protocol}/${mix}`, { ...base, mode: 'ramp', steps, warmupS: 0, connections: opts.connections ?? 1024, clientTimeoutMs: opts.clientTimeoutMs ?? 5000, tool: 'go', metricsUrl: opts.target });
     const wall = performance.now() - t0;
     const cpu1 = processCpuMs(opts.gatewayPid);
     const stat1 = cg?.stat();
