@@ -35,8 +35,8 @@ export interface GrpcOpenOptions {
   readonly onStepBoundary?: (step: number) => Promise<void>;
 }
 
-/** How late grpc-open's pacer started the step's calls, ms: its own share of their latency. */
-export interface StartLag {
+/** How late grpc-open's pacer started the step's calls, ms: its own share of their latency (its summary line). */
+interface StartLag {
   readonly startLagP50Ms: number;
   readonly startLagP99Ms: number;
   readonly startLagMaxMs: number;

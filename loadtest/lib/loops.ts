@@ -44,6 +44,21 @@ export interface StepResult {
   readonly gatewayCpuS?: number | undefined;
   /** The gateway's refusals over the step by admission's reason (its sibyl_admission_rejected_total), set with it. */
   readonly gatewayRefusals?: Readonly<Record<string, number>> | undefined;
+  /**
+   * The Go generators' open loops: how late the pacer started requests after their due time, ms (p50 / p99 / max).
+   * Each latency above includes its request's lag: this is the generator's own share of it.
+   */
+  readonly startLagP50Ms?: number | undefined;
+  readonly startLagP99Ms?: number | undefined;
+  readonly startLagMaxMs?: number | undefined;
+}
+
+/** The start-lag fields of StepResult from every request's lag, ms. */
+export function startLagOf(lagsMs: number[]): Pick<StepResult, 'startLagP50Ms' | 'startLagP99Ms' | 'startLagMaxMs'> {
+  if (lagsMs.length === 0) return {};
+  const sorted = Float64Array.from(lagsMs).sort();
+  const at = (q: number): number => round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!, 3);
+  return { startLagP50Ms: at(0.5), startLagP99Ms: at(0.99), startLagMaxMs: round(sorted[sorted.length - 1]!, 3) };
 }
 
 /** Outcomes and latencies of one step (shared by the generators that record per request). */

@@ -80,7 +80,7 @@ export function renderMarkdown(r: Report): string {
     '',
     `**Settings**: closed loop (max throughput) with ${r.settings['concurrency']} concurrent requests (HTTP: autocannon, one connection each; gRPC: this generator, the gRPC protocol on node:http2 (lib/h2-grpc-sender.ts), 4 connections), ` +
       `${r.settings['measuredS']} s measured after ${r.settings['warmupS']} s warm-up; open loop (constant arrival rate, latency from the scheduled send time) at the rate shown, ` +
-      'same durations; open-loop HTTP runs use vegeta when it is installed (the Run table says which tool ran). ' +
+      'same durations; open loops run on Go generators when they are installed, vegeta for HTTP and grpc-open (grpc-go) for gRPC; the Runs table names the tool and how late its pacer started requests (start lag p99, part of every latency). ' +
       '"gateway p99" is the gateway\'s own view, arrival of the request in its handler to the response, interpolated in its Prometheus histogram buckets (1, 2.5, 5 ms ...): ' +
       'the client p99 minus it is what the transport, the kernel and the generator added. Request mixes are drawn with a fixed seed from the seeded feature population.',
     '',
@@ -98,7 +98,8 @@ export function renderMarkdown(r: Report): string {
   for (const run of r.runs) {
     if (run.mode === 'ramp') continue;
     const s = run.steps[0]!;
-    const load = run.mode === 'closed' ? `closed, ${run.tool}` : `open @ ${s.rate}/s`;
+    const lag = s.startLagP99Ms === undefined ? '' : `, ${run.tool.replace(/ \(open loop\)$/, '')}, start lag p99 ${s.startLagP99Ms} ms`;
+    const load = run.mode === 'closed' ? `closed, ${run.tool}` : `open @ ${s.rate}/s${lag}`;
     const l = s.latency;
     out.push(`| ${run.key} | ${run.server} | ${run.protocol} | ${MIX[run.mix] ?? run.mix} | ${load} | ${s.throughput} | ${l.p50} | ${l.p90} | ${l.p99} | ${l.p999} | ${run.gatewayP99Ms ?? '-'} | ${codes(s.codes)} | ${run.serverCpu === undefined ? '-' : `${Math.round(run.serverCpu * 100)}%`} | ${Math.round(s.generatorCpu * 100)}% |`);
   }

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { StepStats, type StepResult } from './loops.ts';
+import { startLagOf, StepStats, type StepResult } from './loops.ts';
 import { childCpuMs, run } from './processes.ts';
 import type { EncodedRequest } from './requests.ts';
 
@@ -108,16 +108,18 @@ export function stepFromResults(results: readonly VegetaResult[], rate: number, 
   const stats = new StepStats(deadlineMs);
   const intervalNs = 1e9 / rate;
   let first: bigint | undefined;
+  const lags: number[] = [];
   for (const r of results) {
     const started = unixNanos(r.timestamp);
     // The due time of hit 0, from the first result seen (results come in start order).
     first ??= started - BigInt(Math.round(r.seq * intervalNs));
     const lagMs = Math.max(0, Number(started - first) - r.seq * intervalNs) / 1e6;
+    lags.push(lagMs);
     const code = r.code === 0 ? (/timeout|deadline/i.test(r.error) ? 'CLIENT_TIMEOUT' : 'CLIENT_ERROR') : String(r.code);
     stats.sent++;
     stats.record({ code, ok: r.code === 200, rejected: r.code === 429 }, lagMs + r.latency / 1e6);
   }
-  return stats.result(rate, durationS, cpu);
+  return { ...stats.result(rate, durationS, cpu), ...startLagOf(lags) };
 }
 
 /** An RFC 3339 timestamp with up to nanoseconds, as Unix nanoseconds. */
