@@ -25,6 +25,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -144,6 +145,11 @@ func main() {
 	if *target == "" || *requestsFile == "" || *rate <= 0 || *duration <= 0 || *outFile == "" {
 		flag.Usage()
 		os.Exit(2)
+	}
+	// Fewer collections: the generator shares its core with what it measures against, and memory is no concern
+	// here (GOGC=400 took ~4% less CPU per call than the default at 5,949 calls/s). GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
 	}
 	reqs, err := readRequests(*requestsFile)
 	if err != nil || len(reqs) == 0 {
