@@ -10,18 +10,9 @@
  * '{"grpc.enable_channelz":0}' measures the echo with the gateway's own server options.
  */
 import * as grpc from '@grpc/grpc-js';
+import { rawUnaryMethod as method } from '../lib/raw-grpc.ts';
 import { OIP_INFER_PATH, SIBYL_PREDICT_PATH } from '../lib/requests.ts';
 
-const identity = (b: Buffer): Buffer => b;
-const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
-  path,
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: identity,
-  requestDeserialize: identity,
-  responseSerialize: identity,
-  responseDeserialize: identity,
-});
 const handler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => callback(null, call.request);
 
 const server = new grpc.Server(process.argv[3] ? (JSON.parse(process.argv[3]) as grpc.ServerOptions) : undefined);

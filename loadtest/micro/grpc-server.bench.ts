@@ -18,6 +18,7 @@
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { createSender, type Sender } from '../lib/clients.ts';
+import { rawUnaryMethod } from '../lib/raw-grpc.ts';
 import { buildPool, SIBYL_PREDICT_PATH, OIP_INFER_PATH } from '../lib/requests.ts';
 import { createGrpcServer } from '../../gateway/transport/grpc/grpc-server.ts';
 import type { Outcome, Pipeline } from '../../gateway/pipeline/pipeline.ts';
@@ -32,11 +33,9 @@ const ONLY = args[3]?.split(',');
 const requests = buildPool({ protocol: 'sibyl-grpc', mix: 'eta-store', seed: 42 }).requests;
 
 function echoServer(options: grpc.ServerOptions | undefined): grpc.Server {
-  const identity = (b: Buffer): Buffer => b;
-  const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({ path, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity });
   const handler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => callback(null, call.request);
   const server = new grpc.Server(options);
-  server.addService({ predict: method(SIBYL_PREDICT_PATH), modelInfer: method(OIP_INFER_PATH) }, { predict: handler, modelInfer: handler });
+  server.addService({ predict: rawUnaryMethod(SIBYL_PREDICT_PATH), modelInfer: rawUnaryMethod(OIP_INFER_PATH) }, { predict: handler, modelInfer: handler });
   return server;
 }
 

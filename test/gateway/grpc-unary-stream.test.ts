@@ -8,6 +8,7 @@ import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { SibylError } from '../../core/errors.ts';
+import { rawUnaryMethod } from '../../loadtest/lib/raw-grpc.ts';
 import { createGrpcServer } from '../../gateway/transport/grpc/grpc-server.ts';
 import { answerOnStreams } from '../../gateway/transport/grpc/unary-stream.ts';
 import type { PredictMethod, UnaryContext, UnaryReply } from '../../gateway/transport/grpc/service-definition.ts';
@@ -41,10 +42,7 @@ function echoMethod() {
   return { method, seen };
 }
 
-const identity = (b: Buffer) => b;
-const definition: grpc.ServiceDefinition = {
-  predict: { path: PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
-};
+const definition: grpc.ServiceDefinition = { predict: rawUnaryMethod(PATH) };
 
 let server: grpc.Server;
 let port: number;

@@ -6,18 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawUnaryMethod as method } from '../../loadtest/lib/raw-grpc.ts';
 import { grpcOpen, stepFromLines } from '../../loadtest/lib/grpc-open-run.ts';
 
-const identity = (b: Buffer): Buffer => b;
-const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
-  path,
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: identity,
-  requestDeserialize: identity,
-  responseSerialize: identity,
-  responseDeserialize: identity,
-});
 
 let server: grpc.Server;
 let port: number;

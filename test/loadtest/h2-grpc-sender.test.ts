@@ -6,19 +6,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawUnaryMethod as method } from '../../loadtest/lib/raw-grpc.ts';
 import type { Outcome } from '../../loadtest/lib/clients.ts';
 import { createSender } from '../../loadtest/lib/clients.ts';
 
-const identity = (b: Buffer): Buffer => b;
-const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
-  path,
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: identity,
-  requestDeserialize: identity,
-  responseSerialize: identity,
-  responseDeserialize: identity,
-});
 
 let server: grpc.Server;
 let port: number;
