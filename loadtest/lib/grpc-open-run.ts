@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GRPC_STATUS_NAMES } from './h2-grpc-sender.ts';
-import { StepStats, type StepResult } from './loops.ts';
+import { startLagOf, StepStats, type StepResult } from './loops.ts';
 import { childCpuMs, run } from './processes.ts';
 import type { EncodedRequest } from './requests.ts';
 
@@ -35,13 +35,6 @@ export interface GrpcOpenOptions {
   readonly onStepBoundary?: (step: number) => Promise<void>;
 }
 
-/** How late grpc-open's pacer started the step's calls, ms: its own share of their latency (its summary line). */
-interface StartLag {
-  readonly startLagP50Ms: number;
-  readonly startLagP99Ms: number;
-  readonly startLagMaxMs: number;
-}
-
 /** The request file grpc-open reads: (uint16 path length, path, uint32 body length, body) per request. */
 export function requestFile(requests: readonly EncodedRequest[]): Buffer {
   const parts: Buffer[] = [];
@@ -56,30 +49,30 @@ export function requestFile(requests: readonly EncodedRequest[]): Buffer {
   return Buffer.concat(parts);
 }
 
-export async function grpcOpen(requests: readonly EncodedRequest[], opts: GrpcOpenOptions): Promise<(StepResult & StartLag)[]> {
+export async function grpcOpen(requests: readonly EncodedRequest[], opts: GrpcOpenOptions): Promise<StepResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'sibyl-grpc-open-'));
   try {
     const file = join(dir, 'requests.bin');
     writeFileSync(file, requestFile(requests));
     if (opts.warmupS > 0) await attack(file, join(dir, 'warmup.txt'), opts.steps[0]!.rate, opts.warmupS, opts);
-    const attacked: { out: string; cpu: number; lag: StartLag }[] = [];
+    const attacked: { out: string; cpu: number }[] = [];
     for (const [i, step] of opts.steps.entries()) {
       await opts.onStepBoundary?.(i);
       const cpu0 = childCpuMs();
       const t0 = performance.now();
       const out = join(dir, `step${i}.txt`);
-      const lag = await attack(file, out, step.rate, step.durationS, opts);
-      attacked.push({ out, cpu: (childCpuMs() - cpu0) / (performance.now() - t0), lag });
+      await attack(file, out, step.rate, step.durationS, opts);
+      attacked.push({ out, cpu: (childCpuMs() - cpu0) / (performance.now() - t0) });
     }
     await opts.onStepBoundary?.(opts.steps.length);
-    return opts.steps.map((step, i) => ({ ...stepFromLines(readFileSync(attacked[i]!.out, 'utf8'), step.rate, step.durationS, opts.deadlineMs, attacked[i]!.cpu), ...attacked[i]!.lag }));
+    return opts.steps.map((step, i) => stepFromLines(readFileSync(attacked[i]!.out, 'utf8'), step.rate, step.durationS, opts.deadlineMs, attacked[i]!.cpu));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function attack(requests: string, out: string, rate: number, durationS: number, opts: GrpcOpenOptions): Promise<StartLag> {
-  const summary = await run(GRPC_OPEN, [
+async function attack(requests: string, out: string, rate: number, durationS: number, opts: GrpcOpenOptions): Promise<void> {
+  await run(GRPC_OPEN, [
     `-target=${opts.target}`,
     `-requests=${requests}`,
     `-rate=${rate}`,
@@ -88,21 +81,22 @@ async function attack(requests: string, out: string, rate: number, durationS: nu
     `-deadline-ms=${opts.deadlineMs}`,
     `-out=${out}`,
   ]);
-  const s = JSON.parse(summary.trim().split('\n').pop()!) as StartLag;
-  return { startLagP50Ms: s.startLagP50Ms, startLagP99Ms: s.startLagP99Ms, startLagMaxMs: s.startLagMaxMs };
 }
 
-/** One step's result lines ("<status> <latency ns>", latency from the scheduled time) as a StepResult. */
+/**
+ * One step's result lines ("<status> <latency ns> <start lag ns>", latency from the scheduled time) as a StepResult
+ * with the pacer's start lag.
+ */
 export function stepFromLines(text: string, rate: number, durationS: number, deadlineMs: number, cpu: number): StepResult {
   const stats = new StepStats(deadlineMs);
+  const lags: number[] = [];
   for (const line of text.split('\n')) {
     if (!line) continue;
-    const sp = line.indexOf(' ');
-    const status = Number(line.slice(0, sp));
-    const ms = Number(line.slice(sp + 1)) / 1e6;
+    const [status, latencyNs, lagNs] = line.split(' ').map(Number) as [number, number, number];
     stats.sent++;
     const code = status === CLIENT_BACKLOG ? 'CLIENT_BACKLOG' : (GRPC_STATUS_NAMES[status] ?? String(status));
-    stats.record({ code, ok: status === 0, rejected: status === RESOURCE_EXHAUSTED }, ms);
+    stats.record({ code, ok: status === 0, rejected: status === RESOURCE_EXHAUSTED }, latencyNs / 1e6);
+    lags.push(lagNs / 1e6);
   }
-  return stats.result(rate, durationS, cpu);
+  return { ...stats.result(rate, durationS, cpu), ...startLagOf(lags) };
 }

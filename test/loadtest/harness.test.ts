@@ -31,6 +31,8 @@ describe('load-test harness', () => {
     // Hit 3 was due at 3 ms and started at 5 ms.
     expect(step.rejectedLatency.max).toBeCloseTo(2.5, 2);
     expect(step.goodput).toBe(3);
+    // The lag itself is reported: the generator's own share of the latencies.
+    expect(step.startLagMaxMs).toBeCloseTo(3, 2);
   });
 
   it('reads quantiles from Prometheus bucket deltas the way histogram_quantile does', () => {
