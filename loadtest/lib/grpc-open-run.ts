@@ -11,7 +11,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GRPC_STATUS_NAMES } from './h2-grpc-sender.ts';
+import { GRPC_STATUS_NAMES, RESOURCE_EXHAUSTED } from './h2-grpc-sender.ts';
 import { startLagOf, StepStats, type StepResult } from './loops.ts';
 import { childCpuMs, run } from './processes.ts';
 import type { EncodedRequest } from './requests.ts';
@@ -19,7 +19,6 @@ import type { EncodedRequest } from './requests.ts';
 export const GRPC_OPEN = '.tools/bin/grpc-open';
 export const grpcOpenAvailable = (): boolean => existsSync(GRPC_OPEN);
 
-const RESOURCE_EXHAUSTED = 8;
 /** The status grpc-open gives a call it did not send because too many were outstanding. */
 const CLIENT_BACKLOG = 17;
 

@@ -16,7 +16,8 @@ import type { EncodedRequest } from './requests.ts';
 
 /** gRPC status names by code. */
 export const GRPC_STATUS_NAMES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
-const RESOURCE_EXHAUSTED = 8;
+/** The status of a refusal by admission control. */
+export const RESOURCE_EXHAUSTED = 8;
 
 /** The framed body (5-byte prefix + message) of each request, made once. */
 const framed = new WeakMap<EncodedRequest, Buffer>();
