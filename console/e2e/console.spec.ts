@@ -361,8 +361,10 @@ test('usable on a narrow screen', async ({ page }) => {
   for (const hash of ['#/models', '#/models/eta-pad', '#/upload', '#/playground', '#/cells/local', '#/audit']) {
     await page.goto(`/console/${hash}`);
     await expect(page.locator('h1')).toBeVisible();
-    // The page itself never scrolls sideways; wide tables scroll inside their own region.
-    expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), `${hash} overflows`).toBe(true);
+    // The page itself never scrolls sideways; wide tables scroll inside their own region. Polled: a hash change
+    // leaves the previous page's h1 on screen until the next page has rendered, so one reading can see a page
+    // half-built (one CI run read a model page's width mid-render).
+    await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), { message: `${hash} overflows`, timeout: 5000 }).toBe(true);
   }
   await page.goto('/console/#/models/eta-pad');
   await page.screenshot({ path: `${SHOTS}model-narrow.png`, fullPage: true });
