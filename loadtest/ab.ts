@@ -6,7 +6,11 @@
  * report gives per scenario the median over rounds of each arm's max throughput and gateway's own p99, and B/A.
  *
  *   bash loadtest/ab.sh <git rev>            # A = that revision (a worktree under .data/ab/), B = this tree
- *   node loadtest/ab.ts --a DIR --b DIR [--rounds 5] [--seconds 3] [--warmup 1]
+ *   node loadtest/ab.ts --a DIR --b DIR [--rounds 5] [--seconds 3] [--warmup 1] [--scenarios KEY,...]
+ *       [--a-env K=V ...] [--env K=V ...]
+ *
+ * `--a-env` and `--env` set variables for A's and B's gateway (`--a . --b . --a-env SIBYL_PREDICTION_LOG=off`
+ * compares one checkout with its log off and on); `--scenarios` keeps the scenarios whose key is listed.
  *
  * Needs Redis and the Kafka broker of scripts/services (started here) and the seeded feature population.
  */
@@ -17,7 +21,7 @@ import type { RunResult, RunSpec } from './generate.ts';
 import { bucketQuantileMs, scrapeBuckets } from './lib/metrics.ts';
 import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { seedRedis } from './lib/seed.ts';
-import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv } from './lib/bench-gateway.ts';
+import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs } from './lib/bench-gateway.ts';
 import { median } from './lib/histogram.ts';
 
 const { values: flags } = parseArgs({
@@ -27,6 +31,9 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
+    scenarios: { type: 'string' },
+    env: { type: 'string', multiple: true, default: [] },
+    'a-env': { type: 'string', multiple: true, default: [] },
   },
 });
 if (!flags.a || !flags.b) {
@@ -46,21 +53,29 @@ interface Arm {
   readonly dir: string;
   readonly http: number;
   readonly grpc: number;
+  readonly env: Record<string, string>;
   child?: Child;
 }
 const arms: Arm[] = [
-  { name: 'A', dir: resolve(flags.a), http: 18480, grpc: 18481 },
-  { name: 'B', dir: resolve(flags.b), http: 18580, grpc: 18581 },
+  { name: 'A', dir: resolve(flags.a), http: 18480, grpc: 18481, env: envOfPairs(flags['a-env']) },
+  { name: 'B', dir: resolve(flags.b), http: 18580, grpc: 18581, env: envOfPairs(flags.env) },
 ];
 
 /** S1, S3, S4a, S4b of the suite, and OIP REST with every feature inline (the peer comparison's request). */
-const scenarios: { key: string; protocol: RunSpec['protocol']; mix: RunSpec['mix'] }[] = [
+const allScenarios: { key: string; protocol: RunSpec['protocol']; mix: RunSpec['mix'] }[] = [
   { key: 'sibyl-rest/eta-store', protocol: 'sibyl-rest', mix: 'eta-store' },
   { key: 'oip-rest/mlp-tensor', protocol: 'oip-rest', mix: 'mlp-tensor' },
   { key: 'oip-rest/eta-inline', protocol: 'oip-rest', mix: 'eta-inline' },
   { key: 'sibyl-grpc/eta-store', protocol: 'sibyl-grpc', mix: 'eta-store' },
   { key: 'oip-grpc/mlp-tensor', protocol: 'oip-grpc', mix: 'mlp-tensor' },
 ];
+const wanted = flags.scenarios?.split(',');
+const unknown = wanted?.filter((k) => !allScenarios.some((s) => s.key === k)) ?? [];
+if (unknown.length) {
+  console.error(`--scenarios: unknown ${unknown.join(', ')} (known: ${allScenarios.map((s) => s.key).join(', ')})`);
+  process.exit(2);
+}
+const scenarios = wanted ? allScenarios.filter((s) => wanted.includes(s.key)) : allScenarios;
 
 const log = (msg: string) => console.log(`[ab] ${msg}`);
 interface Samples {
@@ -76,7 +91,7 @@ async function startArm(arm: Arm): Promise<void> {
     cores: SERVER_CORE,
     cwd: arm.dir,
     logFile: join(outDir, `gateway-${arm.name}.log`),
-    env: benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}`), log: true }),
+    env: { ...benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}`), log: true }), ...arm.env },
   });
   await waitHttpOk(`http://127.0.0.1:${arm.http}/readyz`, 60_000, arm.child);
 }
@@ -107,6 +122,12 @@ async function measure(arm: Arm, s: (typeof scenarios)[number]): Promise<{ rps: 
   return { rps: result.steps[0]!.throughput, p99: bucketQuantileMs(0.99, before, after), cpuUs };
 }
 
+/** ` with K=V ...` for an arm given variables, else nothing. */
+function envText(arm: Arm): string {
+  const pairs = Object.entries(arm.env).map(([k, v]) => `${k}=${v}`);
+  return pairs.length ? ` with ${pairs.join(' ')}` : '';
+}
+
 function count(buckets: ReadonlyMap<number, number>): number {
   let n = 0;
   for (const v of buckets.values()) n = Math.max(n, v);
@@ -120,7 +141,7 @@ try {
   log(await seedRedis(REDIS_URL, PREFIX));
   for (const arm of arms) {
     await startArm(arm);
-    log(`${arm.name}: ${arm.dir} (commit ${(await run('git', ['-C', arm.dir, 'rev-parse', '--short', 'HEAD'])).trim()})`);
+    log(`${arm.name}: ${arm.dir} (commit ${(await run('git', ['-C', arm.dir, 'rev-parse', '--short', 'HEAD'])).trim()})${envText(arm)}`);
   }
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? arms : [...arms].reverse();
@@ -139,7 +160,7 @@ try {
   const lines = [
     `# A/B: ${ROUNDS} rounds of ${SECONDS} s per scenario and arm (closed loop, ${CONCURRENCY} concurrent), ${stamp}`,
     '',
-    `A: \`${arms[0]!.dir}\`; B: \`${arms[1]!.dir}\`. Medians over rounds; the arms alternate within each round.`,
+    `A: \`${arms[0]!.dir}\`${envText(arms[0]!)}; B: \`${arms[1]!.dir}\`${envText(arms[1]!)}. Medians over rounds; the arms alternate within each round.`,
     '',
     '| scenario | A ok/s | B ok/s | B/A | A gateway p99 ms | B gateway p99 ms | A CPU µs/req | B CPU µs/req | B/A CPU |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
