@@ -25,9 +25,20 @@ import type { Mix, Protocol } from './requests.ts';
  */
 export const SEARCH_FACTORS = [0.5, 1, 1.2, 1.44, 1.73, 2.07] as const;
 
-/** The capacity: the highest goodput of the search's steps after the lead-in, or `floor` (the closed loop's) if higher. */
+/**
+ * The share of its offered rate a search step must answer within the deadline to count: below it the step was
+ * already falling behind, its goodput a burst served from a backlog that grew (a full run took 3,329/s from a step
+ * offered 4,305/s that answered 77% in time, and its ramp's 1x collapsed to 59%: the gateway could not hold it for
+ * the ramp's 4 s).
+ */
+export const KEPT_UP = 0.9;
+
+/**
+ * The capacity: the highest goodput of the search's steps after the lead-in among those that kept up (goodput at
+ * least KEPT_UP of offered), or `floor` (the closed loop's) if higher.
+ */
 export function peakGoodput(steps: readonly StepResult[], floor: number): number {
-  return Math.max(floor, ...steps.slice(1).map((s) => s.goodput));
+  return Math.max(floor, ...steps.slice(1).filter((s) => s.goodput >= KEPT_UP * s.rate).map((s) => s.goodput));
 }
 
 const SETTLE_MS = 3000;
@@ -147,7 +158,7 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
     if (!(capacityRun.goodput > 0)) throw new Error(`overload: no goodput in the capacity run (codes ${JSON.stringify(capacityRun.codes)})`);
     // The closed loop's goodput understates what the gateway answers in time in the open loop (measured under half a
     // core: 2,150-2,700/s with 16 or 64 at once, against 3,224/s of 3,225/s offered with a p99 of 60 ms): so from
-    // it, open-loop steps 20% apart, back to back, and the capacity is the highest goodput among them.
+    // it, open-loop steps 20% apart, back to back, and the capacity is the highest goodput of those that kept up.
     const capacitySearch =
       opts.capacity === undefined
         ? await deps.generate(`overload capacity search ${protocol}/${mix}`, {
@@ -325,7 +336,7 @@ export function renderOverload(r: OverloadResult): string[] {
     '',
     `The gateway: ${r.quota}. Capacity: closed loop, ${r.capacityRun.throughput} ok/s, goodput ${r.capacityRun.goodput}/s, p99 ${r.capacityRun.latency.p99} ms` +
       (r.capacitySearch
-        ? `; then open loop, ${r.capacitySearch[0]?.durationS ?? '?'} s steps back to back from half of it (a lead-in) and from it up 20% a step, the capacity being the highest goodput after the lead-in: ${r.capacitySearch.map((s) => `${s.rate}/s → ${s.goodput}/s`).join(', ')}. `
+        ? `; then open loop, ${r.capacitySearch[0]?.durationS ?? '?'} s steps back to back from half of it (a lead-in) and from it up 20% a step, the capacity being the highest goodput after the lead-in of a step that answered at least ${pct(KEPT_UP)} of its offered rate in time: ${r.capacitySearch.map((s) => `${s.rate}/s → ${s.goodput}/s`).join(', ')}. `
         : ` (the capacity was given: ${r.capacity}/s). `) +
       `Then open loop (vegeta, a fixed pool of 1024 connections, giving up on a request after ${r.clientTimeoutMs} ms; the steps back to back): offered = arrival rate; goodput = answered OK within the deadline, per second of step; ` +
       'refused = 429 / RESOURCE_EXHAUSTED (by admission\'s reason, from the gateway\'s own counter), with their latency as the client saw it; gateway p99 = the gateway\'s own histogram over the step (requests that named a model). ' +
