@@ -255,8 +255,8 @@ const RECONNECT_WAIT_MS = 250;
  * event-loop turn lets the I/O that arrived during the freeze be seen; a feature store that then reports itself
  * unhealthy (its connection failed) is probed with a read of one absent key until a round trip succeeds, at most
  * RECONNECT_WAIT_MS, so the request reads its features instead of answering with their defaults. Measured: 50-110 ms
- * once after such a thaw (ioredis waits 50 ms before its first reconnect), one event-loop turn (microseconds)
- * otherwise. The Kafka producer reconnects by itself within the invocation's flush.
+ * once after such a thaw (the store's connection waits 50 ms before its first reconnect), one event-loop turn
+ * (microseconds) otherwise. The Kafka producer reconnects by itself within the invocation's flush.
  */
 async function reconnectAfterThaw(store: FeatureStore, prefix: string): Promise<void> {
   await new Promise<void>((resolve) => setImmediate(resolve));

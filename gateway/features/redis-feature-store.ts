@@ -1,36 +1,34 @@
 /**
- * The production FeatureStore: one Redis hash per entity (see feature-store.ts), read with one HMGET per lookup.
+ * The production FeatureStore: one Redis hash per entity (see feature-store.ts), read with one HMGET per lookup, over
+ * the store's own RESP connection (`resp-connection.ts`: no general client on the request path).
  *
  * With auto-pipelining on (the default), the HMGETs of every `read` issued in the same event-loop turn leave in one
  * pipeline, written once the turn's I/O callbacks have run (setImmediate): one write and one round trip per turn,
- * however many requests are in flight. The store batches itself rather than using ioredis's enableAutoPipelining,
- * which keeps at most one pipeline in flight per connection: under load every turn's reads waited for the previous
- * turn's round trip before they were even sent, and missed their deadline (measured: 8.7% of S1's requests at max
- * got defaults). Here each turn's pipeline leaves at once, however many are still in flight; replies come back in
- * order on the one connection.
+ * however many requests are in flight. Each turn's pipeline leaves at once, however many are still in flight (a
+ * client that keeps one pipeline in flight per connection made every turn's reads wait for the previous turn's round
+ * trip, and 8.7% of S1's requests at max got defaults); replies come back in order on the one connection.
  *
  * A read's deadline counts from the moment its pipeline is written, so it measures Redis (and the network), not the
  * time the gateway's own event loop took to get to the write; when it passes, the read waits for that turn's I/O
  * poll before it gives up (an answer already in the socket is not late).
  * Request-path rules: no offline queue (a read while disconnected rejects at once instead of waiting), every
- * command bounded by `commandTimeoutMs`, every `read` bounded by its own `timeoutMs` on the host, in-flight
- * commands rejected (not resent) when the connection drops, and reconnection in the background forever.
+ * `read` bounded by its own `timeoutMs` on the host and every `write` by `commandTimeoutMs`, a connection with
+ * commands waiting that hears nothing for `socketTimeoutMs` dropped, in-flight commands rejected (not resent) when the
+ * connection drops, and reconnection in the background forever.
  */
-import { Redis } from 'ioredis';
 import { SibylError } from '../../core/errors.ts';
 import type { FeatureLookup, FeatureStore } from '../../execution/feature-store.ts';
+import { encodeCommand, encodeHmget, RedisReplyError, RespConnection, RespConnectionError, type RespReply } from './resp-connection.ts';
 
 export interface RedisFeatureStoreOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
   readonly url: string;
   /**
-   * Backstop for every command (reads, writes, the connection handshake), milliseconds; default 1000; 0 turns it
-   * off. A `read` is always bounded by its own `timeoutMs` on the host, so this is not the request deadline.
-   * It costs one timer per command (about 15% of read throughput at 16-64 concurrent readers, measured with
-   * loadtest/micro/feature-store.bench.ts); with it off, `write` and the handshake are bounded by `socketTimeoutMs`.
+   * Bound on a `write`, milliseconds; default 1000; 0 turns it off (then `socketTimeoutMs` bounds it). A `read` is
+   * bounded by its own `timeoutMs` on the host, which is the request's deadline.
    */
   readonly commandTimeoutMs?: number;
-  /** Longest wait for the TCP connection to open, milliseconds; default 1000. */
+  /** Longest wait for the connection to open and its handshake (AUTH, SELECT) to answer, milliseconds; default 1000. */
   readonly connectTimeoutMs?: number;
   /**
    * A connection that has commands in flight and receives nothing for this long is dropped and reopened,
@@ -72,50 +70,34 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
   const onError = opts.onError;
   const autoPipelining = opts.autoPipelining ?? true;
   const commandTimeoutMs = opts.commandTimeoutMs ?? 1000;
-  const client = new Redis(opts.url, {
-    enableOfflineQueue: false,
-    enableAutoPipelining: false,
-    commandTimeout: commandTimeoutMs > 0 ? commandTimeoutMs : undefined,
-    connectTimeout: opts.connectTimeoutMs ?? 1000,
-    socketTimeout: opts.socketTimeoutMs ?? 2000,
-    // Flush in-flight commands on every disconnect instead of resending them after the reconnect.
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    retryStrategy: reconnectDelay(opts.maxReconnectDelayMs ?? 1000),
-    connectionName: 'sibyl-feature-store',
-    lazyConnect: false,
-  });
   let healthy = false;
   let closed = false;
   /** The connection state last reported through onStateChange. */
   let reported: 'up' | 'down' | undefined;
-  let lastError: Error | undefined;
+  /** `ready()` calls waiting for the connection. */
+  const waiting = new Set<() => void>();
   function report(state: 'up' | 'down', reason: string): void {
     if (reported === state || closed) return;
     reported = state;
     opts.onStateChange?.(state, reason);
   }
-  client.on('ready', function onReady() {
-    healthy = true;
-    lastError = undefined;
-    report('up', 'connected');
+  const conn = new RespConnection({
+    url: opts.url,
+    connectTimeoutMs: opts.connectTimeoutMs ?? 1000,
+    socketTimeoutMs: opts.socketTimeoutMs ?? 2000,
+    maxReconnectDelayMs: opts.maxReconnectDelayMs ?? 1000,
+    name: 'sibyl-feature-store',
+    onUp() {
+      healthy = true;
+      report('up', 'connected');
+      for (const w of waiting) w();
+    },
+    onDown(reason, err) {
+      healthy = false;
+      onError?.(err);
+      report('down', reason);
+    },
   });
-  client.on('close', function onClose() {
-    healthy = false;
-    report('down', lastError ? lastError.message : 'connection closed');
-  });
-  client.on('error', function onClientError(err: Error) {
-    healthy = false;
-    lastError = err;
-    onError?.(err);
-    // A first connection that fails never closed a ready one: report it here.
-    if (reported === undefined) report('down', err.message);
-  });
-
-  function failed(err: unknown): never {
-    healthy = false;
-    throw toStoreError(err);
-  }
 
   /** Reads waiting for this turn's pipeline; sent by `flushTurn` once the turn's I/O callbacks have run. */
   let turn: PendingRead[] = [];
@@ -142,32 +124,19 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     });
   }
 
-  /**
-   * Sends the reads' lookups in one write, arms their deadlines, then hands each read its own replies. The HMGETs are
-   * written while the socket is corked, so they leave in one writev, as a pipeline would. Not ioredis's Pipeline: each
-   * Pipeline defines an accessor on itself, which gives every instance a hidden class of its own, allocated in the
-   * old generation; until the next full GC that class keeps the pipeline's commands, replies and the requests
-   * waiting on them alive through every scavenge (ARCHITECTURE.md, "Garbage collection on the request path").
-   */
+  /** Sends the reads' lookups in one write, arms their deadlines, then hands each read its own replies. */
   function send(reads: readonly PendingRead[]): void {
-    let answered: Promise<Reply[]>;
-    const replies: Promise<Reply>[] = [];
-    const stream = client.status === 'ready' ? client.stream : undefined;
-    stream?.cork();
-    try {
-      for (const read of reads) {
-        for (const l of read.lookups) {
-          // HMGET needs at least one field; a lookup of none answers [] without asking.
-          if (l.fields.length > 0) replies.push(client.hmget(l.key, ...l.fields).then(replied, refused));
-        }
+    let payload = '';
+    let count = 0;
+    for (const read of reads) {
+      for (const l of read.lookups) {
+        // HMGET needs at least one field; a lookup of none answers [] without asking.
+        if (l.fields.length === 0) continue;
+        payload += encodeHmget(l.key, l.fields);
+        count++;
       }
-      answered = Promise.all(replies);
-    } catch (err) {
-      // send may run from setImmediate: a throw there would take the process down.
-      answered = Promise.reject(err);
-    } finally {
-      stream?.uncork();
     }
+    const answered = count > 0 ? conn.send(payload, count) : Promise.resolve([]);
     const timers = armDeadlines(reads, markUnhealthy);
     answered.then(
       function deliver(results) {
@@ -184,9 +153,9 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
               out[k] = [];
               continue;
             }
-            const [e, values] = results[r++]!;
-            if (e) err ??= e;
-            out[k] = values as (string | null)[];
+            const values = results[r++];
+            if (Array.isArray(values)) out[k] = values as (string | null)[];
+            else err ??= values instanceof Error ? values : new RedisReplyError(`unexpected reply to HMGET: ${String(values)}`);
           }
           if (read.settled) continue;
           read.settled = true;
@@ -231,39 +200,44 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
     read: autoPipelining ? readBatched : readAlone,
 
     async write(entries): Promise<void> {
-      const pipeline = client.pipeline();
-      let commands = 0;
+      let payload = '';
+      let count = 0;
       for (const e of entries) {
-        const fields = Object.keys(e.fields);
+        const fields = Object.entries(e.fields);
         if (fields.length === 0) continue;
-        pipeline.hset(e.key, e.fields);
-        commands++;
+        payload += encodeCommand(['HSET', e.key, ...fields.flat()]);
+        count++;
       }
-      if (commands === 0) return;
-      let results: [Error | null, unknown][] | null;
+      if (count === 0) return;
+      let replies: RespReply[];
       try {
-        results = await pipeline.exec();
+        replies = await conn.send(payload, count, commandTimeoutMs);
       } catch (err) {
-        failed(err);
+        healthy = false;
+        throw toStoreError(err);
       }
-      const firstError = results?.find((r) => r[0] !== null)?.[0];
-      if (!results || firstError) failed(firstError ?? new Error('pipeline was not executed'));
+      const firstError = replies.find((r) => r instanceof RedisReplyError);
+      if (firstError) {
+        healthy = false;
+        throw toStoreError(firstError);
+      }
       healthy = true;
     },
 
     ready(timeoutMs = 5000): Promise<void> {
-      if (client.status === 'ready') return Promise.resolve();
+      if (conn.ready) return Promise.resolve();
       if (closed) return Promise.reject(new SibylError('UNAVAILABLE', 'feature store: closed'));
       return new Promise<void>(function waitReady(resolve, reject) {
         const timer = setTimeout(function readyTimedOut() {
-          client.off('ready', onReady);
+          waiting.delete(onReady);
           reject(new SibylError('UNAVAILABLE', `feature store: redis not ready after ${timeoutMs} ms`));
         }, timeoutMs);
         function onReady() {
           clearTimeout(timer);
+          waiting.delete(onReady);
           resolve();
         }
-        client.once('ready', onReady);
+        waiting.add(onReady);
       });
     },
 
@@ -271,30 +245,10 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
       if (closed) return;
       closed = true;
       healthy = false;
-      if (client.status === 'ready') {
-        try {
-          await client.quit();
-          return;
-        } catch {
-          // fall through: drop the connection
-        }
-      }
-      client.disconnect(false);
+      await conn.close();
     },
   };
 }
-
-/** Backoff for background reconnection: 50 ms per attempt, capped; never gives up. */
-function reconnectDelay(maxMs: number): (times: number) => number {
-  return function retryStrategy(times: number): number {
-    return Math.min(times * 50, maxMs);
-  };
-}
-
-/** One HMGET's outcome: its error, or its values. */
-type Reply = readonly [Error | null, unknown];
-const replied = (values: unknown): Reply => [null, values];
-const refused = (err: unknown): Reply => [err instanceof Error ? err : new Error(String(err)), null];
 
 interface PendingRead {
   readonly lookups: readonly FeatureLookup[];
@@ -339,8 +293,7 @@ function armGroup(group: readonly PendingRead[], ms: number, onLate: () => void)
 
 function toStoreError(err: unknown): SibylError {
   if (err instanceof SibylError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  if (message === 'Command timed out') {
+  if (err instanceof RespConnectionError && err.timedOut) {
     return new SibylError('DEADLINE_EXCEEDED', 'feature store: redis command timed out', { cause: err });
   }
   return new SibylError('UNAVAILABLE', 'feature store: redis unavailable', { cause: err });

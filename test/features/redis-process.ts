@@ -17,13 +17,17 @@ export class RedisProcess {
   readonly dir: string;
   private child: ChildProcess | undefined;
 
-  private constructor(port: number) {
+  private readonly args: readonly string[];
+
+  private constructor(port: number, args: readonly string[]) {
     this.port = port;
+    this.args = args;
     this.dir = mkdtempSync(join(tmpdir(), 'sibyl-redis-'));
   }
 
-  static async start(): Promise<RedisProcess> {
-    const r = new RedisProcess(await freePort());
+  /** `args`: more redis-server options, e.g. `['--requirepass', 'secret']`. */
+  static async start(args: readonly string[] = []): Promise<RedisProcess> {
+    const r = new RedisProcess(await freePort(), args);
     await r.start();
     return r;
   }
@@ -36,7 +40,7 @@ export class RedisProcess {
   async start(): Promise<void> {
     const child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir, ...this.args],
       { stdio: 'ignore' },
     );
     this.child = child;
@@ -87,7 +91,8 @@ function answersPing(port: number): Promise<boolean> {
     sock.setTimeout(500, () => done(false));
     sock.once('error', () => done(false));
     sock.once('connect', () => sock.write('PING\r\n'));
-    sock.once('data', (d) => done(d.toString().startsWith('+PONG')));
+    // A server with a password answers NOAUTH: it is up.
+    sock.once('data', (d) => done(d.toString().startsWith('+PONG') || d.toString().startsWith('-NOAUTH')));
   });
 }
 
