@@ -3,7 +3,8 @@
  * 1, 16 and 64 concurrent readers, side by side in one run:
  *   memory          the in-process store (floor: no network)
  *   raw-pipeline    a bare ioredis client, one explicit pipeline of 3 HMGET per read, no deadline, no wrapper
- *                   (the baseline for the store's own overhead)
+ *                   (what a general client costs; the store has its own connection,
+ *                   gateway/features/resp-connection.ts)
  *   store-auto      createRedisFeatureStore, auto-pipelining on (the default): concurrent reads share writes
  *   store-noauto    createRedisFeatureStore, auto-pipelining off: one explicit pipeline per read
  *   store-auto-nct  auto-pipelining on, commandTimeoutMs 0 (host deadline and socket timeout only)
