@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { envOfPairs } from '../../loadtest/lib/bench-gateway.ts';
 import type { StepResult } from '../../loadtest/lib/loops.ts';
 import { bucketQuantileMs, valueOf, valuesBy } from '../../loadtest/lib/metrics.ts';
-import { overloadCost, peakGoodput, type OverloadResult } from '../../loadtest/lib/overload.ts';
+import { overloadCost, searchCapacity, type OverloadResult } from '../../loadtest/lib/overload.ts';
 import { stepFromResults, type VegetaResult } from '../../loadtest/lib/vegeta-run.ts';
 
 describe('load-test harness', () => {
@@ -76,14 +76,15 @@ describe('load-test harness', () => {
     expect(overloadCost({ ...r, steps: steps.slice(0, 2) } as OverloadResult)).toBeUndefined();
   });
 
-  it('takes as capacity the highest goodput of the search steps after the lead-in that kept up, or the closed loop\'s if higher', () => {
+  it('takes as capacity the highest goodput among the search steps after the lead-in that kept up', () => {
     const at = (rate: number, goodput: number) => ({ rate, goodput }) as StepResult;
     // The lead-in (its goodput is not counted), then the knee at 3,600/s (92% of it in time).
-    expect(peakGoodput([at(9000, 9000), at(2500, 2480), at(3000, 2950), at(3600, 3300), at(4300, 900)], 2500)).toBe(3300);
-    expect(peakGoodput([at(1250, 1250), at(2500, 2000)], 2500)).toBe(2500);
-    // A step already falling behind (77% in time) does not count however high its goodput: the last full run's search.
-    expect(peakGoodput([at(1495, 1494.7), at(2990, 2933.3), at(3588, 3245), at(4305, 3328.7), at(5172, 653.3)], 2989.8)).toBe(3245);
+    expect(searchCapacity([at(9000, 9000), at(2500, 2480), at(3000, 2950), at(3600, 3300), at(4300, 900)])).toBe(3300);
+    // A step already falling behind (77% in time) does not count however high its goodput: a full run's search.
+    expect(searchCapacity([at(1495, 1494.7), at(2990, 2933.3), at(3588, 3245), at(4305, 3328.7), at(5172, 653.3)])).toBe(3245);
     // Exactly 90% of the offered rate still counts.
-    expect(peakGoodput([at(1000, 1000), at(2000, 1800)], 1500)).toBe(1800);
+    expect(searchCapacity([at(1000, 1000), at(2000, 1800)])).toBe(1800);
+    // None kept up after the lead-in: the lead-in's goodput, not more.
+    expect(searchCapacity([at(1855, 1854.7), at(2597, 2200), at(3153, 2100)])).toBe(1854.7);
   });
 });
