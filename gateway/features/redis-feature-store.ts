@@ -128,13 +128,19 @@ export function createRedisFeatureStore(opts: RedisFeatureStoreOptions): RedisFe
   function send(reads: readonly PendingRead[]): void {
     let payload = '';
     let count = 0;
-    for (const read of reads) {
-      for (const l of read.lookups) {
-        // HMGET needs at least one field; a lookup of none answers [] without asking.
-        if (l.fields.length === 0) continue;
-        payload += encodeHmget(l.key, l.fields);
-        count++;
+    try {
+      for (const read of reads) {
+        for (const l of read.lookups) {
+          // HMGET needs at least one field; a lookup of none answers [] without asking.
+          if (l.fields.length === 0) continue;
+          payload += encodeHmget(l.key, l.fields);
+          count++;
+        }
       }
+    } catch (err) {
+      // send may run from setImmediate: a throw there would take the process down.
+      failAll(reads, err);
+      return;
     }
     const answered = count > 0 ? conn.send(payload, count) : Promise.resolve([]);
     const timers = armDeadlines(reads, markUnhealthy);
