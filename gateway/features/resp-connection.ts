@@ -11,8 +11,8 @@
  * delivered as a `RedisReplyError` in its place; the batch itself rejects only when the connection cannot answer it
  * (not ready, dropped, closed) or its own timeout passes.
  */
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 
 /** A reply: a simple or bulk string, an integer, null (a missing value), an error reply, or an array of those. */
 export type RespReply = string | number | null | RedisReplyError | RespReply[];
@@ -43,6 +43,11 @@ export interface RespConnectionOptions {
   readonly maxReconnectDelayMs: number;
   /** Sent as CLIENT SETNAME (a server that refuses it is still used). */
   readonly name?: string;
+  /**
+   * More TLS options for `rediss://` (e.g. `ca` for a private authority); by default Node's, which trust the system's
+   * authorities and NODE_EXTRA_CA_CERTS.
+   */
+  readonly tls?: ConnectionOptions;
   /** The connection is ready for commands (the first time too). */
   readonly onUp: () => void;
   /** The connection was lost or could not be made (or its handshake failed), with the reason. */
@@ -149,7 +154,10 @@ export class RespConnection {
   #connect(): void {
     if (this.#closed) return;
     const t = this.#target;
-    const socket = t.tls ? tlsConnect({ host: t.host, port: t.port, servername: t.host }) : netConnect({ host: t.host, port: t.port });
+    // SNI names a host, never an address (RFC 6066).
+    const socket = t.tls
+      ? tlsConnect({ ...this.#o.tls, host: t.host, port: t.port, ...(isIP(t.host) ? {} : { servername: t.host }) })
+      : netConnect({ host: t.host, port: t.port });
     this.#socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true);
