@@ -32,6 +32,8 @@ start() {
   fi
   case "$host" in 127.0.0.1 | localhost) ;; *) sibyl_die "SIBYL_TEST_REDIS_URL points at $host; start only manages a local server" ;; esac
   command -v redis-server >/dev/null && command -v redis-cli >/dev/null || sibyl_apt_install redis-server redis-tools
+  # The feature store's TLS test makes its server's certificate with openssl.
+  command -v openssl >/dev/null || sibyl_apt_install openssl
   # Clear a stale pid file from a killed run so `stop` never signals an unrelated process.
   sibyl_pid_alive "$pidfile" || rm -f "$pidfile"
   redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --pidfile "$pidfile" --logfile "$logfile" \
