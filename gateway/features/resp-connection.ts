@@ -126,6 +126,8 @@ export class RespConnection {
     this.#ready = false;
     clearTimeout(this.#reconnectTimer);
     clearTimeout(this.#connectTimer);
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     if (socket && wasReady) {
       await this.#write(socket, encodeCommand(['QUIT']), 1, 1000).catch(() => undefined);
     }
@@ -243,9 +245,10 @@ export class RespConnection {
         this.#drop(socket, new Error(`no answer from Redis for ${Math.round(quietMs)} ms with commands waiting`));
         return;
       }
-      this.#idleTimer = setTimeout(check, this.#o.socketTimeoutMs - quietMs);
+      this.#idleTimer = setTimeout(check, this.#o.socketTimeoutMs - quietMs).unref();
     };
-    this.#idleTimer = setTimeout(check, this.#o.socketTimeoutMs);
+    // Unref'd: the socket keeps the process alive while commands wait; the watch never should by itself.
+    this.#idleTimer = setTimeout(check, this.#o.socketTimeoutMs).unref();
   }
 
   /** Ends this socket (once): every batch waiting on it rejects, `onDown` is told, and a reconnection is scheduled. */
