@@ -1,8 +1,9 @@
 /**
  * The overload ramp: the gateway held to a CPU quota (a cgroup, lib/cpu-cgroup.ts) so that the load generator has
- * the rest of the machine and can offer 3x what the gateway serves; its capacity measured under that quota (closed
- * loop, goodput within the deadline); then an open-loop ramp 0.5x → 1x → 1.5x → 2x → 3x → 0.5x of that capacity,
- * back to back in one generator process (no pause between steps in which the gateway could recover).
+ * the rest of the machine and can offer 3x what the gateway serves; its capacity measured under that quota (open-loop
+ * steps scaled by a closed loop's goodput, the best that answered in time, `searchCapacity`); then an open-loop ramp
+ * 0.5x → 1x → 1.5x → 2x → 3x → 0.5x of that capacity, back to back in one generator process (no pause between
+ * steps in which the gateway could recover).
  *
  * Per step: offered rate, goodput (answered OK within the deadline), refusals (429 / RESOURCE_EXHAUSTED) and their
  * latency as the client saw it, the answered requests' p99, and the gateway's own p99 (its histogram, arrival in
@@ -64,8 +65,8 @@ export interface OverloadOptions {
   /** Seconds per ramp step (default 4). */
   readonly stepS?: number;
   /**
-   * The capacity the ramp's steps are multiples of, requests/s; default: measured (the closed loop, then the open-loop
-   * search above it). Given, e.g. to offer two revisions the very same rates, the closed loop still runs (as a
+   * The capacity the ramp's steps are multiples of, requests/s; default: measured (the closed loop for the scale, then
+   * the open-loop search around it). Given, e.g. to offer two revisions the very same rates, the closed loop still runs (as a
    * warm-up, and reported) but is not used, and there is no search.
    */
   readonly capacity?: number;
@@ -123,7 +124,7 @@ export interface OverloadResult {
   /** Closed-loop goodput under the quota, requests/s: the ramp's 1x. */
   readonly capacity: number;
   readonly capacityRun: StepResult;
-  /** The open-loop steps above the closed loop's goodput that found the capacity (absent when it was given). */
+  /** The open-loop steps around the closed loop's goodput that found the capacity (absent when it was given). */
   readonly capacitySearch?: readonly StepResult[];
   readonly steps: readonly OverloadStep[];
   /** Over the ramp: the gateway's CPU, cores; and the kernel's throttling of it (with a quota). */
