@@ -1,13 +1,9 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisFeatureStore } from '../../gateway/features/redis-feature-store.ts';
 import { encodeCommand, encodeHmget, parseReply, PROTOCOL_ERROR, RedisReplyError, RespConnection, RespConnectionError, type RespReply } from '../../gateway/features/resp-connection.ts';
 import { SibylError } from '../../core/errors.ts';
-import { freePort, RedisProcess, sleep } from './redis-process.ts';
+import { RedisProcess, sleep } from './redis-process.ts';
 
 /** Every reply in `bytes`, parsed the way the connection does: from the start, then from where each one ended. */
 function parseAll(bytes: Buffer): RespReply[] {
@@ -215,29 +211,19 @@ describe('RespConnection handshake against a private redis-server with a passwor
 });
 
 describe('RespConnection over TLS against a private redis-server', () => {
-  let dir: string;
-  let child: ChildProcess | undefined;
-  let port: number;
-  let ca: Buffer;
+  let redis: RedisProcess;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sibyl-redis-tls-'));
-    // A self-signed certificate for the loopback address, trusted by the client as its authority.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-    ca = readFileSync(join(dir, 'cert.pem'));
-    port = await freePort();
-    child = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', join(dir, 'cert.pem'), '--tls-key-file', join(dir, 'key.pem'), '--tls-auth-clients', 'no', '--requirepass', 'tls-s3cret', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-    for (let i = 0; i < 100 && !(await acceptsTcp(port)); i++) await sleep(50);
+    redis = await RedisProcess.startTls(['--requirepass', 'tls-s3cret']);
   });
-  afterAll(() => {
-    child?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+  afterAll(async () => {
+    await redis?.dispose();
   });
 
   it('handshakes TLS, authenticates and answers over rediss://', async () => {
     let markUp: () => void = () => {};
     const up = new Promise<void>((r) => (markUp = r));
     const downs: string[] = [];
-    const conn = new RespConnection({ url: `rediss://:tls-s3cret@127.0.0.1:${port}/2`, connectTimeoutMs: 2000, socketTimeoutMs: 1000, maxReconnectDelayMs: 100, tls: { ca }, onUp: () => markUp(), onDown: (reason) => void downs.push(reason) });
+    const conn = new RespConnection({ url: `rediss://:tls-s3cret@127.0.0.1:${redis.port}/2`, connectTimeoutMs: 2000, socketTimeoutMs: 1000, maxReconnectDelayMs: 100, tls: { ca: redis.ca! }, onUp: () => markUp(), onDown: (reason) => void downs.push(reason) });
     try {
       await up;
       const replies = await conn.send(encodeCommand(['HSET', 'tls:e1', 'a', '1']) + encodeHmget('tls:e1', ['a', 'b']) + encodeCommand(['CLIENT', 'INFO']), 3);
@@ -251,7 +237,7 @@ describe('RespConnection over TLS against a private redis-server', () => {
 
   it('refuses a server whose certificate it does not trust, and says why', async () => {
     const downs: string[] = [];
-    const conn = new RespConnection({ url: `rediss://:tls-s3cret@127.0.0.1:${port}`, connectTimeoutMs: 2000, socketTimeoutMs: 1000, maxReconnectDelayMs: 100, onUp: () => downs.push('up'), onDown: (reason) => void downs.push(reason) });
+    const conn = new RespConnection({ url: `rediss://:tls-s3cret@127.0.0.1:${redis.port}`, connectTimeoutMs: 2000, socketTimeoutMs: 1000, maxReconnectDelayMs: 100, onUp: () => downs.push('up'), onDown: (reason) => void downs.push(reason) });
     try {
       for (let i = 0; i < 50 && downs.length === 0; i++) await sleep(20);
       expect(downs[0]).toMatch(/self-signed certificate/);
@@ -261,14 +247,3 @@ describe('RespConnection over TLS against a private redis-server', () => {
     }
   });
 });
-
-function acceptsTcp(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
