@@ -98,12 +98,13 @@ try {
     for (const [arm, { dir, env, label }] of (round % 2 === 1 ? ARMS.entries() : [...ARMS.entries()].reverse())) {
       const commit = (await run('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'])).trim() + ((await run('git', ['-C', dir, 'status', '--porcelain', '--untracked-files=no'])).trim() ? '+changes' : '') + label;
       current = await startGateway(dir, `gateway-${round}-${arm}`, env);
-      const target = `http://127.0.0.1:${HTTP_PORT}`;
+      const http = `http://127.0.0.1:${HTTP_PORT}`;
+      const target = PROTOCOL.endsWith('grpc') ? `127.0.0.1:${GRPC_PORT}` : http;
       let result: OverloadResult;
       try {
         log(`round ${round}: ${dir} (${commit}); preflight ${await preflight(target, buildPool({ protocol: PROTOCOL, mix: MIX, seed: 42, size: 8 }), { expectNoDefaults: MIX === 'eta-store' })}`);
         result = await runOverload(
-          { target, protocol: PROTOCOL, mix: MIX, gatewayPid: current.pid, cores: CORES, deadlineMs: Number(flags.deadline), stepS: Number(flags['step-seconds'] ?? (QUICK ? 2 : 4)), capacityS: QUICK ? 3 : 6, searchStepS: QUICK ? 2 : 3, warmupS: QUICK ? 1 : 2, ...(NICE ? { nice: NICE } : {}), ...(flags.capacity ? { capacity: Number(flags.capacity) } : {}), ...(flags['period-us'] ? { periodUs: Number(flags['period-us']) } : {}), ...(flags['client-timeout-ms'] ? { clientTimeoutMs: Number(flags['client-timeout-ms']) } : {}) },
+          { target, metricsUrl: http, protocol: PROTOCOL, mix: MIX, gatewayPid: current.pid, cores: CORES, deadlineMs: Number(flags.deadline), stepS: Number(flags['step-seconds'] ?? (QUICK ? 2 : 4)), capacityS: QUICK ? 3 : 6, searchStepS: QUICK ? 2 : 3, warmupS: QUICK ? 1 : 2, ...(NICE ? { nice: NICE } : {}), ...(flags.capacity ? { capacity: Number(flags.capacity) } : {}), ...(flags['period-us'] ? { periodUs: Number(flags['period-us']) } : {}), ...(flags['client-timeout-ms'] ? { clientTimeoutMs: Number(flags['client-timeout-ms']) } : {}) },
           {
             log,
             async generate(key, spec) {

@@ -48,12 +48,20 @@ export function searchCapacity(steps: readonly StepResult[]): number {
 
 const SETTLE_MS = 3000;
 
+/**
+ * HTTP/2 connections of a gRPC ramp: a service's gRPC client keeps one or a few per server and multiplexes its calls
+ * on them, and cancels a call at its deadline with a stream reset (the connection stays).
+ */
+export const GRPC_CONNECTIONS = 4;
+
 /** Multiples of the measured capacity, in order. The last step checks recovery. */
 export const RAMP_FACTORS = [0.5, 1, 1.5, 2, 3, 0.5] as const;
 
 export interface OverloadOptions {
-  /** The gateway's HTTP base URL (its /metrics is scraped at step boundaries). */
+  /** Where the load goes: the gateway's HTTP base URL for the REST protocols, host:port of its gRPC port for gRPC. */
   readonly target: string;
+  /** The gateway's HTTP base URL, whose /metrics is scraped at step boundaries (default: `target`). */
+  readonly metricsUrl?: string;
   readonly protocol?: Protocol;
   readonly mix?: Mix;
   /** The gateway's pid, held to the quota for the measurement and released afterwards. */
@@ -80,10 +88,15 @@ export interface OverloadOptions {
    * their goodput within a 100 ms deadline falls well below what the gateway serves in the open loop).
    */
   readonly concurrency?: number;
-  /** Open-loop connections (default 1024: more than the gateway's in-flight cap, so the gateway sees the excess). */
+  /**
+   * Open-loop connections. REST (vegeta, one request at a time per connection): default 1024, more than the gateway's
+   * in-flight cap, so the gateway sees the excess. gRPC (grpc-open, calls multiplexed on HTTP/2): default
+   * GRPC_CONNECTIONS.
+   */
   readonly connections?: number;
   /**
-   * When the open-loop client gives up on a request, ms (default 5000). Goodput counts answers within the deadline
+   * When the REST open-loop client gives up on a request, ms (default 5000; gRPC's client cancels each call at its
+   * deadline, as grpc-go does). Goodput counts answers within the deadline
    * whatever this is; it only decides when a worker's connection is closed and dialled again. At 1 s (10x the
    * deadline) the generator itself collapsed here: once answers passed 1 s its 1,024 connections were closed and
    * dialled again, vegeta went to 98-100% of its core (it shares core 0 with Redis and Kafka), and both revisions
@@ -115,6 +128,8 @@ export interface OverloadStep extends StepResult {
 export interface OverloadResult {
   readonly protocol: Protocol;
   readonly deadlineMs: number;
+  /** The ramp's open-loop connections (absent in results recorded before gRPC ramps: 1024). */
+  readonly connections?: number;
   /** When the open-loop client gave up on a request, ms. */
   readonly clientTimeoutMs: number;
   /** The quota the gateway was held to, cores; undefined when none could be set (see `quota`). */
@@ -138,6 +153,7 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
   const protocol = opts.protocol ?? 'sibyl-rest';
   const mix = opts.mix ?? 'eta-store';
   const deadlineMs = opts.deadlineMs ?? 100;
+  const connections = opts.connections ?? (protocol.endsWith('grpc') ? GRPC_CONNECTIONS : 1024);
   const want = opts.cores ?? 0.5;
   let cg: CpuCgroup | undefined;
   let quota = 'none asked';
@@ -170,7 +186,7 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
             mode: 'ramp',
             steps: SEARCH_FACTORS.map((f) => ({ rate: Math.round(capacityRun.goodput * f), durationS: opts.searchStepS ?? 3 })),
             warmupS: 0,
-            connections: opts.connections ?? 1024,
+            connections,
             clientTimeoutMs: opts.clientTimeoutMs ?? 5000,
             tool: 'go',
           })
@@ -182,13 +198,14 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
     const cpu0 = processCpuMs(opts.gatewayPid);
     const stat0 = cg?.stat();
     const t0 = performance.now();
-    const ramp = await deps.generate(`overload ramp ${protocol}/${mix}`, { ...base, mode: 'ramp', steps, warmupS: 0, connections: opts.connections ?? 1024, clientTimeoutMs: opts.clientTimeoutMs ?? 5000, tool: 'go', metricsUrl: opts.target });
+    const ramp = await deps.generate(`overload ramp ${protocol}/${mix}`, { ...base, mode: 'ramp', steps, warmupS: 0, connections, clientTimeoutMs: opts.clientTimeoutMs ?? 5000, tool: 'go', metricsUrl: opts.metricsUrl ?? opts.target });
     const wall = performance.now() - t0;
     const cpu1 = processCpuMs(opts.gatewayPid);
     const stat1 = cg?.stat();
     const result: OverloadResult = {
       protocol,
       deadlineMs,
+      connections,
       clientTimeoutMs: opts.clientTimeoutMs ?? 5000,
       cores: cg ? want : undefined,
       quota,
@@ -333,6 +350,14 @@ function costTarget(r: OverloadResult): { target: string; measured: string; met:
   ];
 }
 
+/** The ramp's open-loop client, in words. */
+function client(r: OverloadResult): string {
+  const n = r.connections ?? 1024;
+  return r.protocol.endsWith('grpc')
+    ? `grpc-open on grpc-go, calls multiplexed on ${n} HTTP/2 connections, each call sent with grpc-timeout and cancelled by the client at its deadline`
+    : `vegeta, a fixed pool of ${n} connections, giving up on a request after ${r.clientTimeoutMs} ms`;
+}
+
 /** The ramp as a Markdown section. */
 export function renderOverload(r: OverloadResult): string[] {
   const out = [
@@ -342,7 +367,7 @@ export function renderOverload(r: OverloadResult): string[] {
       (r.capacitySearch
         ? `; then open loop, ${r.capacitySearch[0]?.durationS ?? '?'} s steps back to back at ${SEARCH_FACTORS.map((f) => `${f}x`).join(', ')} of it (the first a lead-in), the capacity being the highest goodput after the lead-in of a step that answered at least ${pct(KEPT_UP)} of its offered rate in time (the lead-in's if none did): ${r.capacitySearch.map((s) => `${s.rate}/s → ${s.goodput}/s`).join(', ')}. `
         : ` (the capacity was given: ${r.capacity}/s). `) +
-      `Then open loop (vegeta, a fixed pool of 1024 connections, giving up on a request after ${r.clientTimeoutMs} ms; the steps back to back): offered = arrival rate; goodput = answered OK within the deadline, per second of step; ` +
+      `Then open loop (${client(r)}; the steps back to back): offered = arrival rate; goodput = answered OK within the deadline, per second of step; ` +
       'refused = 429 / RESOURCE_EXHAUSTED (by admission\'s reason, from the gateway\'s own counter), with their latency as the client saw it; gateway p99 = the gateway\'s own histogram over the step (requests that named a model). ' +
       `${r.nice !== undefined ? `Its threads ran at nice ${r.nice} and the generator's too (a machine shared with other work). ` : ''}Over the ramp the gateway used ${r.gatewayCpu ?? '?'} core${r.throttle ? `, and was throttled in ${r.throttle.throttledPeriods} of ${r.throttle.periods} periods (${r.throttle.throttledMs} ms in all)` : ''}.`,
     '',

@@ -9,6 +9,9 @@
 // (no coordinated omission). Each call has the deadline -deadline-ms (sent as grpc-timeout, enforced by the client
 // too, as any grpc-go client does). Answers are not decoded: only the status is kept.
 //
+// The first three distinct messages of each unexpected status (anything but DEADLINE_EXCEEDED and
+// RESOURCE_EXHAUSTED) go to stderr.
+//
 // The output file holds one line per call, "<grpc status code> <latency in ns> <start lag in ns>", status 17 for a
 // call refused by the client itself because -max-inflight calls were outstanding. The start lag is how late the
 // pacer started the call after its due time: the generator's own share of its latency.
@@ -32,10 +35,32 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
+
+// reported counts the messages written to stderr per status code (reportOnce).
+var reported sync.Map
+
+// reportOnce writes the first three distinct messages of each status a call ended with, other than the ones an
+// overloaded server is expected to give (DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED), to stderr: what the output file's
+// bare codes do not say.
+func reportOnce(s *status.Status) {
+	c := s.Code()
+	if c == codes.DeadlineExceeded || c == codes.ResourceExhausted {
+		return
+	}
+	key := fmt.Sprintf("%d %s", c, s.Message())
+	if _, seen := reported.LoadOrStore(key, true); seen {
+		return
+	}
+	n, _ := reported.LoadOrStore(c, new(atomic.Int32))
+	if n.(*atomic.Int32).Add(1) <= 3 {
+		fmt.Fprintf(os.Stderr, "grpc-open: %s: %s\n", c, s.Message())
+	}
+}
 
 // backlogCode marks a call the generator did not send because too many were outstanding.
 const backlogCode = 17
@@ -193,6 +218,9 @@ func main() {
 			err := cc.Invoke(ctx, req.method, &req.body, &reply)
 			latencies[i] = int64(time.Since(due))
 			codes[i] = uint8(status.Code(err))
+			if err != nil {
+				reportOnce(status.Convert(err))
+			}
 		}(i, due, reqs[i%len(reqs)], conns[i%len(conns)])
 	}
 	// Let the last interval elapse, then wait for the calls still out (each ends by its deadline).
