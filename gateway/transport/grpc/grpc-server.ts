@@ -15,6 +15,21 @@ import { answerOnStreams } from './unary-stream.ts';
 
 const SERVICES = ['sibyl.v1.PredictionService', 'inference.GRPCInferenceService'];
 
+/**
+ * The stream resets one HTTP/2 connection may send before the server closes it (nghttp2's limit against "rapid
+ * reset" floods, CVE-2023-44487): a burst of this many, refilled at this many per second. Node's defaults, 1,000 and
+ * then 33 a second, close the connection of any client that cancels calls at their deadline (grpc-go and grpc-java
+ * send RST_STREAM when a deadline passes) faster than that, as every client does while the gateway is overloaded:
+ * GOAWAY with INTERNAL_ERROR, and every call in flight on the connection fails INTERNAL or UNAVAILABLE. Measured with
+ * grpc-go clients (loadtest/overload.ts --protocol sibyl-grpc: half a core, 4 connections, 100 ms deadlines): 2-74
+ * calls INTERNAL and 1-3 UNAVAILABLE per 4 s step from 1.5x of capacity with Node's limits, none in two ramps with
+ * these. A reset stream costs the gateway no more than a refused call
+ * (its call starts only once its message is in), so a limit at the rate of calls one gateway serves keeps a reset
+ * flood no cheaper for a client, nor dearer for the gateway, than a flood of calls, which admission refuses.
+ */
+const STREAM_RESET_BURST = 10_000;
+const STREAM_RESET_RATE = 10_000;
+
 export interface GrpcServer {
   readonly server: grpc.Server;
   /** True when the prediction calls are answered on their streams (unary-stream.ts), false when grpc-js runs them. */
@@ -42,6 +57,7 @@ export function createGrpcServer(deps: {
     // gateway does not serve; grpc-js enables it unless told (gateway/transport/grpc/README.md, "Where the time goes").
     'grpc.enable_channelz': 0,
   });
+  resetLimits(server, STREAM_RESET_BURST, STREAM_RESET_RATE);
   const predict = addSibylService(server, deps.pipeline, deps.limits);
   const modelInfer = addOipService(server, deps.pipeline, deps.health, deps.limits);
   // The prediction calls on their streams, past grpc-js's per-call machinery (channelz off is what makes grpc-js
@@ -72,6 +88,17 @@ export function createGrpcServer(deps: {
       return closed;
     },
   };
+}
+
+/**
+ * Sets the HTTP/2 servers' stream-reset limit (Node's `streamResetBurst` and `streamResetRate`, which take effect only
+ * together) through the options grpc-js creates its servers with, before a port is bound. grpc-js has no public
+ * option for it: the field is its own (`commonServerOptions`, grpc-js 1.14), and without it the limit stays Node's;
+ * test/gateway/grpc-stream-resets.test.ts fails then.
+ */
+function resetLimits(server: grpc.Server, burst: number, rate: number): void {
+  const options = (server as unknown as { commonServerOptions?: Record<string, unknown> }).commonServerOptions;
+  if (typeof options === 'object' && options !== null) Object.assign(options, { streamResetBurst: burst, streamResetRate: rate });
 }
 
 /** The files and everything they import, dependencies first. */
