@@ -10,7 +10,6 @@
  * input row. Errors are SibylErrors: the request's own (INVALID_ARGUMENT), the runtime's, DEADLINE_EXCEEDED or
  * CANCELLED when the signal fired, FAILED_PRECONDITION when a composed model is not served.
  */
-import { passed } from '../core/deadline.ts';
 import { SibylError, toSibylError } from '../core/errors.ts';
 import type { FeatureRow, OutputRow, Scalar } from '../runtimes/contract.ts';
 import { enrich, rowsFor, type Enriched, type InputRow, type KnownRows } from './feature-plan.ts';
@@ -65,8 +64,6 @@ export function execute(version: ModelVersion, input: readonly InputRow[], deps:
 
 async function run(version: ModelVersion, input: readonly InputRow[], deps: ExecutionDeps, options: ExecuteOptions, depth: number): Promise<Execution> {
   const { signal } = options;
-  // A request already past its deadline (it waited in the process) reads nothing and runs nothing.
-  if (passed(signal)) throw abortError(signal);
   const composes = version.composed.length !== 0;
   let own: readonly InputRow[] = input;
   if (options.known) own = rowsFor(version.plan, input, options.known);
@@ -74,7 +71,7 @@ async function run(version: ModelVersion, input: readonly InputRow[], deps: Exec
   const enriched: Enriched = await enrich(version.plan, own, deps.store, deps.featurePrefix, deps.featureTimeoutMs);
   if (enriched.storeFailure) deps.onStoreFailure?.(version.model, enriched.storeFailure);
   const enrichedAt = performance.now();
-  if (passed(signal)) throw abortError(signal);
+  if (signal.aborted) throw abortError(signal);
 
   let models = options.models;
   if (composes && models === undefined) {

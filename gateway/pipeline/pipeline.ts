@@ -7,9 +7,9 @@
  * before a request is read, are counted by admission control). Stage timings are recorded here, not in the stages.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { OutputRow } from '../../runtimes/contract.ts';
 import { SibylError, toSibylError } from '../../core/errors.ts';
-import { deadlineSignal } from '../../core/deadline.ts';
 import { execute, resolveComposed, type ExecutionDeps } from '../../execution/execute.ts';
 import type { ModelVersion } from '../../execution/model-version.ts';
 import type { InputRow } from '../../execution/feature-plan.ts';
@@ -325,3 +325,31 @@ function modelLabel(table: RouteTable, model: string): string {
   return table.model(model) !== undefined || table.unserved(model) !== undefined ? model : UNKNOWN_MODEL;
 }
 
+/**
+ * Deadline signals are shared by the requests whose deadlines fall in the same 5 ms slot: one timer (and one abort
+ * event) per slot instead of one per request, which profiling showed at a few percent of the request path. A
+ * deadline may fire up to 5 ms late; within a request's lifetime nothing else changes.
+ */
+const SLOT_MS = 5;
+const slots = new Map<number, AbortSignal>();
+/**
+ * The reason every deadline signal aborts with: a TimeoutError, as `AbortSignal.timeout`'s, made once (that one builds
+ * a DOMException, stack and all, for every signal that fires: ~1% of a gRPC request's CPU in a profile of S4a).
+ */
+const DEADLINE_PASSED = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+
+function deadlineSignal(deadlineMs: number, nowMs: number): AbortSignal {
+  const slot = Math.ceil(deadlineMs / SLOT_MS);
+  let signal = slots.get(slot);
+  if (!signal) {
+    const controller = new AbortController();
+    signal = controller.signal;
+    setMaxListeners(0, signal);
+    slots.set(slot, signal);
+    setTimeout(() => {
+      slots.delete(slot);
+      controller.abort(DEADLINE_PASSED);
+    }, Math.max(1, Math.ceil(slot * SLOT_MS - nowMs))).unref();
+  }
+  return signal;
+}

@@ -25,7 +25,6 @@ import { resolveBundleFile } from './bundle-files.ts';
 import { tunedSessionOptions } from './session-options.ts';
 import { buildPlan, packInputs, unpackOutputs, type RawTensor, type TensorPlan } from './tensor-plan.ts';
 import { OnnxWorkerPool } from './worker-pool.ts';
-import { passed } from '../../core/deadline.ts';
 
 export interface OnnxRuntimeOptions {
   /** Intra-op threads per session when the manifest does not set `onnx.intraOpThreads` (default 1). */
@@ -149,7 +148,7 @@ function loadedModel(
 
   async function predict(rows: readonly FeatureRow[], ctx: PredictContext): Promise<OutputRow[]> {
     if (disposed) throw new SibylError('FAILED_PRECONDITION', 'model version is unloaded');
-    if (passed(ctx.signal)) throw abortError(ctx.signal);
+    if (ctx.signal.aborted) throw abortError(ctx.signal);
     const n = rows.length;
     if (n === 0) return [];
     inflight++;
@@ -179,8 +178,7 @@ function loadedModel(
     let batch: Waiting[] = [];
     let batchRows = 0;
     for (const call of calls) {
-      // A call whose deadline passed while it waited for this run is not run (core/deadline.ts).
-      if (passed(call.signal)) {
+      if (call.signal.aborted) {
         call.reject(abortError(call.signal));
         continue;
       }

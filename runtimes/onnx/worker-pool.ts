@@ -12,7 +12,6 @@ import type { InferenceSession } from 'onnxruntime-node';
 import { SibylError } from '../../core/errors.ts';
 import type { RawTensor } from './tensor-plan.ts';
 import { abortError } from './abort-error.ts';
-import { passed } from '../../core/deadline.ts';
 
 export type WorkerRequest =
   | { op: 'load'; id: number; key: string; path: string; options: InferenceSession.SessionOptions }
@@ -69,7 +68,7 @@ export class OnnxWorkerPool {
    */
   run(key: string, feeds: Record<string, RawTensor>, fetches: string[], transfer: ArrayBuffer[], signal: AbortSignal): Promise<Record<string, RawTensor>> {
     if (this.#closed) return Promise.reject(new SibylError('UNAVAILABLE', 'onnx worker pool is closed'));
-    if (passed(signal)) return Promise.reject(abortError(signal));
+    if (signal.aborted) return Promise.reject(abortError(signal));
     const model = this.#models.get(key);
     if (!model) return Promise.reject(new SibylError('FAILED_PRECONDITION', 'model is not registered with the worker pool'));
     let slot = this.#slots[0]!;

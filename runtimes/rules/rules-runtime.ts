@@ -37,7 +37,6 @@ import { abortError } from '../onnx/abort-error.ts';
 import { ProcessSandbox, type KillReason, type ProcessSandboxOptions } from './process-sandbox.ts';
 import { RuleSandbox, type ModelOutputs, type SandboxOptions } from './rule-sandbox.ts';
 import { rulesSettings } from './settings.ts';
-import { passed } from '../../core/deadline.ts';
 
 /** Largest rule file, bytes. */
 export const MAX_RULE_BYTES = 1 << 20;
@@ -114,7 +113,7 @@ function inProcessModel(sandbox: RuleSandbox): RulesLoadedModel {
   return {
     async predict(rows, ctx) {
       if (disposed) throw new SibylError('FAILED_PRECONDITION', 'model version is unloaded');
-      if (passed(ctx.signal)) throw abortError(ctx.signal);
+      if (ctx.signal.aborted) throw abortError(ctx.signal);
       inflight++;
       let onAbort: (() => void) | undefined;
       try {

@@ -27,7 +27,6 @@ import { createEndpointClient } from './endpoint-client.ts';
 import { createRequestEncoder } from './request-encoder.ts';
 import { createResponseDecoder } from './response-decoder.ts';
 import { parseSageMakerSettings, type SageMakerSettings } from './settings.ts';
-import { passed } from '../../core/deadline.ts';
 
 export interface SageMakerRuntimeOptions {
   /** Overrides every model's regional endpoint URL (see options-from-env.ts for where it comes from). */
@@ -119,7 +118,7 @@ export function createSageMakerRuntime(opts: SageMakerRuntimeOptions = {}): Sage
     async function predict(rows: readonly FeatureRow[], ctx: PredictContext): Promise<OutputRow[]> {
       if (disposed) throw new SibylError('FAILED_PRECONDITION', 'model version is unloaded');
       const { signal } = ctx;
-      if (passed(signal)) throw requestAbortError(signal);
+      if (signal.aborted) throw requestAbortError(signal);
       if (rows.length === 0) return [];
       const body = encode(rows);
       counters.calls++;
