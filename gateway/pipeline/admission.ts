@@ -18,9 +18,6 @@
  *   read after the loop's current turn has used `maxTurnMs` of CPU is refused at once (`#turnBusyMs`, `#refusal`).
  * Work that no caller waits for (a request's shadow executions) asks `admitBackground()`, which gives it what the
  * requests leave of the CPU, up to a utilization below the pacing's target.
- * While the process is CPU-saturated, a request whose client sent its own deadline is also held to the time bound
- * (`refuseEarly(turnBound, deadlineMs)`, WAIT_SHARE): no more in flight than the process finishes within part of that
- * deadline.
  * The pipeline's entry calls `admit()` before a door reads the body and `release()` when the prediction is done (the
  * door then writes the answer); the doors' fast paths (REST's listener, gRPC's stream path) ask `refuseEarly()`
  * before anything of the request's body is read (gRPC's without the turn bound).
@@ -86,21 +83,6 @@ const PEAK_FLOOR = 0.25;
  * bursts of 256 or more calls at once after a stall, and 26-202 of 58,000 were refused, none with 512.
  */
 const SATURATED_INFLIGHT_SHARE = 0.5;
-/**
- * The time bound on requests in flight while the process is CPU-saturated (`refuseEarly` with the request's deadline):
- * at most what the process finishes within this share of the request's deadline, at the rate it finished requests
- * while saturated (the drain rate). Every admitted request waits behind the ones in flight, so by Little's law a
- * request admitted past that bound waits longer than its deadline allows, less what it already waited outside the
- * process (the kernel's buffers, the throttled rest of a CFS period). The share makes the bound 252 for the REST
- * ramp's capacity (3,600/s, 100 ms deadlines), where the fixed bound of 256 measured best; the gRPC ramp's gateway
- * finishes ~1,900 calls/s, and 256 in flight were ~135 ms of its work: most calls then ended DEADLINE_EXCEEDED.
- */
-const WAIT_SHARE = 0.7;
-/**
- * The time bound never goes below this many in flight: the bursts read after a throttled CFS period at half load
- * (with 32, the gRPC ramp's final 0.5x step, after 3x, refused 58 of 3,000 calls once).
- */
-const WAIT_MIN_INFLIGHT = 64;
 /** Requests in flight at once, at some moment of a window, before it may start or lower the pacing. */
 const PACE_MIN_INFLIGHT = 4;
 /**
@@ -246,14 +228,6 @@ export class AdmissionControl {
   /** Admissions per ms, smoothed over windows; and the highest of recent windows (decaying by PEAK_DECAY a window). */
   #admittedRate = 0;
   #peakRate = 0;
-  /** Requests released (finished), and the count at the current window's start. */
-  #released = 0;
-  #windowReleased = 0;
-  /**
-   * Requests finished per ms in CPU-saturated windows: the highest of recent ones, decaying by PEAK_DECAY a window; 0
-   * until a window was saturated. The process's capacity, for the time bound.
-   */
-  #drainRate = 0;
   /** The most requests in flight at once in the current window, and in the last one. */
   #windowPeakInflight = 0;
   #lastPeakInflight = 0;
@@ -324,7 +298,6 @@ export class AdmissionControl {
     this.#windowLoop = { active: l.active, idle: l.idle };
     this.#windowAdmitted = this.#admitted;
     this.#windowRejectedCpu = this.#rejectedCpu;
-    this.#windowReleased = this.#released;
   }
 
   #closeWindow(now: number): void {
@@ -335,7 +308,6 @@ export class AdmissionControl {
     const idle = l.idle - this.#windowLoop.idle;
     const admitted = this.#admitted - this.#windowAdmitted;
     const refused = this.#rejectedCpu - this.#windowRejectedCpu;
-    const released = this.#released - this.#windowReleased;
     this.#openWindow(now);
     if (this.#readsQuota && now - this.#quotaAt >= QUOTA_REFRESH_MS) {
       this.#quotaAt = now;
@@ -372,7 +344,6 @@ export class AdmissionControl {
     // requests at 0.5x.
     const saturated = (this.#cpuCores < 1 ? Math.min(1, cpuShare) : utilization) > this.#target;
     this.#cpuSaturated = saturated;
-    this.#drainRate = Math.max(this.#drainRate * PEAK_DECAY, saturated && peakInflight >= TURN_MIN_INFLIGHT ? released / ms : 0);
     this.#busyWindows = saturated && peakInflight >= TURN_MIN_INFLIGHT && standing ? this.#busyWindows + 1 : 0;
     if (this.#queueMs <= 0) return;
     const admittedRate = admitted / ms;
@@ -428,8 +399,8 @@ export class AdmissionControl {
    * read of an HTTP/2 connection hands the loop many calls at once, and the bound refused calls below capacity
    * (ARCHITECTURE.md, "Admission control").
    */
-  refuseEarly(turnBound = true, deadlineMs?: number): Refusal | undefined {
-    return this.#refusal(turnBound, deadlineMs);
+  refuseEarly(turnBound = true): Refusal | undefined {
+    return this.#refusal(turnBound);
   }
 
   /**
@@ -440,8 +411,8 @@ export class AdmissionControl {
    * calls at half of their closed-loop maximum when `admit` applied it, and one refused 1% (328 of 33,200, S4a) when
    * the stream path's `refuseEarly` did.
    */
-  #refusal(withTurn: boolean, deadlineMs?: number): Refusal | undefined {
-    if (this.#inflight >= this.#inflightLimit(deadlineMs)) {
+  #refusal(withTurn: boolean): Refusal | undefined {
+    if (this.#inflight >= this.#inflightLimit()) {
       this.#rejected++;
       this.#rejectedInflight++;
       return 'inflight';
@@ -523,17 +494,11 @@ export class AdmissionControl {
 
   release(): void {
     this.#inflight--;
-    this.#released++;
   }
 
-  /**
-   * The in-flight bound in force: `maxInflight`, or while the CPU is saturated its saturated share, and for a request
-   * with a deadline at most what the process finishes within WAIT_SHARE of it (the time bound).
-   */
-  #inflightLimit(deadlineMs?: number): number {
-    if (!this.#cpuSaturated) return this.#maxInflight;
-    if (deadlineMs === undefined || this.#drainRate === 0) return this.#saturatedInflight;
-    return Math.min(this.#saturatedInflight, Math.max(WAIT_MIN_INFLIGHT, Math.floor(this.#drainRate * deadlineMs * WAIT_SHARE)));
+  /** The in-flight bound in force: `maxInflight`, or its saturated share while the CPU is saturated. */
+  #inflightLimit(): number {
+    return this.#cpuSaturated ? this.#saturatedInflight : this.#maxInflight;
   }
 
   /**

@@ -139,11 +139,9 @@ export interface Pipeline {
   describe(model: string, version: string): Described;
   /**
    * For a door's fast path before anything of the request is read: why admission refuses new work now ('inflight',
-   * 'cpu', 'lag', and with `turnBound` (default true) 'turn'; counted as a refusal), else undefined. `timeoutMs` is the
-   * client's own deadline when its headers carry one (the request's deadline is decided here, as for `predict`):
-   * while the process is CPU-saturated, admission holds in flight what it finishes within part of it.
+   * 'cpu', 'lag', and with `turnBound` (default true) 'turn'; counted as a refusal), else undefined.
    */
-  refuseEarly(turnBound?: boolean, timeoutMs?: number): Refusal | undefined;
+  refuseEarly(turnBound?: boolean): Refusal | undefined;
 }
 
 const NONE: readonly ModelVersion[] = Object.freeze([]);
@@ -313,7 +311,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       const route = table.resolve(model, version);
       return { route, composed: route.composed.length === 0 ? NONE : resolveComposed(route, table), versions: [...table.model(model)!.versions.keys()] };
     },
-    refuseEarly: (turnBound, timeoutMs) => admission?.refuseEarly(turnBound, deadlineMs(timeoutMs)),
+    refuseEarly: (turnBound) => admission?.refuseEarly(turnBound),
   };
 }
 

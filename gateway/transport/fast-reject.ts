@@ -10,7 +10,6 @@
 import { httpStatus, retryAfterSeconds } from '../../core/errors.ts';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { EARLY_REFUSAL_MESSAGES as MESSAGES, type Pipeline, type Refusal } from '../pipeline/pipeline.ts';
-import { timeoutHeaderName, timeoutMsOf } from './rest-common.ts';
 
 const STATUS = httpStatus.RESOURCE_EXHAUSTED;
 const RETRY_AFTER = String(retryAfterSeconds('RESOURCE_EXHAUSTED'));
@@ -27,7 +26,7 @@ export function withFastReject(listener: RequestListener, pipeline: Pick<Pipelin
   return function fastReject(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '';
     if (req.method === 'POST' && isPrediction(url)) {
-      const why = pipeline.refuseEarly(true, timeoutMsOf(req.headers[timeoutHeaderName]));
+      const why = pipeline.refuseEarly();
       if (why !== undefined) {
         const b = (url.startsWith('/v2/') ? OIP_BODIES : BODIES)[why];
         res.writeHead(STATUS, { 'content-type': 'application/json', 'content-length': b.byteLength, 'retry-after': RETRY_AFTER });

@@ -68,16 +68,9 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Ar
 export function timeoutHeader(http: HttpIn): number | undefined {
   const v = http.header(timeoutHeaderName);
   if (v === undefined) return undefined;
-  const n = timeoutMsOf(v);
-  if (n === undefined) throw new SibylError('INVALID_ARGUMENT', `${timeoutHeaderName}: must be a positive number of milliseconds, got "${v}"`);
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new SibylError('INVALID_ARGUMENT', `${timeoutHeaderName}: must be a positive number of milliseconds, got "${v}"`);
   return n;
-}
-
-/** The value of a `x-request-timeout-ms` header, ms, or undefined when it is not a positive number. */
-export function timeoutMsOf(value: string | string[] | undefined): number | undefined {
-  if (typeof value !== 'string') return undefined;
-  const n = Number(value);
-  return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 /** Reads a body of at most `limit` bytes. Throws INVALID_ARGUMENT when larger (checked before and while reading). */

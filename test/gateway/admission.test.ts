@@ -302,43 +302,6 @@ describe('AdmissionControl', () => {
     expect(a.stats()).toMatchObject({ limit: 300, inflight: 280 });
   });
 
-  it('while CPU-saturated, holds in flight what it finishes within 0.7 of a request\'s deadline (the time bound)', () => {
-    const fresh = () => {
-      const p = fakeProcess();
-      return { p, a: new AdmissionControl(base(p.probe, { maxInflight: 1000, cpuCores: 0.5, queueMs: 0 })) };
-    };
-    /** Requests with this deadline admitted at once until the first refusal, then released. */
-    const admittedWith = (a: AdmissionControl, deadlineMs: number | undefined): number => {
-      let n = 0;
-      while (n < 5000 && a.refuseEarly(true, deadlineMs) === undefined) {
-        a.admit();
-        n++;
-      }
-      for (let i = 0; i < n; i++) a.release();
-      return n;
-    };
-    // Below saturation a deadline changes nothing.
-    const idle = fresh();
-    window(idle.a, idle.p, 0.2, 0.4, 200);
-    expect(admittedWith(idle.a, 100)).toBe(1000);
-    // Saturated (the quota used) while it finished 200 requests in 100 ms, 20 at a time: 2 per ms, so 140 in flight
-    // for a 100 ms deadline, never fewer than 64; a longer deadline, or none, leaves the saturated share of the limit.
-    const busy = fresh();
-    window(busy.a, busy.p, 0.5, 0.5, 200);
-    expect(admittedWith(busy.a, 100)).toBe(140);
-    expect(admittedWith(busy.a, 20)).toBe(64);
-    expect(admittedWith(busy.a, 1000)).toBe(500);
-    expect(admittedWith(busy.a, undefined)).toBe(500);
-    // The finishing rate is the recent peak, decaying: a saturated window that finished half as many does not halve
-    // the bound; once the CPU is to spare again, the whole limit.
-    const later = fresh();
-    window(later.a, later.p, 0.5, 0.5, 200);
-    window(later.a, later.p, 0.5, 0.5, 100);
-    expect(admittedWith(later.a, 100)).toBe(137);
-    window(later.a, later.p, 0.2, 0.4, 200);
-    expect(admittedWith(later.a, 100)).toBe(1000);
-  });
-
   it('with queueMs 0, never paces', () => {
     const p = fakeProcess();
     const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5, queueMs: 0 }));

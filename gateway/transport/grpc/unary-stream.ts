@@ -46,9 +46,8 @@ const REFUSAL_TRAILERS = predictionTrailers(undefined, new SibylError('RESOURCE_
 /**
  * Answers `methods` on their streams from now on (call before binding a port or making a connection injector).
  * `maxReceiveBytes` is the transport's ceiling for one message (the server's `grpc.max_receive_message_length`).
- * `refuseEarly` is admission's fast path (the door passes `Pipeline.refuseEarly(false, timeoutMs)`, without the turn
- * bound, with the call's `grpc-timeout` in ms when it has one): asked when a call's headers arrive, and a call it
- * refuses is answered RESOURCE_EXHAUSTED with the retry pushback
+ * `refuseEarly` is admission's fast path (the door passes `Pipeline.refuseEarly(false)`, without the turn bound):
+ * asked when a call's headers arrive, and a call it refuses is answered RESOURCE_EXHAUSTED with the retry pushback
  * before its message is read, as REST's fast path answers 429 (gateway/transport/fast-reject.ts).
  * Returns false, changing nothing, when this grpc-js has no stream handler to wrap.
  */
@@ -56,7 +55,7 @@ export function answerOnStreams(
   server: grpc.Server,
   methods: readonly PredictMethod[],
   maxReceiveBytes: number,
-  refuseEarly: (timeoutMs: number | undefined) => Refusal | undefined = () => undefined,
+  refuseEarly: () => Refusal | undefined = () => undefined,
 ): boolean {
   const hookable = server as unknown as Hookable;
   const inner = hookable._streamHandler;
@@ -67,10 +66,9 @@ export function answerOnStreams(
     const method = byPath.get(headers[':path'] as string);
     if (method === undefined || !plainCall(headers)) return inner.call(this, extraInterceptors, stream, headers);
     if (typeof opened === 'function') opened.call(this, stream);
-    const timeoutMs = timeoutOf(headers);
-    const why = refuseEarly(typeof timeoutMs === 'number' ? timeoutMs : undefined);
+    const why = refuseEarly();
     if (why !== undefined) return refuse(stream, why);
-    serve(method, stream, headers, maxReceiveBytes, timeoutMs);
+    serve(method, stream, headers, maxReceiveBytes);
   };
   return true;
 }
@@ -89,19 +87,17 @@ function refuse(stream: http2.ServerHttp2Stream, why: Refusal): void {
   stream.resume();
 }
 
-/** The call's `grpc-timeout` in ms, undefined without one, 'invalid' when it is not one. */
-function timeoutOf(headers: http2.IncomingHttpHeaders): number | undefined | 'invalid' {
-  const timeout = first(headers['grpc-timeout']);
-  if (timeout === undefined) return undefined;
-  const m = TIMEOUT.exec(timeout);
-  return m === null ? 'invalid' : Math.max(1, Number(m[1]) * TIMEOUT_UNITS[m[2]!]!);
-}
-
-function serve(method: PredictMethod, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, max: number, timeoutMs: number | undefined | 'invalid'): void {
+function serve(method: PredictMethod, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, max: number): void {
   const startMs = performance.now();
   // An error is followed by 'close'; there is nothing left to send on the stream (as grpc-js).
   stream.once('error', ignore);
-  if (timeoutMs === 'invalid') return status(stream, Code.INTERNAL, `Invalid grpc-timeout value "${first(headers['grpc-timeout'])}"`);
+  let timeoutMs: number | undefined;
+  const timeout = first(headers['grpc-timeout']);
+  if (timeout !== undefined) {
+    const m = TIMEOUT.exec(timeout);
+    if (m === null) return status(stream, Code.INTERNAL, `Invalid grpc-timeout value "${timeout}"`);
+    timeoutMs = Math.max(1, Number(m[1]) * TIMEOUT_UNITS[m[2]!]!);
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   let refused = false;
