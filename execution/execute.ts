@@ -8,7 +8,9 @@
  * late), the abort check, composition (a composed rule first gets its models' outputs: run here on the same
  * request, or given by a test case), the runtime call (timed), and the check that one output row came back per
  * input row. Errors are SibylErrors: the request's own (INVALID_ARGUMENT), the runtime's, DEADLINE_EXCEEDED or
- * CANCELLED when the signal fired, FAILED_PRECONDITION when a composed model is not served.
+ * CANCELLED when the signal fired or the caller went away (`cancelled`, asked before the store is read and again
+ * before the model runs: work for a client that has gone is skipped), FAILED_PRECONDITION when a composed model is
+ * not served.
  */
 import { SibylError, toSibylError } from '../core/errors.ts';
 import type { FeatureRow, OutputRow, Scalar } from '../runtimes/contract.ts';
@@ -34,6 +36,12 @@ export interface ExecutionDeps {
 export interface ExecuteOptions {
   /** The request's deadline or cancellation. */
   readonly signal: AbortSignal;
+  /**
+   * True once the caller has gone away (a gRPC client cancelled the call, or its connection closed): asked before
+   * the store is read and before the model runs, which are then skipped (CANCELLED). A function the door answers
+   * from its own state, not a signal: linking a signal per request to the shared deadline signal costs 0.6-9 µs.
+   */
+  readonly cancelled?: (() => boolean) | undefined;
   /** Where a composed rule's models are resolved: the same route table snapshot the version came from. */
   readonly resolver?: VersionResolver | undefined;
   /** A composed rule's models' outputs per row, given instead of run (a test case's `models`). */
@@ -63,7 +71,8 @@ export function execute(version: ModelVersion, input: readonly InputRow[], deps:
 }
 
 async function run(version: ModelVersion, input: readonly InputRow[], deps: ExecutionDeps, options: ExecuteOptions, depth: number): Promise<Execution> {
-  const { signal } = options;
+  const { signal, cancelled } = options;
+  if (cancelled?.()) throw callerGone();
   const composes = version.composed.length !== 0;
   let own: readonly InputRow[] = input;
   if (options.known) own = rowsFor(version.plan, input, options.known);
@@ -72,6 +81,7 @@ async function run(version: ModelVersion, input: readonly InputRow[], deps: Exec
   if (enriched.storeFailure) deps.onStoreFailure?.(version.model, enriched.storeFailure);
   const enrichedAt = performance.now();
   if (signal.aborted) throw abortError(signal);
+  if (cancelled?.()) throw callerGone();
 
   let models = options.models;
   if (composes && models === undefined) {
@@ -108,7 +118,7 @@ async function composedOutputs(
   if (depth + 1 > MAX_DEPTH) throw new SibylError('FAILED_PRECONDITION', `models composed more than ${MAX_DEPTH} deep (a cycle?)`);
   const parts = resolveParts(rule, options.resolver!);
   // Each composed model reuses what the rule already read (not its defaults) and reads the rest itself.
-  const partOptions: ExecuteOptions = { signal: options.signal, resolver: options.resolver, known: enriched };
+  const partOptions: ExecuteOptions = { signal: options.signal, cancelled: options.cancelled, resolver: options.resolver, known: enriched };
   const outputs = await Promise.all(
     parts.map(async ({ version }) => {
       version.acquire();
@@ -173,6 +183,11 @@ export function abortError(signal: AbortSignal): SibylError {
   return (reason as Error | undefined)?.name === 'TimeoutError'
     ? new SibylError('DEADLINE_EXCEEDED', 'the request deadline passed')
     : new SibylError('CANCELLED', 'the request was cancelled');
+}
+
+/** The error of a request whose caller went away before its model ran. */
+function callerGone(): SibylError {
+  return new SibylError('CANCELLED', 'the client cancelled the request');
 }
 
 /** A row of features as given whole (a test case's): every declared feature present, as a request row. */

@@ -86,6 +86,7 @@ const Env = z.object({
   SIBYL_ADMISSION_QUEUE_MS: z.coerce.number().int().nonnegative().default(0),
   SIBYL_ADMISSION_TARGET_UTILIZATION: z.coerce.number().min(0.5).max(1).default(0.9),
   SIBYL_ADMISSION_MAX_TURN_MS: z.coerce.number().nonnegative().default(5),
+  SIBYL_ADMISSION_LATE_SHARE: z.coerce.number().min(0).max(1).default(0.5),
   SIBYL_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString,
   OTEL_SERVICE_NAME: optionalString,
@@ -150,7 +151,7 @@ export interface Config {
    * turn may be busy before the predictions it reads are refused, 0: off); in a worker under a CPU quota,
    * `cpuCores`, its part of the quota (admission's default is the whole quota).
    */
-  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number; readonly targetUtilization: number; readonly maxTurnMs: number; readonly cpuCores?: number };
+  readonly admission: { readonly maxInflight: number; readonly maxLagMs: number; readonly queueMs: number; readonly targetUtilization: number; readonly maxTurnMs: number; readonly lateShare: number; readonly cpuCores?: number };
   /** How long a drain (SIGTERM) may take before the connections still open are closed, from its start, ms. */
   readonly drainTimeoutMs: number;
   /** How long a drain keeps accepting while readiness already fails, so that load balancers see it, ms. */
@@ -265,6 +266,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ho
       queueMs: e.SIBYL_ADMISSION_QUEUE_MS,
       targetUtilization: e.SIBYL_ADMISSION_TARGET_UTILIZATION,
       maxTurnMs: e.SIBYL_ADMISSION_MAX_TURN_MS,
+      lateShare: e.SIBYL_ADMISSION_LATE_SHARE,
       // A worker shares the quota with the others: it is saturated at its part of it.
       ...(workerIndex !== undefined && quota !== undefined ? { cpuCores: quota / workerCount } : {}),
     },

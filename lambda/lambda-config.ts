@@ -6,7 +6,7 @@
  * Defaults that differ from the server's, and why:
  * - `SIBYL_DATA_DIR=/tmp/sibyl`: /tmp is the only writable directory (bundle cache, the Kafka sink's write-ahead log).
  * - `SIBYL_FEATURES_FILE=$LAMBDA_TASK_ROOT/features.jsonl`: the in-process store's seed, packaged with the function.
- * - `SIBYL_MAX_LAG_MS=60000`, `SIBYL_ADMISSION_QUEUE_MS=0`, `SIBYL_ADMISSION_MAX_TURN_MS=0`: admission control off. Lambda sends an environment one
+ * - `SIBYL_MAX_LAG_MS=60000`, `SIBYL_ADMISSION_QUEUE_MS=0`, `SIBYL_ADMISSION_MAX_TURN_MS=0`, `SIBYL_ADMISSION_LATE_SHARE=0`: admission control off. Lambda sends an environment one
  *   request at a time, and the freeze between invocations reads as event-loop lag, which would refuse requests and
  *   shed shadows after every thaw. Capacity is Lambda's concurrency.
  * - `SIBYL_REPLICA`: the function name and the environment's log stream, so the tower tells environments apart.
@@ -67,6 +67,7 @@ export function loadLambdaConfig(env: Readonly<Record<string, string | undefined
     SIBYL_MAX_LAG_MS: '60000',
     SIBYL_ADMISSION_QUEUE_MS: '0',
     SIBYL_ADMISSION_MAX_TURN_MS: '0',
+    SIBYL_ADMISSION_LATE_SHARE: '0',
     SIBYL_REPLICA: stream ? `${env.AWS_LAMBDA_FUNCTION_NAME ?? 'lambda'}/${stream}` : undefined,
   };
   const merged = { ...env };

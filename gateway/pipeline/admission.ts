@@ -83,6 +83,19 @@ const PEAK_FLOOR = 0.25;
  * bursts of 256 or more calls at once after a stall, and 26-202 of 58,000 were refused, none with 512.
  */
 const SATURATED_INFLIGHT_SHARE = 0.5;
+/**
+ * The late bound (`lateShare`): while the process is CPU-saturated, a window in which at least LATE_FRACTION of the
+ * requests that finished took longer than `lateShare` of their deadline lowers the in-flight bound to LATE_SHRINK of
+ * what was in flight (never below LATE_MIN_INFLIGHT); a window with late requests under that share raises it by
+ * LATE_GROW (and one), a window with none by LATE_RECOVER (and one), back up to `maxInflight`: from the floor to 512
+ * in 7 windows once the load drops (the ramp's last step measured 96-98% of its offered load served with LATE_GROW
+ * alone, every request with LATE_RECOVER).
+ */
+const LATE_FRACTION = 0.2;
+const LATE_SHRINK = 0.85;
+const LATE_GROW = 1.1;
+const LATE_RECOVER = 1.5;
+const LATE_MIN_INFLIGHT = 32;
 /** Requests in flight at once, at some moment of a window, before it may start or lower the pacing. */
 const PACE_MIN_INFLIGHT = 4;
 /**
@@ -145,13 +158,19 @@ export interface AdmissionOptions {
    * bound off): a prediction read after the turn has been busy that long is refused at once. See `refuseEarly`.
    */
   readonly maxTurnMs?: number;
+  /**
+   * The share of its deadline (0-1) past which a request that finished counts as late (default 0.5; 0 turns the late
+   * bound off). While the process is CPU-saturated and late requests finish, the in-flight bound falls until they
+   * stop: every request in flight then shares the CPU, and fewer of them finish sooner. See `finished`.
+   */
+  readonly lateShare?: number;
   /** Clock, CPU and event-loop readings (default: this process's). */
   readonly probe?: AdmissionProbe;
 }
 
 export interface AdmissionStats {
   readonly inflight: number;
-  /** The in-flight limit in force: `maxInflight`, half of it while the process is CPU-saturated. */
+  /** The in-flight limit in force: `maxInflight`, half of it while the process is CPU-saturated, less while requests finish late. */
   readonly limit: number;
   /** Admissions per second the CPU pacing allows now; undefined while it is off. */
   readonly rate: number | undefined;
@@ -180,6 +199,12 @@ export class AdmissionControl {
   readonly #saturatedInflight: number;
   /** The last control window found the process CPU-saturated. */
   #cpuSaturated = false;
+  readonly #lateShare: number;
+  /** The in-flight bound that late requests set (`maxInflight` while none finish late). */
+  #lateInflight: number;
+  /** Requests that finished in the current window, and those of them late. */
+  #windowFinished = 0;
+  #windowLate = 0;
   readonly #maxLagMs: number;
   readonly #sampleMs: number;
   readonly #queueMs: number;
@@ -252,6 +277,8 @@ export class AdmissionControl {
     this.#calmWindows = opts.calmWindows ?? 3;
     this.#probe = opts.probe ?? processProbe;
     this.#maxTurnMs = opts.maxTurnMs ?? 5;
+    this.#lateShare = opts.lateShare ?? 0.5;
+    this.#lateInflight = opts.maxInflight;
     this.#readsQuota = opts.cpuCores === undefined;
     this.#cpuCores = Math.min(1, opts.cpuCores ?? this.#probe.quotaCores?.() ?? 1);
     const now = this.#probe.now();
@@ -344,6 +371,7 @@ export class AdmissionControl {
     // requests at 0.5x.
     const saturated = (this.#cpuCores < 1 ? Math.min(1, cpuShare) : utilization) > this.#target;
     this.#cpuSaturated = saturated;
+    this.#adjustLateBound(saturated, peakInflight);
     this.#busyWindows = saturated && peakInflight >= TURN_MIN_INFLIGHT && standing ? this.#busyWindows + 1 : 0;
     if (this.#queueMs <= 0) return;
     const admittedRate = admitted / ms;
@@ -496,9 +524,40 @@ export class AdmissionControl {
     this.#inflight--;
   }
 
-  /** The in-flight bound in force: `maxInflight`, or its saturated share while the CPU is saturated. */
+  /**
+   * An admitted request finished (answered or failed) `elapsedMs` after it arrived, against its deadline of
+   * `deadlineMs`: what the late bound counts. The entry calls it once per admitted request that it parsed.
+   */
+  finished(elapsedMs: number, deadlineMs: number): void {
+    this.#windowFinished++;
+    if (elapsedMs > deadlineMs * this.#lateShare) this.#windowLate++;
+  }
+
+  /**
+   * At the end of a window: lowers the late bound when the process was saturated and enough of the requests that
+   * finished were late (to LATE_SHRINK of the bound or of the most in flight in the window, whichever is lower), else
+   * raises it towards `maxInflight` (faster when none was late). Lateness alone does not lower it: a model behind a slow endpoint finishes late
+   * with the CPU idle, and admitting fewer would only cut its throughput.
+   */
+  #adjustLateBound(saturated: boolean, peakInflight: number): void {
+    const finished = this.#windowFinished;
+    const late = this.#windowLate;
+    this.#windowFinished = 0;
+    this.#windowLate = 0;
+    if (this.#lateShare <= 0) return;
+    if (saturated && late > 0 && late >= finished * LATE_FRACTION) {
+      this.#lateInflight = Math.max(LATE_MIN_INFLIGHT, Math.floor(Math.min(this.#lateInflight, peakInflight) * LATE_SHRINK));
+    } else if (this.#lateInflight < this.#maxInflight) {
+      this.#lateInflight = Math.min(this.#maxInflight, Math.ceil(this.#lateInflight * (late === 0 ? LATE_RECOVER : LATE_GROW)) + 1);
+    }
+  }
+
+  /**
+   * The in-flight bound in force: `maxInflight`, or its saturated share while the CPU is saturated, and never above
+   * the late bound.
+   */
   #inflightLimit(): number {
-    return this.#cpuSaturated ? this.#saturatedInflight : this.#maxInflight;
+    return Math.min(this.#cpuSaturated ? this.#saturatedInflight : this.#maxInflight, this.#lateInflight);
   }
 
   /**

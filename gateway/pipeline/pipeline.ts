@@ -40,6 +40,12 @@ export interface Arrival extends ArrivalInfo {
   readonly transport: Transport;
   /** The `x-request-id` header or metadata, when sent. */
   readonly requestId?: string | undefined;
+  /**
+   * True once the caller has gone away (its gRPC call reset, its connection closed), from the door's own state:
+   * the execution step then skips the store's read and the model (CANCELLED), so an overloaded gateway spends no
+   * CPU on answers nobody waits for (a gRPC client cancels a call when its deadline passes).
+   */
+  readonly cancelled?: (() => boolean) | undefined;
 }
 
 /** A request as a door decoded it. */
@@ -187,9 +193,10 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
     const table = routes.current;
     const requestId = req.requestId || arrival.requestId || newRequestId();
     const span = telemetry.startRequest(modelLabel(table, req.model), arrival, requestId, req.model);
+    const deadline = deadlineMs(req.timeoutMs);
     const ctx: RequestContext = {
       requestId,
-      signal: deadlineSignal(arrival.startMs + deadlineMs(req.timeoutMs), arrival.startMs),
+      signal: deadlineSignal(arrival.startMs + deadline, arrival.startMs),
       startMs: arrival.startMs,
       transport: arrival.transport,
       trace: span.trace,
@@ -213,7 +220,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
 
       // 2 enrich and 3 dispatch: the one execution step (a composed rule's models resolve in the same table)
       t0 = t1;
-      const run = await execute(route, rows, exec, { signal: ctx.signal, resolver: table });
+      const run = await execute(route, rows, exec, { signal: ctx.signal, cancelled: arrival.cancelled, resolver: table });
       t1 = performance.now();
       span.stage('enrich', t0, run.enrichedAt);
       span.stage('dispatch', run.enrichedAt, t1);
@@ -250,6 +257,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         span.stage('log', t3, end);
       }
       span.end('OK', end);
+      admission?.finished(end - ctx.startMs, deadline);
       if (accessLogRatio > 0) accessLog(arrival, ctx, req.model, route.version, arm, 'OK', undefined, end);
       return { requestId: ctx.requestId, output: { requestId: ctx.requestId, model: route.model, version: route.version, arm, results, route } };
     } catch (err) {
@@ -257,6 +265,7 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       if (e.code === 'INTERNAL') deps.logger?.error({ err: e.cause ?? e, model: req.model, requestId: ctx.requestId, ...(ctx.trace && traceIds(ctx.trace)) }, 'prediction failed');
       const t = performance.now();
       span.end(e.code, t, e);
+      admission?.finished(t - ctx.startMs, deadline);
       // The version's failures, for rollout guards: not a malformed request, not a caller that went away.
       if (route && deps.statistics && e.code !== 'INVALID_ARGUMENT' && e.code !== 'CANCELLED') deps.statistics.recordFailure(route, e.code, t - ctx.startMs);
       if (logging && route && rows && e.code !== 'INVALID_ARGUMENT') {

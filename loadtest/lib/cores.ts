@@ -143,6 +143,7 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
         SIBYL_MAX_LAG_MS: '1000',
         SIBYL_ADMISSION_QUEUE_MS: '0',
         SIBYL_ADMISSION_MAX_TURN_MS: '0',
+        SIBYL_ADMISSION_LATE_SHARE: '0',
         SIBYL_MAX_INFLIGHT: '4096',
       };
       const child = startChild(`cores-${a.workers}w`, 'sh', ['-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} && exec node gateway/main.ts`], {

@@ -302,6 +302,66 @@ describe('AdmissionControl', () => {
     expect(a.stats()).toMatchObject({ limit: 300, inflight: 280 });
   });
 
+  it('while saturated and requests finish late, lowers the in-flight bound until they finish in time, then raises it back', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { maxInflight: 300, cpuCores: 0.5, queueMs: 0, lateShare: 0.5 }));
+    const limitNow = (): number => {
+      const n = admitUntilRefused(a);
+      expect(a.stats().limit).toBe(n);
+      return n;
+    };
+    /** A window: `inflight` admitted at once, `late` of them finishing past half their 100 ms deadline; the CPU used. */
+    const finishing = (inflight: number, late: number, cores: number): void => {
+      for (let i = 0; i < inflight; i++) a.admit();
+      for (let i = 0; i < inflight; i++) {
+        a.finished(i < late ? 51 : 50, 100);
+        a.release();
+      }
+      for (let i = 0; i < 10; i++) {
+        p.run(10, cores, cores / 0.5);
+        a.sample();
+      }
+    };
+    // Saturated, 120 in flight, a fifth of them late: 85% of 120 in flight is the bound (below the saturated 150).
+    finishing(120, 24, 0.5);
+    expect(limitNow()).toBe(102);
+    // Still late: lower again, from the most in flight in the window (102, the admissions that measured the bound).
+    finishing(100, 20, 0.5);
+    expect(limitNow()).toBe(86);
+    // Late, but under a fifth of what finished: the bound climbs back by a tenth (and one).
+    finishing(80, 15, 0.5);
+    expect(limitNow()).toBe(96);
+    // Late with CPU to spare (a model behind a slow endpoint): admitting fewer would free nothing; the bound climbs.
+    finishing(90, 90, 0.2);
+    expect(limitNow()).toBe(107);
+    // Never below 32, however late.
+    for (let i = 0; i < 30; i++) finishing(32, 32, 0.5);
+    expect(limitNow()).toBe(32);
+    // In time again (none late): by half (and one) a window, back to the whole limit in 6 windows.
+    for (let i = 0; i < 5; i++) finishing(10, 0, 0.2);
+    expect(limitNow()).toBe(259);
+    finishing(10, 0, 0.2);
+    expect(limitNow()).toBe(300);
+  });
+
+  it('with lateShare 0, late requests never lower the bound', () => {
+    const p = fakeProcess();
+    const a = new AdmissionControl(base(p.probe, { maxInflight: 300, cpuCores: 0.5, queueMs: 0, lateShare: 0 }));
+    for (let w = 0; w < 5; w++) {
+      for (let i = 0; i < 100; i++) a.admit();
+      for (let i = 0; i < 100; i++) {
+        a.finished(99, 100);
+        a.release();
+      }
+      for (let i = 0; i < 10; i++) {
+        p.run(10, 0.5, 1);
+        a.sample();
+      }
+    }
+    // Saturated: the saturated share of the limit, nothing lower.
+    expect(admitUntilRefused(a)).toBe(150);
+  });
+
   it('with queueMs 0, never paces', () => {
     const p = fakeProcess();
     const a = new AdmissionControl(base(p.probe, { cpuCores: 0.5, queueMs: 0 }));

@@ -35,6 +35,7 @@ export async function startGateway(env: Record<string, string> = {}, parts: Gate
     // which is CPU saturation to admission control (and sheds shadows).
     SIBYL_ADMISSION_QUEUE_MS: '0',
     SIBYL_ADMISSION_MAX_TURN_MS: '0',
+    SIBYL_ADMISSION_LATE_SHARE: '0',
     ...env,
   });
   const gateway = await createGateway(config, { logger: pino({ level: 'warn' }), ...parts });

@@ -40,6 +40,8 @@ export interface UnaryContext {
   /** The caller's W3C trace context, from the `traceparent` and `tracestate` metadata. */
   readonly traceparent: string | undefined;
   readonly tracestate: string | undefined;
+  /** True once the client has cancelled the call (at its deadline, grpc-go and grpc-java do) or its connection closed. */
+  readonly cancelled?: () => boolean;
 }
 
 /**
@@ -103,7 +105,7 @@ export function predictMethod<M extends DescMethod, O extends MessageShape<M['ou
   const call = async (bytes: Buffer, ctx: UnaryContext): Promise<UnaryReply> => {
     let req: MessageShape<M['input']> | undefined;
     const outcome = await pipeline.predict(
-      { transport, startMs: ctx.startMs, endpoint, requestId: ctx.requestId, traceparent: ctx.traceparent, tracestate: ctx.tracestate },
+      { transport, startMs: ctx.startMs, endpoint, requestId: ctx.requestId, traceparent: ctx.traceparent, tracestate: ctx.tracestate, cancelled: ctx.cancelled },
       () => parse((req = decode<M['input']>(input, bytes, maxBytes)), ctx),
     );
     if (outcome.error) return { error: outcome.error, requestId: outcome.requestId };
@@ -148,6 +150,7 @@ function contextOf(call: grpc.ServerUnaryCall<Buffer, unknown>): UnaryContext {
     requestId: typeof rid === 'string' ? rid : undefined,
     traceparent: typeof tp === 'string' ? tp : undefined,
     tracestate: typeof ts === 'string' ? ts : undefined,
+    cancelled: () => call.cancelled,
   };
 }
 

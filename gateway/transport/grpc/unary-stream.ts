@@ -132,6 +132,8 @@ function serve(method: PredictMethod, stream: http2.ServerHttp2Stream, headers: 
       requestId: first(headers['x-request-id']),
       traceparent: tp,
       tracestate: tp === undefined ? undefined : first(headers.tracestate),
+      // Reset by the client (RST_STREAM: a cancel, its deadline) or gone with its connection; asked only before the answer.
+      cancelled: () => stream.closed || stream.destroyed,
     };
     void method.call(frame.subarray(5, end), ctx).then((reply) => answer(stream, reply));
   });
