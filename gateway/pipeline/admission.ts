@@ -541,8 +541,8 @@ export class AdmissionControl {
   /**
    * At the end of a window: lowers the late bound when the process was saturated and enough of the requests that
    * finished were late (to LATE_SHRINK of the bound or of the most in flight in the window, whichever is lower), else
-   * raises it towards `maxInflight` (faster when none was late). Lateness alone does not lower it: a model behind a slow endpoint finishes late
-   * with the CPU idle, and admitting fewer would only cut its throughput.
+   * raises it towards `maxInflight` (faster when none was late). Lateness alone does not lower it: a model behind a
+   * slow endpoint finishes late with the CPU idle, and admitting fewer would only cut its throughput.
    */
   #adjustLateBound(saturated: boolean, peakInflight: number): void {
     const finished = this.#windowFinished;
