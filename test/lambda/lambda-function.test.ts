@@ -198,7 +198,7 @@ describe('configuration', () => {
     const c = loadLambdaConfig({ AWS_LAMBDA_FUNCTION_NAME: 'sibyl', AWS_LAMBDA_LOG_STREAM_NAME: '2026/03/12/[$LATEST]abc' }, '/var/task');
     expect(c.gateway.sync.cacheDir).toBe('/tmp/sibyl/cache/local');
     expect(c.gateway.featureStore).toMatchObject({ kind: 'memory', seedFile: '/var/task/features.jsonl' });
-    expect(c.gateway.admission).toEqual({ maxInflight: 512, maxLagMs: 60000, queueMs: 0, targetUtilization: 0.9, maxTurnMs: 0 });
+    expect(c.gateway.admission).toEqual({ maxInflight: 512, maxLagMs: 60000, queueMs: 0, targetUtilization: 0.9, maxTurnMs: 0, lateShare: 0 });
     expect(c.gateway.sync.replica).toBe('sibyl/2026/03/12/[$LATEST]abc');
     expect(c.bundlesDir).toBe('/var/task/bundles');
   });
