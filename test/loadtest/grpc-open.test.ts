@@ -54,7 +54,9 @@ describe('the open-loop gRPC generator', () => {
     expect(received.filter((r) => r.body === 'second')).toHaveLength(50);
     // The server saw the deadline (grpc-timeout); the client gave up on the slow calls there, not at their answer.
     for (const r of received) expect(r.deadlineMs).toBeGreaterThan(50), expect(r.deadlineMs).toBeLessThanOrEqual(150);
-    expect(step!.errorLatency.p50).toBeGreaterThanOrEqual(150);
+    // At the deadline: the server's own deadline timer may end the call a little before the client's, as libuv
+    // counts a timer from the loop's cached time (a CI run saw 149.5 ms), hence the millisecond.
+    expect(step!.errorLatency.p50).toBeGreaterThanOrEqual(149);
     expect(step!.errorLatency.max).toBeLessThan(SLOW_MS);
     expect(step!.rejectedLatency.count).toBe(50);
     // Every call's start lag is reported (the pacer's own share of the latencies above).
