@@ -26,8 +26,8 @@ export interface HttpIn {
   header(name: string): string | undefined;
   /** Reads a body of at most `limit` bytes; INVALID_ARGUMENT when larger (checked before and while reading). */
   body(limit: number): Promise<Uint8Array>;
-  /** True once the client has gone away (closed its connection) before its answer. */
-  gone(): boolean;
+  /** True once the client has gone away (closed its connection) before its answer: the entry's `Arrival.cancelled`. */
+  cancelled(): boolean;
 }
 
 export function httpIn(c: Context): HttpIn {
@@ -39,11 +39,11 @@ export function httpIn(c: Context): HttpIn {
         return Array.isArray(v) ? v[0] : v;
       },
       body: (limit) => readIncoming(incoming, limit),
-      gone: () => incoming.socket.destroyed,
+      cancelled: () => incoming.socket.destroyed,
     };
   }
   const req = c.req.raw;
-  return { header: (name) => req.headers.get(name) ?? undefined, body: (limit) => readBody(req, limit), gone: () => req.signal.aborted };
+  return { header: (name) => req.headers.get(name) ?? undefined, body: (limit) => readBody(req, limit), cancelled: () => req.signal.aborted };
 }
 
 function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
@@ -143,6 +143,6 @@ export function httpArrival(transport: 'rest' | 'oip-rest', req: HttpIn, endpoin
     requestId: req.header(requestIdHeader),
     traceparent: req.header('traceparent'),
     tracestate: req.header('tracestate'),
-    cancelled: req.gone,
+    cancelled: req.cancelled,
   };
 }
