@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { envOfPairs } from '../../loadtest/lib/bench-gateway.ts';
 import type { StepResult } from '../../loadtest/lib/loops.ts';
 import { bucketQuantileMs, valueOf, valuesBy } from '../../loadtest/lib/metrics.ts';
-import { overloadCost, searchCapacity, type OverloadResult } from '../../loadtest/lib/overload.ts';
+import { overloadCost, searchCapacity, searchExtension, type OverloadResult } from '../../loadtest/lib/overload.ts';
 import { stepFromResults, type VegetaResult } from '../../loadtest/lib/vegeta-run.ts';
 
 describe('load-test harness', () => {
@@ -86,5 +86,20 @@ describe('load-test harness', () => {
     expect(searchCapacity([at(1000, 1000), at(2000, 1800)])).toBe(1800);
     // None kept up after the lead-in: the lead-in's goodput, not more.
     expect(searchCapacity([at(1855, 1854.7), at(2597, 2200), at(3153, 2100)])).toBe(1854.7);
+  });
+
+  it("searches higher only when the highest search step kept up, from that step's rate", () => {
+    const at = (rate: number, goodput: number) => ({ rate, goodput }) as StepResult;
+    // A gRPC search whose closed loop under-read: its 1.73x (3,806/s) still kept up.
+    const low = [at(1100, 1100), at(1540, 1540), at(1870, 1869), at(2200, 2200), at(2640, 2640), at(3168, 3150), at(3806, 3790)];
+    expect(searchExtension(low)).toEqual([3806, 4567, 5481, 6584, 7878]);
+    // The extension's steps join the search: the highest that kept up is the capacity.
+    const higher = [at(3806, 3700), at(4567, 4400), at(5481, 4300), at(6584, 900), at(7878, 300)];
+    expect(searchCapacity([...low, ...higher])).toBe(4400);
+    // The highest step fell behind (77% in time): the knee is inside the search, no extension.
+    expect(searchExtension([at(1495, 1494.7), at(2990, 2933.3), at(3588, 3245), at(4305, 3328.7)])).toBeUndefined();
+    // Exactly 90% in time counts as kept up; a lead-in alone is no search.
+    expect(searchExtension([at(1000, 1000), at(2000, 1800)])).toEqual([2000, 2400, 2880, 3460, 4140]);
+    expect(searchExtension([at(1000, 1000)])).toBeUndefined();
   });
 });
