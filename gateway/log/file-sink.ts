@@ -1,14 +1,17 @@
 /**
  * The embedded default prediction log: JSON lines files in a local directory, one record per line in the same
- * ProtoJSON as the Kafka sink's message data (cloud-event.ts). `write` appends the line before it returns
- * (segment-writer.ts): the pipeline calls it before the answer is sent, so an answered request's record survives
- * a crash of the process; a background fdatasync every `syncMs` bounds what a machine crash can take. A file is
+ * ProtoJSON as the Kafka sink's message data (cloud-event.ts). `write` serializes the record and appends it with
+ * the others written in the same run of microtasks, in one write (microtask-batch.ts, segment-writer.ts), and returns
+ * a promise that resolves once they are in the file: the pipeline awaits it before the answer is sent, so an answered
+ * request's record survives a crash of the process; a background fdatasync every `syncMs` bounds what a machine
+ * crash can take. A file is
  * closed and a new one started when it would pass `maxFileBytes`. File names sort by creation:
  * `predictions-<UTC time>-<pid>-<n>.jsonl`.
  */
 import { recordToJson } from './prediction-record.ts';
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
 import type { PredictionRecord } from './prediction-record.ts';
+import { MicrotaskBatch } from './microtask-batch.ts';
 import { SegmentWriter } from './segment-writer.ts';
 import type { Segment } from './segment-writer.ts';
 
@@ -37,6 +40,8 @@ export class FileSink implements PredictionSink {
   #fileCount = 0;
   #closed = false;
   #shutdown: Promise<void> | undefined;
+  /** Lines written and not yet appended: appended together at the end of their run of microtasks. */
+  readonly #unappended = new MicrotaskBatch<Buffer>((lines) => this.#append(lines));
 
   constructor(options: FileSinkOptions) {
     this.#logger = options.logger ?? console;
@@ -58,32 +63,40 @@ export class FileSink implements PredictionSink {
     });
   }
 
-  write(record: PredictionRecord): void {
+  write(record: PredictionRecord): Promise<void> | undefined {
     this.#accepted++;
     if (this.#closed) {
       this.#lose('write after shutdown');
-      return;
+      return undefined;
     }
     let line: Buffer;
     try {
       line = Buffer.from(`${recordToJson(record)}\n`);
     } catch (err) {
       this.#lose(`record ${record.predictionId} cannot be serialized`, err);
-      return;
+      return undefined;
     }
-    if (this.#writer.append(line) === undefined) {
-      this.#lost++;
-      this.#lostSinceFailing++;
-    } else this.#written++;
+    return this.#unappended.add(line);
   }
 
-  /** Every record written is in a file already (the OS's page cache); this waits for an fdatasync. */
+  #append(lines: readonly Buffer[]): void {
+    for (const at of this.#writer.appendMany(lines)) {
+      if (at === undefined) {
+        this.#lost++;
+        this.#lostSinceFailing++;
+      } else this.#written++;
+    }
+  }
+
+  /** Appends what waits for its run of microtasks to end, then waits for an fdatasync of the file. */
   async flush(): Promise<void> {
+    this.#unappended.flush();
     await this.#writer.sync();
   }
 
   shutdown(): Promise<void> {
     this.#shutdown ??= (async () => {
+      this.#unappended.flush();
       this.#closed = true;
       await this.#writer.close();
     })();
@@ -91,7 +104,7 @@ export class FileSink implements PredictionSink {
   }
 
   stats(): SinkStats {
-    return { accepted: this.#accepted, delivered: this.#written, spilled: 0, lost: this.#lost, pending: 0 };
+    return { accepted: this.#accepted, delivered: this.#written, spilled: 0, lost: this.#lost, pending: this.#accepted - this.#written - this.#lost };
   }
 
   #lose(why: string, err?: unknown): void {

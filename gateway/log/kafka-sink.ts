@@ -40,6 +40,7 @@ import type { WalSegment } from './write-ahead-log.ts';
 import { WalReader } from './wal-reader.ts';
 import type { ReplayBatch } from './wal-reader.ts';
 import { walLine } from './wal-line.ts';
+import { MicrotaskBatch } from './microtask-batch.ts';
 
 export type { KafkaSinkOptions } from './kafka-sink-options.ts';
 
@@ -116,6 +117,8 @@ export class KafkaSink implements PredictionSink {
   #replayed = 0;
   #replayTokens = 0;
   #replayTokensAt = 0;
+  /** Records written and not yet in the write-ahead log: appended together at the end of their run of microtasks. */
+  readonly #unappended = new MicrotaskBatch<Pick<Entry, 'seq' | 'line'>>((written) => this.#append(written));
 
   constructor(options: KafkaSinkOptions) {
     this.#o = resolveKafkaSinkOptions(options);
@@ -161,30 +164,46 @@ export class KafkaSink implements PredictionSink {
     void this.#connect();
   }
 
-  write(record: PredictionRecord): void {
+  /**
+   * Serializes the record now and appends it to the write-ahead log with the others written in the same run of
+   * microtasks (one write for all of them; the requests one coalesced model run answered reach here together): the
+   * returned promise resolves once it is there, and the pipeline answers only then.
+   */
+  write(record: PredictionRecord): Promise<void> | undefined {
     const seq = this.#accepted++;
     if (this.#closed) {
       this.#lose(1, 'write after shutdown');
-      return;
+      return undefined;
     }
     let line: Buffer;
     try {
       line = walLine(record.requestId, predictionMessage(record, this.#o.cell).value);
     } catch (err) {
       this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
-      return;
+      return undefined;
     }
-    const at = this.#wal.append(line);
-    const entry: Entry = { seq, line, segment: at?.segment, lineNo: at?.line ?? -1 };
-    if (this.#mode === 'spilling') {
-      if (at !== undefined) this.#spilled++;
-      else this.#holdInMemory([entry]);
-      return;
+    return this.#unappended.add({ seq, line });
+  }
+
+  /** Appends records to the write-ahead log in one write and queues them for Kafka (or for replay while spilling). */
+  #append(written: readonly Pick<Entry, 'seq' | 'line'>[]): void {
+    const lines: Buffer[] = new Array(written.length);
+    for (let i = 0; i < written.length; i++) lines[i] = written[i]!.line;
+    const at = this.#wal.appendMany(lines);
+    const spilling = this.#mode === 'spilling';
+    let unlogged: Entry[] | undefined;
+    for (let i = 0; i < written.length; i++) {
+      const { seq, line } = written[i]!;
+      const entry: Entry = { seq, line, segment: at[i]?.segment, lineNo: at[i]?.line ?? -1 };
+      if (!spilling) {
+        this.#queue.push(entry);
+        this.#queuedBytes += line.length;
+      } else if (entry.segment !== undefined) this.#spilled++;
+      else (unlogged ??= []).push(entry);
     }
-    this.#queue.push(entry);
-    this.#queuedBytes += line.length;
-    const buffered = this.#queue.length - this.#head;
-    if (buffered >= this.#o.batchSize || this.#overBound()) this.#schedulePump();
+    if (unlogged) this.#holdInMemory(unlogged);
+    if (spilling) return;
+    if (this.#buffered() >= this.#o.batchSize || this.#overBound()) this.#schedulePump();
     else if (this.#timer === undefined && this.#mode === 'direct') this.#armTimer();
   }
 
@@ -193,6 +212,7 @@ export class KafkaSink implements PredictionSink {
    * while the sink is spilling. In direct mode that takes at most about `stallMs` more than the sends.
    */
   flush(): Promise<void> {
+    this.#unappended.flush();
     const target = this.#accepted;
     if (this.#lowestUnsettled() >= target) return Promise.resolve();
     this.#dueUntil = Math.max(this.#dueUntil, target);
@@ -538,8 +558,8 @@ export class KafkaSink implements PredictionSink {
 
   /** Lowest `seq` not yet acknowledged, nor in the log while spilling. */
   #lowestUnsettled(): number {
-    let low = this.#accepted;
-    if (this.#head < this.#queue.length) low = this.#queue[this.#head]!.seq;
+    let low = this.#unappended.first()?.seq ?? this.#accepted;
+    if (this.#head < this.#queue.length) low = Math.min(low, this.#queue[this.#head]!.seq);
     for (const b of this.#inFlight) if (b.lo < low && (this.#mode !== 'spilling' || !b.durable)) low = b.lo;
     const m = this.#memoryOnly[0];
     if (m !== undefined && m.seq < low) low = m.seq;

@@ -13,7 +13,7 @@
  * the next append opens a new file at most once a second, so a full disk does not cost a file per line.
  * `onFailing` and `onRecovered` are called once per transition. One writer per directory and name scheme.
  */
-import { closeSync, fdatasync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync, writeSync, writevSync } from 'node:fs';
 import { close as closeAsync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -79,35 +79,52 @@ export class SegmentWriter<S extends Segment> {
    * index in it, or undefined when it could not be written.
    */
   append(line: Buffer): { segment: S; line: number } | undefined {
-    if (this.#closed) return undefined;
-    let file = this.#file;
-    if (file !== undefined && file.segment.bytes > 0 && file.segment.bytes + line.length > this.#o.segmentBytes) {
-      this.#seal();
-      file = undefined;
+    return this.appendMany([line])[0];
+  }
+
+  /**
+   * Writes `lines` (each ending with '\n' and holding no other) in order before returning, with one write per file
+   * they go to (writev) instead of one per line. Returns each line's file and index, or undefined for a line that
+   * could not be written. A failed write fails every line of it, though some may be in the file (sealed, so a reader
+   * sees at most a partial last line and drops it): a caller holds those in memory, and a later replay may send them
+   * twice, which at-least-once delivery allows.
+   */
+  appendMany(lines: readonly Buffer[]): ({ segment: S; line: number } | undefined)[] {
+    const out: ({ segment: S; line: number } | undefined)[] = new Array(lines.length).fill(undefined);
+    let i = 0;
+    while (i < lines.length && !this.#closed) {
+      let file = this.#file;
+      if (file !== undefined && file.segment.bytes > 0 && file.segment.bytes + lines[i]!.length > this.#o.segmentBytes) {
+        this.#seal();
+        file = undefined;
+      }
+      if (file === undefined) {
+        if (this.#failing && Date.now() - this.#failedAt < REOPEN_AFTER_FAILURE_MS) return out;
+        file = this.#open();
+        if (file === undefined) return out;
+      }
+      // The lines that fit in this file (at least one: a line larger than a segment gets a file of its own).
+      let bytes = lines[i]!.length;
+      let j = i + 1;
+      while (j < lines.length && file.segment.bytes + bytes + lines[j]!.length <= this.#o.segmentBytes) bytes += lines[j++]!.length;
+      try {
+        const written = j - i === 1 ? writeSync(file.fd, lines[i]!, 0, bytes) : writevSync(file.fd, lines.slice(i, j));
+        if (written !== bytes) throw new Error(`short write: ${written} of ${bytes} bytes`);
+      } catch (err) {
+        this.#fail(err);
+        this.#seal();
+        return out;
+      }
+      const segment = file.segment;
+      segment.bytes += bytes;
+      file.dirty = true;
+      if (this.#failing) {
+        this.#failing = false;
+        this.#o.onRecovered();
+      }
+      for (; i < j; i++) out[i] = { segment, line: segment.lines++ };
     }
-    if (file === undefined) {
-      if (this.#failing && Date.now() - this.#failedAt < REOPEN_AFTER_FAILURE_MS) return undefined;
-      file = this.#open();
-      if (file === undefined) return undefined;
-    }
-    let written: number;
-    try {
-      written = writeSync(file.fd, line, 0, line.length);
-      if (written !== line.length) throw new Error(`short write: ${written} of ${line.length} bytes`);
-    } catch (err) {
-      // The file may now end in a partial line: seal it (readers drop a last line without its newline).
-      this.#fail(err);
-      this.#seal();
-      return undefined;
-    }
-    const segment = file.segment;
-    segment.bytes += written;
-    file.dirty = true;
-    if (this.#failing) {
-      this.#failing = false;
-      this.#o.onRecovered();
-    }
-    return { segment, line: segment.lines++ };
+    return out;
   }
 
   /** Seals the current file (the next append opens a new one). */

@@ -143,6 +143,11 @@ export class WriteAheadLog {
     return this.#writer.append(line);
   }
 
+  /** Appends lines in order, one write per segment file (see SegmentWriter.appendMany). */
+  appendMany(lines: readonly Buffer[]): ({ segment: WalSegment; line: number } | undefined)[] {
+    return this.#writer.appendMany(lines);
+  }
+
   /**
    * Records that Kafka acknowledged lines [lo, hi) of `segment`; returns how many were not acknowledged before.
    * Deletes the segment once it is sealed and complete.

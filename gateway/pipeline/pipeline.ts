@@ -249,10 +249,12 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         deps.shadows.submit({ ctx, live: route, arm, input: rows, liveRows: run.rows, liveResults: results, shadows });
         t3 = performance.now();
       }
-      // 6 log: one record for the live execution; the sink never blocks.
+      // 6 log: one record for the live execution, on disk before the answer goes (the Kafka sink appends the records
+      // of requests that finish together in one write, and says when); the sink never waits on the network.
       let end = t3;
       if (logging) {
-        sink.write(buildRecord(deps.cell, ctx, route, arm, rows, run.rows, results, run.modelMs, t1 - ctx.startMs, undefined));
+        const appended = sink.write(buildRecord(deps.cell, ctx, route, arm, rows, run.rows, results, run.modelMs, t1 - ctx.startMs, undefined));
+        if (appended) await appended;
         end = performance.now();
         span.stage('log', t3, end);
       }
@@ -269,7 +271,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       // The version's failures, for rollout guards: not a malformed request, not a caller that went away.
       if (route && deps.statistics && e.code !== 'INVALID_ARGUMENT' && e.code !== 'CANCELLED') deps.statistics.recordFailure(route, e.code, t - ctx.startMs);
       if (logging && route && rows && e.code !== 'INVALID_ARGUMENT') {
-        sink.write(buildRecord(deps.cell, ctx, route, arm, rows, undefined, undefined, 0, t - ctx.startMs, e));
+        const appended = sink.write(buildRecord(deps.cell, ctx, route, arm, rows, undefined, undefined, 0, t - ctx.startMs, e));
+        if (appended) await appended;
         span.stage('log', t, performance.now());
       }
       if (accessLogRatio > 0) accessLog(arrival, ctx, req.model, route?.version ?? '', arm, e.code, e, t);

@@ -224,7 +224,8 @@ export class ShadowRunner {
     const end = performance.now();
     span?.end(error ? error.code : 'OK', end);
     if (this.#logging) {
-      this.#o.sink.write(buildRecord(this.#o.cell, job.ctx, shadow, job.arm, job.input, rows, results, modelMs, end - start, error, 'ROLE_SHADOW', trace));
+      // No one is answered after a shadow: its record is appended with the next ones, without waiting.
+      void this.#o.sink.write(buildRecord(this.#o.cell, job.ctx, shadow, job.arm, job.input, rows, results, modelMs, end - start, error, 'ROLE_SHADOW', trace));
     }
   }
 

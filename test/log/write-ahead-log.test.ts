@@ -93,6 +93,32 @@ describe('write-ahead log', () => {
     await log.close();
   });
 
+  it('appends many lines with one write per segment, each line numbered where it landed, the same as one at a time', async () => {
+    const one = await mkdtemp(join(tmpdir(), 'sibyl-wal-'));
+    const many = await mkdtemp(join(tmpdir(), 'sibyl-wal-'));
+    const single = openLog(one, 300);
+    const batched = openLog(many, 300);
+    const a = Array.from({ length: 30 }, (_, i) => single.append(line(i))!);
+    // Three batches (10, 1 and 19 lines), crossing segment boundaries inside them.
+    const b = [
+      ...batched.appendMany(Array.from({ length: 10 }, (_, i) => line(i))),
+      ...batched.appendMany([line(10)]),
+      ...batched.appendMany(Array.from({ length: 19 }, (_, i) => line(11 + i))),
+    ];
+    expect(b.map((p) => [p!.segment.name, p!.line])).toEqual(a.map((p) => [p.segment.name, p.line]));
+    const contents = async (dir: string) => {
+      const out: string[] = [];
+      for (const f of (await readdir(dir)).filter((n) => n.endsWith('.log')).sort()) out.push(`${f}:${await readFile(join(dir, f), 'utf8')}`);
+      return out;
+    };
+    expect(await contents(many)).toEqual(await contents(one));
+    expect((await contents(many)).length).toBeGreaterThan(2);
+    await single.close();
+    await batched.close();
+    // A closed log takes nothing: every line's place is undefined.
+    expect(batched.appendMany([line(30), line(31)])).toEqual([undefined, undefined]);
+  });
+
   it('after a crash: a new process finds the leftovers, skips acknowledged lines and a torn last line, and numbers its own segments after them', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sibyl-wal-'));
     const crashed = openLog(dir, 400);
