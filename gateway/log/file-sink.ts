@@ -4,8 +4,8 @@
  * the others written in the same run of microtasks, in one write (microtask-batch.ts, segment-writer.ts), and returns
  * a promise that resolves once they are in the file: the pipeline awaits it before the answer is sent, so an answered
  * request's record survives a crash of the process; a background fdatasync every `syncMs` bounds what a machine
- * crash can take. A file is
- * closed and a new one started when it would pass `maxFileBytes`. File names sort by creation:
+ * crash can take. A failed write counts every record of it as lost, though the first of them may be in the file.
+ * A file is closed and a new one started when it would pass `maxFileBytes`. File names sort by creation:
  * `predictions-<UTC time>-<pid>-<n>.jsonl`.
  */
 import { recordToJson } from './prediction-record.ts';

@@ -21,10 +21,10 @@ export interface SinkStats {
 export interface PredictionSink {
   readonly kind: string;
   /**
-   * Never waits on the network, never throws: the request path calls it before the answer is sent. The file sink
-   * appends the record to a local file before returning; the Kafka sink appends the records written in one run of
-   * microtasks together and returns a promise that resolves once they are in its write-ahead log. The pipeline
-   * awaits it before answering, so a process crash after the answer loses nothing. It never rejects.
+   * Never waits on the network, never throws: the request path calls it before the answer is sent. The file and
+   * Kafka sinks serialize the record at once, append the records written in one run of microtasks to a local file
+   * together (microtask-batch.ts), and return a promise that resolves once they are there (it never rejects). The
+   * pipeline awaits it before answering, so a process crash after the answer loses nothing.
    */
   write(record: PredictionRecord): void | Promise<void>;
   /** Resolves when everything written before the call has been delivered, or is on disk waiting for the destination. */

@@ -249,8 +249,8 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
         deps.shadows.submit({ ctx, live: route, arm, input: rows, liveRows: run.rows, liveResults: results, shadows });
         t3 = performance.now();
       }
-      // 6 log: one record for the live execution, on disk before the answer goes (the Kafka sink appends the records
-      // of requests that finish together in one write, and says when); the sink never waits on the network.
+      // 6 log: one record for the live execution, on disk before the answer goes (the sink appends the records of
+      // requests that finish together in one write, and says when); the sink never waits on the network.
       let end = t3;
       if (logging) {
         const appended = sink.write(buildRecord(deps.cell, ctx, route, arm, rows, run.rows, results, run.modelMs, t1 - ctx.startMs, undefined));

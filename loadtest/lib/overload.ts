@@ -54,6 +54,14 @@ export function searchCapacity(steps: readonly StepResult[]): number {
  */
 export const SEARCH_EXTENSION = [1, 1.2, 1.44, 1.73, 2.07] as const;
 
+/**
+ * The capacity from a search and its extension, each judged after its own lead-in (searchCapacity): the higher of
+ * the two. When nothing above the first search's top kept up, that is the top rate as either measured it.
+ */
+export function searchesCapacity(searches: readonly (readonly StepResult[])[]): number {
+  return Math.max(...searches.map(searchCapacity));
+}
+
 /** The rates of the search's extension when its highest step kept up (see SEARCH_EXTENSION), else undefined. */
 export function searchExtension(steps: readonly StepResult[]): number[] | undefined {
   const top = steps[steps.length - 1];
@@ -205,12 +213,14 @@ export async function runOverload(opts: OverloadOptions, deps: OverloadDeps): Pr
         tool: 'go',
       });
     let capacitySearch: readonly StepResult[] | undefined;
-    if (opts.capacity === undefined) {
-      capacitySearch = await search('', SEARCH_FACTORS.map((f) => Math.round(capacityRun.goodput * f)));
-      const higher = searchExtension(capacitySearch);
-      if (higher) capacitySearch = [...capacitySearch, ...(await search(' (higher)', higher))];
+    let capacity = opts.capacity;
+    if (capacity === undefined) {
+      const first = await search('', SEARCH_FACTORS.map((f) => Math.round(capacityRun.goodput * f)));
+      const higher = searchExtension(first);
+      const searches = higher ? [first, await search(' (higher)', higher)] : [first];
+      capacitySearch = searches.flat();
+      capacity = searchesCapacity(searches);
     }
-    const capacity = opts.capacity ?? searchCapacity(capacitySearch!);
     // The search ends past capacity: the gateway's backlog drains before the ramp's first step is measured.
     if (capacitySearch) await new Promise((r) => setTimeout(r, SETTLE_MS));
     const steps = RAMP_FACTORS.map((f) => ({ rate: Math.max(10, Math.round(capacity * f)), durationS: opts.stepS ?? 4 }));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { envOfPairs } from '../../loadtest/lib/bench-gateway.ts';
 import type { StepResult } from '../../loadtest/lib/loops.ts';
 import { bucketQuantileMs, valueOf, valuesBy } from '../../loadtest/lib/metrics.ts';
-import { overloadCost, searchCapacity, searchExtension, type OverloadResult } from '../../loadtest/lib/overload.ts';
+import { overloadCost, searchCapacity, searchesCapacity, searchExtension, type OverloadResult } from '../../loadtest/lib/overload.ts';
 import { stepFromResults, type VegetaResult } from '../../loadtest/lib/vegeta-run.ts';
 
 describe('load-test harness', () => {
@@ -93,9 +93,12 @@ describe('load-test harness', () => {
     // A gRPC search whose closed loop under-read: its 1.73x (3,806/s) still kept up.
     const low = [at(1100, 1100), at(1540, 1540), at(1870, 1869), at(2200, 2200), at(2640, 2640), at(3168, 3150), at(3806, 3790)];
     expect(searchExtension(low)).toEqual([3806, 4567, 5481, 6584, 7878]);
-    // The extension's steps join the search: the highest that kept up is the capacity.
+    // The extension is a search of its own, after its own lead-in: the highest step of either that kept up.
     const higher = [at(3806, 3700), at(4567, 4400), at(5481, 4300), at(6584, 900), at(7878, 300)];
-    expect(searchCapacity([...low, ...higher])).toBe(4400);
+    expect(searchesCapacity([low, higher])).toBe(4400);
+    // Nothing above kept up: the capacity stays at the top step's rate, the better of its two measurements.
+    expect(searchesCapacity([low, [at(3806, 3805), at(4567, 2000), at(5481, 1000)]])).toBe(3805);
+    expect(searchesCapacity([low, [at(3806, 3500), at(4567, 2000), at(5481, 1000)]])).toBe(3790);
     // The highest step fell behind (77% in time): the knee is inside the search, no extension.
     expect(searchExtension([at(1495, 1494.7), at(2990, 2933.3), at(3588, 3245), at(4305, 3328.7)])).toBeUndefined();
     // Exactly 90% in time counts as kept up; a lead-in alone is no search.
