@@ -399,8 +399,8 @@ try {
 
   const targets: Target[] = [
     ab
-      ? { target: 'S1 max throughput ≥ 30% of the bare Hono echo', measured: `interleaved medians ${ab.on} / ${ab.echo} = ${pct(ab.on / ab.echo)} (sequential runs: ${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)})`, met: ab.on >= 0.3 * ab.echo }
-      : { target: 'S1 max throughput ≥ 30% of the bare Hono echo', measured: `${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)}`, met: s1.max.throughput >= 0.3 * echoRestEta.throughput },
+      ? { target: 'S1 max throughput ≥ 40% of the bare Hono echo', measured: `interleaved medians ${ab.on} / ${ab.echo} = ${pct(ab.on / ab.echo)} (sequential runs: ${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)})`, met: ab.on >= 0.4 * ab.echo }
+      : { target: 'S1 max throughput ≥ 40% of the bare Hono echo', measured: `${s1.max.throughput} / ${echoRestEta.throughput} = ${pct(s1.max.throughput / echoRestEta.throughput)}`, met: s1.max.throughput >= 0.4 * echoRestEta.throughput },
     {
       // The tail is judged by the gateway's own histogram (arrival to response), and by the client's p99 less the
       // bare echo's at the same rate in the same run: the generator's and the machine's own tail are in both.
@@ -415,6 +415,11 @@ try {
         ? { target: 'Kafka logging costs < 10% of max throughput', measured: `interleaved medians 1 - ${ab.on} / ${ab.off} = ${pct(1 - ab.on / ab.off)} (sequential runs: 1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)})`, met: ab.on >= 0.9 * ab.off }
         : { target: 'Kafka logging costs < 10% of max throughput', measured: `1 - ${s1.max.throughput} / ${s2.max.throughput} = ${pct(1 - s1.max.throughput / s2.max.throughput)}`, met: s1.max.throughput >= 0.9 * s2.max.throughput }
       : { target: 'Kafka logging costs < 10% of max throughput', measured: 'not measured: the Kafka-on gateway did not start', met: false },
+    {
+      target: 'S4a Sibyl gRPC max throughput ≥ 60% of the bare grpc-js echo (same messages)',
+      measured: `${s4a.max.throughput} / ${echoGrpcEta.throughput} = ${pct(s4a.max.throughput / echoGrpcEta.throughput)}`,
+      met: s4a.max.throughput >= 0.6 * echoGrpcEta.throughput,
+    },
   ];
   if (peer && inline) {
     // Judged like for like (neither server logs predictions) when the log-off runs exist; the Kafka-on ratio is shown too.
@@ -424,11 +429,11 @@ try {
     ] as const;
     for (const [label, sib, withLog, ml] of pairs) {
       targets.push({
-        target: `≥ 5x MLServer throughput at a lower p99 (OIP ${label}, same model, 20 features inline${inlineNoLog ? ', neither server logging predictions' : ''})`,
+        target: `≥ 10x MLServer throughput at a lower p99 (OIP ${label}, same model, 20 features inline${inlineNoLog ? ', neither server logging predictions' : ''})`,
         measured:
           `${sib.max.throughput} / ${ml.max.throughput} = ${(sib.max.throughput / ml.max.throughput).toFixed(2)}x; p99 at ${ml.open.rate}/s: Sibyl ${sib.open.latency.p99} ms vs MLServer ${ml.open.latency.p99} ms` +
           (inlineNoLog ? `; with Sibyl's Kafka log on: ${(withLog.max.throughput / ml.max.throughput).toFixed(2)}x, p99 ${withLog.open.latency.p99} ms` : ''),
-        met: sib.max.throughput >= 5 * ml.max.throughput && sib.open.latency.p99 < ml.open.latency.p99,
+        met: sib.max.throughput >= 10 * ml.max.throughput && sib.open.latency.p99 < ml.open.latency.p99,
       });
     }
   }
@@ -441,9 +446,9 @@ try {
         met: sr.open.latency.p99 <= 1.1 * s1.open.latency.p99 && sr.atHalf.shed === 0,
       },
       {
-        target: 'Shadows: at max rate shadows are shed before live requests suffer',
+        target: 'Shadows: at max rate shadows are shed before live requests suffer (live max with 2 shadows ≥ 90% of without)',
         measured: `live max ${sr.max.throughput}/s with shadows vs ${s1.max.throughput}/s without (${pct(sr.max.throughput / s1.max.throughput)}); shadows shed ${sr.atMax.shed}, ran ${sr.atMax.executed}`,
-        met: sr.max.throughput >= 0.85 * s1.max.throughput && sr.atMax.shed > 0,
+        met: sr.max.throughput >= 0.9 * s1.max.throughput && sr.atMax.shed > 0,
       },
     );
   }

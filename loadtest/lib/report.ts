@@ -89,7 +89,7 @@ export function renderMarkdown(r: Report): string {
   if (r.notes.length) out.push('');
 
   if (r.targets.length) {
-    out.push('## Targets (issue 3)', '', '| target | measured | met |', '| --- | --- | --- |');
+    out.push('## Targets', '', '| target | measured | met |', '| --- | --- | --- |');
     for (const t of r.targets) out.push(`| ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
     out.push('');
   }
