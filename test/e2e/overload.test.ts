@@ -5,8 +5,9 @@
  * with 429 RESOURCE_EXHAUSTED, `retry-after: 1` and the ErrorBody; none fails with DEADLINE_EXCEEDED (admitted, then
  * waited past its deadline inside the gateway); refusals are counted in /metrics under their reason; and once the
  * load stops it serves again at once. Two gateways: one with the defaults (the turn bound refuses what a loop turn
- * reads after it has been busy 5 ms, and the late bound lowers the in-flight bound while requests finish late), one with the opt-in CPU pacing (SIBYL_ADMISSION_QUEUE_MS). How fast refusals come back is a timing
- * figure: the overload ramp measures it (loadtest/lib/overload.ts), not this test.
+ * reads after it has been busy 5 ms, and the late bound lowers the in-flight bound while requests finish late), one
+ * with the opt-in CPU pacing (SIBYL_ADMISSION_QUEUE_MS). How fast refusals come back is a timing figure: the overload
+ * ramp measures it (loadtest/lib/overload.ts), not this test.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
