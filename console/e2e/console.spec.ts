@@ -355,16 +355,47 @@ test('a viewer sees no write controls, and the server refuses the viewer anyway'
   expect((await towerGet('/v1/models/eta-pad')).cells[0].defaultVersion).toBe('2');
 });
 
+/**
+ * What makes the page scroll sideways: [] when nothing does, else the elements reaching past the window's right edge
+ * that no sideways-scrolling region holds (one that scrolls holds its children, and holds positioned ones only when
+ * it is their containing block), so a failure names the culprit.
+ */
+function overflowing(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    if (document.documentElement.scrollWidth <= window.innerWidth + 1) return [];
+    const scrolls = (e: Element) => ['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowX);
+    const held = (e: Element): boolean => {
+      const positioned = ['absolute', 'fixed'].includes(getComputedStyle(e).position);
+      for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+        if (scrolls(a) && (!positioned || getComputedStyle(a).position !== 'static')) return true;
+      }
+      return false;
+    };
+    const out = [...document.body.querySelectorAll('*')]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !held(e))
+      .map((e) => `${e.tagName.toLowerCase()}${e.className ? `.${e.className}` : ''} ends at ${Math.round(e.getBoundingClientRect().right)}px: "${(e.textContent ?? '').trim().slice(0, 40)}"`);
+    return [`the page is ${document.documentElement.scrollWidth}px wide in a ${window.innerWidth}px window`, ...out.slice(0, 8)];
+  });
+}
+
 test('usable on a narrow screen', async ({ page }) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await signIn(page, ADMIN_TOKEN);
-  for (const hash of ['#/models', '#/models/eta-pad', '#/upload', '#/playground', '#/cells/local', '#/audit']) {
+  // Each page is judged once what it loads has rendered: a page still loading is narrow whatever it will be (the
+  // model page once passed here half-built and failed when a run caught it whole).
+  const pages: [string, (p: Page) => ReturnType<Page['locator']>][] = [
+    ['#/models', (p) => p.getByRole('link', { name: 'eta-pad', exact: true })],
+    ['#/models/eta-pad', (p) => p.getByRole('heading', { name: 'Traffic split' })],
+    ['#/upload', (p) => p.getByTestId('dropzone')],
+    ['#/playground', (p) => p.locator('h1')],
+    ['#/cells/local', (p) => p.getByRole('heading', { name: 'Replicas' })],
+    ['#/audit', (p) => p.getByRole('region', { name: 'Audit entries' }).locator('tbody tr').first()],
+  ];
+  for (const [hash, rendered] of pages) {
     await page.goto(`/console/${hash}`);
-    await expect(page.locator('h1')).toBeVisible();
-    // The page itself never scrolls sideways; wide tables scroll inside their own region. Polled: a hash change
-    // leaves the previous page's h1 on screen until the next page has rendered, so one reading can see a page
-    // half-built (one CI run read a model page's width mid-render).
-    await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), { message: `${hash} overflows`, timeout: 5000 }).toBe(true);
+    await expect(rendered(page)).toBeVisible();
+    // The page itself never scrolls sideways; wide tables scroll inside their own region.
+    await expect.poll(() => overflowing(page), { message: `${hash} overflows`, timeout: 5000 }).toEqual([]);
   }
   await page.goto('/console/#/models/eta-pad');
   await page.screenshot({ path: `${SHOTS}model-narrow.png`, fullPage: true });
