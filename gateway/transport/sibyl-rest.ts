@@ -5,12 +5,12 @@
  * pipeline's one entry: it decodes and encodes, the entry decides.
  */
 import type { Hono } from 'hono';
-import { fromJson, toJsonString, type JsonValue } from '@bufbuild/protobuf';
-import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
+import { fromJson, type JsonValue } from '@bufbuild/protobuf';
+import { PredictRequestSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { SibylError } from '../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../telemetry/endpoint.ts';
-import { toParsedRequest, toPredictResponse } from './sibyl-api.ts';
+import { plainPredictRequest, predictResponseJson, toParsedRequest } from './sibyl-api.ts';
 import { httpArrival, errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
 
 const JSON_TYPE = { 'content-type': 'application/json' };
@@ -47,7 +47,7 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
     const arrival = httpArrival('rest', req, endpoint, path);
     const outcome = await pipeline.predict(arrival, () => parse(req, path, target, version));
     if (outcome.error) return errorResponse(outcome.error, outcome.requestId);
-    return new Response(toJsonString(PredictResponseSchema, toPredictResponse(outcome.output)), {
+    return new Response(predictResponseJson(outcome.output), {
       status: 200,
       headers: { ...JSON_TYPE, [requestIdHeader]: outcome.requestId },
     });
@@ -57,21 +57,30 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
     if (!target || target.verb !== 'predict') throw new SibylError('NOT_FOUND', `no such method: ${path} (use /v1/models/{model}:predict)`);
     const timeoutMs = timeoutHeader(req);
     const json = await readJsonBody(req, limits.maxBodyBytes);
+    // The request as clients send it is read as it is; anything else through protobuf-es, for its precise errors.
+    const plain = plainPredictRequest(json, timeoutMs);
+    if (plain) {
+      matchesPath(plain, target.name, version);
+      return { ...plain, model: target.name, version: version || plain.version };
+    }
     let message;
     try {
       message = fromJson(PredictRequestSchema, json as JsonValue);
     } catch (err) {
       throw new SibylError('INVALID_ARGUMENT', `invalid request: ${(err as Error).message}`);
     }
-    if (message.model && message.model !== target.name) {
-      throw new SibylError('INVALID_ARGUMENT', `model: the body names "${message.model}" but the path names "${target.name}"`);
-    }
-    if (message.version && version && message.version !== version) {
-      throw new SibylError('INVALID_ARGUMENT', `version: the body names "${message.version}" but the path names "${version}"`);
-    }
+    matchesPath(message, target.name, version);
     message.model = target.name;
     if (version) message.version = version;
     return toParsedRequest(message, timeoutMs);
+  }
+}
+
+/** The model and version a body names, if any, must be the path's. */
+function matchesPath(body: { model: string; version: string }, model: string, version: string): void {
+  if (body.model && body.model !== model) throw new SibylError('INVALID_ARGUMENT', `model: the body names "${body.model}" but the path names "${model}"`);
+  if (body.version && version && body.version !== version) {
+    throw new SibylError('INVALID_ARGUMENT', `version: the body names "${body.version}" but the path names "${version}"`);
   }
 }
 
