@@ -1,7 +1,8 @@
 /**
  * CPU per call of the gRPC doors' codec work, outside any server: decoding the request message (protobuf-es
  * `fromBinary`), turning it into the pipeline's ParsedRequest, and building and encoding the answer (`create`,
- * `toBinary`, the copy into a Buffer), for the suite's S4a request (Sibyl gRPC, delivery-eta, 7 request features and
+ * `toBinary`, the copy into a Buffer) or, as Sibyl gRPC does first, reading and writing them directly
+ * (`readPredictRequest`, `predictResponseBinary`), for the suite's S4a request (Sibyl gRPC, delivery-eta, 7 request features and
  * 3 entities) and S4b request (OIP gRPC, tabular-mlp, one FP32 tensor [1, 6]). Rounds alternate; CPU from
  * process.cpuUsage per round; medians printed.
  *
@@ -10,7 +11,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { ModelInferRequestSchema, ModelInferResponseSchema } from '../../proto/gen/inference/open_inference_grpc_pb.js';
-import { toParsedRequest, toPredictResponse } from '../../gateway/transport/sibyl-api.ts';
+import { predictResponseBinary, readPredictRequest, toParsedRequest, toPredictResponse } from '../../gateway/transport/sibyl-api.ts';
 import { buildPool } from '../lib/requests.ts';
 
 const N = Number(process.argv[2] ?? 50_000);
@@ -31,6 +32,12 @@ const cases: Record<string, (i: number) => void> = {
   },
   'S4a decode + toParsedRequest': (i) => {
     sink += toParsedRequest(fromBinary(PredictRequestSchema, s4a[i % s4a.length]!), 1000).model.length;
+  },
+  'S4a read directly (readPredictRequest, the door first tries)': (i) => {
+    sink += readPredictRequest(s4a[i % s4a.length]!, 1000)!.model.length;
+  },
+  'S4a answer written directly (predictResponseBinary, the door)': () => {
+    sink += predictResponseBinary(output).byteLength;
   },
   'S4a answer (toPredictResponse + toBinary + Buffer.from)': () => {
     sink += Buffer.from(toBinary(PredictResponseSchema, toPredictResponse(output))).byteLength;

@@ -86,9 +86,20 @@ export interface PredictMethod {
 }
 
 /**
+ * A door's own reading and writing of its messages for the common case, before protobuf-es: `read` gives the
+ * entry's request, or undefined to have the message decoded by protobuf-es and `parse`; `write` gives the answer's
+ * bytes, whichever way the request was read.
+ */
+export interface WireCodec {
+  read(bytes: Buffer, ctx: UnaryContext): ParsedRequest | undefined;
+  write(out: PredictOutput): Uint8Array;
+}
+
+/**
  * A prediction RPC (`method` of `service`) as a codec over the pipeline's one entry: the entry admits the call,
  * then `parse` decodes the message (so a refused call is never decoded, and one that fails to decode is counted
- * like any request); `encode` builds the answer from the output and the decoded message.
+ * like any request); `encode` builds the answer from the output and the decoded message. With `wire`, its `read`
+ * is tried first and its `write` writes every answer.
  */
 export function predictMethod<M extends DescMethod, O extends MessageShape<M['output']>>(
   service: DescService,
@@ -98,6 +109,7 @@ export function predictMethod<M extends DescMethod, O extends MessageShape<M['ou
   transport: Transport,
   parse: (req: MessageShape<M['input']>, ctx: UnaryContext) => ParsedRequest,
   encode: (out: PredictOutput, req: MessageShape<M['input']>) => O,
+  wire?: WireCodec,
 ): PredictMethod {
   const endpoint = grpcEndpoint(service.typeName, method.name);
   const input: M['input'] = method.input;
@@ -106,11 +118,11 @@ export function predictMethod<M extends DescMethod, O extends MessageShape<M['ou
     let req: MessageShape<M['input']> | undefined;
     const outcome = await pipeline.predict(
       { transport, startMs: ctx.startMs, endpoint, requestId: ctx.requestId, traceparent: ctx.traceparent, tracestate: ctx.tracestate, cancelled: ctx.cancelled },
-      () => parse((req = decode<M['input']>(input, bytes, maxBytes)), ctx),
+      () => (wire && bytes.byteLength <= maxBytes && wire.read(bytes, ctx)) || parse((req = decode<M['input']>(input, bytes, maxBytes)), ctx),
     );
     if (outcome.error) return { error: outcome.error, requestId: outcome.requestId };
     try {
-      return { body: toBinary(output, encode(outcome.output, req!)), requestId: outcome.requestId };
+      return { body: wire ? wire.write(outcome.output) : toBinary(output, encode(outcome.output, req!)), requestId: outcome.requestId };
     } catch (err) {
       return { error: toSibylError(err), requestId: outcome.requestId };
     }
