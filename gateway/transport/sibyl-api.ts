@@ -27,7 +27,7 @@ export function toParsedRequest(req: PredictRequest, timeoutMs: number | undefin
  * undefined, and the door decodes it with protobuf-es (`fromJson`, then `toParsedRequest`), which gives the same
  * request or the precise error. What this accepts, that path decodes to the same request
  * (test/gateway/sibyl-codec.test.ts). The parsed objects are the rows' maps as they are: no copy.
- * Measured in ARCHITECTURE.md ("REST's JSON").
+ * Measured in ARCHITECTURE.md ("Sibyl's messages without protobuf-es on the common path").
  */
 export function plainPredictRequest(json: unknown, timeoutMs: number | undefined): ParsedRequest | undefined {
   if (!isObject(json)) return undefined;
@@ -96,11 +96,11 @@ function plainRow(row: unknown): boolean {
 }
 
 /**
- * The ProtoJSON of the PredictResponse for `out`, byte for byte what protobuf-es writes
- * (`toJsonString(PredictResponseSchema, toPredictResponse(out))`, the fallback:
- * test/gateway/sibyl-codec.test.ts), built as plain JSON: fields at their zero value left out, outputs as JSON values. An
- * output row of plain finite numbers, strings and booleans is written as it is, without a copy; a number that is not
- * finite, which google.protobuf.Value cannot hold, goes to protobuf-es, which refuses it as before.
+ * The ProtoJSON of the PredictResponse for `out`, byte for byte what protobuf-es writes (`toJsonString(
+ * PredictResponseSchema, toPredictResponse(out))`, the fallback: test/gateway/sibyl-codec.test.ts), built as plain
+ * JSON: fields at their zero value left out, outputs as JSON values. An output row of plain finite numbers, strings
+ * and booleans is written as it is, without a copy; a number that is not finite, which google.protobuf.Value cannot
+ * hold, goes to protobuf-es, which refuses it as before.
  */
 export function predictResponseJson(out: PredictOutput): string {
   const results: unknown[] = new Array(out.results.length);
@@ -124,7 +124,10 @@ export function predictResponseJson(out: PredictOutput): string {
 
 const EMPTY = {};
 
-/** The row as ProtoJSON Values: itself when every value is already one, a copy when some are not, undefined for a non-finite number; EMPTY when it has no outputs. */
+/**
+ * The row as ProtoJSON Values: itself when every value already is one, a copy when some are not (lists, nulls),
+ * undefined for a non-finite number; EMPTY when it has no outputs.
+ */
 function plainOutputs(row: OutputRow): object | undefined {
   let any = false;
   for (const k in row) {
@@ -368,7 +371,8 @@ function readScalarValue(b: Buffer, end: number): Scalar | undefined {
 /**
  * PredictResponse's wire form for `out`, byte for byte what protobuf-es writes (`toBinary(PredictResponseSchema,
  * toPredictResponse(out))`, which it uses when an output is not a number, string or boolean:
- * test/gateway/sibyl-codec.test.ts, "the wire form"). Fields in field-number order, zero values left out, map entries key then value.
+ * test/gateway/sibyl-codec.test.ts, "the wire form"). Fields in field-number order, zero values left out, map entries
+ * key then value.
  */
 export function predictResponseBinary(out: PredictOutput): Uint8Array {
   let size = strField(out.requestId) + strField(out.model) + strField(out.version) + strField(out.arm);
