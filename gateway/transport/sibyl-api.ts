@@ -38,31 +38,18 @@ export function plainPredictRequest(json: unknown, timeoutMs: number | undefined
   let rows: InputRow[] = [];
   for (const key in json) {
     const v = json[key];
-    switch (key) {
-      case 'rows':
-        if (!Array.isArray(v)) return undefined;
-        for (let i = 0; i < v.length; i++) if (!plainRow(v[i])) return undefined;
-        rows = v as InputRow[];
-        break;
-      case 'model':
-        if (typeof v !== 'string') return undefined;
-        model = v;
-        break;
-      case 'version':
-        if (typeof v !== 'string') return undefined;
-        version = v;
-        break;
-      case 'requestId':
-        if (typeof v !== 'string') return undefined;
-        requestId = v;
-        break;
-      case 'routingKey':
-        if (typeof v !== 'string') return undefined;
-        routingKey = v;
-        break;
-      default:
-        return undefined;
+    if (key === 'rows') {
+      if (!Array.isArray(v)) return undefined;
+      for (let i = 0; i < v.length; i++) if (!plainRow(v[i])) return undefined;
+      rows = v as InputRow[];
+      continue;
     }
+    if (typeof v !== 'string') return undefined;
+    if (key === 'model') model = v;
+    else if (key === 'version') version = v;
+    else if (key === 'requestId') requestId = v;
+    else if (key === 'routingKey') routingKey = v;
+    else return undefined;
   }
   const all = rows;
   return { model, version, routingKey, requestId, timeoutMs, rows: () => all };

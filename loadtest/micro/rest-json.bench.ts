@@ -13,6 +13,7 @@ import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sib
 import { plainPredictRequest, predictResponseJson, toParsedRequest, toPredictResponse } from '../../gateway/transport/sibyl-api.ts';
 import { parseJson } from '../../gateway/transport/rest-common.ts';
 import { buildPool } from '../lib/requests.ts';
+import { runCases } from './cpu-cases.ts';
 
 const N = Number(process.argv[2] ?? 50_000);
 const ROUNDS = Number(process.argv[3] ?? 7);
@@ -46,15 +47,5 @@ const cases: Record<string, (i: number) => void> = {
   },
 };
 
-const samples = new Map<string, number[]>();
-for (let r = 0; r < ROUNDS; r++) {
-  for (const [name, fn] of Object.entries(cases)) {
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < N; i++) fn(i);
-    const c = process.cpuUsage(c0);
-    samples.set(name, [...(samples.get(name) ?? []), (c.user + c.system) / N]);
-  }
-}
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-for (const [name, xs] of samples) console.log(`${median(xs).toFixed(2).padStart(7)} µs  (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})  ${name}`);
+runCases(cases, N, ROUNDS);
 if (sink === 42) console.log('');
