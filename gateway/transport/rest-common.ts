@@ -108,6 +108,11 @@ export async function readJsonBody(http: HttpIn, limit: number): Promise<unknown
   return parseJson(await http.body(limit));
 }
 
+/** A JSON object (not null, not an array), as the REST doors take bodies and their parts. */
+export function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 export function parseJson(bytes: Uint8Array): unknown {
   if (bytes.byteLength === 0) throw new SibylError('INVALID_ARGUMENT', 'request body is empty: a JSON object is required');
   let text: string;

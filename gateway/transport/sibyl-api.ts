@@ -6,6 +6,7 @@ import type { OutputRow, Scalar } from '../../runtimes/contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { PredictResponseSchema, type PredictRequest, type PredictResponse, type PredictionResult } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import type { InputRow, ParsedRequest, PredictOutput } from '../pipeline/pipeline.ts';
+import { isJsonObject } from './rest-common.ts';
 
 /** A decoded PredictRequest for the pipeline's entry; `timeoutMs` is the client's own deadline when it sent one. */
 export function toParsedRequest(req: PredictRequest, timeoutMs: number | undefined): ParsedRequest {
@@ -30,7 +31,7 @@ export function toParsedRequest(req: PredictRequest, timeoutMs: number | undefin
  * Measured in ARCHITECTURE.md ("Sibyl's messages without protobuf-es on the common path").
  */
 export function plainPredictRequest(json: unknown, timeoutMs: number | undefined): ParsedRequest | undefined {
-  if (!isObject(json)) return undefined;
+  if (!isJsonObject(json)) return undefined;
   let model = '';
   let version = '';
   let requestId = '';
@@ -55,15 +56,11 @@ export function plainPredictRequest(json: unknown, timeoutMs: number | undefined
   return { model, version, routingKey, requestId, timeoutMs, rows: () => all };
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function plainRow(row: unknown): boolean {
-  if (!isObject(row)) return false;
+  if (!isJsonObject(row)) return false;
   for (const key in row) {
     const map = row[key];
-    if (!isObject(map) || Object.hasOwn(map, '__proto__')) return false;
+    if (!isJsonObject(map) || Object.hasOwn(map, '__proto__')) return false;
     if (key === 'entities') {
       for (const k in map) if (typeof map[k] !== 'string') return false;
     } else if (key === 'features') {

@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../../telemetry/endpoint.ts';
-import { httpArrival, httpIn, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
+import { httpArrival, httpIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
@@ -77,7 +77,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
         binary = body.subarray(n);
       }
       const json = parseJson(jsonPart);
-      if (!isObject(json)) throw new SibylError('INVALID_ARGUMENT', 'request body must be a JSON object');
+      if (!isJsonObject(json)) throw new SibylError('INVALID_ARGUMENT', 'request body must be a JSON object');
       const parsed = InferRequest.safeParse(json);
       if (!parsed.success) throw new SibylError('INVALID_ARGUMENT', problemsOf(parsed.error.issues));
       const { id, inputs, outputs, parameters: params } = parsed.data;
@@ -165,10 +165,6 @@ function problemsOf(issues: readonly z.core.$ZodIssue[]): string {
       return `${path || 'request body'}: ${i.message}`;
     })
     .join('; ');
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 export function oipError(err: unknown, requestId?: string): Response {
