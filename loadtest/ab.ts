@@ -12,7 +12,8 @@
  * `--a-env` and `--env` set variables for A's and B's gateway (`--a . --b . --a-env SIBYL_PREDICTION_LOG=off`
  * compares one checkout with its log off and on); `--scenarios` keeps the scenarios whose key is listed.
  *
- * Needs Redis and the Kafka broker of scripts/services (started here) and the seeded feature population.
+ * Needs Redis and the Kafka broker of scripts/services (started here, and placed as the suite places them:
+ * lib/bench-services.ts) and the seeded feature population.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -21,6 +22,7 @@ import type { RunResult, RunSpec } from './generate.ts';
 import { bucketQuantileMs, scrapeBuckets } from './lib/metrics.ts';
 import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { seedRedis } from './lib/seed.ts';
+import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
 import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs } from './lib/bench-gateway.ts';
 import { median } from './lib/histogram.ts';
 
@@ -135,9 +137,10 @@ function count(buckets: ReadonlyMap<number, number>): number {
 }
 
 
+let placed: BenchServices | undefined;
 try {
-  await run('bash', ['scripts/services/redis.sh', 'start']);
-  await run('bash', ['scripts/services/kafka.sh', 'start']);
+  placed = await startBenchServices({ kafka: true });
+  for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));
   for (const arm of arms) {
     await startArm(arm);
@@ -178,4 +181,5 @@ try {
   console.log(md);
 } finally {
   for (const arm of arms) await arm.child?.stop();
+  placed?.restore();
 }

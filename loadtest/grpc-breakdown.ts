@@ -13,7 +13,7 @@
  *
  * Scenarios: S4a Sibyl gRPC delivery-eta with 13 Redis features, S4b OIP gRPC tabular-mlp, P OIP gRPC delivery-eta
  * with 20 features inline (the request MLServer gets; with --mlserver, MLServer from .venv-mlserver serves it too, see
- * loadtest/peer/). Needs Redis and Kafka of scripts/services (started here).
+ * loadtest/peer/). Needs Redis and Kafka of scripts/services (started here, and placed as the suite places them: lib/bench-services.ts).
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -25,6 +25,7 @@ import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/pro
 import { breakdown } from './lib/profile-breakdown.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
 import { median } from './lib/histogram.ts';
 
 const { values: flags } = parseArgs({
@@ -166,9 +167,10 @@ const results = new Map<string, { echo: Sample[]; gateway: Sample[]; mlserver: S
 let echo: Server | undefined;
 let mlserver: Server | undefined;
 let gateway: (Server & { http: number }) | undefined;
+let placed: BenchServices | undefined;
 try {
-  await run('bash', ['scripts/services/redis.sh', 'start']);
-  if (flags.log !== 'off') await run('bash', ['scripts/services/kafka.sh', 'start']);
+  placed = await startBenchServices({ kafka: flags.log !== 'off' });
+  for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));
   echo = await startEcho();
   gateway = await startGateway();
@@ -194,6 +196,7 @@ try {
   await gateway?.child.stop();
   await echo?.child.stop();
   await mlserver?.child.stop();
+  placed?.restore();
 }
 
 const lines = [

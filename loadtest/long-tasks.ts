@@ -5,18 +5,23 @@
  *
  *   node loadtest/long-tasks.ts [--a DIR] [--rate N | --fraction 0.5] [--seconds 10] [--rounds 1]
  *       [--threshold 0.2] [--interval 100] [--log on|off] [--protocol sibyl-rest] [--mix eta-store]
- *       [--node-flags=--single-threaded-gc]
+ *       [--node-flags=--single-threaded-gc] [--no-profile] [--heap] [--sampler realtime|normal]
  *
  * Default scenario: S1 of the suite (Sibyl REST, delivery-eta with 13 features from Redis, Kafka log on) at half of
  * its max rate, measured first with a closed loop (48 concurrent, 5 s) on the first arm. Each gateway runs with
  * `--inspect` on the server core (1), the generator on core 0 (vegeta when installed). Per arm and round: 2 s of
  * unprofiled warm-up at the rate, then the profiler on (`--interval` µs) for `--seconds` at the rate. Printed per
  * run: the client's and the gateway's own p99 (its histogram), GC pauses (its v8js_gc_duration_seconds), and the
- * long-task report. `--a DIR` adds a second checkout (e.g. .data/ab/<sha> from loadtest/ab.sh) as arm A, run before
- * this tree (B) in each round, the order swapped every round. Profiles and the report go to
- * loadtest/results/tmp/long-tasks-<time>/.
+ * long-task report, with how many samples came late. V8's sampling thread runs in the real-time class (`--sampler
+ * normal` leaves it): in the normal class on the gateway's busy core it waited its turn, and 705 gaps of more than
+ * 1 ms, 1.9 s of 11.2 s profiled, were charged to whatever ran next (S1 at 4,500/s), which made a 0.11 ms copy look
+ * like a 15 ms task; real-time, 45 gaps, 0.11 s. The sampler's work then lands on the gateway's core, so a profiled
+ * run's latencies are higher than an unprofiled one's (`--no-profile`).
+ * `--a DIR` adds a second checkout (e.g. .data/ab/<sha> from loadtest/ab.sh) as arm A, run before this tree (B) in
+ * each round, the order swapped every round. Profiles and the report go to loadtest/results/tmp/long-tasks-<time>/.
  *
- * Needs Redis and the Kafka broker of scripts/services (started here) and the seeded feature population.
+ * Needs Redis and the Kafka broker of scripts/services (started here, and placed as the suite places them:
+ * lib/bench-services.ts) and the seeded feature population.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -24,9 +29,10 @@ import { parseArgs } from 'node:util';
 import type { RunSpec } from './generate.ts';
 import { longTaskReport, renderLongTasks, type CpuProfile } from './lib/long-tasks.ts';
 import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
-import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { realtimeThreads, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
 import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, generateOnLoadCore } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
@@ -46,6 +52,8 @@ const { values: flags } = parseArgs({
     heap: { type: 'boolean', default: false },
     /** Without the CPU profiler (its sampling costs the gateway time): only the p99s and GC pauses, e.g. for an A/B. */
     'no-profile': { type: 'boolean', default: false },
+    /** `realtime` (default): V8's sampling thread in the real-time class, so that samples come on time; `normal`. */
+    sampler: { type: 'string', default: 'realtime' },
     /** Node/V8 flags for arm A only (e.g. to compare a flag on the same checkout: --a . --a-node-flags=...). */
     'a-node-flags': { type: 'string' },
     mix: { type: 'string', default: 'eta-store' },
@@ -179,6 +187,9 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   }
   const profiling = !flags['no-profile'];
   if (profiling) await session.send('Profiler.start');
+  // V8 samples from a thread of its own, started with the profiler. Left in the normal class on the gateway's busy
+  // core, it waits for its turn, often milliseconds, and each late sample is charged with the whole gap (lib/long-tasks.ts).
+  const sampler = profiling && flags.sampler === 'realtime' && arm.child ? (realtimeThreads(arm.child.pid, 'v8:ProfEvntProc') > 0 ? 'real-time' : 'normal (could not be raised)') : profiling ? 'normal' : 'off';
   const result = await generateOnLoadCore(open(SECONDS, 0));
   const profile = profiling ? ((await session.send('Profiler.stop')) as unknown as { profile: CpuProfile }).profile : undefined;
   const heap = flags.heap ? ((await session.send('HeapProfiler.stopSampling')) as unknown as { profile: HeapProfile }).profile : undefined;
@@ -193,6 +204,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
     `${arm.name} (${arm.dir}), round ${round + 1}: ${PROTOCOL} ${MIX}, log ${flags.log}, ${rate}/s for ${SECONDS} s: ${s.throughput} ok/s, codes ${JSON.stringify(s.codes)}`,
     `client p50 / p99 / p99.9 ${s.latency.p50} / ${s.latency.p99} / ${s.latency.p999} ms; the gateway's own p50 / p99 / p99.9 ${q(0.5)} / ${q(0.99)} / ${q(0.999)} ms`,
     `GC: ${gcSummary(gc0, gc1)}`,
+    `V8's sampling thread: ${sampler}${sampler === 'real-time' ? ' (its work lands on the gateway\'s core: compare latencies with --no-profile)' : ''}`,
     `profile: ${file}`,
     '',
   ];
@@ -201,9 +213,10 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   return `${head.join('\n')}\n${tasks}${survivors}`;
 }
 
+let placed: BenchServices | undefined;
 try {
-  await run('bash', ['scripts/services/redis.sh', 'start']);
-  await run('bash', ['scripts/services/kafka.sh', 'start']);
+  placed = await startBenchServices({ kafka: flags.log !== 'off' });
+  for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));
   for (const arm of arms) await startArm(arm);
   let rate = flags.rate ? Number(flags.rate) : NaN;
@@ -225,4 +238,5 @@ try {
   log(`report: ${join(outDir, 'long-tasks.md')}`);
 } finally {
   for (const arm of arms) await arm.child?.stop();
+  placed?.restore();
 }

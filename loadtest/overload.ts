@@ -23,6 +23,7 @@ import { preflight } from './lib/preflight.ts';
 import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
 import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
@@ -90,9 +91,10 @@ async function startGateway(dir: string, name: string, extraEnv: Record<string, 
 const results: { dir: string; commit: string; round: number; result: OverloadResult }[] = [];
 const failures: string[] = [];
 let current: Child | undefined;
+let placed: BenchServices | undefined;
 try {
-  await run('bash', ['scripts/services/redis.sh', 'start']);
-  if (flags.log !== 'off') await run('bash', ['scripts/services/kafka.sh', 'start']);
+  placed = await startBenchServices({ kafka: flags.log !== 'off' });
+  for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [arm, { dir, env, label }] of (round % 2 === 1 ? ARMS.entries() : [...ARMS.entries()].reverse())) {
@@ -133,6 +135,7 @@ try {
   process.exitCode = 1;
 } finally {
   await current?.stop();
+  placed?.restore();
   const md = [`# Overload ramp, ${stamp}${QUICK ? ' (quick)' : ''}`, '', ...failures.map((f) => `- not measured: ${f}`), ''];
   for (const r of results) {
     md.push(`# ${r.dir} (${r.commit}), round ${r.round}`, '', ...renderOverload(r.result), '| target | measured | met |', '| --- | --- | --- |');

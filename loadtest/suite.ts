@@ -16,7 +16,8 @@ import type { RunResult, RunSpec } from './generate.ts';
 import type { StepResult } from './lib/loops.ts';
 import { describeMachine } from './lib/machine.ts';
 import { preflight } from './lib/preflight.ts';
-import { processTreeCpuMs, run, setAffinity, setPriority, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { processTreeCpuMs, run, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { startBenchServices } from './lib/bench-services.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { bucketQuantileMs, delta, scrape, scrapeBuckets } from './lib/metrics.ts';
@@ -152,24 +153,10 @@ async function ortLoop(model: string, version: string): Promise<void> {
 }
 
 async function services(): Promise<void> {
-  await run('bash', ['scripts/services/redis.sh', 'start']);
-  await run('bash', ['scripts/services/kafka.sh', 'start']);
-  redisPid = Number((await run('bash', ['-c', 'cat .data/services/redis/redis.pid']).catch(() => '')).trim()) || undefined;
-  const kafkaPid = Number(/pid=(\d+)/.exec(await run('bash', ['scripts/services/kafka.sh', 'status']).catch(() => ''))?.[1]);
-  for (const [name, pid] of [['redis', redisPid ?? 0], ['kafka', kafkaPid]] as const) {
-    if (!pid) {
-      report.notes.push(`${name}: pid unknown, not pinned`);
-      continue;
-    }
-    const before = setAffinity(pid, LOAD_CORE);
-    if (before) restoreAffinity.push(() => void setAffinity(pid, before));
-    // In a deployment Redis and the Kafka broker have hosts of their own; here they share core 0 with the load
-    // generator. Redis runs ahead of the generator (real-time class) so that a busy generator does not make it answer
-    // late; the broker, whose work is off the request path, yields to both (nice 19).
-    const restore = setPriority(pid, name === 'redis' ? 'realtime' : 'background');
-    if (restore) restoreAffinity.push(restore);
-    else report.notes.push(`${name}: scheduling priority could not be set (chrt/renice missing or not allowed)`);
-  }
+  const placed = await startBenchServices({ kafka: true });
+  redisPid = placed.redisPid;
+  restoreAffinity.push(() => placed.restore());
+  report.notes.push(...placed.notes);
   report.notes.push(`feature store seeded (${await seedRedis(REDIS_URL, PREFIX)}) under prefix "${PREFIX}" in ${REDIS_URL}`);
 }
 

@@ -15,8 +15,8 @@
  * tree's gateway (B), `--a-env` for A's (e.g. `--a . --a-env SIBYL_PREDICTION_LOG=off` compares logging on and off
  * on the same checkout). Prints a table per rate: each thread's µs per request, medians over rounds.
  *
- * Needs Redis and the Kafka broker of scripts/services (started by loadtest/run.sh, or by the suite) and the seeded
- * feature population (seeded here).
+ * Starts Redis and the Kafka broker of scripts/services and places them as the suite does (lib/bench-services.ts), and
+ * seeds the feature population.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -25,6 +25,7 @@ import type { RunSpec } from './generate.ts';
 import { startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
+import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
 import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs, generateOnLoadCore } from './lib/bench-gateway.ts';
 import { median } from './lib/histogram.ts';
 
@@ -117,6 +118,16 @@ async function measure(arm: Arm, round: number, rate: number): Promise<Map<strin
 
 
 async function main(): Promise<void> {
+  const placed = await startBenchServices({ kafka: true });
+  try {
+    await measureAll(placed);
+  } finally {
+    placed.restore();
+  }
+}
+
+async function measureAll(placed: BenchServices): Promise<void> {
+  for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));
   const results = new Map<string, Map<string, number>[]>();
   for (let round = 1; round <= ROUNDS; round++) {

@@ -125,6 +125,31 @@ export function setPriority(pid: number, kind: 'realtime' | 'background'): (() =
   return () => void threads.forEach((t) => spawnSync('renice', ['-n', '0', '-p', t], { stdio: 'ignore' }));
 }
 
+/**
+ * Puts the threads of `pid` whose name (/proc's `comm`) is `name` in the real-time class (SCHED_FIFO 10), as
+ * `setPriority` does for a whole process; returns how many it moved (0: none by that name, or chrt missing or not
+ * allowed).
+ */
+export function realtimeThreads(pid: number, name: string): number {
+  let moved = 0;
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  for (const tid of tids) {
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (comm === name && spawnSync('chrt', ['-f', '-p', '10', tid], { stdio: 'ignore' }).status === 0) moved++;
+  }
+  return moved;
+}
+
 /** CPU time (user + system, all threads) a live process has used so far, ms; undefined when it cannot be read. */
 export function processCpuMs(pid: number): number | undefined {
   try {

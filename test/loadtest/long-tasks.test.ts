@@ -54,6 +54,7 @@ describe('long tasks from a CPU profile', () => {
       ['(garbage collector)', 1, 0.5, 0.5],
     ]);
     expect(r.busy).toBeCloseTo(1.1 / 1.8, 3);
+    expect(r.lateSamples).toEqual({ count: 0, totalMs: 0 });
     // The short request run is outside every long task: its stringify does not count.
     expect(Object.fromEntries(r.selfInLong)).toEqual({
       '@platformatic/kafka:encodeRecordBatch': 0.5,
@@ -64,6 +65,15 @@ describe('long tasks from a CPU profile', () => {
     const md = renderLongTasks(r, 'synthetic');
     expect(md).toContain('| gateway/log/kafka-sink.ts:#send |');
     expect(md).toContain('| 0.5-1 | 2 | 1 |');
+  });
+
+  it('counts the samples taken late, whose gap is charged to the next frame', () => {
+    const p = syntheticProfile();
+    // The sampler missed 3 ms before the 9th sample and 1.5 ms before the 14th; a gap of exactly 1 ms is on time.
+    const timeDeltas = p.timeDeltas.map((d, i) => (i === 8 ? 3000 : i === 13 ? 1500 : i === 4 ? 1000 : d));
+    const r = longTaskReport({ ...p, timeDeltas, endTime: p.endTime + 2900 + 1400 + 900 }, 0.2);
+    expect(r.lateSamples).toEqual({ count: 2, totalMs: 4.5 });
+    expect(renderLongTasks(r, 'late')).toContain('Late samples (more than 1 ms after the one before): 2, 4.5 ms in all');
   });
 
   it('a threshold above every run leaves no owners', () => {
