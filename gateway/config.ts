@@ -6,6 +6,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { CELL, nameSchema } from '../core/names.ts';
 import { cpuQuotaCores } from './pipeline/cpu-quota.ts';
+import { KAFKA_COMPRESSIONS, type KafkaCompression } from './log/kafka-sink-options.ts';
 import { SAMPLER_NAMES, type SamplerConfig, type SamplerName } from './telemetry/sampler.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -72,6 +73,7 @@ const Env = z.object({
   SIBYL_FEATURE_TIMEOUT_MS: positiveMs.default(5),
   KAFKA_BROKERS: optionalString,
   SIBYL_KAFKA_TOPIC: z.string().min(1).default('sibyl.predictions'),
+  SIBYL_KAFKA_COMPRESSION: z.enum(KAFKA_COMPRESSIONS).default('none'),
   SIBYL_PREDICTION_LOG: flag.default(true),
   SIBYL_DATA_DIR: z.string().default('.data'),
   SIBYL_REQUEST_TIMEOUT_MS: positiveMs.default(1000),
@@ -135,7 +137,7 @@ export interface Config {
     | { readonly kind: 'redis'; readonly url: string; readonly prefix: string; readonly timeoutMs: number }
     | { readonly kind: 'memory'; readonly seedFile: string; readonly prefix: string; readonly timeoutMs: number };
   readonly predictionLog:
-    | { readonly kind: 'kafka'; readonly brokers: readonly string[]; readonly topic: string; readonly walDir: string }
+    | { readonly kind: 'kafka'; readonly brokers: readonly string[]; readonly topic: string; readonly compression: KafkaCompression; readonly walDir: string }
     | { readonly kind: 'file'; readonly dir: string }
     | { readonly kind: 'off' };
   /** Default deadline of a request, milliseconds (a client may ask for less). */
@@ -246,6 +248,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ho
           kind: 'kafka',
           brokers: e.KAFKA_BROKERS.split(',').map((b) => b.trim()).filter(Boolean),
           topic: e.SIBYL_KAFKA_TOPIC,
+          compression: e.SIBYL_KAFKA_COMPRESSION,
           walDir: own(`${dataDir}/wal/${e.SIBYL_CELL}`),
         } as const)
       : ({ kind: 'file', dir: `${dataDir}/predictions/${e.SIBYL_CELL}` } as const);

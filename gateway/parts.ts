@@ -56,7 +56,7 @@ export async function createSink(config: Config, logger: Logger): Promise<Predic
         for (const a of adoptOrphanLogs(log.walDir, [log.walDir])) logger.warn(a, 'write-ahead log of a former worker taken over; its unacknowledged records will be sent');
       }
       const { createKafkaSink } = await import('./log/kafka-sink.ts');
-      return createKafkaSink({ brokers: [...log.brokers], topic: log.topic, cell: config.cell, walDir: log.walDir, logger: sinkLogger(logger) });
+      return createKafkaSink({ brokers: [...log.brokers], topic: log.topic, compression: log.compression, cell: config.cell, walDir: log.walDir, logger: sinkLogger(logger) });
     case 'file':
       logger.info({ dir: log.dir }, 'prediction log: local files');
       const { createFileSink } = await import('./log/file-sink.ts');

@@ -5,7 +5,7 @@
  *
  *   node loadtest/long-tasks.ts [--a DIR] [--rate N | --fraction 0.5] [--seconds 10] [--rounds 1]
  *       [--threshold 0.2] [--interval 100] [--log on|off] [--protocol sibyl-rest] [--mix eta-store]
- *       [--node-flags=--single-threaded-gc] [--no-profile] [--heap] [--sampler realtime|normal]
+ *       [--node-flags=--single-threaded-gc] [--no-profile] [--heap] [--sampler realtime|normal] [--settle S]
  *
  * Default scenario: S1 of the suite (Sibyl REST, delivery-eta with 13 features from Redis, Kafka log on) at half of
  * its max rate, measured first with a closed loop (48 concurrent, 5 s) on the first arm. Each gateway runs with
@@ -17,6 +17,7 @@
  * 1 ms, 1.9 s of 11.2 s profiled, were charged to whatever ran next (S1 at 4,500/s), which made a 0.11 ms copy look
  * like a 15 ms task; real-time, 45 gaps, 0.11 s. The sampler's work then lands on the gateway's core, so a profiled
  * run's latencies are higher than an unprofiled one's (`--no-profile`).
+ * `--settle S` waits S seconds without load after the gateways start (to tell start-up work from warm-up by traffic).
  * `--a DIR` adds a second checkout (e.g. .data/ab/<sha> from loadtest/ab.sh) as arm A, run before this tree (B) in
  * each round, the order swapped every round. Profiles and the report go to loadtest/results/tmp/long-tasks-<time>/.
  *
@@ -54,6 +55,8 @@ const { values: flags } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     /** `realtime` (default): V8's sampling thread in the real-time class, so that samples come on time; `normal`. */
     sampler: { type: 'string', default: 'realtime' },
+    /** Seconds to wait, without load, between starting the gateways and the first run. */
+    settle: { type: 'string', default: '0' },
     /** Node/V8 flags for arm A only (e.g. to compare a flag on the same checkout: --a . --a-node-flags=...). */
     'a-node-flags': { type: 'string' },
     mix: { type: 'string', default: 'eta-store' },
@@ -219,6 +222,7 @@ try {
   for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));
   for (const arm of arms) await startArm(arm);
+  if (Number(flags.settle) > 0) await new Promise((r) => setTimeout(r, Number(flags.settle) * 1000));
   let rate = flags.rate ? Number(flags.rate) : NaN;
   if (!Number.isFinite(rate)) {
     const first = arms[0]!;

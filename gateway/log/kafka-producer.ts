@@ -17,9 +17,9 @@ import { Admin, Producer, ProduceAcks, findErrorBy } from '@platformatic/kafka';
 import type { MessageToProduce } from '@platformatic/kafka';
 import { javaCompatiblePartitioner } from './murmur2-partitioner.ts';
 import { messagesOfLines } from './wal-line.ts';
+import type { KafkaCompression } from './kafka-sink-options.ts';
 
-/** Batch compression on the wire. 'gzip' runs in libuv's thread pool, off the event loop. */
-export type KafkaCompression = 'none' | 'gzip';
+export type { KafkaCompression } from './kafka-sink-options.ts';
 
 /** One message as sent: strings are sent as UTF-8, buffers as they are. Do not mutate `headers`: it is shared. */
 export interface KafkaMessage {

@@ -1,5 +1,13 @@
 /** Options of the Kafka prediction sink (kafka-sink.ts), with their defaults. */
-import type { KafkaCompression } from './kafka-producer.ts';
+
+/**
+ * Batch compression on the wire and on the broker's disk, the codecs Kafka itself defines (every broker since 2.1
+ * takes all of them): gzip and zstd through node:zlib, snappy and lz4 through @platformatic/kafka's WebAssembly
+ * codecs (kafka-producer.ts). All run on the producer's thread (gateway/log/README.md, "The Kafka client and
+ * compression": their cost).
+ */
+export const KAFKA_COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+export type KafkaCompression = (typeof KAFKA_COMPRESSIONS)[number];
 
 /** Where the sink reports outages, recoveries and losses (console by default; the gateway passes its logger). */
 export interface SinkLogger {
@@ -62,8 +70,9 @@ export interface KafkaSinkOptions {
    */
   replayRecordsPerSecond?: number;
   /**
-   * Batch compression: 'none' (default) or 'gzip'. gzip costs 7-11 µs more CPU per ~1 KB record (more than the
-   * rest of the sink) and sends about 8 times fewer bytes (gateway/log/README.md has the measurement).
+   * Batch compression: 'none' (default), 'gzip', 'snappy', 'lz4' or 'zstd' (`SIBYL_KAFKA_COMPRESSION`). zstd sends
+   * and stores ~6 times fewer bytes of S1's records for ~1-1.5 µs more CPU per record; gzip the same bytes for ~10
+   * µs more (gateway/log/README.md has the measurement). Consumers need a client that reads the codec.
    */
   compression?: KafkaCompression;
   /**

@@ -2,16 +2,19 @@
  * What a Kafka client spends CPU on per message, against the real broker: kafkajs (the former client) and
  * @platformatic/kafka (the sink's), the same 500-message batches (4 sends in flight, acks=all) of ~1 KB JSON
  * values (distinct per message: UUIDs and varying numbers, so gzip sees realistic data), with 7 headers
- * (CloudEvents binary mode) or 1 header (structured mode), gzip or no compression. Prints process CPU µs per
- * record (all threads: gzip runs in libuv's pool) and records/s, per round, interleaved. The numbers behind the
- * prediction log's client, compression and structured mode (gateway/log/README.md).
+ * (CloudEvents binary mode) or 1 header (structured mode), gzip or no compression; then @platformatic/kafka alone,
+ * 1 header, with each codec the sink offers (SIBYL_KAFKA_COMPRESSION). Prints process CPU µs per record (all
+ * threads) and records/s, per round, interleaved, and how much smaller each codec makes a 500-record batch. The
+ * numbers behind the prediction log's client, compression and structured mode (gateway/log/README.md).
  *
  * Run: node loadtest/micro/kafka-encode.bench.ts [records=40000] [rounds=2]
  */
 import { randomUUID } from 'node:crypto';
+import zlib from 'node:zlib';
 import { Producer, ProduceAcks } from '@platformatic/kafka';
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { javaCompatiblePartitioner } from '../../gateway/log/murmur2-partitioner.ts';
+import { KAFKA_COMPRESSIONS, type KafkaCompression } from '../../gateway/log/kafka-sink-options.ts';
 
 const N = Number(process.argv[2] ?? 40_000);
 const ROUNDS = Number(process.argv[3] ?? 2);
@@ -37,16 +40,16 @@ const values = Array.from({ length: N }, (_, i) =>
 
 type Client = 'kafkajs' | 'platformatic';
 
-function sender(client: Client, gzip: boolean, headerCount: number): (lo: number, hi: number) => Promise<unknown> {
+function sender(client: Client, codec: KafkaCompression, headerCount: number): (lo: number, hi: number) => Promise<unknown> {
   const headers: Record<string, string> = {};
   for (let i = 0; i < headerCount; i++) headers[`ce_h${i}`] = `some-value-${i}`;
   if (client === 'kafkajs') {
     const messages = values.map((value, i) => ({ key: `req-${i}`, value, headers }));
-    const compression = gzip ? CompressionTypes.GZIP : CompressionTypes.None;
+    const compression = codec === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     return (lo, hi) => kafkajs.send({ topic, acks: -1, compression, messages: messages.slice(lo, hi) });
   }
   const headerMap = new Map(Object.entries(headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)]));
-  const compression = gzip ? 'gzip' : 'none';
+  const compression = codec;
   return (lo, hi) => {
     const messages = [];
     for (let i = lo; i < hi; i++) {
@@ -56,8 +59,8 @@ function sender(client: Client, gzip: boolean, headerCount: number): (lo: number
   };
 }
 
-async function run(client: Client, gzip: boolean, headerCount: number): Promise<void> {
-  const send = sender(client, gzip, headerCount);
+async function run(client: Client, codec: KafkaCompression, headerCount: number): Promise<void> {
+  const send = sender(client, codec, headerCount);
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
   const sends: Promise<unknown>[] = [];
@@ -69,17 +72,25 @@ async function run(client: Client, gzip: boolean, headerCount: number): Promise<
   const cpu = process.cpuUsage(cpu0);
   const perRecord = (cpu.user + cpu.system) / N;
   const rate = Math.round(N / ((performance.now() - wall0) / 1000));
-  const label = `${client}, ${gzip ? 'gzip' : 'none'}, ${headerCount} header${headerCount > 1 ? 's' : ''}`;
+  const label = `${client}, ${codec}, ${headerCount} header${headerCount > 1 ? 's' : ''}`;
   console.log(`${label.padEnd(32)} ${perRecord.toFixed(2).padStart(7)} cpu µs/record ${String(rate).padStart(8)} records/s`);
 }
 
-await run('kafkajs', false, 1); // warm-up, creates the topic
-await run('platformatic', false, 1); // warm-up
+await run('kafkajs', 'none', 1); // warm-up, creates the topic
+await run('platformatic', 'none', 1); // warm-up
 for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}`);
   for (const client of ['kafkajs', 'platformatic'] as const) {
-    for (const gzip of [true, false]) for (const headers of [7, 1]) await run(client, gzip, headers);
+    for (const codec of ['gzip', 'none'] as const) for (const headers of [7, 1]) await run(client, codec, headers);
   }
+  for (const codec of KAFKA_COMPRESSIONS.filter((c) => c !== 'none' && c !== 'gzip')) await run('platformatic', codec, 1);
+}
+// The codecs' ratio on one batch of 500 values (gzip and zstd through node:zlib; the client's own snappy and lz4 are
+// WebAssembly builds with no size API here, and land between them: measured on the broker by
+// test/e2e/kafka-compression.test.ts).
+const batch = Buffer.from(values.slice(0, 500).join(''));
+for (const [codec, compress] of [['gzip', zlib.gzipSync], ['zstd', zlib.zstdCompressSync]] as const) {
+  console.log(`${codec}: a 500-value batch ${(batch.length / compress(batch).length).toFixed(1)}x smaller`);
 }
 await kafkajs.disconnect();
 await platformatic.close();

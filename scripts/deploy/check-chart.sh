@@ -53,6 +53,7 @@ refuse 'no Redis address for an external Redis' "redis.external.url" deploy/helm
 refuse 'no tower URL' "tower.url is required" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set tower.url=
 refuse 'no workers' "/gateway/workers" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set gateway.workers=0
 refuse 'workers neither a count nor auto' "/gateway/workers" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set gateway.workers=many
+refuse 'a Kafka codec Kafka does not have' "/kafka/compression" deploy/helm/sibyl-cell $ex/dev-cell-a.yaml --set kafka.compression=brotli
 refuse 'two tower replicas on PGlite' "replicas > 1 needs PostgreSQL" deploy/helm/sibyl-tower $ex/dev-tower.yaml --set replicas=2
 refuse 'a tower without an admin token' "adminTokenSecret.name is required" deploy/helm/sibyl-tower $ex/dev-tower.yaml --set adminTokenSecret.name=
 
@@ -68,6 +69,10 @@ workers 'resource: requests.cpu'
 workers 'resource: limits.cpu' --set gateway.resources.limits.cpu=2
 workers 'value: "1"' --set gateway.resources.requests.cpu=null
 workers 'value: "3"' --set gateway.workers=3
+
+# The prediction log's codec reaches the gateway as SIBYL_KAFKA_COMPRESSION.
+out="$(helm template x deploy/helm/sibyl-cell -f $ex/dev-cell-a.yaml --set kafka.compression=zstd | grep -A1 'name: SIBYL_KAFKA_COMPRESSION')"
+if grep -qF 'value: "zstd"' <<<"$out"; then ok "kafka.compression=zstd → SIBYL_KAFKA_COMPRESSION zstd"; else echo "$out" >&2; bad "kafka.compression: SIBYL_KAFKA_COMPRESSION not zstd"; fi
 
 # The validator itself refuses unknown fields and wrong types.
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {selector: {a: b}, ports: [{port: 80, bogus: 1}]}\n' |

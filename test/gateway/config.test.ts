@@ -12,7 +12,11 @@ describe('loadConfig', () => {
   it('switches to the real parts when REDIS_URL and KAFKA_BROKERS are set', () => {
     const c = loadConfig({ REDIS_URL: 'redis://r:6379', KAFKA_BROKERS: 'a:9092, b:9092', SIBYL_KAFKA_TOPIC: 'preds', SIBYL_CELL: 'eu-1' });
     expect(c.featureStore).toMatchObject({ kind: 'redis', url: 'redis://r:6379' });
-    expect(c.predictionLog).toEqual({ kind: 'kafka', brokers: ['a:9092', 'b:9092'], topic: 'preds', walDir: '.data/wal/eu-1' });
+    expect(c.predictionLog).toEqual({ kind: 'kafka', brokers: ['a:9092', 'b:9092'], topic: 'preds', compression: 'none', walDir: '.data/wal/eu-1' });
+  });
+  it("compresses the log's Kafka batches with the codec asked for, and names the codecs it knows otherwise", () => {
+    expect(loadConfig({ KAFKA_BROKERS: 'a:1', SIBYL_KAFKA_COMPRESSION: 'zstd' }).predictionLog).toMatchObject({ kind: 'kafka', compression: 'zstd' });
+    expect(() => loadConfig({ KAFKA_BROKERS: 'a:1', SIBYL_KAFKA_COMPRESSION: 'brotli' })).toThrow(/SIBYL_KAFKA_COMPRESSION: .*"none"\|"gzip"\|"snappy"\|"lz4"\|"zstd" \(got "brotli"\)/);
   });
   it('turns the prediction log off', () => {
     expect(loadConfig({ SIBYL_PREDICTION_LOG: 'off', KAFKA_BROKERS: 'a:1' }).predictionLog).toEqual({ kind: 'off' });
