@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createSender, waitReady, type Sender } from './lib/clients.ts';
 import { closedLoop } from './lib/loops.ts';
-import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { processCpuMs, promoteV8Sampler, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { breakdown } from './lib/profile-breakdown.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
@@ -90,6 +90,7 @@ async function startEcho(): Promise<Server> {
   const args = [...profileArgs('echo'), resolve('loadtest/baselines/grpc-echo.ts'), '0', ...(flags['echo-options'] ? [flags['echo-options']] : [])];
   const child = startChild('grpc-echo', 'node', args, { cores: SERVER_CORE, logFile: join(outDir, 'echo.log') });
   const { port } = await child.announced;
+  if (flags.profile) promoteV8Sampler(child.pid);
   return { name: 'echo', child, grpc: port, windows: [], profileDir: flags.profile ? join(outDir, 'echo-profile') : undefined };
 }
 
@@ -114,6 +115,7 @@ async function startGateway(): Promise<Server & { http: number }> {
     },
   });
   await waitHttpOk(`http://127.0.0.1:${http}/readyz`, 60_000, child);
+  if (flags.profile) promoteV8Sampler(child.pid);
   return { name: 'gateway', child, grpc, http, windows: [], profileDir: flags.profile ? join(outDir, 'gateway-profile') : undefined };
 }
 

@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import type { RunSpec } from './generate.ts';
 import { longTaskReport, renderLongTasks, type CpuProfile } from './lib/long-tasks.ts';
 import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
-import { realtimeThreads, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { promoteV8Sampler, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
@@ -192,7 +192,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   if (profiling) await session.send('Profiler.start');
   // V8 samples from a thread of its own, started with the profiler. Left in the normal class on the gateway's busy
   // core, it waits for its turn, often milliseconds, and each late sample is charged with the whole gap (lib/long-tasks.ts).
-  const sampler = profiling && flags.sampler === 'realtime' && arm.child ? (realtimeThreads(arm.child.pid, 'v8:ProfEvntProc') > 0 ? 'real-time' : 'normal (could not be raised)') : profiling ? 'normal' : 'off';
+  const sampler = profiling && flags.sampler === 'realtime' && arm.child ? (promoteV8Sampler(arm.child.pid) ? 'real-time' : 'normal (could not be raised)') : profiling ? 'normal' : 'off';
   const result = await generateOnLoadCore(open(SECONDS, 0));
   const profile = profiling ? ((await session.send('Profiler.stop')) as unknown as { profile: CpuProfile }).profile : undefined;
   const heap = flags.heap ? ((await session.send('HeapProfiler.stopSampling')) as unknown as { profile: HeapProfile }).profile : undefined;

@@ -16,7 +16,7 @@ import type { RunResult, RunSpec } from './generate.ts';
 import type { StepResult } from './lib/loops.ts';
 import { describeMachine } from './lib/machine.ts';
 import { preflight } from './lib/preflight.ts';
-import { processTreeCpuMs, run, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { processTreeCpuMs, promoteV8Sampler, run, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
 import { startBenchServices } from './lib/bench-services.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
@@ -171,6 +171,7 @@ async function startGateway(name: string, logOn: boolean, profile: boolean, mode
   const args = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(outDir, `${name}-profile`)}`, 'gateway/main.ts'] : ['gateway/main.ts'];
   const gw = await startServer(name, args, gatewayEnv(logOn, name, modelsDir, ports));
   await waitHttpOk(`http://127.0.0.1:${ports.http}/readyz`, 60_000, gw);
+  if (profile) promoteV8Sampler(gw.pid);
   return gw;
 }
 

@@ -130,7 +130,7 @@ export function setPriority(pid: number, kind: 'realtime' | 'background'): (() =
  * `setPriority` does for a whole process; returns how many it moved (0: none by that name, or chrt missing or not
  * allowed).
  */
-export function realtimeThreads(pid: number, name: string): number {
+function realtimeThreads(pid: number, name: string): number {
   let moved = 0;
   let tids: string[] = [];
   try {
@@ -148,6 +148,15 @@ export function realtimeThreads(pid: number, name: string): number {
     if (comm === name && spawnSync('chrt', ['-f', '-p', '10', tid], { stdio: 'ignore' }).status === 0) moved++;
   }
   return moved;
+}
+
+/**
+ * Puts V8's sampling thread of a Node process being profiled (`--cpu-prof`, or the inspector's `Profiler.start`) in
+ * the real-time class, so that its samples come on time on a core the process keeps busy (lib/long-tasks.ts: what
+ * late samples do to a profile). True when it was there and moved.
+ */
+export function promoteV8Sampler(pid: number): boolean {
+  return realtimeThreads(pid, 'v8:ProfEvntProc') > 0;
 }
 
 /** CPU time (user + system, all threads) a live process has used so far, ms; undefined when it cannot be read. */
