@@ -6,6 +6,7 @@
  *   node loadtest/long-tasks.ts [--a DIR] [--rate N | --fraction 0.5] [--seconds 10] [--rounds 1]
  *       [--threshold 0.2] [--interval 100] [--log on|off] [--protocol sibyl-rest] [--mix eta-store]
  *       [--node-flags=--single-threaded-gc] [--no-profile] [--heap] [--sampler realtime|normal] [--settle S]
+ *       [--env K=V ...] [--a-env K=V ...]
  *
  * Default scenario: S1 of the suite (Sibyl REST, delivery-eta with 13 features from Redis, Kafka log on) at half of
  * its max rate, measured first with a closed loop (48 concurrent, 5 s) on the first arm. Each gateway runs with
@@ -34,7 +35,7 @@ import { promoteV8Sampler, run, startChild, waitHttpOk, type Child } from './lib
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
-import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, generateOnLoadCore } from './lib/bench-gateway.ts';
+import { BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs, generateOnLoadCore } from './lib/bench-gateway.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -57,6 +58,9 @@ const { values: flags } = parseArgs({
     sampler: { type: 'string', default: 'realtime' },
     /** Seconds to wait, without load, between starting the gateways and the first run. */
     settle: { type: 'string', default: '0' },
+    /** K=V: a variable for B's gateway (this tree); `--a-env` for A's. */
+    env: { type: 'string', multiple: true, default: [] },
+    'a-env': { type: 'string', multiple: true, default: [] },
     /** Node/V8 flags for arm A only (e.g. to compare a flag on the same checkout: --a . --a-node-flags=...). */
     'a-node-flags': { type: 'string' },
     mix: { type: 'string', default: 'eta-store' },
@@ -91,7 +95,7 @@ async function startArm(arm: Arm): Promise<void> {
     cores: SERVER_CORE,
     cwd: arm.dir,
     logFile: join(outDir, `gateway-${arm.name}.log`),
-    env: benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}`), log: flags.log !== 'off' }),
+    env: { ...benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}`), log: flags.log !== 'off' }), ...envOfPairs(arm.name === 'A' ? flags['a-env'] : flags.env) },
   });
   await waitHttpOk(`http://127.0.0.1:${arm.http}/readyz`, 60_000, arm.child);
 }
