@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createSender, waitReady, type Sender } from './lib/clients.ts';
 import { closedLoop } from './lib/loops.ts';
-import { processCpuMs, promoteV8Sampler, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { processCpuMs, promoteV8Sampler, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { breakdown } from './lib/profile-breakdown.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';

@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import type { RunSpec } from './generate.ts';
 import { longTaskReport, renderLongTasks, type CpuProfile } from './lib/long-tasks.ts';
 import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
-import { promoteV8Sampler, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { promoteV8Sampler, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
