@@ -5,6 +5,7 @@
 import { defineRuntime } from '../descriptor.ts';
 import { lazyRuntime } from '../lazy-runtime.ts';
 import type { OnnxRuntimeOptions } from './onnx-runtime.ts';
+import { onnxOptionsFromEnv } from './options-from-env.ts';
 import { OnnxSettings } from './settings.ts';
 
 export const onnxDescriptor = defineRuntime({
@@ -33,5 +34,9 @@ export const onnxDescriptor = defineRuntime({
     platform: 'onnxruntime_onnx',
     packedInputs: (onnx) => onnx.inputs.map((i) => ({ name: i.name, dtype: i.dtype, features: i.features })),
   },
-  create: (options?: OnnxRuntimeOptions) => lazyRuntime('onnx', async () => (await import('./onnx-runtime.ts')).createOnnxRuntime(options)),
+  /** Options the caller leaves out come from the process environment, read here, once (options-from-env.ts); bad ones throw now. */
+  create(options?: OnnxRuntimeOptions) {
+    const resolved = { ...onnxOptionsFromEnv(process.env), ...options };
+    return lazyRuntime('onnx', async () => (await import('./onnx-runtime.ts')).createOnnxRuntime(resolved));
+  },
 });

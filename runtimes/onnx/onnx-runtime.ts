@@ -20,9 +20,13 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
 import { SibylError } from '../../core/errors.ts';
+import { readFile } from 'node:fs/promises';
 import { abortError } from './abort-error.ts';
+import { compileForest, probeRows, type Forest } from './forest.ts';
+import { readTreeEnsemble, type TreeEnsemble } from './tree-ensemble.ts';
 import { resolveBundleFile } from './bundle-files.ts';
 import { tunedSessionOptions } from './session-options.ts';
+import { ONNX_TREES, type OnnxTrees } from './options-from-env.ts';
 import { buildPlan, packInputs, unpackOutputs, type RawTensor, type TensorPlan } from './tensor-plan.ts';
 import { OnnxWorkerPool } from './worker-pool.ts';
 
@@ -37,7 +41,13 @@ export interface OnnxRuntimeOptions {
   readonly stallBudgetMs?: number;
   /** Most rows one coalesced inline run takes (default 64; 1 turns coalescing off). Never more than `offloadRows - 1`. */
   readonly coalesceRows?: number;
+  /**
+   * `compiled` (default): a model that is a lone tree-ensemble regressor runs inline as a compiled forest (forest.ts)
+   * once it has matched onnxruntime on every probe row; `onnxruntime`: every model runs on onnxruntime.
+   */
+  readonly trees?: OnnxTrees;
 }
+
 
 export interface OnnxRuntime extends Runtime {
   readonly kind: 'onnx';
@@ -52,12 +62,16 @@ export interface OnnxLoadedModel extends LoadedModel {
   readonly offloadRows: number;
   /** Inline runs so far (a coalesced run counts once, however many calls it served). */
   readonly runs: number;
+  /** What runs it inline: the compiled forest, or onnxruntime and why not the forest. */
+  readonly engine: { readonly kind: 'forest'; readonly trees: number; readonly nodes: number } | { readonly kind: 'onnxruntime'; readonly why: string };
 }
 
 /** Fewer rows than this never go to a worker: the thread hop (~0.1 ms) would cost more than it saves. */
 const MIN_OFFLOAD_ROWS = 64;
 const CALIBRATION_ROWS = 256;
 const COALESCE_ROWS = 64;
+/** Probe rows per onnxruntime run when a compiled forest is checked (~1 ms of the loop for a 250-tree model). */
+const PROBE_CHUNK = 64;
 
 export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
   // onnxruntime 1.30's Linux build starts its own telemetry (Microsoft's 1DS SDK) with the first session, which
@@ -67,6 +81,8 @@ export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
   const offload = opts.offload ?? 'auto';
   const stallBudgetMs = opts.stallBudgetMs ?? 1;
   const coalesceRows = opts.coalesceRows ?? COALESCE_ROWS;
+  const trees = opts.trees ?? 'compiled';
+  if (!ONNX_TREES.includes(trees)) throw new Error(`onnx runtime: trees must be one of ${ONNX_TREES.join(', ')}, not ${String(trees)}`);
   let pool: OnnxWorkerPool | undefined;
   let loads = 0;
   const getPool = (): OnnxWorkerPool => (pool ??= new OnnxWorkerPool(opts.workers ?? 1));
@@ -94,7 +110,8 @@ export function createOnnxRuntime(opts: OnnxRuntimeOptions = {}): OnnxRuntime {
       if (offload === 'auto') offloadRows = onnx.offloadRows ?? (await calibrate(session, plan, defaults, stallBudgetMs));
       const key = `${manifest.name}@${manifest.version}#${++loads}`;
       if (offloadRows !== Infinity) getPool().register(key, modelPath, options);
-      return loadedModel(session, plan, offloadRows, Math.max(1, Math.min(coalesceRows, offloadRows - 1)), key, () => pool);
+      const engine = trees === 'compiled' ? await forestFor(modelPath, session, plan) : ({ kind: 'onnxruntime', why: 'trees: onnxruntime' } as const);
+      return loadedModel(session, plan, offloadRows, Math.max(1, Math.min(coalesceRows, offloadRows - 1)), key, () => pool, engine);
     } catch (err) {
       await session.release();
       throw err;
@@ -126,7 +143,9 @@ function loadedModel(
   coalesceRows: number,
   key: string,
   pool: () => OnnxWorkerPool | undefined,
+  engine: Engine,
 ): OnnxLoadedModel {
+  const forest = engine.kind === 'forest' ? engine.forest : undefined;
   let disposed = false;
   let inflight = 0;
   let drained: (() => void) | undefined;
@@ -138,6 +157,7 @@ function loadedModel(
 
   async function run(rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {
     runs++;
+    if (forest) return runForest(forest, plan, rows);
     running++;
     try {
       return await runInline(session, plan, rows);
@@ -237,7 +257,58 @@ function loadedModel(
     get runs() {
       return runs;
     },
+    engine: forest ? { kind: 'forest', trees: forest.trees, nodes: forest.nodes } : (engine as { kind: 'onnxruntime'; why: string }),
   };
+}
+
+type Engine = { readonly kind: 'forest'; readonly forest: Forest } | { readonly kind: 'onnxruntime'; readonly why: string };
+
+/**
+ * The compiled forest for a model that is a lone tree-ensemble regressor fed by the plan's one float32 matrix and
+ * read by the plan's outputs, once it has matched the session bit for bit on `PROBE_ROWS` probe rows; else why not.
+ */
+async function forestFor(modelPath: string, session: ort.InferenceSession, plan: TensorPlan): Promise<Engine> {
+  const read = readTreeEnsemble(await readFile(modelPath));
+  if ('unsupported' in read) return { kind: 'onnxruntime', why: read.unsupported };
+  const e = read.ensemble;
+  const input = plan.inputs[0]!;
+  if (plan.inputs.length !== 1 || input.name !== e.input || input.dtype !== 'float32' || input.rank !== 2 || input.features.length !== e.width) {
+    return { kind: 'onnxruntime', why: 'the manifest\'s inputs are not the ensemble\'s one float32 matrix' };
+  }
+  if (!plan.fetches.every((name) => e.outputs.includes(name))) return { kind: 'onnxruntime', why: 'an output the ensemble does not produce' };
+  const compiled = compileForest(e);
+  if ('unsupported' in compiled) return { kind: 'onnxruntime', why: compiled.unsupported };
+  const { differ, rows } = await forestDifferences(compiled.forest, session, e, plan.fetches[0]!);
+  if (differ > 0) return { kind: 'onnxruntime', why: `the compiled forest differed from onnxruntime on ${differ} of ${rows} probe rows` };
+  return { kind: 'forest', forest: compiled.forest };
+}
+
+/**
+ * On how many probe rows (forest.ts probeRows: three per branch node) a forest's value differs from the session's
+ * `output`, bits compared (NaN equals NaN), and of how many. onnxruntime runs them `PROBE_CHUNK` rows at a time, so
+ * that checking a large ensemble while the gateway serves holds the event loop for about a millisecond at a time.
+ */
+export async function forestDifferences(forest: Forest, session: ort.InferenceSession, e: TreeEnsemble, output: string): Promise<{ differ: number; rows: number }> {
+  const x = probeRows(e);
+  const rows = x.length / e.width;
+  let differ = 0;
+  for (let start = 0; start < rows; start += PROBE_CHUNK) {
+    const k = Math.min(PROBE_CHUNK, rows - start);
+    const chunk = x.slice(start * e.width, (start + k) * e.width);
+    const want = (await session.run({ [e.input]: new ort.Tensor('float32', chunk, [k, e.width]) }, [output]))[output]!.data as Float32Array;
+    const got = forest.predict(chunk, k);
+    for (let r = 0; r < k; r++) if (!Object.is(want[r], got[r])) differ++;
+  }
+  return { differ, rows };
+}
+
+/** A run of the compiled forest: the plan's one input matrix in, the same values under every output name. */
+function runForest(forest: Forest, plan: TensorPlan, rows: readonly FeatureRow[]): Record<string, RawTensor> {
+  const x = packInputs(plan, rows)[0]!.data as Float32Array;
+  const out: RawTensor = { type: 'float32', data: forest.predict(x, rows.length), dims: [rows.length, 1] };
+  const results: Record<string, RawTensor> = {};
+  for (const name of plan.fetches) results[name] = out;
+  return results;
 }
 
 async function runInline(session: ort.InferenceSession, plan: TensorPlan, rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {

@@ -1,0 +1,265 @@
+/**
+ * A tree-ensemble regressor compiled to flat typed arrays and walked in JavaScript, for the models onnxruntime spends
+ * most of a small run on: a gradient-boosted ensemble's nodes are scattered through onnxruntime's memory, and on a
+ * gateway whose other work keeps evicting them each one-row run pays a cache miss per node visited (measured in
+ * runtimes/onnx/README.md, "Compiled tree ensembles"). Here a tree's nodes lie in depth-first order, 12 bytes each,
+ * the true child next to its parent, so a walk reads mostly consecutive memory.
+ *
+ *   const c = compileForest(ensemble);           // { forest } | { unsupported: why }
+ *   const out = c.forest.predict(matrix, rows);  // Float32Array, one value per row
+ *
+ * It computes what onnxruntime's TreeEnsembleRegressor computes with one thread, to the bit: per row, each tree's
+ * leaf weight added in float32, in the order the trees first appear in the node attributes, then the base value;
+ * the comparisons in float32 (inputs and thresholds are float32 values, compared exactly), a NaN taking the true
+ * branch where `nodes_missing_value_tracks_true` says so. Not compiled (the model runs on onnxruntime): several
+ * targets, an aggregate other than SUM, a post-transform, a leaf without exactly one weight. The runtime still checks
+ * every compiled forest against onnxruntime on rows built to sit on the thresholds before serving with it
+ * (`checkForest`), and keeps onnxruntime for a model where one value differs.
+ */
+import type { TreeEnsemble } from './tree-ensemble.ts';
+
+export interface Forest {
+  /** Features per row. */
+  readonly width: number;
+  readonly trees: number;
+  readonly nodes: number;
+  /** One prediction per row of `x` (row-major, `width` float32 values a row, `rows` rows). */
+  predict(x: Float32Array, rows: number): Float32Array;
+}
+
+export type ForestCompiled = { readonly forest: Forest } | { readonly unsupported: string };
+
+const MODES = ['BRANCH_LEQ', 'BRANCH_LT', 'BRANCH_GTE', 'BRANCH_GT', 'BRANCH_EQ', 'BRANCH_NEQ'] as const;
+const LEQ = 0;
+/** A node's first word: -1 for a leaf, else feature | mode << 16 | missing-tracks-true << 20. */
+const MODE_SHIFT = 16;
+const MISSING_TRUE = 1 << 20;
+const FEATURE_MASK = 0xffff;
+/** Words per node: [meta, value (threshold, or a leaf's weight), the false child's word index]. */
+const STRIDE = 3;
+
+export function compileForest(e: TreeEnsemble): ForestCompiled {
+  if (e.nTargets !== 1) return { unsupported: `n_targets ${e.nTargets} (one target only)` };
+  if (e.aggregate !== 'SUM') return { unsupported: `aggregate_function ${e.aggregate} (SUM only)` };
+  if (e.postTransform !== 'NONE') return { unsupported: `post_transform ${e.postTransform} (NONE only)` };
+  if (e.baseValues.length > 1) return { unsupported: `${e.baseValues.length} base_values` };
+  if (e.width < 1 || e.width > FEATURE_MASK) return { unsupported: `input width ${e.width}` };
+  const n = e.nodeIds.length;
+  const columns = [e.nodeTreeIds, e.featureIds, e.modes, e.values, e.trueIds, e.falseIds];
+  if (n === 0 || columns.some((c) => c.length !== n) || (e.missingTracksTrue.length !== 0 && e.missingTracksTrue.length !== n)) return { unsupported: 'node attributes of different lengths' };
+  const w = e.targetIds.length;
+  if ([e.targetTreeIds, e.targetNodeIds, e.targetWeights].some((c) => c.length !== w)) return { unsupported: 'target attributes of different lengths' };
+
+  // Where each (tree, node id) is in the attributes, and the trees in the order of their first node (their roots).
+  const key = (tree: number, id: number): string => `${tree}:${id}`;
+  const at = new Map<string, number>();
+  const roots: number[] = [];
+  const seenTrees = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const tree = e.nodeTreeIds[i]!;
+    if (at.has(key(tree, e.nodeIds[i]!))) return { unsupported: `node ${e.nodeIds[i]} of tree ${tree} declared twice` };
+    at.set(key(tree, e.nodeIds[i]!), i);
+    if (i === 0 || e.nodeTreeIds[i - 1] !== tree) {
+      if (seenTrees.has(tree)) return { unsupported: `tree ${tree}'s nodes are not consecutive` };
+      seenTrees.add(tree);
+      roots.push(i);
+    }
+  }
+  const weight = new Map<number, number>();
+  for (let j = 0; j < w; j++) {
+    const i = at.get(key(e.targetTreeIds[j]!, e.targetNodeIds[j]!));
+    if (i === undefined) return { unsupported: `a weight for node ${e.targetNodeIds[j]} of tree ${e.targetTreeIds[j]}, which does not exist` };
+    if (e.targetIds[j] !== 0) return { unsupported: `target id ${e.targetIds[j]}` };
+    if (weight.has(i)) return { unsupported: 'a leaf with several weights' };
+    weight.set(i, e.targetWeights[j]!);
+  }
+
+  const words = new ArrayBuffer(n * STRIDE * 4);
+  const meta = new Int32Array(words);
+  const value = new Float32Array(words);
+  const rootWords = new Int32Array(roots.length);
+  let uniform = true;
+  let next = 0;
+  for (let t = 0; t < roots.length; t++) {
+    rootWords[t] = next * STRIDE;
+    const tree = e.nodeTreeIds[roots[t]!]!;
+    // Depth first, the true child first; a node's false-child word is filled in when that child is placed.
+    const stack: { i: number; parentWord: number }[] = [{ i: roots[t]!, parentWord: -1 }];
+    const placed = new Set<number>();
+    while (stack.length) {
+      const { i, parentWord } = stack.pop()!;
+      if (placed.has(i)) return { unsupported: `tree ${tree} is not a tree (node ${e.nodeIds[i]} reached twice)` };
+      placed.add(i);
+      const word = next++ * STRIDE;
+      if (parentWord >= 0) meta[parentWord + 2] = word;
+      if (e.modes[i] === 'LEAF') {
+        const v = weight.get(i);
+        if (v === undefined) return { unsupported: `leaf ${e.nodeIds[i]} of tree ${tree} has no weight` };
+        meta[word] = -1;
+        value[word + 1] = v;
+        continue;
+      }
+      const mode = MODES.indexOf(e.modes[i] as (typeof MODES)[number]);
+      if (mode < 0) return { unsupported: `node mode ${e.modes[i]}` };
+      const feature = e.featureIds[i]!;
+      if (feature < 0 || feature >= e.width) return { unsupported: `feature id ${feature} outside the input's ${e.width}` };
+      if (mode !== LEQ) uniform = false;
+      meta[word] = feature | (mode << MODE_SHIFT) | (e.missingTracksTrue[i] ? MISSING_TRUE : 0);
+      value[word + 1] = e.values[i]!;
+      const t1 = at.get(key(tree, e.trueIds[i]!));
+      const f1 = at.get(key(tree, e.falseIds[i]!));
+      if (t1 === undefined || f1 === undefined) return { unsupported: `node ${e.nodeIds[i]} of tree ${tree} names a child that does not exist` };
+      // Popped first: the true child lands right after its parent, the false child after the true subtree.
+      stack.push({ i: f1, parentWord: word }, { i: t1, parentWord: -1 });
+    }
+  }
+  if (next !== n) return { unsupported: `${n - next} nodes no tree reaches` };
+  const base = e.baseValues[0] ?? 0;
+  const walk = uniform ? walkLeq : walkAnyMode;
+  return {
+    forest: {
+      width: e.width,
+      trees: roots.length,
+      nodes: n,
+      predict(x, rows) {
+        const out = new Float32Array(rows);
+        for (let r = 0; r < rows; r++) {
+          const off = r * e.width;
+          let score = 0;
+          for (let t = 0; t < rootWords.length; t++) score = Math.fround(score + value[walk(meta, value, rootWords[t]!, x, off) + 1]!);
+          out[r] = base === 0 ? score : score + base;
+        }
+        return out;
+      },
+    },
+  };
+}
+
+/** The leaf's word index for a row at `off` of `x`, every node BRANCH_LEQ (the common export: LightGBM, scikit-learn). */
+function walkLeq(meta: Int32Array, value: Float32Array, word: number, x: Float32Array, off: number): number {
+  for (let m = meta[word]!; m >= 0; m = meta[word]!) {
+    const v = x[off + (m & FEATURE_MASK)]!;
+    if (v <= value[word + 1]! || (v !== v && (m & MISSING_TRUE) !== 0)) word += STRIDE;
+    else word = meta[word + 2]!;
+  }
+  return word;
+}
+
+/** The same for an ensemble with other comparisons (XGBoost's exports use BRANCH_LT). */
+function walkAnyMode(meta: Int32Array, value: Float32Array, word: number, x: Float32Array, off: number): number {
+  for (let m = meta[word]!; m >= 0; m = meta[word]!) {
+    const v = x[off + (m & FEATURE_MASK)]!;
+    const th = value[word + 1]!;
+    let go: boolean;
+    switch ((m >> MODE_SHIFT) & 7) {
+      case 0:
+        go = v <= th;
+        break;
+      case 1:
+        go = v < th;
+        break;
+      case 2:
+        go = v >= th;
+        break;
+      case 3:
+        go = v > th;
+        break;
+      case 4:
+        go = v === th;
+        break;
+      default:
+        go = v !== th;
+    }
+    if (go || (v !== v && (m & MISSING_TRUE) !== 0)) word += STRIDE;
+    else word = meta[word + 2]!;
+  }
+  return word;
+}
+
+/**
+ * Rows that probe a forest where a compiled copy can go wrong, built from the ONNX attributes (not from the compiled
+ * layout they check): for every branch node, rows that follow the path to it (each feature kept within what the
+ * comparisons above it allow) with the node's feature on its threshold, one float32 step past it, and NaN. So every
+ * comparison, mode and missing-value rule is taken both ways on the rows that reach it. Three rows per branch node,
+ * `width` float32 values each, row-major.
+ */
+export function probeRows(e: TreeEnsemble): Float32Array {
+  const n = e.nodeIds.length;
+  const at = new Map<string, number>();
+  const roots: number[] = [];
+  for (let i = 0; i < n; i++) {
+    at.set(`${e.nodeTreeIds[i]}:${e.nodeIds[i]}`, i);
+    if (i === 0 || e.nodeTreeIds[i - 1] !== e.nodeTreeIds[i]) roots.push(i);
+  }
+  const branches = e.modes.reduce((k, m) => k + (m === 'LEAF' ? 0 : 1), 0);
+  const x = new Float32Array(branches * 3 * e.width);
+  let row = 0;
+  const lo = new Float64Array(e.width).fill(-Infinity);
+  const hi = new Float64Array(e.width).fill(Infinity);
+  const emit = (f: number, v: number): void => {
+    const off = row++ * e.width;
+    for (let k = 0; k < e.width; k++) x[off + k] = lo[k] !== -Infinity ? lo[k]! : hi[k] !== Infinity ? hi[k]! : 0;
+    x[off + f] = v;
+  };
+  // Depth first, each feature's interval narrowed on the way down: a visit applies its node's interval, and the
+  // entry under it restores the parent's once the node's subtree is done.
+  type Entry = { readonly visit: boolean; readonly i: number; readonly f: number; readonly lo: number; readonly hi: number };
+  const stack: Entry[] = roots.map((i) => ({ visit: true, i, f: -1, lo: 0, hi: 0 }));
+  while (stack.length) {
+    const top = stack.pop()!;
+    if (top.f >= 0) {
+      lo[top.f] = top.lo;
+      hi[top.f] = top.hi;
+    }
+    if (!top.visit || e.modes[top.i] === 'LEAF') continue;
+    const i = top.i;
+    const mode = e.modes[i]!;
+    const f = e.featureIds[i]!;
+    const th = e.values[i]!;
+    if (f < 0 || f >= e.width) continue;
+    emit(f, th);
+    emit(f, mode === 'BRANCH_LT' || mode === 'BRANCH_GTE' ? stepF32(th, -1) : stepF32(th, 1));
+    emit(f, NaN);
+    const tree = e.nodeTreeIds[i]!;
+    for (const [id, taken] of [[e.falseIds[i]!, false], [e.trueIds[i]!, true]] as const) {
+      const child = at.get(`${tree}:${id}`);
+      if (child === undefined) continue;
+      const [l, h] = narrowed(mode, th, taken, lo[f]!, hi[f]!);
+      stack.push({ visit: false, i: -1, f, lo: lo[f]!, hi: hi[f]! }, { visit: true, i: child, f, lo: l, hi: h });
+    }
+  }
+  return x.subarray(0, row * e.width);
+}
+
+/**
+ * The part of [lo, hi] whose values take a comparison's `taken` branch. "Not equal" keeps the side above the
+ * threshold, or the side below when nothing is left above (an interval cannot leave out one point).
+ */
+function narrowed(mode: string, th: number, taken: boolean, lo: number, hi: number): [number, number] {
+  const above: [number, number] = [Math.max(lo, stepF32(th, 1)), hi];
+  const below: [number, number] = [lo, Math.min(hi, stepF32(th, -1))];
+  switch (mode) {
+    case 'BRANCH_LEQ':
+      return taken ? [lo, Math.min(hi, th)] : above;
+    case 'BRANCH_LT':
+      return taken ? below : [Math.max(lo, th), hi];
+    case 'BRANCH_GTE':
+      return taken ? [Math.max(lo, th), hi] : below;
+    case 'BRANCH_GT':
+      return taken ? above : [lo, Math.min(hi, th)];
+    default: {
+      if (taken === (mode === 'BRANCH_EQ')) return [Math.max(lo, th), Math.min(hi, th)];
+      return above[0] <= above[1] ? above : below;
+    }
+  }
+}
+
+const stepBuf = new Float32Array(1);
+const stepBits = new Int32Array(stepBuf.buffer);
+/** The next float32 after `v` towards +inf (`dir` 1) or -inf (-1). */
+function stepF32(v: number, dir: 1 | -1): number {
+  stepBuf[0] = v;
+  if (stepBuf[0] === 0) return dir * 1.4e-45;
+  stepBits[0]! += stepBuf[0]! > 0 === (dir > 0) ? 1 : -1;
+  return stepBuf[0]!;
+}

@@ -1,0 +1,271 @@
+/**
+ * Reads an ONNX model file far enough to tell whether it is a lone tree-ensemble regressor (the graph's one input, a
+ * float32 matrix, into `ai.onnx.ml` TreeEnsembleRegressor, then only Identity nodes to the outputs), and if so returns
+ * its attributes for forest.ts to compile. Anything else returns why not, and the model runs on onnxruntime alone.
+ *
+ *   const found = readTreeEnsemble(bytes);   // { ensemble } | { unsupported: 'node Scaler (only ...)' }
+ *
+ * Only the wire format is decoded (@bufbuild/protobuf's reader; the ONNX schema's field numbers below), and only the
+ * fields this needs: onnx.proto keeps its field numbers stable across IR versions.
+ */
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+
+/** TreeEnsembleRegressor's attributes, as the ONNX-ML operator defines them (tensor-valued forms not supported). */
+export interface TreeEnsemble {
+  /** The graph input's name and its width (features per row). */
+  readonly input: string;
+  readonly width: number;
+  /** Each graph output fed by the ensemble (directly or through Identity nodes). */
+  readonly outputs: readonly string[];
+  readonly nTargets: number;
+  readonly nodeTreeIds: readonly number[];
+  readonly nodeIds: readonly number[];
+  readonly featureIds: readonly number[];
+  readonly modes: readonly string[];
+  readonly values: readonly number[];
+  readonly trueIds: readonly number[];
+  readonly falseIds: readonly number[];
+  /** Per node, 1 when a missing (NaN) value takes the true branch; empty: never. */
+  readonly missingTracksTrue: readonly number[];
+  readonly targetTreeIds: readonly number[];
+  readonly targetNodeIds: readonly number[];
+  readonly targetIds: readonly number[];
+  readonly targetWeights: readonly number[];
+  readonly baseValues: readonly number[];
+  readonly aggregate: string;
+  readonly postTransform: string;
+}
+
+export type TreeEnsembleRead = { readonly ensemble: TreeEnsemble } | { readonly unsupported: string };
+
+/** Attributes the compiled forest does not implement: a model that sets one runs on onnxruntime. */
+const UNSUPPORTED_ATTRIBUTES = new Set(['nodes_values_as_tensor', 'target_weights_as_tensor', 'base_values_as_tensor']);
+
+interface Attribute {
+  f?: number;
+  i?: number;
+  s?: string;
+  floats: number[];
+  ints: number[];
+  strings: string[];
+  other: boolean;
+}
+
+interface Node {
+  readonly opType: string;
+  readonly domain: string;
+  readonly inputs: string[];
+  readonly outputs: string[];
+  readonly attributes: Map<string, Attribute>;
+}
+
+interface ValueInfo {
+  readonly name: string;
+  /** TensorProto element type (1 = float32), 0 when not a tensor. */
+  readonly elemType: number;
+  readonly rank: number;
+  /** The second dimension's fixed size, when set. */
+  readonly width?: number;
+}
+
+export function readTreeEnsemble(bytes: Uint8Array): TreeEnsembleRead {
+  let graph: { nodes: Node[]; inputs: ValueInfo[]; outputs: ValueInfo[]; initializers: string[] } | undefined;
+  const model = new BinaryReader(bytes);
+  while (model.pos < model.len) {
+    const [field, wire] = model.tag();
+    if (field === 7 && wire === WireType.LengthDelimited) graph = readGraph(model.bytes());
+    else model.skip(wire, field);
+  }
+  if (!graph) return { unsupported: 'no graph' };
+  const ensembles = graph.nodes.filter((n) => n.opType !== 'Identity');
+  if (ensembles.length !== 1) return { unsupported: `${ensembles.length} nodes other than Identity (one TreeEnsembleRegressor only)` };
+  const node = ensembles[0]!;
+  if (node.opType !== 'TreeEnsembleRegressor' || node.domain !== 'ai.onnx.ml') return { unsupported: `node ${node.opType} (only ai.onnx.ml TreeEnsembleRegressor)` };
+  // Only the node's inputs may be graph inputs: initializers are inputs that need no feed (IR < 4 lists them both).
+  const feeds = graph.inputs.filter((i) => !graph.initializers.includes(i.name));
+  if (feeds.length !== 1 || node.inputs.length !== 1 || node.inputs[0] !== feeds[0]!.name) return { unsupported: 'the ensemble does not read the graph\'s one input' };
+  const input = feeds[0]!;
+  if (input.elemType !== 1 || input.rank !== 2 || input.width === undefined) return { unsupported: 'the graph input is not a float32 [N, features] matrix' };
+  // Every graph output must be the ensemble's output, through Identity nodes only.
+  const sourceOf = new Map<string, string>();
+  for (const n of graph.nodes) if (n.opType === 'Identity' && n.inputs.length === 1 && n.outputs.length === 1) sourceOf.set(n.outputs[0]!, n.inputs[0]!);
+  const produced = node.outputs[0];
+  for (const out of graph.outputs) {
+    let name = out.name;
+    for (let hops = 0; name !== produced && sourceOf.has(name) && hops <= graph.nodes.length; hops++) name = sourceOf.get(name)!;
+    if (name !== produced) return { unsupported: `graph output "${out.name}" is not the ensemble's` };
+  }
+  for (const key of node.attributes.keys()) if (UNSUPPORTED_ATTRIBUTES.has(key)) return { unsupported: `attribute ${key}` };
+  for (const [key, a] of node.attributes) if (a.other) return { unsupported: `attribute ${key} of a kind not read here` };
+  const a = (name: string): Attribute | undefined => node.attributes.get(name);
+  const ints = (name: string): number[] => a(name)?.ints ?? [];
+  const floats = (name: string): number[] => a(name)?.floats ?? [];
+  return {
+    ensemble: {
+      input: input.name,
+      width: input.width,
+      outputs: graph.outputs.map((o) => o.name),
+      nTargets: a('n_targets')?.i ?? 1,
+      nodeTreeIds: ints('nodes_treeids'),
+      nodeIds: ints('nodes_nodeids'),
+      featureIds: ints('nodes_featureids'),
+      modes: a('nodes_modes')?.strings ?? [],
+      values: floats('nodes_values'),
+      trueIds: ints('nodes_truenodeids'),
+      falseIds: ints('nodes_falsenodeids'),
+      missingTracksTrue: ints('nodes_missing_value_tracks_true'),
+      targetTreeIds: ints('target_treeids'),
+      targetNodeIds: ints('target_nodeids'),
+      targetIds: ints('target_ids'),
+      targetWeights: floats('target_weights'),
+      baseValues: floats('base_values'),
+      aggregate: a('aggregate_function')?.s ?? 'SUM',
+      postTransform: a('post_transform')?.s ?? 'NONE',
+    },
+  };
+}
+
+/** GraphProto: node = 1, initializer = 5, input = 11, output = 12. */
+function readGraph(bytes: Uint8Array): { nodes: Node[]; inputs: ValueInfo[]; outputs: ValueInfo[]; initializers: string[] } {
+  const nodes: Node[] = [];
+  const inputs: ValueInfo[] = [];
+  const outputs: ValueInfo[] = [];
+  const initializers: string[] = [];
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    if (wire !== WireType.LengthDelimited) r.skip(wire, field);
+    else if (field === 1) nodes.push(readNode(r.bytes()));
+    else if (field === 5) initializers.push(readTensorName(r.bytes()));
+    else if (field === 11) inputs.push(readValueInfo(r.bytes()));
+    else if (field === 12) outputs.push(readValueInfo(r.bytes()));
+    else r.skip(wire, field);
+  }
+  return { nodes, inputs, outputs, initializers };
+}
+
+/** NodeProto: input = 1, output = 2, op_type = 4, attribute = 5, domain = 7. */
+function readNode(bytes: Uint8Array): Node {
+  const node: Node = { opType: '', domain: '', inputs: [], outputs: [], attributes: new Map() };
+  const r = new BinaryReader(bytes);
+  let opType = '';
+  let domain = '';
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    if (wire !== WireType.LengthDelimited) r.skip(wire, field);
+    else if (field === 1) node.inputs.push(r.string());
+    else if (field === 2) node.outputs.push(r.string());
+    else if (field === 4) opType = r.string();
+    else if (field === 7) domain = r.string();
+    else if (field === 5) {
+      const [name, attr] = readAttribute(r.bytes());
+      node.attributes.set(name, attr);
+    } else r.skip(wire, field);
+  }
+  return { ...node, opType, domain };
+}
+
+/** AttributeProto: name = 1, f = 2, i = 3, s = 4, floats = 7, ints = 8, strings = 9; tensors and graphs are "other". */
+function readAttribute(bytes: Uint8Array): [string, Attribute] {
+  const attr: Attribute = { floats: [], ints: [], strings: [], other: false };
+  let name = '';
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    switch (field) {
+      case 1:
+        name = r.string();
+        break;
+      case 2:
+        attr.f = r.float();
+        break;
+      case 3:
+        attr.i = Number(r.int64());
+        break;
+      case 4:
+        attr.s = r.string();
+        break;
+      case 7:
+        // Repeated scalars come packed or one per tag (onnx.proto is proto2); both are read.
+        if (wire === WireType.LengthDelimited) for (const end = r.uint32() + r.pos; r.pos < end; ) attr.floats.push(r.float());
+        else attr.floats.push(r.float());
+        break;
+      case 8:
+        if (wire === WireType.LengthDelimited) for (const end = r.uint32() + r.pos; r.pos < end; ) attr.ints.push(Number(r.int64()));
+        else attr.ints.push(Number(r.int64()));
+        break;
+      case 9:
+        attr.strings.push(r.string());
+        break;
+      case 5:
+      case 6:
+      case 10:
+      case 11:
+      case 22:
+      case 23:
+        attr.other = true;
+        r.skip(wire, field);
+        break;
+      default:
+        r.skip(wire, field);
+    }
+  }
+  return [name, attr];
+}
+
+/** ValueInfoProto: name = 1, type = 2 (TypeProto: tensor_type = 1 (elem_type = 1, shape = 2 (dim = 1 (dim_value = 1)))). */
+function readValueInfo(bytes: Uint8Array): ValueInfo {
+  let name = '';
+  let elemType = 0;
+  const dims: (number | undefined)[] = [];
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    if (field === 1 && wire === WireType.LengthDelimited) name = r.string();
+    else if (field === 2 && wire === WireType.LengthDelimited) {
+      const type = new BinaryReader(r.bytes());
+      while (type.pos < type.len) {
+        const [tf, tw] = type.tag();
+        if (tf !== 1 || tw !== WireType.LengthDelimited) {
+          type.skip(tw, tf);
+          continue;
+        }
+        const tensor = new BinaryReader(type.bytes());
+        while (tensor.pos < tensor.len) {
+          const [ef, ew] = tensor.tag();
+          if (ef === 1 && ew === WireType.Varint) elemType = tensor.int32();
+          else if (ef === 2 && ew === WireType.LengthDelimited) {
+            const shape = new BinaryReader(tensor.bytes());
+            while (shape.pos < shape.len) {
+              const [sf, sw] = shape.tag();
+              if (sf !== 1 || sw !== WireType.LengthDelimited) {
+                shape.skip(sw, sf);
+                continue;
+              }
+              const dim = new BinaryReader(shape.bytes());
+              let value: number | undefined;
+              while (dim.pos < dim.len) {
+                const [df, dw] = dim.tag();
+                if (df === 1 && dw === WireType.Varint) value = Number(dim.int64());
+                else dim.skip(dw, df);
+              }
+              dims.push(value);
+            }
+          } else tensor.skip(ew, ef);
+        }
+      }
+    } else r.skip(wire, field);
+  }
+  return { name, elemType, rank: dims.length, ...(dims[1] !== undefined ? { width: dims[1] } : {}) };
+}
+
+/** TensorProto: name = 8. */
+function readTensorName(bytes: Uint8Array): string {
+  const r = new BinaryReader(bytes);
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    if (field === 8 && wire === WireType.LengthDelimited) return r.string();
+    r.skip(wire, field);
+  }
+  return '';
+}

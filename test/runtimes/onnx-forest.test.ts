@@ -1,0 +1,232 @@
+/**
+ * Compiled tree ensembles (runtimes/onnx/forest.ts): a lone TreeEnsembleRegressor runs as a compiled forest and
+ * answers what onnxruntime answers, bit for bit, on every bundled regressor and on a fixture with every branch mode
+ * and NaN routing; other graphs stay on onnxruntime and say why; the probe rows the runtime checks a forest on catch
+ * a threshold off by one float32 step.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { FeatureRow, ModelBundle } from '../../runtimes/contract.ts';
+import { parseManifest } from '../../runtimes/manifest.ts';
+import { compileForest, probeRows, type Forest } from '../../runtimes/onnx/forest.ts';
+import { createRuntimes } from '../../runtimes/index.ts';
+import { createOnnxRuntime, forestDifferences, type OnnxLoadedModel } from '../../runtimes/onnx/onnx-runtime.ts';
+import { onnxOptionsFromEnv } from '../../runtimes/onnx/options-from-env.ts';
+import { tunedSessionOptions } from '../../runtimes/onnx/session-options.ts';
+import { readTreeEnsemble, type TreeEnsemble } from '../../runtimes/onnx/tree-ensemble.ts';
+import { bundle, FIXTURES } from './onnx-fixtures.ts';
+
+const MODELS = path.resolve(import.meta.dirname, '../../models');
+const ctx = () => ({ signal: new AbortController().signal });
+
+function modelBundle(id: string): ModelBundle {
+  const dir = path.join(MODELS, id);
+  return { manifest: parseManifest(readFileSync(path.join(dir, 'sibyl.yaml'), 'utf8')), dir, hash: 'test' };
+}
+
+async function ensembleOf(file: string): Promise<TreeEnsemble> {
+  const read = readTreeEnsemble(await readFile(file));
+  if ('unsupported' in read) throw new Error(read.unsupported);
+  return read.ensemble;
+}
+
+function compiled(e: TreeEnsemble): Forest {
+  const c = compileForest(e);
+  if ('unsupported' in c) throw new Error(c.unsupported);
+  return c.forest;
+}
+
+/** Rows of random values within [-3, 3], NaN in one value of ten, and every value a threshold of the fixture hits. */
+function featureRows(names: readonly string[], count: number): FeatureRow[] {
+  let seed = 12345;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return Array.from({ length: count }, () => Object.fromEntries(names.map((n) => [n, random() < 0.1 ? NaN : random() < 0.5 ? Math.round(random() * 16 - 8) / 2 : random() * 6 - 3])));
+}
+
+/** The float32 next to `v` towards +inf (1) or -inf (-1). */
+function nextF32(v: number, dir: number): number {
+  const f = new Float32Array([v]);
+  const bits = new Int32Array(f.buffer);
+  if (f[0] === 0) return dir * 1.4e-45;
+  bits[0]! += f[0]! > 0 === dir > 0 ? 1 : -1;
+  return f[0]!;
+}
+
+const COMPARE: Record<string, (v: number, t: number) => boolean> = {
+  BRANCH_LEQ: (v, t) => v <= t,
+  BRANCH_LT: (v, t) => v < t,
+  BRANCH_GTE: (v, t) => v >= t,
+  BRANCH_GT: (v, t) => v > t,
+  BRANCH_EQ: (v, t) => v === t,
+  BRANCH_NEQ: (v, t) => v !== t,
+};
+
+/** Per branch node (attribute index), the values of its feature in the rows of `x` that reach it (walked as onnxruntime walks). */
+function valuesAtNodes(e: TreeEnsemble, x: Float32Array, rows: number): Map<number, number[]> {
+  const at = new Map<string, number>();
+  e.nodeIds.forEach((id, i) => at.set(`${e.nodeTreeIds[i]}:${id}`, i));
+  const roots = e.nodeTreeIds.flatMap((t, i) => (i === 0 || e.nodeTreeIds[i - 1] !== t ? [i] : []));
+  const seen = new Map<number, number[]>();
+  for (let r = 0; r < rows; r++) {
+    for (let i of roots) {
+      while (e.modes[i] !== 'LEAF') {
+        const v = x[r * e.width + e.featureIds[i]!]!;
+        const list = seen.get(i);
+        if (list) list.push(v);
+        else seen.set(i, [v]);
+        const go = COMPARE[e.modes[i]!]!(v, e.values[i]!) || (Number.isNaN(v) && e.missingTracksTrue[i] === 1);
+        i = at.get(`${e.nodeTreeIds[i]}:${go ? e.trueIds[i] : e.falseIds[i]}`)!;
+      }
+    }
+  }
+  return seen;
+}
+
+const sameBits = (a: number, b: number) => Object.is(Math.fround(a), Math.fround(b));
+
+describe('compiled tree ensembles', () => {
+  const compiledRt = createOnnxRuntime();
+  const onnxRt = createOnnxRuntime({ trees: 'onnxruntime' });
+  afterAll(async () => {
+    await compiledRt.close();
+    await onnxRt.close();
+  });
+
+  for (const id of ['delivery-eta/1', 'delivery-eta/2']) {
+    it(`${id} runs as a compiled forest and answers onnxruntime's values, bit for bit`, async () => {
+      const b = modelBundle(id);
+      const forest = (await compiledRt.load(b)) as OnnxLoadedModel;
+      const plain = (await onnxRt.load(b)) as OnnxLoadedModel;
+      expect(forest.engine).toMatchObject({ kind: 'forest', trees: expect.any(Number) });
+      expect(plain.engine).toEqual({ kind: 'onnxruntime', why: 'trees: onnxruntime' });
+      const expected = JSON.parse(readFileSync(path.join(MODELS, id, 'expected.json'), 'utf8')) as { rows: { features: FeatureRow }[] };
+      const rows = [...expected.rows.map((r) => r.features), ...featureRows(b.manifest.features.map((f) => f.name), 200)];
+      // One row at a time (the coalesced path) and all at once (one run of many rows).
+      const alone = await Promise.all(rows.map((r) => forest.predict([r], ctx())));
+      const together = await forest.predict(rows, ctx());
+      const want = await plain.predict(rows, ctx());
+      rows.forEach((_, i) => {
+        expect(sameBits(alone[i]![0]!['eta_minutes'] as number, want[i]!['eta_minutes'] as number), `row ${i}`).toBe(true);
+        expect(sameBits(together[i]!['eta_minutes'] as number, want[i]!['eta_minutes'] as number), `row ${i}`).toBe(true);
+      });
+      await forest.dispose();
+      await plain.dispose();
+    });
+  }
+
+  it('matches onnxruntime with every branch mode, NaN routing, node ids out of order and a base value', async () => {
+    const dir = path.join(FIXTURES, 'tree-modes');
+    const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const manifest = {
+      name: 'tree-modes',
+      version: '1',
+      runtime: 'onnx',
+      features: names.map((name) => ({ name, dtype: 'float32', source: 'request', default: 0 })),
+      onnx: { file: 'model.onnx', inputs: [{ name: 'x', dtype: 'float32', features: names }], outputs: [{ name: 'y' }] },
+    };
+    const forest = (await compiledRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+    const plain = (await onnxRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+    expect(forest.engine.kind).toBe('forest');
+    const rows = featureRows(names, 2000);
+    const got = await forest.predict(rows, ctx());
+    const want = await plain.predict(rows, ctx());
+    let differ = 0;
+    rows.forEach((_, i) => (differ += sameBits(got[i]!['y'] as number, want[i]!['y'] as number) ? 0 : 1));
+    expect(differ).toBe(0);
+    // The rows reach leaves through each mode both ways: the outputs are many, not one value.
+    expect(new Set(got.map((r) => r['y'])).size).toBeGreaterThan(500);
+    await forest.dispose();
+    await plain.dispose();
+  });
+
+  it('keeps graphs that are not a lone tree-ensemble regressor on onnxruntime, saying why', async () => {
+    const classifier = (await compiledRt.load(modelBundle('eta-risk/1'))) as OnnxLoadedModel;
+    expect(classifier.engine).toEqual({ kind: 'onnxruntime', why: 'node TreeEnsembleClassifier (only ai.onnx.ml TreeEnsembleRegressor)' });
+    const mlp = (await compiledRt.load(modelBundle('tabular-mlp/1'))) as OnnxLoadedModel;
+    expect(mlp.engine).toMatchObject({ kind: 'onnxruntime', why: expect.stringMatching(/nodes other than Identity/) });
+    await classifier.dispose();
+    await mlp.dispose();
+  });
+
+  it('refuses what it does not compute: several targets, another aggregate, a post-transform, a leaf without a weight', async () => {
+    const e = await ensembleOf(path.join(FIXTURES, 'tree-modes', 'model.onnx'));
+    expect(compileForest({ ...e, nTargets: 2 })).toEqual({ unsupported: 'n_targets 2 (one target only)' });
+    expect(compileForest({ ...e, aggregate: 'AVERAGE' })).toEqual({ unsupported: 'aggregate_function AVERAGE (SUM only)' });
+    expect(compileForest({ ...e, postTransform: 'LOGISTIC' })).toEqual({ unsupported: 'post_transform LOGISTIC (NONE only)' });
+    const w = e.targetWeights.length;
+    expect(compileForest({ ...e, targetIds: e.targetIds.slice(0, w - 1), targetTreeIds: e.targetTreeIds.slice(0, w - 1), targetNodeIds: e.targetNodeIds.slice(0, w - 1), targetWeights: e.targetWeights.slice(0, w - 1) })).toMatchObject({
+      unsupported: expect.stringMatching(/has no weight/),
+    });
+    expect(compileForest({ ...e, featureIds: e.featureIds.map((f, i) => (e.modes[i] === 'LEAF' ? f : 6)) })).toMatchObject({ unsupported: 'feature id 6 outside the input\'s 6' });
+  });
+
+  for (const [what, file, every] of [
+    ['the mode fixture, every branch node', path.join(FIXTURES, 'tree-modes', 'model.onnx'), 1],
+    ['delivery-eta/2, every 1499th branch node', path.join(MODELS, 'delivery-eta/2/model.onnx'), 1499],
+  ] as const) {
+    it(`the probe rows catch any one threshold moved by one float32 step, either way (${what})`, async () => {
+      const e = await ensembleOf(file);
+      const x = probeRows(e);
+      const rows = x.length / e.width;
+      const branches = e.modes.flatMap((m, i) => (m === 'LEAF' ? [] : [i]));
+      expect(rows).toBe(3 * branches.length);
+      const base = compiled(e).predict(x, rows);
+      const reaching = valuesAtNodes(e, x, rows);
+      // A move can show only where a row reaches the node with a value it flips; in the fixture, random modes make
+      // some paths contradictory (x < 1, then x > 2), so some nodes no row reaches.
+      const showable: string[] = [];
+      const missed: string[] = [];
+      for (let k = 0; k < branches.length; k += every) {
+        const i = branches[k]!;
+        for (const dir of [1, -1]) {
+          const values = [...e.values];
+          values[i] = nextF32(values[i]!, dir);
+          const what = `node ${i} (${e.modes[i]}) ${dir > 0 ? 'up' : 'down'}`;
+          if (!(reaching.get(i) ?? []).some((v) => COMPARE[e.modes[i]!]!(v, e.values[i]!) !== COMPARE[e.modes[i]!]!(v, values[i]!))) continue;
+          showable.push(what);
+          const moved = compiled({ ...e, values }).predict(x, rows);
+          if (moved.every((v, r) => Object.is(v, base[r]))) missed.push(what);
+        }
+      }
+      expect(missed).toEqual([]);
+      expect(showable.length / (2 * Math.ceil(branches.length / every))).toBeGreaterThan(every === 1 ? 0.6 : 0.99);
+    });
+  }
+
+  it("the runtime's check against onnxruntime passes the forest and fails one threshold moved by one step", async () => {
+    const file = path.join(MODELS, 'delivery-eta/2/model.onnx');
+    const e = await ensembleOf(file);
+    // As the runtime makes it: one intra-op thread. With two, onnxruntime sums the trees in two parts, and rounds
+    // differently: then the check fails and the model stays on onnxruntime (seen: 19,434 of 22,500 rows differed).
+    const session = await ort.InferenceSession.create(file, tunedSessionOptions(1));
+    expect(await forestDifferences(compiled(e), session, e, 'eta_minutes')).toEqual({ differ: 0, rows: 3 * 7500 });
+    const values = [...e.values];
+    const i = e.modes.indexOf('BRANCH_LEQ');
+    values[i] = nextF32(values[i]!, 1);
+    expect((await forestDifferences(compiled({ ...e, values }), session, e, 'eta_minutes')).differ).toBeGreaterThan(0);
+    await session.release();
+  });
+
+  it('SIBYL_ONNX_TREES chooses, read when the runtimes are created; an unknown value is refused then', async () => {
+    expect(onnxOptionsFromEnv({})).toEqual({});
+    expect(onnxOptionsFromEnv({ SIBYL_ONNX_TREES: 'onnxruntime' })).toEqual({ trees: 'onnxruntime' });
+    expect(() => onnxOptionsFromEnv({ SIBYL_ONNX_TREES: 'fast' })).toThrow('invalid ONNX configuration: SIBYL_ONNX_TREES must be one of compiled, onnxruntime, not "fast"');
+    const before = process.env.SIBYL_ONNX_TREES;
+    process.env.SIBYL_ONNX_TREES = 'onnxruntime';
+    try {
+      const runtimes = createRuntimes();
+      const model = (await runtimes.byKind.get('onnx')!.load(modelBundle('delivery-eta/2'))) as OnnxLoadedModel;
+      expect(model.engine).toEqual({ kind: 'onnxruntime', why: 'trees: onnxruntime' });
+      await model.dispose();
+      await runtimes.close();
+      process.env.SIBYL_ONNX_TREES = 'fast';
+      expect(() => createRuntimes()).toThrow(/SIBYL_ONNX_TREES must be one of/);
+    } finally {
+      if (before === undefined) delete process.env.SIBYL_ONNX_TREES;
+      else process.env.SIBYL_ONNX_TREES = before;
+    }
+  });
+});
