@@ -115,6 +115,7 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
   }
   if (next !== n) return { unsupported: `${n - next} nodes no tree reaches` };
   const base = e.baseValues[0] ?? 0;
+  const width = e.width;
   const walk = uniform ? walkLeq : walkAnyMode;
   return {
     forest: {
@@ -123,12 +124,20 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
       nodes: n,
       predict(x, rows) {
         const out = new Float32Array(rows);
-        for (let r = 0; r < rows; r++) {
-          const off = r * e.width;
+        if (rows === 1) {
           let score = 0;
-          for (let t = 0; t < rootWords.length; t++) score = Math.fround(score + value[walk(meta, value, rootWords[t]!, x, off) + 1]!);
-          out[r] = base === 0 ? score : score + base;
+          for (let t = 0; t < rootWords.length; t++) score = Math.fround(score + value[walk(meta, value, rootWords[t]!, x, 0) + 1]!);
+          out[0] = score;
+        } else {
+          // Tree by tree, every row through one tree while its nodes are in the cache. Each row's sum still adds the
+          // trees in order, and a Float32Array rounds every addition to float32 (a double sum of two float32 values
+          // rounded once to float32 is their float32 sum).
+          for (let t = 0; t < rootWords.length; t++) {
+            const root = rootWords[t]!;
+            for (let r = 0, off = 0; r < rows; r++, off += width) out[r] = out[r]! + value[walk(meta, value, root, x, off) + 1]!;
+          }
         }
+        if (base !== 0) for (let r = 0; r < rows; r++) out[r] = out[r]! + base;
         return out;
       },
     },
