@@ -20,7 +20,7 @@ import { createOnnxRuntime, type OnnxLoadedModel } from '../../runtimes/onnx/onn
 const quick = process.argv.includes('--quick');
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ROUNDS = quick ? 2 : 5;
-const CALLS = quick ? 200 : 1000;
+const CALLS = quick ? 100 : 400;
 
 interface Subject {
   readonly name: string;
@@ -62,7 +62,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const ctx = { signal: new AbortController().signal };
 
 async function main(): Promise<void> {
-  const lines: string[] = ['| model | engine | load ms | 1 row hot | 1 row cold | 16 rows hot (per row) | 16 rows cold (per row) |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |'];
+  const lines: string[] = ['| model | engine | load ms | 1 row hot | 1 row cold | 4 rows cold | 16 rows hot | 16 rows cold | 48 rows hot | 48 rows cold |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
   for (const s of [modelSubject('delivery-eta/2'), fixtureSubject()]) {
     const engines = ['compiled', 'onnxruntime'] as const;
     const models: OnnxLoadedModel[] = [];
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     if (models[0]!.engine.kind !== 'forest') throw new Error(`${s.name} did not compile: ${JSON.stringify(models[0]!.engine)}`);
     const results = engines.map(() => new Map<string, number[]>());
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [label, size, cold] of [['1 hot', 1, false], ['1 cold', 1, true], ['16 hot', 16, false], ['16 cold', 16, true]] as const) {
+      for (const [label, size, cold] of [['1 hot', 1, false], ['1 cold', 1, true], ['4 cold', 4, true], ['16 hot', 16, false], ['16 cold', 16, true], ['48 hot', 48, false], ['48 cold', 48, true]] as const) {
         const spent = engines.map(() => 0);
         for (let c = 0; c < CALLS; c++) {
           const start = (c * size) % s.rows.length;
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     }
     engines.forEach((engine, e) => {
       const cell = (label: string) => median(results[e]!.get(label)!).toFixed(1);
-      lines.push(`| ${s.name} | ${engine} | ${loadMs[e]!.toFixed(0)} | ${cell('1 hot')} | ${cell('1 cold')} | ${cell('16 hot')} | ${cell('16 cold')} |`);
+      lines.push(`| ${s.name} | ${engine} | ${loadMs[e]!.toFixed(0)} | ${cell('1 hot')} | ${cell('1 cold')} | ${cell('4 cold')} | ${cell('16 hot')} | ${cell('16 cold')} | ${cell('48 hot')} | ${cell('48 cold')} |`);
     });
     for (const m of models) await m.dispose();
   }

@@ -152,12 +152,22 @@ function loadedModel(
   let waiting: Waiting[] = [];
   let flushScheduled = false;
   let runs = 0;
-  /** Runs started and not finished (onnxruntime-node defers each run to a setImmediate). */
+  /**
+   * Runs started and not finished: onnxruntime-node defers each run to a setImmediate. A forest's run is done when it
+   * returns, so it counts as running until the loop's next check phase: the model ran in this poll phase, and the
+   * calls after it in the phase are concurrent load, as with onnxruntime.
+   */
   let running = 0;
 
   async function run(rows: readonly FeatureRow[]): Promise<Record<string, RawTensor>> {
     runs++;
-    if (forest) return runForest(forest, plan, rows);
+    if (forest) {
+      if (running === 0) {
+        running = 1;
+        setImmediate(() => (running = 0));
+      }
+      return runForest(forest, plan, rows);
+    }
     running++;
     try {
       return await runInline(session, plan, rows);

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { FeatureRow, ModelBundle } from '../../runtimes/contract.ts';
+import type { FeatureRow, ModelBundle, OutputRow } from '../../runtimes/contract.ts';
 import { parseManifest } from '../../runtimes/manifest.ts';
 import { compileForest, probeRows, type Forest } from '../../runtimes/onnx/forest.ts';
 import { createRuntimes } from '../../runtimes/index.ts';
@@ -139,6 +139,36 @@ describe('compiled tree ensembles', () => {
     // The rows reach leaves through each mode both ways: the outputs are many, not one value.
     expect(new Set(got.map((r) => r['y'])).size).toBeGreaterThan(500);
     await forest.dispose();
+    await plain.dispose();
+  });
+
+  it('coalesces like onnxruntime: one run per turn for an idle model, and the calls after a run in the same loop phase share the next', async () => {
+    const b = modelBundle('delivery-eta/2');
+    const model = (await compiledRt.load(b)) as OnnxLoadedModel;
+    const plain = (await onnxRt.load(b)) as OnnxLoadedModel;
+    const rows = featureRows(b.manifest.features.map((f) => f.name), 12);
+    const want = await plain.predict(rows, ctx());
+    const nextCheckPhase = () => new Promise((resolve) => setImmediate(resolve));
+    await nextCheckPhase();
+    const before = model.runs;
+    const outs = await Promise.all(rows.map((r) => model.predict([r], ctx())));
+    expect(model.runs - before).toBe(1);
+    outs.forEach((out, i) => expect(sameBits(out[0]!['eta_minutes'] as number, want[i]!['eta_minutes'] as number)).toBe(true));
+    // The loop has passed a check phase: a lone call runs at once, alone.
+    await nextCheckPhase();
+    await model.predict([rows[0]!], ctx());
+    expect(model.runs - before).toBe(2);
+    // Callbacks after it in the same phase (a loaded gateway: one request per socket read) wait for the next check
+    // phase and share one run.
+    const during: Promise<OutputRow[]>[] = [];
+    const first = model.predict([rows[1]!], ctx());
+    setImmediate(() => during.push(model.predict([rows[2]!], ctx())));
+    setImmediate(() => during.push(model.predict([rows[3]!], ctx())));
+    await first;
+    const later = await Promise.all(await new Promise<Promise<OutputRow[]>[]>((resolve) => setImmediate(() => resolve(during))));
+    expect(later.map((o) => o[0]!['eta_minutes'])).toEqual([want[2]!['eta_minutes'], want[3]!['eta_minutes']]);
+    expect(model.runs - before).toBe(4);
+    await model.dispose();
     await plain.dispose();
   });
 
