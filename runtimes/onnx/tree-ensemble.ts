@@ -69,14 +69,10 @@ interface ValueInfo {
 }
 
 export function readTreeEnsemble(bytes: Uint8Array): TreeEnsembleRead {
-  let graph: { nodes: Node[]; inputs: ValueInfo[]; outputs: ValueInfo[]; initializers: string[] } | undefined;
-  const model = new BinaryReader(bytes);
-  while (model.pos < model.len) {
-    const [field, wire] = model.tag();
-    if (field === 7 && wire === WireType.LengthDelimited) graph = readGraph(model.bytes());
-    else model.skip(wire, field);
-  }
-  if (!graph) return { unsupported: 'no graph' };
+  let found = undefined as ReturnType<typeof readGraph> | undefined;
+  eachField(bytes, (field, wire, r) => (field === 7 && wire === LEN ? ((found = readGraph(r.bytes())), true) : false));
+  if (!found) return { unsupported: 'no graph' };
+  const graph = found;
   const ensembles = graph.nodes.filter((n) => n.opType !== 'Identity');
   if (ensembles.length !== 1) return { unsupported: `${ensembles.length} nodes other than Identity (one TreeEnsembleRegressor only)` };
   const node = ensembles[0]!;
@@ -125,78 +121,82 @@ export function readTreeEnsemble(bytes: Uint8Array): TreeEnsembleRead {
   };
 }
 
-/** GraphProto: node = 1, initializer = 5, input = 11, output = 12. */
-function readGraph(bytes: Uint8Array): { nodes: Node[]; inputs: ValueInfo[]; outputs: ValueInfo[]; initializers: string[] } {
-  const nodes: Node[] = [];
-  const inputs: ValueInfo[] = [];
-  const outputs: ValueInfo[] = [];
-  const initializers: string[] = [];
+const LEN = WireType.LengthDelimited;
+
+/** Calls `read` for every field of a message; a field it does not read (returns false) is skipped. */
+function eachField(bytes: Uint8Array, read: (field: number, wire: WireType, r: BinaryReader) => boolean): void {
   const r = new BinaryReader(bytes);
   while (r.pos < r.len) {
     const [field, wire] = r.tag();
-    if (wire !== WireType.LengthDelimited) r.skip(wire, field);
-    else if (field === 1) nodes.push(readNode(r.bytes()));
-    else if (field === 5) initializers.push(readTensorName(r.bytes()));
-    else if (field === 11) inputs.push(readValueInfo(r.bytes()));
-    else if (field === 12) outputs.push(readValueInfo(r.bytes()));
-    else r.skip(wire, field);
+    if (!read(field, wire, r)) r.skip(wire, field);
   }
-  return { nodes, inputs, outputs, initializers };
+}
+
+/** GraphProto: node = 1, initializer = 5, input = 11, output = 12. */
+function readGraph(bytes: Uint8Array): { nodes: Node[]; inputs: ValueInfo[]; outputs: ValueInfo[]; initializers: string[] } {
+  const graph = { nodes: [] as Node[], inputs: [] as ValueInfo[], outputs: [] as ValueInfo[], initializers: [] as string[] };
+  eachField(bytes, (field, wire, r) => {
+    if (wire !== LEN) return false;
+    if (field === 1) graph.nodes.push(readNode(r.bytes()));
+    else if (field === 5) graph.initializers.push(readTensorName(r.bytes()));
+    else if (field === 11) graph.inputs.push(readValueInfo(r.bytes()));
+    else if (field === 12) graph.outputs.push(readValueInfo(r.bytes()));
+    else return false;
+    return true;
+  });
+  return graph;
 }
 
 /** NodeProto: input = 1, output = 2, op_type = 4, attribute = 5, domain = 7. */
 function readNode(bytes: Uint8Array): Node {
-  const node: Node = { opType: '', domain: '', inputs: [], outputs: [], attributes: new Map() };
-  const r = new BinaryReader(bytes);
   let opType = '';
   let domain = '';
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    if (wire !== WireType.LengthDelimited) r.skip(wire, field);
-    else if (field === 1) node.inputs.push(r.string());
-    else if (field === 2) node.outputs.push(r.string());
+  const inputs: string[] = [];
+  const outputs: string[] = [];
+  const attributes = new Map<string, Attribute>();
+  eachField(bytes, (field, wire, r) => {
+    if (wire !== LEN) return false;
+    if (field === 1) inputs.push(r.string());
+    else if (field === 2) outputs.push(r.string());
     else if (field === 4) opType = r.string();
     else if (field === 7) domain = r.string();
-    else if (field === 5) {
-      const [name, attr] = readAttribute(r.bytes());
-      node.attributes.set(name, attr);
-    } else r.skip(wire, field);
-  }
-  return { ...node, opType, domain };
+    else if (field === 5) attributes.set(...readAttribute(r.bytes()));
+    else return false;
+    return true;
+  });
+  return { opType, domain, inputs, outputs, attributes };
 }
 
 /** AttributeProto: name = 1, f = 2, i = 3, s = 4, floats = 7, ints = 8, strings = 9; tensors and graphs are "other". */
 function readAttribute(bytes: Uint8Array): [string, Attribute] {
   const attr: Attribute = { floats: [], ints: [], strings: [], other: false };
   let name = '';
-  const r = new BinaryReader(bytes);
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
+  eachField(bytes, (field, wire, r) => {
     switch (field) {
       case 1:
         name = r.string();
-        break;
+        return true;
       case 2:
         attr.f = r.float();
-        break;
+        return true;
       case 3:
         attr.i = Number(r.int64());
-        break;
+        return true;
       case 4:
         attr.s = r.string();
-        break;
+        return true;
       case 7:
         // Repeated scalars come packed or one per tag (onnx.proto is proto2); both are read.
-        if (wire === WireType.LengthDelimited) for (const end = r.uint32() + r.pos; r.pos < end; ) attr.floats.push(r.float());
+        if (wire === LEN) for (const end = r.uint32() + r.pos; r.pos < end; ) attr.floats.push(r.float());
         else attr.floats.push(r.float());
-        break;
+        return true;
       case 8:
-        if (wire === WireType.LengthDelimited) for (const end = r.uint32() + r.pos; r.pos < end; ) attr.ints.push(Number(r.int64()));
+        if (wire === LEN) for (const end = r.uint32() + r.pos; r.pos < end; ) attr.ints.push(Number(r.int64()));
         else attr.ints.push(Number(r.int64()));
-        break;
+        return true;
       case 9:
         attr.strings.push(r.string());
-        break;
+        return true;
       case 5:
       case 6:
       case 10:
@@ -204,12 +204,11 @@ function readAttribute(bytes: Uint8Array): [string, Attribute] {
       case 22:
       case 23:
         attr.other = true;
-        r.skip(wire, field);
-        break;
+        return false;
       default:
-        r.skip(wire, field);
+        return false;
     }
-  }
+  });
   return [name, attr];
 }
 
@@ -218,54 +217,35 @@ function readValueInfo(bytes: Uint8Array): ValueInfo {
   let name = '';
   let elemType = 0;
   const dims: (number | undefined)[] = [];
-  const r = new BinaryReader(bytes);
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === WireType.LengthDelimited) name = r.string();
-    else if (field === 2 && wire === WireType.LengthDelimited) {
-      const type = new BinaryReader(r.bytes());
-      while (type.pos < type.len) {
-        const [tf, tw] = type.tag();
-        if (tf !== 1 || tw !== WireType.LengthDelimited) {
-          type.skip(tw, tf);
-          continue;
-        }
-        const tensor = new BinaryReader(type.bytes());
-        while (tensor.pos < tensor.len) {
-          const [ef, ew] = tensor.tag();
+  eachField(bytes, (field, wire, r) => {
+    if (field === 1 && wire === LEN) name = r.string();
+    else if (field === 2 && wire === LEN) {
+      eachField(r.bytes(), (tf, tw, type) => {
+        if (tf !== 1 || tw !== LEN) return false;
+        eachField(type.bytes(), (ef, ew, tensor) => {
           if (ef === 1 && ew === WireType.Varint) elemType = tensor.int32();
-          else if (ef === 2 && ew === WireType.LengthDelimited) {
-            const shape = new BinaryReader(tensor.bytes());
-            while (shape.pos < shape.len) {
-              const [sf, sw] = shape.tag();
-              if (sf !== 1 || sw !== WireType.LengthDelimited) {
-                shape.skip(sw, sf);
-                continue;
-              }
-              const dim = new BinaryReader(shape.bytes());
+          else if (ef === 2 && ew === LEN) {
+            eachField(tensor.bytes(), (sf, sw, shape) => {
+              if (sf !== 1 || sw !== LEN) return false;
               let value: number | undefined;
-              while (dim.pos < dim.len) {
-                const [df, dw] = dim.tag();
-                if (df === 1 && dw === WireType.Varint) value = Number(dim.int64());
-                else dim.skip(dw, df);
-              }
+              eachField(shape.bytes(), (df, dw, dim) => (df === 1 && dw === WireType.Varint ? ((value = Number(dim.int64())), true) : false));
               dims.push(value);
-            }
-          } else tensor.skip(ew, ef);
-        }
-      }
-    } else r.skip(wire, field);
-  }
+              return true;
+            });
+          } else return false;
+          return true;
+        });
+        return true;
+      });
+    } else return false;
+    return true;
+  });
   return { name, elemType, rank: dims.length, ...(dims[1] !== undefined ? { width: dims[1] } : {}) };
 }
 
 /** TensorProto: name = 8. */
 function readTensorName(bytes: Uint8Array): string {
-  const r = new BinaryReader(bytes);
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    if (field === 8 && wire === WireType.LengthDelimited) return r.string();
-    r.skip(wire, field);
-  }
-  return '';
+  let name = '';
+  eachField(bytes, (field, wire, r) => (field === 8 && wire === LEN ? ((name = r.string()), true) : false));
+  return name;
 }
