@@ -13,8 +13,9 @@
  * the comparisons in float32 (inputs and thresholds are float32 values, compared exactly), a NaN taking the true
  * branch where `nodes_missing_value_tracks_true` says so. Not compiled (the model runs on onnxruntime): several
  * targets, an aggregate other than SUM, a post-transform, a leaf without exactly one weight. The runtime still checks
- * every compiled forest against onnxruntime on rows built to sit on the thresholds before serving with it
- * (`checkForest`), and keeps onnxruntime for a model where one value differs.
+ * every compiled forest against onnxruntime on `probeRows` (three per branch node, on and around its threshold)
+ * before serving with it (onnx-runtime.ts `forestDifferences`), and keeps onnxruntime for a model where one value
+ * differs.
  */
 import type { TreeEnsemble } from './tree-ensemble.ts';
 

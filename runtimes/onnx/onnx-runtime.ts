@@ -15,12 +15,16 @@
  * setImmediate onnxruntime-node defers each run to) is most of it for a small model (numbers in runtimes/onnx/README.md). Rows of different calls never affect each other: every
  * plan has a dynamic batch dimension, and a run that fails is repeated call by call, so one call's bad input fails
  * that call alone.
+ *
+ * A model whose graph is one tree-ensemble regressor runs inline as a compiled forest (forest.ts) instead, once it
+ * has answered what the session answers, bit for bit, on probe rows at load (`forestFor`); the session stays for the
+ * worker threads' batches and as the reference (runtimes/onnx/README.md, "Compiled tree ensembles").
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
 import { SibylError } from '../../core/errors.ts';
-import { readFile } from 'node:fs/promises';
 import { abortError } from './abort-error.ts';
 import { compileForest, probeRows, type Forest } from './forest.ts';
 import { readTreeEnsemble, type TreeEnsemble } from './tree-ensemble.ts';
@@ -47,7 +51,6 @@ export interface OnnxRuntimeOptions {
    */
   readonly trees?: OnnxTrees;
 }
-
 
 export interface OnnxRuntime extends Runtime {
   readonly kind: 'onnx';
@@ -267,7 +270,7 @@ function loadedModel(
     get runs() {
       return runs;
     },
-    engine: forest ? { kind: 'forest', trees: forest.trees, nodes: forest.nodes } : (engine as { kind: 'onnxruntime'; why: string }),
+    engine: engine.kind === 'forest' ? { kind: 'forest', trees: engine.forest.trees, nodes: engine.forest.nodes } : engine,
   };
 }
 
@@ -275,7 +278,7 @@ type Engine = { readonly kind: 'forest'; readonly forest: Forest } | { readonly 
 
 /**
  * The compiled forest for a model that is a lone tree-ensemble regressor fed by the plan's one float32 matrix and
- * read by the plan's outputs, once it has matched the session bit for bit on `PROBE_ROWS` probe rows; else why not.
+ * read by the plan's outputs, once it has matched the session bit for bit on every probe row; else why not.
  */
 async function forestFor(modelPath: string, session: ort.InferenceSession, plan: TensorPlan): Promise<Engine> {
   const read = readTreeEnsemble(await readFile(modelPath));
