@@ -51,24 +51,11 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
   const w = e.targetIds.length;
   if ([e.targetTreeIds, e.targetNodeIds, e.targetWeights].some((c) => c.length !== w)) return { unsupported: 'target attributes of different lengths' };
 
-  // Where each (tree, node id) is in the attributes, and the trees in the order of their first node (their roots).
-  const key = (tree: number, id: number): string => `${tree}:${id}`;
-  const at = new Map<string, number>();
-  const roots: number[] = [];
-  const seenTrees = new Set<number>();
-  for (let i = 0; i < n; i++) {
-    const tree = e.nodeTreeIds[i]!;
-    if (at.has(key(tree, e.nodeIds[i]!))) return { unsupported: `node ${e.nodeIds[i]} of tree ${tree} declared twice` };
-    at.set(key(tree, e.nodeIds[i]!), i);
-    if (i === 0 || e.nodeTreeIds[i - 1] !== tree) {
-      if (seenTrees.has(tree)) return { unsupported: `tree ${tree}'s nodes are not consecutive` };
-      seenTrees.add(tree);
-      roots.push(i);
-    }
-  }
+  const { at, roots, problem } = nodeIndex(e);
+  if (problem) return { unsupported: problem };
   const weight = new Map<number, number>();
   for (let j = 0; j < w; j++) {
-    const i = at.get(key(e.targetTreeIds[j]!, e.targetNodeIds[j]!));
+    const i = at.get(nodeKey(e.targetTreeIds[j]!, e.targetNodeIds[j]!));
     if (i === undefined) return { unsupported: `a weight for node ${e.targetNodeIds[j]} of tree ${e.targetTreeIds[j]}, which does not exist` };
     if (e.targetIds[j] !== 0) return { unsupported: `target id ${e.targetIds[j]}` };
     if (weight.has(i)) return { unsupported: 'a leaf with several weights' };
@@ -107,8 +94,8 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
       if (mode !== LEQ) uniform = false;
       meta[word] = feature | (mode << MODE_SHIFT) | (e.missingTracksTrue[i] ? MISSING_TRUE : 0);
       value[word + 1] = e.values[i]!;
-      const t1 = at.get(key(tree, e.trueIds[i]!));
-      const f1 = at.get(key(tree, e.falseIds[i]!));
+      const t1 = at.get(nodeKey(tree, e.trueIds[i]!));
+      const f1 = at.get(nodeKey(tree, e.falseIds[i]!));
       if (t1 === undefined || f1 === undefined) return { unsupported: `node ${e.nodeIds[i]} of tree ${tree} names a child that does not exist` };
       // Popped first: the true child lands right after its parent, the false child after the true subtree.
       stack.push({ i: f1, parentWord: word }, { i: t1, parentWord: -1 });
@@ -143,6 +130,32 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
       },
     },
   };
+}
+
+const nodeKey = (tree: number, id: number): string => `${tree}:${id}`;
+
+/**
+ * Where each node (`nodeKey(tree, id)`) sits in the attributes, and each tree's root: its first node, the trees in
+ * the order they first appear (onnxruntime's order); `problem` when a node is declared twice or a tree's nodes are not
+ * consecutive.
+ */
+function nodeIndex(e: TreeEnsemble): { at: Map<string, number>; roots: number[]; problem?: string } {
+  const at = new Map<string, number>();
+  const roots: number[] = [];
+  const seenTrees = new Set<number>();
+  let problem: string | undefined;
+  for (let i = 0; i < e.nodeIds.length; i++) {
+    const tree = e.nodeTreeIds[i]!;
+    const k = nodeKey(tree, e.nodeIds[i]!);
+    if (at.has(k)) problem ??= `node ${e.nodeIds[i]} of tree ${tree} declared twice`;
+    at.set(k, i);
+    if (i === 0 || e.nodeTreeIds[i - 1] !== tree) {
+      if (seenTrees.has(tree)) problem ??= `tree ${tree}'s nodes are not consecutive`;
+      seenTrees.add(tree);
+      roots.push(i);
+    }
+  }
+  return problem ? { at, roots, problem } : { at, roots };
 }
 
 /** The leaf's word index for a row at `off` of `x`, every node BRANCH_LEQ (the common export: LightGBM, scikit-learn). */
@@ -194,13 +207,7 @@ function walkAnyMode(meta: Int32Array, value: Float32Array, word: number, x: Flo
  * `width` float32 values each, row-major.
  */
 export function probeRows(e: TreeEnsemble): Float32Array {
-  const n = e.nodeIds.length;
-  const at = new Map<string, number>();
-  const roots: number[] = [];
-  for (let i = 0; i < n; i++) {
-    at.set(`${e.nodeTreeIds[i]}:${e.nodeIds[i]}`, i);
-    if (i === 0 || e.nodeTreeIds[i - 1] !== e.nodeTreeIds[i]) roots.push(i);
-  }
+  const { at, roots } = nodeIndex(e);
   const branches = e.modes.reduce((k, m) => k + (m === 'LEAF' ? 0 : 1), 0);
   const x = new Float32Array(branches * 3 * e.width);
   let row = 0;
@@ -232,7 +239,7 @@ export function probeRows(e: TreeEnsemble): Float32Array {
     emit(f, NaN);
     const tree = e.nodeTreeIds[i]!;
     for (const [id, taken] of [[e.falseIds[i]!, false], [e.trueIds[i]!, true]] as const) {
-      const child = at.get(`${tree}:${id}`);
+      const child = at.get(nodeKey(tree, id));
       if (child === undefined) continue;
       const [l, h] = narrowed(mode, th, taken, lo[f]!, hi[f]!);
       stack.push({ visit: false, i: -1, f, lo: lo[f]!, hi: hi[f]! }, { visit: true, i: child, f, lo: l, hi: h });
