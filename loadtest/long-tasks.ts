@@ -5,7 +5,7 @@
  *
  *   node loadtest/long-tasks.ts [--a DIR] [--rate N | --fraction 0.5] [--seconds 10] [--rounds 1]
  *       [--threshold 0.2] [--interval 100] [--log on|off] [--protocol sibyl-rest] [--mix eta-store]
- *       [--node-flags=--single-threaded-gc] [--no-profile] [--heap] [--sampler realtime|normal] [--settle S]
+ *       [--node-flags=--single-threaded-gc] [--no-profile] [--heap | --allocations] [--sampler realtime|normal] [--settle S]
  *       [--env K=V ...] [--a-env K=V ...]
  *
  * Default scenario: S1 of the suite (Sibyl REST, delivery-eta with 13 features from Redis, Kafka log on) at half of
@@ -52,6 +52,8 @@ const { values: flags } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     /** Also sample the heap: where the objects that outlive a scavenge (promoted, or still alive) were allocated. */
     heap: { type: 'boolean', default: false },
+    /** Sample every allocation instead (what a scavenge collects too): who allocates the young generation's bytes. */
+    allocations: { type: 'boolean', default: false },
     /** Without the CPU profiler (its sampling costs the gateway time): only the p99s and GC pauses, e.g. for an A/B. */
     'no-profile': { type: 'boolean', default: false },
     /** `realtime` (default): V8's sampling thread in the real-time class, so that samples come on time; `normal`. */
@@ -153,7 +155,7 @@ interface HeapProfile {
 }
 
 /** The sampled bytes that outlived a scavenge, by allocation site (with two callers), per request served. */
-function renderSurvivors(profile: HeapProfile, requests: number): string {
+function renderSurvivors(profile: HeapProfile, requests: number, title: string): string {
   const sites = new Map<string, number>();
   let total = 0;
   const frame = (n: HeapNode) => `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(node_modules\/)?/, '')}:${n.callFrame.lineNumber + 1}`;
@@ -167,9 +169,9 @@ function renderSurvivors(profile: HeapProfile, requests: number): string {
     for (const c of n.children) walk(c, here);
   };
   walk(profile.head, []);
-  const rows = [...sites].sort((a, b) => b[1] - a[1]).slice(0, 20);
+  const rows = [...sites].sort((a, b) => b[1] - a[1]).slice(0, 40);
   return [
-    `### Objects that outlived a scavenge: ${Math.round(total / 1024)} KiB sampled, ${Math.round(total / Math.max(1, requests))} B per request`,
+    `### ${title}: ${Math.round(total / 1024)} KiB sampled, ${Math.round(total / Math.max(1, requests))} B per request`,
     '',
     '| allocated at (← callers) | KiB | B/request |',
     '| --- | ---: | ---: |',
@@ -187,10 +189,12 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   await session.send('Profiler.setSamplingInterval', { interval: INTERVAL_US });
   const req0 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
   const gc0 = await scrapeBuckets(base, 'v8js_gc_duration_seconds');
-  if (flags.heap) {
+  const sampleHeap = flags.heap || flags.allocations;
+  if (sampleHeap) {
     await session.send('HeapProfiler.enable');
-    // Samples that a scavenge collects are dropped; those a mark-compact collects (they were promoted first) are kept.
-    await session.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false });
+    // Samples that a scavenge collects are dropped unless --allocations; those a mark-compact collects (they were
+    // promoted first) are kept.
+    await session.send('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: flags.allocations });
   }
   const profiling = !flags['no-profile'];
   if (profiling) await session.send('Profiler.start');
@@ -199,7 +203,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   const sampler = profiling && flags.sampler === 'realtime' && arm.child ? (promoteV8Sampler(arm.child.pid) ? 'real-time' : 'normal (could not be raised)') : profiling ? 'normal' : 'off';
   const result = await generateOnLoadCore(open(SECONDS, 0));
   const profile = profiling ? ((await session.send('Profiler.stop')) as unknown as { profile: CpuProfile }).profile : undefined;
-  const heap = flags.heap ? ((await session.send('HeapProfiler.stopSampling')) as unknown as { profile: HeapProfile }).profile : undefined;
+  const heap = sampleHeap ? ((await session.send('HeapProfiler.stopSampling')) as unknown as { profile: HeapProfile }).profile : undefined;
   const req1 = await scrapeBuckets(base, 'sibyl_request_duration_seconds');
   const gc1 = await scrapeBuckets(base, 'v8js_gc_duration_seconds');
   session.close();
@@ -215,7 +219,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
     `profile: ${file}`,
     '',
   ];
-  const survivors = heap ? `\n${renderSurvivors(heap, s.throughput * SECONDS)}` : '';
+  const survivors = heap ? `\n${renderSurvivors(heap, s.throughput * SECONDS, flags.allocations ? 'Every object allocated' : 'Objects that outlived a scavenge')}` : '';
   const tasks = profile ? renderLongTasks(longTaskReport(profile, THRESHOLD_MS), `Long tasks: ${arm.name}, round ${round + 1}`) : '';
   return `${head.join('\n')}\n${tasks}${survivors}`;
 }

@@ -1,11 +1,11 @@
 /** Sibyl's own API messages (proto/sibyl/v1/predict.proto) to and from the pipeline's types. */
-import { isUtf8 } from 'node:buffer';
 import { create, toBinary, toJsonString } from '@bufbuild/protobuf';
 import type { Value } from '@bufbuild/protobuf/wkt';
 import type { OutputRow, Scalar } from '../../runtimes/contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { PredictResponseSchema, type PredictRequest, type PredictResponse, type PredictionResult } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import type { InputRow, ParsedRequest, PredictOutput } from '../pipeline/pipeline.ts';
+import { cursor, lenPrefixed, str, strField, uint32, varintNonZero, varintSize, writeStr, writeVarint } from './protobuf-wire.ts';
 import { isJsonObject } from './rest-common.ts';
 
 /** A decoded PredictRequest for the pipeline's entry; `timeoutMs` is the client's own deadline when it sent one. */
@@ -202,53 +202,6 @@ function toValue(v: unknown): Value {
  * 2 length-delimited.
  */
 
-/** The reader's position in the message being read (one message at a time: reading never yields). */
-let at = 0;
-
-/**
- * A varint of at most 32 bits at `at` (a tag or a length), or -1 for a longer or truncated one, so the caller falls
- * back to protobuf-es.
- */
-function uint32(b: Uint8Array, end: number): number {
-  let v = 0;
-  for (let shift = 0; shift < 35; shift += 7) {
-    if (at >= end) return -1;
-    const x = b[at++]!;
-    v += (x & 0x7f) * 2 ** shift;
-    if (x < 0x80) return v <= 0xffffffff ? v : -1;
-  }
-  return -1;
-}
-
-/** A varint of up to 64 bits, as whether it is non-zero (a bool), or -1 when malformed. */
-function varintNonZero(b: Uint8Array, end: number): number {
-  let nonZero = 0;
-  for (let i = 0; i < 10; i++) {
-    if (at >= end) return -1;
-    const x = b[at++]!;
-    if (x & 0x7f) nonZero = 1;
-    if (x < 0x80) return nonZero;
-  }
-  return -1;
-}
-
-/** The string of `len` bytes at `at`, or undefined when they are not valid UTF-8 (protobuf-es then decides). */
-function str(b: Buffer, len: number, end: number): string | undefined {
-  const from = at;
-  const to = from + len;
-  if (to > end) return undefined;
-  at = to;
-  let ascii = true;
-  for (let i = from; i < to; i++) {
-    if (b[i]! >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return b.toString('latin1', from, to);
-  return isUtf8(b.subarray(from, to)) ? b.toString('utf8', from, to) : undefined;
-}
-
 /**
  * PredictRequest's wire form read straight into the entry's types, when it holds only PredictRequest's fields, rows of
  * entities and of features whose values are numbers, strings or booleans, each map entry with one key and one value,
@@ -257,19 +210,19 @@ function str(b: Buffer, len: number, end: number): string | undefined {
  * accepts, that path decodes to the same request (test/gateway/sibyl-codec.test.ts, "the wire form").
  */
 export function readPredictRequest(b: Buffer, timeoutMs: number | undefined): ParsedRequest | undefined {
-  at = 0;
+  cursor.at = 0;
   const end = b.byteLength;
   let model = '';
   let version = '';
   let requestId = '';
   let routingKey = '';
   const rows: InputRow[] = [];
-  while (at < end) {
+  while (cursor.at < end) {
     const tag = uint32(b, end);
     const len = (tag & 7) === 2 ? uint32(b, end) : -1;
     if (len < 0) return undefined;
     if (tag >>> 3 === 3) {
-      const row = readRow(b, at + len);
+      const row = readRow(b, cursor.at + len);
       if (row === undefined) return undefined;
       rows.push(row);
       continue;
@@ -300,12 +253,12 @@ function readRow(b: Buffer, end: number): InputRow | undefined {
   if (end > b.byteLength) return undefined;
   const entities: Record<string, string> = {};
   const features: Record<string, Scalar> = {};
-  while (at < end) {
+  while (cursor.at < end) {
     const tag = uint32(b, end);
     if (tag !== 0x0a && tag !== 0x12) return undefined;
     const len = uint32(b, end);
     if (len < 0) return undefined;
-    const entryEnd = at + len;
+    const entryEnd = cursor.at + len;
     if (entryEnd > end) return undefined;
     // A map entry: the key (field 1), then the value (field 2), each once.
     if (uint32(b, entryEnd) !== 0x0a) return undefined;
@@ -313,7 +266,7 @@ function readRow(b: Buffer, end: number): InputRow | undefined {
     const key = keyLen < 0 ? undefined : str(b, keyLen, entryEnd);
     if (key === undefined || key === '__proto__' || uint32(b, entryEnd) !== 0x12) return undefined;
     const valueLen = uint32(b, entryEnd);
-    if (valueLen < 0 || at + valueLen !== entryEnd) return undefined;
+    if (valueLen < 0 || cursor.at + valueLen !== entryEnd) return undefined;
     if (tag === 0x0a) {
       const v = str(b, valueLen, entryEnd);
       if (v === undefined) return undefined;
@@ -324,18 +277,18 @@ function readRow(b: Buffer, end: number): InputRow | undefined {
       features[key] = v;
     }
   }
-  return at === end ? { entities, features } : undefined;
+  return cursor.at === end ? { entities, features } : undefined;
 }
 
 /** A google.protobuf.Value holding one number, string or bool (its last kind on the wire wins, as in protobuf). */
 function readScalarValue(b: Buffer, end: number): Scalar | undefined {
   let v: Scalar | undefined;
-  while (at < end) {
+  while (cursor.at < end) {
     const tag = uint32(b, end);
     if (tag === 0x11) {
-      if (at + 8 > end) return undefined;
-      v = b.readDoubleLE(at);
-      at += 8;
+      if (cursor.at + 8 > end) return undefined;
+      v = b.readDoubleLE(cursor.at);
+      cursor.at += 8;
     } else if (tag === 0x1a) {
       const len = uint32(b, end);
       const s = len < 0 ? undefined : str(b, len, end);
@@ -374,32 +327,32 @@ export function predictResponseBinary(out: PredictOutput): Uint8Array {
     size += 1 + varintSize(n) + n;
   }
   const b = Buffer.allocUnsafe(size);
-  at = 0;
+  cursor.at = 0;
   writeStr(b, 0x0a, out.requestId);
   writeStr(b, 0x12, out.model);
   writeStr(b, 0x1a, out.version);
   for (let i = 0; i < out.results.length; i++) {
     const r = out.results[i]!;
-    b[at++] = 0x22;
+    b[cursor.at++] = 0x22;
     writeVarint(b, resultSizes[i]!);
     for (const k in r.outputs) {
       const v = r.outputs[k] as Scalar;
-      b[at++] = 0x0a;
+      b[cursor.at++] = 0x0a;
       writeVarint(b, entrySize(k, v));
       writeStr(b, 0x0a, k, true);
-      b[at++] = 0x12;
+      b[cursor.at++] = 0x12;
       if (typeof v === 'number') {
-        b[at++] = 9;
-        b[at++] = 0x11;
-        b.writeDoubleLE(v, at);
-        at += 8;
+        b[cursor.at++] = 9;
+        b[cursor.at++] = 0x11;
+        b.writeDoubleLE(v, cursor.at);
+        cursor.at += 8;
       } else if (typeof v === 'string') {
         writeVarint(b, 1 + lenPrefixed(v));
         writeStr(b, 0x1a, v, true);
       } else {
-        b[at++] = 2;
-        b[at++] = 0x20;
-        b[at++] = v ? 1 : 0;
+        b[cursor.at++] = 2;
+        b[cursor.at++] = 0x20;
+        b[cursor.at++] = v ? 1 : 0;
       }
     }
     for (const d of r.defaulted) writeStr(b, 0x12, d, true);
@@ -422,46 +375,5 @@ function entrySize(key: string, v: unknown): number {
     }
     default:
       return -1;
-  }
-}
-
-/** A string field's bytes after its tag: its length and its UTF-8. */
-function lenPrefixed(s: string): number {
-  const n = utf8Length(s);
-  return varintSize(n) + n;
-}
-
-/** A proto3 string field's bytes, tag included; 0 for '' (left out). */
-function strField(s: string): number {
-  return s === '' ? 0 : 1 + lenPrefixed(s);
-}
-
-function utf8Length(s: string): number {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
-  return s.length;
-}
-
-function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
-}
-
-function writeVarint(b: Buffer, n: number): void {
-  while (n >= 0x80) {
-    b[at++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  b[at++] = n;
-}
-
-/** A string field (tag, length, UTF-8); left out when '' unless `always` (a map key, a list item, a Value's string). */
-function writeStr(b: Buffer, tag: number, s: string, always = false): void {
-  if (s === '' && !always) return;
-  b[at++] = tag;
-  const n = utf8Length(s);
-  writeVarint(b, n);
-  if (n === s.length) {
-    for (let i = 0; i < n; i++) b[at++] = s.charCodeAt(i);
-  } else {
-    at += b.write(s, at, n, 'utf8');
   }
 }

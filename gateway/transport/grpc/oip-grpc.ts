@@ -1,12 +1,13 @@
 /**
  * The Open Inference Protocol v2 over gRPC (`inference.GRPCInferenceService`). Outputs always travel in
  * `raw_output_contents` (Triton's client reads only those); inputs may use typed contents or raw contents.
+ * ModelInfer's messages are read and written directly for the common case (oip/oip-wire.ts); protobuf-es decodes
+ * the rest (`parseInfer`).
  */
 import type * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import {
   GRPCInferenceService,
-  ModelInferResponseSchema,
   ModelMetadataRequestSchema,
   ModelMetadataResponseSchema,
   ModelReadyRequestSchema,
@@ -21,20 +22,23 @@ import {
   type InferTensorContents,
   type ModelInferRequest,
   type ModelInferRequest_InferInputTensor,
-  type ModelInferResponse,
 } from '../../../proto/gen/inference/open_inference_grpc_pb.js';
 import { SibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline, PredictOutput } from '../../pipeline/pipeline.ts';
 import { modelMetadata, ROUTING_KEY_PARAMETER, serverMetadata } from '../oip/metadata.ts';
 import type { OipHealth } from '../oip/oip-rest.ts';
 import { signatureOf } from '../oip/signature.ts';
-import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from '../oip/tensors.ts';
+import { inferResponseBinary, readInferRequest, type InferRequest } from '../oip/oip-wire.ts';
+import { decodeRaw, rowsFromTensors, type DecodedTensor } from '../oip/tensors.ts';
 import { predictMethod, serviceDefinition, unary, type PredictMethod, type UnaryContext } from './service-definition.ts';
 
 /** Adds the service; returns its prediction method, ModelInfer (for the door's own unary path, unary-stream.ts). */
 export function addOipService(server: grpc.Server, pipeline: Pipeline, health: OipHealth, limits: { maxBodyBytes: number }): PredictMethod {
   const max = limits.maxBodyBytes;
-  const modelInfer = predictMethod(GRPCInferenceService, GRPCInferenceService.method.modelInfer, max, pipeline, 'oip-grpc', parseInfer, encodeInfer);
+  const modelInfer = predictMethod<typeof GRPCInferenceService.method.modelInfer, InferRequest>(GRPCInferenceService, GRPCInferenceService.method.modelInfer, max, pipeline, 'oip-grpc', parseInfer, {
+    read: (bytes, call) => readInferRequest(bytes, call.timeoutMs),
+    write: inferResponseBinary,
+  });
   server.addService(serviceDefinition(GRPCInferenceService), {
     serverLive: unary(ServerLiveRequestSchema, max, async () => create(ServerLiveResponseSchema, { live: health.live() })),
     serverReady: unary(ServerReadyRequestSchema, max, async () => create(ServerReadyResponseSchema, { ready: health.ready() })),
@@ -56,7 +60,8 @@ export function addOipService(server: grpc.Server, pipeline: Pipeline, health: O
   return modelInfer;
 }
 
-function parseInfer(req: ModelInferRequest, call: UnaryContext): ParsedRequest {
+/** A ModelInferRequest protobuf-es decoded, for the entry (what `readInferRequest` declines comes here). */
+export function parseInfer(req: ModelInferRequest, call: UnaryContext): InferRequest {
   if (req.rawInputContents.length > 0 && req.rawInputContents.length !== req.inputs.length) {
     throw new SibylError('INVALID_ARGUMENT', `raw_input_contents: ${req.rawInputContents.length} entries for ${req.inputs.length} inputs`);
   }
@@ -67,21 +72,9 @@ function parseInfer(req: ModelInferRequest, call: UnaryContext): ParsedRequest {
     routingKey: routingKeyParameter(req.parameters[ROUTING_KEY_PARAMETER]),
     requestId: req.id,
     timeoutMs: call.timeoutMs,
+    outputs: req.outputs.map((o) => o.name),
     rows: (route, composed) => rowsFromTensors(req.modelName, signatureOf(route, composed), tensors),
   };
-}
-
-function encodeInfer(out: PredictOutput, req: ModelInferRequest): ModelInferResponse {
-  const outputs = tensorsFromResults(signatureOf(out.route), out, req.outputs.map((o) => o.name));
-  const defaulted = defaultedParameter(out);
-  return create(ModelInferResponseSchema, {
-    modelName: out.model,
-    modelVersion: out.version,
-    id: out.requestId,
-    parameters: defaulted ? { sibyl_defaulted_features: { parameterChoice: { case: 'stringParam', value: defaulted } } } : {},
-    outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape.map(BigInt) })),
-    rawOutputContents: outputs.map(encodeRaw),
-  });
 }
 
 function routingKeyParameter(p: InferParameter | undefined): string {

@@ -86,43 +86,40 @@ export interface PredictMethod {
 }
 
 /**
- * A door's own reading and writing of its messages for the common case, before protobuf-es: `read` gives the
- * entry's request, or undefined to have the message decoded by protobuf-es and `parse`; `write` gives the answer's
- * bytes, whichever way the request was read.
+ * A door's own reading and writing of its messages: `read` gives the entry's request for the common case, or
+ * undefined to have the message decoded by protobuf-es and the door's `parse`; `write` gives the answer's bytes for
+ * the request, whichever way it was read.
  */
-export interface WireCodec {
-  read(bytes: Buffer, ctx: UnaryContext): ParsedRequest | undefined;
-  write(out: PredictOutput): Uint8Array;
+export interface WireCodec<R extends ParsedRequest> {
+  read(bytes: Buffer, ctx: UnaryContext): R | undefined;
+  write(out: PredictOutput, req: R): Uint8Array;
 }
 
 /**
  * A prediction RPC (`method` of `service`) as a codec over the pipeline's one entry: the entry admits the call,
- * then `parse` decodes the message (so a refused call is never decoded, and one that fails to decode is counted
- * like any request); `encode` builds the answer from the output and the decoded message. With `wire`, its `read`
- * is tried first and its `write` writes every answer.
+ * then the message is read (`wire.read`, else decoded by protobuf-es and `parse`d: so a refused call is never
+ * decoded, and one that fails to decode is counted like any request); `wire.write` writes the answer.
  */
-export function predictMethod<M extends DescMethod, O extends MessageShape<M['output']>>(
+export function predictMethod<M extends DescMethod, R extends ParsedRequest>(
   service: DescService,
   method: M,
   maxBytes: number,
   pipeline: Pipeline,
   transport: Transport,
-  parse: (req: MessageShape<M['input']>, ctx: UnaryContext) => ParsedRequest,
-  encode: (out: PredictOutput, req: MessageShape<M['input']>) => O,
-  wire?: WireCodec,
+  parse: (req: MessageShape<M['input']>, ctx: UnaryContext) => R,
+  wire: WireCodec<R>,
 ): PredictMethod {
   const endpoint = grpcEndpoint(service.typeName, method.name);
   const input: M['input'] = method.input;
-  const output: M['output'] = method.output;
   const call = async (bytes: Buffer, ctx: UnaryContext): Promise<UnaryReply> => {
-    let req: MessageShape<M['input']> | undefined;
+    let req: R | undefined;
     const outcome = await pipeline.predict(
       { transport, startMs: ctx.startMs, endpoint, requestId: ctx.requestId, traceparent: ctx.traceparent, tracestate: ctx.tracestate, cancelled: ctx.cancelled },
-      () => (wire && bytes.byteLength <= maxBytes && wire.read(bytes, ctx)) || parse((req = decode<M['input']>(input, bytes, maxBytes)), ctx),
+      () => (req = (bytes.byteLength <= maxBytes && wire.read(bytes, ctx)) || parse(decode<M['input']>(input, bytes, maxBytes), ctx)),
     );
     if (outcome.error) return { error: outcome.error, requestId: outcome.requestId };
     try {
-      return { body: wire ? wire.write(outcome.output) : toBinary(output, encode(outcome.output, req!)), requestId: outcome.requestId };
+      return { body: wire.write(outcome.output, req!), requestId: outcome.requestId };
     } catch (err) {
       return { error: toSibylError(err), requestId: outcome.requestId };
     }

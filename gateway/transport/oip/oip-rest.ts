@@ -12,7 +12,7 @@ import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../../telemetry/endpoint.ts';
 import { httpArrival, httpIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
-import { decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
+import { DEFAULTED_PARAMETER, decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
 import { decodeContent } from './content-encoding.ts';
 import { InferRequest, type InferResponse, type Live, type ModelMetadata, type ModelReady, type OipError, type Ready, type ServerMetadata } from './oip-rest-schemas.ts';
@@ -100,7 +100,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
         model_name: out.model,
         model_version: out.version,
         id: requestId,
-        ...(defaulted ? { parameters: { sibyl_defaulted_features: defaulted } } : {}),
+        ...(defaulted ? { parameters: { [DEFAULTED_PARAMETER]: defaulted } } : {}),
         outputs: outputs.map((o) => {
           if (!binaryFor.has(o.name)) return { name: o.name, datatype: o.datatype, shape: o.shape, data: o.data };
           const raw = encodeRaw(o);

@@ -179,22 +179,34 @@ export function decodeRaw(name: string, datatype: string, raw: Uint8Array): Arra
 
 /** Encodes an output tensor's elements as raw bytes. */
 export function encodeRaw(t: EncodedOutput): Uint8Array {
+  const out = new Uint8Array(rawSize(t));
+  writeRaw(t, new DataView(out.buffer), 0);
+  return out;
+}
+
+/** Bytes of an output tensor's raw form. */
+export function rawSize(t: EncodedOutput): number {
+  if (t.datatype !== 'BYTES') return t.data.length * BYTES_PER[t.datatype]!;
+  let n = 0;
+  for (const v of t.data) n += 4 + Buffer.byteLength(String(v), 'utf8');
+  return n;
+}
+
+/** Writes an output tensor's raw form (`rawSize(t)` bytes) at `off` of `view`. */
+export function writeRaw(t: EncodedOutput, view: DataView, off: number): void {
   if (t.datatype === 'BYTES') {
-    const parts = t.data.map((v) => utf8enc.encode(String(v)));
-    const out = new Uint8Array(parts.reduce((s, p) => s + 4 + p.byteLength, 0));
-    const view = new DataView(out.buffer);
-    let off = 0;
-    for (const p of parts) {
-      view.setUint32(off, p.byteLength, true);
-      out.set(p, off + 4);
-      off += 4 + p.byteLength;
+    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    for (const v of t.data) {
+      const s = String(v);
+      const n = Buffer.byteLength(s, 'utf8');
+      view.setUint32(off, n, true);
+      utf8enc.encodeInto(s, bytes.subarray(off + 4, off + 4 + n));
+      off += 4 + n;
     }
-    return out;
+    return;
   }
   const size = BYTES_PER[t.datatype]!;
-  const out = new Uint8Array(t.data.length * size);
-  const view = new DataView(out.buffer);
-  for (let i = 0, o = 0; i < t.data.length; i++, o += size) {
+  for (let i = 0, o = off; i < t.data.length; i++, o += size) {
     const v = t.data[i]!;
     const n = typeof v === 'boolean' ? (v ? 1 : 0) : Number(v);
     switch (t.datatype) {
@@ -210,10 +222,12 @@ export function encodeRaw(t: EncodedOutput): Uint8Array {
       case 'UINT64': view.setBigUint64(o, BigInt(Math.trunc(n)), true); break;
     }
   }
-  return out;
 }
 
-/** The features each row defaulted, as an OIP response parameter value (JSON), or undefined when none did. */
+/** The response parameter that lists, per row, the features that got their defaults. */
+export const DEFAULTED_PARAMETER = 'sibyl_defaulted_features';
+
+/** The features each row defaulted, as the OIP response parameter's value (JSON), or undefined when none did. */
 export function defaultedParameter(out: PredictOutput): string | undefined {
   return out.results.some((r) => r.defaulted.length) ? JSON.stringify(out.results.map((r) => r.defaulted)) : undefined;
 }
