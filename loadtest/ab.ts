@@ -63,13 +63,14 @@ const arms: Arm[] = [
   { name: 'B', dir: resolve(flags.b), http: 18580, grpc: 18581, env: envOfPairs(flags.env) },
 ];
 
-/** S1, S3, S4a, S4b of the suite, and OIP REST with every feature inline (the peer comparison's request). */
+/** S1, S3, S4a, S4b of the suite, and OIP REST and gRPC with every feature inline (the peer comparison's requests). */
 const allScenarios: { key: string; protocol: RunSpec['protocol']; mix: RunSpec['mix'] }[] = [
   { key: 'sibyl-rest/eta-store', protocol: 'sibyl-rest', mix: 'eta-store' },
   { key: 'oip-rest/mlp-tensor', protocol: 'oip-rest', mix: 'mlp-tensor' },
   { key: 'oip-rest/eta-inline', protocol: 'oip-rest', mix: 'eta-inline' },
   { key: 'sibyl-grpc/eta-store', protocol: 'sibyl-grpc', mix: 'eta-store' },
   { key: 'oip-grpc/mlp-tensor', protocol: 'oip-grpc', mix: 'mlp-tensor' },
+  { key: 'oip-grpc/eta-inline', protocol: 'oip-grpc', mix: 'eta-inline' },
 ];
 const wanted = flags.scenarios?.split(',');
 const unknown = wanted?.filter((k) => !allScenarios.some((s) => s.key === k)) ?? [];
