@@ -28,7 +28,7 @@ export function toParsedRequest(req: PredictRequest, timeoutMs: number | undefin
  * undefined, and the door decodes it with protobuf-es (`fromJson`, then `toParsedRequest`), which gives the same
  * request or the precise error. What this accepts, that path decodes to the same request
  * (test/gateway/sibyl-codec.test.ts). The parsed objects are the rows' maps as they are: no copy.
- * Measured in ARCHITECTURE.md ("Sibyl's messages without protobuf-es on the common path").
+ * Measured in ARCHITECTURE.md ("The doors' messages without protobuf-es on the common path").
  */
 export function plainPredictRequest(json: unknown, timeoutMs: number | undefined): ParsedRequest | undefined {
   if (!isJsonObject(json)) return undefined;
@@ -198,8 +198,7 @@ function toValue(v: unknown): Value {
 
 /*
  * The binary (wire) form of the same two messages, for Sibyl gRPC: read and written directly for the common case,
- * as the JSON form is above. Field numbers from proto/sibyl/v1/predict.proto; wire types: 0 varint, 1 fixed64,
- * 2 length-delimited.
+ * as the JSON form is above (the wire helpers: protobuf-wire.ts). Field numbers from proto/sibyl/v1/predict.proto.
  */
 
 /**
