@@ -288,12 +288,22 @@ export function encodeCommand(args: readonly string[]): string {
   return s;
 }
 
-/** HMGET key field...: the request path's command, encoded without an intermediate array. */
+/**
+ * HMGET key field...: the request path's command, encoded without an intermediate array. A feature plan's field
+ * lists are the same arrays request after request, so each list's part of the command is encoded once and kept
+ * while the list lives.
+ */
 export function encodeHmget(key: string, fields: readonly string[]): string {
-  let s = `*${fields.length + 2}\r\n$5\r\nHMGET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n`;
-  for (const f of fields) s += `$${Buffer.byteLength(f)}\r\n${f}\r\n`;
-  return s;
+  let tail = encodedFields.get(fields);
+  if (tail === undefined) {
+    tail = '';
+    for (const f of fields) tail += `$${Buffer.byteLength(f)}\r\n${f}\r\n`;
+    encodedFields.set(fields, tail);
+  }
+  return `*${fields.length + 2}\r\n$5\r\nHMGET\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n${tail}`;
 }
+
+const encodedFields = new WeakMap<readonly string[], string>();
 
 /** What `parseReply` returns for bytes that are not RESP2. */
 export const PROTOCOL_ERROR = Symbol('protocol error');

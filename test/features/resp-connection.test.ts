@@ -61,6 +61,10 @@ describe('RESP2 replies', () => {
   it('encodes commands as arrays of bulk strings, lengths in bytes', () => {
     expect(encodeCommand(['HSET', 'k', 'é', '1'])).toBe('*4\r\n$4\r\nHSET\r\n$1\r\nk\r\n$2\r\né\r\n$1\r\n1\r\n');
     expect(encodeHmget('k:é', ['a', 'bb'])).toBe(encodeCommand(['HMGET', 'k:é', 'a', 'bb']));
+    // A plan's field list is encoded once and reused: each key still gets its own command.
+    const fields = ['prep_time', 'ключ'];
+    for (const key of ['restaurant:r-1', 'r:ü', '']) expect(encodeHmget(key, fields)).toBe(encodeCommand(['HMGET', key, ...fields]));
+    expect(encodeHmget('k', [])).toBe(encodeCommand(['HMGET', 'k']));
   });
 });
 
