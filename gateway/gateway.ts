@@ -157,7 +157,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   };
   admission.start();
   const limits = { maxBodyBytes: config.maxBodyBytes };
-  const app = createRestApp({ pipeline, health, telemetry: pod ? withPodMetrics(telemetry, pod) : telemetry, limits, logger, shadowStats });
+  const { app, serveDirect } = createRestApp({ pipeline, health, telemetry: pod ? withPodMetrics(telemetry, pod) : telemetry, limits, logger, shadowStats });
   // Made by `start`: a gateway served in process (the Lambda function) never loads the listeners.
   let grpcServer: GrpcServer | undefined;
   let http: ServerType | undefined;
@@ -193,7 +193,16 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       const reusePort = config.workers > 1;
       const httpPort = await new Promise<number>((resolve, reject) => {
         const createServer = ((options: ServerOptions, listener: RequestListener) =>
-          withKeepAlive(createHttpServer(options, withFastReject(listener, pipeline)), config.keepAliveTimeoutMs)) as typeof createHttpServer;
+          withKeepAlive(
+            createHttpServer(
+              options,
+              // Refusals first (fast-reject.ts), then the prediction routes' direct path, then Hono.
+              withFastReject((req, res) => {
+                if (!serveDirect(req, res)) listener(req, res);
+              }, pipeline),
+            ),
+            config.keepAliveTimeoutMs,
+          )) as typeof createHttpServer;
         const s = createAdaptorServer({ fetch: app.fetch, hostname: config.host, createServer });
         s.once('error', reject);
         // A deep accept queue: a burst of new connections while the loop is saturated waits there instead of

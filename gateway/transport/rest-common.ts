@@ -1,7 +1,7 @@
 /** What every REST route shares: body limits, JSON parsing, the error body, request-id and timeout headers. */
 import { toJsonString, create } from '@bufbuild/protobuf';
 import type { Context } from 'hono';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorBodySchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../core/errors.ts';
 import type { Arrival } from '../pipeline/pipeline.ts';
@@ -32,18 +32,21 @@ export interface HttpIn {
 
 export function httpIn(c: Context): HttpIn {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (incoming && typeof incoming.on === 'function') {
-    return {
-      header: (name) => {
-        const v = incoming.headers[name];
-        return Array.isArray(v) ? v[0] : v;
-      },
-      body: (limit) => readIncoming(incoming, limit),
-      cancelled: () => incoming.socket.destroyed,
-    };
-  }
+  if (incoming && typeof incoming.on === 'function') return incomingIn(incoming);
   const req = c.req.raw;
   return { header: (name) => req.headers.get(name) ?? undefined, body: (limit) => readBody(req, limit), cancelled: () => req.signal.aborted };
+}
+
+/** Node's IncomingMessage as a REST handler reads it. */
+export function incomingIn(incoming: IncomingMessage): HttpIn {
+  return {
+    header: (name) => {
+      const v = incoming.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    },
+    body: (limit) => readIncoming(incoming, limit),
+    cancelled: () => incoming.socket.destroyed,
+  };
 }
 
 function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
@@ -128,14 +131,39 @@ export function parseJson(bytes: Uint8Array): unknown {
   }
 }
 
-export function errorResponse(err: unknown, requestId: string): Response {
+/**
+ * A REST answer before it is a WHATWG Response (for Hono) or written to Node's ServerResponse (a door's direct
+ * path, `writeAnswer`): the same status, headers and body either way.
+ */
+export interface RestAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+export function errorAnswer(err: unknown, requestId: string): RestAnswer {
   const e = toSibylError(err);
   const body = toJsonString(ErrorBodySchema, create(ErrorBodySchema, { code: e.code, message: e.message, requestId }));
   const headers: Record<string, string> = { 'content-type': 'application/json', [requestIdHeader]: requestId };
   const retry = retryAfterSeconds(e.code);
   if (retry !== undefined) headers['retry-after'] = String(retry);
   if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
-  return new Response(body, { status: e.httpStatus, headers });
+  return { status: e.httpStatus, headers, body };
+}
+
+export function errorResponse(err: unknown, requestId: string): Response {
+  return toResponse(errorAnswer(err, requestId));
+}
+
+export function toResponse(a: RestAnswer): Response {
+  return new Response(a.body, { status: a.status, headers: a.headers });
+}
+
+/** Writes the answer as @hono/node-server writes the same Response: its status and headers, a Content-Length, the body. */
+export function writeAnswer(res: ServerResponse, a: RestAnswer): void {
+  a.headers['Content-Length'] = String(Buffer.byteLength(a.body));
+  res.writeHead(a.status, a.headers);
+  res.end(a.body);
 }
 
 /** What a REST door tells the entry of a request before its body is read: when, where, and the trace headers. */

@@ -4,6 +4,7 @@
  * the ProtoJSON of sibyl.v1.PredictResponse, or an ErrorBody with the HTTP status of its code. A codec over the
  * pipeline's one entry: it decodes and encodes, the entry decides.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Hono } from 'hono';
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { PredictRequestSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
@@ -11,9 +12,8 @@ import { SibylError } from '../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../telemetry/endpoint.ts';
 import { plainPredictRequest, predictResponseJson, toParsedRequest } from './sibyl-api.ts';
-import { httpArrival, errorResponse, httpIn, readJsonBody, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from './rest-common.ts';
+import { errorAnswer, errorResponse, httpArrival, httpIn, incomingIn, readJsonBody, requestIdHeader, timeoutHeader, toResponse, writeAnswer, type HttpIn, type RestAnswer, type RestLimits } from './rest-common.ts';
 
-const JSON_TYPE = { 'content-type': 'application/json' };
 const OTHER_METHODS = ['GET', 'PUT', 'PATCH', 'DELETE'];
 
 /** The routes as spans name them: the predict templates, and the same paths with any other verb (NOT_FOUND). */
@@ -22,14 +22,25 @@ const PREDICT_VERSION = httpEndpoint('POST', '/v1/models/{model}/versions/{versi
 const OTHER_VERB = httpEndpoint('POST', '/v1/models/{spec}');
 const OTHER_VERB_VERSION = httpEndpoint('POST', '/v1/models/{model}/versions/{spec}');
 
-export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits): void {
-  app.post('/v1/models/:spec', (c) => {
+/**
+ * A prediction path as Node hands it over, when it needs no decoding: `/v1/models/{spec}` or
+ * `/v1/models/{model}/versions/{spec}`, no query, no percent-escape.
+ */
+const PLAIN_PATH = /^\/v1\/models\/([^/?%]+)(?:\/versions\/([^/?%]+))?$/;
+
+/**
+ * Mounts the routes on `app`, and returns the same two routes as a Node request listener for the common case (the
+ * REST door's direct path, ahead of Hono: `RestApp.serveDirect`): a POST to a plain predict path is served, and
+ * true returned; anything else is left to Hono (false). Both paths run the same `handle`.
+ */
+export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits, onError: (err: unknown) => RestAnswer): (req: IncomingMessage, res: ServerResponse) => boolean {
+  app.post('/v1/models/:spec', async (c) => {
     const target = splitVerb(c.req.param('spec'));
-    return handle(httpIn(c), target?.verb === 'predict' ? PREDICT : OTHER_VERB, c.req.path, target, '');
+    return toResponse(await handle(httpIn(c), target?.verb === 'predict' ? PREDICT : OTHER_VERB, c.req.path, target, ''));
   });
-  app.post('/v1/models/:model/versions/:spec', (c) => {
+  app.post('/v1/models/:model/versions/:spec', async (c) => {
     const v = splitVerb(c.req.param('spec'));
-    return handle(httpIn(c), v?.verb === 'predict' ? PREDICT_VERSION : OTHER_VERB_VERSION, c.req.path, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? '');
+    return toResponse(await handle(httpIn(c), v?.verb === 'predict' ? PREDICT_VERSION : OTHER_VERB_VERSION, c.req.path, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? ''));
   });
   // A predict path asked with another method: 405 naming the one it takes (anything else is not a route: 404).
   for (const path of ['/v1/models/:spec', '/v1/models/:model/versions/:spec']) {
@@ -43,14 +54,11 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
     );
   }
 
-  async function handle(req: HttpIn, endpoint: Endpoint, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<Response> {
+  async function handle(req: HttpIn, endpoint: Endpoint, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<RestAnswer> {
     const arrival = httpArrival('rest', req, endpoint, path);
     const outcome = await pipeline.predict(arrival, () => parse(req, path, target, version));
-    if (outcome.error) return errorResponse(outcome.error, outcome.requestId);
-    return new Response(predictResponseJson(outcome.output), {
-      status: 200,
-      headers: { ...JSON_TYPE, [requestIdHeader]: outcome.requestId },
-    });
+    if (outcome.error) return errorAnswer(outcome.error, outcome.requestId);
+    return { status: 200, headers: { 'content-type': 'application/json', [requestIdHeader]: outcome.requestId }, body: predictResponseJson(outcome.output) };
   }
 
   async function parse(req: HttpIn, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<ParsedRequest> {
@@ -74,6 +82,22 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
     if (version) message.version = version;
     return toParsedRequest(message, timeoutMs);
   }
+
+  return function serveDirect(req, res) {
+    const m = req.method === 'POST' ? PLAIN_PATH.exec(req.url ?? '') : null;
+    if (m === null) return false;
+    const path = m[0];
+    let answer: Promise<RestAnswer>;
+    if (m[2] === undefined) {
+      const target = splitVerb(m[1]!);
+      answer = handle(incomingIn(req), target?.verb === 'predict' ? PREDICT : OTHER_VERB, path, target, '');
+    } else {
+      const v = splitVerb(m[2]);
+      answer = handle(incomingIn(req), v?.verb === 'predict' ? PREDICT_VERSION : OTHER_VERB_VERSION, path, v && { name: m[1]!, verb: v.verb }, v?.name ?? '');
+    }
+    answer.catch(onError).then((a) => writeAnswer(res, a));
+    return true;
+  };
 }
 
 /** The model and version a body names, if any, must be the path's. */
