@@ -48,8 +48,9 @@ export function createRestApp(deps: RestAppDeps): RestApp {
   // Built on the first request (zod's JSON Schema generation takes a few milliseconds), then the same string.
   let openApi: string | undefined;
   app.get('/openapi.json', () => new Response((openApi ??= JSON.stringify(gatewayOpenApi())), { headers: { 'content-type': 'application/json' } }));
-  const serveDirect = mountSibylRest(app, deps.pipeline, deps.limits, unhandled);
-  mountOipRest(app, deps.pipeline, deps.health, deps.limits);
+  const sibylDirect = mountSibylRest(app, deps.pipeline, deps.limits, unhandled);
+  const oipDirect = mountOipRest(app, deps.pipeline, deps.health, deps.limits, unhandled);
+  const serveDirect = (req: IncomingMessage, res: ServerResponse) => sibylDirect(req, res) || oipDirect(req, res);
   app.notFound((c) => errorResponse(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), c.req.header('x-request-id') ?? ''));
   app.onError((err) => toResponse(unhandled(err)));
   return { app, serveDirect };

@@ -138,7 +138,7 @@ export function parseJson(bytes: Uint8Array): unknown {
 export interface RestAnswer {
   readonly status: number;
   readonly headers: Record<string, string>;
-  readonly body: string;
+  readonly body: string | Uint8Array;
 }
 
 export function errorAnswer(err: unknown, requestId: string): RestAnswer {
@@ -156,12 +156,12 @@ export function errorResponse(err: unknown, requestId: string): Response {
 }
 
 export function toResponse(a: RestAnswer): Response {
-  return new Response(a.body, { status: a.status, headers: a.headers });
+  return new Response(a.body as ConstructorParameters<typeof Response>[0], { status: a.status, headers: a.headers });
 }
 
 /** Writes the answer as @hono/node-server writes the same Response: its status and headers, a Content-Length, the body. */
 export function writeAnswer(res: ServerResponse, a: RestAnswer): void {
-  a.headers['Content-Length'] = String(Buffer.byteLength(a.body));
+  a.headers['Content-Length'] = String(typeof a.body === 'string' ? Buffer.byteLength(a.body) : a.body.byteLength);
   res.writeHead(a.status, a.headers);
   res.end(a.body);
 }

@@ -5,12 +5,13 @@
  * also for paths under /v2 that are not routes (Triton's clients read `error` from every failed response).
  * Infer request bodies may be compressed (`Content-Encoding: gzip | deflate`, see content-encoding.ts).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Hono } from 'hono';
 import type { z } from 'zod';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../../telemetry/endpoint.ts';
-import { httpArrival, httpIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, type HttpIn, type RestLimits } from '../rest-common.ts';
+import { httpArrival, httpIn, incomingIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, toResponse, writeAnswer, type HttpIn, type RestAnswer, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { DEFAULTED_PARAMETER, decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
@@ -26,7 +27,18 @@ export interface OipHealth {
   ready(): boolean;
 }
 
-export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, limits: RestLimits): void {
+/**
+ * An infer path as Node hands it over, when it needs no decoding: `/v2/models/{model}/infer` or
+ * `/v2/models/{model}/versions/{version}/infer`, no query, no percent-escape.
+ */
+const PLAIN_INFER_PATH = /^\/v2\/models\/([^/?%]+)(?:\/versions\/([^/?%]+))?\/infer$/;
+
+/**
+ * Mounts the routes on `app`, and returns the infer routes as a Node request listener for the common case (the REST
+ * door's direct path, as Sibyl REST's: sibyl-rest.ts): a POST to a plain infer path is served, and true returned;
+ * anything else is left to Hono. Both paths run the same `infer`.
+ */
+export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, limits: RestLimits, onError: (err: unknown) => RestAnswer): (req: IncomingMessage, res: ServerResponse) => boolean {
   app.get('/v2/health/live', (c) => c.json({ live: health.live() } satisfies z.input<typeof Live>, health.live() ? 200 : 503));
   app.get('/v2/health/ready', (c) => c.json({ ready: health.ready() } satisfies z.input<typeof Ready>, health.ready() ? 200 : 503));
   app.get('/v2', (c) => c.json(serverMetadata() satisfies z.input<typeof ServerMetadata>));
@@ -50,15 +62,15 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
   app.get('/v2/models/:model/versions/:version', (c) => metadata(c.req.param('model'), c.req.param('version')));
   app.get('/v2/models/:model/ready', (c) => ready(c.req.param('model'), ''));
   app.get('/v2/models/:model/versions/:version/ready', (c) => ready(c.req.param('model'), c.req.param('version')));
-  app.post('/v2/models/:model/infer', (c) => infer(httpIn(c), INFER, c.req.path, c.req.param('model'), ''));
-  app.post('/v2/models/:model/versions/:version/infer', (c) => infer(httpIn(c), INFER_VERSION, c.req.path, c.req.param('model'), c.req.param('version')));
+  app.post('/v2/models/:model/infer', async (c) => toResponse(await infer(httpIn(c), INFER, c.req.path, c.req.param('model'), '')));
+  app.post('/v2/models/:model/versions/:version/infer', async (c) => toResponse(await infer(httpIn(c), INFER_VERSION, c.req.path, c.req.param('model'), c.req.param('version'))));
   for (const path of ['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer']) {
     app.on(['GET', 'PUT', 'PATCH', 'DELETE'], path, (c) => oipError(SibylError.because('METHOD_NOT_ALLOWED', `${c.req.method} ${c.req.path}: inference requests are POST requests`)));
   }
   // Registered last: only what no route above answered (other methods, Triton's model config, statistics, ...).
   app.all('/v2/*', (c) => oipError(new SibylError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
 
-  async function infer(req: HttpIn, endpoint: Endpoint, path: string, model: string, version: string): Promise<Response> {
+  async function infer(req: HttpIn, endpoint: Endpoint, path: string, model: string, version: string): Promise<RestAnswer> {
     const arrival = httpArrival('oip-rest', req, endpoint, path);
     let wanted: { name: string; binary: boolean | undefined }[] = [];
     let binaryAll = false;
@@ -86,7 +98,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
       binaryAll = params?.['binary_data_output'] === true;
       return { model, version, routingKey: routingKeyOf(params), requestId: id, timeoutMs, rows: (route, composed) => rowsFromTensors(model, signatureOf(route, composed), tensors) };
     });
-    if (outcome.error) return oipError(outcome.error, outcome.requestId);
+    if (outcome.error) return oipErrorAnswer(outcome.error, outcome.requestId);
     const out = outcome.output;
     const requestId = outcome.requestId;
     try {
@@ -109,7 +121,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
         }),
       } satisfies z.input<typeof InferResponse>;
       const text = JSON.stringify(header);
-      if (chunks.length === 0) return new Response(text, { headers: { 'content-type': 'application/json', [requestIdHeader]: requestId } });
+      if (chunks.length === 0) return { status: 200, headers: { 'content-type': 'application/json', [requestIdHeader]: requestId }, body: text };
       const head = new TextEncoder().encode(text);
       const all = new Uint8Array(head.byteLength + chunks.reduce((s, c) => s + c.byteLength, 0));
       all.set(head, 0);
@@ -118,13 +130,20 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
         all.set(c, off);
         off += c.byteLength;
       }
-      return new Response(all, {
-        headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(head.byteLength), [requestIdHeader]: requestId },
-      });
+      return { status: 200, headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(head.byteLength), [requestIdHeader]: requestId }, body: all };
     } catch (err) {
-      return oipError(err, requestId);
+      return oipErrorAnswer(err, requestId);
     }
   }
+
+  return function serveDirect(req, res) {
+    const m = req.method === 'POST' ? PLAIN_INFER_PATH.exec(req.url ?? '') : null;
+    if (m === null) return false;
+    infer(incomingIn(req), m[2] === undefined ? INFER : INFER_VERSION, m[0], m[1]!, m[2] ?? '')
+      .catch(onError)
+      .then((a) => writeAnswer(res, a));
+    return true;
+  };
 }
 
 /** The parsed inputs as tensors: elements from `data` (flattened, checked) or from the binary part. */
@@ -168,6 +187,10 @@ function problemsOf(issues: readonly z.core.$ZodIssue[]): string {
 }
 
 export function oipError(err: unknown, requestId?: string): Response {
+  return toResponse(oipErrorAnswer(err, requestId));
+}
+
+function oipErrorAnswer(err: unknown, requestId?: string): RestAnswer {
   const e = toSibylError(err);
   const body = { error: e.message, code: e.code } satisfies z.input<typeof OipError>;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -175,5 +198,5 @@ export function oipError(err: unknown, requestId?: string): Response {
   const retry = retryAfterSeconds(e.code);
   if (retry !== undefined) headers['retry-after'] = String(retry);
   if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
-  return new Response(JSON.stringify(body), { status: e.httpStatus, headers });
+  return { status: e.httpStatus, headers, body: JSON.stringify(body) };
 }
