@@ -18,13 +18,7 @@ import { Route } from '../../gateway/routing/route-table.ts';
 import { parseManifest } from '../../runtimes/manifest.ts';
 import type { LoadedModel } from '../../runtimes/contract.ts';
 import { MODELS_DIR } from '../helpers/expected.ts';
-
-/** A small deterministic generator, so a failure names a message that can be made again. */
-function generator(seed: number) {
-  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  return { rand, pick };
-}
+import { seeded } from '../helpers/seeded.ts';
 
 const version = (manifest: object | string) => new Route(parseManifest(typeof manifest === 'string' ? manifest : JSON.stringify(manifest)), {} as LoadedModel, 'test');
 /** delivery-eta/2: one packed FP32 input `features` of 20 columns, or a tensor per feature; one scalar output. */
@@ -137,7 +131,7 @@ describe('OIP gRPC: reading a ModelInferRequest in its wire form', () => {
   });
 
   it('over random messages and random damage to them, whatever it accepts protobuf-es and the door decode to the same request', () => {
-    const { rand, pick } = generator(5);
+    const { rand, pick } = seeded(5);
     const str = () => pick(['', 'a', 'features', 'x', 'zone', 'é', 'n']);
     const tensor = (): ModelInferRequest['inputs'][number] | object => {
       const rows = Math.floor(rand() * 3);
@@ -232,7 +226,7 @@ describe('OIP gRPC: writing a ModelInferResponse in its wire form', () => {
   });
 
   it('over random answers, the same bytes as protobuf-es', () => {
-    const { rand, pick } = generator(13);
+    const { rand, pick } = seeded(13);
     for (let n = 0; n < 2000; n++) {
       const results = Array.from({ length: Math.floor(rand() * 4) }, () => ({
         outputs: { score: rand() * 1e6 - 5e5, tag: pick(['', 'x', 'ñ', 'long'.repeat(40)]), flag: rand() < 0.5, count: Math.floor(rand() * 1e9), probs: Array.from({ length: 3 }, () => rand()) },

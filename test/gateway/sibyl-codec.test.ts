@@ -11,15 +11,9 @@ import { PredictRequestSchema, PredictResponseSchema } from '../../proto/gen/sib
 import { plainPredictRequest, predictResponseBinary, predictResponseJson, readPredictRequest, toParsedRequest, toPredictResponse } from '../../gateway/transport/sibyl-api.ts';
 import type { ParsedRequest, PredictOutput } from '../../gateway/pipeline/pipeline.ts';
 import type { Route } from '../../gateway/routing/route-table.ts';
+import { seeded } from '../helpers/seeded.ts';
 
 const ROUTE = undefined as unknown as Route;
-
-/** A small deterministic generator, so a failure names a body that can be made again. */
-function generator(seed: number) {
-  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  return { rand, pick };
-}
 
 function viaProtobuf(json: unknown, timeoutMs?: number): ParsedRequest {
   return toParsedRequest(fromJson(PredictRequestSchema, json as JsonValue), timeoutMs);
@@ -97,7 +91,7 @@ describe('Sibyl REST JSON: reading a PredictRequest', () => {
   });
 
   it('over random bodies, whatever it accepts protobuf-es decodes to the same request', () => {
-    const { rand, pick } = generator(42);
+    const { rand, pick } = seeded(42);
     const scalar = () => pick<unknown>([1, -2.5, 0, 'x', '', true, false, null, [1], { a: 1 }, 'ü']);
     const map = (values: () => unknown) => {
       const m: Record<string, unknown> = {};
@@ -222,7 +216,7 @@ describe('Sibyl gRPC: reading a PredictRequest in its wire form', () => {
   });
 
   it('over random messages and random damage to them, whatever it accepts protobuf-es decodes to the same request', () => {
-    const { rand, pick } = generator(7);
+    const { rand, pick } = seeded(7);
     const str = () => pick(['', 'a', 'r-17', 'é', 'x'.repeat(30), 'ключ']);
     let accepted = 0;
     let declined = 0;
@@ -271,7 +265,7 @@ describe('Sibyl gRPC: writing a PredictResponse in its wire form', () => {
   });
 
   it('over random answers, the same bytes as protobuf-es', () => {
-    const { rand, pick } = generator(11);
+    const { rand, pick } = seeded(11);
     for (let n = 0; n < 2000; n++) {
       const results = Array.from({ length: Math.floor(rand() * 3) }, () => ({
         outputs: Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, () => [pick(['a', 'eta', 'é', '', '1']), pick<unknown>([rand() * 1e6 - 5e5, 0, -1, 'x', '', 'ñ', true, false, [1]])])),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bucketQuantileMs, type Buckets } from '../../loadtest/lib/metrics.ts';
 import { HistogramCell, LATENCY_BUCKETS_SECONDS } from '../../gateway/telemetry/metric-families.ts';
+import { seeded } from '../helpers/seeded.ts';
 
 /** The cumulative buckets a scrape of this cell would give (`le` → count), as loadtest/lib/metrics.ts reads them. */
 function scraped(cell: HistogramCell): Buckets {
@@ -25,8 +26,7 @@ describe("the gateway's own latency view", () => {
 
   it('reads quantiles from a scrape delta within the bucket holding the true value', () => {
     // A gateway at half load: most requests 250-450 µs, a tail to 0.9 ms, a few stalls of 3-20 ms.
-    let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = seeded(7).rand;
     const values: number[] = [];
     for (let i = 0; i < 20_000; i++) {
       const u = rnd();

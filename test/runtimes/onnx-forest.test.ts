@@ -18,6 +18,7 @@ import { onnxOptionsFromEnv } from '../../runtimes/onnx/options-from-env.ts';
 import { tunedSessionOptions } from '../../runtimes/onnx/session-options.ts';
 import { readTreeEnsemble, type TreeEnsemble } from '../../runtimes/onnx/tree-ensemble.ts';
 import { bundle, FIXTURES } from './onnx-fixtures.ts';
+import { seeded } from '../helpers/seeded.ts';
 
 const MODELS = path.resolve(import.meta.dirname, '../../models');
 const ctx = () => ({ signal: new AbortController().signal });
@@ -41,8 +42,7 @@ function compiled(e: TreeEnsemble): Forest {
 
 /** Rows of random values within [-3, 3], NaN in one value of ten, and every value a threshold of the fixture hits. */
 function featureRows(names: readonly string[], count: number): FeatureRow[] {
-  let seed = 12345;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = seeded(12345).rand;
   return Array.from({ length: count }, () => Object.fromEntries(names.map((n) => [n, random() < 0.1 ? NaN : random() < 0.5 ? Math.round(random() * 16 - 8) / 2 : random() * 6 - 3])));
 }
 
