@@ -50,11 +50,19 @@ export const SHA256_HEX = rule(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digit
 /** The `as` of a model a rule composes: an identifier, so a rule can write `ctx.models.fast`. */
 export const IDENTIFIER = rule(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be an identifier: 1-63 characters of A-Z, a-z, 0-9 or "_", not starting with a digit');
 
+/**
+ * A request id a caller gives in its message (a header's is a header value already): the gateway sends it back in
+ * the answer's `x-request-id` header or gRPC trailer, keys the prediction log's Kafka records with it and writes it
+ * to the access log, so it must be something every one of those carries as it is.
+ */
+export const REQUEST_ID = rule(/^[\x21-\x7e]{1,128}$/, 'must be 1-128 visible ASCII characters (no spaces, no control characters)');
+
 export const isName = (value: string): boolean => NAME.pattern.test(value);
 export const isVersion = (value: string): boolean => VERSION.pattern.test(value);
 export const isAlias = (value: string): boolean => ALIAS.pattern.test(value);
 export const isCellName = (value: string): boolean => CELL.pattern.test(value);
 export const isSha256 = (value: string): boolean => SHA256_HEX.pattern.test(value);
+export const isRequestId = (value: string): boolean => REQUEST_ID.pattern.test(value);
 
 /** A zod string schema for a rule, refusing with the rule's message (or `message`, worded for the field). */
 export function nameSchema(r: NameRule, message: string = r.message): z.ZodString {

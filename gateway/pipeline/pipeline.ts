@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { OutputRow } from '../../runtimes/contract.ts';
 import { SibylError, toSibylError } from '../../core/errors.ts';
+import { isRequestId, REQUEST_ID } from '../../core/names.ts';
 import { execute, resolveComposed, type ExecutionDeps } from '../../execution/execute.ts';
 import type { ModelVersion } from '../../execution/model-version.ts';
 import type { InputRow } from '../../execution/feature-plan.ts';
@@ -188,6 +189,9 @@ export function createPipeline(deps: PipelineDeps): Pipeline {
       req = await parse();
     } catch (err) {
       return refused(arrival, arrival.requestId || newRequestId(), toSibylError(err));
+    }
+    if (req.requestId && !isRequestId(req.requestId)) {
+      return refused(arrival, arrival.requestId || newRequestId(), new SibylError('INVALID_ARGUMENT', `request id ${JSON.stringify(req.requestId.slice(0, 140))}: ${REQUEST_ID.message}`));
     }
     // The one read of the table for this request: the metric label, the route and composed models all come from it.
     const table = routes.current;

@@ -159,6 +159,23 @@ export function toResponse(a: RestAnswer): Response {
   return new Response(a.body as ConstructorParameters<typeof Response>[0], { status: a.status, headers: a.headers });
 }
 
+/**
+ * A door's direct path: writes the answer once it is ready (`onError`'s for a handler that failed). Should writing
+ * it fail, `onError`'s answer for that error goes instead while nothing is sent yet, else the connection is reset:
+ * never an unhandled rejection.
+ */
+export function answerDirect(res: ServerResponse, answer: Promise<RestAnswer>, onError: (err: unknown) => RestAnswer): void {
+  answer
+    .catch(onError)
+    .then((a) => writeAnswer(res, a))
+    .catch((err: unknown) => {
+      const a = onError(err);
+      if (res.headersSent) res.destroy();
+      else writeAnswer(res, a);
+    })
+    .catch(() => res.destroy());
+}
+
 /** Writes the answer as @hono/node-server writes the same Response: its status and headers, a Content-Length, the body. */
 export function writeAnswer(res: ServerResponse, a: RestAnswer): void {
   a.headers['Content-Length'] = String(typeof a.body === 'string' ? Buffer.byteLength(a.body) : a.body.byteLength);

@@ -12,7 +12,7 @@ import { SibylError } from '../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../telemetry/endpoint.ts';
 import { plainPredictRequest, predictResponseJson, toParsedRequest } from './sibyl-api.ts';
-import { errorAnswer, errorResponse, httpArrival, httpIn, incomingIn, readJsonBody, requestIdHeader, timeoutHeader, toResponse, writeAnswer, type HttpIn, type RestAnswer, type RestLimits } from './rest-common.ts';
+import { answerDirect, errorAnswer, errorResponse, httpArrival, httpIn, incomingIn, readJsonBody, requestIdHeader, timeoutHeader, toResponse, type HttpIn, type RestAnswer, type RestLimits } from './rest-common.ts';
 
 const OTHER_METHODS = ['GET', 'PUT', 'PATCH', 'DELETE'];
 
@@ -95,7 +95,7 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
       const v = splitVerb(m[2]);
       answer = handle(incomingIn(req), v?.verb === 'predict' ? PREDICT_VERSION : OTHER_VERB_VERSION, path, v && { name: m[1]!, verb: v.verb }, v?.name ?? '');
     }
-    answer.catch(onError).then((a) => writeAnswer(res, a));
+    answerDirect(res, answer, onError);
     return true;
   };
 }

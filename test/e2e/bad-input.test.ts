@@ -131,3 +131,41 @@ describe('OIP', () => {
     expect(res).toMatchObject({ ok: false, code: Code.INVALID_ARGUMENT, details: 'input "input": 23 bytes is not a whole number of FP32 elements' });
   });
 });
+
+describe('a request id in the message that no header or trailer can carry', () => {
+  const BAD = ['a\u2603b', 'two words', 'line\nbreak', 'x'.repeat(129)];
+  const message = /^request id ".*": must be 1-128 visible ASCII characters \(no spaces, no control characters\)$/;
+  const values = Object.values(mlp.request);
+
+  it.each(BAD)('REST refuses %j with 400 and the header\'s id, on the direct path and through Hono', async (id) => {
+    for (const path of ['/v1/models/tabular-mlp:predict', '/v1/models/tabular-mlp:predict?via=hono']) {
+      const res = await postJson(`${gw.http}${path}`, { ...good, requestId: id }, { 'x-request-id': 'header-id' });
+      expect(res.status).toBe(400);
+      expect(res.json).toMatchObject({ code: 'INVALID_ARGUMENT', requestId: 'header-id' });
+      expect(res.json.message).toMatch(message);
+      expect(res.headers.get('x-request-id')).toBe('header-id');
+    }
+    const oip = await postJson(`${gw.http}/v2/models/tabular-mlp/infer`, { id, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 6], data: values }] });
+    expect(oip.status).toBe(400);
+    expect(oip.json.error).toMatch(message);
+    expect(oip.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    await stillServes();
+  });
+
+  it.each(BAD)('gRPC refuses %j with INVALID_ARGUMENT on both services', async (id) => {
+    const sibyl = await gw.sibyl.call(PredictionService.method.predict, { model: 'tabular-mlp', requestId: id, rows: [{ features: Object.fromEntries(Object.entries(mlp.request).map(([k, v]) => [k, { kind: { case: 'numberValue' as const, value: v as number } }])) }] });
+    expect(sibyl).toMatchObject({ ok: false, code: Code.INVALID_ARGUMENT });
+    if (!sibyl.ok) expect(sibyl.details).toMatch(message);
+    const oip = await gw.oip.call(GRPCInferenceService.method.modelInfer, { modelName: 'tabular-mlp', id, inputs: [{ name: 'input', datatype: 'FP32', shape: [1n, 6n], contents: { fp32Contents: values } }] });
+    expect(oip).toMatchObject({ ok: false, code: Code.INVALID_ARGUMENT });
+    await stillServes();
+  });
+
+  it('takes any id of visible ASCII up to 128 characters and sends it back', async () => {
+    const id = `req-${'~!'.repeat(20)}${'z'.repeat(84)}`;
+    expect(id.length).toBe(128);
+    const res = await postJson(url(), { ...good, requestId: id });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe(id);
+  });
+});

@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../../telemetry/endpoint.ts';
-import { httpArrival, httpIn, incomingIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, toResponse, writeAnswer, type HttpIn, type RestAnswer, type RestLimits } from '../rest-common.ts';
+import { answerDirect, httpArrival, httpIn, incomingIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, toResponse, type HttpIn, type RestAnswer, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { DEFAULTED_PARAMETER, decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
@@ -139,9 +139,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
   return function serveDirect(req, res) {
     const m = req.method === 'POST' ? PLAIN_INFER_PATH.exec(req.url ?? '') : null;
     if (m === null) return false;
-    infer(incomingIn(req), m[2] === undefined ? INFER : INFER_VERSION, m[0], m[1]!, m[2] ?? '')
-      .catch(onError)
-      .then((a) => writeAnswer(res, a));
+    answerDirect(res, infer(incomingIn(req), m[2] === undefined ? INFER : INFER_VERSION, m[0], m[1]!, m[2] ?? ''), onError);
     return true;
   };
 }
