@@ -10,7 +10,7 @@ import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { PredictRequestSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import { SibylError } from '../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../pipeline/pipeline.ts';
-import { httpEndpoint, type Endpoint } from '../telemetry/endpoint.ts';
+import { httpEndpoint } from '../telemetry/endpoint.ts';
 import { plainPredictRequest, predictResponseJson, toParsedRequest } from './sibyl-api.ts';
 import { answerDirect, errorAnswer, errorResponse, httpArrival, httpIn, incomingIn, readJsonBody, requestIdHeader, timeoutHeader, toResponse, type HttpIn, type RestAnswer, type RestLimits } from './rest-common.ts';
 
@@ -34,14 +34,8 @@ const PLAIN_PATH = /^\/v1\/models\/([^/?%]+)(?:\/versions\/([^/?%]+))?$/;
  * true returned; anything else is left to Hono (false). Both paths run the same `handle`.
  */
 export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits, onError: (err: unknown) => RestAnswer): (req: IncomingMessage, res: ServerResponse) => boolean {
-  app.post('/v1/models/:spec', async (c) => {
-    const target = splitVerb(c.req.param('spec'));
-    return toResponse(await handle(httpIn(c), target?.verb === 'predict' ? PREDICT : OTHER_VERB, c.req.path, target, ''));
-  });
-  app.post('/v1/models/:model/versions/:spec', async (c) => {
-    const v = splitVerb(c.req.param('spec'));
-    return toResponse(await handle(httpIn(c), v?.verb === 'predict' ? PREDICT_VERSION : OTHER_VERB_VERSION, c.req.path, v && { name: c.req.param('model'), verb: v.verb }, v?.name ?? ''));
-  });
+  app.post('/v1/models/:spec', async (c) => toResponse(await handle(httpIn(c), c.req.path, undefined, c.req.param('spec'))));
+  app.post('/v1/models/:model/versions/:spec', async (c) => toResponse(await handle(httpIn(c), c.req.path, c.req.param('model'), c.req.param('spec'))));
   // A predict path asked with another method: 405 naming the one it takes (anything else is not a route: 404).
   for (const path of ['/v1/models/:spec', '/v1/models/:model/versions/:spec']) {
     app.on(OTHER_METHODS, path, (c) =>
@@ -54,7 +48,16 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
     );
   }
 
-  async function handle(req: HttpIn, endpoint: Endpoint, path: string, target: { name: string; verb: string } | undefined, version: string): Promise<RestAnswer> {
+  /**
+   * One predict request, from either path: `spec` is the path's last segment (`{model}:predict`, or `{version}:predict`
+   * after `/versions/` when `model` is given).
+   */
+  async function handle(req: HttpIn, path: string, model: string | undefined, spec: string): Promise<RestAnswer> {
+    const v = splitVerb(spec);
+    const predict = v?.verb === 'predict';
+    const endpoint = model === undefined ? (predict ? PREDICT : OTHER_VERB) : predict ? PREDICT_VERSION : OTHER_VERB_VERSION;
+    const target = model === undefined ? v : v && { name: model, verb: v.verb };
+    const version = model === undefined ? '' : (v?.name ?? '');
     const arrival = httpArrival('rest', req, endpoint, path);
     const outcome = await pipeline.predict(arrival, () => parse(req, path, target, version));
     if (outcome.error) return errorAnswer(outcome.error, outcome.requestId);
@@ -86,16 +89,7 @@ export function mountSibylRest(app: Hono, pipeline: Pipeline, limits: RestLimits
   return function serveDirect(req, res) {
     const m = req.method === 'POST' ? PLAIN_PATH.exec(req.url ?? '') : null;
     if (m === null) return false;
-    const path = m[0];
-    let answer: Promise<RestAnswer>;
-    if (m[2] === undefined) {
-      const target = splitVerb(m[1]!);
-      answer = handle(incomingIn(req), target?.verb === 'predict' ? PREDICT : OTHER_VERB, path, target, '');
-    } else {
-      const v = splitVerb(m[2]);
-      answer = handle(incomingIn(req), v?.verb === 'predict' ? PREDICT_VERSION : OTHER_VERB_VERSION, path, v && { name: m[1]!, verb: v.verb }, v?.name ?? '');
-    }
-    answerDirect(res, answer, onError);
+    answerDirect(res, m[2] === undefined ? handle(incomingIn(req), m[0], undefined, m[1]!) : handle(incomingIn(req), m[0], m[1], m[2]), onError);
     return true;
   };
 }
