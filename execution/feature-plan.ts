@@ -31,6 +31,13 @@ interface EntityGroup {
 
 export interface FeaturePlan {
   readonly features: readonly CompiledFeature[];
+  /**
+   * Every feature's name, in the manifest's order, as an own property (undefined): a row starts as a copy of it, so
+   * it keeps V8's fast properties. Twenty keyed stores into `{}` turn the object into a dictionary: 3.7 KB
+   * allocated per row against ~0.4, and a slower walk for JSON.stringify and every read by name (ARCHITECTURE.md,
+   * "Features").
+   */
+  readonly rowTemplate: Readonly<FeatureRow>;
   readonly byName: ReadonlyMap<string, CompiledFeature>;
   readonly groups: readonly EntityGroup[];
   readonly entities: ReadonlySet<string>;
@@ -48,8 +55,11 @@ export function compileFeaturePlan(manifest: Manifest): FeaturePlan {
     g.fields.push(f.key ?? f.name);
     g.features.push(features[i]!);
   });
+  const rowTemplate: FeatureRow = {};
+  for (const f of features) Object.defineProperty(rowTemplate, f.name, { value: undefined, enumerable: true, writable: true, configurable: true });
   return {
     features,
+    rowTemplate,
     byName: new Map(features.map((f) => [f.name, f])),
     groups: [...groups].map(([entity, g]) => ({ entity, fields: g.fields, features: g.features })),
     entities: new Set(groups.keys()),
@@ -83,7 +93,7 @@ export async function enrich(
 
   for (let i = 0; i < input.length; i++) {
     const src = input[i]!;
-    const row: FeatureRow = {};
+    const row: FeatureRow = { ...plan.rowTemplate };
     for (const name in src.features) {
       const f = plan.byName.get(name);
       if (!f) throw new SibylError('INVALID_ARGUMENT', `rows[${i}].features.${name}: the model has no feature "${name}"`);

@@ -75,6 +75,25 @@ describe('enrich', () => {
     expect(out.rows[0]).toMatchObject({ prep: 9, orders: 2, riders: 99, open: true });
   });
 
+  it("gives every row its features in the manifest's order, whatever order the request sent them in", async () => {
+    // The prediction log writes a row's features in this order: a consumer sees the same columns in the same order.
+    const { store } = fakeStore({ 'p:restaurant:r1': { prep: '12.5' }, 'p:zone:z1': { riders: '40', open: '1' } });
+    const out = await enrich(
+      plan,
+      [
+        { entities: { zone: 'z1', restaurant: 'r1' }, features: { open: false, orders: 4, distance: 2 } },
+        { entities: { restaurant: 'r1', zone: 'z1' }, features: {} },
+      ],
+      store,
+      'p',
+      5,
+    );
+    const order = ['distance', 'prep', 'orders', 'riders', 'open'];
+    expect(out.rows.map((r) => Object.keys(r))).toEqual([order, order]);
+    expect(JSON.stringify(out.rows[0])).toBe('{"distance":2,"prep":12.5,"orders":4,"riders":40,"open":false}');
+    expect(out.defaulted).toEqual([[], ['distance', 'orders']]);
+  });
+
   it.each([
     [{ entities: { zone: 'z1' }, features: {} }, /rows\[0\]\.entities\.restaurant: an id is required \(the model reads prep, orders by it\)/],
     [{ entities: { restaurant: 'r', zone: 'z', shop: 's' }, features: {} }, /rows\[0\]\.entities\.shop: the model has no entity "shop" \(it has restaurant, zone\)/],
