@@ -54,21 +54,19 @@ const HEADERS = PREDICTION_HEADERS;
  * `json` may be passed when the caller already serialized the record.
  */
 export function predictionMessage(record: PredictionRecord, fallbackCell: string, json?: string): PredictionMessage {
-  return {
-    key: record.requestId,
-    value: eventJson(
-      record.predictionId,
-      record.cell || fallbackCell,
-      record.time || undefined,
-      record.model,
-      record.version,
-      record.traceparent,
-      record.tracestate,
-      json ?? recordToJson(record),
-    ),
-    headers: HEADERS,
-  };
+  return { key: record.requestId, value: `${recordEventHead(record, fallbackCell)}${json ?? recordToJson(record)}${EVENT_TAIL}`, headers: HEADERS };
 }
+
+/**
+ * The record's event up to its data: the value is this, the record's JSON, then EVENT_TAIL. For a writer that
+ * copies the parts where they go (wal-line.ts `walLineOf`) instead of joining them into one string first.
+ */
+export function recordEventHead(record: PredictionRecord, fallbackCell: string): string {
+  return eventHead(record.predictionId, record.cell || fallbackCell, record.time || undefined, record.model, record.version, record.traceparent, record.tracestate);
+}
+
+/** What closes an event after its data. */
+export const EVENT_TAIL = '}';
 
 /**
  * The CloudEvent message for a record already in its JSON line form (e.g. a file sink line). Produces the same key
@@ -81,7 +79,7 @@ export function predictionMessageFromJson(json: string, fallbackCell: string): P
   const str = (v: unknown): string => (typeof v === 'string' ? v : '');
   return {
     key: str(f.requestId),
-    value: eventJson(
+    value: `${eventHead(
       str(f.predictionId),
       str(f.cell) || fallbackCell,
       typeof f.time === 'string' ? f.time : undefined,
@@ -89,8 +87,7 @@ export function predictionMessageFromJson(json: string, fallbackCell: string): P
       str(f.version),
       typeof f.traceparent === 'string' ? f.traceparent : undefined,
       typeof f.tracestate === 'string' ? f.tracestate : undefined,
-      json,
-    ),
+    )}${json}${EVENT_TAIL}`,
     headers: HEADERS,
   };
 }
@@ -100,8 +97,11 @@ export function parsePredictionEvent(value: string): PredictionEvent {
   return JSON.parse(value) as PredictionEvent;
 }
 
-/** The event JSON around already-serialized record JSON; `id` is the prediction id, the consumers' dedupe key. */
-function eventJson(
+/**
+ * The event JSON up to its data (`"data":` included), the record's JSON and EVENT_TAIL follow; `id` is the prediction
+ * id, the consumers' dedupe key.
+ */
+function eventHead(
   predictionId: string,
   cell: string,
   time: string | undefined,
@@ -109,7 +109,6 @@ function eventJson(
   version: string,
   traceparent: string | undefined,
   tracestate: string | undefined,
-  data: string,
 ): string {
   const q = JSON.stringify;
   const t = time === undefined ? '' : `"time":${q(time)},`;
@@ -117,6 +116,6 @@ function eventJson(
   return (
     `{"specversion":"${CLOUD_EVENT_SPEC_VERSION}","id":${q(predictionId)},"source":${q(`sibyl/${cell}`)},` +
     `"type":"${CLOUD_EVENT_TYPE}","subject":${q(`${model}/${version}`)},${t}"datacontenttype":"${RECORD_CONTENT_TYPE}",` +
-    `"dataschema":"${RECORD_DATA_SCHEMA}",${tp}"data":${data}}`
+    `"dataschema":"${RECORD_DATA_SCHEMA}",${tp}"data":`
   );
 }

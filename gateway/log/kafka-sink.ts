@@ -28,9 +28,9 @@
  * direct batches and one replay window). Consumers dedupe on the CloudEvent id (the prediction id).
  * Order: write order, except among batches in flight together at a failure. One sink per `walDir`.
  */
-import { predictionMessage } from './cloud-event.ts';
+import { EVENT_TAIL, recordEventHead } from './cloud-event.ts';
 import type { PredictionSink, SinkStats } from './prediction-sink.ts';
-import type { PredictionRecord } from './prediction-record.ts';
+import { recordToJson, type PredictionRecord } from './prediction-record.ts';
 import { resolveKafkaSinkOptions } from './kafka-sink-options.ts';
 import type { KafkaSinkOptions, ResolvedKafkaSinkOptions, SinkLogger } from './kafka-sink-options.ts';
 import { createThreadedKafkaProducer } from './kafka-producer-thread.ts';
@@ -39,7 +39,7 @@ import { WriteAheadLog } from './write-ahead-log.ts';
 import type { WalSegment } from './write-ahead-log.ts';
 import { WalReader } from './wal-reader.ts';
 import type { ReplayBatch } from './wal-reader.ts';
-import { walLine } from './wal-line.ts';
+import { walLineOf } from './wal-line.ts';
 import { MicrotaskBatch } from './microtask-batch.ts';
 
 export type { KafkaSinkOptions } from './kafka-sink-options.ts';
@@ -177,7 +177,7 @@ export class KafkaSink implements PredictionSink {
     }
     let line: Buffer;
     try {
-      line = walLine(record.requestId, predictionMessage(record, this.#o.cell).value);
+      line = walLineOf(record.requestId, recordEventHead(record, this.#o.cell), recordToJson(record), EVENT_TAIL);
     } catch (err) {
       this.#lose(1, `record ${record.predictionId} cannot be serialized`, err);
       return undefined;

@@ -7,7 +7,9 @@ import { RangeSet } from '../../gateway/log/range-set.ts';
 import { WriteAheadLog } from '../../gateway/log/write-ahead-log.ts';
 import type { WalSegment } from '../../gateway/log/write-ahead-log.ts';
 import { WalReader } from '../../gateway/log/wal-reader.ts';
-import { messageOfLine, walLine } from '../../gateway/log/wal-line.ts';
+import { messageOfLine, walLine, walLineOf } from '../../gateway/log/wal-line.ts';
+import { EVENT_TAIL, predictionMessage, recordEventHead } from '../../gateway/log/cloud-event.ts';
+import { recordToJson, type PredictionRecord } from '../../gateway/log/prediction-record.ts';
 
 const quiet = { onFailing: () => {}, onRecovered: () => {}, onError: () => {} };
 
@@ -60,6 +62,28 @@ describe('write-ahead log line', () => {
     expect(messageOfLine(odd, 0, odd.length - 1)!.key).toBe('a"\tb');
     const foreign = Buffer.from('{"predictionId":"x"}\n');
     expect(messageOfLine(foreign, 0, foreign.length - 1)).toBeUndefined();
+  });
+
+  it("written from a value's parts, is byte for byte the line of the joined value (the Kafka sink's records)", () => {
+    for (const [key, head, data, tail] of [
+      ['req-1', '{"id":"p",', '"data":{"x":1}', '}'],
+      ['a"\tb', '{"ключ":', '"Zürich ✓ \ud83d\ude00"', '}'],
+      ['k', '', '', ''],
+      ['\ud800', '{"lone":"\udc00",', '"data":{}', '}'],
+    ] as const) {
+      expect(walLineOf(key, head, data, tail).equals(walLine(key, head + data + tail)), key).toBe(true);
+    }
+    const record: PredictionRecord = {
+      predictionId: 'p-1', requestId: 'req-ü', time: '2026-01-01T00:00:00.120Z', cell: 'cell-a', model: 'fraud', version: '3',
+      role: 'ROLE_LIVE', arm: '', rows: [{ entities: { user: 'Zoë' }, features: { city: 'Zürich ✓', amount: 1.5 }, outputs: { score: 0.25 }, defaultedFeatures: [] }],
+      modelLatencyUs: '42', totalLatencyUs: '1234', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: 'a=b',
+    };
+    for (const r of [record, { ...record, traceparent: undefined, tracestate: undefined, time: '' }]) {
+      const line = walLineOf(r.requestId, recordEventHead(r, 'fallback'), recordToJson(r), EVENT_TAIL);
+      const message = predictionMessage(r, 'fallback');
+      expect(line.toString()).toBe(walLine(message.key, message.value).toString());
+      expect(messageOfLine(line, 0, line.length - 1)!.value.toString()).toBe(message.value);
+    }
   });
 });
 
