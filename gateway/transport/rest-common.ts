@@ -141,10 +141,20 @@ export interface RestAnswer {
   readonly body: string | Uint8Array;
 }
 
+/** Sibyl REST's error answer: the ErrorBody. */
 export function errorAnswer(err: unknown, requestId: string): RestAnswer {
   const e = toSibylError(err);
-  const body = toJsonString(ErrorBodySchema, create(ErrorBodySchema, { code: e.code, message: e.message, requestId }));
-  const headers: Record<string, string> = { 'content-type': 'application/json', [requestIdHeader]: requestId };
+  return errorAnswerOf(e, toJsonString(ErrorBodySchema, create(ErrorBodySchema, { code: e.code, message: e.message, requestId })), requestId);
+}
+
+/**
+ * An error answer in a door's own body format: the HTTP status of the error's code, and the headers every REST
+ * error carries (the request id unless undefined, `retry-after` for a code a client should retry later, `allow`
+ * for a wrong method).
+ */
+export function errorAnswerOf(e: SibylError, body: string, requestId: string | undefined): RestAnswer {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (requestId !== undefined) headers[requestIdHeader] = requestId;
   const retry = retryAfterSeconds(e.code);
   if (retry !== undefined) headers['retry-after'] = String(retry);
   if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';

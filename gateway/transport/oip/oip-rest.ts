@@ -8,10 +8,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Hono } from 'hono';
 import type { z } from 'zod';
-import { retryAfterSeconds, SibylError, toSibylError } from '../../../core/errors.ts';
+import { SibylError, toSibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, Pipeline } from '../../pipeline/pipeline.ts';
 import { httpEndpoint, type Endpoint } from '../../telemetry/endpoint.ts';
-import { answerDirect, httpArrival, httpIn, incomingIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, toResponse, type HttpIn, type RestAnswer, type RestLimits } from '../rest-common.ts';
+import { answerDirect, errorAnswerOf, httpArrival, httpIn, incomingIn, isJsonObject, parseJson, requestIdHeader, timeoutHeader, toResponse, type HttpIn, type RestAnswer, type RestLimits } from '../rest-common.ts';
 import { signatureOf } from './signature.ts';
 import { DEFAULTED_PARAMETER, decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
@@ -191,10 +191,5 @@ export function oipError(err: unknown, requestId?: string): Response {
 function oipErrorAnswer(err: unknown, requestId?: string): RestAnswer {
   const e = toSibylError(err);
   const body = { error: e.message, code: e.code } satisfies z.input<typeof OipError>;
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (requestId) headers[requestIdHeader] = requestId;
-  const retry = retryAfterSeconds(e.code);
-  if (retry !== undefined) headers['retry-after'] = String(retry);
-  if (e.reason === 'METHOD_NOT_ALLOWED') headers['allow'] = 'POST';
-  return { status: e.httpStatus, headers, body: JSON.stringify(body) };
+  return errorAnswerOf(e, JSON.stringify(body), requestId || undefined);
 }
