@@ -5,9 +5,10 @@
  * hands it this request builder when it asks for the Produce API.
  *
  * Why: the client builds each record from small buffers (one per varint, two Maps per message), ~4.5 KB of garbage
- * per ~1 KB record, and spends 1.7-4.5 µs per record on it; this encoder measures the lengths first, allocates the
- * batch once and writes every field in place, 0.6-0.8 µs (`loadtest/micro/kafka-encode.bench.ts`; both decode to the
- * same records). The batch is byte for byte the client's (test/log/record-batch.test.ts), so a broker sees no
+ * per ~1 KB record; this encoder measures the lengths first, allocates the batch once and writes every field in
+ * place: 1.9-2.1 against 0.6-1.5 µs per record to encode, the producer's thread 7.3 against 5.8 µs per S1 request
+ * (gateway/log/README.md, "Record batches are encoded by Sibyl"; `loadtest/micro/kafka-encode.bench.ts` checks both
+ * write the same bytes). The batch is byte for byte the client's (test/log/record-batch.test.ts), so a broker sees no
  * difference; only Produce v9-v11 (Kafka 2.8 on) with a codec the client compresses synchronously are built here,
  * anything else (an older broker, gzip, which the client compresses off the thread) goes through the client's own.
  */
@@ -42,18 +43,27 @@ type Bytes = Uint8Array | string;
 const zigzag = (v: number): number => (v >= 0 ? v * 2 : -v * 2 - 1);
 
 function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 128);
-    n++;
-  }
+  if (v < 0x80) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x200000) return 3;
+  if (v < 0x10000000) return 4;
+  let n = 5;
+  for (v = Math.floor(v / 0x800000000); v > 0; v = Math.floor(v / 128)) n++;
   return n;
 }
 
 function writeVarint(buf: Buffer, at: number, v: number): number {
-  while (v >= 0x80) {
-    buf[at++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
+  if (v <= 0x7fffffff) {
+    // The common case in 32-bit arithmetic: lengths, offsets, small deltas.
+    while (v > 0x7f) {
+      buf[at++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+  } else {
+    while (v >= 0x80) {
+      buf[at++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
   }
   buf[at++] = v;
   return at;
@@ -203,7 +213,7 @@ for (const version of [9, 10, 11]) {
 }
 
 /** Whether a send with this codec has its batches encoded here (gzip: the client compresses it off its thread). */
-export const encodesHere = (compression: string | undefined): boolean => compression === undefined || (compression !== 'gzip' && compression in compressionsAlgorithms);
+const encodesHere = (compression: string | undefined): boolean => compression === undefined || (compression !== 'gzip' && compression in compressionsAlgorithms);
 
 /**
  * The client's Producer, its produce requests built by `produceRequest` where the broker's version allows and the

@@ -5,19 +5,21 @@
  * (CloudEvents binary mode) or 1 header (structured mode), gzip or no compression; then @platformatic/kafka alone,
  * 1 header, with each codec the sink offers (SIBYL_KAFKA_COMPRESSION). Prints process CPU µs per record (all
  * threads) and records/s, per round, interleaved, and how much smaller each codec makes a 500-record batch. The
- * numbers behind the prediction log's client, compression and structured mode (gateway/log/README.md). Last, with
- * no broker: what @platformatic/kafka's encoding of a 500-record batch costs per record, against a minimal
- * record-batch encoder written here (one buffer, varints in place, CRC32C), checked to decode to the same records:
- * the size of the lever a hand-written encoder would be on the producer's thread.
+ * numbers behind the prediction log's client, compression and structured mode (gateway/log/README.md). The sink's
+ * producer, the same client with its record batches encoded by gateway/log/record-batch.ts, runs beside it (1 header,
+ * each codec but gzip, which it leaves to the client). Last, with no broker: what encoding a 500-record batch costs
+ * per record, the client's `createRecordsBatch` against record-batch.ts's `encodeRecordBatch`, checked to write the
+ * same bytes.
  *
  * Run: node loadtest/micro/kafka-encode.bench.ts [records=40000] [rounds=2]
  */
 import { randomUUID } from 'node:crypto';
 import zlib from 'node:zlib';
-import { createRecordsBatch, crc32c, Producer, ProduceAcks, Reader, readRecordsBatch } from '@platformatic/kafka';
+import { createRecordsBatch, Producer, ProduceAcks, Reader, readRecordsBatch } from '@platformatic/kafka';
 import { CompressionTypes, Kafka, Partitioners, logLevel } from 'kafkajs';
 import { javaCompatiblePartitioner } from '../../gateway/log/murmur2-partitioner.ts';
 import { KAFKA_COMPRESSIONS, type KafkaCompression } from '../../gateway/log/kafka-sink-options.ts';
+import { BatchEncodingProducer, encodeRecordBatch } from '../../gateway/log/record-batch.ts';
 
 const N = Number(process.argv[2] ?? 40_000);
 const ROUNDS = Number(process.argv[3] ?? 2);
@@ -28,6 +30,10 @@ const kafka = new Kafka({ clientId: 'sibyl-bench', brokers: BROKERS, logLevel: l
 const kafkajs = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
 await kafkajs.connect();
 const platformatic = new Producer<Buffer, Buffer, Buffer, Buffer>({
+  clientId: 'sibyl-bench', bootstrapBrokers: BROKERS, acks: ProduceAcks.ALL, partitioner: javaCompatiblePartitioner,
+});
+// The sink's producer: the same client, its record batches encoded by the gateway (record-batch.ts).
+const withSibylBatches = new BatchEncodingProducer<Buffer, Buffer, Buffer, Buffer>({
   clientId: 'sibyl-bench', bootstrapBrokers: BROKERS, acks: ProduceAcks.ALL, partitioner: javaCompatiblePartitioner,
 });
 
@@ -41,7 +47,7 @@ const values = Array.from({ length: N }, (_, i) =>
   }),
 );
 
-type Client = 'kafkajs' | 'platformatic';
+type Client = 'kafkajs' | 'platformatic' | 'platformatic + record-batch.ts';
 
 function sender(client: Client, codec: KafkaCompression, headerCount: number): (lo: number, hi: number) => Promise<unknown> {
   const headers: Record<string, string> = {};
@@ -53,12 +59,13 @@ function sender(client: Client, codec: KafkaCompression, headerCount: number): (
   }
   const headerMap = new Map(Object.entries(headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)]));
   const compression = codec;
+  const producer = client === 'platformatic' ? platformatic : withSibylBatches;
   return (lo, hi) => {
     const messages = [];
     for (let i = lo; i < hi; i++) {
       messages.push({ topic, key: Buffer.from(`req-${i}`), value: Buffer.from(values[i]!), headers: headerMap });
     }
-    return platformatic.send({ messages, compression });
+    return producer.send({ messages, compression });
   };
 }
 
@@ -76,17 +83,20 @@ async function run(client: Client, codec: KafkaCompression, headerCount: number)
   const perRecord = (cpu.user + cpu.system) / N;
   const rate = Math.round(N / ((performance.now() - wall0) / 1000));
   const label = `${client}, ${codec}, ${headerCount} header${headerCount > 1 ? 's' : ''}`;
-  console.log(`${label.padEnd(32)} ${perRecord.toFixed(2).padStart(7)} cpu µs/record ${String(rate).padStart(8)} records/s`);
+  console.log(`${label.padEnd(48)} ${perRecord.toFixed(2).padStart(7)} cpu µs/record ${String(rate).padStart(8)} records/s`);
 }
 
 await run('kafkajs', 'none', 1); // warm-up, creates the topic
 await run('platformatic', 'none', 1); // warm-up
+await run('platformatic + record-batch.ts', 'none', 1); // warm-up
 for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}`);
   for (const client of ['kafkajs', 'platformatic'] as const) {
     for (const codec of ['gzip', 'none'] as const) for (const headers of [7, 1]) await run(client, codec, headers);
   }
   for (const codec of KAFKA_COMPRESSIONS.filter((c) => c !== 'none' && c !== 'gzip')) await run('platformatic', codec, 1);
+  // The sink's producer: gzip stays the client's own (record-batch.ts), so it is not run here.
+  for (const codec of KAFKA_COMPRESSIONS.filter((c) => c !== 'gzip')) await run('platformatic + record-batch.ts', codec, 1);
 }
 // The codecs' ratio on one batch of 500 values (gzip and zstd through node:zlib; the client's own snappy and lz4 are
 // WebAssembly builds with no size API here, and land between them: measured on the broker by
@@ -97,76 +107,25 @@ for (const [codec, compress] of [['gzip', zlib.gzipSync], ['zstd', zlib.zstdComp
 }
 await kafkajs.disconnect();
 await platformatic.close();
+await withSibylBatches.close();
 
-// Encoding alone: the client's record batch against a minimal one (magic 2, no compression, one header per record).
+// Encoding alone: the client's record batch against the gateway's (gateway/log/record-batch.ts; no compression, one
+// header per record).
 const header: [Buffer, Buffer] = [Buffer.from('content-type'), Buffer.from('application/cloudevents+json; charset=UTF-8')];
 const encodeBatches = Array.from({ length: N / 500 }, (_, b) =>
   values.slice(b * 500, b * 500 + 500).map((v, i) => ({ topic, partition: 0, timestamp: 0n, key: Buffer.from(`req-${b * 500 + i}`), value: Buffer.from(v), headers: new Map([header]) })),
 );
-const zigzag = (v: number): number => ((v << 1) ^ (v >> 31)) >>> 0;
-const varintSize = (v: number): number => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5);
-function writeVarint(buf: Buffer, at: number, v: number): number {
-  while (v > 0x7f) {
-    buf[at++] = (v & 0x7f) | 0x80;
-    v >>>= 7;
-  }
-  buf[at++] = v;
-  return at;
-}
-/** Record batch v2 (Kafka's DefaultRecordBatch layout): 61 bytes of header, then the records; CRC32C from attributes on. */
-function minimalBatch(messages: readonly { key: Buffer; value: Buffer }[]): Buffer {
-  const [hk, hv] = header;
-  const bodies = new Array<number>(messages.length);
-  let size = 61;
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i]!;
-    const body = 2 + varintSize(zigzag(i)) + varintSize(zigzag(m.key.length)) + m.key.length + varintSize(zigzag(m.value.length)) + m.value.length + 1 + varintSize(zigzag(hk.length)) + hk.length + varintSize(zigzag(hv.length)) + hv.length;
-    bodies[i] = body;
-    size += varintSize(zigzag(body)) + body;
-  }
-  const buf = Buffer.alloc(size);
-  buf.writeBigInt64BE(0n, 0); // base offset
-  buf.writeInt32BE(size - 12, 8); // batch length
-  buf.writeInt32BE(0, 12); // partition leader epoch
-  buf.writeInt8(2, 16); // magic
-  buf.writeInt16BE(0, 21); // attributes
-  buf.writeInt32BE(messages.length - 1, 23); // last offset delta
-  buf.writeBigInt64BE(0n, 27); // first timestamp
-  buf.writeBigInt64BE(0n, 35); // max timestamp
-  buf.writeBigInt64BE(-1n, 43); // producer id
-  buf.writeInt16BE(0, 51); // producer epoch
-  buf.writeInt32BE(0, 53); // first sequence
-  buf.writeInt32BE(messages.length, 57);
-  let at = 61;
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i]!;
-    at = writeVarint(buf, at, zigzag(bodies[i]!));
-    buf[at++] = 0; // attributes
-    buf[at++] = 0; // timestamp delta
-    at = writeVarint(buf, at, zigzag(i));
-    at = writeVarint(buf, at, zigzag(m.key.length));
-    at += m.key.copy(buf, at);
-    at = writeVarint(buf, at, zigzag(m.value.length));
-    at += m.value.copy(buf, at);
-    at = writeVarint(buf, at, zigzag(1));
-    at = writeVarint(buf, at, zigzag(hk.length));
-    at += hk.copy(buf, at);
-    at = writeVarint(buf, at, zigzag(hv.length));
-    at += hv.copy(buf, at);
-  }
-  buf.writeUInt32BE(crc32c(buf.subarray(21)), 17);
-  return buf;
-}
 // The two decode to the same records (keys, values, headers, offsets): the comparison is of equal work.
 type Decoded = { offsetDelta: number; key: Buffer; value: Buffer; headers: [Buffer, Buffer][] };
 const decoded = (b: Buffer) => (readRecordsBatch(Reader.from(b)).records as Decoded[]).map((r) => [r.offsetDelta, r.key.toString(), r.value.toString(), r.headers.map(([k, v]) => `${k}:${v}`).join()].join('|'));
 const sample = encodeBatches[0]!;
 const theirs = createRecordsBatch(sample, {}).buffer as Buffer;
-if (decoded(minimalBatch(sample)).join('\n') !== decoded(theirs).join('\n')) throw new Error('the minimal batch does not decode to the client\'s records');
+if (!encodeRecordBatch(sample).equals(theirs)) throw new Error('the gateway\'s batch is not the client\'s bytes');
+if (decoded(encodeRecordBatch(sample)).join('\n') !== decoded(theirs).join('\n')) throw new Error('the gateway\'s batch does not decode to the client\'s records');
 for (let r = 0; r < ROUNDS + 1; r++) {
   for (const [label, encode] of [
     ['@platformatic/kafka createRecordsBatch', (b: (typeof encodeBatches)[number]) => createRecordsBatch(b, {})],
-    ['minimal record-batch encoder', (b: (typeof encodeBatches)[number]) => minimalBatch(b)],
+    ['the gateway\'s encodeRecordBatch', (b: (typeof encodeBatches)[number]) => encodeRecordBatch(b)],
   ] as const) {
     const t0 = performance.now();
     for (const b of encodeBatches) encode(b);
