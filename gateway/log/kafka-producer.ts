@@ -12,7 +12,7 @@
  *
  * Wire format per message: key = request id (UTF-8), value = the CloudEvent JSON (UTF-8), the one header
  * `content-type`; acks=all; partition from the key with the Java client's murmur2 (murmur2-partitioner.ts). Record
- * batches are encoded by record-batch.ts, not by the client (the same bytes at a fraction of the garbage).
+ * batches are encoded by record-batch.ts, not by the client (the same bytes, written in one buffer per batch).
  */
 import { Admin, ProduceAcks, findErrorBy } from '@platformatic/kafka';
 import type { MessageToProduce } from '@platformatic/kafka';
