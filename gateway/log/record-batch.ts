@@ -25,7 +25,6 @@ import {
   type Callback,
   type CreateRecordsBatchOptions,
   type MessageRecord,
-  type ProducerOptions,
 } from '@platformatic/kafka';
 import * as apis from '@platformatic/kafka';
 
@@ -205,30 +204,31 @@ export function produceRequest(acks: number = ProduceAcks.LEADER, timeout = 0, m
 }
 
 type ProduceApi = API<unknown[], unknown>;
-/** The client's Produce implementations by version, and this module's in their place where it has one. */
+type ClientProduceModule = {
+  parseResponse?: (...a: never[]) => unknown;
+  createRequestAsync?: (acks: number | undefined, timeout: number | undefined, messages: MessageRecord[], options?: Partial<CreateRecordsBatchOptions>) => Promise<Writer>;
+};
+/**
+ * Produce v9-v11 with their requests built here: a send with gzip, which the client compresses off its thread (and
+ * so builds asynchronously), is built by the client's own request builder of that version, as it would be.
+ */
 const ENCODED_HERE = new Map<number, ProduceApi>();
 for (const version of [9, 10, 11]) {
-  const theirs = (apis as unknown as Record<string, { parseResponse?: (...a: never[]) => unknown }>)[`produceV${version}`];
-  if (theirs?.parseResponse) ENCODED_HERE.set(version, createAPI(0, version, produceRequest, theirs.parseResponse as never));
+  const theirs = (apis as unknown as Record<string, ClientProduceModule>)[`produceV${version}`];
+  const { parseResponse, createRequestAsync } = theirs ?? {};
+  if (!parseResponse || !createRequestAsync) continue;
+  const request = (acks: number | undefined, timeout: number | undefined, messages: MessageRecord[], options: Partial<CreateRecordsBatchOptions> = {}) =>
+    options.compression === 'gzip' ? createRequestAsync(acks, timeout, messages, options) : produceRequest(acks, timeout, messages, options);
+  ENCODED_HERE.set(version, createAPI(0, version, request, parseResponse as never));
 }
 
-/** Whether a send with this codec has its batches encoded here (gzip: the client compresses it off its thread). */
-const encodesHere = (compression: string | undefined): boolean => compression === undefined || (compression !== 'gzip' && compression in compressionsAlgorithms);
-
 /**
- * The client's Producer, its produce requests built by `produceRequest` where the broker's version allows and the
- * codec is one this module compresses (`encodesHere`).
+ * The client's Producer, its produce requests built by `produceRequest` where the broker's Produce version is one
+ * built here (v9-v11); an older broker gets the client's own.
  */
 export class BatchEncodingProducer<K = Buffer, V = Buffer, HK = Buffer, HV = Buffer> extends Producer<K, V, HK, HV> {
-  readonly #encodeHere: boolean;
-
-  constructor(options: ProducerOptions<K, V, HK, HV>) {
-    super(options);
-    this.#encodeHere = encodesHere(options.compression);
-  }
-
   override [kGetApi]<A extends unknown[], R>(name: string, callback: Callback<API<A, R>>): void {
-    if (name !== 'Produce' || !this.#encodeHere) return super[kGetApi](name, callback);
+    if (name !== 'Produce') return super[kGetApi](name, callback);
     super[kGetApi]<A, R>(name, (error, api) => {
       if (error || api === undefined) return callback(error);
       callback(null, (ENCODED_HERE.get(api.version) as API<A, R> | undefined) ?? api);
