@@ -68,6 +68,15 @@ interface Batch {
 const MAX_DEPTH = 4;
 const CR = 13;
 
+/**
+ * The buffer every plain-TCP connection of the process reads into (`onread`): each read is parsed before the next
+ * can land in it (one thread), so nothing reads it later but a reply split over reads, whose start is copied out
+ * (`#rest`). A socket left to allocate its own reads costs a 64 KB allocation and an ArrayBuffer per read, and each
+ * ArrayBuffer is swept in the next scavenge, a pause every waiting request sits through (ARCHITECTURE.md, "Garbage
+ * collection on the request path").
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 export class RespConnection {
   readonly #o: RespConnectionOptions;
   readonly #target: { host: string; port: number; tls: boolean; username: string; password: string; db: number };
@@ -157,15 +166,16 @@ export class RespConnection {
     if (this.#closed) return;
     const t = this.#target;
     // SNI names a host, never an address (RFC 6066).
-    const socket = t.tls
+    // TLS sockets cannot read into a given buffer; theirs are read as chunks of their own.
+    const socket: Socket = t.tls
       ? tlsConnect({ ...this.#o.tls, host: t.host, port: t.port, ...(isIP(t.host) ? {} : { servername: t.host }) })
-      : netConnect({ host: t.host, port: t.port });
+      : netConnect({ host: t.host, port: t.port, onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => (this.#onData(socket, buf as Buffer, n, true), true) } });
     this.#socket = socket;
     socket.setNoDelay(true);
     socket.setKeepAlive(true);
     this.#connectTimer = setTimeout(() => this.#drop(socket, new Error(`no connection to ${t.host}:${t.port} within ${this.#o.connectTimeoutMs} ms`)), this.#o.connectTimeoutMs);
     socket.once(t.tls ? 'secureConnect' : 'connect', () => this.#handshake(socket));
-    socket.on('data', (chunk: Buffer) => this.#onData(socket, chunk));
+    if (t.tls) socket.on('data', (chunk: Buffer) => this.#onData(socket, chunk, chunk.length, false));
     socket.on('error', (err: Error) => this.#drop(socket, err));
     socket.on('close', () => this.#drop(socket, new Error('connection closed')));
   }
@@ -195,10 +205,13 @@ export class RespConnection {
     );
   }
 
-  #onData(socket: Socket, chunk: Buffer): void {
+  /** Parses the replies in `chunk[0, n)`; `shared`: the chunk is READ_BUFFER, so an unparsed tail is copied out. */
+  #onData(socket: Socket, chunk: Buffer, n: number, shared: boolean): void {
     if (socket !== this.#socket) return;
     this.#lastDataAt = performance.now();
-    const buf = this.#rest ? Buffer.concat([this.#rest, chunk]) : chunk;
+    const read = n === chunk.length ? chunk : chunk.subarray(0, n);
+    const rest = this.#rest;
+    const buf = rest ? Buffer.concat([rest, read]) : read;
     let at = 0;
     for (;;) {
       if (at >= buf.length) break;
@@ -211,7 +224,7 @@ export class RespConnection {
       at = parsed.next;
       this.#deliver(parsed.value);
     }
-    this.#rest = at < buf.length ? buf.subarray(at) : undefined;
+    this.#rest = at >= buf.length ? undefined : shared && buf === read ? Buffer.from(buf.subarray(at)) : buf.subarray(at);
   }
 
   #deliver(reply: RespReply): void {

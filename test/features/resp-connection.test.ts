@@ -123,6 +123,34 @@ describe('RespConnection against a server that misbehaves', () => {
     }
   });
 
+  it('reads replies cut over reads anywhere, with another connection reading in between (one read buffer for all)', async () => {
+    // Plain-TCP connections read into one buffer of the process: the start of a reply cut over two reads must be kept
+    // aside before the next read, its own or another connection's, lands in that buffer.
+    const reply = Buffer.from('*3\r\n$7\r\nfeature\r\n$-1\r\n$12\r\nsecond-value\r\n');
+    let cut = 0;
+    const cutter = await fakeServer((s) =>
+      s.on('data', () => {
+        s.write(reply.subarray(0, cut));
+        setTimeout(() => s.write(reply.subarray(cut)), 15);
+      }),
+    );
+    const other = Buffer.from('*2\r\n$5\r\nOTHER\r\n$5\r\nBYTES\r\n');
+    const whole = await fakeServer((s) => s.on('data', () => setTimeout(() => s.write(other), 5)));
+    const a = connection(cutter.url);
+    const b = connection(whole.url);
+    try {
+      await Promise.all([a.up, b.up]);
+      for (cut = 1; cut < reply.length; cut++) {
+        const [mine, theirs] = await Promise.all([a.conn.send(encodeHmget('k', ['f', 'g', 'h']), 1, 1000), b.conn.send(encodeHmget('k', ['x', 'y']), 1, 1000)]);
+        expect(mine, `cut at ${cut}`).toEqual([['feature', null, 'second-value']]);
+        expect(theirs).toEqual([['OTHER', 'BYTES']]);
+      }
+    } finally {
+      await Promise.all([a.conn.close(), b.conn.close()]);
+      await Promise.all([cutter.close(), whole.close()]);
+    }
+  });
+
   it('keeps later batches in step with their own replies after a batch timed out', async () => {
     // The server answers the first batch late (after its timeout), then the second at once: the late replies must be
     // read as the first batch's, not handed to the second.
