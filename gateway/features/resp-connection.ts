@@ -70,10 +70,9 @@ const CR = 13;
 
 /**
  * The buffer every plain-TCP connection of the process reads into (`onread`): each read is parsed before the next
- * can land in it (one thread), so nothing reads it later but a reply split over reads, whose start is copied out
- * (`#rest`). A socket left to allocate its own reads costs a 64 KB allocation and an ArrayBuffer per read, and each
- * ArrayBuffer is swept in the next scavenge, a pause every waiting request sits through (ARCHITECTURE.md, "Garbage
- * collection on the request path").
+ * can land in it (one thread), and nothing keeps a view of it: replies are copied out as strings, and the start of a
+ * reply cut over reads is copied into `#rest`. A socket left to itself allocates 64 KB and an ArrayBuffer for every
+ * read (ARCHITECTURE.md, "The feature store's connection").
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
