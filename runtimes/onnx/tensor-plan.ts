@@ -120,8 +120,12 @@ function notInteger(input: InputPlan, c: number, v: unknown): SibylError {
   return new SibylError('INVALID_ARGUMENT', `feature "${input.features[c]}" must be an integer in range for ${input.dtype} input "${input.name}", got ${String(v)}`);
 }
 
-/** Rows into one tensor per input, in `plan.inputs` order. Throws INVALID_ARGUMENT for a non-integer integer feature. */
-export function packInputs(plan: TensorPlan, rows: readonly FeatureRow[]): RawTensor[] {
+/**
+ * Rows into one tensor per input, in `plan.inputs` order. Throws INVALID_ARGUMENT for a non-integer integer feature.
+ * `scratch`, for a plan of one float32 input: filled instead of a new array when it is long enough (the tensor is then
+ * a view of it, valid until the caller fills it again).
+ */
+export function packInputs(plan: TensorPlan, rows: readonly FeatureRow[], scratch?: Float32Array): RawTensor[] {
   const n = rows.length;
   const out: RawTensor[] = new Array(plan.inputs.length);
   for (let i = 0; i < plan.inputs.length; i++) {
@@ -132,7 +136,15 @@ export function packInputs(plan: TensorPlan, rows: readonly FeatureRow[]): RawTe
     switch (input.dtype) {
       case 'float32':
       case 'float64': {
-        const data = input.dtype === 'float32' ? new Float32Array(n * w) : new Float64Array(n * w);
+        const size = n * w;
+        const data =
+          input.dtype === 'float64'
+            ? new Float64Array(size)
+            : scratch !== undefined && plan.inputs.length === 1 && scratch.length >= size
+              ? scratch.length === size
+                ? scratch
+                : scratch.subarray(0, size)
+              : new Float32Array(size);
         for (let r = 0, k = 0; r < n; r++) {
           const row = rows[r]!;
           for (let c = 0; c < w; c++, k++) data[k] = num(row[features[c]!], defaults[c]);
