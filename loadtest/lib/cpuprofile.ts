@@ -14,14 +14,27 @@ export interface SelfTime {
   readonly ms: number;
 }
 
+export interface Profile {
+  readonly nodes: readonly ProfileNode[];
+  readonly startTime: number;
+  readonly endTime: number;
+  readonly samples?: readonly number[];
+}
+
 export function topSelfTime(file: string, limit = 25): { totalMs: number; top: SelfTime[] } {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] };
-  const totalSamples = p.samples.length || 1;
+  return topSelfTimeOf(JSON.parse(readFileSync(file, 'utf8')) as Profile, limit);
+}
+
+/** The same for a profile in hand (the inspector's `Profiler.stop`); `busyOnly`: shares of the samples not idle. */
+export function topSelfTimeOf(p: Profile, limit = 25, busyOnly = false): { totalMs: number; top: SelfTime[] } {
+  const idle = busyOnly ? p.nodes.reduce((n, node) => n + (node.callFrame.functionName === '(idle)' ? (node.hitCount ?? 0) : 0), 0) : 0;
+  const totalSamples = (p.samples?.length ?? 0) - idle || 1;
   const totalMs = (p.endTime - p.startTime) / 1000;
-  const msPerSample = totalMs / totalSamples;
+  const msPerSample = totalMs / (p.samples?.length || 1);
   const by = new Map<string, number>();
   for (const n of p.nodes) {
     const f = n.callFrame;
+    if (busyOnly && f.functionName === '(idle)') continue;
     const where = f.url ? `${f.url.replace(/^file:\/\/.*?\/(node_modules|gateway|runtimes|proto)\//, '$1/')}:${f.lineNumber + 1}` : '';
     const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
     by.set(key, (by.get(key) ?? 0) + (n.hitCount ?? 0));

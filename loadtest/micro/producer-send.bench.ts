@@ -15,6 +15,7 @@ import { Session } from 'node:inspector/promises';
 import { predictionMessage } from '../../gateway/log/cloud-event.ts';
 import { createKafkaProducer } from '../../gateway/log/kafka-producer.ts';
 import { walLine } from '../../gateway/log/wal-line.ts';
+import { topSelfTimeOf } from '../lib/cpuprofile.ts';
 import { median } from '../lib/histogram.ts';
 import { etaRecords } from './eta-records.ts';
 
@@ -81,23 +82,9 @@ for (let round = 1; round <= ROUNDS; round++) {
   if (session) {
     const { profile } = await session.post('Profiler.stop');
     session.disconnect();
-    printSelfTime(profile, 20);
+    for (const t of topSelfTimeOf(profile, 20, true).top) console.log(`${(t.share * 100).toFixed(1).padStart(5)}%  ${t.fn}`);
   }
 }
 if (perRecord.length > 0) console.log(`median of ${perRecord.length} unprofiled round(s): ${median(perRecord).toFixed(2)} cpu µs/record`);
 await producer.close();
 
-/** The `top` functions by self time (share of the samples that were not idle). */
-function printSelfTime(profile: { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples?: number[] }, top: number): void {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let busy = 0;
-  for (const id of profile.samples ?? []) {
-    const f = byId.get(id)!.callFrame;
-    if (f.functionName === '(idle)') continue;
-    busy++;
-    const where = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}${f.url ? `:${f.lineNumber + 1}` : ''}`;
-    self.set(where, (self.get(where) ?? 0) + 1);
-  }
-  for (const [where, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${((100 * n) / busy).toFixed(1).padStart(5)}%  ${where}`);
-}
