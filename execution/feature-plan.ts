@@ -78,13 +78,39 @@ export interface Enriched {
  * Throws INVALID_ARGUMENT for unknown features or entities, wrongly typed values, or a missing entity id that a store
  * feature needs. Never throws for the store: a store that fails or is late leaves its features at their defaults.
  */
-export async function enrich(
+export function enrich(
   plan: FeaturePlan,
   input: readonly InputRow[],
   store: FeatureStore,
   prefix: string,
   timeoutMs: number,
 ): Promise<Enriched> {
+  let rows: Rows;
+  try {
+    rows = requestRows(plan, input, prefix);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (rows.lookups.length === 0) return Promise.resolve({ rows: rows.rows, defaulted: rows.defaulted, storeFailure: undefined });
+  return withStored(rows, store, timeoutMs);
+}
+
+/** A request's rows filled from the request and the defaults, and what the store must still give. */
+interface Rows {
+  readonly rows: FeatureRow[];
+  readonly defaulted: string[][];
+  readonly lookups: FeatureLookup[];
+  /** Parallel to `lookups`: the row and the entity group each one fills. */
+  readonly pending: { row: number; group: EntityGroup }[];
+}
+
+/**
+ * The synchronous part of `enrich`, kept out of the async function: the same loops in the async function allocated
+ * ~2.6 KB per S1 row against ~0.8 KB here (V8 optimizes them less well there; scavenges counted over 200,000 calls),
+ * which is one of the gateway's largest allocators per request (ARCHITECTURE.md, "Garbage collection on the request
+ * path").
+ */
+function requestRows(plan: FeaturePlan, input: readonly InputRow[], prefix: string): Rows {
   const rows: FeatureRow[] = new Array(input.length);
   const defaulted: string[][] = new Array(input.length);
   const lookups: FeatureLookup[] = [];
@@ -122,16 +148,24 @@ export async function enrich(
     rows[i] = row;
     defaulted[i] = missing;
   }
+  return { rows, defaulted, lookups, pending };
+}
 
-  if (lookups.length === 0) return { rows, defaulted, storeFailure: undefined };
-
+/** Reads `lookups` from the store and fills their features: the stored value, else the default. */
+async function withStored(r: Rows, store: FeatureStore, timeoutMs: number): Promise<Enriched> {
   let values: (string | null)[][] | undefined;
   let storeFailure: Enriched['storeFailure'];
   try {
-    values = await store.read(lookups, timeoutMs);
+    values = await store.read(r.lookups, timeoutMs);
   } catch (err) {
     storeFailure = err instanceof SibylError && err.code === 'DEADLINE_EXCEEDED' ? 'timeout' : 'error';
   }
+  fillStored(r, values);
+  return { rows: r.rows, defaulted: r.defaulted, storeFailure };
+}
+
+function fillStored(r: Rows, values: (string | null)[][] | undefined): void {
+  const { rows, defaulted, pending } = r;
   for (let j = 0; j < pending.length; j++) {
     const { row: i, group } = pending[j]!;
     const row = rows[i]!;
@@ -148,7 +182,6 @@ export async function enrich(
       }
     }
   }
-  return { rows, defaulted, storeFailure };
 }
 
 /** The largest finite float32 (a larger value would reach the model as Infinity). */

@@ -209,6 +209,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   session.close();
   const file = join(outDir, `${arm.name}-round${round + 1}.cpuprofile`);
   if (profile) writeFileSync(file, JSON.stringify(profile));
+  if (heap) writeFileSync(join(outDir, `${arm.name}-round${round + 1}.heapprofile`), JSON.stringify(heap));
   const s = result.steps[0]!;
   const q = (p: number) => bucketQuantileMs(p, req0, req1);
   const head = [

@@ -6,11 +6,11 @@
  * reaches the entry is counted here, refused and unparsable ones included (the REST fast path's refusals, made
  * before a request is read, are counted by admission control). Stage timings are recorded here, not in the stages.
  */
-import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { OutputRow } from '../../runtimes/contract.ts';
 import { SibylError, toSibylError } from '../../core/errors.ts';
 import { isRequestId, REQUEST_ID } from '../../core/names.ts';
+import { randomUuid } from '../../core/uuid.ts';
 import { execute, resolveComposed, type ExecutionDeps } from '../../execution/execute.ts';
 import type { ModelVersion } from '../../execution/model-version.ts';
 import type { InputRow } from '../../execution/feature-plan.ts';
@@ -154,7 +154,7 @@ export interface Pipeline {
 const NONE: readonly ModelVersion[] = Object.freeze([]);
 
 export function newRequestId(): string {
-  return randomUUID();
+  return randomUuid();
 }
 
 export function createPipeline(deps: PipelineDeps): Pipeline {

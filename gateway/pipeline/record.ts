@@ -4,7 +4,7 @@
  * it later, off the request path. `trace` (default: the request's, `ctx.trace`) becomes the record's `traceparent`
  * and `tracestate`, and so the CloudEvent's.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../../core/uuid.ts';
 import type { FeatureRow } from '../../runtimes/contract.ts';
 import type { SibylError } from '../../core/errors.ts';
 import type { TraceContext } from '../telemetry/telemetry.ts';
@@ -42,7 +42,7 @@ export function buildRecord(
   }
   // Key order is the ProtoJSON field order; the optional fields are added in it, only when set.
   const record: { -readonly [K in keyof PredictionRecord]: PredictionRecord[K] } = {
-    predictionId: randomUUID(),
+    predictionId: randomUuid(),
     requestId: ctx.requestId,
     time: recordTime(Date.now()),
     cell,
