@@ -137,7 +137,7 @@ function requestRows(plan: FeaturePlan, input: readonly InputRow[], prefix: stri
       }
     }
     for (const group of plan.groups) {
-      if (group.features.every((f) => row[f.name] !== undefined)) continue;
+      if (allGiven(row, group.features)) continue;
       const id = src.entities[group.entity];
       if (!id) {
         throw new SibylError('INVALID_ARGUMENT', `rows[${i}].entities.${group.entity}: an id is required (the model reads ${group.features.map((f) => f.name).join(', ')} by it)`);
@@ -149,6 +149,12 @@ function requestRows(plan: FeaturePlan, input: readonly InputRow[], prefix: stri
     defaulted[i] = missing;
   }
   return { rows, defaulted, lookups, pending };
+}
+
+/** Whether the request gave every one of `features` (no store read for them). */
+function allGiven(row: FeatureRow, features: readonly CompiledFeature[]): boolean {
+  for (let k = 0; k < features.length; k++) if (row[features[k]!.name] === undefined) return false;
+  return true;
 }
 
 /** Reads `lookups` from the store and fills their features: the stored value, else the default. */
