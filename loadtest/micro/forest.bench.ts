@@ -1,7 +1,7 @@
 /**
  * Compiled forest against onnxruntime (numbers go to runtimes/onnx/README.md, "Compiled tree ensembles").
  *
- *   node loadtest/micro/forest.bench.ts [--quick]
+ *   node loadtest/micro/forest.bench.ts [--quick] [--baseline DIR]
  *
  * For each tree-ensemble regressor (models/delivery-eta/2: 250 trees, 15,250 nodes; the fixture ensemble: 100 trees
  * of depth 6), both engines load the same bundle through the runtime (`trees: 'compiled'` and `'onnxruntime'`), and
@@ -9,7 +9,8 @@
  * includes reading the file, compiling and checking it against onnxruntime on the probe rows), then µs per call for
  * calls of 1 and 16 rows, "hot" (calls back to back) and "cold" (16 MB of other memory written between calls, as a
  * gateway's request path does between two model runs). The engines alternate call by call, so both see the same
- * machine; medians of `ROUNDS` rounds.
+ * machine; medians of `ROUNDS` rounds. `--baseline DIR` adds a third engine, the compiled forest of another checkout
+ * (e.g. .data/ab/<sha> from loadtest/ab.sh: its runtime, loaded in this process), alternating with the other two.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +19,8 @@ import { parseManifest } from '../../runtimes/manifest.ts';
 import { createOnnxRuntime, type OnnxLoadedModel } from '../../runtimes/onnx/onnx-runtime.ts';
 
 const quick = process.argv.includes('--quick');
+const baselineAt = process.argv.indexOf('--baseline');
+const baselineDir = baselineAt > 0 ? path.resolve(process.argv[baselineAt + 1] ?? '') : undefined;
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const ROUNDS = quick ? 2 : 5;
 const CALLS = quick ? 100 : 400;
@@ -64,15 +67,21 @@ const ctx = { signal: new AbortController().signal };
 async function main(): Promise<void> {
   const lines: string[] = ['| model | engine | load ms | 1 row hot | 1 row cold | 4 rows cold | 16 rows hot | 16 rows cold | 48 rows hot | 48 rows cold |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
   for (const s of [modelSubject('delivery-eta/2'), fixtureSubject()]) {
-    const engines = ['compiled', 'onnxruntime'] as const;
+    const engines: string[] = ['compiled', 'onnxruntime'];
+    const runtimes = [createOnnxRuntime({ trees: 'compiled', offload: 'never' }), createOnnxRuntime({ trees: 'onnxruntime', offload: 'never' })];
+    if (baselineDir) {
+      const theirs = (await import(path.join(baselineDir, 'runtimes/onnx/onnx-runtime.ts'))) as { createOnnxRuntime: typeof createOnnxRuntime };
+      engines.push(`compiled, ${path.basename(baselineDir)}`);
+      runtimes.push(theirs.createOnnxRuntime({ trees: 'compiled', offload: 'never' }));
+    }
     const models: OnnxLoadedModel[] = [];
     const loadMs: number[] = [];
-    for (const trees of engines) {
+    for (const runtime of runtimes) {
       const t0 = performance.now();
-      models.push((await createOnnxRuntime({ trees, offload: 'never' }).load(s.bundle)) as OnnxLoadedModel);
+      models.push((await runtime.load(s.bundle)) as OnnxLoadedModel);
       loadMs.push(performance.now() - t0);
     }
-    if (models[0]!.engine.kind !== 'forest') throw new Error(`${s.name} did not compile: ${JSON.stringify(models[0]!.engine)}`);
+    for (const e of [0, 2]) if (models[e] && models[e].engine.kind !== 'forest') throw new Error(`${s.name} did not compile: ${JSON.stringify(models[e].engine)}`);
     const results = engines.map(() => new Map<string, number[]>());
     for (let round = 0; round < ROUNDS; round++) {
       for (const [label, size, cold] of [['1 hot', 1, false], ['1 cold', 1, true], ['4 cold', 4, true], ['16 hot', 16, false], ['16 cold', 16, true], ['48 hot', 48, false], ['48 cold', 48, true]] as const) {

@@ -34,7 +34,8 @@ const MODES = ['BRANCH_LEQ', 'BRANCH_LT', 'BRANCH_GTE', 'BRANCH_GT', 'BRANCH_EQ'
 const LEQ = 0;
 /** A node's first word: -1 for a leaf, else feature | mode << 16 | missing-tracks-true << 20. */
 const MODE_SHIFT = 16;
-const MISSING_TRUE = 1 << 20;
+const MISSING_SHIFT = 20;
+const MISSING_TRUE = 1 << MISSING_SHIFT;
 const FEATURE_MASK = 0xffff;
 /** Words per node: [meta, value (threshold, or a leaf's weight), the false child's word index]. */
 const STRIDE = 3;
@@ -62,7 +63,8 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
     weight.set(i, e.targetWeights[j]!);
   }
 
-  const words = new ArrayBuffer(n * STRIDE * 4);
+  // One node more than the ensemble has: a walk in lockstep reads a leaf's third word, the last leaf's too.
+  const words = new ArrayBuffer((n + 1) * STRIDE * 4);
   const meta = new Int32Array(words);
   const value = new Float32Array(words);
   const rootWords = new Int32Array(roots.length);
@@ -105,6 +107,8 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
   const base = e.baseValues[0] ?? 0;
   const width = e.width;
   const walk = uniform ? walkLeq : walkAnyMode;
+  /** `leaves4`'s answer: the four leaves' word indices. */
+  const leaf = new Int32Array(4);
   return {
     forest: {
       width: e.width,
@@ -112,17 +116,40 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
       nodes: n,
       predict(x, rows) {
         const out = new Float32Array(rows);
+        const T = rootWords.length;
         if (rows === 1) {
           let score = 0;
-          for (let t = 0; t < rootWords.length; t++) score = Math.fround(score + value[walk(meta, value, rootWords[t]!, x, 0) + 1]!);
+          let t = 0;
+          if (uniform) {
+            // Four trees at a time, their walks interleaved (`leaves4`), their leaves added in the trees' order.
+            for (; t + 4 <= T; t += 4) {
+              leaves4(meta, value, x, rootWords[t]!, rootWords[t + 1]!, rootWords[t + 2]!, rootWords[t + 3]!, 0, 0, 0, 0, leaf);
+              score = Math.fround(score + value[leaf[0]! + 1]!);
+              score = Math.fround(score + value[leaf[1]! + 1]!);
+              score = Math.fround(score + value[leaf[2]! + 1]!);
+              score = Math.fround(score + value[leaf[3]! + 1]!);
+            }
+          }
+          for (; t < T; t++) score = Math.fround(score + value[walk(meta, value, rootWords[t]!, x, 0) + 1]!);
           out[0] = score;
         } else {
-          // Tree by tree, every row through one tree while its nodes are in the cache. Each row's sum still adds the
-          // trees in order, and a Float32Array rounds every addition to float32 (a double sum of two float32 values
-          // rounded once to float32 is their float32 sum).
-          for (let t = 0; t < rootWords.length; t++) {
+          // Tree by tree, every row through one tree while its nodes are in the cache (four rows at a time when the
+          // forest is uniform). Each row's sum still adds the trees in order, and a Float32Array rounds every
+          // addition to float32 (a double sum of two float32 values rounded once to float32 is their float32 sum).
+          for (let t = 0; t < T; t++) {
             const root = rootWords[t]!;
-            for (let r = 0, off = 0; r < rows; r++, off += width) out[r] = out[r]! + value[walk(meta, value, root, x, off) + 1]!;
+            let r = 0;
+            if (uniform) {
+              for (; r + 4 <= rows; r += 4) {
+                const off = r * width;
+                leaves4(meta, value, x, root, root, root, root, off, off + width, off + 2 * width, off + 3 * width, leaf);
+                out[r] = out[r]! + value[leaf[0]! + 1]!;
+                out[r + 1] = out[r + 1]! + value[leaf[1]! + 1]!;
+                out[r + 2] = out[r + 2]! + value[leaf[2]! + 1]!;
+                out[r + 3] = out[r + 3]! + value[leaf[3]! + 1]!;
+              }
+            }
+            for (let off = r * width; r < rows; r++, off += width) out[r] = out[r]! + value[walk(meta, value, root, x, off) + 1]!;
           }
         }
         if (base !== 0) for (let r = 0; r < rows; r++) out[r] = out[r]! + base;
@@ -166,6 +193,52 @@ function walkLeq(meta: Int32Array, value: Float32Array, word: number, x: Float32
     else word = meta[word + 2]!;
   }
   return word;
+}
+
+/**
+ * Four walks of a uniform (BRANCH_LEQ) forest in lockstep: from words `a`..`d` for the rows at `oa`..`od` of `x`,
+ * writing the four leaves' word indices to `leaf`. A walk is a chain of dependent loads, each step waiting for the
+ * one before, with a branch at every node that depends on the row (hard to predict); four independent chains,
+ * stepped without a branch (a walk that reached its leaf stays there), let the processor overlap them. Measured
+ * (`loadtest/micro/forest.bench.ts --baseline`): runtimes/onnx/README.md, "Compiled tree ensembles".
+ */
+function leaves4(meta: Int32Array, value: Float32Array, x: Float32Array, a: number, b: number, c: number, d: number, oa: number, ob: number, oc: number, od: number, leaf: Int32Array): void {
+  for (;;) {
+    const ma = meta[a]!;
+    const mb = meta[b]!;
+    const mc = meta[c]!;
+    const md = meta[d]!;
+    // A leaf's first word is -1: all four are leaves when the AND of their words is negative.
+    if ((ma & mb & mc & md) < 0) break;
+    // Each step: `at` is -1 at a leaf (which then stays where it is, its feature bits reading column 0 harmlessly),
+    // else 0; `go` is 1 for the true child (v <= threshold, or v is NaN and the node sends missing values there), as
+    // in walkLeq (a comparison's boolean taken as 0 or 1 by `|`); the next word is the true child (the next node) or
+    // the false child (the node's third word).
+    let at = ma >> 31;
+    let v = x[oa + (ma & FEATURE_MASK & ~at)]!;
+    let go = ((v <= value[a + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (ma >> MISSING_SHIFT));
+    let f = meta[a + 2]!;
+    a = (a & at) | ((f + ((a + STRIDE - f) & -go)) & ~at);
+    at = mb >> 31;
+    v = x[ob + (mb & FEATURE_MASK & ~at)]!;
+    go = ((v <= value[b + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (mb >> MISSING_SHIFT));
+    f = meta[b + 2]!;
+    b = (b & at) | ((f + ((b + STRIDE - f) & -go)) & ~at);
+    at = mc >> 31;
+    v = x[oc + (mc & FEATURE_MASK & ~at)]!;
+    go = ((v <= value[c + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (mc >> MISSING_SHIFT));
+    f = meta[c + 2]!;
+    c = (c & at) | ((f + ((c + STRIDE - f) & -go)) & ~at);
+    at = md >> 31;
+    v = x[od + (md & FEATURE_MASK & ~at)]!;
+    go = ((v <= value[d + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (md >> MISSING_SHIFT));
+    f = meta[d + 2]!;
+    d = (d & at) | ((f + ((d + STRIDE - f) & -go)) & ~at);
+  }
+  leaf[0] = a;
+  leaf[1] = b;
+  leaf[2] = c;
+  leaf[3] = d;
 }
 
 /** The same for an ensemble with other comparisons (XGBoost's exports use BRANCH_LT). */

@@ -104,13 +104,15 @@ describe('compiled tree ensembles', () => {
       expect(plain.engine).toEqual({ kind: 'onnxruntime', why: 'trees: onnxruntime' });
       const expected = JSON.parse(readFileSync(path.join(MODELS, id, 'expected.json'), 'utf8')) as { rows: { features: FeatureRow }[] };
       const rows = [...expected.rows.map((r) => r.features), ...featureRows(b.manifest.features.map((f) => f.name), 200)];
-      // One row at a time (the coalesced path), all at once (one run of many rows), then rows one by one and in
-      // threes, each run alone (the forest's input matrix, reused from run to run, is then longer than the run).
+      // One row at a time (the coalesced path), all at once (one run of many rows), then rows in threes, one by one
+      // and in sevens, each run alone (the forest's input matrix, reused from run to run, is then longer than the
+      // run; a run of one row walks four trees at a time, a run of seven four rows at a time and three one by one).
       const alone = await Promise.all(rows.map((r) => forest.predict([r], ctx())));
       const together = await forest.predict(rows, ctx());
       const after: (typeof together)[number][] = [];
       for (let i = 0; i < 30; i += 3) after.push(...(await forest.predict(rows.slice(i, i + 3), ctx())));
       for (let i = 30; i < 45; i++) after.push(...(await forest.predict([rows[i]!], ctx())));
+      for (let i = 45; i < 80; i += 7) after.push(...(await forest.predict(rows.slice(i, i + 7), ctx())));
       const want = await plain.predict(rows, ctx());
       rows.forEach((_, i) => {
         expect(sameBits(alone[i]![0]!['eta_minutes'] as number, want[i]!['eta_minutes'] as number), `row ${i}`).toBe(true);
