@@ -7,7 +7,7 @@
  * of depth 6), both engines load the same bundle through the runtime (`trees: 'compiled'` and `'onnxruntime'`), and
  * each call goes through the runtime's own `predict`, as the gateway's does. Per engine: load time (the forest's
  * includes reading the file, compiling and checking it against onnxruntime on the probe rows), then µs per call for
- * calls of 1 and 16 rows, "hot" (calls back to back) and "cold" (16 MB of other memory written between calls, as a
+ * calls of 1, 3, 4, 16 and 48 rows, "hot" (calls back to back) and "cold" (16 MB of other memory written between calls, as a
  * gateway's request path does between two model runs). The engines alternate call by call, so both see the same
  * machine; medians of `ROUNDS` rounds. `--baseline DIR` adds a third engine, the compiled forest of another checkout
  * (e.g. .data/ab/<sha> from loadtest/ab.sh: its runtime, loaded in this process), alternating with the other two.
@@ -65,7 +65,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const ctx = { signal: new AbortController().signal };
 
 async function main(): Promise<void> {
-  const lines: string[] = ['| model | engine | load ms | 1 row hot | 1 row cold | 4 rows cold | 16 rows hot | 16 rows cold | 48 rows hot | 48 rows cold |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
+  const lines: string[] = ['| model | engine | load ms | 1 row hot | 1 row cold | 3 rows cold | 4 rows cold | 16 rows hot | 16 rows cold | 48 rows hot | 48 rows cold |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
   for (const s of [modelSubject('delivery-eta/2'), fixtureSubject()]) {
     const engines: string[] = ['compiled', 'onnxruntime'];
     const runtimes = [createOnnxRuntime({ trees: 'compiled', offload: 'never' }), createOnnxRuntime({ trees: 'onnxruntime', offload: 'never' })];
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     for (const e of [0, 2]) if (models[e] && models[e].engine.kind !== 'forest') throw new Error(`${s.name} did not compile: ${JSON.stringify(models[e].engine)}`);
     const results = engines.map(() => new Map<string, number[]>());
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [label, size, cold] of [['1 hot', 1, false], ['1 cold', 1, true], ['4 cold', 4, true], ['16 hot', 16, false], ['16 cold', 16, true], ['48 hot', 48, false], ['48 cold', 48, true]] as const) {
+      for (const [label, size, cold] of [['1 hot', 1, false], ['1 cold', 1, true], ['3 cold', 3, true], ['4 cold', 4, true], ['16 hot', 16, false], ['16 cold', 16, true], ['48 hot', 48, false], ['48 cold', 48, true]] as const) {
         const spent = engines.map(() => 0);
         for (let c = 0; c < CALLS; c++) {
           const start = (c * size) % s.rows.length;
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     }
     engines.forEach((engine, e) => {
       const cell = (label: string) => median(results[e]!.get(label)!).toFixed(1);
-      lines.push(`| ${s.name} | ${engine} | ${loadMs[e]!.toFixed(0)} | ${cell('1 hot')} | ${cell('1 cold')} | ${cell('4 cold')} | ${cell('16 hot')} | ${cell('16 cold')} | ${cell('48 hot')} | ${cell('48 cold')} |`);
+      lines.push(`| ${s.name} | ${engine} | ${loadMs[e]!.toFixed(0)} | ${cell('1 hot')} | ${cell('1 cold')} | ${cell('3 cold')} | ${cell('4 cold')} | ${cell('16 hot')} | ${cell('16 cold')} | ${cell('48 hot')} | ${cell('48 cold')} |`);
     });
     for (const m of models) await m.dispose();
   }

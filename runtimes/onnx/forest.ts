@@ -117,40 +117,43 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
       predict(x, rows) {
         const out = new Float32Array(rows);
         const T = rootWords.length;
-        if (rows === 1) {
+        // Several rows go tree by tree, every row through one tree while its nodes are in the cache: in fours, their
+        // walks in lockstep, when the forest is uniform (`leaves4`). Each row's sum still adds the trees in order, and a
+        // Float32Array rounds every addition to float32 (a double sum of two float32 values rounded once to float32
+        // is their float32 sum).
+        const grouped = !uniform ? (rows > 1 ? rows : 0) : rows - (rows % 4);
+        if (grouped > 0) {
+          for (let t = 0; t < T; t++) {
+            const root = rootWords[t]!;
+            if (!uniform) {
+              for (let r = 0, off = 0; r < grouped; r++, off += width) out[r] = out[r]! + value[walk(meta, value, root, x, off) + 1]!;
+              continue;
+            }
+            for (let r = 0; r < grouped; r += 4) {
+              const off = r * width;
+              leaves4(meta, value, x, root, root, root, root, off, off + width, off + 2 * width, off + 3 * width, leaf);
+              out[r] = out[r]! + value[leaf[0]! + 1]!;
+              out[r + 1] = out[r + 1]! + value[leaf[1]! + 1]!;
+              out[r + 2] = out[r + 2]! + value[leaf[2]! + 1]!;
+              out[r + 3] = out[r + 3]! + value[leaf[3]! + 1]!;
+            }
+          }
+        }
+        // The rows left (a run of one to three rows is all of them) one at a time, four trees at a time when uniform.
+        for (let r = grouped, off = grouped * width; r < rows; r++, off += width) {
           let score = 0;
           let t = 0;
           if (uniform) {
-            // Four trees at a time, their walks interleaved (`leaves4`), their leaves added in the trees' order.
             for (; t + 4 <= T; t += 4) {
-              leaves4(meta, value, x, rootWords[t]!, rootWords[t + 1]!, rootWords[t + 2]!, rootWords[t + 3]!, 0, 0, 0, 0, leaf);
+              leaves4(meta, value, x, rootWords[t]!, rootWords[t + 1]!, rootWords[t + 2]!, rootWords[t + 3]!, off, off, off, off, leaf);
               score = Math.fround(score + value[leaf[0]! + 1]!);
               score = Math.fround(score + value[leaf[1]! + 1]!);
               score = Math.fround(score + value[leaf[2]! + 1]!);
               score = Math.fround(score + value[leaf[3]! + 1]!);
             }
           }
-          for (; t < T; t++) score = Math.fround(score + value[walk(meta, value, rootWords[t]!, x, 0) + 1]!);
-          out[0] = score;
-        } else {
-          // Tree by tree, every row through one tree while its nodes are in the cache (four rows at a time when the
-          // forest is uniform). Each row's sum still adds the trees in order, and a Float32Array rounds every
-          // addition to float32 (a double sum of two float32 values rounded once to float32 is their float32 sum).
-          for (let t = 0; t < T; t++) {
-            const root = rootWords[t]!;
-            let r = 0;
-            if (uniform) {
-              for (; r + 4 <= rows; r += 4) {
-                const off = r * width;
-                leaves4(meta, value, x, root, root, root, root, off, off + width, off + 2 * width, off + 3 * width, leaf);
-                out[r] = out[r]! + value[leaf[0]! + 1]!;
-                out[r + 1] = out[r + 1]! + value[leaf[1]! + 1]!;
-                out[r + 2] = out[r + 2]! + value[leaf[2]! + 1]!;
-                out[r + 3] = out[r + 3]! + value[leaf[3]! + 1]!;
-              }
-            }
-            for (let off = r * width; r < rows; r++, off += width) out[r] = out[r]! + value[walk(meta, value, root, x, off) + 1]!;
-          }
+          for (; t < T; t++) score = Math.fround(score + value[walk(meta, value, rootWords[t]!, x, off) + 1]!);
+          out[r] = score;
         }
         if (base !== 0) for (let r = 0; r < rows; r++) out[r] = out[r]! + base;
         return out;
