@@ -16,7 +16,7 @@ import type { RunResult, RunSpec } from './generate.ts';
 import type { StepResult } from './lib/loops.ts';
 import { describeMachine } from './lib/machine.ts';
 import { preflight } from './lib/preflight.ts';
-import { processTreeCpuMs, promoteV8Sampler, run, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
+import { assertPortsFree, processTreeCpuMs, promoteV8Sampler, run, startChild, waitHttpOk, hasTaskset, type Child } from './lib/processes.ts';
 import { startBenchServices } from './lib/bench-services.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
@@ -184,6 +184,8 @@ function grpcAddr(port: number): string {
 
 try {
   log(`suite ${QUICK ? '(quick)' : ''} → ${outDir}`);
+  // A server left on one of these ports would answer in place of the one started here.
+  await assertPortsFree(Object.values(PORTS));
   const peerNames = selectPeers(flags.peers, flags['no-peer']);
   const installed = await installPeers(peerNames, log);
   await services();

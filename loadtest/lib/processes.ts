@@ -1,10 +1,53 @@
 /**
  * Child processes of a benchmark run: servers pinned to a core with `taskset`, their output kept in a log file,
- * stopped by their own pid only (SIGTERM, then SIGKILL after `killAfterMs`).
+ * stopped by their own pid only (SIGTERM, then SIGKILL after `killAfterMs`). A run that is interrupted (SIGINT,
+ * SIGTERM) or exits stops the servers it started: one left running kept its port, and the next run's server of that
+ * name failed to listen while the run measured the one left behind (`assertPortsFree` now refuses to start then).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
+
+/** Servers started and not yet exited. */
+const live = new Set<ChildProcess>();
+let guarded = false;
+
+/** Once: on SIGINT or SIGTERM the live children get SIGTERM (then this process exits); at exit, SIGKILL. */
+function guardChildren(): void {
+  if (guarded) return;
+  guarded = true;
+  process.once('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const c of live) c.kill('SIGTERM');
+      const code = 128 + (signal === 'SIGINT' ? 2 : 15);
+      const exit = (): never => process.exit(code);
+      if (live.size === 0) exit();
+      // Each child exits within moments of SIGTERM; those that do not are killed at exit.
+      const left = [...live].map((c) => new Promise<void>((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve() : c.once('exit', () => resolve()))));
+      void Promise.race([Promise.all(left), new Promise((r) => setTimeout(r, 5000))]).then(exit);
+    });
+  }
+}
+
+/**
+ * Throws when a port is already taken on `host`, naming it: a server that answers there is not the one a run is about
+ * to start, and measuring it would measure the wrong process.
+ */
+export async function assertPortsFree(ports: readonly number[], host = '127.0.0.1'): Promise<void> {
+  for (const port of ports) {
+    await new Promise<void>((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', (err: NodeJS.ErrnoException) =>
+        reject(err.code === 'EADDRINUSE' ? new Error(`port ${port} on ${host} is in use, by a server an earlier run left running? (\`ss -ltnp | grep :${port}\` names it); stop it first`) : err),
+      );
+      probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+    });
+  }
+}
 
 export interface Child {
   readonly name: string;
@@ -25,6 +68,9 @@ export function pinned(cores: string | undefined, cmd: string, args: readonly st
 export function startChild(name: string, cmd: string, args: readonly string[], opts: { cores?: string; env?: NodeJS.ProcessEnv; logFile: string; cwd?: string }): Child {
   const [c, a] = pinned(opts.cores, cmd, args);
   const proc = spawn(c, a, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  guardChildren();
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   const log = createWriteStream(opts.logFile);
   proc.stderr!.pipe(log, { end: false });
   let exited = false;
