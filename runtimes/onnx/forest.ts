@@ -213,35 +213,29 @@ function leaves4(meta: Int32Array, value: Float32Array, x: Float32Array, a: numb
     const md = meta[d]!;
     // A leaf's first word is -1: all four are leaves when the AND of their words is negative.
     if ((ma & mb & mc & md) < 0) break;
-    // Each step: `at` is -1 at a leaf (which then stays where it is, its feature bits reading column 0 harmlessly),
-    // else 0; `go` is 1 for the true child (v <= threshold, or v is NaN and the node sends missing values there), as
-    // in walkLeq (a comparison's boolean taken as 0 or 1 by `|`); the next word is the true child (the next node) or
-    // the false child (the node's third word).
-    let at = ma >> 31;
-    let v = x[oa + (ma & FEATURE_MASK & ~at)]!;
-    let go = ((v <= value[a + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (ma >> MISSING_SHIFT));
-    let f = meta[a + 2]!;
-    a = (a & at) | ((f + ((a + STRIDE - f) & -go)) & ~at);
-    at = mb >> 31;
-    v = x[ob + (mb & FEATURE_MASK & ~at)]!;
-    go = ((v <= value[b + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (mb >> MISSING_SHIFT));
-    f = meta[b + 2]!;
-    b = (b & at) | ((f + ((b + STRIDE - f) & -go)) & ~at);
-    at = mc >> 31;
-    v = x[oc + (mc & FEATURE_MASK & ~at)]!;
-    go = ((v <= value[c + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (mc >> MISSING_SHIFT));
-    f = meta[c + 2]!;
-    c = (c & at) | ((f + ((c + STRIDE - f) & -go)) & ~at);
-    at = md >> 31;
-    v = x[od + (md & FEATURE_MASK & ~at)]!;
-    go = ((v <= value[d + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (md >> MISSING_SHIFT));
-    f = meta[d + 2]!;
-    d = (d & at) | ((f + ((d + STRIDE - f) & -go)) & ~at);
+    a = stepLeq(meta, value, x, a, ma, oa);
+    b = stepLeq(meta, value, x, b, mb, ob);
+    c = stepLeq(meta, value, x, c, mc, oc);
+    d = stepLeq(meta, value, x, d, md, od);
   }
   leaf[0] = a;
   leaf[1] = b;
   leaf[2] = c;
   leaf[3] = d;
+}
+
+/**
+ * One step of a `leaves4` walk without a branch: from `word` (its first word `m`) for the row at `off`, the true
+ * child (the next node) when v <= threshold, or v is NaN and the node sends missing values there (as in walkLeq; a
+ * comparison's boolean is taken as 0 or 1 by `|`), else the false child (the node's third word); at a leaf (`m` is
+ * -1, its feature bits then reading column 0 harmlessly) `word` itself.
+ */
+function stepLeq(meta: Int32Array, value: Float32Array, x: Float32Array, word: number, m: number, off: number): number {
+  const atLeaf = m >> 31;
+  const v = x[off + (m & FEATURE_MASK & ~atLeaf)]!;
+  const toTrue = ((v <= value[word + 1]!) as unknown as number) | (((v !== v) as unknown as number) & (m >> MISSING_SHIFT));
+  const falseChild = meta[word + 2]!;
+  return (word & atLeaf) | ((falseChild + ((word + STRIDE - falseChild) & -toTrue)) & ~atLeaf);
 }
 
 /** The same for an ensemble with other comparisons (XGBoost's exports use BRANCH_LT). */
