@@ -34,6 +34,27 @@ sibyl_pid_alive() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
+# sibyl_reap_orphan NAME PORT PATTERN: stops the server listening on 127.0.0.1:PORT when a checkout that no longer
+# exists started it: its working directory is gone (these scripts start every server from the checkout's
+# .data/services/<name>/) and its command line matches PATTERN (the service's own program). Such a leftover still
+# answers a health probe but cannot serve (a moto whose files were deleted answers every AWS call with an error
+# page), and `start` would otherwise reuse it. Any other server on the port is left alone.
+sibyl_reap_orphan() {
+  local name=$1 port=$2 pattern=$3 pid cwd
+  command -v ss >/dev/null || return 0
+  pid="$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true)"
+  [ -n "$pid" ] || return 0
+  cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || return 0
+  case "$cwd" in *' (deleted)') ;; *) return 0 ;; esac
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 0
+  sibyl_log "the $name on port $port (pid $pid) runs in a directory that no longer exists ($cwd): stopping it"
+  kill "$pid" 2>/dev/null || true
+  if ! sibyl_wait 10 "$name (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null"; then
+    kill -9 "$pid" 2>/dev/null || true
+    sibyl_wait 5 "$name (pid $pid) to exit after SIGKILL" bash -c "! kill -0 $pid 2>/dev/null" || true
+  fi
+}
+
 # sibyl_wait SECONDS WHAT CMD...: runs CMD every 0.2 s until it succeeds; fails after SECONDS.
 sibyl_wait() {
   local seconds="$1" what="$2" limit=$(($1 * 5)) i

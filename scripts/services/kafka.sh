@@ -34,6 +34,7 @@ PIDFILE="$DIR/kafka.pid"
 PROPS="$DIR/server.properties"
 LOGDIR="$DIR/logs"
 
+source "$ROOT/scripts/services/common.sh"
 log() { echo "kafka[$PORT]: $*" >&2; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -99,6 +100,8 @@ start() {
     log "already running (pid $pid)"
     return 0
   fi
+  sibyl_reap_orphan kafka "$PORT" kafka.Kafka
+  sibyl_reap_orphan kafka "$CPORT" kafka.Kafka
   if port_open "$PORT" || port_open "$CPORT"; then
     log "port $PORT or $CPORT is taken by a process this script did not start; not starting a second broker"
     return 1
@@ -109,10 +112,11 @@ start() {
   ensure_formatted
   local mark=0
   [ -f "$LOGDIR/server.log" ] && mark="$(wc -l <"$LOGDIR/server.log")"
-  # setsid: the broker outlives the shell that started it (test runs, CI steps).
-  setsid java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
+  # setsid: the broker outlives the shell that started it (test runs, CI steps). Started from its instance's
+  # directory, so that a broker outliving this checkout is known by its working directory (sibyl_reap_orphan).
+  (cd "$DIR" && exec setsid java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$HERE/log4j2.properties" -Dkafka.logs.dir="$LOGDIR" \
-    -cp "$LIB/*" kafka.Kafka "$PROPS" >"$LOGDIR/stdout.log" 2>&1 </dev/null 9>&- &
+    -cp "$LIB/*" kafka.Kafka "$PROPS" >"$LOGDIR/stdout.log" 2>&1 </dev/null 9>&-) &
   pid=$!
   echo "$pid" >"$PIDFILE"
   local t0 deadline=$((SECONDS + TIMEOUT))

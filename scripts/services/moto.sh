@@ -40,6 +40,7 @@ start() {
   # One start at a time; the server must not inherit fd 9, or it would hold the lock for its lifetime.
   exec 9>"$dir/.lock"
   flock 9
+  sibyl_reap_orphan moto "$port" moto_server
   if answers; then
     sibyl_log "moto already answers on $host:$port"
     return 0
@@ -48,7 +49,8 @@ start() {
   ensure_venv
   sibyl_pid_alive "$pidfile" && sibyl_die "moto (pid $(cat "$pidfile")) is running but does not answer on $host:$port"
   rm -f "$pidfile"
-  setsid "$venv/bin/moto_server" -H "$host" -p "$port" >"$logfile" 2>&1 </dev/null 9>&- &
+  # Started from its state directory, so that a copy outliving this checkout is known by its working directory.
+  (cd "$dir" && exec setsid "$venv/bin/moto_server" -H "$host" -p "$port" >"$logfile" 2>&1 </dev/null 9>&-) &
   echo $! >"$pidfile"
   sibyl_wait 60 "moto on $host:$port" answers || { tail -n 20 "$logfile" >&2 || true; exit 1; }
   sibyl_log "moto running on $host:$port (pid $(cat "$pidfile"), log $logfile)"

@@ -83,6 +83,7 @@ start() {
   flock 9
   case "$host" in 127.0.0.1 | localhost) ;; *) sibyl_die "SIBYL_TEST_DATABASE_URL points at $host; start only manages a local server" ;; esac
   ensure_bin
+  sibyl_reap_orphan postgres "$port" postgres
   if ready; then
     sibyl_log "postgres already answers on $host:$port"
     ensure_user_and_db

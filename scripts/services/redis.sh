@@ -26,6 +26,7 @@ start() {
   # inherit fd 9, or it would hold the lock for its lifetime.
   exec 9>"$dir/.lock"
   flock 9
+  sibyl_reap_orphan redis "$port" redis-server
   if running; then
     sibyl_log "redis already answers on $host:$port"
     return 0
