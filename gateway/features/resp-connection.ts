@@ -214,14 +214,14 @@ export class RespConnection {
     let at = 0;
     for (;;) {
       if (at >= buf.length) break;
-      const parsed = parseReply(buf, at, 0);
-      if (parsed === undefined) break;
-      if (parsed === PROTOCOL_ERROR) {
+      const reply = readReply(buf, at, 0);
+      if (reply === INCOMPLETE) break;
+      if (reply === PROTOCOL_ERROR) {
         this.#drop(socket, new Error('unexpected bytes from Redis (not RESP2)'));
         return;
       }
-      at = parsed.next;
-      this.#deliver(parsed.value);
+      at = replyEnd;
+      this.#deliver(reply);
     }
     this.#rest = at >= buf.length ? undefined : shared && buf === read ? Buffer.from(buf.subarray(at)) : buf.subarray(at);
   }
@@ -325,39 +325,57 @@ export const PROTOCOL_ERROR = Symbol('protocol error');
  * does, or PROTOCOL_ERROR.
  */
 export function parseReply(buf: Buffer, at: number, depth: number): { value: RespReply; next: number } | undefined | typeof PROTOCOL_ERROR {
+  const value = readReply(buf, at, depth);
+  if (value === INCOMPLETE) return undefined;
+  if (value === PROTOCOL_ERROR) return value;
+  return { value, next: replyEnd };
+}
+
+/** What `readReply` returns when the bytes end before the reply does. */
+const INCOMPLETE = Symbol('incomplete');
+/** Where the reply `readReply` returned last ends (the next one starts). */
+let replyEnd = 0;
+
+/**
+ * `parseReply` without an object per reply (an S1 request reads 13-16, elements included): the value, its end in
+ * `replyEnd`.
+ */
+function readReply(buf: Buffer, at: number, depth: number): RespReply | typeof INCOMPLETE | typeof PROTOCOL_ERROR {
   const end = buf.indexOf(CR, at);
-  if (end < 0 || end + 1 >= buf.length) return undefined;
-  const type = buf[at];
-  switch (type) {
+  if (end < 0 || end + 1 >= buf.length) return INCOMPLETE;
+  replyEnd = end + 2;
+  switch (buf[at]) {
     case 0x2b: // + simple string
-      return { value: buf.toString('utf8', at + 1, end), next: end + 2 };
+      return buf.toString('utf8', at + 1, end);
     case 0x2d: // - error
-      return { value: new RedisReplyError(buf.toString('utf8', at + 1, end)), next: end + 2 };
+      return new RedisReplyError(buf.toString('utf8', at + 1, end));
     case 0x3a: // : integer
-      return { value: readInt(buf, at + 1, end), next: end + 2 };
+      return readInt(buf, at + 1, end);
     case 0x24: {
       // $ bulk string
       const len = readInt(buf, at + 1, end);
-      if (len < 0) return { value: null, next: end + 2 };
+      if (len < 0) return null;
       const start = end + 2;
-      if (start + len + 2 > buf.length) return undefined;
-      return { value: buf.toString('utf8', start, start + len), next: start + len + 2 };
+      if (start + len + 2 > buf.length) return INCOMPLETE;
+      replyEnd = start + len + 2;
+      return buf.toString('utf8', start, start + len);
     }
     case 0x2a: {
       // * array
       const n = readInt(buf, at + 1, end);
-      if (n < 0) return { value: null, next: end + 2 };
+      if (n < 0) return null;
       if (depth >= MAX_DEPTH) return PROTOCOL_ERROR;
       const out: RespReply[] = new Array(n);
       let next = end + 2;
       for (let i = 0; i < n; i++) {
-        if (next >= buf.length) return undefined;
-        const item = parseReply(buf, next, depth + 1);
-        if (item === undefined || item === PROTOCOL_ERROR) return item;
-        out[i] = item.value;
-        next = item.next;
+        if (next >= buf.length) return INCOMPLETE;
+        const item = readReply(buf, next, depth + 1);
+        if (item === INCOMPLETE || item === PROTOCOL_ERROR) return item;
+        out[i] = item;
+        next = replyEnd;
       }
-      return { value: out, next };
+      replyEnd = next;
+      return out;
     }
     default:
       return PROTOCOL_ERROR;

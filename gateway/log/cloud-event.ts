@@ -113,9 +113,36 @@ function eventHead(
   const q = JSON.stringify;
   const t = time === undefined ? '' : `"time":${q(time)},`;
   const tp = traceparent === undefined ? '' : `"traceparent":${q(traceparent)},${tracestate === undefined ? '' : `"tracestate":${q(tracestate)},`}`;
-  return (
-    `{"specversion":"${CLOUD_EVENT_SPEC_VERSION}","id":${q(predictionId)},"source":${q(`sibyl/${cell}`)},` +
-    `"type":"${CLOUD_EVENT_TYPE}","subject":${q(`${model}/${version}`)},${t}"datacontenttype":"${RECORD_CONTENT_TYPE}",` +
-    `"dataschema":"${RECORD_DATA_SCHEMA}",${tp}"data":`
-  );
+  return `{"specversion":"${CLOUD_EVENT_SPEC_VERSION}","id":${q(predictionId)},${sourceAndSubject(cell, model, version)}${t}${HEAD_END}${tp}"data":`;
 }
+
+const HEAD_END = `"datacontenttype":"${RECORD_CONTENT_TYPE}","dataschema":"${RECORD_DATA_SCHEMA}",`;
+
+/**
+ * `"source":...,"type":...,"subject":...,` for a cell and model version, made once per distinct triple: a process
+ * logs a handful of them, and quoting them again for every record cost ~0.1 µs of its ~0.3.
+ */
+function sourceAndSubject(cell: string, model: string, version: string): string {
+  if (lastJson !== undefined && lastCell === cell && lastModel === model && lastVersion === version) return lastJson;
+  const key = `${cell}\n${model}\n${version}`;
+  let json = parts.get(key);
+  if (json === undefined) {
+    json = `"source":${JSON.stringify(`sibyl/${cell}`)},"type":"${CLOUD_EVENT_TYPE}","subject":${JSON.stringify(`${model}/${version}`)},`;
+    if (parts.size >= MAX_PARTS) parts.clear();
+    parts.set(key, json);
+  }
+  lastCell = cell;
+  lastModel = model;
+  lastVersion = version;
+  lastJson = json;
+  return json;
+}
+
+/** Bounds the cache of `sourceAndSubject` (model versions come and go in a long-lived process). */
+const MAX_PARTS = 1024;
+const parts = new Map<string, string>();
+/** The last triple asked for, checked before the map: the records of a stretch of traffic are mostly one version's. */
+let lastCell = '';
+let lastModel = '';
+let lastVersion = '';
+let lastJson: string | undefined;

@@ -246,6 +246,11 @@ export class AdmissionControl {
   /** The loop thread's CPU time when the last watched turn ended, and when the current turn's count began. */
   #turnEndCpu = 0;
   #turnCpuAt = 0;
+  /**
+   * The current turn's busy time once it passed `maxTurnMs` (then its thread's CPU time is not asked again in that
+   * turn: it only grows), else -1.
+   */
+  #turnOverMs = -1;
   readonly #endTurn = (): void => this.#onTurnEnd();
   #timer: NodeJS.Timeout | undefined;
   #expected = 0;
@@ -493,11 +498,15 @@ export class AdmissionControl {
       const chained = this.#turnEndAt > 0;
       this.#turnAt = chained ? Math.min(now, this.#turnEndAt + ((this.#probe.idleMs?.() ?? 0) - this.#turnEndIdle)) : now;
       this.#turnCpuAt = chained ? this.#turnEndCpu : (this.#probe.threadCpuMs?.() ?? 0);
+      this.#turnOverMs = -1;
       this.#probe.afterTurn?.(this.#endTurn);
     }
+    if (this.#turnOverMs >= 0) return this.#turnOverMs;
     // The wall clock first: it is never less than the thread's CPU, so within the bound no syscall is needed.
     if (now - this.#turnAt <= this.#maxTurnMs || !this.#probe.threadCpuMs) return now - this.#turnAt;
-    return this.#busySince(now, this.#probe.threadCpuMs());
+    const busy = this.#busySince(now, this.#probe.threadCpuMs());
+    if (busy > this.#maxTurnMs) this.#turnOverMs = busy;
+    return busy;
   }
 
   /** The current turn's busy time at `now`: its thread's CPU time when `cpu` is known, else the wall clock's. */
@@ -514,6 +523,7 @@ export class AdmissionControl {
     this.#windowTurns++;
     if (this.#busySince(now, cpu) <= this.#maxTurnMs) this.#windowShortTurns++;
     this.#turnAt = -1;
+    this.#turnOverMs = -1;
     this.#turnEndAt = now;
     this.#turnEndIdle = this.#probe.idleMs?.() ?? 0;
     this.#turnEndCpu = cpu ?? 0;

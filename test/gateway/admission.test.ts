@@ -520,6 +520,33 @@ describe('AdmissionControl', () => {
       expect(a.refuseEarly()).toBe('turn');
     });
 
+    it("asks the thread's CPU time once per turn after the turn passed the bound, and afresh in the next turn", () => {
+      const { l, a } = oneInFlightAfterSaturation();
+      let asked = 0;
+      const threadCpuMs = l.probe.threadCpuMs;
+      l.probe.threadCpuMs = () => (asked++, threadCpuMs());
+      l.work(11);
+      for (let i = 0; i < 50; i++) {
+        expect(a.refuseEarly()).toBe('turn');
+        l.work(0.2);
+      }
+      expect(asked).toBe(1);
+      // The next turn starts within the bound (no CPU asked while the wall clock is within it) and admits.
+      l.checkPhase();
+      asked = 0;
+      l.work(1);
+      expect(a.refuseEarly()).toBeUndefined();
+      // Stalled, not busy: past the bound by the wall clock only, so its CPU is asked each time and it admits.
+      l.stall(20);
+      expect(a.refuseEarly()).toBeUndefined();
+      expect(a.refuseEarly()).toBeUndefined();
+      expect(asked).toBe(2);
+      l.work(10);
+      expect(a.refuseEarly()).toBe('turn');
+      expect(a.refuseEarly()).toBe('turn');
+      expect(asked).toBe(3);
+    });
+
     it('refuses nothing while busy with a few requests only (a version loading under 4 clients)', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
