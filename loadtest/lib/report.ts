@@ -81,7 +81,7 @@ export function renderMarkdown(r: Report): string {
     `**Settings**: closed loop (max throughput) with ${r.settings['concurrency']} concurrent requests (HTTP: autocannon, one connection each; gRPC: this generator, the gRPC protocol on node:http2 (lib/h2-grpc-sender.ts), 4 connections), ` +
       `${r.settings['measuredS']} s measured after ${r.settings['warmupS']} s warm-up; open loop (constant arrival rate, latency from the scheduled send time) at the rate shown, ` +
       'same durations; open loops run on Go generators when they are installed, vegeta for HTTP and grpc-open (grpc-go) for gRPC; the Runs table names the tool and how late its pacer started requests (start lag p99, part of every latency). ' +
-      '"gateway p99" is the gateway\'s own view, arrival of the request in its handler to the response, interpolated in its Prometheus histogram buckets (1, 2.5, 5 ms ...): ' +
+      '"gateway p99" is the gateway\'s own view, arrival of the request in its handler to the response, interpolated in its Prometheus histogram buckets (25 bounds from 10 µs to 2.5 s: 0.05-0.1 ms apart from 0.1 to 0.6 ms, then 0.75, 1, 1.5, 2, 2.5, 5 ms ...): ' +
       'the client p99 minus it is what the transport, the kernel and the generator added. Request mixes are drawn with a fixed seed from the seeded feature population.',
     '',
   );
