@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RunResult, RunSpec } from './generate.ts';
 import { bucketQuantileMs, scrapeBuckets } from './lib/metrics.ts';
-import { processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { assertPortsFree, processCpuMs, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { seedRedis } from './lib/seed.ts';
 import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
 import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv, envOfPairs } from './lib/bench-gateway.ts';
@@ -140,6 +140,7 @@ function count(buckets: ReadonlyMap<number, number>): number {
 
 let placed: BenchServices | undefined;
 try {
+  await assertPortsFree(arms.flatMap((a) => [a.http, a.grpc]));
   placed = await startBenchServices({ kafka: true });
   for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));

@@ -31,7 +31,7 @@ import { parseArgs } from 'node:util';
 import type { RunSpec } from './generate.ts';
 import { longTaskReport, renderLongTasks, type CpuProfile } from './lib/long-tasks.ts';
 import { bucketQuantileMs, scrapeBuckets, type Buckets } from './lib/metrics.ts';
-import { promoteV8Sampler, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { assertPortsFree, promoteV8Sampler, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
@@ -227,6 +227,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
 
 let placed: BenchServices | undefined;
 try {
+  await assertPortsFree(arms.flatMap((a) => [a.http, a.grpc, a.inspect]));
   placed = await startBenchServices({ kafka: flags.log !== 'off' });
   for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import type { RunResult } from './generate.ts';
 import { overloadTargets, renderOverload, runOverload, type OverloadResult } from './lib/overload.ts';
 import { preflight } from './lib/preflight.ts';
-import { run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { assertPortsFree, run, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import { buildPool, type Mix, type Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
@@ -93,6 +93,7 @@ const failures: string[] = [];
 let current: Child | undefined;
 let placed: BenchServices | undefined;
 try {
+  await assertPortsFree([HTTP_PORT, GRPC_PORT]);
   placed = await startBenchServices({ kafka: flags.log !== 'off' });
   for (const note of placed.notes) log(note);
   log(await seedRedis(REDIS_URL, PREFIX));

@@ -22,7 +22,7 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RunSpec } from './generate.ts';
-import { startChild, waitHttpOk, type Child } from './lib/processes.ts';
+import { assertPortsFree, startChild, waitHttpOk, type Child } from './lib/processes.ts';
 import type { Mix, Protocol } from './lib/requests.ts';
 import { seedRedis } from './lib/seed.ts';
 import { startBenchServices, type BenchServices } from './lib/bench-services.ts';
@@ -118,6 +118,7 @@ async function measure(arm: Arm, round: number, rate: number): Promise<Map<strin
 
 
 async function main(): Promise<void> {
+  await assertPortsFree(arms.flatMap((a) => [a.http, a.grpc]));
   const placed = await startBenchServices({ kafka: true });
   try {
     await measureAll(placed);
