@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.ts';
+import { alive } from '../helpers/pids.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const started: number[] = [];
@@ -36,15 +37,6 @@ function listener(port: number): number | undefined {
   const out = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
   const m = /pid=(\d+)/.exec(out);
   return m ? Number(m[1]) : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 afterEach(() => {

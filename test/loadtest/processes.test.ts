@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertPortsFree } from '../../loadtest/lib/processes.ts';
+import { alive } from '../helpers/pids.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sibyl-processes-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,15 +25,6 @@ ${exitAtOnce ? 'process.exit(0);' : 'setInterval(() => {}, 1000);'}
 `,
   );
   return file;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function gone(pid: number, withinMs: number): Promise<boolean> {
