@@ -523,7 +523,6 @@ export class AdmissionControl {
     this.#windowTurns++;
     if (this.#busySince(now, cpu) <= this.#maxTurnMs) this.#windowShortTurns++;
     this.#turnAt = -1;
-    this.#turnOverMs = -1;
     this.#turnEndAt = now;
     this.#turnEndIdle = this.#probe.idleMs?.() ?? 0;
     this.#turnEndCpu = cpu ?? 0;

@@ -83,6 +83,30 @@ describe('prediction record (ProtoJSON of sibyl.v1.PredictionRecord)', () => {
     expect(event).not.toHaveProperty('traceparent');
   });
 
+  it("names each record's own source and subject, records of several cells and versions interleaved", () => {
+    const base = buildRecord('cell-a', ctx, route, '', input.slice(0, 1), undefined, undefined, 0, 1, undefined);
+    // Names that quote differently, and two model/version pairs with the same subject.
+    const cases = [
+      { cell: 'cell-a', model: 'delivery-eta', version: '2' },
+      { cell: 'cell-a', model: 'delivery-eta', version: '3' },
+      { cell: 'cell-a', model: 'fraud', version: '3' },
+      { cell: 'cell-b', model: 'fraud', version: '3' },
+      { cell: 'cell-b', model: 'delivery-eta', version: '2' },
+      { cell: 'cell-a', model: 'fraud', version: '10' },
+      { cell: '', model: 'fraud', version: '10' },
+      { cell: 'cell-"q"', model: 'a/b', version: 'c' },
+      { cell: 'cell-"q"', model: 'a', version: 'b/c' },
+      { cell: 'cell-a', model: 'delivery-eta', version: '3' },
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const c of round === 1 ? [...cases].reverse() : cases) {
+        const record: PredictionRecord = { ...base, ...c };
+        const event = JSON.parse(predictionMessage(record, 'fallback').value) as Record<string, unknown>;
+        expect(event).toMatchObject({ source: `sibyl/${c.cell || 'fallback'}`, subject: `${c.model}/${c.version}` });
+      }
+    }
+  });
+
   it('carries the trace context: canonical in the record, the distributed-tracing extension in the CloudEvent', () => {
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const base = buildRecord('cell-a', ctx, route, '', input.slice(0, 1), undefined, undefined, 0, 1, new SibylError('INTERNAL', 'x'));
