@@ -40,13 +40,14 @@ sibyl_pid_alive() {
 # answers a health probe but cannot serve (a moto whose files were deleted answers every AWS call with an error
 # page), and `start` would otherwise reuse it. Any other server on the port is left alone.
 sibyl_reap_orphan() {
-  local name=$1 port=$2 pattern=$3 pid cwd
+  local name=$1 port=$2 pattern=$3 pid cwd cmd
   command -v ss >/dev/null || return 0
   pid="$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true)"
   [ -n "$pid" ] || return 0
   cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || return 0
   case "$cwd" in *' (deleted)') ;; *) return 0 ;; esac
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 0
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 0
+  case "$cmd" in *"$pattern"*) ;; *) return 0 ;; esac
   sibyl_log "the $name on port $port (pid $pid) runs in a directory that no longer exists ($cwd): stopping it"
   kill "$pid" 2>/dev/null || true
   if ! sibyl_wait 10 "$name (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null"; then
