@@ -16,7 +16,7 @@ import { signatureOf } from './signature.ts';
 import { DEFAULTED_PARAMETER, decodeRaw, defaultedParameter, encodeRaw, rowsFromTensors, tensorsFromResults, type DecodedTensor } from './tensors.ts';
 import { serverMetadata, modelMetadata, routingKeyOf } from './metadata.ts';
 import { decodeContent } from './content-encoding.ts';
-import { InferRequest, type InferResponse, type Live, type ModelMetadata, type ModelReady, type OipError, type Ready, type ServerMetadata } from './oip-rest-schemas.ts';
+import { InferRequest, plainInferRequest, type InferRequestData, type InferResponse, type Live, type ModelMetadata, type ModelReady, type OipError, type Ready, type ServerMetadata } from './oip-rest-schemas.ts';
 
 const HEADER_LENGTH = 'inference-header-content-length';
 const INFER = httpEndpoint('POST', '/v2/models/{model}/infer');
@@ -90,9 +90,7 @@ export function mountOipRest(app: Hono, pipeline: Pipeline, health: OipHealth, l
       }
       const json = parseJson(jsonPart);
       if (!isJsonObject(json)) throw new SibylError('INVALID_ARGUMENT', 'request body must be a JSON object');
-      const parsed = InferRequest.safeParse(json);
-      if (!parsed.success) throw new SibylError('INVALID_ARGUMENT', problemsOf(parsed.error.issues));
-      const { id, inputs, outputs, parameters: params } = parsed.data;
+      const { id, inputs, outputs, parameters: params } = plainInferRequest(json) ?? parseInferRequest(json);
       const tensors = decodeInputs(inputs, binary);
       wanted = (outputs ?? []).map((o) => ({ name: o.name, binary: typeof o.parameters?.['binary_data'] === 'boolean' ? o.parameters['binary_data'] : undefined }));
       binaryAll = params?.['binary_data_output'] === true;
@@ -171,6 +169,13 @@ function decodeInputs(inputs: z.output<typeof InferRequest>['inputs'], binary: U
     }
     return { name, datatype, shape, data: flat as (number | string | boolean)[] };
   });
+}
+
+/** The infer request parsed with its schema (what `plainInferRequest` declines), or INVALID_ARGUMENT with the problems. */
+function parseInferRequest(json: Record<string, unknown>): InferRequestData {
+  const parsed = InferRequest.safeParse(json);
+  if (!parsed.success) throw new SibylError('INVALID_ARGUMENT', problemsOf(parsed.error.issues));
+  return parsed.data;
 }
 
 /** `path: message; ...` from zod issues, paths written as `inputs[0].shape`. */
