@@ -243,7 +243,10 @@ export class AdmissionControl {
   /** The loop's idle time and the clock when the last watched turn ended (its check phase). */
   #turnEndAt = 0;
   #turnEndIdle = 0;
-  /** The loop thread's CPU time when the last watched turn ended, and when the current turn's count began. */
+  /**
+   * The loop thread's CPU time when the last watched turn ended, and when the current turn's count began; NaN when
+   * not read (`#onTurnEnd`).
+   */
   #turnEndCpu = 0;
   #turnCpuAt = 0;
   /**
@@ -497,7 +500,7 @@ export class AdmissionControl {
     if (this.#turnAt < 0) {
       const chained = this.#turnEndAt > 0;
       this.#turnAt = chained ? Math.min(now, this.#turnEndAt + ((this.#probe.idleMs?.() ?? 0) - this.#turnEndIdle)) : now;
-      this.#turnCpuAt = chained ? this.#turnEndCpu : (this.#probe.threadCpuMs?.() ?? 0);
+      this.#turnCpuAt = chained ? this.#turnEndCpu : this.#cpuSaturated ? (this.#probe.threadCpuMs?.() ?? 0) : NaN;
       this.#turnOverMs = -1;
       this.#probe.afterTurn?.(this.#endTurn);
     }
@@ -509,23 +512,34 @@ export class AdmissionControl {
     return busy;
   }
 
-  /** The current turn's busy time at `now`: its thread's CPU time when `cpu` is known, else the wall clock's. */
+  /**
+   * The current turn's busy time at `now`: its thread's CPU time when `cpu` and the turn's start (`#turnCpuAt`) are
+   * known, else the wall clock's.
+   */
   #busySince(now: number, cpu: number | undefined): number {
     const wall = now - this.#turnAt;
-    return cpu === undefined ? wall : Math.min(wall, cpu - this.#turnCpuAt);
+    if (cpu === undefined) return wall;
+    const busy = cpu - this.#turnCpuAt;
+    return busy < wall ? busy : wall;
   }
 
-  /** The check phase of a turn that read requests: the next turn is counted from here. */
+  /**
+   * The check phase of a turn that read requests: the next turn is counted from here. Its thread's CPU time (a
+   * syscall, two a turn with the turn's start: 1.4% of the loop's time at 1,000 requests/s) is read only where it
+   * can matter: while the last window was saturated, or for a turn whose wall clock passed the bound. Otherwise the
+   * turn was short by its wall clock, and the bound cannot act before two saturated windows, in which every turn's
+   * start and end are read; a turn whose start was not read counts by its wall clock (`#busySince`).
+   */
   #onTurnEnd(): void {
     const now = this.#probe.now();
-    const cpu = this.#probe.threadCpuMs?.();
+    const cpu = this.#cpuSaturated || now - this.#turnAt > this.#maxTurnMs ? this.#probe.threadCpuMs?.() : undefined;
     // Whether this turn stayed within the bound: one such turn in a window means the queue drained in it.
     this.#windowTurns++;
     if (this.#busySince(now, cpu) <= this.#maxTurnMs) this.#windowShortTurns++;
     this.#turnAt = -1;
     this.#turnEndAt = now;
     this.#turnEndIdle = this.#probe.idleMs?.() ?? 0;
-    this.#turnEndCpu = cpu ?? 0;
+    this.#turnEndCpu = cpu ?? NaN;
     // Cleared by the next turn that reads no request: a gap of idle turns must not count as one busy turn.
     this.#probe.afterTurn?.(this.#gapTurn);
   }

@@ -547,6 +547,35 @@ describe('AdmissionControl', () => {
       expect(asked).toBe(3);
     });
 
+    it("below saturation, asks the thread's CPU time only at the end of a turn whose wall clock passed the bound", () => {
+      const l = fakeLoop();
+      const a = new AdmissionControl(turnOptions(l.probe));
+      let asked = 0;
+      const threadCpuMs = l.probe.threadCpuMs;
+      l.probe.threadCpuMs = () => (asked++, threadCpuMs());
+      // Half load: 200 turns, each reading a request that another turn answers, then polling idle.
+      for (let i = 0; i < 200; i++) {
+        read(a);
+        l.work(0.3);
+        l.checkPhase();
+        a.release();
+        l.work(0.2);
+        l.checkPhase();
+        l.poll(0.5);
+      }
+      expect(asked).toBe(0);
+      // A turn made long by a GC pause: asked once, at its end; the turns after it are short again.
+      read(a);
+      l.work(12);
+      l.checkPhase();
+      expect(asked).toBe(1);
+      read(a);
+      l.work(0.3);
+      l.checkPhase();
+      expect(asked).toBe(1);
+      expect(a.stats().rejected).toBe(0);
+    });
+
     it('refuses nothing while busy with a few requests only (a version loading under 4 clients)', () => {
       const l = fakeLoop();
       const a = new AdmissionControl(turnOptions(l.probe));
