@@ -109,6 +109,8 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
   const walk = uniform ? walkLeq : walkAnyMode;
   /** `leaves4`'s answer: the four leaves' word indices. */
   const leaf = new Int32Array(4);
+  /** `leaves8`'s answer. */
+  const leaf8 = new Int32Array(8);
   return {
     forest: {
       width: e.width,
@@ -144,6 +146,10 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
           let score = 0;
           let t = 0;
           if (uniform) {
+            for (; t + 8 <= T; t += 8) {
+              leaves8(meta, value, x, rootWords, t, off, leaf8);
+              for (let k = 0; k < 8; k++) score = Math.fround(score + value[leaf8[k]! + 1]!);
+            }
             for (; t + 4 <= T; t += 4) {
               leaves4(meta, value, x, rootWords[t]!, rootWords[t + 1]!, rootWords[t + 2]!, rootWords[t + 3]!, off, off, off, off, leaf);
               score = Math.fround(score + value[leaf[0]! + 1]!);
@@ -222,6 +228,49 @@ function leaves4(meta: Int32Array, value: Float32Array, x: Float32Array, a: numb
   leaf[1] = b;
   leaf[2] = c;
   leaf[3] = d;
+}
+
+/**
+ * Eight walks of one row (at `off`) in lockstep, through the trees rooted at `roots[t]`..`roots[t + 7]`, writing the
+ * eight leaves' word indices to `leaf`: `leaves4` with twice the chains in flight, for a row that walks alone (a run of
+ * one to three rows), whose nodes are mostly out of the cache, so that each step waits on memory.
+ */
+function leaves8(meta: Int32Array, value: Float32Array, x: Float32Array, roots: Int32Array, t: number, off: number, leaf: Int32Array): void {
+  let a = roots[t]!;
+  let b = roots[t + 1]!;
+  let c = roots[t + 2]!;
+  let d = roots[t + 3]!;
+  let e = roots[t + 4]!;
+  let f = roots[t + 5]!;
+  let g = roots[t + 6]!;
+  let h = roots[t + 7]!;
+  for (;;) {
+    const ma = meta[a]!;
+    const mb = meta[b]!;
+    const mc = meta[c]!;
+    const md = meta[d]!;
+    const me = meta[e]!;
+    const mf = meta[f]!;
+    const mg = meta[g]!;
+    const mh = meta[h]!;
+    if ((ma & mb & mc & md & me & mf & mg & mh) < 0) break;
+    a = stepLeq(meta, value, x, a, ma, off);
+    b = stepLeq(meta, value, x, b, mb, off);
+    c = stepLeq(meta, value, x, c, mc, off);
+    d = stepLeq(meta, value, x, d, md, off);
+    e = stepLeq(meta, value, x, e, me, off);
+    f = stepLeq(meta, value, x, f, mf, off);
+    g = stepLeq(meta, value, x, g, mg, off);
+    h = stepLeq(meta, value, x, h, mh, off);
+  }
+  leaf[0] = a;
+  leaf[1] = b;
+  leaf[2] = c;
+  leaf[3] = d;
+  leaf[4] = e;
+  leaf[5] = f;
+  leaf[6] = g;
+  leaf[7] = h;
 }
 
 /**
