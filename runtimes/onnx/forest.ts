@@ -141,7 +141,8 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
             }
           }
         }
-        // The rows left (a run of one to three rows is all of them) one at a time, four trees at a time when uniform.
+        // The rows left (a run of one to three rows is all of them) one at a time, eight trees at a time when uniform
+        // (`leaves8`), then four.
         for (let r = grouped, off = grouped * width; r < rows; r++, off += width) {
           let score = 0;
           let t = 0;
