@@ -1,8 +1,8 @@
 /**
  * The JSON bodies of the Open Inference Protocol over REST (the kserve/open-inference-protocol REST spec), as the
  * handlers in oip-rest.ts read and write them: the infer request is read directly when plain (`plainInferRequest`),
- * else parsed with `InferRequest`; every answer is typed by its schema (`satisfies z.input<...>`), so the compiler holds the handlers to it. The OpenAPI document
- * (../openapi.ts) is generated from these.
+ * else parsed with `InferRequest`; every answer is typed by its schema (`satisfies z.input<...>`), so the compiler
+ * holds the handlers to it. The OpenAPI document (../openapi.ts) is generated from these.
  *
  * Tensor elements: a flat array of numbers, strings or booleans is checked here; nested arrays (row-major, as some
  * clients send) are checked element by element after flattening (oip-rest.ts), since a recursive schema cost
