@@ -54,6 +54,46 @@ export function str(b: Buffer, len: number, end: number): string | undefined {
   return isUtf8(b.subarray(from, to)) ? b.toString('utf8', from, to) : undefined;
 }
 
+/** Map keys read recently, by a hash of their bytes: slot -> the key's bytes, and its string. */
+const KEY_SLOTS = 256;
+const MAX_CACHED_KEY = 64;
+const keyBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(KEY_SLOTS).fill(undefined);
+const keyStrings: string[] = new Array<string>(KEY_SLOTS).fill('');
+
+/**
+ * `str` for a map's key (a feature's or an entity's name): the same string, or undefined likewise, but a key read
+ * before is the same string as then. A request names the same few keys every time; a string made afresh for each had
+ * to be looked up in V8's string table again when it became a property's name.
+ */
+export function key(b: Buffer, len: number, end: number): string | undefined {
+  const from = cursor.at;
+  const to = from + len;
+  if (len > MAX_CACHED_KEY || to > end) return str(b, len, end);
+  let h = len;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c >= 0x80) return str(b, len, end);
+    h = (h * 31 + c) | 0;
+  }
+  const slot = h & (KEY_SLOTS - 1);
+  const known = keyBytes[slot];
+  cursor.at = to;
+  if (known !== undefined && known.length === len) {
+    let same = true;
+    for (let i = 0; i < len; i++) {
+      if (known[i] !== b[from + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return keyStrings[slot]!;
+  }
+  const s = b.toString('latin1', from, to);
+  keyBytes[slot] = new Uint8Array(b.subarray(from, to));
+  keyStrings[slot] = s;
+  return s;
+}
+
 /** A string field's bytes after its tag: its length and its UTF-8. */
 export function lenPrefixed(s: string): number {
   const n = utf8Length(s);

@@ -5,7 +5,7 @@ import type { OutputRow, Scalar } from '../../runtimes/contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { PredictResponseSchema, type PredictRequest, type PredictResponse, type PredictionResult } from '../../proto/gen/sibyl/v1/predict_pb.js';
 import type { InputRow, ParsedRequest, PredictOutput } from '../pipeline/pipeline.ts';
-import { cursor, lenPrefixed, str, strField, uint32, varintNonZero, varintSize, writeStr, writeVarint } from './protobuf-wire.ts';
+import { cursor, key as readKey, lenPrefixed, str, strField, uint32, varintNonZero, varintSize, writeStr, writeVarint } from './protobuf-wire.ts';
 import { isJsonObject } from './rest-common.ts';
 
 /** A decoded PredictRequest for the pipeline's entry; `timeoutMs` is the client's own deadline when it sent one. */
@@ -226,9 +226,11 @@ export function readPredictRequest(b: Buffer, timeoutMs: number | undefined): Pa
       rows.push(row);
       continue;
     }
-    const s = str(b, len, end);
+    // The model's name and version repeat from request to request, as row keys do.
+    const field = tag >>> 3;
+    const s = field <= 2 ? readKey(b, len, end) : str(b, len, end);
     if (s === undefined) return undefined;
-    switch (tag >>> 3) {
+    switch (field) {
       case 1:
         model = s;
         break;
@@ -262,7 +264,7 @@ function readRow(b: Buffer, end: number): InputRow | undefined {
     // A map entry: the key (field 1), then the value (field 2), each once.
     if (uint32(b, entryEnd) !== 0x0a) return undefined;
     const keyLen = uint32(b, entryEnd);
-    const key = keyLen < 0 ? undefined : str(b, keyLen, entryEnd);
+    const key = keyLen < 0 ? undefined : readKey(b, keyLen, entryEnd);
     if (key === undefined || key === '__proto__' || uint32(b, entryEnd) !== 0x12) return undefined;
     const valueLen = uint32(b, entryEnd);
     if (valueLen < 0 || cursor.at + valueLen !== entryEnd) return undefined;

@@ -249,6 +249,60 @@ describe('Sibyl gRPC: reading a PredictRequest in its wire form', () => {
   });
 });
 
+describe('Sibyl gRPC: map keys read again are the strings read before', () => {
+  const message = (model: string, features: Record<string, number>, entities: Record<string, string> = {}) =>
+    Buffer.from(toBinary(PredictRequestSchema, create(PredictRequestSchema, { model, rows: [{ entities, features: Object.fromEntries(Object.entries(features).map(([k, v]) => [k, { kind: { case: 'numberValue' as const, value: v } }])) }] })));
+
+  it('thousands of distinct keys, sharing slots and lengths, each read back as itself in any order', () => {
+    const { rand } = seeded(11);
+    const letters = 'abcdefghijklmnopqrstuvwxyz_0123456789';
+    // Lengths 0-80: past the 64 bytes a key is remembered up to, and many keys per slot of the 256.
+    const names = Array.from({ length: 2000 }, (_, i) => {
+      const len = i % 81;
+      let s = '';
+      for (let j = 0; j < len; j++) s += letters[Math.floor(rand() * letters.length)];
+      return s;
+    });
+    // Keys one byte apart, and one a prefix of another.
+    names.push('distance_km', 'distance_kn', 'distance_k', 'distance_km_', 'Distance_km');
+    for (let n = 0; n < 4000; n++) {
+      const picked = Array.from({ length: 1 + Math.floor(rand() * 5) }, () => names[Math.floor(rand() * names.length)]!);
+      const features = Object.fromEntries(picked.map((k, j) => [k, j]));
+      const model = names[Math.floor(rand() * names.length)]!;
+      const read = readPredictRequest(message(model, features, { [picked[0]!]: model }), 100)!;
+      expect(read.model).toBe(model);
+      expect(read.rows(ROUTE, [])[0]!.features).toEqual(features);
+      expect(read.rows(ROUTE, [])[0]!.entities).toEqual({ [picked[0]!]: model });
+    }
+  });
+
+  it('a key is copied when first read: changing the message buffer afterwards changes no later read', () => {
+    // For each other key of the same length: read prep_time from a buffer, overwrite it there with that key, then read
+    // a new message naming that key. A remembered view into the first buffer would answer prep_time wherever the
+    // two keys share a slot; among 676 keys several do.
+    let checked = 0;
+    for (const a of 'abcdefghijklmnopqrstuvwxyz') {
+      for (const b of 'abcdefghijklmnopqrstuvwxyz') {
+        const other = `prep_ti${a}${b}`;
+        if (other === 'prep_time') continue;
+        const bytes = message('eta', { prep_time: 1 });
+        expect(Object.keys(readPredictRequest(bytes, 100)!.rows(ROUTE, [])[0]!.features)).toEqual(['prep_time']);
+        bytes.write(other, bytes.indexOf('prep_time'), 'latin1');
+        expect(Object.keys(readPredictRequest(message('eta', { [other]: 1 }), 100)!.rows(ROUTE, [])[0]!.features)).toEqual([other]);
+        checked++;
+      }
+    }
+    expect(checked).toBe(675);
+  });
+
+  it('a key that is not ASCII is read as UTF-8 each time, and a key that is not UTF-8 is declined', () => {
+    for (let n = 0; n < 3; n++) expect(Object.keys(readPredictRequest(message('m', { 'ключ': 1, 'é': 2 }), 100)!.rows(ROUTE, [])[0]!.features)).toEqual(['ключ', 'é']);
+    const bad = message('m', { 'é': 2 });
+    bad[bad.indexOf(Buffer.from('é'))] = 0xff;
+    expect(readPredictRequest(bad, 100)).toBeUndefined();
+  });
+});
+
 describe('Sibyl gRPC: writing a PredictResponse in its wire form', () => {
   const viaProtobuf = (out: PredictOutput) => Buffer.from(toBinary(PredictResponseSchema, toPredictResponse(out)));
 

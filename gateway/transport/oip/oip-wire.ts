@@ -5,7 +5,7 @@
  */
 import { SibylError } from '../../../core/errors.ts';
 import type { ParsedRequest, PredictOutput } from '../../pipeline/pipeline.ts';
-import { cursor, delimited, lenPrefixed, str, strField, uint32, varintSize, writeStr, writeVarint } from '../protobuf-wire.ts';
+import { cursor, delimited, key, lenPrefixed, str, strField, uint32, varintSize, writeStr, writeVarint } from '../protobuf-wire.ts';
 import { signatureOf } from './signature.ts';
 import { DEFAULTED_PARAMETER, decodeRaw, defaultedParameter, rawSize, rowsFromTensors, tensorsFromResults, writeRaw, type DecodedTensor } from './tensors.ts';
 
@@ -48,7 +48,8 @@ export function readInferRequest(b: Buffer, timeoutMs: number | undefined): Infe
       case 1:
       case 2:
       case 3: {
-        const s = str(b, len, end);
+        // The model's name and version repeat from request to request; the id does not.
+        const s = tag >>> 3 === 3 ? str(b, len, end) : key(b, len, end);
         if (s === undefined) return undefined;
         if (tag >>> 3 === 1) model = s;
         else if (tag >>> 3 === 2) version = s;
@@ -67,7 +68,7 @@ export function readInferRequest(b: Buffer, timeoutMs: number | undefined): Infe
         while (cursor.at < fieldEnd) {
           if (uint32(b, fieldEnd) !== 0x0a) return undefined;
           const n = uint32(b, fieldEnd);
-          const s = n < 0 ? undefined : str(b, n, fieldEnd);
+          const s = n < 0 ? undefined : key(b, n, fieldEnd);
           if (s === undefined) return undefined;
           name = s;
         }
@@ -110,7 +111,7 @@ function readInput(b: Buffer, end: number): WireInput | undefined {
     switch (tag >>> 3) {
       case 1:
       case 2: {
-        const s = str(b, len, end);
+        const s = key(b, len, end);
         if (s === undefined) return undefined;
         if (tag >>> 3 === 1) t.name = s;
         else t.datatype = s;
