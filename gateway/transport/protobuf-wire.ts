@@ -65,9 +65,10 @@ const keyBytes: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(K
 const keyStrings: string[] = new Array<string>(KEY_SLOTS).fill('');
 
 /**
- * `str` for a map's key (a feature's or an entity's name): the same string, or undefined likewise, but a key read
- * before is the same string as then. A request names the same few keys every time; a string made afresh for each had
- * to be looked up in V8's string table again when it became a property's name.
+ * `str` for a string that repeats from message to message (a map's key, a model's name or version, a tensor's name or
+ * datatype): the same string, or undefined likewise, but bytes read before give the same string as then. A request
+ * names the same few keys every time; a string made afresh for each had to be looked up in V8's string table again
+ * when it became a property's name. Bounded: at most KEY_SLOTS strings of MAX_CACHED_KEY bytes.
  */
 export function key(b: Buffer, len: number, end: number): string | undefined {
   const from = cursor.at;
