@@ -25,7 +25,7 @@ import { topSelfTime } from './lib/cpuprofile.ts';
 import { coresTarget, measureCores, type CoresResult } from './lib/cores.ts';
 import { overloadTargets, runOverload } from './lib/overload.ts';
 import { renderMarkdown, type Report, type Measurement, type OrtResult, type Target } from './lib/report.ts';
-import { installPeers, runPeers, selectPeers } from './peer/peers.ts';
+import { installPeers, runPeers, selectPeers, startPeer, type StartedPeer } from './peer/peers.ts';
 import { peerSection } from './peer/peer-report.ts';
 import { BENCH_LOAD_CORE as LOAD_CORE, BENCH_PREFIX as PREFIX, BENCH_REDIS_URL as REDIS_URL, BENCH_SERVER_CORE as SERVER_CORE, benchGatewayEnv } from './lib/bench-gateway.ts';
 import { median } from './lib/histogram.ts';
@@ -280,11 +280,12 @@ try {
     await stopServer(gwB);
   }
 
-  // ---- interleaved max runs: the echoes, S1 (Kafka log), S2 (log off) and S4a in turn, medians over the rounds ----
+  // ---- interleaved max runs: the echoes, S1 (Kafka log), S2 (log off), S4a and MLServer in turn, medians ----
   // This machine's speed drifts by tens of percent within minutes (other tenants); ratios between runs minutes
   // apart mean little. The servers are up at once (all on core 1, all but one idle at any moment), measured in turn:
-  // the Hono echo against S1 and S2 over REST, the grpc-js echo against S4a (the Kafka-on gateway's gRPC door).
-  let ab: { echo: number; on: number; off: number; grpcEcho: number; s4a: number } | undefined;
+  // the Hono echo against S1 and S2 over REST, the grpc-js echo against S4a (the Kafka-on gateway's gRPC door), and
+  // MLServer against the log-off gateway on the peer comparison's requests (OIP REST and gRPC, 20 features inline).
+  let ab: { echo: number; on: number; off: number; grpcEcho: number; s4a: number; peer?: { rest: number; grpc: number; sibylRest: number; sibylGrpc: number } } | undefined;
   if (kafkaOn) {
     const echoAb = await startServer('ab-hono-echo', ['loadtest/baselines/hono-echo.ts', String(PORTS.hono)]);
     await echoAb.announced;
@@ -294,33 +295,56 @@ try {
     const gwOff = await startGateway('ab-sibyl-nolog', false, false, undefined, { http: PORTS.gw2Http, grpc: PORTS.gw2Grpc });
     await check(http(PORTS.gw2Http), 'sibyl-rest', 'eta-store', true);
     await check(grpcAddr(PORTS.gwGrpc), 'sibyl-grpc', 'eta-store', true);
-    const arms = [
-      { key: 'echo', server: 'Hono echo', child: echoAb, target: http(PORTS.hono), protocol: 'sibyl-rest' as const, got: [] as number[] },
-      { key: `S1 sibyl-rest/eta-store/kafka`, server: 'Sibyl (Kafka log)', child: gwOn, target: http(PORTS.gwHttp), protocol: 'sibyl-rest' as const, got: [] as number[] },
-      { key: 'S2 sibyl-rest/eta-store/log-off', server: 'Sibyl (log off)', child: gwOff, target: http(PORTS.gw2Http), protocol: 'sibyl-rest' as const, got: [] as number[] },
-      { key: 'echo-grpc', server: 'grpc-js echo', child: grpcEchoAb, target: grpcAddr(PORTS.grpcEcho), protocol: 'sibyl-grpc' as const, got: [] as number[] },
-      { key: 'S4a sibyl-grpc/eta-store/kafka', server: 'Sibyl (Kafka log)', child: gwOn, target: grpcAddr(PORTS.gwGrpc), protocol: 'sibyl-grpc' as const, got: [] as number[] },
+    interface Arm { key: string; server: string; child: Child; target: string; protocol: Protocol; mix: Mix; got: number[] }
+    const arms: Arm[] = [
+      { key: 'echo', server: 'Hono echo', child: echoAb, target: http(PORTS.hono), protocol: 'sibyl-rest', mix: 'eta-store', got: [] },
+      { key: `S1 sibyl-rest/eta-store/kafka`, server: 'Sibyl (Kafka log)', child: gwOn, target: http(PORTS.gwHttp), protocol: 'sibyl-rest', mix: 'eta-store', got: [] },
+      { key: 'S2 sibyl-rest/eta-store/log-off', server: 'Sibyl (log off)', child: gwOff, target: http(PORTS.gw2Http), protocol: 'sibyl-rest', mix: 'eta-store', got: [] },
+      { key: 'echo-grpc', server: 'grpc-js echo', child: grpcEchoAb, target: grpcAddr(PORTS.grpcEcho), protocol: 'sibyl-grpc', mix: 'eta-store', got: [] },
+      { key: 'S4a sibyl-grpc/eta-store/kafka', server: 'Sibyl (Kafka log)', child: gwOn, target: grpcAddr(PORTS.gwGrpc), protocol: 'sibyl-grpc', mix: 'eta-store', got: [] },
     ];
+    // MLServer again (it ran alone above), when it ran and agreed: the peer comparison's ratio is judged on these.
+    let ml: StartedPeer | undefined;
+    if (peer && inlineNoLog) {
+      try {
+        ml = await startPeer({ startServer, stopServer }, 'mlserver', false, 'ab-mlserver', outDir);
+        await check(http(PORTS.gw2Http), 'oip-rest', 'eta-inline', false);
+        await check(grpcAddr(PORTS.gw2Grpc), 'oip-grpc', 'eta-inline', false);
+        for (const [protocol, target] of ml.targets) {
+          const rest = protocol === 'oip-rest';
+          arms.push(
+            { key: `mlserver-${rest ? 'rest' : 'grpc'}/eta-inline`, server: ml.label, child: ml.child, target, protocol, mix: 'eta-inline', got: [] },
+            { key: `P sibyl ${protocol}/eta-inline/log-off`, server: 'Sibyl (log off)', child: gwOff, target: rest ? http(PORTS.gw2Http) : grpcAddr(PORTS.gw2Grpc), protocol, mix: 'eta-inline', got: [] },
+          );
+        }
+      } catch (err) {
+        report.notes.push(`MLServer did not start for the interleaved runs (${(err as Error).message.split('\n')[0]}): the peer comparison's ratios are from its sequential runs`);
+      }
+    }
     // Warm every arm up first, unmeasured: a freshly started gateway runs its first seconds before the JIT has
     // compiled the hot paths (the Kafka sink's least of all: it runs per batch). Measured that way, round 1 ran
     // 17-34% below round 2 in side-by-side runs, the gateway with the log the most.
     for (const arm of arms) {
-      await generate(`interleaved warm-up: ${arm.key}`, arm.server, { name: 'ab-warm-up', target: arm.target, protocol: arm.protocol, mix: 'eta-store', mode: 'closed', concurrency: CONCURRENCY, durationS: AB_WARM_S, warmupS: 0 }, false);
+      await generate(`interleaved warm-up: ${arm.key}`, arm.server, { name: 'ab-warm-up', target: arm.target, protocol: arm.protocol, mix: arm.mix, mode: 'closed', concurrency: CONCURRENCY, durationS: AB_WARM_S, warmupS: 0 }, false);
     }
     for (let round = 0; round < AB_ROUNDS; round++) {
       // Rotate the order each round, so that no arm always runs first after a pause.
       for (let i = 0; i < arms.length; i++) {
         const arm = arms[(i + round) % arms.length]!;
         serverPid = arm.child.pid;
-        const m = await generate(`interleaved ${round + 1}: ${arm.key}/max`, arm.server, { name: 'ab', target: arm.target, protocol: arm.protocol, mix: 'eta-store', mode: 'closed', concurrency: CONCURRENCY, durationS: AB_S, warmupS: 1 });
+        const m = await generate(`interleaved ${round + 1}: ${arm.key}/max`, arm.server, { name: 'ab', target: arm.target, protocol: arm.protocol, mix: arm.mix, mode: 'closed', concurrency: CONCURRENCY, durationS: AB_S, warmupS: 1 });
         arm.got.push(m.steps[0]!.throughput);
       }
     }
-    for (const c of [gwOff, gwOn, grpcEchoAb, echoAb]) await stopServer(c);
+    for (const c of [gwOff, gwOn, grpcEchoAb, echoAb, ...(ml ? [ml.child] : [])]) await stopServer(c);
     ab = { echo: median(arms[0]!.got), on: median(arms[1]!.got), off: median(arms[2]!.got), grpcEcho: median(arms[3]!.got), s4a: median(arms[4]!.got) };
+    const [mlRestArm, pRestArm, mlGrpcArm, pGrpcArm] = arms.slice(5);
+    if (mlRestArm && pRestArm && mlGrpcArm && pGrpcArm) {
+      ab.peer = { rest: median(mlRestArm.got), sibylRest: median(pRestArm.got), grpc: median(mlGrpcArm.got), sibylGrpc: median(pGrpcArm.got) };
+    }
     report.notes.push(
-      `interleaved max runs (${AB_ROUNDS} rounds of ${AB_S} s, order rotated): Hono echo ${arms[0]!.got.join(' / ')}, S1 ${arms[1]!.got.join(' / ')}, S2 ${arms[2]!.got.join(' / ')}, grpc-js echo ${arms[3]!.got.join(' / ')}, S4a ${arms[4]!.got.join(' / ')} ok/s; ` +
-        `medians ${ab.echo} / ${ab.on} / ${ab.off} / ${ab.grpcEcho} / ${ab.s4a}: the targets for S1/echo, the Kafka cost and S4a/echo use these`,
+      `interleaved max runs (${AB_ROUNDS} rounds of ${AB_S} s, order rotated): ${arms.map((a) => `${a.key} ${a.got.join(' / ')}`).join(', ')} ok/s; ` +
+        `medians ${arms.map((a) => median(a.got)).join(' / ')}: the targets for S1/echo, the Kafka cost, S4a/echo${ab.peer ? ' and the peer comparison' : ''} use these`,
     );
   }
 
@@ -424,18 +448,21 @@ try {
         },
   ];
   if (peer && inline) {
-    // Judged like for like (neither server logs predictions) when the log-off runs exist; the Kafka-on ratio is shown too.
+    // Judged like for like (neither server logs predictions) when the log-off runs exist, by the interleaved medians
+    // when MLServer ran in the interleaved rounds; the sequential ratio and the Kafka-on ratio are shown too.
     const pairs = [
-      ['REST', inlineNoLog?.rest ?? inline.rest, inline.rest, peer.rest],
-      ['gRPC', inlineNoLog?.grpc ?? inline.grpc, inline.grpc, peer.grpc],
+      ['REST', inlineNoLog?.rest ?? inline.rest, inline.rest, peer.rest, ab?.peer && { sibyl: ab.peer.sibylRest, ml: ab.peer.rest }],
+      ['gRPC', inlineNoLog?.grpc ?? inline.grpc, inline.grpc, peer.grpc, ab?.peer && { sibyl: ab.peer.sibylGrpc, ml: ab.peer.grpc }],
     ] as const;
-    for (const [label, sib, withLog, ml] of pairs) {
+    for (const [label, sib, withLog, ml, inter] of pairs) {
+      const x = (a: number, b: number) => `${a} / ${b} = ${(a / b).toFixed(2)}x`;
       targets.push({
         target: `≥ 10x MLServer throughput at a lower p99 (OIP ${label}, same model, 20 features inline${inlineNoLog ? ', neither server logging predictions' : ''})`,
         measured:
-          `${sib.max.throughput} / ${ml.max.throughput} = ${(sib.max.throughput / ml.max.throughput).toFixed(2)}x; p99 at ${ml.open.rate}/s: Sibyl ${sib.open.latency.p99} ms vs MLServer ${ml.open.latency.p99} ms` +
+          (inter ? `interleaved medians ${x(inter.sibyl, inter.ml)} (sequential runs: ${x(sib.max.throughput, ml.max.throughput)})` : x(sib.max.throughput, ml.max.throughput)) +
+          `; p99 at ${ml.open.rate}/s: Sibyl ${sib.open.latency.p99} ms vs MLServer ${ml.open.latency.p99} ms` +
           (inlineNoLog ? `; with Sibyl's Kafka log on: ${(withLog.max.throughput / ml.max.throughput).toFixed(2)}x, p99 ${withLog.open.latency.p99} ms` : ''),
-        met: sib.max.throughput >= 10 * ml.max.throughput && sib.open.latency.p99 < ml.open.latency.p99,
+        met: (inter ? inter.sibyl >= 10 * inter.ml : sib.max.throughput >= 10 * ml.max.throughput) && sib.open.latency.p99 < ml.open.latency.p99,
       });
     }
   }

@@ -242,16 +242,34 @@ export async function runPeers(bench: PeerBench, installed: Installed, selected:
   return { selected: [...selected], runs, skipped, installS: installed.installS, batching, rates: { ...(rest ? { rest } : {}), ...(grpc ? { grpc } : {}) } };
 }
 
-async function measure(bench: PeerBench, peer: Peer, batched: boolean, tag: string): Promise<PeerRun[]> {
-  const l = peer.launch(batched, bench.outDir);
+/** A peer started and ready, with the target of each protocol it speaks. */
+export interface StartedPeer {
+  readonly child: Child;
+  readonly label: string;
+  readonly targets: [OipProtocol, string][];
+}
+
+/** Starts a peer (batching off or on) and waits until it is ready; the caller stops `child` with `bench.stopServer`. */
+export async function startPeer(bench: Pick<PeerBench, 'startServer' | 'stopServer'>, name: PeerName, batched: boolean, tag: string, outDir: string): Promise<StartedPeer> {
+  const peer = PEERS[name];
+  const l = peer.launch(batched, outDir);
   if (!existsSync(l.cmd)) throw new Error(`${l.cmd} missing`);
   const child = await bench.startServer(tag, l.args, l.env, l.cmd);
   try {
     if (l.ready === 'announce') await withTimeout(child.announced, peer.startS * 1000, `${tag} did not announce its port within ${peer.startS} s`);
     else await waitHttpOk(l.ready.url, peer.startS * 1000, child);
-    const label = `${peer.label}${batched ? ', batching' : ''}`;
-    const targets: [OipProtocol, string][] = [['oip-rest', `http://127.0.0.1:${peer.http}`]];
-    if (peer.grpc) targets.push(['oip-grpc', `127.0.0.1:${peer.grpc}`]);
+  } catch (err) {
+    await bench.stopServer(child);
+    throw err;
+  }
+  const targets: [OipProtocol, string][] = [['oip-rest', `http://127.0.0.1:${peer.http}`]];
+  if (peer.grpc) targets.push(['oip-grpc', `127.0.0.1:${peer.grpc}`]);
+  return { child, label: `${peer.label}${batched ? ', batching' : ''}`, targets };
+}
+
+async function measure(bench: PeerBench, peer: Peer, batched: boolean, tag: string): Promise<PeerRun[]> {
+  const { child, label, targets } = await startPeer(bench, peer.name, batched, tag, bench.outDir);
+  try {
     const agreement = new Map<OipProtocol, string>();
     for (const [protocol, target] of targets) {
       const a = await checkAgreement(target, protocol);
