@@ -2,7 +2,7 @@
 /**
  * One worker at Q cores against two workers at 2Q (loadtest/lib/cores.ts), alone; the suite runs the same.
  *
- *   node loadtest/cores.ts [--cores 0.35] [--rounds 3] [--duration 10] [--warmup 3] [--per-worker 48] [--pin-two 1]   (root, cgroup v1)
+ *   node loadtest/cores.ts [--cores 0.35] [--rounds 3] [--duration 10] [--warmup 3] [--per-worker 48] [--pin-two 1] [--variant K=V,...]   (root, cgroup v1)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     'per-worker': { type: 'string', default: '48' },
     'pin-two': { type: 'string' },
+    /** K=V[,K=V]: a third arm, two workers with these variables (e.g. SIBYL_WORKER_AFFINITY=off). */
+    variant: { type: 'string' },
   },
 });
 const outDir = join('loadtest', 'results', `${new Date().toISOString().replace(/[:.]/g, '-')}-cores`);
@@ -29,9 +31,10 @@ const result = await measureCores({
   warmupS: Number(values.warmup),
   concurrencyPerWorker: Number(values['per-worker']),
   ...(values['pin-two'] ? { pinTwo: values['pin-two'] } : {}),
+  ...(values.variant ? { variant: { label: values.variant, env: Object.fromEntries(values.variant.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) } } : {}),
   outDir,
   log: (m) => process.stderr.write(`[cores ${Math.round((Date.now() - t0) / 1000)}s] ${m}\n`),
 });
 const target = coresTarget(result);
 writeFileSync(join(outDir, 'cores.json'), `${JSON.stringify({ result, target }, null, 2)}\n`);
-process.stdout.write(`${JSON.stringify({ ...target, runs: result.runs.length })}\n`);
+process.stdout.write(`${JSON.stringify({ ...target, runs: result.runs.length, ...(result.variant ? { variant: result.variant } : {}) })}\n`);

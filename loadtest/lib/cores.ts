@@ -62,7 +62,7 @@ export interface CoresOptions {
    */
   readonly concurrencyPerWorker?: number;
   /** Two pairs of ports (HTTP, gRPC), one per gateway (default: free ones, picked at start). */
-  readonly ports?: { readonly one: readonly [number, number]; readonly two: readonly [number, number] };
+  readonly ports?: { readonly one: readonly [number, number]; readonly two: readonly [number, number]; readonly variant?: readonly [number, number] };
   /** Where the gateways' logs and data go. */
   readonly outDir: string;
   readonly log: (msg: string) => void;
@@ -73,9 +73,16 @@ export interface CoresOptions {
   readonly pinTwo?: string;
   /** cpu.shares of the measured processes' cgroups (default 65536; the kernel's default is 1024). */
   readonly shares?: number;
+  /**
+   * A third arm in the same rounds: two workers at 2Q with these variables set (e.g. SIBYL_WORKER_AFFINITY=off), so
+   * that a setting is judged against the two-worker arm by rounds back to back rather than by runs minutes apart.
+   */
+  readonly variant?: { readonly label: string; readonly env: Readonly<Record<string, string>> };
 }
 
 export interface CoresRun {
+  /** `1w`, `2w`, or `2w-b` (the variant). */
+  readonly arm: string;
   readonly workers: number;
   readonly quotaCores: number;
   /** Concurrent requests (and connections) of the closed loop. */
@@ -108,6 +115,8 @@ export interface CoresResult {
   readonly ratio: number;
   /** Each round's ratio. */
   readonly ratios: readonly number[];
+  /** The variant's arm (options.variant), the same figures. */
+  readonly variant?: { readonly label: string; readonly two: number; readonly ratio: number; readonly ratios: readonly number[] };
 }
 
 /** Runs the comparison; throws CpuCgroupUnavailable (from cpu-cgroup.ts) when no quota can be set here. */
@@ -120,15 +129,17 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
   const shares = String(o.shares ?? 65536);
   try {
     const ports = o.ports ?? { one: [await freePort(), await freePort()], two: [await freePort(), await freePort()] };
+    const variantPorts = ports.variant ?? (o.variant ? ([await freePort(), await freePort()] as const) : undefined);
     // The generator: no quota worth the name (every core), the same weight as the gateways.
     const gen = createCpuCgroup({ name: 'cores-generator', cores: CORE_COUNT });
     groups.push(gen);
     writeFileSync(join(gen.dir, 'cpu.shares'), shares);
     const arms = [
-      { workers: 1, quota: q, ports: ports.one },
-      { workers: 2, quota: 2 * q, ports: ports.two },
+      { tag: '1w', workers: 1, quota: q, ports: ports.one, extraEnv: {} },
+      { tag: '2w', workers: 2, quota: 2 * q, ports: ports.two, extraEnv: {} },
+      ...(o.variant && variantPorts ? [{ tag: '2w-b', workers: 2, quota: 2 * q, ports: variantPorts, extraEnv: o.variant.env }] : []),
     ].map((a) => {
-      const cg = createCpuCgroup({ name: `cores-${a.workers}w`, cores: a.quota });
+      const cg = createCpuCgroup({ name: `cores-${a.tag}`, cores: a.quota });
       groups.push(cg);
       writeFileSync(join(cg.dir, 'cpu.shares'), shares);
       const env = {
@@ -137,7 +148,7 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
         SIBYL_HTTP_PORT: String(a.ports[0]),
         SIBYL_GRPC_PORT: String(a.ports[1]),
         SIBYL_PREDICTION_LOG: 'off',
-        SIBYL_DATA_DIR: join(o.outDir, `cores-${a.workers}w-data`),
+        SIBYL_DATA_DIR: join(o.outDir, `cores-${a.tag}-data`),
         SIBYL_LOG_LEVEL: 'warn',
         // Throughput at saturation is measured, not admission control's refusals.
         SIBYL_MAX_LAG_MS: '1000',
@@ -145,10 +156,11 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
         SIBYL_ADMISSION_MAX_TURN_MS: '0',
         SIBYL_ADMISSION_LATE_SHARE: '0',
         SIBYL_MAX_INFLIGHT: '4096',
+        ...a.extraEnv,
       };
-      const child = startChild(`cores-${a.workers}w`, 'sh', ['-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} && exec node gateway/main.ts`], {
+      const child = startChild(`cores-${a.tag}`, 'sh', ['-c', `echo $$ > ${join(cg.dir, 'cgroup.procs')} && exec node gateway/main.ts`], {
         env,
-        logFile: join(o.outDir, `cores-${a.workers}w.log`),
+        logFile: join(o.outDir, `cores-${a.tag}.log`),
         cores: a.workers > 1 && o.pinTwo ? o.pinTwo : ALL_CORES,
       });
       children.push(child);
@@ -157,12 +169,12 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
     for (const a of arms) await waitHttpOk(`${a.base}/readyz`, 90_000, a.child);
     // Another process answering on the port would be measured instead: the gateway must be alive and in its cgroup.
     const alive = (a: (typeof arms)[number]): void => {
-      if (a.child.proc.exitCode !== null || a.cg.pids().length < a.workers) throw new Error(`the ${a.workers}-worker gateway is not running in its cgroup; see ${join(o.outDir, `cores-${a.workers}w.log`)}`);
+      if (a.child.proc.exitCode !== null || a.cg.pids().length < a.workers) throw new Error(`the ${a.tag} gateway is not running in its cgroup; see ${join(o.outDir, `cores-${a.tag}.log`)}`);
     };
     arms.forEach(alive);
     const specFor = (a: (typeof arms)[number], durationS: number, warmupS: number): RunSpec => {
       const concurrency = perWorker * a.workers;
-      return { name: `cores-${a.workers}w`, target: a.base, protocol: 'sibyl-rest', mix: 'eta-inline', mode: 'closed', concurrency, connections: concurrency, durationS, warmupS };
+      return { name: `cores-${a.tag}`, target: a.base, protocol: 'sibyl-rest', mix: 'eta-inline', mode: 'closed', concurrency, connections: concurrency, durationS, warmupS };
     };
     const generate = async (spec: RunSpec): Promise<StepResult> => {
       const specFile = join(o.outDir, `${spec.name}-spec.json`);
@@ -172,11 +184,14 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
     };
     for (const a of arms) {
       const s = await generate(specFor(a, o.settleS ?? 15, 0));
-      o.log(`cores settling, ${a.workers} worker(s): ${s.throughput} ok/s (not measured)`);
+      o.log(`cores settling, ${a.tag}: ${s.throughput} ok/s (not measured)`);
     }
     const runs: CoresRun[] = [];
+    const byRound: CoresRun[][] = [];
     for (let round = 0; round < rounds; round++) {
-      for (const a of round % 2 === 0 ? arms : [...arms].reverse()) {
+      // Each round in another order (two arms: A B, then B A), so that no arm always runs first.
+      byRound.push([]);
+      for (const a of arms.map((_, i) => arms[(i + round) % arms.length]!)) {
         const spec = specFor(a, o.durationS, o.warmupS);
         const concurrency = spec.concurrency!;
         const pids = a.cg.pids();
@@ -191,6 +206,7 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
         const stat1 = a.cg.stat();
         const m1 = a.workers > 1 ? await okByWorker(a.base) : undefined;
         const r: CoresRun = {
+          arm: a.tag,
           workers: a.workers,
           quotaCores: a.quota,
           concurrency,
@@ -205,17 +221,17 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
           codes: step.codes,
         };
         runs.push(r);
-        o.log(`cores round ${round + 1}, ${a.workers} worker(s) at ${a.quota} cores, ${concurrency} concurrent: ${r.throughput} ok/s, p99 ${r.p99Ms} ms, CPU ${r.cpuCores} cores, ${r.cpuUsPerRequest} µs/request, throttled ${r.throttled}, generator CPU ${r.generatorCpu}${r.perWorker ? `, per worker ${JSON.stringify(r.perWorker)}` : ''}, codes ${JSON.stringify(r.codes)}`);
+        byRound[round]!.push(r);
+        o.log(`cores round ${round + 1}, ${a.tag}: ${a.workers} worker(s) at ${a.quota} cores, ${concurrency} concurrent: ${r.throughput} ok/s, p99 ${r.p99Ms} ms, CPU ${r.cpuCores} cores, ${r.cpuUsPerRequest} µs/request, throttled ${r.throttled}, generator CPU ${r.generatorCpu}${r.perWorker ? `, per worker ${JSON.stringify(r.perWorker)}` : ''}, codes ${JSON.stringify(r.codes)}`);
       }
     }
-    const one = median(runs.filter((r) => r.workers === 1).map((r) => r.throughput));
-    const two = median(runs.filter((r) => r.workers === 2).map((r) => r.throughput));
-    const ratios = Array.from({ length: rounds }, (_, i) => {
-      const [x, y] = runs.slice(2 * i, 2 * i + 2);
-      const [a, b] = x!.workers === 1 ? [x!, y!] : [y!, x!];
-      return round2(b.throughput / a.throughput);
-    });
-    return { cores: q, runs, one: Math.round(one), two: Math.round(two), ratio: median(ratios), ratios };
+    const of = (tag: string) => {
+      const two = median(runs.filter((r) => r.arm === tag).map((r) => r.throughput));
+      const ratios = byRound.map((rs) => round2(rs.find((r) => r.arm === tag)!.throughput / rs.find((r) => r.arm === '1w')!.throughput));
+      return { two: Math.round(two), ratio: round2(median(ratios)), ratios };
+    };
+    const one = median(runs.filter((r) => r.arm === '1w').map((r) => r.throughput));
+    return { cores: q, runs, one: Math.round(one), ...of('2w'), ...(o.variant ? { variant: { label: o.variant.label, ...of('2w-b') } } : {}) };
   } finally {
     for (const c of children.reverse()) await c.stop().catch(() => undefined);
     for (const g of groups) g.remove();
@@ -226,10 +242,10 @@ export async function measureCores(o: CoresOptions): Promise<CoresResult> {
 export function coresTarget(r: CoresResult | undefined, why?: string): Target {
   const target = 'Two workers at 2x the CPU quota: ≥ 1.8x the throughput of one worker (SIBYL_WORKERS=2)';
   if (!r) return { target, measured: `not measured: ${why ?? 'skipped'}`, met: false };
-  const cpu = (w: number) => median(r.runs.filter((x) => x.workers === w).map((x) => x.cpuCores));
+  const cpu = (arm: string) => median(r.runs.filter((x) => x.arm === arm).map((x) => x.cpuCores));
   return {
     target,
-    measured: `${r.ratio}x, the median of each round's ratio (${r.ratios.join(', ')}); medians ${r.two} / ${r.one} ok/s at quotas ${2 * r.cores} / ${r.cores} cores, CPU used ${cpu(2)} / ${cpu(1)} cores`,
+    measured: `${r.ratio}x, the median of each round's ratio (${r.ratios.join(', ')}); medians ${r.two} / ${r.one} ok/s at quotas ${2 * r.cores} / ${r.cores} cores, CPU used ${cpu('2w')} / ${cpu('1w')} cores`,
     met: r.ratio >= 1.8,
   };
 }
