@@ -92,12 +92,17 @@ const arms: Arm[] = [
   { name: 'B', dir: resolve('.'), http: 27780, grpc: 27781, inspect: 27790 },
 ];
 
+/** The K=V variables an arm's gateway gets on top of the bench's (`--a-env` for A, `--env` for B). */
+function armEnv(name: string): string[] {
+  return name === 'A' ? flags['a-env'] : flags.env;
+}
+
 async function startArm(arm: Arm): Promise<void> {
   arm.child = startChild(`gateway-${arm.name}`, 'node', [...((arm.name === 'A' && flags['a-node-flags'] !== undefined ? flags['a-node-flags'] : flags['node-flags']) as string).split(' ').filter(Boolean), `--inspect=127.0.0.1:${arm.inspect}`, 'gateway/main.ts'], {
     cores: SERVER_CORE,
     cwd: arm.dir,
     logFile: join(outDir, `gateway-${arm.name}.log`),
-    env: { ...benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}`), log: flags.log !== 'off' }), ...envOfPairs(arm.name === 'A' ? flags['a-env'] : flags.env) },
+    env: { ...benchGatewayEnv({ http: arm.http, grpc: arm.grpc, dataDir: resolve(outDir, `data-${arm.name}`), log: flags.log !== 'off' }), ...envOfPairs(armEnv(arm.name)) },
   });
   await waitHttpOk(`http://127.0.0.1:${arm.http}/readyz`, 60_000, arm.child);
 }
@@ -213,7 +218,7 @@ async function measure(arm: Arm, rate: number, round: number): Promise<string> {
   const s = result.steps[0]!;
   const q = (p: number) => bucketQuantileMs(p, req0, req1);
   const head = [
-    `${arm.name} (${arm.dir}), round ${round + 1}: ${PROTOCOL} ${MIX}, log ${flags.log}, ${rate}/s for ${SECONDS} s: ${s.throughput} ok/s, codes ${JSON.stringify(s.codes)}`,
+    `${arm.name} (${arm.dir}), round ${round + 1}: ${PROTOCOL} ${MIX}, log ${flags.log}${armEnv(arm.name).length ? ` (then ${armEnv(arm.name).join(' ')})` : ''}, ${rate}/s for ${SECONDS} s: ${s.throughput} ok/s, codes ${JSON.stringify(s.codes)}`,
     `client p50 / p99 / p99.9 ${s.latency.p50} / ${s.latency.p99} / ${s.latency.p999} ms; the gateway's own p50 / p99 / p99.9 ${q(0.5)} / ${q(0.99)} / ${q(0.999)} ms`,
     `GC: ${gcSummary(gc0, gc1)}`,
     `V8's sampling thread: ${sampler}${sampler === 'real-time' ? ' (its work lands on the gateway\'s core: compare latencies with --no-profile)' : ''}`,
