@@ -17,7 +17,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     'per-worker': { type: 'string', default: '48' },
     'pin-two': { type: 'string' },
-    /** K=V[,K=V]: a third arm, two workers with these variables (e.g. SIBYL_WORKER_AFFINITY=off). */
+    /** K=V[,K=V]: a third arm, two workers with these variables (e.g. SIBYL_ONNX_TREES=onnxruntime). */
     variant: { type: 'string' },
   },
 });

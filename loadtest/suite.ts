@@ -280,7 +280,7 @@ try {
     await stopServer(gwB);
   }
 
-  // ---- interleaved max runs: the echoes, S1 (Kafka log), S2 (log off), S4a and MLServer in turn, medians ----
+  // ---- interleaved runs: the echoes, S1 (Kafka log), S2 (log off), S4a and MLServer in turn, medians ----
   // This machine's speed drifts by tens of percent within minutes (other tenants); ratios between runs minutes
   // apart mean little. The servers are up at once (all on core 1, all but one idle at any moment), measured in turn:
   // the Hono echo against S1 and S2 over REST, the grpc-js echo against S4a (the Kafka-on gateway's gRPC door), and

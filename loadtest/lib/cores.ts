@@ -74,7 +74,7 @@ export interface CoresOptions {
   /** cpu.shares of the measured processes' cgroups (default 65536; the kernel's default is 1024). */
   readonly shares?: number;
   /**
-   * A third arm in the same rounds: two workers at 2Q with these variables set (e.g. SIBYL_WORKER_AFFINITY=off), so
+   * A third arm in the same rounds: two workers at 2Q with these variables set (e.g. SIBYL_ONNX_TREES=onnxruntime), so
    * that a setting is judged against the two-worker arm by rounds back to back rather than by runs minutes apart.
    */
   readonly variant?: { readonly label: string; readonly env: Readonly<Record<string, string>> };
