@@ -3,7 +3,10 @@
  * most of a small run on: a gradient-boosted ensemble's nodes are scattered through onnxruntime's memory, and on a
  * gateway whose other work keeps evicting them each one-row run pays a cache miss per node visited (measured in
  * runtimes/onnx/README.md, "Compiled tree ensembles"). Here a tree's nodes lie in depth-first order, 12 bytes each,
- * the true child next to its parent, so a walk reads mostly consecutive memory.
+ * the true child next to its parent, so a walk reads mostly consecutive memory. A forest whose every branch is
+ * BRANCH_LEQ and whose trees have at most 64 leaves (LightGBM's and scikit-learn's usual exports) is not walked at
+ * all: its rows are scored by their false nodes in WebAssembly (forest-scorer.ts), reading the nodes in runs of
+ * consecutive memory with no chain of dependent loads; a row holding a NaN is still walked.
  *
  *   const c = compileForest(ensemble);           // { forest } | { unsupported: why }
  *   const out = c.forest.predict(matrix, rows);  // Float32Array, one value per row
@@ -17,6 +20,7 @@
  * before serving with it (onnx-runtime.ts `forestDifferences`), and keeps onnxruntime for a model where one value
  * differs.
  */
+import { falseNodeScorer, MAX_SCORED_LEAVES, type RowScorer, type ScoredNode } from './forest-scorer.ts';
 import type { TreeEnsemble } from './tree-ensemble.ts';
 
 export interface Forest {
@@ -24,9 +28,13 @@ export interface Forest {
   readonly width: number;
   readonly trees: number;
   readonly nodes: number;
+  /** How rows are scored: by their false nodes (forest-scorer.ts; a row holding a NaN is walked), or walked. */
+  readonly scoring: ForestScoring;
   /** One prediction per row of `x` (row-major, `width` float32 values a row, `rows` rows). */
   predict(x: Float32Array, rows: number): Float32Array;
 }
+
+export type ForestScoring = 'false-nodes' | 'walk';
 
 export type ForestCompiled = { readonly forest: Forest } | { readonly unsupported: string };
 
@@ -111,19 +119,22 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
   const leaf = new Int32Array(4);
   /** `leaves8`'s answer. */
   const leaf8 = new Int32Array(8);
+  const scorer = uniform ? scorerOf(meta, value, rootWords, n, width) : undefined;
   return {
     forest: {
       width: e.width,
       trees: roots.length,
       nodes: n,
+      scoring: scorer !== undefined ? 'false-nodes' : 'walk',
       predict(x, rows) {
         const out = new Float32Array(rows);
         const T = rootWords.length;
-        // Several rows go tree by tree, every row through one tree while its nodes are in the cache: in fours, their
+        // With a scorer, every row is scored by its false nodes (a row holding a NaN is walked below). Otherwise
+        // several rows go tree by tree, every row through one tree while its nodes are in the cache: in fours, their
         // walks in lockstep, when the forest is uniform (`leaves4`). Each row's sum still adds the trees in order, and a
         // Float32Array rounds every addition to float32 (a double sum of two float32 values rounded once to float32
         // is their float32 sum).
-        const grouped = !uniform ? (rows > 1 ? rows : 0) : rows - (rows % 4);
+        const grouped = scorer !== undefined ? 0 : !uniform ? (rows > 1 ? rows : 0) : rows - (rows % 4);
         if (grouped > 0) {
           for (let t = 0; t < T; t++) {
             const root = rootWords[t]!;
@@ -141,9 +152,16 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
             }
           }
         }
-        // The rows left (a run of one to three rows is all of them) one at a time, eight trees at a time when uniform
-        // (`leaves8`), then four.
+        // The rows left (a run of one to three rows is all of them) one at a time: by the scorer, else walked eight
+        // trees at a time when uniform (`leaves8`), then four.
         for (let r = grouped, off = grouped * width; r < rows; r++, off += width) {
+          if (scorer !== undefined) {
+            const v = scorer(x, off);
+            if (v === v) {
+              out[r] = v;
+              continue;
+            }
+          }
           let score = 0;
           let t = 0;
           if (uniform) {
@@ -170,6 +188,36 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
 }
 
 const nodeKey = (tree: number, id: number): string => `${tree}:${id}`;
+
+/**
+ * The false-node scorer (forest-scorer.ts) of a uniform forest, from its layout, or undefined when a tree has more
+ * leaves than it takes. In word order a tree's leaves come left to right (depth first, the true child first), so a
+ * branch node's true subtree holds the leaves between its own word and its false child's.
+ */
+function scorerOf(meta: Int32Array, value: Float32Array, rootWords: Int32Array, n: number, width: number): RowScorer | undefined {
+  const T = rootWords.length;
+  const leaves: Float32Array[] = [];
+  const nodes: ScoredNode[] = [];
+  /** Per node, the leaves of its tree before it. */
+  const before = new Int32Array(n + 1);
+  for (let t = 0; t < T; t++) {
+    const first = rootWords[t]! / STRIDE;
+    const last = t + 1 < T ? rootWords[t + 1]! / STRIDE : n;
+    const weights: number[] = [];
+    for (let i = first; i < last; i++) {
+      before[i] = weights.length;
+      if (meta[i * STRIDE]! < 0) weights.push(value[i * STRIDE + 1]!);
+    }
+    if (weights.length > MAX_SCORED_LEAVES) return undefined;
+    leaves.push(Float32Array.from(weights));
+    for (let i = first; i < last; i++) {
+      const m = meta[i * STRIDE]!;
+      if (m < 0) continue;
+      nodes.push({ feature: m & FEATURE_MASK, threshold: value[i * STRIDE + 1]!, tree: t, firstLeaf: before[i]!, endLeaf: before[meta[i * STRIDE + 2]! / STRIDE]! });
+    }
+  }
+  return falseNodeScorer(width, leaves, nodes);
+}
 
 /**
  * Where each node (`nodeKey(tree, id)`) sits in the attributes, and each tree's root: its first node, the trees in

@@ -26,7 +26,7 @@ import ort from 'onnxruntime-node';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { abortError } from './abort-error.ts';
-import { compileForest, probeRows, type Forest } from './forest.ts';
+import { compileForest, probeRows, type Forest, type ForestScoring } from './forest.ts';
 import { readTreeEnsemble, type TreeEnsemble } from './tree-ensemble.ts';
 import { resolveBundleFile } from './bundle-files.ts';
 import { tunedSessionOptions } from './session-options.ts';
@@ -66,7 +66,7 @@ export interface OnnxLoadedModel extends LoadedModel {
   /** Inline runs so far (a coalesced run counts once, however many calls it served). */
   readonly runs: number;
   /** What runs it inline: the compiled forest, or onnxruntime and why not the forest. */
-  readonly engine: { readonly kind: 'forest'; readonly trees: number; readonly nodes: number } | { readonly kind: 'onnxruntime'; readonly why: string };
+  readonly engine: { readonly kind: 'forest'; readonly trees: number; readonly nodes: number; readonly scoring: ForestScoring } | { readonly kind: 'onnxruntime'; readonly why: string };
 }
 
 /** Fewer rows than this never go to a worker: the thread hop (~0.1 ms) would cost more than it saves. */
@@ -278,7 +278,7 @@ function loadedModel(
     get runs() {
       return runs;
     },
-    engine: engine.kind === 'forest' ? { kind: 'forest', trees: engine.forest.trees, nodes: engine.forest.nodes } : engine,
+    engine: engine.kind === 'forest' ? { kind: 'forest', trees: engine.forest.trees, nodes: engine.forest.nodes, scoring: engine.forest.scoring } : engine,
   };
 }
 

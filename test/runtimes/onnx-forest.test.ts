@@ -100,7 +100,7 @@ describe('compiled tree ensembles', () => {
       const b = modelBundle(id);
       const forest = (await compiledRt.load(b)) as OnnxLoadedModel;
       const plain = (await onnxRt.load(b)) as OnnxLoadedModel;
-      expect(forest.engine).toMatchObject({ kind: 'forest', trees: expect.any(Number) });
+      expect(forest.engine).toMatchObject({ kind: 'forest', trees: expect.any(Number), scoring: 'false-nodes' });
       expect(plain.engine).toEqual({ kind: 'onnxruntime', why: 'trees: onnxruntime' });
       const expected = JSON.parse(readFileSync(path.join(MODELS, id, 'expected.json'), 'utf8')) as { rows: { features: FeatureRow }[] };
       const rows = [...expected.rows.map((r) => r.features), ...featureRows(b.manifest.features.map((f) => f.name), 200)];
@@ -145,6 +145,39 @@ describe('compiled tree ensembles', () => {
     expect(differ).toBe(0);
     // The rows reach leaves through each mode both ways: the outputs are many, not one value.
     expect(new Set(got.map((r) => r['y'])).size).toBeGreaterThan(500);
+    await forest.dispose();
+    await plain.dispose();
+  });
+
+  it('scores trees of 64 leaves by their false nodes (both halves of a tree\'s bit set) with onnxruntime\'s bits; rows with a NaN walked', async () => {
+    // test/fixtures/onnx/trees: 100 trees of depth 6 (64 leaves each), 20 features, BRANCH_LEQ, NaN to the false branch.
+    const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
+    const manifest = {
+      name: 'trees',
+      version: '1',
+      runtime: 'onnx',
+      features: names.map((name) => ({ name, dtype: 'float32', source: 'request', default: 0 })),
+      onnx: { file: 'model.onnx', inputs: [{ name: 'x', dtype: 'float32', features: names }], outputs: [{ name: 'score' }] },
+    };
+    const dir = path.join(FIXTURES, 'trees');
+    const forest = (await compiledRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+    const plain = (await onnxRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+    expect(forest.engine).toEqual({ kind: 'forest', trees: 100, nodes: 12700, scoring: 'false-nodes' });
+    // Every other row without its NaNs (most random rows of 20 values hold one).
+    const rows = featureRows(names, 2000).map((r, i) => (i % 2 === 1 ? r : Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isNaN(v) ? 0.25 : v]))));
+    // Both paths: rows with a NaN (walked) and rows without (scored).
+    const withNaN = rows.filter((r) => Object.values(r).some((v) => Number.isNaN(v))).length;
+    expect(withNaN).toBeGreaterThan(500);
+    expect(rows.length - withNaN).toBeGreaterThanOrEqual(1000);
+    const want = await plain.predict(rows, ctx());
+    const together = await forest.predict(rows, ctx());
+    const alone: OutputRow[] = [];
+    for (const r of rows.slice(0, 300)) alone.push(...(await forest.predict([r], ctx())));
+    let differ = 0;
+    rows.forEach((_, i) => (differ += sameBits(together[i]!['score'] as number, want[i]!['score'] as number) ? 0 : 1));
+    alone.forEach((got, i) => (differ += sameBits(got['score'] as number, want[i]!['score'] as number) ? 0 : 1));
+    expect(differ).toBe(0);
+    expect(new Set(together.map((r) => r['score'])).size).toBeGreaterThan(300);
     await forest.dispose();
     await plain.dispose();
   });
