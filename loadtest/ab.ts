@@ -165,10 +165,10 @@ try {
   const lines = [
     `# A/B: ${ROUNDS} rounds of ${SECONDS} s per scenario and arm (closed loop, ${CONCURRENCY} concurrent), ${stamp}`,
     '',
-    `A: \`${arms[0]!.dir}\`${envText(arms[0]!)}; B: \`${arms[1]!.dir}\`${envText(arms[1]!)}. Medians over rounds; the arms alternate within each round.`,
+    `A: \`${arms[0]!.dir}\`${envText(arms[0]!)}; B: \`${arms[1]!.dir}\`${envText(arms[1]!)}. Medians over rounds; the arms alternate within each round. "By round": the median of each round's B/A, and in how many rounds B answered more (a machine whose speed drifts moves both arms of a round together, and each arm's median alone can hide a difference every round shows).`,
     '',
-    '| scenario | A ok/s | B ok/s | B/A | A gateway p99 ms | B gateway p99 ms | A CPU µs/req | B CPU µs/req | B/A CPU |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| scenario | A ok/s | B ok/s | B/A | B/A by round | B ahead | A gateway p99 ms | B gateway p99 ms | A CPU µs/req | B CPU µs/req | B/A CPU | B/A CPU by round |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const [key, r] of results) {
     const a = median(r.A.rps);
@@ -176,7 +176,12 @@ try {
     const p = (xs: number[]) => (xs.length ? median(xs).toFixed(2) : '-');
     const ca = r.A.cpuUs.length ? median(r.A.cpuUs) : NaN;
     const cb = r.B.cpuUs.length ? median(r.B.cpuUs) : NaN;
-    lines.push(`| ${key} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(3)} | ${p(r.A.p99)} | ${p(r.B.p99)} | ${ca.toFixed(1)} | ${cb.toFixed(1)} | ${(cb / ca).toFixed(3)} |`);
+    const ratios = (bs: number[], as: number[]) => bs.slice(0, as.length).map((v, i) => v / as[i]!);
+    const byRound = (bs: number[], as: number[]) => (Math.min(bs.length, as.length) ? median(ratios(bs, as)).toFixed(3) : '-');
+    const ahead = ratios(r.B.rps, r.A.rps).filter((x) => x > 1).length;
+    lines.push(
+      `| ${key} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${(b / a).toFixed(3)} | ${byRound(r.B.rps, r.A.rps)} | ${ahead} of ${Math.min(r.A.rps.length, r.B.rps.length)} | ${p(r.A.p99)} | ${p(r.B.p99)} | ${ca.toFixed(1)} | ${cb.toFixed(1)} | ${(cb / ca).toFixed(3)} | ${byRound(r.B.cpuUs, r.A.cpuUs)} |`,
+    );
   }
   const md = `${lines.join('\n')}\n`;
   writeFileSync(join(outDir, 'ab.md'), md);
