@@ -85,6 +85,17 @@ function valuesAtNodes(e: TreeEnsemble, x: Float32Array, rows: number): Map<numb
   return seen;
 }
 
+/** The manifest of a fixture model: request features `names` as one float32 matrix `x`, one output. */
+function fixtureManifest(name: string, names: readonly string[], output: string) {
+  return {
+    name,
+    version: '1',
+    runtime: 'onnx',
+    features: names.map((n) => ({ name: n, dtype: 'float32', source: 'request', default: 0 })),
+    onnx: { file: 'model.onnx', inputs: [{ name: 'x', dtype: 'float32', features: names }], outputs: [{ name: output }] },
+  };
+}
+
 const sameBits = (a: number, b: number) => Object.is(Math.fround(a), Math.fround(b));
 
 describe('compiled tree ensembles', () => {
@@ -127,13 +138,7 @@ describe('compiled tree ensembles', () => {
   it('matches onnxruntime with every branch mode, NaN routing, node ids out of order and a base value', async () => {
     const dir = path.join(FIXTURES, 'tree-modes');
     const names = ['a', 'b', 'c', 'd', 'e', 'f'];
-    const manifest = {
-      name: 'tree-modes',
-      version: '1',
-      runtime: 'onnx',
-      features: names.map((name) => ({ name, dtype: 'float32', source: 'request', default: 0 })),
-      onnx: { file: 'model.onnx', inputs: [{ name: 'x', dtype: 'float32', features: names }], outputs: [{ name: 'y' }] },
-    };
+    const manifest = fixtureManifest('tree-modes', names, 'y');
     const forest = (await compiledRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
     const plain = (await onnxRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
     expect(forest.engine.kind).toBe('forest');
@@ -152,13 +157,7 @@ describe('compiled tree ensembles', () => {
   it('scores trees of 64 leaves by their false nodes (both halves of a tree\'s bit set) with onnxruntime\'s bits; rows with a NaN walked', async () => {
     // test/fixtures/onnx/trees: 100 trees of depth 6 (64 leaves each), 20 features, BRANCH_LEQ, NaN to the false branch.
     const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
-    const manifest = {
-      name: 'trees',
-      version: '1',
-      runtime: 'onnx',
-      features: names.map((name) => ({ name, dtype: 'float32', source: 'request', default: 0 })),
-      onnx: { file: 'model.onnx', inputs: [{ name: 'x', dtype: 'float32', features: names }], outputs: [{ name: 'score' }] },
-    };
+    const manifest = fixtureManifest('trees', names, 'score');
     const dir = path.join(FIXTURES, 'trees');
     const forest = (await compiledRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
     const plain = (await onnxRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
