@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { envOfPairs } from './lib/bench-gateway.ts';
 import { coresTarget, measureCores } from './lib/cores.ts';
 
 const { values } = parseArgs({
@@ -31,7 +32,7 @@ const result = await measureCores({
   warmupS: Number(values.warmup),
   concurrencyPerWorker: Number(values['per-worker']),
   ...(values['pin-two'] ? { pinTwo: values['pin-two'] } : {}),
-  ...(values.variant ? { variant: { label: values.variant, env: Object.fromEntries(values.variant.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) } } : {}),
+  ...(values.variant ? { variant: { label: values.variant, env: envOfPairs(values.variant.split(',')) } } : {}),
   outDir,
   log: (m) => process.stderr.write(`[cores ${Math.round((Date.now() - t0) / 1000)}s] ${m}\n`),
 });
