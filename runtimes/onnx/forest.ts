@@ -30,8 +30,23 @@ export interface Forest {
   readonly nodes: number;
   /** How rows are scored: by their false nodes (forest-scorer.ts; a row holding a NaN is walked), or walked. */
   readonly scoring: ForestScoring;
-  /** One prediction per row of `x` (row-major, `width` float32 values a row, `rows` rows). */
+  /** A binary classifier's rule from score to label and probabilities (`classify`); undefined for a regressor. */
+  readonly classes?: BinaryClasses;
+  /** One score per row of `x` (row-major, `width` float32 values a row, `rows` rows): the trees' sum and the base value. */
   predict(x: Float32Array, rows: number): Float32Array;
+}
+
+/**
+ * How a binary TreeEnsembleClassifier whose leaves all weigh class 0 (scikit-learn's gradient boosting, LightGBM's
+ * and XGBoost's binary exports) turns a row's score into its label and its two probabilities, as onnxruntime does.
+ */
+export interface BinaryClasses {
+  /** `classlabels_int64s`: the negative label, then the positive one. */
+  readonly labels: readonly [number, number];
+  /** Every leaf weight ≥ 0: the score is the positive class's probability, positive past 0.5. Else positive past 0. */
+  readonly allPositive: boolean;
+  /** `post_transform` LOGISTIC (else NONE). */
+  readonly logistic: boolean;
 }
 
 export type ForestScoring = 'false-nodes' | 'walk';
@@ -49,9 +64,13 @@ const FEATURE_MASK = 0xffff;
 const STRIDE = 3;
 
 export function compileForest(e: TreeEnsemble): ForestCompiled {
-  if (e.nTargets !== 1) return { unsupported: `n_targets ${e.nTargets} (one target only)` };
-  if (e.aggregate !== 'SUM') return { unsupported: `aggregate_function ${e.aggregate} (SUM only)` };
-  if (e.postTransform !== 'NONE') return { unsupported: `post_transform ${e.postTransform} (NONE only)` };
+  const classes = e.op === 'classifier' ? binaryClassesOf(e) : undefined;
+  if (typeof classes === 'string') return { unsupported: classes };
+  if (e.op === 'regressor') {
+    if (e.nTargets !== 1) return { unsupported: `n_targets ${e.nTargets} (one target only)` };
+    if (e.aggregate !== 'SUM') return { unsupported: `aggregate_function ${e.aggregate} (SUM only)` };
+    if (e.postTransform !== 'NONE') return { unsupported: `post_transform ${e.postTransform} (NONE only)` };
+  }
   if (e.baseValues.length > 1) return { unsupported: `${e.baseValues.length} base_values` };
   if (e.width < 1 || e.width > FEATURE_MASK) return { unsupported: `input width ${e.width}` };
   const n = e.nodeIds.length;
@@ -126,6 +145,7 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
       trees: roots.length,
       nodes: n,
       scoring: scorer !== undefined ? 'false-nodes' : 'walk',
+      ...(classes ? { classes } : {}),
       predict(x, rows) {
         const out = new Float32Array(rows);
         const T = rootWords.length;
@@ -188,6 +208,56 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
 }
 
 const nodeKey = (tree: number, id: number): string => `${tree}:${id}`;
+
+/** A classifier's rule (`BinaryClasses`), or why it is not compiled. */
+function binaryClassesOf(e: TreeEnsemble): BinaryClasses | string {
+  if (e.classLabels.length !== 2) return `${e.classLabels.length} class labels (binary classifiers only)`;
+  if (e.targetIds.some((id) => id !== 0)) return 'weights for class 1 (binary classifiers whose leaves weigh class 0 only)';
+  if (e.postTransform !== 'NONE' && e.postTransform !== 'LOGISTIC') return `post_transform ${e.postTransform} (NONE or LOGISTIC only)`;
+  return { labels: [e.classLabels[0]!, e.classLabels[1]!], allPositive: e.targetWeights.every((w) => w >= 0), logistic: e.postTransform === 'LOGISTIC' };
+}
+
+/**
+ * A binary classifier's outputs from its scores (`Forest.predict`), as onnxruntime's TreeEnsembleClassifier writes
+ * them: the label, and the two classes' probabilities per row (row-major). With every leaf weight ≥ 0 the score is
+ * the positive class's probability: [1 - s, s], positive past 0.5 (the post-transform is not applied). Otherwise the
+ * row is positive past 0: LOGISTIC gives [σ(-s), σ(s)], NONE [-s, s]. Every value is rounded to float32 as
+ * onnxruntime computes it, σ included (`logistic`).
+ */
+export function classify(c: BinaryClasses, scores: Float32Array, rows: number): { labels: BigInt64Array; probabilities: Float32Array } {
+  const labels = new BigInt64Array(rows);
+  const probabilities = new Float32Array(rows * 2);
+  const negative = BigInt(c.labels[0]);
+  const positive = BigInt(c.labels[1]);
+  for (let r = 0; r < rows; r++) {
+    const s = scores[r]!;
+    const isPositive = c.allPositive ? s > 0.5 : s > 0;
+    labels[r] = isPositive ? positive : negative;
+    if (c.allPositive) {
+      probabilities[2 * r] = 1 - s;
+      probabilities[2 * r + 1] = s;
+    } else if (c.logistic) {
+      probabilities[2 * r] = logistic(-s);
+      probabilities[2 * r + 1] = logistic(s);
+    } else {
+      probabilities[2 * r] = -s;
+      probabilities[2 * r + 1] = s;
+    }
+  }
+  return { labels, probabilities };
+}
+
+/**
+ * The logistic function in float32 as onnxruntime's tree ensembles compute it: 1 / (1 + e^-|v|), taken from 1 for a
+ * negative v, every step rounded to float32. e^x in double rounded once to float32 is float32's correctly rounded
+ * e^x, which is what the C library's expf returns in all but rare cases; the load-time check finds a model for which
+ * it is not.
+ */
+function logistic(v: number): number {
+  const e = Math.fround(Math.exp(-Math.abs(v)));
+  const p = Math.fround(1 / Math.fround(1 + e));
+  return v < 0 ? Math.fround(1 - p) : p;
+}
 
 /**
  * The false-node scorer (forest-scorer.ts) of a uniform forest, from its layout, or undefined when a tree has more

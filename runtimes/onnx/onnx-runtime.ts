@@ -26,7 +26,7 @@ import ort from 'onnxruntime-node';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { abortError } from './abort-error.ts';
-import { compileForest, probeRows, type Forest, type ForestScoring } from './forest.ts';
+import { classify, compileForest, probeRows, type Forest, type ForestScoring } from './forest.ts';
 import { readTreeEnsemble, type TreeEnsemble } from './tree-ensemble.ts';
 import { resolveBundleFile } from './bundle-files.ts';
 import { tunedSessionOptions } from './session-options.ts';
@@ -149,6 +149,7 @@ function loadedModel(
   engine: Engine,
 ): OnnxLoadedModel {
   const forest = engine.kind === 'forest' ? engine.forest : undefined;
+  const labelOutputs = engine.kind === 'forest' ? engine.labelOutputs : [];
   let disposed = false;
   let inflight = 0;
   let drained: (() => void) | undefined;
@@ -177,7 +178,7 @@ function loadedModel(
       }
       const size = rows.length * forest.width;
       if (forestInput.length < size) forestInput = new Float32Array(Math.max(size, 16 * forest.width));
-      return runForest(forest, plan, rows, forestInput);
+      return runForest(forest, plan, labelOutputs, rows, forestInput);
     }
     running++;
     try {
@@ -282,11 +283,13 @@ function loadedModel(
   };
 }
 
-type Engine = { readonly kind: 'forest'; readonly forest: Forest } | { readonly kind: 'onnxruntime'; readonly why: string };
+/** A compiled forest, with the graph outputs that read a classifier's label (the others read its scores); or onnxruntime, and why. */
+type Engine = { readonly kind: 'forest'; readonly forest: Forest; readonly labelOutputs: readonly string[] } | { readonly kind: 'onnxruntime'; readonly why: string };
 
 /**
- * The compiled forest for a model that is a lone tree-ensemble regressor fed by the plan's one float32 matrix and
- * read by the plan's outputs, once it has matched the session bit for bit on every probe row; else why not.
+ * The compiled forest for a model that is a lone tree ensemble (a regressor, or a binary classifier: forest.ts) fed by
+ * the plan's one float32 matrix and read by the plan's outputs, once it has matched the session bit for bit on every
+ * probe row; else why not.
  */
 async function forestFor(modelPath: string, session: ort.InferenceSession, plan: TensorPlan): Promise<Engine> {
   const read = readTreeEnsemble(await readFile(modelPath));
@@ -296,39 +299,61 @@ async function forestFor(modelPath: string, session: ort.InferenceSession, plan:
   if (plan.inputs.length !== 1 || input.name !== e.input || input.dtype !== 'float32' || input.rank !== 2 || input.features.length !== e.width) {
     return { kind: 'onnxruntime', why: 'the manifest\'s inputs are not the ensemble\'s one float32 matrix' };
   }
-  if (!plan.fetches.every((name) => e.outputs.includes(name))) return { kind: 'onnxruntime', why: 'an output the ensemble does not produce' };
+  if (!plan.fetches.every((name) => e.outputs.includes(name) || e.labelOutputs.includes(name))) return { kind: 'onnxruntime', why: 'an output the ensemble does not produce' };
   const compiled = compileForest(e);
   if ('unsupported' in compiled) return { kind: 'onnxruntime', why: compiled.unsupported };
-  const { differ, rows } = await forestDifferences(compiled.forest, session, e, plan.fetches[0]!);
+  const { differ, rows } = await forestDifferences(compiled.forest, session, e);
   if (differ > 0) return { kind: 'onnxruntime', why: `the compiled forest differed from onnxruntime on ${differ} of ${rows} probe rows` };
-  return { kind: 'forest', forest: compiled.forest };
+  return { kind: 'forest', forest: compiled.forest, labelOutputs: e.labelOutputs };
 }
 
 /**
- * On how many probe rows (forest.ts probeRows: three per branch node) a forest's value differs from the session's
- * `output`, bits compared (NaN equals NaN), and of how many. onnxruntime runs them `PROBE_CHUNK` rows at a time, so
- * that checking a large ensemble while the gateway serves holds the event loop for about a millisecond at a time.
+ * On how many probe rows (forest.ts probeRows: three per branch node) a forest's outputs differ from the session's,
+ * bits compared (NaN equals NaN): the scores (a classifier's probabilities), and a classifier's label; and of how many
+ * rows. onnxruntime runs them `PROBE_CHUNK` rows at a time, so that checking a large ensemble while the gateway serves
+ * holds the event loop for about a millisecond at a time.
  */
-export async function forestDifferences(forest: Forest, session: ort.InferenceSession, e: TreeEnsemble, output: string): Promise<{ differ: number; rows: number }> {
+export async function forestDifferences(forest: Forest, session: ort.InferenceSession, e: TreeEnsemble): Promise<{ differ: number; rows: number }> {
   const x = probeRows(e);
   const rows = x.length / e.width;
+  const scoresName = e.outputs[0];
+  const labelName = e.labelOutputs[0];
+  const fetches = [scoresName, labelName].filter((n) => n !== undefined);
   let differ = 0;
   for (let start = 0; start < rows; start += PROBE_CHUNK) {
     const k = Math.min(PROBE_CHUNK, rows - start);
     const chunk = x.slice(start * e.width, (start + k) * e.width);
-    const want = (await session.run({ [e.input]: new ort.Tensor('float32', chunk, [k, e.width]) }, [output]))[output]!.data as Float32Array;
-    const got = forest.predict(chunk, k);
-    for (let r = 0; r < k; r++) if (!Object.is(want[r], got[r])) differ++;
+    const want = await session.run({ [e.input]: new ort.Tensor('float32', chunk, [k, e.width]) }, fetches);
+    const got = forestOutputs(forest, chunk, k);
+    const wantScores = scoresName === undefined ? undefined : (want[scoresName]!.data as Float32Array);
+    const wantLabels = labelName === undefined ? undefined : (want[labelName]!.data as BigInt64Array);
+    const perRow = got.scores.data.length / k;
+    for (let r = 0; r < k; r++) {
+      let same = wantLabels === undefined || wantLabels[r] === got.labels?.data[r];
+      for (let j = r * perRow; same && wantScores !== undefined && j < (r + 1) * perRow; j++) same = Object.is(wantScores[j], got.scores.data[j]);
+      if (!same) differ++;
+    }
   }
   return { differ, rows };
 }
 
-/** A run of the compiled forest: the plan's one input matrix in, the same values under every output name. */
-function runForest(forest: Forest, plan: TensorPlan, rows: readonly FeatureRow[], scratch: Float32Array): Record<string, RawTensor> {
+/**
+ * A forest's outputs for `rows` rows of `x`: its scores ([rows, 1], a classifier's two probabilities [rows, 2]) and a
+ * classifier's labels ([rows]), typed as onnxruntime types them.
+ */
+function forestOutputs(forest: Forest, x: Float32Array, rows: number): { scores: RawTensor & { data: Float32Array }; labels?: RawTensor & { data: BigInt64Array } } {
+  const scores = forest.predict(x, rows);
+  if (!forest.classes) return { scores: { type: 'float32', data: scores, dims: [rows, 1] } };
+  const { labels, probabilities } = classify(forest.classes, scores, rows);
+  return { scores: { type: 'float32', data: probabilities, dims: [rows, 2] }, labels: { type: 'int64', data: labels, dims: [rows] } };
+}
+
+/** A run of the compiled forest: the plan's one input matrix in; under each output name, the ensemble's output it reads. */
+function runForest(forest: Forest, plan: TensorPlan, labelOutputs: readonly string[], rows: readonly FeatureRow[], scratch: Float32Array): Record<string, RawTensor> {
   const x = packInputs(plan, rows, scratch)[0]!.data as Float32Array;
-  const out: RawTensor = { type: 'float32', data: forest.predict(x, rows.length), dims: [rows.length, 1] };
+  const out = forestOutputs(forest, x, rows.length);
   const results: Record<string, RawTensor> = {};
-  for (const name of plan.fetches) results[name] = out;
+  for (const name of plan.fetches) results[name] = out.labels && labelOutputs.includes(name) ? out.labels : out.scores;
   return results;
 }
 

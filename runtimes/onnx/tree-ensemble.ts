@@ -1,7 +1,9 @@
 /**
- * Reads an ONNX model file far enough to tell whether it is a lone tree-ensemble regressor (the graph's one input, a
- * float32 matrix, into `ai.onnx.ml` TreeEnsembleRegressor, then only Identity nodes to the outputs), and if so returns
- * its attributes for forest.ts to compile. Anything else returns why not, and the model runs on onnxruntime alone.
+ * Reads an ONNX model file far enough to tell whether it is a lone tree ensemble (the graph's one input, a float32
+ * matrix, into `ai.onnx.ml` TreeEnsembleRegressor or TreeEnsembleClassifier, then only Identity nodes to the outputs),
+ * and if so returns its attributes for forest.ts to compile. Anything else returns why not, and the model runs on
+ * onnxruntime alone. A classifier's `class_*` attributes are read as the regressor's `target_*` (a leaf's weight for
+ * a class, where a regressor's is for a target).
  *
  *   const found = readTreeEnsemble(bytes);   // { ensemble } | { unsupported: 'node Scaler (only ...)' }
  *
@@ -10,13 +12,22 @@
  */
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 
-/** TreeEnsembleRegressor's attributes, as the ONNX-ML operator defines them (tensor-valued forms not supported). */
+/**
+ * TreeEnsembleRegressor's or TreeEnsembleClassifier's attributes, as the ONNX-ML operators define them (tensor-valued
+ * forms and string class labels not supported).
+ */
 export interface TreeEnsemble {
+  readonly op: 'regressor' | 'classifier';
   /** The graph input's name and its width (features per row). */
   readonly input: string;
   readonly width: number;
-  /** Each graph output fed by the ensemble (directly or through Identity nodes). */
+  /** Each graph output fed by the ensemble's scores (directly or through Identity nodes): Y, or a classifier's Z. */
   readonly outputs: readonly string[];
+  /** Each graph output fed by a classifier's label (Y); empty for a regressor. */
+  readonly labelOutputs: readonly string[];
+  /** A classifier's `classlabels_int64s`; empty for a regressor. */
+  readonly classLabels: readonly number[];
+  /** A regressor's `n_targets`; a classifier's number of classes. */
   readonly nTargets: number;
   readonly nodeTreeIds: readonly number[];
   readonly nodeIds: readonly number[];
@@ -27,11 +38,13 @@ export interface TreeEnsemble {
   readonly falseIds: readonly number[];
   /** Per node, 1 when a missing (NaN) value takes the true branch; empty: never. */
   readonly missingTracksTrue: readonly number[];
+  /** A leaf's weights (a classifier's `class_treeids`, `class_nodeids`, `class_ids`, `class_weights`). */
   readonly targetTreeIds: readonly number[];
   readonly targetNodeIds: readonly number[];
   readonly targetIds: readonly number[];
   readonly targetWeights: readonly number[];
   readonly baseValues: readonly number[];
+  /** A regressor's `aggregate_function`; SUM for a classifier (its trees' weights are added). */
   readonly aggregate: string;
   readonly postTransform: string;
 }
@@ -39,7 +52,10 @@ export interface TreeEnsemble {
 export type TreeEnsembleRead = { readonly ensemble: TreeEnsemble } | { readonly unsupported: string };
 
 /** Attributes the compiled forest does not implement: a model that sets one runs on onnxruntime. */
-const UNSUPPORTED_ATTRIBUTES = new Set(['nodes_values_as_tensor', 'target_weights_as_tensor', 'base_values_as_tensor']);
+const UNSUPPORTED_ATTRIBUTES = new Set(['nodes_values_as_tensor', 'target_weights_as_tensor', 'class_weights_as_tensor', 'base_values_as_tensor', 'classlabels_strings']);
+
+/** The operators read here, by op_type, and the prefix of their leaf-weight attributes. */
+const OPS = { TreeEnsembleRegressor: { op: 'regressor', weights: 'target' }, TreeEnsembleClassifier: { op: 'classifier', weights: 'class' } } as const;
 
 interface Attribute {
   f?: number;
@@ -74,34 +90,45 @@ export function readTreeEnsemble(bytes: Uint8Array): TreeEnsembleRead {
   if (!found) return { unsupported: 'no graph' };
   const graph = found;
   const ensembles = graph.nodes.filter((n) => n.opType !== 'Identity');
-  if (ensembles.length !== 1) return { unsupported: `${ensembles.length} nodes other than Identity (one TreeEnsembleRegressor only)` };
+  if (ensembles.length !== 1) return { unsupported: `${ensembles.length} nodes other than Identity (one tree ensemble only)` };
   const node = ensembles[0]!;
-  if (node.opType !== 'TreeEnsembleRegressor' || node.domain !== 'ai.onnx.ml') return { unsupported: `node ${node.opType} (only ai.onnx.ml TreeEnsembleRegressor)` };
+  const kind = node.domain === 'ai.onnx.ml' ? OPS[node.opType as keyof typeof OPS] : undefined;
+  if (!kind) return { unsupported: `node ${node.opType} (only ai.onnx.ml TreeEnsembleRegressor or TreeEnsembleClassifier)` };
   // Only the node's inputs may be graph inputs: initializers are inputs that need no feed (IR < 4 lists them both).
   const feeds = graph.inputs.filter((i) => !graph.initializers.includes(i.name));
   if (feeds.length !== 1 || node.inputs.length !== 1 || node.inputs[0] !== feeds[0]!.name) return { unsupported: 'the ensemble does not read the graph\'s one input' };
   const input = feeds[0]!;
   if (input.elemType !== 1 || input.rank !== 2 || input.width === undefined) return { unsupported: 'the graph input is not a float32 [N, features] matrix' };
-  // Every graph output must be the ensemble's output, through Identity nodes only.
+  // Every graph output must be one of the ensemble's outputs, through Identity nodes only: a regressor's Y (its
+  // scores), a classifier's Y (the label) or Z (its scores).
   const sourceOf = new Map<string, string>();
   for (const n of graph.nodes) if (n.opType === 'Identity' && n.inputs.length === 1 && n.outputs.length === 1) sourceOf.set(n.outputs[0]!, n.inputs[0]!);
-  const produced = node.outputs[0];
+  const [label, scores] = kind.op === 'classifier' ? [node.outputs[0], node.outputs[1]] : [undefined, node.outputs[0]];
+  const outputs: string[] = [];
+  const labelOutputs: string[] = [];
   for (const out of graph.outputs) {
     let name = out.name;
-    for (let hops = 0; name !== produced && sourceOf.has(name) && hops <= graph.nodes.length; hops++) name = sourceOf.get(name)!;
-    if (name !== produced) return { unsupported: `graph output "${out.name}" is not the ensemble's` };
+    for (let hops = 0; name !== scores && name !== label && sourceOf.has(name) && hops <= graph.nodes.length; hops++) name = sourceOf.get(name)!;
+    if (name === scores && scores !== undefined) outputs.push(out.name);
+    else if (name === label && label !== undefined) labelOutputs.push(out.name);
+    else return { unsupported: `graph output "${out.name}" is not the ensemble's` };
   }
   for (const key of node.attributes.keys()) if (UNSUPPORTED_ATTRIBUTES.has(key)) return { unsupported: `attribute ${key}` };
   for (const [key, a] of node.attributes) if (a.other) return { unsupported: `attribute ${key} of a kind not read here` };
   const a = (name: string): Attribute | undefined => node.attributes.get(name);
   const ints = (name: string): number[] => a(name)?.ints ?? [];
   const floats = (name: string): number[] => a(name)?.floats ?? [];
+  const w = kind.weights;
+  const classLabels = kind.op === 'classifier' ? ints('classlabels_int64s') : [];
   return {
     ensemble: {
+      op: kind.op,
       input: input.name,
       width: input.width,
-      outputs: graph.outputs.map((o) => o.name),
-      nTargets: a('n_targets')?.i ?? 1,
+      outputs,
+      labelOutputs,
+      classLabels,
+      nTargets: kind.op === 'classifier' ? classLabels.length : (a('n_targets')?.i ?? 1),
       nodeTreeIds: ints('nodes_treeids'),
       nodeIds: ints('nodes_nodeids'),
       featureIds: ints('nodes_featureids'),
@@ -110,12 +137,12 @@ export function readTreeEnsemble(bytes: Uint8Array): TreeEnsembleRead {
       trueIds: ints('nodes_truenodeids'),
       falseIds: ints('nodes_falsenodeids'),
       missingTracksTrue: ints('nodes_missing_value_tracks_true'),
-      targetTreeIds: ints('target_treeids'),
-      targetNodeIds: ints('target_nodeids'),
-      targetIds: ints('target_ids'),
-      targetWeights: floats('target_weights'),
+      targetTreeIds: ints(`${w}_treeids`),
+      targetNodeIds: ints(`${w}_nodeids`),
+      targetIds: ints(`${w}_ids`),
+      targetWeights: floats(`${w}_weights`),
       baseValues: floats('base_values'),
-      aggregate: a('aggregate_function')?.s ?? 'SUM',
+      aggregate: kind.op === 'classifier' ? 'SUM' : (a('aggregate_function')?.s ?? 'SUM'),
       postTransform: a('post_transform')?.s ?? 'NONE',
     },
   };

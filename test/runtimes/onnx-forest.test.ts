@@ -11,7 +11,7 @@ import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FeatureRow, ModelBundle, OutputRow } from '../../runtimes/contract.ts';
 import { parseManifest } from '../../runtimes/manifest.ts';
-import { compileForest, probeRows, type Forest } from '../../runtimes/onnx/forest.ts';
+import { classify, compileForest, probeRows, type Forest } from '../../runtimes/onnx/forest.ts';
 import { createRuntimes } from '../../runtimes/index.ts';
 import { createOnnxRuntime, forestDifferences, type OnnxLoadedModel } from '../../runtimes/onnx/onnx-runtime.ts';
 import { onnxOptionsFromEnv } from '../../runtimes/onnx/options-from-env.ts';
@@ -96,6 +96,7 @@ function fixtureManifest(name: string, names: readonly string[], output: string)
   };
 }
 
+const ROWS = Number(process.env.FOREST_ROWS ?? 3000);
 const sameBits = (a: number, b: number) => Object.is(Math.fround(a), Math.fround(b));
 
 describe('compiled tree ensembles', () => {
@@ -211,12 +212,68 @@ describe('compiled tree ensembles', () => {
     await plain.dispose();
   });
 
-  it('keeps graphs that are not a lone tree-ensemble regressor on onnxruntime, saying why', async () => {
-    const classifier = (await compiledRt.load(modelBundle('eta-risk/1'))) as OnnxLoadedModel;
-    expect(classifier.engine).toEqual({ kind: 'onnxruntime', why: 'node TreeEnsembleClassifier (only ai.onnx.ml TreeEnsembleRegressor)' });
+  it('eta-risk/1 (a binary classifier, LOGISTIC) runs as a compiled forest: its labels and probabilities are onnxruntime\'s, bit for bit', async () => {
+    const b = modelBundle('eta-risk/1');
+    const forest = (await compiledRt.load(b)) as OnnxLoadedModel;
+    const plain = (await onnxRt.load(b)) as OnnxLoadedModel;
+    expect(forest.engine).toEqual({ kind: 'forest', trees: 120, nodes: 1800, scoring: 'false-nodes' });
+    // Around each feature's default, from 0 to 3x it (the thresholds lie within), with a NaN in one value of 25.
+    const random = seeded(777).rand;
+    const features = b.manifest.features;
+    const rows: FeatureRow[] = Array.from({ length: ROWS }, () => Object.fromEntries(features.map((f) => [f.name, random() < 0.04 ? NaN : Math.fround(Number(f.default) * 3 * random())])));
+    const want = await plain.predict(rows, ctx());
+    const together = await forest.predict(rows, ctx());
+    const alone: OutputRow[] = [];
+    for (const r of rows.slice(0, 300)) alone.push(...(await forest.predict([r], ctx())));
+    const differs = (got: OutputRow, i: number) => {
+      const w = want[i]!;
+      const [p0, p1] = got['probabilities'] as number[];
+      const [q0, q1] = w['probabilities'] as number[];
+      return got['is_late'] !== w['is_late'] || !sameBits(p0!, q0!) || !sameBits(p1!, q1!);
+    };
+    const differ = together.filter(differs).length + alone.filter(differs).length;
+    expect(differ).toBe(0);
+    // Both labels, and probabilities spread over the range, not one value.
+    expect(new Set(together.map((r) => r['is_late']))).toEqual(new Set([0, 1]));
+    expect(new Set(together.map((r) => (r['probabilities'] as number[])[1])).size).toBeGreaterThan(1000);
+    await forest.dispose();
+    await plain.dispose();
+  });
+
+  for (const [folder, labels, scoring, what] of [
+    ['classifier-votes', [3, 7], 'false-nodes', 'weights >= 0, no transform: [1 - s, s], positive past 0.5'],
+    ['classifier-margin', [0, 1], 'walk', 'mixed weights, no transform, a base value: [-s, s]'],
+    ['classifier-logistic', [0, 1], 'walk', 'mixed weights, LOGISTIC, BRANCH_LT'],
+  ] as const) {
+    it(`a binary classifier fixture (${what}) answers onnxruntime's labels and probabilities, bit for bit`, async () => {
+      const names = ['a', 'b', 'c', 'd'];
+      const manifest = {
+        ...fixtureManifest(folder, names, 'label'),
+        onnx: { file: 'model.onnx', inputs: [{ name: 'x', dtype: 'float32', features: names }], outputs: [{ name: 'label', kind: 'scalar', dtype: 'int64' }, { name: 'probabilities', kind: 'vector' }] },
+      };
+      const dir = path.join(FIXTURES, folder);
+      const forest = (await compiledRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+      const plain = (await onnxRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+      expect(forest.engine).toEqual({ kind: 'forest', trees: 30, nodes: 450, scoring });
+      const rows = featureRows(names, ROWS);
+      const want = await plain.predict(rows, ctx());
+      const got = await forest.predict(rows, ctx());
+      const differ = got.filter((g, i) => {
+        const [p0, p1] = g['probabilities'] as number[];
+        const [q0, q1] = want[i]!['probabilities'] as number[];
+        return g['label'] !== want[i]!['label'] || !sameBits(p0!, q0!) || !sameBits(p1!, q1!);
+      }).length;
+      expect(differ).toBe(0);
+      expect(new Set(got.map((r) => r['label']))).toEqual(new Set(labels));
+      expect(new Set(got.map((r) => (r['probabilities'] as number[])[1])).size).toBeGreaterThan(300);
+      await forest.dispose();
+      await plain.dispose();
+    });
+  }
+
+  it('keeps graphs that are not a lone tree ensemble on onnxruntime, saying why', async () => {
     const mlp = (await compiledRt.load(modelBundle('tabular-mlp/1'))) as OnnxLoadedModel;
     expect(mlp.engine).toMatchObject({ kind: 'onnxruntime', why: expect.stringMatching(/nodes other than Identity/) });
-    await classifier.dispose();
     await mlp.dispose();
   });
 
@@ -230,6 +287,16 @@ describe('compiled tree ensembles', () => {
       unsupported: expect.stringMatching(/has no weight/),
     });
     expect(compileForest({ ...e, featureIds: e.featureIds.map((f, i) => (e.modes[i] === 'LEAF' ? f : 6)) })).toMatchObject({ unsupported: 'feature id 6 outside the input\'s 6' });
+    const c = await ensembleOf(path.join(MODELS, 'eta-risk/1/model.onnx'));
+    expect(compileForest({ ...c, classLabels: [0, 1, 2], nTargets: 3 })).toEqual({ unsupported: '3 class labels (binary classifiers only)' });
+    expect(compileForest({ ...c, targetIds: c.targetIds.map((id, j) => (j === 5 ? 1 : id)) })).toEqual({ unsupported: 'weights for class 1 (binary classifiers whose leaves weigh class 0 only)' });
+    expect(compileForest({ ...c, postTransform: 'SOFTMAX' })).toEqual({ unsupported: 'post_transform SOFTMAX (NONE or LOGISTIC only)' });
+  });
+
+  it("a binary classifier's label at the boundary: past 0.5 for weights >= 0, past 0 otherwise (onnxruntime's rule)", () => {
+    const scores = Float32Array.of(0.5, Math.fround(0.5000001), 0, -0);
+    expect([...classify({ labels: [3, 7], allPositive: true, logistic: false }, scores, 4).labels]).toEqual([3n, 7n, 3n, 3n]);
+    expect([...classify({ labels: [3, 7], allPositive: false, logistic: true }, Float32Array.of(0, 1e-30, -1e-30), 3).labels]).toEqual([3n, 7n, 3n]);
   });
 
   for (const [what, file, every] of [
@@ -271,11 +338,11 @@ describe('compiled tree ensembles', () => {
     // As the runtime makes it: one intra-op thread. With two, onnxruntime sums the trees in two parts, and rounds
     // differently: then the check fails and the model stays on onnxruntime (seen: 19,434 of 22,500 rows differed).
     const session = await ort.InferenceSession.create(file, tunedSessionOptions(1));
-    expect(await forestDifferences(compiled(e), session, e, 'eta_minutes')).toEqual({ differ: 0, rows: 3 * 7500 });
+    expect(await forestDifferences(compiled(e), session, e)).toEqual({ differ: 0, rows: 3 * 7500 });
     const values = [...e.values];
     const i = e.modes.indexOf('BRANCH_LEQ');
     values[i] = nextF32(values[i]!, 1);
-    expect((await forestDifferences(compiled({ ...e, values }), session, e, 'eta_minutes')).differ).toBeGreaterThan(0);
+    expect((await forestDifferences(compiled({ ...e, values }), session, e)).differ).toBeGreaterThan(0);
     await session.release();
   });
 
