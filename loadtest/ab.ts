@@ -63,14 +63,18 @@ const arms: Arm[] = [
   { name: 'B', dir: resolve(flags.b), http: 18580, grpc: 18581, env: envOfPairs(flags.env) },
 ];
 
-/** S1, S3, S4a, S4b of the suite, and OIP REST and gRPC with every feature inline (the peer comparison's requests). */
-const allScenarios: { key: string; protocol: RunSpec['protocol']; mix: RunSpec['mix'] }[] = [
+/**
+ * S1, S3, S4a, S4b of the suite, and OIP REST and gRPC with every feature inline (the peer comparison's requests);
+ * `optional` ones run only when `--scenarios` names them (eta-risk, a classifier, as S1 serves delivery-eta).
+ */
+const allScenarios: { key: string; protocol: RunSpec['protocol']; mix: RunSpec['mix']; optional?: boolean }[] = [
   { key: 'sibyl-rest/eta-store', protocol: 'sibyl-rest', mix: 'eta-store' },
   { key: 'oip-rest/mlp-tensor', protocol: 'oip-rest', mix: 'mlp-tensor' },
   { key: 'oip-rest/eta-inline', protocol: 'oip-rest', mix: 'eta-inline' },
   { key: 'sibyl-grpc/eta-store', protocol: 'sibyl-grpc', mix: 'eta-store' },
   { key: 'oip-grpc/mlp-tensor', protocol: 'oip-grpc', mix: 'mlp-tensor' },
   { key: 'oip-grpc/eta-inline', protocol: 'oip-grpc', mix: 'eta-inline' },
+  { key: 'sibyl-rest/risk-store', protocol: 'sibyl-rest', mix: 'risk-store', optional: true },
 ];
 const wanted = flags.scenarios?.split(',');
 const unknown = wanted?.filter((k) => !allScenarios.some((s) => s.key === k)) ?? [];
@@ -78,7 +82,7 @@ if (unknown.length) {
   console.error(`--scenarios: unknown ${unknown.join(', ')} (known: ${allScenarios.map((s) => s.key).join(', ')})`);
   process.exit(2);
 }
-const scenarios = wanted ? allScenarios.filter((s) => wanted.includes(s.key)) : allScenarios;
+const scenarios = wanted ? allScenarios.filter((s) => wanted.includes(s.key)) : allScenarios.filter((s) => !s.optional);
 
 const log = (msg: string) => console.log(`[ab] ${msg}`);
 interface Samples {

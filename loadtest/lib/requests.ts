@@ -8,6 +8,9 @@
  * - `eta-inline`: delivery-eta with all 20 features inline (the store values of the drawn ids), no entities: the
  *   request a server without a feature store (MLServer) needs. OIP form: one FP32 tensor `features` [1, 20].
  * - `mlp-tensor`: tabular-mlp, one FP32 tensor `input` [1, 6].
+ * - `risk-store`: eta-risk (a binary classifier: a label and two probabilities) with its 5 request features inline
+ *   (eta-risk's expected rows) and the restaurant and zone ids drawn as in `eta-store`; the gateway reads 8 store
+ *   features.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { PredictRequestSchema } from '../../proto/gen/sibyl/v1/predict_pb.js';
@@ -16,7 +19,7 @@ import { readExpectedRows, readPopulation, type FeatureValues } from './populati
 import { seededRng } from './rng.ts';
 
 export type Protocol = 'sibyl-rest' | 'sibyl-grpc' | 'oip-rest' | 'oip-grpc';
-export type Mix = 'eta-store' | 'eta-inline' | 'mlp-tensor';
+export type Mix = 'eta-store' | 'eta-inline' | 'mlp-tensor' | 'risk-store';
 
 export const SIBYL_PREDICT_PATH = '/sibyl.v1.PredictionService/Predict';
 export const OIP_INFER_PATH = '/inference.GRPCInferenceService/ModelInfer';
@@ -43,6 +46,9 @@ export const ETA_STORE: Readonly<Record<string, readonly string[]>> = {
 };
 export const ETA_ORDER = [...ETA_REQUEST, ...ETA_STORE['restaurant']!, ...ETA_STORE['zone']!, ...ETA_STORE['customer']!];
 const MLP_ORDER = ['basket_value', 'distance_km', 'hour_of_day', 'is_raining', 'basket_size', 'eta_minutes'];
+/** eta-risk's request features; its store features are read by restaurant and zone. */
+const RISK_REQUEST = ['distance_km', 'hour_of_day', 'is_raining', 'basket_size', 'promised_minutes'];
+const RISK_ENTITIES = ['restaurant', 'zone'];
 
 interface Draw {
   entities: Record<string, string>;
@@ -56,9 +62,17 @@ export function buildPool(opts: { protocol: Protocol; mix: Mix; seed: number; si
   const modelsDir = opts.modelsDir ?? 'models';
   const size = opts.size ?? 2048;
   const rng = seededRng(opts.seed);
-  const model = opts.model ?? (opts.mix === 'mlp-tensor' ? 'tabular-mlp' : 'delivery-eta');
+  const model = opts.model ?? (opts.mix === 'mlp-tensor' ? 'tabular-mlp' : opts.mix === 'risk-store' ? 'eta-risk' : 'delivery-eta');
   const draws: Draw[] = [];
-  if (opts.mix === 'mlp-tensor') {
+  if (opts.mix === 'risk-store') {
+    const pop = readPopulation(modelsDir);
+    const rows = readExpectedRows(modelsDir, 'eta-risk', '1');
+    for (let i = 0; i < size; i++) {
+      const req = rng.pick(rows).request;
+      const entities = Object.fromEntries(RISK_ENTITIES.map((entity) => [entity, rng.pick(pop.ids.get(entity)!)]));
+      draws.push({ entities, request: Object.fromEntries(RISK_REQUEST.map((n) => [n, req[n]!])), vector: [] });
+    }
+  } else if (opts.mix === 'mlp-tensor') {
     const rows = readExpectedRows(modelsDir, 'tabular-mlp', '1');
     for (let i = 0; i < size; i++) {
       const r = rng.pick(rows);
@@ -86,7 +100,8 @@ export function buildPool(opts: { protocol: Protocol; mix: Mix; seed: number; si
 }
 
 function encode(protocol: Protocol, mix: Mix, model: string, inputName: string, d: Draw): EncodedRequest {
-  const store = mix === 'eta-store';
+  const store = mix === 'eta-store' || mix === 'risk-store';
+  const requestNames = mix === 'risk-store' ? RISK_REQUEST : ETA_REQUEST;
   switch (protocol) {
     case 'sibyl-rest': {
       const features = store ? d.request : Object.fromEntries((mix === 'mlp-tensor' ? MLP_ORDER : ETA_ORDER).map((n, i) => [n, d.vector[i]!]));
@@ -94,8 +109,8 @@ function encode(protocol: Protocol, mix: Mix, model: string, inputName: string, 
       return { path: `/v1/models/${model}:predict`, body: Buffer.from(JSON.stringify({ rows: [row] })) };
     }
     case 'sibyl-grpc': {
-      const names = store ? ETA_REQUEST : mix === 'mlp-tensor' ? MLP_ORDER : ETA_ORDER;
-      const values = store ? ETA_REQUEST.map((n) => d.request[n]!) : d.vector;
+      const names = store ? requestNames : mix === 'mlp-tensor' ? MLP_ORDER : ETA_ORDER;
+      const values = store ? requestNames.map((n) => d.request[n]!) : d.vector;
       const features = Object.fromEntries(names.map((n, i) => [n, { kind: { case: 'numberValue' as const, value: values[i]! } }]));
       const msg = create(PredictRequestSchema, { model, rows: [{ entities: store ? d.entities : {}, features }] });
       return { path: SIBYL_PREDICT_PATH, body: Buffer.from(toBinary(PredictRequestSchema, msg)) };
@@ -104,7 +119,7 @@ function encode(protocol: Protocol, mix: Mix, model: string, inputName: string, 
       const inputs = store
         ? [
             ...Object.entries(d.entities).map(([name, id]) => ({ name, datatype: 'BYTES', shape: [1], data: [id] })),
-            ...ETA_REQUEST.map((n) => ({ name: n, datatype: 'FP32', shape: [1], data: [d.request[n]!] })),
+            ...requestNames.map((n) => ({ name: n, datatype: 'FP32', shape: [1], data: [d.request[n]!] })),
           ]
         : [{ name: inputName, datatype: 'FP32', shape: [1, d.vector.length], data: d.vector }];
       return { path: `/v2/models/${model}/infer`, body: Buffer.from(JSON.stringify({ inputs })) };
@@ -114,7 +129,7 @@ function encode(protocol: Protocol, mix: Mix, model: string, inputName: string, 
       const inputs = store
         ? [
             ...Object.entries(d.entities).map(([name, id]) => ({ name, datatype: 'BYTES', shape: [1n], contents: { bytesContents: [utf8.encode(id)] } })),
-            ...ETA_REQUEST.map((n) => ({ name: n, datatype: 'FP32', shape: [1n], contents: { fp32Contents: [d.request[n]!] } })),
+            ...requestNames.map((n) => ({ name: n, datatype: 'FP32', shape: [1n], contents: { fp32Contents: [d.request[n]!] } })),
           ]
         : [{ name: inputName, datatype: 'FP32', shape: [1n, BigInt(d.vector.length)], contents: { fp32Contents: d.vector } }];
       const msg = create(ModelInferRequestSchema, { modelName: model, inputs });

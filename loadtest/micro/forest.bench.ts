@@ -3,8 +3,8 @@
  *
  *   node loadtest/micro/forest.bench.ts [--quick] [--baseline DIR]
  *
- * For each tree-ensemble regressor (models/delivery-eta/2: 250 trees, 15,250 nodes; the fixture ensemble: 100 trees
- * of depth 6), both engines load the same bundle through the runtime (`trees: 'compiled'` and `'onnxruntime'`), and
+ * For each tree ensemble (models/delivery-eta/2, a regressor: 250 trees, 15,250 nodes; models/eta-risk/1, a binary
+ * classifier: 120 trees of depth 3, its label and two probabilities; the fixture regressor: 100 trees of depth 6), both engines load the same bundle through the runtime (`trees: 'compiled'` and `'onnxruntime'`), and
  * each call goes through the runtime's own `predict`, as the gateway's does. Per engine: load time (the forest's
  * includes reading the file, compiling and checking it against onnxruntime on the probe rows), then µs per call for
  * calls of 1, 3, 4, 16 and 48 rows, "hot" (calls back to back) and "cold" (16 MB of other memory written between calls, as a
@@ -66,7 +66,7 @@ const ctx = { signal: new AbortController().signal };
 
 async function main(): Promise<void> {
   const lines: string[] = ['| model | engine | load ms | 1 row hot | 1 row cold | 3 rows cold | 4 rows cold | 16 rows hot | 16 rows cold | 48 rows hot | 48 rows cold |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
-  for (const s of [modelSubject('delivery-eta/2'), fixtureSubject()]) {
+  for (const s of [modelSubject('delivery-eta/2'), modelSubject('eta-risk/1'), fixtureSubject()]) {
     const engines: string[] = ['compiled', 'onnxruntime'];
     const runtimes = [createOnnxRuntime({ trees: 'compiled', offload: 'never' }), createOnnxRuntime({ trees: 'onnxruntime', offload: 'never' })];
     if (baselineDir) {

@@ -1,5 +1,5 @@
 /**
- * A tree-ensemble regressor compiled to flat typed arrays and walked in JavaScript, for the models onnxruntime spends
+ * A tree ensemble (a regressor, or a binary classifier: `classify`) compiled to flat typed arrays and walked in JavaScript, for the models onnxruntime spends
  * most of a small run on: a gradient-boosted ensemble's nodes are scattered through onnxruntime's memory, and on a
  * gateway whose other work keeps evicting them each one-row run pays a cache miss per node visited (measured in
  * runtimes/onnx/README.md, "Compiled tree ensembles"). Here a tree's nodes lie in depth-first order, 12 bytes each,

@@ -1,8 +1,8 @@
 /**
  * The onnx runtime's options from the process environment, read once when the runtimes are created (at start):
  *
- * - `SIBYL_ONNX_TREES`: `compiled` (default) runs a model that is a lone tree-ensemble regressor as a compiled
- *   forest, checked against onnxruntime at load (forest.ts); `onnxruntime` runs every model on onnxruntime.
+ * - `SIBYL_ONNX_TREES`: `compiled` (default) runs a model that is a lone tree-ensemble regressor or binary
+ *   classifier as a compiled forest, checked against onnxruntime at load (forest.ts); `onnxruntime` runs every model on onnxruntime.
  *
  * Throws SibylError INVALID_ARGUMENT on a value it does not know.
  */

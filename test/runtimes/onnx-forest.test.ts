@@ -96,6 +96,7 @@ function fixtureManifest(name: string, names: readonly string[], output: string)
   };
 }
 
+/** Random rows per comparison; FOREST_ROWS=200000 runs a longer check by hand. */
 const ROWS = Number(process.env.FOREST_ROWS ?? 3000);
 const sameBits = (a: number, b: number) => Object.is(Math.fround(a), Math.fround(b));
 
