@@ -1,8 +1,8 @@
 /**
- * A tree ensemble (a regressor, or a binary classifier: `classify`) compiled to flat typed arrays and walked in JavaScript, for the models onnxruntime spends
- * most of a small run on: a gradient-boosted ensemble's nodes are scattered through onnxruntime's memory, and on a
- * gateway whose other work keeps evicting them each one-row run pays a cache miss per node visited (measured in
- * runtimes/onnx/README.md, "Compiled tree ensembles"). Here a tree's nodes lie in depth-first order, 12 bytes each,
+ * A tree ensemble (a regressor, or a binary classifier: `classify`) compiled to flat typed arrays and walked in
+ * JavaScript, for the models onnxruntime spends most of a small run on: a gradient-boosted ensemble's nodes are
+ * scattered through onnxruntime's memory, and on a gateway whose other work keeps evicting them each one-row run pays
+ * a cache miss per node visited (measured in runtimes/onnx/README.md, "Compiled tree ensembles"). Here a tree's nodes lie in depth-first order, 12 bytes each,
  * the true child next to its parent, so a walk reads mostly consecutive memory. A forest whose every branch is
  * BRANCH_LEQ and whose trees have at most 64 leaves (LightGBM's and scikit-learn's usual exports) is not walked at
  * all: its rows are scored by their false nodes in WebAssembly (forest-scorer.ts), reading the nodes in runs of
@@ -14,8 +14,9 @@
  * It computes what onnxruntime's TreeEnsembleRegressor computes with one thread, to the bit: per row, each tree's
  * leaf weight added in float32, in the order the trees first appear in the node attributes, then the base value;
  * the comparisons in float32 (inputs and thresholds are float32 values, compared exactly), a NaN taking the true
- * branch where `nodes_missing_value_tracks_true` says so. Not compiled (the model runs on onnxruntime): several
- * targets, an aggregate other than SUM, a post-transform, a leaf without exactly one weight. The runtime still checks
+ * branch where `nodes_missing_value_tracks_true` says so. Not compiled (the model runs on onnxruntime): a regressor
+ * with several targets, an aggregate other than SUM or a post-transform; a classifier other than the binary ones
+ * `classify` serves; a leaf without exactly one weight. The runtime still checks
  * every compiled forest against onnxruntime on `probeRows` (three per branch node, on and around its threshold)
  * before serving with it (onnx-runtime.ts `forestDifferences`), and keeps onnxruntime for a model where one value
  * differs.
@@ -32,7 +33,7 @@ export interface Forest {
   readonly scoring: ForestScoring;
   /** A binary classifier's rule from score to label and probabilities (`classify`); undefined for a regressor. */
   readonly classes?: BinaryClasses;
-  /** One score per row of `x` (row-major, `width` float32 values a row, `rows` rows): the trees' sum and the base value. */
+  /** One score per row of `x` (row-major, `width` float32 values a row, `rows` rows): the trees' sum plus the base. */
   predict(x: Float32Array, rows: number): Float32Array;
 }
 

@@ -16,9 +16,10 @@
  * plan has a dynamic batch dimension, and a run that fails is repeated call by call, so one call's bad input fails
  * that call alone.
  *
- * A model whose graph is one tree-ensemble regressor or binary classifier runs inline as a compiled forest (forest.ts) instead, once it
- * has answered what the session answers, bit for bit, on probe rows at load (`forestFor`); the session stays for the
- * worker threads' batches and as the reference (runtimes/onnx/README.md, "Compiled tree ensembles").
+ * A model whose graph is one tree-ensemble regressor or binary classifier runs inline as a compiled forest (forest.ts)
+ * instead, once it has answered what the session answers, bit for bit, on probe rows at load (`forestFor`); the
+ * session stays for the worker threads' batches and as the reference (runtimes/onnx/README.md, "Compiled tree
+ * ensembles").
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -46,8 +47,8 @@ export interface OnnxRuntimeOptions {
   /** Most rows one coalesced inline run takes (default 64; 1 turns coalescing off). Never more than `offloadRows - 1`. */
   readonly coalesceRows?: number;
   /**
-   * `compiled` (default): a model that is a lone tree-ensemble regressor or binary classifier runs inline as a compiled forest (forest.ts)
-   * once it has matched onnxruntime on every probe row; `onnxruntime`: every model runs on onnxruntime.
+   * `compiled` (default): a model that is a lone tree-ensemble regressor or binary classifier runs inline as a
+   * compiled forest (forest.ts) once it has matched onnxruntime on every probe row; `onnxruntime`: every model runs on onnxruntime.
    */
   readonly trees?: OnnxTrees;
 }
