@@ -8,7 +8,7 @@
  * consecutive memory, with no chain of dependent loads (runtimes/onnx/README.md, "Compiled tree ensembles", has the
  * measurements).
  *
- * Only for forests whose every branch is BRANCH_LEQ (forest.ts checks) and whose trees have at most 64 leaves (one
+ * Only for forests whose every branch is BRANCH_LEQ (forest.ts checks; it compiles BRANCH_LT as BRANCH_LEQ) and whose trees have at most 64 leaves (one
  * i64 per tree). A row with a NaN is not scored here (the scorer answers NaN, and forest.ts walks that row), since
  * a NaN's branch depends on each node's missing-value flag.
  */

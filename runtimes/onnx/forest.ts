@@ -2,10 +2,11 @@
  * A tree ensemble (a regressor, or a binary classifier: `classify`) compiled to flat typed arrays and walked in
  * JavaScript, for the models onnxruntime spends most of a small run on: a gradient-boosted ensemble's nodes are
  * scattered through onnxruntime's memory, and on a gateway whose other work keeps evicting them each one-row run pays
- * a cache miss per node visited (measured in runtimes/onnx/README.md, "Compiled tree ensembles"). Here a tree's nodes lie in depth-first order, 12 bytes each,
- * the true child next to its parent, so a walk reads mostly consecutive memory. A forest whose every branch is
- * BRANCH_LEQ and whose trees have at most 64 leaves (LightGBM's and scikit-learn's usual exports) is not walked at
- * all: its rows are scored by their false nodes in WebAssembly (forest-scorer.ts), reading the nodes in runs of
+ * a cache miss per node visited (measured in runtimes/onnx/README.md, "Compiled tree ensembles"). Here a tree's
+ * nodes lie in depth-first order, 12 bytes each, the true child next to its parent, so a walk reads mostly
+ * consecutive memory. A forest whose every branch is BRANCH_LEQ or BRANCH_LT (compiled as BRANCH_LEQ on the float32
+ * below its threshold) and whose trees have at most 64 leaves (LightGBM's, scikit-learn's and XGBoost's usual
+ * exports) is not walked at all: its rows are scored by their false nodes in WebAssembly (forest-scorer.ts), reading the nodes in runs of
  * consecutive memory with no chain of dependent loads; a row holding a NaN is still walked.
  *
  *   const c = compileForest(ensemble);           // { forest } | { unsupported: why }
@@ -56,6 +57,7 @@ export type ForestCompiled = { readonly forest: Forest } | { readonly unsupporte
 
 const MODES = ['BRANCH_LEQ', 'BRANCH_LT', 'BRANCH_GTE', 'BRANCH_GT', 'BRANCH_EQ', 'BRANCH_NEQ'] as const;
 const LEQ = 0;
+const LT = 1;
 /** A node's first word: -1 for a leaf, else feature | mode << 16 | missing-tracks-true << 20. */
 const MODE_SHIFT = 16;
 const MISSING_SHIFT = 20;
@@ -121,9 +123,12 @@ export function compileForest(e: TreeEnsemble): ForestCompiled {
       if (mode < 0) return { unsupported: `node mode ${e.modes[i]}` };
       const feature = e.featureIds[i]!;
       if (feature < 0 || feature >= e.width) return { unsupported: `feature id ${feature} outside the input's ${e.width}` };
-      if (mode !== LEQ) uniform = false;
-      meta[word] = feature | (mode << MODE_SHIFT) | (e.missingTracksTrue[i] ? MISSING_TRUE : 0);
-      value[word + 1] = e.values[i]!;
+      // For a float32 value x, x < t is x <= the float32 below t, and a NaN fails both: a BRANCH_LT node (XGBoost's
+      // exports) is walked and scored as BRANCH_LEQ on the float32 below its threshold (not below -Infinity).
+      const asLeq = mode === LEQ || (mode === LT && e.values[i] !== -Infinity);
+      if (!asLeq) uniform = false;
+      meta[word] = feature | ((asLeq ? LEQ : mode) << MODE_SHIFT) | (e.missingTracksTrue[i] ? MISSING_TRUE : 0);
+      value[word + 1] = mode === LT && asLeq ? stepF32(e.values[i]!, -1) : e.values[i]!;
       const t1 = at.get(nodeKey(tree, e.trueIds[i]!));
       const f1 = at.get(nodeKey(tree, e.falseIds[i]!));
       if (t1 === undefined || f1 === undefined) return { unsupported: `node ${e.nodeIds[i]} of tree ${tree} names a child that does not exist` };

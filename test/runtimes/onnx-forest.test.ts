@@ -98,6 +98,25 @@ function fixtureManifest(name: string, names: readonly string[], output: string)
 
 /** Random rows per comparison; FOREST_ROWS=200000 runs a longer check by hand. */
 const ROWS = Number(process.env.FOREST_ROWS ?? 3000);
+/** A row's value as onnxruntime defines it, walked node by node from the attributes: float32 sum of leaf weights, then the base. */
+function referenceScore(e: TreeEnsemble, x: Float32Array, r: number): number {
+  const at = new Map<string, number>();
+  e.nodeIds.forEach((id, i) => at.set(`${e.nodeTreeIds[i]}:${id}`, i));
+  const weight = new Map<string, number>();
+  e.targetNodeIds.forEach((id, j) => weight.set(`${e.targetTreeIds[j]}:${id}`, e.targetWeights[j]!));
+  let sum = 0;
+  for (const root of e.nodeTreeIds.flatMap((t, i) => (i === 0 || e.nodeTreeIds[i - 1] !== t ? [i] : []))) {
+    let i = root;
+    while (e.modes[i] !== 'LEAF') {
+      const v = x[r * e.width + e.featureIds[i]!]!;
+      const go = COMPARE[e.modes[i]!]!(v, e.values[i]!) || (Number.isNaN(v) && e.missingTracksTrue[i] === 1);
+      i = at.get(`${e.nodeTreeIds[i]}:${go ? e.trueIds[i] : e.falseIds[i]}`)!;
+    }
+    sum = Math.fround(sum + weight.get(`${e.nodeTreeIds[i]}:${e.nodeIds[i]}`)!);
+  }
+  return Math.fround(sum + (e.baseValues[0] ?? 0));
+}
+
 const sameBits = (a: number, b: number) => Object.is(Math.fround(a), Math.fround(b));
 
 describe('compiled tree ensembles', () => {
@@ -243,8 +262,8 @@ describe('compiled tree ensembles', () => {
 
   for (const [folder, labels, scoring, what] of [
     ['classifier-votes', [3, 7], 'false-nodes', 'weights >= 0, no transform: [1 - s, s], positive past 0.5'],
-    ['classifier-margin', [0, 1], 'walk', 'mixed weights, no transform, a base value: [-s, s]'],
-    ['classifier-logistic', [0, 1], 'walk', 'mixed weights, LOGISTIC, BRANCH_LT'],
+    ['classifier-margin', [0, 1], 'false-nodes', 'mixed weights, no transform, a base value: [-s, s]; BRANCH_LEQ and BRANCH_LT'],
+    ['classifier-logistic', [0, 1], 'false-nodes', 'mixed weights, LOGISTIC; BRANCH_LT only, as XGBoost writes it'],
   ] as const) {
     it(`a binary classifier fixture (${what}) answers onnxruntime's labels and probabilities, bit for bit`, async () => {
       const names = ['a', 'b', 'c', 'd'];
@@ -271,6 +290,35 @@ describe('compiled tree ensembles', () => {
       await plain.dispose();
     });
   }
+
+  it('walks and scores BRANCH_LT as BRANCH_LEQ on the float32 below each threshold: the same leaf for every value, zeros, infinities and subnormals included', async () => {
+    // The mode fixture's trees with every branch BRANCH_LT, thresholds drawn from edge values; rows hit them exactly,
+    // one float32 step either side, and NaN.
+    const base = await ensembleOf(path.join(FIXTURES, 'tree-modes', 'model.onnx'));
+    const edges = [0, -0, 1.4e-45, -1.4e-45, Infinity, -3.4028234663852886e38, 0.5, -2, 1e-40].map(Math.fround);
+    const lt = { ...base, modes: base.modes.map((m) => (m === 'LEAF' ? m : 'BRANCH_LT')), values: base.values.map((v, i) => (base.modes[i] === 'LEAF' ? v : edges[i % edges.length]!)) };
+    const forest = compiled(lt);
+    expect(forest.scoring).toBe('false-nodes');
+    const random = seeded(99).rand;
+    const pick = () => {
+      const e = Math.fround(edges[Math.floor(random() * edges.length)]!);
+      const k = random();
+      return k < 0.1 ? NaN : k < 0.4 ? e : k < 0.7 ? nextF32(e, 1) : k < 0.9 ? nextF32(e, -1) : random() * 6 - 3;
+    };
+    const rows = 3000;
+    const x = Float32Array.from({ length: rows * lt.width }, pick);
+    const got = forest.predict(x, rows);
+    let differ = 0;
+    for (let r = 0; r < rows; r++) if (!Object.is(got[r], referenceScore(lt, x, r))) differ++;
+    expect(differ).toBe(0);
+    // A threshold of -Infinity has no float32 below it: such a node stays BRANCH_LT, and the forest is walked.
+    const withMinusInf = { ...lt, values: lt.values.map((v, i) => (i === 0 ? -Infinity : v)) };
+    const walked = compiled(withMinusInf);
+    expect(walked.scoring).toBe('walk');
+    const got2 = walked.predict(x, rows);
+    for (let r = 0; r < rows; r++) if (!Object.is(got2[r], referenceScore(withMinusInf, x, r))) differ++;
+    expect(differ).toBe(0);
+  });
 
   it('keeps graphs that are not a lone tree ensemble on onnxruntime, saying why', async () => {
     const mlp = (await compiledRt.load(modelBundle('tabular-mlp/1'))) as OnnxLoadedModel;
