@@ -4,7 +4,8 @@
  *   node loadtest/micro/forest.bench.ts [--quick] [--baseline DIR]
  *
  * For each tree ensemble (models/delivery-eta/2, a regressor: 250 trees, 15,250 nodes; models/eta-risk/1, a binary
- * classifier: 120 trees of depth 3, its label and two probabilities; the fixture regressor: 100 trees of depth 6), both engines load the same bundle through the runtime (`trees: 'compiled'` and `'onnxruntime'`), and
+ * classifier: 120 trees of depth 3, its label and two probabilities; the fixture regressors: 100 trees of depth 6, and
+ * 100 of depth 5 with BRANCH_LT, XGBoost's shape), both engines load the same bundle through the runtime (`trees: 'compiled'` and `'onnxruntime'`), and
  * each call goes through the runtime's own `predict`, as the gateway's does. Per engine: load time (the forest's
  * includes reading the file, compiling and checking it against onnxruntime on the probe rows), then µs per call for
  * calls of 1, 3, 4, 16 and 48 rows, "hot" (calls back to back) and "cold" (16 MB of other memory written between calls, as a
@@ -38,11 +39,11 @@ function modelSubject(id: string): Subject {
   return { name: id, bundle: { manifest, dir, hash: 'bench' }, rows: expected.rows.map((r) => r.features) };
 }
 
-function fixtureSubject(): Subject {
+function fixtureSubject(folder = 'trees', name = 'fixture trees (100 x depth 6)'): Subject {
   const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
   const manifest = parseManifest(
     JSON.stringify({
-      name: 'trees',
+      name: folder,
       version: '1',
       runtime: 'onnx',
       features: names.map((name) => ({ name, dtype: 'float32', source: 'request', default: 0 })),
@@ -52,7 +53,7 @@ function fixtureSubject(): Subject {
   let seed = 7;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 4 - 2;
   const rows = Array.from({ length: 64 }, () => Object.fromEntries(names.map((n) => [n, random()])));
-  return { name: 'fixture trees (100 x depth 6)', bundle: { manifest, dir: path.join(ROOT, 'test/fixtures/onnx/trees'), hash: 'bench' }, rows };
+  return { name, bundle: { manifest, dir: path.join(ROOT, 'test/fixtures/onnx', folder), hash: 'bench' }, rows };
 }
 
 const junk = new Float64Array(2 ** 21);
@@ -66,7 +67,7 @@ const ctx = { signal: new AbortController().signal };
 
 async function main(): Promise<void> {
   const lines: string[] = ['| model | engine | load ms | 1 row hot | 1 row cold | 3 rows cold | 4 rows cold | 16 rows hot | 16 rows cold | 48 rows hot | 48 rows cold |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
-  for (const s of [modelSubject('delivery-eta/2'), modelSubject('eta-risk/1'), fixtureSubject()]) {
+  for (const s of [modelSubject('delivery-eta/2'), modelSubject('eta-risk/1'), fixtureSubject(), fixtureSubject('trees-lt', 'fixture trees-lt (100 x depth 5, BRANCH_LT)')]) {
     const engines: string[] = ['compiled', 'onnxruntime'];
     const runtimes = [createOnnxRuntime({ trees: 'compiled', offload: 'never' }), createOnnxRuntime({ trees: 'onnxruntime', offload: 'never' })];
     if (baselineDir) {

@@ -175,32 +175,38 @@ describe('compiled tree ensembles', () => {
     await plain.dispose();
   });
 
-  it('scores trees of 64 leaves by their false nodes (both halves of a tree\'s bit set) with onnxruntime\'s bits; rows with a NaN walked', async () => {
-    // test/fixtures/onnx/trees: 100 trees of depth 6 (64 leaves each), 20 features, BRANCH_LEQ, NaN to the false branch.
-    const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
-    const manifest = fixtureManifest('trees', names, 'score');
-    const dir = path.join(FIXTURES, 'trees');
-    const forest = (await compiledRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
-    const plain = (await onnxRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
-    expect(forest.engine).toEqual({ kind: 'forest', trees: 100, nodes: 12700, scoring: 'false-nodes' });
-    // Every other row without its NaNs (most random rows of 20 values hold one).
-    const rows = featureRows(names, 2000).map((r, i) => (i % 2 === 1 ? r : Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isNaN(v) ? 0.25 : v]))));
-    // Both paths: rows with a NaN (walked) and rows without (scored).
-    const withNaN = rows.filter((r) => Object.values(r).some((v) => Number.isNaN(v))).length;
-    expect(withNaN).toBeGreaterThan(500);
-    expect(rows.length - withNaN).toBeGreaterThanOrEqual(1000);
-    const want = await plain.predict(rows, ctx());
-    const together = await forest.predict(rows, ctx());
-    const alone: OutputRow[] = [];
-    for (const r of rows.slice(0, 300)) alone.push(...(await forest.predict([r], ctx())));
-    let differ = 0;
-    rows.forEach((_, i) => (differ += sameBits(together[i]!['score'] as number, want[i]!['score'] as number) ? 0 : 1));
-    alone.forEach((got, i) => (differ += sameBits(got['score'] as number, want[i]!['score'] as number) ? 0 : 1));
-    expect(differ).toBe(0);
-    expect(new Set(together.map((r) => r['score'])).size).toBeGreaterThan(300);
-    await forest.dispose();
-    await plain.dispose();
-  });
+  for (const [folder, nodes, what] of [
+    ['trees', 12700, 'trees of 64 leaves (both halves of a tree\'s bit set), BRANCH_LEQ'],
+    ['trees-lt', 6300, 'XGBoost\'s shape: trees of 32 leaves, BRANCH_LT, a base value'],
+  ] as const) {
+    it(`scores ${what} by their false nodes with onnxruntime's bits; rows with a NaN walked`, async () => {
+      // test/fixtures/onnx/trees: 100 trees of depth 6 (64 leaves each), 20 features, BRANCH_LEQ, NaN to the false
+      // branch; trees-lt: 100 of depth 5, BRANCH_LT (compiled as BRANCH_LEQ on the float32 below each threshold).
+      const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
+      const manifest = fixtureManifest(folder, names, 'score');
+      const dir = path.join(FIXTURES, folder);
+      const forest = (await compiledRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+      const plain = (await onnxRt.load(bundle(manifest, dir))) as OnnxLoadedModel;
+      expect(forest.engine).toEqual({ kind: 'forest', trees: 100, nodes, scoring: 'false-nodes' });
+      // Every other row without its NaNs (most random rows of 20 values hold one).
+      const rows = featureRows(names, 2000).map((r, i) => (i % 2 === 1 ? r : Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number.isNaN(v) ? 0.25 : v]))));
+      // Both paths: rows with a NaN (walked) and rows without (scored).
+      const withNaN = rows.filter((r) => Object.values(r).some((v) => Number.isNaN(v))).length;
+      expect(withNaN).toBeGreaterThan(500);
+      expect(rows.length - withNaN).toBeGreaterThanOrEqual(1000);
+      const want = await plain.predict(rows, ctx());
+      const together = await forest.predict(rows, ctx());
+      const alone: OutputRow[] = [];
+      for (const r of rows.slice(0, 300)) alone.push(...(await forest.predict([r], ctx())));
+      let differ = 0;
+      rows.forEach((_, i) => (differ += sameBits(together[i]!['score'] as number, want[i]!['score'] as number) ? 0 : 1));
+      alone.forEach((got, i) => (differ += sameBits(got['score'] as number, want[i]!['score'] as number) ? 0 : 1));
+      expect(differ).toBe(0);
+      expect(new Set(together.map((r) => r['score'])).size).toBeGreaterThan(300);
+      await forest.dispose();
+      await plain.dispose();
+    });
+  }
 
   it('coalesces like onnxruntime: one run per turn for an idle model, and the calls after a run in the same loop phase share the next', async () => {
     const b = modelBundle('delivery-eta/2');
