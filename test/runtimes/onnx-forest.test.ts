@@ -13,7 +13,7 @@ import type { FeatureRow, ModelBundle, OutputRow } from '../../runtimes/contract
 import { parseManifest } from '../../runtimes/manifest.ts';
 import { classify, compileForest, probeRows, type Forest } from '../../runtimes/onnx/forest.ts';
 import { createRuntimes } from '../../runtimes/index.ts';
-import { createOnnxRuntime, forestDifferences, type OnnxLoadedModel } from '../../runtimes/onnx/onnx-runtime.ts';
+import { createOnnxRuntime, forestDifferences, withinOneFloat32Step, type OnnxLoadedModel } from '../../runtimes/onnx/onnx-runtime.ts';
 import { onnxOptionsFromEnv } from '../../runtimes/onnx/options-from-env.ts';
 import { tunedSessionOptions } from '../../runtimes/onnx/session-options.ts';
 import { readTreeEnsemble, type TreeEnsemble } from '../../runtimes/onnx/tree-ensemble.ts';
@@ -115,6 +115,23 @@ function referenceScore(e: TreeEnsemble, x: Float32Array, r: number): number {
     sum = Math.fround(sum + weight.get(`${e.nodeTreeIds[i]}:${e.nodeIds[i]}`)!);
   }
   return Math.fround(sum + (e.baseValues[0] ?? 0));
+}
+
+/**
+ * A classifier's rows against onnxruntime's: `far`, rows whose label differs or a probability lies more than one
+ * float32 step away; `inexact`, rows not equal bit for bit (a LOGISTIC classifier's probabilities pass through the
+ * C library's e^x, rounded one step off now and then: runtimes/onnx/README.md).
+ */
+function classifierDifferences(got: readonly OutputRow[], want: readonly OutputRow[], label: string): { far: number; inexact: number } {
+  let far = 0;
+  let inexact = 0;
+  got.forEach((g, i) => {
+    const p = g['probabilities'] as number[];
+    const q = want[i]!['probabilities'] as number[];
+    if (g[label] !== want[i]![label] || p.length !== q.length || p.some((v, k) => !withinOneFloat32Step(Math.fround(v), Math.fround(q[k]!)))) far++;
+    else if (p.some((v, k) => !sameBits(v, q[k]!))) inexact++;
+  });
+  return { far, inexact };
 }
 
 const sameBits = (a: number, b: number) => Object.is(Math.fround(a), Math.fround(b));
@@ -238,7 +255,7 @@ describe('compiled tree ensembles', () => {
     await plain.dispose();
   });
 
-  it('eta-risk/1 (a binary classifier, LOGISTIC) runs as a compiled forest: its labels and probabilities are onnxruntime\'s, bit for bit', async () => {
+  it('eta-risk/1 (a binary classifier, LOGISTIC) runs as a compiled forest: onnxruntime\'s labels, its probabilities within one float32 step', async () => {
     const b = modelBundle('eta-risk/1');
     const forest = (await compiledRt.load(b)) as OnnxLoadedModel;
     const plain = (await onnxRt.load(b)) as OnnxLoadedModel;
@@ -251,14 +268,10 @@ describe('compiled tree ensembles', () => {
     const together = await forest.predict(rows, ctx());
     const alone: OutputRow[] = [];
     for (const r of rows.slice(0, 300)) alone.push(...(await forest.predict([r], ctx())));
-    const differs = (got: OutputRow, i: number) => {
-      const w = want[i]!;
-      const [p0, p1] = got['probabilities'] as number[];
-      const [q0, q1] = w['probabilities'] as number[];
-      return got['is_late'] !== w['is_late'] || !sameBits(p0!, q0!) || !sameBits(p1!, q1!);
-    };
-    const differ = together.filter(differs).length + alone.filter(differs).length;
-    expect(differ).toBe(0);
+    const inAll = classifierDifferences(together, want, 'is_late');
+    const oneByOne = classifierDifferences(alone, want.slice(0, alone.length), 'is_late');
+    expect(inAll.far + oneByOne.far).toBe(0);
+    expect(inAll.inexact + oneByOne.inexact).toBeLessThanOrEqual(ROWS / 1000);
     // Both labels, and probabilities spread over the range, not one value.
     expect(new Set(together.map((r) => r['is_late']))).toEqual(new Set([0, 1]));
     expect(new Set(together.map((r) => (r['probabilities'] as number[])[1])).size).toBeGreaterThan(1000);
@@ -271,7 +284,7 @@ describe('compiled tree ensembles', () => {
     ['classifier-margin', [0, 1], 'false-nodes', 'mixed weights, no transform, a base value: [-s, s]; BRANCH_LEQ and BRANCH_LT'],
     ['classifier-logistic', [0, 1], 'false-nodes', 'mixed weights, LOGISTIC; BRANCH_LT only, as XGBoost writes it'],
   ] as const) {
-    it(`a binary classifier fixture (${what}) answers onnxruntime's labels and probabilities, bit for bit`, async () => {
+    it(`a binary classifier fixture (${what}) answers onnxruntime's labels and probabilities`, async () => {
       const names = ['a', 'b', 'c', 'd'];
       const manifest = {
         ...fixtureManifest(folder, names, 'label'),
@@ -284,12 +297,10 @@ describe('compiled tree ensembles', () => {
       const rows = featureRows(names, ROWS);
       const want = await plain.predict(rows, ctx());
       const got = await forest.predict(rows, ctx());
-      const differ = got.filter((g, i) => {
-        const [p0, p1] = g['probabilities'] as number[];
-        const [q0, q1] = want[i]!['probabilities'] as number[];
-        return g['label'] !== want[i]!['label'] || !sameBits(p0!, q0!) || !sameBits(p1!, q1!);
-      }).length;
-      expect(differ).toBe(0);
+      const { far, inexact } = classifierDifferences(got, want, 'label');
+      expect(far).toBe(0);
+      // Without a logistic every step is exact float32 arithmetic: the same bits on every row.
+      expect(inexact).toBeLessThanOrEqual(folder === 'classifier-logistic' ? ROWS / 1000 : 0);
       expect(new Set(got.map((r) => r['label']))).toEqual(new Set(labels));
       expect(new Set(got.map((r) => (r['probabilities'] as number[])[1])).size).toBeGreaterThan(300);
       await forest.dispose();
@@ -352,6 +363,17 @@ describe('compiled tree ensembles', () => {
     const scores = Float32Array.of(0.5, Math.fround(0.5000001), 0, -0);
     expect([...classify({ labels: [3, 7], allPositive: true, logistic: false }, scores, 4).labels]).toEqual([3n, 7n, 3n, 3n]);
     expect([...classify({ labels: [3, 7], allPositive: false, logistic: true }, Float32Array.of(0, 1e-30, -1e-30), 3).labels]).toEqual([3n, 7n, 3n]);
+  });
+
+  it('the check lets a logistic probability be one float32 step from onnxruntime\'s, never two', () => {
+    const p = Math.fround(0.3);
+    expect(withinOneFloat32Step(p, p)).toBe(true);
+    expect(withinOneFloat32Step(p, nextF32(p, 1))).toBe(true);
+    expect(withinOneFloat32Step(nextF32(p, -1), p)).toBe(true);
+    expect(withinOneFloat32Step(p, nextF32(nextF32(p, 1), 1))).toBe(false);
+    expect(withinOneFloat32Step(1.4e-45, -1.4e-45)).toBe(false);
+    expect(withinOneFloat32Step(NaN, NaN)).toBe(true);
+    expect(withinOneFloat32Step(p, undefined)).toBe(false);
   });
 
   for (const [what, file, every] of [
