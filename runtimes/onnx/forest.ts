@@ -6,8 +6,8 @@
  * nodes lie in depth-first order, 12 bytes each, the true child next to its parent, so a walk reads mostly
  * consecutive memory. A forest whose every branch is BRANCH_LEQ or BRANCH_LT (compiled as BRANCH_LEQ on the float32
  * below its threshold) and whose trees have at most 64 leaves (LightGBM's, scikit-learn's and XGBoost's usual
- * exports) is not walked at all: its rows are scored by their false nodes in WebAssembly (forest-scorer.ts), reading the nodes in runs of
- * consecutive memory with no chain of dependent loads; a row holding a NaN is still walked.
+ * exports) is not walked at all: its rows are scored by their false nodes in WebAssembly (forest-scorer.ts), reading
+ * the nodes in runs of consecutive memory with no chain of dependent loads; a row holding a NaN is still walked.
  *
  *   const c = compileForest(ensemble);           // { forest } | { unsupported: why }
  *   const out = c.forest.predict(matrix, rows);  // Float32Array, one value per row
@@ -516,7 +516,7 @@ function narrowed(mode: string, th: number, taken: boolean, lo: number, hi: numb
   }
 }
 
-const stepBuf = new Float32Array(1);
+const stepBuf = new Float32Array(2);
 const stepBits = new Int32Array(stepBuf.buffer);
 /** The next float32 after `v` towards +inf (`dir` 1) or -inf (-1). */
 function stepF32(v: number, dir: 1 | -1): number {
@@ -524,4 +524,13 @@ function stepF32(v: number, dir: 1 | -1): number {
   if (stepBuf[0] === 0) return dir * 1.4e-45;
   stepBits[0]! += stepBuf[0]! > 0 === (dir > 0) ? 1 : -1;
   return stepBuf[0]!;
+}
+
+/** Two float32 values equal, or neighbours (one step apart, the same sign). */
+export function withinOneFloat32Step(a: number | undefined, b: number | undefined): boolean {
+  if (Object.is(a, b)) return true;
+  if (a === undefined || b === undefined) return false;
+  stepBuf[0] = a;
+  stepBuf[1] = b;
+  return stepBuf[0]! > 0 === stepBuf[1]! > 0 && Math.abs(stepBits[0]! - stepBits[1]!) === 1;
 }

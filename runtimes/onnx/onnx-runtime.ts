@@ -18,9 +18,8 @@
  *
  * A model whose graph is one tree-ensemble regressor or binary classifier runs inline as a compiled forest (forest.ts)
  * instead, once it has answered what the session answers, bit for bit (forestDifferences has the one exception), on
- * probe rows at load (`forestFor`); the
- * session stays for the worker threads' batches and as the reference (runtimes/onnx/README.md, "Compiled tree
- * ensembles").
+ * probe rows at load (`forestFor`); the session stays for the worker threads' batches and as the reference
+ * (runtimes/onnx/README.md, "Compiled tree ensembles").
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -28,7 +27,7 @@ import ort from 'onnxruntime-node';
 import type { FeatureRow, LoadedModel, ModelBundle, OutputRow, PredictContext, Runtime } from '../contract.ts';
 import { SibylError } from '../../core/errors.ts';
 import { abortError } from './abort-error.ts';
-import { classify, compileForest, probeRows, type Forest, type ForestScoring } from './forest.ts';
+import { classify, compileForest, probeRows, withinOneFloat32Step, type Forest, type ForestScoring } from './forest.ts';
 import { readTreeEnsemble, type TreeEnsemble } from './tree-ensemble.ts';
 import { resolveBundleFile } from './bundle-files.ts';
 import { tunedSessionOptions } from './session-options.ts';
@@ -49,7 +48,8 @@ export interface OnnxRuntimeOptions {
   readonly coalesceRows?: number;
   /**
    * `compiled` (default): a model that is a lone tree-ensemble regressor or binary classifier runs inline as a
-   * compiled forest (forest.ts) once it has matched onnxruntime on every probe row; `onnxruntime`: every model runs on onnxruntime.
+   * compiled forest (forest.ts) once it has matched onnxruntime on every probe row; `onnxruntime`: every model runs
+   * on onnxruntime.
    */
   readonly trees?: OnnxTrees;
 }
@@ -313,8 +313,9 @@ async function forestFor(modelPath: string, session: ort.InferenceSession, plan:
  * On how many probe rows (forest.ts probeRows: three per branch node) a forest's outputs differ from the session's,
  * bits compared (NaN equals NaN): the scores (a classifier's probabilities), and a classifier's label; and of how many
  * rows. A LOGISTIC classifier's probabilities may be one float32 step apart: they pass through e^x, which the C
- * library onnxruntime calls does not always round correctly (forest.ts `logistic`). onnxruntime runs them `PROBE_CHUNK` rows at a time, so that checking a large ensemble while the gateway serves
- * holds the event loop for about a millisecond at a time.
+ * library onnxruntime calls does not always round correctly (forest.ts `logistic`). onnxruntime runs them
+ * `PROBE_CHUNK` rows at a time, so that checking a large ensemble while the gateway serves holds the event loop for
+ * about a millisecond at a time.
  */
 export async function forestDifferences(forest: Forest, session: ort.InferenceSession, e: TreeEnsemble): Promise<{ differ: number; rows: number }> {
   const x = probeRows(e);
@@ -331,7 +332,7 @@ export async function forestDifferences(forest: Forest, session: ort.InferenceSe
     const wantScores = scoresName === undefined ? undefined : (want[scoresName]!.data as Float32Array);
     const wantLabels = labelName === undefined ? undefined : (want[labelName]!.data as BigInt64Array);
     const perRow = got.scores.data.length / k;
-    const same = forest.classes?.logistic ? withinOneFloat32Step : Object.is;
+    const same = forest.classes?.logistic && !forest.classes.allPositive ? withinOneFloat32Step : Object.is;
     for (let r = 0; r < k; r++) {
       let equal = wantLabels === undefined || wantLabels[r] === got.labels?.data[r];
       for (let j = r * perRow; equal && wantScores !== undefined && j < (r + 1) * perRow; j++) equal = same(wantScores[j], got.scores.data[j]);
@@ -339,17 +340,6 @@ export async function forestDifferences(forest: Forest, session: ort.InferenceSe
     }
   }
   return { differ, rows };
-}
-
-const stepView = new Float32Array(2);
-const stepBits = new Int32Array(stepView.buffer);
-/** Two float32 values equal, or neighbours (one step apart, the same sign). */
-export function withinOneFloat32Step(a: number | undefined, b: number | undefined): boolean {
-  if (Object.is(a, b)) return true;
-  if (a === undefined || b === undefined) return false;
-  stepView[0] = a;
-  stepView[1] = b;
-  return (a > 0) === (b > 0) && Math.abs(stepBits[0]! - stepBits[1]!) === 1;
 }
 
 /**
