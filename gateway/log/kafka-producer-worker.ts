@@ -4,6 +4,7 @@
  * caller ends it with `terminate()`, which closes its connections.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { createKafkaProducer } from './kafka-producer.ts';
@@ -50,17 +51,26 @@ port.on('message', (msg: ProducerRequest) => {
 });
 
 /**
- * Lowers this thread's priority by `steps` nice steps (kafka-sink-options.ts, `producerThreadNice`: why). On Linux
- * a thread is a task of its own, and `setpriority` given its id changes that thread alone; its id is the last part
- * of /proc/thread-self. Elsewhere, or when it cannot, nothing changes.
+ * Lowers this thread's priority by `steps` nice steps and puts it in the batch scheduling class
+ * (kafka-sink-options.ts, `producerThreadNice`: why). On Linux a thread is a task of its own, and `setpriority`
+ * given its id changes that thread alone; its id is the last part of /proc/thread-self. Node has no call for the
+ * scheduling class, so util-linux's `chrt` sets it, once, as the thread starts (a few milliseconds; any user may
+ * move a thread of its own to SCHED_BATCH). Elsewhere, or when it cannot (no `chrt`), what it could not change stays.
  */
 function lowerPriority(steps: number): void {
   if (!(steps > 0)) return;
+  let tid: number;
   try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isInteger(tid) || tid <= 0) return;
     setPriority(tid, Math.min(19, getPriority(tid) + steps));
   } catch {
     // Not Linux, or no /proc: the thread keeps the process's priority.
+    return;
+  }
+  try {
+    execFileSync('chrt', ['--batch', '--pid', '0', String(tid)], { stdio: 'ignore', timeout: 2000 });
+  } catch {
+    // No chrt on PATH: the thread keeps its class, and only its nice value is lower.
   }
 }

@@ -75,8 +75,11 @@ describe('a batch handed to the Kafka producer thread', () => {
     port2.close();
   });
 
-  it.runIf(process.platform === 'linux')('runs its thread the given nice steps below the process, and the process where it was', async () => {
-    const niceOf = (tid: string): number => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  it.runIf(process.platform === 'linux')('runs its thread the given nice steps below the process in the batch class, and the process where it was', async () => {
+    const statOf = (tid: string): string[] => readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // proc(5): nice is field 19, the scheduling policy field 41 (0 SCHED_OTHER, 3 SCHED_BATCH); fields from 3 on here.
+    const niceOf = (tid: string): number => Number(statOf(tid)[16]);
+    const policyOf = (tid: string): number => Number(statOf(tid)[38]);
     const before = new Set(readdirSync('/proc/self/task'));
     const producer = createThreadedKafkaProducer(
       { brokers: ['127.0.0.1:9'], topic: 't', partitions: 1, compression: 'none', requestTimeoutMs: 1000, retries: 2, idempotent: true, clientId: 'test' },
@@ -89,7 +92,9 @@ describe('a batch handed to the Kafka producer thread', () => {
       expect(added).toHaveLength(1);
       const own = niceOf(String(process.pid));
       expect(niceOf(added[0]!)).toBe(Math.min(19, own + 7));
+      expect(policyOf(added[0]!)).toBe(3);
       expect(niceOf(String(process.pid))).toBe(own);
+      expect(policyOf(String(process.pid))).toBe(0);
     } finally {
       await producer.close();
       await ready;
