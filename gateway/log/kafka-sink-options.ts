@@ -82,11 +82,13 @@ export interface KafkaSinkOptions {
    */
   producerThread?: 'worker' | 'main';
   /**
-   * How much lower than the process that thread runs, in nice steps (Linux; elsewhere nothing changes). Default 10.
-   * At the same priority the kernel hands it the core the moment a batch arrives (it has slept, so it is owed time),
-   * and the event loop waits there, in the middle of its turn, while the thread encodes the batch: ~1.5 ms per
-   * 350-record batch on one core. Ten steps lower it runs when the loop waits or its slice ends (gateway/log/README.md,
-   * "The producer's thread and the event loop"). 0 leaves it at the process's priority.
+   * How much lower than the process that thread runs, in nice steps, and whether it runs in the batch scheduling
+   * class (SCHED_BATCH, set with util-linux's `chrt` when present): both when this is above 0 (Linux; elsewhere
+   * nothing changes). Default 10. At the same priority the kernel hands it the core the moment a batch arrives (it
+   * has slept, so it is owed time), and the event loop waits there, in the middle of its turn, while the thread
+   * encodes the batch: ~1.5 ms per 350-record batch on one core. Ten steps lower it gets a tenth of a contended core,
+   * and in the batch class a wake-up never preempts the loop: it runs when the loop waits or at the scheduler's tick
+   * (gateway/log/README.md, "The producer's thread and the event loop"). 0 leaves it at the process's priority and class.
    */
   producerThreadNice?: number;
   /** Broker-side deduplication of the client's retries (kafka-producer.ts). Default true. */
