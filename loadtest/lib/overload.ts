@@ -333,10 +333,21 @@ export function overloadCost(r: OverloadResult): OverloadCost | undefined {
   };
 }
 
+/**
+ * The least share of the CPU fit's capacity (`overloadCost`'s `cpuCapacity`) that the searched capacity must reach for
+ * the goodput at 2x and 3x to be judged. Below it the search settled low (a step of it fell behind in one of the
+ * machine's slow minutes), the ramp's steps offered lower multiples of what the quota serves, and goodput "of
+ * capacity" reads high: a full run searched 2,900/s against a fit of 4,537/s and read 150% "at 2x" (the runs before:
+ * 5,131 against 5,404/s, 3,625 against 3,413/s).
+ */
+const JUDGED_CAPACITY_SHARE = 0.8;
+
 /** The targets of issue 15 for the ramp: goodput held at 2x and 3x, refusals fast, recovery immediate. */
 export function overloadTargets(r: OverloadResult): { target: string; measured: string; met: boolean }[] {
   const at = (f: number) => r.steps.filter((s) => s.factor === f);
   const heavy = [...at(2), ...at(3)];
+  const fitted = overloadCost(r)?.cpuCapacity;
+  const settledLow = fitted !== undefined && r.capacity < JUDGED_CAPACITY_SHARE * fitted;
   const withRefusals = r.steps.filter((s) => refused(s) > 0);
   const worstRefusal = Math.max(0, ...withRefusals.map((s) => s.rejectedLatency.p99));
   const first = r.steps[0]!;
@@ -346,8 +357,12 @@ export function overloadTargets(r: OverloadResult): { target: string; measured: 
   return [
     {
       target: 'Overload: goodput ≥ 90% of capacity at 2x and 3x',
-      measured: `${heavy.map((s) => `${s.factor}x: ${s.goodput}/s = ${pct(s.goodput / r.capacity)}`).join(', ')} (${where})`,
-      met: heavy.length > 0 && heavy.every((s) => s.goodput >= 0.9 * r.capacity),
+      measured:
+        `${heavy.map((s) => `${s.factor}x: ${s.goodput}/s = ${pct(s.goodput / r.capacity)}`).join(', ')} (${where})` +
+        (settledLow
+          ? `; not judged: the search settled at ${pct(r.capacity / fitted)} of the CPU fit's capacity (${fitted}/s), so these steps offered ${heavy.map((s) => `${(s.rate / fitted).toFixed(2)}x`).join(' and ')} of it and held ${heavy.map((s) => pct(s.goodput / fitted)).join(' and ')}`
+          : ''),
+      met: !settledLow && heavy.length > 0 && heavy.every((s) => s.goodput >= 0.9 * r.capacity),
     },
     {
       target: 'Overload: refused requests answered in < 5 ms (p99, every step)',

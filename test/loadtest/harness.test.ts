@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { envOfPairs } from '../../loadtest/lib/bench-gateway.ts';
 import type { StepResult } from '../../loadtest/lib/loops.ts';
 import { bucketQuantileMs, valueOf, valuesBy } from '../../loadtest/lib/metrics.ts';
-import { overloadCost, searchCapacity, searchesCapacity, searchExtension, type OverloadResult } from '../../loadtest/lib/overload.ts';
+import { overloadCost, overloadTargets, searchCapacity, searchesCapacity, searchExtension, type OverloadResult } from '../../loadtest/lib/overload.ts';
 import { stepFromResults, type VegetaResult } from '../../loadtest/lib/vegeta-run.ts';
 
 describe('load-test harness', () => {
@@ -74,6 +74,30 @@ describe('load-test harness', () => {
     expect(c.bound).toEqual([undefined, 2375, 2125, 1625]);
     // One refusing step cannot separate the two costs.
     expect(overloadCost({ ...r, steps: steps.slice(0, 2) } as OverloadResult)).toBeUndefined();
+  });
+
+  it('judges goodput at 2x and 3x only when the searched capacity is near what the CPU fit says the quota serves', () => {
+    // Answers cost 100 µs and refusals 25 µs under half a core: the fit's capacity is 5,000/s. 4 s steps.
+    const step = (factor: number, rate: number, goodput: number, refusedN: number) => {
+      const ok = goodput * 4;
+      const latency = { p50: 1, p99: 10 };
+      return { factor, rate, durationS: 4, ok, goodput, codes: { '200': ok, ...(refusedN ? { '429': refusedN } : {}) }, gatewayCpuS: ok * 100e-6 + refusedN * 25e-6, latency, rejectedLatency: latency } as unknown as StepResult & { factor: number };
+    };
+    const ramp = (capacity: number) =>
+      ({
+        cores: 0.5,
+        gatewayCpu: 0.5,
+        capacity,
+        steps: [step(0.5, capacity / 2, capacity / 2, 0), step(1.5, capacity * 1.5, capacity, capacity * 2), step(2, capacity * 2, capacity, capacity * 4), step(3, capacity * 3, capacity, capacity * 8), step(0.5, capacity / 2, capacity / 2, 0)],
+      }) as unknown as OverloadResult;
+    const goodput = (r: OverloadResult) => overloadTargets(r).find((t) => t.target.startsWith('Overload: goodput'))!;
+    // A search that settled at 4,500/s (90% of the fit's 5,000/s): every heavy step held its capacity, met.
+    expect(goodput(ramp(4500)).met).toBe(true);
+    // One that settled at 3,000/s (60%): the same shape reads 100% "of capacity", but the steps were 1.2x and 1.8x.
+    const low = goodput(ramp(3000));
+    expect(low.met).toBe(false);
+    expect(low.measured).toContain("not judged: the search settled at 60.0% of the CPU fit's capacity (5000/s)");
+    expect(low.measured).toContain('offered 1.20x and 1.80x of it and held 60.0% and 60.0%');
   });
 
   it('takes as capacity the highest goodput among the search steps after the lead-in that kept up', () => {
